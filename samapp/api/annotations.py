@@ -1,0 +1,158 @@
+"""Annotations: list and create per image, read/update/delete with optimistic concurrency."""
+
+import re
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from samapp.api.pagination import StandardPagination
+from samapp.api.permissions import ProjectScopedMixin
+from samapp.errors import ApplicationError
+from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
+from samapp.roles import Capability
+from samapp.selectors.projects import annotation_list, label_list
+from samapp.services.annotations import (
+    annotation_create,
+    annotation_delete,
+    annotation_payload,
+    annotation_update,
+)
+
+ETAG_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+class RleField(serializers.DictField):
+    """COCO compressed RLE: {"size": [h, w], "counts": "..."}; checked by the service."""
+
+
+class AnnotationOutput(serializers.Serializer[Annotation]):
+    def to_representation(self, instance: Annotation) -> dict[str, Any]:
+        return annotation_payload(instance)
+
+
+class AnnotationInput(serializers.Serializer[Any]):
+    label = serializers.IntegerField(required=False, allow_null=True)
+    rle = RleField()
+    predicted_iou = serializers.FloatField(required=False, allow_null=True)
+    source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)
+    prompts = serializers.DictField(required=False)
+    model_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
+    version = serializers.IntegerField(required=False, min_value=1)
+
+
+def _expected_version(request: Request, body: dict[str, Any]) -> int | None:
+    header = request.headers.get("If-Match")
+    if header:
+        match = ETAG_VERSION.match(header)
+        if match is None:
+            raise ApplicationError(f"If-Match {header!r} is not a version such as \"3\".")
+        return int(match.group(1))
+    version = body.get("version")
+    return int(version) if version is not None else None
+
+
+def _with_etag(response: Response, annotation: Annotation) -> Response:
+    response["ETag"] = f'"{annotation.version}"'
+    return response
+
+
+class AnnotationScopedMixin(ProjectScopedMixin):
+    def label_for(self, label_id: int | None) -> Label | None:
+        if label_id is None:
+            return None
+        label = label_list(project=self.project).filter(pk=label_id).first()
+        if label is None:
+            raise ApplicationError(f"No label {label_id} in this project.")
+        return label
+
+    def require_review_for(self, data: dict[str, Any]) -> None:
+        if "review_state" in data:
+            self.require(Capability.REVIEW)
+
+
+class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
+    capabilities = {"POST": Capability.ANNOTATE}
+
+    def _image(self, image_id: int) -> Image:
+        return get_object_or_404(Image, project=self.project, pk=image_id)
+
+    @extend_schema(responses=AnnotationOutput(many=True))
+    def get(self, request: Request, project_id: int, image_id: int) -> Response:
+        image = self._image(image_id)
+        paginator = StandardPagination()
+        annotations = annotation_list(project=self.project, image_id=image.id)
+        page = paginator.paginate_queryset(annotations, request, self)
+        return paginator.get_paginated_response(AnnotationOutput(page, many=True).data)
+
+    @extend_schema(request=AnnotationInput, responses={201: AnnotationOutput})
+    def post(self, request: Request, project_id: int, image_id: int) -> Response:
+        image = self._image(image_id)
+        serializer = AnnotationInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data.pop("version", None)
+        self.require_review_for(data)
+        data["label"] = self.label_for(data.get("label"))
+        annotation = annotation_create(image=image, author=request.user, **data)  # type: ignore[arg-type]
+        response = Response(AnnotationOutput(annotation).data, status=status.HTTP_201_CREATED)
+        return _with_etag(response, annotation)
+
+
+class AnnotationListApi(AnnotationScopedMixin, APIView):
+    @extend_schema(parameters=[OpenApiParameter("image", int)], responses=AnnotationOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        image_id = request.query_params.get("image")
+        if image_id is not None and not image_id.isdigit():
+            raise ApplicationError("image must be an integer id.")
+        annotations = annotation_list(
+            project=self.project, image_id=int(image_id) if image_id else None
+        )
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(annotations, request, self)
+        return paginator.get_paginated_response(AnnotationOutput(page, many=True).data)
+
+
+class AnnotationDetailApi(AnnotationScopedMixin, APIView):
+    capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.ANNOTATE}
+
+    def _annotation(self, annotation_id: int) -> Annotation:
+        return get_object_or_404(
+            annotation_list(project=self.project).select_related("image"), pk=annotation_id
+        )
+
+    @extend_schema(responses=AnnotationOutput)
+    def get(self, request: Request, project_id: int, annotation_id: int) -> Response:
+        annotation = self._annotation(annotation_id)
+        return _with_etag(Response(AnnotationOutput(annotation).data), annotation)
+
+    @extend_schema(
+        request=AnnotationInput,
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
+        responses=AnnotationOutput,
+    )
+    def patch(self, request: Request, project_id: int, annotation_id: int) -> Response:
+        annotation = self._annotation(annotation_id)
+        serializer = AnnotationInput(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        expected = _expected_version(request, data)
+        data.pop("version", None)
+        self.require_review_for(data)
+        if "label" in data:
+            data["label"] = self.label_for(data["label"])
+        updated = annotation_update(annotation=annotation, expected_version=expected, data=data)
+        return _with_etag(Response(AnnotationOutput(updated).data), updated)
+
+    @extend_schema(parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)])
+    def delete(self, request: Request, project_id: int, annotation_id: int) -> Response:
+        annotation = self._annotation(annotation_id)
+        annotation_delete(
+            annotation=annotation, expected_version=_expected_version(request, request.data)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,149 @@
+"""Images: upload (files or zip), list with filters, details, the file itself."""
+
+from typing import Any
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from samapp.api.pagination import StandardPagination
+from samapp.api.permissions import ProjectScopedMixin
+from samapp.errors import ApplicationError
+from samapp.models import Image, ImageStatus
+from samapp.roles import Capability
+from samapp.selectors.projects import image_list, member_exists
+from samapp.services.images import image_delete, image_update
+from samapp.services.uploads import images_create, uploads_check
+
+
+class ImageOutput(serializers.ModelSerializer[Image]):
+    class Meta:
+        model = Image
+        fields = (
+            "id",
+            "original_name",
+            "sha256",
+            "format",
+            "width",
+            "height",
+            "status",
+            "assignee",
+            "created_at",
+        )
+
+
+class ImageListCreateApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.MANAGE}
+    parser_classes = [MultiPartParser, FormParser]
+
+    class FilterSerializer(serializers.Serializer[Any]):
+        status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
+        assignee = serializers.IntegerField(required=False)
+        label = serializers.IntegerField(required=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=ImageStatus.values),
+            OpenApiParameter("assignee", int),
+            OpenApiParameter("label", int),
+        ],
+        responses=ImageOutput(many=True),
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        images = image_list(
+            project=self.project,
+            status=filters.validated_data.get("status"),
+            assignee_id=filters.validated_data.get("assignee"),
+            label_id=filters.validated_data.get("label"),
+        )
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(images, request, self)
+        return paginator.get_paginated_response(ImageOutput(page, many=True).data)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+        responses={201: dict},
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        files = [(f.name or "upload", f) for f in request.FILES.getlist("file")]
+        checked = uploads_check(files=files)  # type: ignore[arg-type]
+        result = images_create(
+            project=self.project,
+            uploaded_by=request.user,  # type: ignore[arg-type]
+            images=checked,
+        )
+        body = {
+            "created": ImageOutput(result.created, many=True).data,
+            "duplicates": result.duplicates,
+        }
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+class ImageDetailApi(ProjectScopedMixin, APIView):
+    capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.MANAGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
+        assignee = serializers.IntegerField(required=False, allow_null=True)
+
+    def _image(self, image_id: int) -> Image:
+        return get_object_or_404(Image, project=self.project, pk=image_id)
+
+    @extend_schema(responses=ImageOutput)
+    def get(self, request: Request, project_id: int, image_id: int) -> Response:
+        return Response(ImageOutput(self._image(image_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=ImageOutput)
+    def patch(self, request: Request, project_id: int, image_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if "assignee" in data:
+            self.require(Capability.MANAGE)
+            assignee_id = data["assignee"]
+            if assignee_id is not None and not member_exists(
+                project=self.project, user_id=assignee_id
+            ):
+                raise ApplicationError("The assignee must be a member of this project.")
+        if data.get("status") == ImageStatus.REVIEWED:
+            self.require(Capability.REVIEW)
+        image = image_update(image=self._image(image_id), data=dict(data))
+        return Response(ImageOutput(image).data)
+
+    def delete(self, request: Request, project_id: int, image_id: int) -> Response:
+        image_delete(image=self._image(image_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageFileApi(ProjectScopedMixin, APIView):
+    """The original file, as an attachment that browsers never render as a page."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, project_id: int, image_id: int) -> FileResponse:
+        image = get_object_or_404(Image, project=self.project, pk=image_id)
+        response = FileResponse(
+            image.file.open("rb"),
+            as_attachment=True,
+            filename=image.original_name,
+            content_type=f"image/{image.format.lower()}",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+        response["ETag"] = f'"{image.sha256}"'
+        return response

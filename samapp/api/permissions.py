@@ -1,0 +1,37 @@
+"""Project-scoped access: non-members get 404, roles gate each method."""
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework.request import Request
+
+from samapp.errors import PermissionDeniedError
+from samapp.roles import Capability, role_can
+from samapp.selectors.projects import membership_get
+
+
+class ProjectScopedMixin:
+    """For views under /projects/<project_id>/: resolves the membership once per request.
+
+    `capabilities` maps HTTP methods to the capability they need; reads need VIEW."""
+
+    capabilities: dict[str, Capability] = {}
+    kwargs: dict[str, Any]
+    request: Request
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        membership = membership_get(project_id=int(kwargs["project_id"]), user=request.user)
+        if membership is None:
+            raise Http404("No such project.")
+        self.membership = membership
+        self.project = membership.project
+        needed = self.capabilities.get(request.method or "GET", Capability.VIEW)
+        self.require(needed)
+
+    def require(self, capability: Capability) -> None:
+        if not role_can(self.membership.role, capability):
+            raise PermissionDeniedError(
+                f"Your role ({self.membership.role}) cannot {capability.value} in this project."
+            )
+

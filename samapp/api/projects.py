@@ -1,0 +1,250 @@
+"""Projects, members and labels."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from samapp.api.pagination import StandardPagination
+from samapp.api.permissions import ProjectScopedMixin
+from samapp.errors import ApplicationError, PermissionDeniedError
+from samapp.models import Label, Membership, Project, Role
+from samapp.roles import Capability, role_can
+from samapp.selectors.projects import (
+    image_status_counts,
+    label_list,
+    membership_list,
+    project_list,
+)
+from samapp.services.projects import (
+    label_create,
+    label_delete,
+    label_update,
+    member_add,
+    member_remove,
+    member_update,
+    project_create,
+    project_update,
+)
+
+User = get_user_model()
+
+
+class LabelOutput(serializers.ModelSerializer[Label]):
+    class Meta:
+        model = Label
+        fields = ("id", "name", "color")
+
+
+class ProjectOutput(serializers.ModelSerializer[Project]):
+    labels = LabelOutput(many=True, read_only=True)
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = (
+            "id",
+            "name",
+            "description",
+            "default_model_key",
+            "settings",
+            "labels",
+            "role",
+            "created_at",
+        )
+
+    def get_role(self, project: Project) -> str | None:
+        roles: dict[int, str] = self.context.get("roles", {})
+        return roles.get(project.id)
+
+
+class ProjectListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        default_model_key = serializers.CharField(required=False, max_length=64)
+        labels = serializers.ListField(
+            child=serializers.DictField(child=serializers.CharField()), required=False
+        )
+
+    @extend_schema(responses=ProjectOutput(many=True))
+    def get(self, request: Request) -> Response:
+        projects = project_list(user=request.user).prefetch_related("labels")
+        roles = dict(
+            Membership.objects.filter(user_id=request.user.pk).values_list("project_id", "role")
+        )
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(projects, request, view=self)
+        data = ProjectOutput(page, many=True, context={"roles": roles}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(request=InputSerializer, responses={201: ProjectOutput})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        labels = [
+            (item.get("name", ""), item.get("color", "#ff0000")) for item in data.get("labels", [])
+        ]
+        project = project_create(
+            name=data["name"],
+            description=data["description"],
+            default_model_key=data.get("default_model_key"),
+            labels=labels,
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+        output = ProjectOutput(project, context={"roles": {project.id: Role.OWNER}})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(ProjectScopedMixin, APIView):
+    capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.OWN}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(required=False, allow_blank=True)
+        default_model_key = serializers.CharField(required=False, max_length=64)
+        settings = serializers.DictField(required=False)
+
+    def _output(self) -> dict[str, Any]:
+        data: dict[str, Any] = ProjectOutput(
+            self.project, context={"roles": {self.project.id: self.membership.role}}
+        ).data
+        data["status_counts"] = image_status_counts(project=self.project)
+        return data
+
+    @extend_schema(responses=ProjectOutput)
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(self._output())
+
+    @extend_schema(request=InputSerializer, responses=ProjectOutput)
+    def patch(self, request: Request, project_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        project_update(project=self.project, data=dict(serializer.validated_data))
+        return Response(self._output())
+
+    def delete(self, request: Request, project_id: int) -> Response:
+        self.project.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberOutput(serializers.ModelSerializer[Membership]):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ("id", "user", "username", "role")
+
+
+def _check_owner_role_change(view: ProjectScopedMixin, *roles: str) -> None:
+    # Only owners hand out or take away ownership.
+    if Role.OWNER in roles and not role_can(view.membership.role, Capability.OWN):
+        raise PermissionDeniedError("Only an owner can grant or revoke the owner role.")
+
+
+class MemberListCreateApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.MANAGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        username = serializers.CharField()
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    @extend_schema(responses=MemberOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(membership_list(project=self.project), request, self)
+        return paginator.get_paginated_response(MemberOutput(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: MemberOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _check_owner_role_change(self, data["role"])
+        user = User.objects.filter(username=data["username"], is_active=True).first()
+        if user is None:
+            raise ApplicationError(f"No active user named {data['username']!r}.")
+        membership = member_add(project=self.project, user=user, role=data["role"])
+        return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ProjectScopedMixin, APIView):
+    capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+    def _membership(self, member_id: int) -> Membership:
+        return get_object_or_404(membership_list(project=self.project), pk=member_id)
+
+    @extend_schema(responses=MemberOutput)
+    def get(self, request: Request, project_id: int, member_id: int) -> Response:
+        return Response(MemberOutput(self._membership(member_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=MemberOutput)
+    def patch(self, request: Request, project_id: int, member_id: int) -> Response:
+        membership = self._membership(member_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _check_owner_role_change(self, membership.role, serializer.validated_data["role"])
+        member_update(membership=membership, role=serializer.validated_data["role"])
+        return Response(MemberOutput(membership).data)
+
+    def delete(self, request: Request, project_id: int, member_id: int) -> Response:
+        membership = self._membership(member_id)
+        _check_owner_role_change(self, membership.role)
+        member_remove(membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelListCreateApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.MANAGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=100)
+        color = serializers.CharField(max_length=7, required=False, default="#ff0000")
+
+    @extend_schema(responses=LabelOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(label_list(project=self.project), request, self)
+        return paginator.get_paginated_response(LabelOutput(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: LabelOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        label = label_create(project=self.project, **serializer.validated_data)
+        return Response(LabelOutput(label).data, status=status.HTTP_201_CREATED)
+
+
+class LabelDetailApi(ProjectScopedMixin, APIView):
+    capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
+
+    class InputSerializer(serializers.Serializer[Any]):
+        name = serializers.CharField(max_length=100, required=False)
+        color = serializers.CharField(max_length=7, required=False)
+
+    def _label(self, label_id: int) -> Label:
+        return get_object_or_404(label_list(project=self.project), pk=label_id)
+
+    @extend_schema(responses=LabelOutput)
+    def get(self, request: Request, project_id: int, label_id: int) -> Response:
+        return Response(LabelOutput(self._label(label_id)).data)
+
+    @extend_schema(request=InputSerializer, responses=LabelOutput)
+    def patch(self, request: Request, project_id: int, label_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        label = label_update(label=self._label(label_id), **serializer.validated_data)
+        return Response(LabelOutput(label).data)
+
+    def delete(self, request: Request, project_id: int, label_id: int) -> Response:
+        label_delete(label=self._label(label_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

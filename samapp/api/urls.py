@@ -1,0 +1,47 @@
+from django.urls import include, path
+
+from samapp.api.annotations import (
+    AnnotationDetailApi,
+    AnnotationListApi,
+    ImageAnnotationListCreateApi,
+)
+from samapp.api.auth import MeApi, TokenApi
+from samapp.api.images import ImageDetailApi, ImageFileApi, ImageListCreateApi
+from samapp.api.projects import (
+    LabelDetailApi,
+    LabelListCreateApi,
+    MemberDetailApi,
+    MemberListCreateApi,
+    ProjectDetailApi,
+    ProjectListCreateApi,
+)
+
+P = "projects/<int:project_id>/"
+
+urlpatterns = [
+    path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("me/", MeApi.as_view(), name="me"),
+    path("projects/", ProjectListCreateApi.as_view(), name="project-list"),
+    path(P, ProjectDetailApi.as_view(), name="project-detail"),
+    path(P + "members/", MemberListCreateApi.as_view(), name="member-list"),
+    path(P + "members/<int:member_id>/", MemberDetailApi.as_view(), name="member-detail"),
+    path(P + "labels/", LabelListCreateApi.as_view(), name="label-list"),
+    path(P + "labels/<int:label_id>/", LabelDetailApi.as_view(), name="label-detail"),
+    path(P + "images/", ImageListCreateApi.as_view(), name="image-list"),
+    path(P + "images/<int:image_id>/", ImageDetailApi.as_view(), name="image-detail"),
+    path(P + "images/<int:image_id>/file/", ImageFileApi.as_view(), name="image-file"),
+    path(
+        P + "images/<int:image_id>/annotations/",
+        ImageAnnotationListCreateApi.as_view(),
+        name="image-annotation-list",
+    ),
+    path(P + "annotations/", AnnotationListApi.as_view(), name="annotation-list"),
+    path(
+        P + "annotations/<int:annotation_id>/",
+        AnnotationDetailApi.as_view(),
+        name="annotation-detail",
+    ),
+    # Embeddings, decoder models, jobs (issue 5) and datasets (issue 7) add their own routes.
+    path("", include("samapp.api.pipeline_urls")),
+    path("", include("samapp.api.dataset_urls")),
+]

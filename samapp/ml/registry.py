@@ -1,0 +1,194 @@
+"""Every model the app can run: builder, official checkpoint URL, sha256 and size.
+
+``load_model(name)`` returns a ``segment_anything.modeling.Sam`` for each entry, so SAM's
+own ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work on it unchanged.
+
+Hashes and sizes of the official files were not measured here (no network); they are the
+values published by many independent projects that pin these files (e.g. micro-sam's
+``_CHECKSUMS`` and several download scripts), and agree with one another.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from segment_anything import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
+from segment_anything.modeling import Sam
+
+from samapp.ml.mobile_sam import build_mobile_sam
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class UnknownModelError(KeyError):
+    """The name is not in the registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """No checkpoint file for a model; the message names the download command."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    Attributes:
+      name: registry key, also the model key stored with embeddings and annotations.
+      title: human-readable name.
+      build: builds the architecture with random weights, in eval mode, on the CPU.
+      filename: checkpoint file name inside the checkpoint directory.
+      url: official download URL, or None for a checkpoint shipped with the repository.
+      sha256: hex digest of the official file (None when not published).
+      size_bytes: size of the official file (None when not published).
+      bundled_path: checkpoint committed to the repository, used when present.
+    """
+
+    name: str
+    title: str
+    build: Callable[[], Sam]
+    filename: str
+    url: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    bundled_path: Path | None = None
+
+
+def _build_sam_tiny() -> Sam:
+    return build_sam_tiny()
+
+
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="sam_vit_b",
+            title="SAM ViT-B (91M)",
+            build=build_sam_vit_b,
+            filename="sam_vit_b_01ec64.pth",
+            url=_SAM_URL + "sam_vit_b_01ec64.pth",
+            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            size_bytes=375_042_383,
+        ),
+        ModelSpec(
+            name="sam_vit_l",
+            title="SAM ViT-L (308M)",
+            build=build_sam_vit_l,
+            filename="sam_vit_l_0b3195.pth",
+            url=_SAM_URL + "sam_vit_l_0b3195.pth",
+            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            size_bytes=1_249_524_607,
+        ),
+        ModelSpec(
+            name="sam_vit_h",
+            title="SAM ViT-H (636M)",
+            build=build_sam_vit_h,
+            filename="sam_vit_h_4b8939.pth",
+            url=_SAM_URL + "sam_vit_h_4b8939.pth",
+            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            size_bytes=2_564_550_879,
+        ),
+        ModelSpec(
+            name="mobile_sam",
+            title="MobileSAM (TinyViT-5M)",
+            build=build_mobile_sam,
+            filename="mobile_sam.pt",
+            url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+            sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+            size_bytes=40_728_226,
+        ),
+        ModelSpec(
+            name="sam_tiny",
+            title="SAM tiny (project-trained, 256 px)",
+            build=_build_sam_tiny,
+            filename="sam_tiny.pt",
+            bundled_path=SAM_TINY_CHECKPOINT,
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry for ``name``; raises ``UnknownModelError`` listing the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise UnknownModelError(f"Unknown model {name!r}; known models: {known}") from None
+
+
+def default_checkpoint_dir() -> Path:
+    """``$SAM_CHECKPOINT_DIR``, else ``$SAM_DATA_DIR/checkpoints``, else ``var/checkpoints``."""
+    if path := os.environ.get("SAM_CHECKPOINT_DIR"):
+        return Path(path)
+    return Path(os.environ.get("SAM_DATA_DIR", REPO_ROOT / "var")) / "checkpoints"
+
+
+def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path:
+    """Where the checkpoint of ``name`` lives (it may not exist yet).
+
+    A file in ``checkpoint_dir`` wins over a checkpoint bundled with the repository.
+    """
+    spec = get_spec(name)
+    path = Path(checkpoint_dir or default_checkpoint_dir()) / spec.filename
+    if not path.exists() and spec.bundled_path is not None:
+        return spec.bundled_path
+    return path
+
+
+def _fetch_hint(spec: ModelSpec) -> str:
+    if spec.url is None:
+        return f"It ships with the repository; rebuild it with: python manage.py sam_train_tiny"
+    return f"Download it with: python manage.py sam_download {spec.name}"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model(
+    name: str,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    checkpoint_dir: str | Path | None = None,
+    random_init: bool = False,
+) -> Sam:
+    """Build model ``name`` and load its checkpoint.
+
+    Arguments:
+      name: a key of ``MODELS``.
+      device: ``"cpu"``, ``"cuda"``, ``"auto"`` (CUDA when available) or a ``torch.device``.
+      dtype: parameter dtype; None keeps float32. Half precision on GPU is better obtained
+        with autocast (``embedding.compute_embeddings`` does that) than with ``torch.float16``.
+      checkpoint_dir: directory holding downloaded checkpoints (default
+        ``default_checkpoint_dir()``).
+      random_init: skip loading and keep random weights (tests, shape checks). Never implied.
+
+    Returns:
+      The ``Sam`` in eval mode on ``device``.
+
+    Raises:
+      UnknownModelError: ``name`` is not registered.
+      CheckpointNotFoundError: the checkpoint file is missing; the message names
+        ``python manage.py sam_download NAME``.
+      RuntimeError: the checkpoint's keys or shapes do not match the architecture.
+    """
+    spec = get_spec(name)
+    model = spec.build()
+    if not random_init:
+        path = checkpoint_path(name, checkpoint_dir)
+        if not path.is_file():
+            raise CheckpointNotFoundError(f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}")
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state_dict, strict=True)
+    return model.to(device=resolve_device(device), dtype=dtype).eval()

@@ -1,0 +1,110 @@
+"""The project's own tiny SAM: segment_anything's modules with small dimensions.
+
+The model keeps SAM's structure exactly (``ImageEncoderViT``, ``PromptEncoder``,
+``MaskDecoder`` with a ``TwoWayTransformer``), so ``SamPredictor``,
+``SamAutomaticMaskGenerator`` and the official ``SamOnnxModel`` work on it unchanged.
+It reads 256 px inputs with 8 px patches: a 32x32 image embedding and 128x128
+low-resolution mask logits, enough tokens for objects of a dozen pixels.
+"""
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
+
+
+@dataclass(frozen=True)
+class TinySamConfig:
+    """Dimensions of a tiny SAM; the defaults are the committed ``sam_tiny``."""
+
+    img_size: int = 256
+    patch_size: int = 8
+    encoder_embed_dim: int = 96
+    encoder_depth: int = 6
+    encoder_num_heads: int = 3
+    encoder_window_size: int = 8
+    encoder_global_attn_indexes: tuple[int, ...] = (2, 5)
+    prompt_embed_dim: int = 96
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 384
+    decoder_num_heads: int = 4
+    iou_head_hidden_dim: int = 96
+
+    @property
+    def image_embedding_size(self) -> int:
+        """Side of the square image embedding, ``img_size // patch_size``."""
+        return self.img_size // self.patch_size
+
+
+SAM_TINY_CONFIG = TinySamConfig()
+SAM_TINY_IMG_SIZE = SAM_TINY_CONFIG.img_size
+SAM_TINY_PATCH_SIZE = SAM_TINY_CONFIG.patch_size
+SAM_TINY_EMBED_DIM = SAM_TINY_CONFIG.prompt_embed_dim
+SAM_TINY_EMBEDDING_SIZE = SAM_TINY_CONFIG.image_embedding_size
+SAM_TINY_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "sam_tiny.pt"
+
+
+def build_sam_tiny(
+    checkpoint: str | Path | None = None, config: TinySamConfig = SAM_TINY_CONFIG
+) -> Sam:
+    """Build a tiny SAM in eval mode, randomly initialised or from ``checkpoint``.
+
+    Arguments:
+      checkpoint: path of a state dict saved with ``torch.save(model.state_dict())``;
+        loaded with ``weights_only=True`` and strict keys. ``None`` keeps random init.
+      config: the dimensions; the default is the committed ``sam_tiny``.
+
+    Returns:
+      A ``segment_anything.modeling.Sam`` on the CPU with fp32 parameters; its image
+      encoder takes (B, 3, img_size, img_size) float32 and returns
+      (B, prompt_embed_dim, img_size // patch_size, img_size // patch_size) float32.
+    """
+    embedding_size = config.image_embedding_size
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=config.img_size,
+            patch_size=config.patch_size,
+            embed_dim=config.encoder_embed_dim,
+            depth=config.encoder_depth,
+            num_heads=config.encoder_num_heads,
+            mlp_ratio=4,
+            out_chans=config.prompt_embed_dim,
+            qkv_bias=True,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            use_rel_pos=True,
+            window_size=config.encoder_window_size,
+            global_attn_indexes=config.encoder_global_attn_indexes,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=config.prompt_embed_dim,
+            image_embedding_size=(embedding_size, embedding_size),
+            input_image_size=(config.img_size, config.img_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=config.decoder_depth,
+                embedding_dim=config.prompt_embed_dim,
+                mlp_dim=config.decoder_mlp_dim,
+                num_heads=config.decoder_num_heads,
+            ),
+            transformer_dim=config.prompt_embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=config.iou_head_hidden_dim,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    if checkpoint is not None:
+        state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+        sam.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+    return sam.eval()

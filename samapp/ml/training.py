@@ -1,0 +1,392 @@
+"""SAM's training recipe as importable functions.
+
+Losses follow the SAM paper: focal and dice loss (20:1) on the best of the multi-mask
+outputs, and MSE between the IoU head and the actual IoU of each predicted mask.
+Prompting is simulated interactively: a first point from the ground truth's interior
+(or a noisy box around it), then points sampled uniformly from the error region of the
+previous prediction (positive on a false negative, negative on a false positive),
+with the previous low-resolution logits fed back as the mask prompt.
+
+The per-image functions take image embeddings, so fine-tuning only the mask decoder on
+stored embeddings reuses them; ``train_step`` and ``train`` add the image encoder.
+Ground-truth masks are given in the model's input frame: (N, S, S) bool with
+``S = sam.image_encoder.img_size``, image pixels at the top left.
+"""
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import Sam
+from torch import Tensor
+from tqdm import tqdm
+
+from samapp.ml.synthetic import Style, generate_scene
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
+
+    seed: int = 0
+    steps: int = 3000
+    images_per_step: int = 4
+    iterations: int = 4
+    box_probability: float = 0.2
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 150
+    grad_clip: float = 1.0
+    focal_weight: float = 20.0
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
+    checkpoint_every: int = 100
+    style: Style = "default"
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Prompts for N objects of one image, in input-frame pixel coordinates.
+
+    Attributes:
+      points: (N, K, 2) float32 (x, y).
+      labels: (N, K) int64; 1 positive, 0 negative, -1 padding (ignored by SAM).
+      boxes: (N, 4) float32 (x0, y0, x1, y1) or None.
+      mask_input: (N, 1, 4h, 4w) float32 previous low-res logits or None.
+    """
+
+    points: Tensor
+    labels: Tensor
+    boxes: Tensor | None = None
+    mask_input: Tensor | None = None
+
+
+def sigmoid_focal_loss(
+    logits: Tensor, targets: Tensor, alpha: float = 0.25, gamma: float = 2.0
+) -> Tensor:
+    """Focal loss of (..., H, W) float logits against (..., H, W) {0, 1} float targets.
+
+    Returns (...) float, the mean over the last two dimensions.
+    """
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = prob * targets + (1 - prob) * (1 - targets)
+    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    return (alpha_t * ce * (1 - p_t) ** gamma).mean(dim=(-2, -1))
+
+
+def dice_loss(logits: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
+    """Soft dice loss of (..., H, W) float logits against (..., H, W) {0, 1} float targets.
+
+    Returns (...) float: ``1 - (2 |p t| + smooth) / (|p| + |t| + smooth)``.
+    """
+    prob = logits.sigmoid()
+    inter = (prob * targets).sum(dim=(-2, -1))
+    total = prob.sum(dim=(-2, -1)) + targets.sum(dim=(-2, -1))
+    return 1 - (2 * inter + smooth) / (total + smooth)
+
+
+def mask_iou(pred: Tensor, gt: Tensor) -> Tensor:
+    """IoU of (..., H, W) bool masks; returns (...) float32, 1.0 where both are empty."""
+    inter = (pred & gt).sum(dim=(-2, -1)).float()
+    union = (pred | gt).sum(dim=(-2, -1)).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def sample_points(regions: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Sample one pixel uniformly from each of (N, H, W) bool ``regions``.
+
+    Returns (N, 2) float32 (x, y) pixel coordinates and (N,) bool: whether the region
+    was non-empty (the point of an empty region is meaningless).
+    """
+    flat = regions.flatten(1).float()
+    valid = flat.sum(dim=1) > 0
+    flat[~valid] = 1.0
+    index = torch.multinomial(flat, 1, generator=generator).squeeze(1)
+    width = regions.shape[-1]
+    points = torch.stack([index % width, index // width], dim=1).float()
+    return points, valid
+
+
+def sample_error_points(
+    pred: Tensor, gt: Tensor, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Sample a corrective click uniformly from the error region of each object.
+
+    Arguments:
+      pred: (N, H, W) bool predicted masks.
+      gt: (N, H, W) bool ground truth.
+
+    Returns:
+      (N, 1, 2) float32 (x, y) points and (N, 1) int64 labels: 1 on a false negative,
+      0 on a false positive, -1 where the prediction is already exact.
+    """
+    points, valid = sample_points(pred ^ gt, generator)
+    x, y = points.long().unbind(dim=1)
+    labels = gt[torch.arange(gt.shape[0], device=gt.device), y, x].long()
+    labels[~valid] = -1
+    return points[:, None], labels[:, None]
+
+
+def noisy_boxes(gt: Tensor, generator: torch.Generator, noise: float = 0.1) -> Tensor:
+    """Bounding boxes of (N, H, W) bool masks with SAM's noise: each coordinate moves by
+    a normal offset of std ``noise`` times the box side, at most 20 px.
+
+    Returns (N, 4) float32 (x0, y0, x1, y1), pixel-edge coordinates.
+    """
+    rows, cols = gt.any(dim=2), gt.any(dim=1)
+    size = torch.arange(gt.shape[-1], device=gt.device)
+    x0 = torch.where(cols, size, gt.shape[-1]).amin(dim=1)
+    x1 = torch.where(cols, size, -1).amax(dim=1) + 1
+    y0 = torch.where(rows, size[: gt.shape[-2]], gt.shape[-2]).amin(dim=1)
+    y1 = torch.where(rows, size[: gt.shape[-2]], -1).amax(dim=1) + 1
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    sides = torch.stack([x1 - x0, y1 - y0, x1 - x0, y1 - y0], dim=1).float()
+    jitter = torch.randn(boxes.shape, generator=generator, device=gt.device)
+    return boxes + (jitter * noise * sides).clamp(-20, 20)
+
+
+def first_prompts(gt: Tensor, generator: torch.Generator, box: bool) -> Prompts:
+    """The first prompt for each of (N, H, W) bool ground-truth masks: a noisy box, or a
+    positive point uniform in the mask."""
+    if box:
+        empty = torch.zeros(gt.shape[0], 0, device=gt.device)
+        return Prompts(empty[..., None].expand(-1, -1, 2), empty.long(), noisy_boxes(gt, generator))
+    points, _ = sample_points(gt, generator)
+    return Prompts(points[:, None], torch.ones(gt.shape[0], 1, dtype=torch.long, device=gt.device))
+
+
+def decode(
+    sam: Sam, image_embedding: Tensor, prompts: Prompts, multimask: bool
+) -> tuple[Tensor, Tensor]:
+    """Run SAM's prompt encoder and mask decoder for N objects of one image.
+
+    Arguments:
+      image_embedding: (1, C, h, w) float32 from ``sam.image_encoder``.
+      multimask: three outputs (ambiguous first prompt) or the single-mask token.
+
+    Returns:
+      (N, M, 4h, 4w) float32 low-res logits and (N, M) float32 predicted IoU, M = 3 or 1.
+    """
+    points = (prompts.points, prompts.labels) if prompts.points.shape[1] else None
+    sparse, dense = sam.prompt_encoder(points=points, boxes=prompts.boxes, masks=prompts.mask_input)
+    return sam.mask_decoder(
+        image_embeddings=image_embedding,
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=multimask,
+    )
+
+
+def interactive_loss(
+    sam: Sam,
+    image_embedding: Tensor,
+    gt: Tensor,
+    generator: torch.Generator,
+    config: TrainConfig,
+    box: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Simulate ``config.iterations`` rounds of interactive prompting on one image.
+
+    Round 1 uses the first prompt and the three multimask outputs (loss on the best
+    one); each later round adds a click from the error region of the mask the IoU head
+    picked, feeds back its low-res logits, and trains the single-mask output.
+
+    Arguments:
+      image_embedding: (1, C, h, w) float32, gradients flow into it.
+      gt: (N, S, S) bool ground-truth masks in the input frame.
+      box: start from noisy boxes instead of points.
+
+    Returns:
+      Scalar float32 loss (mean over objects and rounds) and (N,) float32 IoU of the
+      final picked masks (detached).
+    """
+    size = sam.image_encoder.img_size
+    target = gt[:, None].float()
+    prompts = first_prompts(gt, generator, box)
+    rows = torch.arange(gt.shape[0], device=gt.device)
+    total = image_embedding.new_zeros(())
+    for round_ in range(config.iterations):
+        multimask = round_ == 0
+        low_res, iou_pred = decode(sam, image_embedding, prompts, multimask)
+        logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+        losses = config.focal_weight * sigmoid_focal_loss(
+            logits, target
+        ) + config.dice_weight * dice_loss(logits, target)
+        with torch.no_grad():
+            masks = logits > sam.mask_threshold
+            iou = mask_iou(masks, gt[:, None])
+        total = total + losses.amin(dim=1).mean() + config.iou_weight * F.mse_loss(iou_pred, iou)
+        picked = iou_pred.detach().argmax(dim=1)
+        points, labels = sample_error_points(masks[rows, picked], gt, generator)
+        prompts = Prompts(
+            torch.cat([prompts.points, points], dim=1),
+            torch.cat([prompts.labels, labels], dim=1),
+            prompts.boxes,
+            low_res[rows, picked][:, None].detach(),
+        )
+    return total / config.iterations, iou[rows, picked]
+
+
+def scene_batch(
+    seed: int, start: int, count: int, size: int, style: Style, device: torch.device
+) -> tuple[Tensor, list[Tensor]]:
+    """Scenes ``start .. start + count - 1`` of stream ``seed`` as tensors.
+
+    Returns (B, 3, size, size) float32 images in 0..255 and, per image, (N, size, size)
+    bool masks.
+    """
+    scenes = [generate_scene(seed, start + i, style, size) for i in range(count)]
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
+    masks = [torch.from_numpy(np.stack(s.masks)).to(device) for s in scenes]
+    return images.float().to(device), masks
+
+
+def train_step(
+    sam: Sam,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    gts: list[Tensor],
+    generator: torch.Generator,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """One optimisation step of the whole model on a batch of images.
+
+    Arguments:
+      images: (B, 3, S, S) float32 RGB in 0..255, S = sam.image_encoder.img_size.
+      gts: B tensors (N_i, S, S) bool, the objects of each image.
+
+    Returns:
+      The loss (mean over objects) and the mean IoU of the final picked masks.
+    """
+    embeddings = sam.image_encoder(sam.preprocess(images))
+    use_box = torch.rand(len(gts), generator=generator, device=images.device)
+    losses, ious = [], []
+    for i, gt in enumerate(gts):
+        box = bool(use_box[i] < config.box_probability)
+        loss, iou = interactive_loss(sam, embeddings[i : i + 1], gt, generator, config, box)
+        losses.append(loss * gt.shape[0])
+        ious.append(iou)
+    loss = torch.stack(losses).sum() / sum(gt.shape[0] for gt in gts)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(sam.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item(), torch.cat(ious).mean().item()
+
+
+def make_optimizer(
+    params: list[torch.nn.Parameter], config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with linear warmup then cosine decay to zero over ``config.steps``."""
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a ``train`` call stopped: ``step`` of ``config.steps``, seconds it ran."""
+
+    step: int
+    finished: bool
+    seconds: float
+
+
+def save_state(
+    path: Path,
+    sam: Sam,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    step: int,
+    config: TrainConfig,
+) -> None:
+    """Atomically write a resumable training state (model, optimizer, schedule, step,
+    prompt RNG, config) to ``path``."""
+    state = {
+        "model": sam.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "generator": generator.get_state(),
+        "step": step,
+        "config": asdict(config),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    sam: Sam,
+    config: TrainConfig,
+    state_path: Path,
+    resume: bool = False,
+    max_seconds: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train the whole model on generated scenes (``config.seed`` stream) in place.
+
+    The data of step t are scenes ``t * images_per_step ...`` of the stream, so a run
+    resumed from ``state_path`` continues exactly where it stopped. The state is saved
+    every ``config.checkpoint_every`` steps, at the end, and when ``max_seconds`` runs
+    out (then ``finished`` is False). The model stays on its current device.
+    """
+    device = next(sam.parameters()).device
+    optimizer, scheduler = make_optimizer(list(sam.parameters()), config)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    step = 0
+    if resume:
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        if state["config"] != asdict(config):
+            raise ValueError(f"{state_path} was written with another config: {state['config']}")
+        sam.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"].cpu())
+        step = state["step"]
+    sam.train()
+    start = time.monotonic()
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="sam_tiny")
+    while step < config.steps:
+        if max_seconds is not None and time.monotonic() - start > max_seconds:
+            break
+        images, gts = scene_batch(
+            config.seed,
+            step * config.images_per_step,
+            config.images_per_step,
+            sam.image_encoder.img_size,
+            config.style,
+            device,
+        )
+        loss, iou = train_step(sam, optimizer, images, gts, generator, config)
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", iou=f"{iou:.3f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_state(state_path, sam, optimizer, scheduler, generator, step, config)
+    bar.close()
+    if step < config.steps:
+        save_state(state_path, sam, optimizer, scheduler, generator, step, config)
+    sam.eval()
+    return TrainResult(step, step >= config.steps, time.monotonic() - start)
+
+
+def save_weights(sam: Sam, path: Path) -> None:
+    """Write the model's state dict in fp16 (what ``build_sam_tiny`` loads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().half().cpu() for k, v in sam.state_dict().items()}, path)

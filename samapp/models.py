@@ -1,0 +1,254 @@
+"""SAM Studio's domain: projects, members, labels, images, embeddings, annotations, jobs."""
+
+from django.conf import settings as django_settings
+from django.db import models
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def default_project_settings() -> dict[str, object]:
+    return {
+        "export_polygon_tolerance": 1.0,
+        "auto_points_per_side": 32,
+        "auto_pred_iou_thresh": 0.88,
+        "auto_stability_score_thresh": 0.95,
+        "auto_min_mask_region_area": 0,
+    }
+
+
+class Project(TimeStamped):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    default_model_key = models.CharField(max_length=64, default="sam_tiny")
+    settings = models.JSONField(default=default_project_settings, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    members = models.ManyToManyField(
+        django_settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MANAGER = "manager", "Manager"
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(TimeStamped):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership"),
+        ]
+        ordering = ["project_id", "user_id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Label(TimeStamped):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=100)
+    color = models.CharField(max_length=7, default="#ff0000")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_label_name"),
+        ]
+        ordering = ["project_id", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageStatus(models.TextChoices):
+    NEW = "new", "New"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    REVIEWED = "reviewed", "Reviewed"
+
+
+def image_upload_path(instance: "Image", filename: str) -> str:
+    # Content-addressed within the project: names chosen by uploaders never reach the disk.
+    return f"projects/{instance.project_id}/images/{instance.sha256}.{instance.format.lower()}"
+
+
+class Image(TimeStamped):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to=image_upload_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=ImageStatus.choices, default=ImageStatus.NEW, db_index=True
+    )
+    assignee = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_images",
+    )
+    uploaded_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="unique_image_per_project"),
+        ]
+        ordering = ["project_id", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class EmbeddingStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Embedding(TimeStamped):
+    """One SAM image embedding per (image content, model), shared by every project holding it."""
+
+    image_sha256 = models.CharField(max_length=64)
+    model_key = models.CharField(max_length=64)
+    status = models.CharField(
+        max_length=16,
+        choices=EmbeddingStatus.choices,
+        default=EmbeddingStatus.PENDING,
+        db_index=True,
+    )
+    storage_path = models.CharField(max_length=300, blank=True)
+    dtype = models.CharField(max_length=16, blank=True)
+    shape = models.JSONField(default=list, blank=True)
+    input_size = models.JSONField(default=list, blank=True)  # [h, w] after resize, before pad
+    original_size = models.JSONField(default=list, blank=True)  # [h, w]
+    byte_size = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    compute_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image_sha256", "model_key"], name="unique_embedding_per_model"
+            ),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.image_sha256[:12]}@{self.model_key} ({self.status})"
+
+
+class AnnotationSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    CLICK = "click", "Click"
+    BOX = "box", "Box"
+    AUTOMATIC = "automatic", "Automatic"
+    IMPORTED = "imported", "Imported"
+
+
+class ReviewState(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Annotation(TimeStamped):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    label = models.ForeignKey(
+        Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    # COCO compressed RLE ({"size": [h, w], "counts": str}): the master copy of the mask.
+    rle = models.JSONField()
+    bbox = models.JSONField(default=list)  # [x, y, w, h] in pixels, COCO order
+    area = models.PositiveIntegerField(default=0)
+    predicted_iou = models.FloatField(null=True, blank=True)
+    source = models.CharField(
+        max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.MANUAL
+    )
+    prompts = models.JSONField(default=dict, blank=True)
+    model_key = models.CharField(max_length=64, blank=True)
+    author = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    version = models.PositiveIntegerField(default=1)
+    review_state = models.CharField(
+        max_length=16, choices=ReviewState.choices, default=ReviewState.ACCEPTED, db_index=True
+    )
+
+    class Meta:
+        ordering = ["image_id", "id"]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} on image {self.image_id}"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Job(TimeStamped):
+    state = models.CharField(
+        max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
+    )
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        abstract = True
+
+
+class ExportFormat(models.TextChoices):
+    COCO = "coco", "COCO instances"
+    YOLO = "yolo", "YOLO segmentation"
+    PNG = "png", "PNG masks"
+    VOC = "voc", "Pascal VOC"
+
+
+class ExportJob(Job):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.COCO)
+    options = models.JSONField(default=dict, blank=True)
+    result_file = models.FileField(upload_to="exports/", blank=True, max_length=300)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.project} ({self.state})"

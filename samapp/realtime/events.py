@@ -1,0 +1,31 @@
+"""Group names and event helpers shared by services and consumers."""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+
+def project_group(project_id: int) -> str:
+    return f"project.{project_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def broadcast(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
+    """Send `event` to every socket in the project's room (no-op without a channel layer)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(
+        project_group(project_id), {"type": "project.event", "event": event, "payload": payload}
+    )
+
+
+def notify_user(*, user_id: int, message_type: str, payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(user_group(user_id), {"type": message_type, **payload})

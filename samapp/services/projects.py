@@ -1,0 +1,132 @@
+"""Writes for projects, members and labels."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from samapp.errors import ApplicationError
+from samapp.models import Label, Membership, Project, Role
+from samapp.realtime.events import notify_user
+
+User = get_user_model()
+
+
+@transaction.atomic
+def project_create(
+    *,
+    name: str,
+    created_by: AbstractBaseUser,
+    description: str = "",
+    default_model_key: str | None = None,
+    labels: Iterable[tuple[str, str]] = (),
+) -> Project:
+    """Create a project; its creator becomes its owner."""
+    if not name.strip():
+        raise ApplicationError("A project needs a name.")
+    project = Project.objects.create(
+        name=name.strip(),
+        description=description,
+        created_by=created_by,
+        **({"default_model_key": default_model_key} if default_model_key else {}),
+    )
+    Membership.objects.create(project=project, user=created_by, role=Role.OWNER)
+    for label_name, color in labels:
+        label_create(project=project, name=label_name, color=color)
+    return project
+
+
+def project_update(*, project: Project, data: dict[str, object]) -> Project:
+    allowed = {"name", "description", "default_model_key", "settings"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
+    if "settings" in data:
+        settings = data["settings"]
+        if not isinstance(settings, dict):
+            raise ApplicationError("settings must be an object.")
+        data = {**data, "settings": {**project.settings, **settings}}
+    for field, value in data.items():
+        setattr(project, field, value)
+    project.full_clean()
+    project.save()
+    return project
+
+
+def member_add(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(project=project, user=user, role=role)
+    except IntegrityError as exc:
+        raise ApplicationError(f"{user} is already a member of this project.") from exc
+
+
+def _ensure_an_owner_remains(membership: Membership) -> None:
+    if membership.role != Role.OWNER:
+        return
+    owners = Membership.objects.filter(project_id=membership.project_id, role=Role.OWNER)
+    if owners.count() <= 1:
+        raise ApplicationError("A project must keep at least one owner.")
+
+
+def member_update(*, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    if role != Role.OWNER:
+        _ensure_an_owner_remains(membership)
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    return membership
+
+
+def member_remove(*, membership: Membership) -> None:
+    """Remove a member; their open websockets on this project are closed."""
+    _ensure_an_owner_remains(membership)
+    project_id, user_id = membership.project_id, membership.user_id
+    membership.delete()
+    transaction.on_commit(
+        lambda: notify_user(
+            user_id=user_id, message_type="membership.revoked", payload={"project_id": project_id}
+        )
+    )
+
+
+def _validate_color(color: str) -> str:
+    value = color.strip().lower()
+    if len(value) != 7 or value[0] != "#" or any(c not in "0123456789abcdef" for c in value[1:]):
+        raise ApplicationError(f"Colour {color!r} is not of the form #rrggbb.")
+    return value
+
+
+def label_create(*, project: Project, name: str, color: str = "#ff0000") -> Label:
+    if not name.strip():
+        raise ApplicationError("A label needs a name.")
+    try:
+        with transaction.atomic():
+            return Label.objects.create(
+                project=project, name=name.strip(), color=_validate_color(color)
+            )
+    except IntegrityError as exc:
+        raise ApplicationError(f"A label named {name!r} exists already.") from exc
+
+
+def label_update(*, label: Label, name: str | None = None, color: str | None = None) -> Label:
+    if name is not None:
+        if not name.strip():
+            raise ApplicationError("A label needs a name.")
+        label.name = name.strip()
+    if color is not None:
+        label.color = _validate_color(color)
+    try:
+        with transaction.atomic():
+            label.save()
+    except IntegrityError as exc:
+        raise ApplicationError(f"A label named {label.name!r} exists already.") from exc
+    return label
+
+
+def label_delete(*, label: Label) -> None:
+    label.delete()

@@ -1,0 +1,232 @@
+"""Image uploads: content sniffing, size and pixel caps, archive checks, duplicate detection."""
+
+import hashlib
+import io
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import PIL.Image
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import ImageOps
+
+from samapp.errors import ApplicationError
+from samapp.models import Image, Project
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
+# Operating-system litter inside archives, skipped rather than rejected.
+IGNORED_ARCHIVE_NAMES = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+# Pillow's own bomb guard is our cap as well, so it raises before decoding pixels.
+PIL.Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An upload that passed every check, ready to store."""
+
+    name: str
+    content: bytes
+    sha256: str
+    format: str
+    width: int
+    height: int
+
+
+@dataclass
+class UploadResult:
+    created: list[Image] = field(default_factory=list)
+    duplicates: list[dict[str, object]] = field(default_factory=list)
+
+
+def image_check(*, name: str, content: bytes) -> CheckedImage:
+    """Validate one image by content, whatever its name claims. Raises ApplicationError."""
+    if len(content) > settings.SAM_MAX_UPLOAD_BYTES:
+        raise ApplicationError(
+            f"{name}: {len(content)} bytes is over the {settings.SAM_MAX_UPLOAD_BYTES}-byte limit."
+        )
+    try:
+        with PIL.Image.open(io.BytesIO(content), formats=ALLOWED_FORMATS) as probe:
+            image_format = str(probe.format)
+            width, height = probe.size
+            if width * height > settings.SAM_MAX_IMAGE_PIXELS:
+                raise ApplicationError(
+                    f"{name}: {width}×{height} pixels is over the "
+                    f"{settings.SAM_MAX_IMAGE_PIXELS}-pixel limit."
+                )
+            probe.load()  # decodes every pixel: truncated files fail here
+            oriented = ImageOps.exif_transpose(probe)
+            width, height = oriented.size
+    except ApplicationError:
+        raise
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        allowed = ", ".join(ALLOWED_FORMATS)
+        raise ApplicationError(
+            f"{name}: not a readable image in an allowed format ({allowed}): {exc}"
+        ) from exc
+    return CheckedImage(
+        name=PurePosixPath(name).name[:255],
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        format=image_format,
+        width=width,
+        height=height,
+    )
+
+
+def _read_capped(stream: BinaryIO, limit: int, name: str) -> bytes:
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApplicationError(f"{name}: larger than the {limit}-byte limit.")
+    return data
+
+
+def _archive_entry_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
+    name = info.filename
+    path = PurePosixPath(name.replace("\\", "/"))
+    mode = info.external_attr >> 16
+    if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return f"{name}: absolute path"
+    if ".." in path.parts:
+        return f"{name}: path leaves the archive ('..')"
+    if stat.S_ISLNK(mode):
+        return f"{name}: symbolic link"
+    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return f"{name}: not a regular file"
+    if name in seen:
+        return f"{name}: duplicate entry name"
+    if name.lower().endswith(ARCHIVE_SUFFIXES):
+        return f"{name}: nested archive"
+    if info.compress_size and info.file_size / info.compress_size > settings.SAM_MAX_ARCHIVE_RATIO:
+        return f"{name}: compression ratio above {settings.SAM_MAX_ARCHIVE_RATIO}:1"
+    return None
+
+
+def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
+    """Check a zip archive entry by entry, then extract it into a fresh temporary directory
+    and validate each image. Any problem rejects the whole archive, listing the first ones."""
+    try:
+        archive = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ApplicationError(f"{name}: not a readable zip archive.") from exc
+    with archive:
+        entries = [
+            info
+            for info in archive.infolist()
+            if not info.is_dir() and not any(part in info.filename for part in IGNORED_ARCHIVE_NAMES)
+        ]
+        if len(archive.infolist()) > settings.SAM_MAX_ARCHIVE_ENTRIES:
+            raise ApplicationError(
+                f"{name}: more than {settings.SAM_MAX_ARCHIVE_ENTRIES} entries.",
+                {"entries": len(archive.infolist())},
+            )
+        problems: list[str] = []
+        seen: set[str] = set()
+        total = 0
+        for info in archive.infolist():
+            problem = _archive_entry_problem(info, seen)
+            seen.add(info.filename)
+            total += info.file_size
+            if problem:
+                problems.append(problem)
+        if total > settings.SAM_MAX_ARCHIVE_TOTAL_BYTES:
+            problems.append(
+                f"{name}: {total} bytes uncompressed is over the "
+                f"{settings.SAM_MAX_ARCHIVE_TOTAL_BYTES}-byte limit"
+            )
+        if problems:
+            raise ApplicationError(
+                f"{name}: archive rejected: {problems[0]}", {"problems": problems[:20]}
+            )
+        if not entries:
+            raise ApplicationError(f"{name}: the archive holds no images.")
+        checked: list[CheckedImage] = []
+        with tempfile.TemporaryDirectory(prefix="samstudio-upload-") as workdir:
+            for index, info in enumerate(entries):
+                # Our own file names: nothing from the archive decides where bytes land.
+                target = Path(workdir) / f"{index:06d}"
+                with archive.open(info) as source:
+                    target.write_bytes(
+                        _read_capped(source, settings.SAM_MAX_UPLOAD_BYTES, info.filename)
+                    )
+            for index, info in enumerate(entries):
+                try:
+                    content = (Path(workdir) / f"{index:06d}").read_bytes()
+                    checked.append(image_check(name=info.filename, content=content))
+                except ApplicationError as exc:
+                    problems.append(exc.message)
+        if problems:
+            raise ApplicationError(
+                f"{name}: archive rejected: {problems[0]}", {"problems": problems[:20]}
+            )
+        return checked
+
+
+def uploads_check(*, files: list[tuple[str, BinaryIO]]) -> list[CheckedImage]:
+    """Check every uploaded file (images or zip archives) before anything is stored."""
+    if not files:
+        raise ApplicationError("No file uploaded: send one or more 'file' fields.")
+    checked: list[CheckedImage] = []
+    for name, stream in files:
+        if name.lower().endswith(".zip") or zipfile.is_zipfile(stream):
+            stream.seek(0)
+            checked.extend(archive_check(name=name, stream=stream))
+        else:
+            stream.seek(0)
+            checked.append(
+                image_check(
+                    name=name, content=_read_capped(stream, settings.SAM_MAX_UPLOAD_BYTES, name)
+                )
+            )
+    return checked
+
+
+def images_create(
+    *, project: Project, uploaded_by: AbstractBaseUser, images: list[CheckedImage]
+) -> UploadResult:
+    """Store checked images all or nothing; an image already in the project is reported."""
+    from samapp.services.embeddings import embeddings_schedule
+
+    result = UploadResult()
+    existing = dict(
+        Image.objects.filter(project=project, sha256__in=[i.sha256 for i in images]).values_list(
+            "sha256", "id"
+        )
+    )
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            for checked in images:
+                if checked.sha256 in existing:
+                    result.duplicates.append(
+                        {"name": checked.name, "sha256": checked.sha256, "existing_id": existing[checked.sha256]}
+                    )
+                    continue
+                image = Image(
+                    project=project,
+                    original_name=checked.name,
+                    sha256=checked.sha256,
+                    format=checked.format,
+                    width=checked.width,
+                    height=checked.height,
+                    uploaded_by=uploaded_by,
+                )
+                image.file.save(checked.name, ContentFile(checked.content), save=False)
+                stored.append(image.file.name)
+                image.save()
+                existing[checked.sha256] = image.id
+                result.created.append(image)
+            embeddings_schedule(images=result.created, model_key=project.default_model_key)
+    except Exception:
+        for stored_name in stored:
+            default_storage.delete(stored_name)
+        raise
+    return result
