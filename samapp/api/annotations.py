@@ -51,7 +51,7 @@ def _expected_version(request: Request, body: dict[str, Any]) -> int | None:
     if header:
         match = ETAG_VERSION.match(header)
         if match is None:
-            raise ApplicationError(f"If-Match {header!r} is not a version such as \"3\".")
+            raise ApplicationError(f'If-Match {header!r} is not a version such as "3".')
         return int(match.group(1))
     version = body.get("version")
     return int(version) if version is not None else None
@@ -105,7 +105,9 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
 
 
 class AnnotationListApi(AnnotationScopedMixin, APIView):
-    @extend_schema(parameters=[OpenApiParameter("image", int)], responses=AnnotationOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("image", int)], responses=AnnotationOutput(many=True)
+    )
     def get(self, request: Request, project_id: int) -> Response:
         image_id = request.query_params.get("image")
         if image_id is not None and not image_id.isdigit():

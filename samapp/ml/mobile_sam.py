@@ -33,7 +33,9 @@ class Conv2dBN(nn.Sequential):
     ) -> None:
         super().__init__(
             OrderedDict(
-                c=nn.Conv2d(in_chans, out_chans, kernel_size, stride, padding, groups=groups, bias=False),
+                c=nn.Conv2d(
+                    in_chans, out_chans, kernel_size, stride, padding, groups=groups, bias=False
+                ),
                 bn=nn.BatchNorm2d(out_chans),
             )
         )

@@ -145,7 +145,7 @@ def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path
 
 def _fetch_hint(spec: ModelSpec) -> str:
     if spec.url is None:
-        return f"It ships with the repository; rebuild it with: python manage.py sam_train_tiny"
+        return "It ships with the repository; rebuild it with: python manage.py sam_train_tiny"
     return f"Download it with: python manage.py sam_download {spec.name}"
 
 
@@ -188,7 +188,9 @@ def load_model(
     if not random_init:
         path = checkpoint_path(name, checkpoint_dir)
         if not path.is_file():
-            raise CheckpointNotFoundError(f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}")
+            raise CheckpointNotFoundError(
+                f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}"
+            )
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict, strict=True)
     return model.to(device=resolve_device(device), dtype=dtype).eval()

@@ -104,10 +104,13 @@ def sample_points(regions: Tensor, generator: torch.Generator) -> tuple[Tensor, 
     Returns (N, 2) float32 (x, y) pixel coordinates and (N,) bool: whether the region
     was non-empty (the point of an empty region is meaningless).
     """
-    flat = regions.flatten(1).float()
-    valid = flat.sum(dim=1) > 0
-    flat[~valid] = 1.0
-    index = torch.multinomial(flat, 1, generator=generator).squeeze(1)
+    flat = regions.flatten(1)
+    counts = flat.sum(dim=1)
+    valid = counts > 0
+    draws = torch.rand(flat.shape[0], generator=generator, device=flat.device)
+    rank = (draws * counts).long().clamp(max=(counts - 1).clamp(min=0))
+    # index of the rank-th True pixel of each row (row 0 pixel where the region is empty)
+    index = (flat.cumsum(dim=1) <= rank[:, None]).sum(dim=1).clamp(max=flat.shape[1] - 1)
     width = regions.shape[-1]
     points = torch.stack([index % width, index // width], dim=1).float()
     return points, valid
@@ -139,12 +142,14 @@ def noisy_boxes(gt: Tensor, generator: torch.Generator, noise: float = 0.1) -> T
 
     Returns (N, 4) float32 (x0, y0, x1, y1), pixel-edge coordinates.
     """
+    height, width = gt.shape[-2:]
     rows, cols = gt.any(dim=2), gt.any(dim=1)
-    size = torch.arange(gt.shape[-1], device=gt.device)
-    x0 = torch.where(cols, size, gt.shape[-1]).amin(dim=1)
-    x1 = torch.where(cols, size, -1).amax(dim=1) + 1
-    y0 = torch.where(rows, size[: gt.shape[-2]], gt.shape[-2]).amin(dim=1)
-    y1 = torch.where(rows, size[: gt.shape[-2]], -1).amax(dim=1) + 1
+    ys = torch.arange(height, device=gt.device)
+    xs = torch.arange(width, device=gt.device)
+    x0 = torch.where(cols, xs, width).amin(dim=1)
+    x1 = torch.where(cols, xs, -1).amax(dim=1) + 1
+    y0 = torch.where(rows, ys, height).amin(dim=1)
+    y1 = torch.where(rows, ys, -1).amax(dim=1) + 1
     boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
     sides = torch.stack([x1 - x0, y1 - y0, x1 - x0, y1 - y0], dim=1).float()
     jitter = torch.randn(boxes.shape, generator=generator, device=gt.device)
@@ -208,7 +213,6 @@ def interactive_loss(
       final picked masks (detached).
     """
     size = sam.image_encoder.img_size
-    target = gt[:, None].float()
     prompts = first_prompts(gt, generator, box)
     rows = torch.arange(gt.shape[0], device=gt.device)
     total = image_embedding.new_zeros(())
@@ -216,6 +220,7 @@ def interactive_loss(
         multimask = round_ == 0
         low_res, iou_pred = decode(sam, image_embedding, prompts, multimask)
         logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+        target = gt[:, None].float().expand_as(logits)
         losses = config.focal_weight * sigmoid_focal_loss(
             logits, target
         ) + config.dice_weight * dice_loss(logits, target)

@@ -11,7 +11,15 @@ from samapp.ml.masks import rle_area, rle_bbox, rle_validate
 from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
 from samapp.realtime.events import broadcast
 
-EDITABLE_FIELDS = ("label", "rle", "predicted_iou", "source", "prompts", "model_key", "review_state")
+EDITABLE_FIELDS = (
+    "label",
+    "rle",
+    "predicted_iou",
+    "source",
+    "prompts",
+    "model_key",
+    "review_state",
+)
 
 
 def annotation_payload(annotation: Annotation) -> dict[str, Any]:
@@ -159,4 +167,3 @@ def annotation_delete(*, annotation: Annotation, expected_version: int | None) -
             event="annotation.deleted",
             payload={"id": annotation_id, "version": expected + 1},
         )
-

@@ -44,7 +44,10 @@ def embeddings_schedule(*, images: list[Image], model_key: str) -> list[Embeddin
                     image_sha256=sha256, model_key=model_key
                 )
         except IntegrityError:  # a concurrent request created it first
-            embedding, created = Embedding.objects.get(image_sha256=sha256, model_key=model_key), False
+            embedding, created = (
+                Embedding.objects.get(image_sha256=sha256, model_key=model_key),
+                False,
+            )
         if created or embedding.status == EmbeddingStatus.FAILED:
             queued.append(embedding.id)
         embeddings.append(embedding)
@@ -117,7 +120,9 @@ def embedding_compute(*, embedding_id: int) -> Embedding | None:
         embedding.save(update_fields=["status", "error", "updated_at"])
         _notify(embedding, "embedding.failed", {**base_payload, "error": embedding.error})
         return embedding
-    path = embedding_storage_path(image_sha256=embedding.image_sha256, model_key=embedding.model_key)
+    path = embedding_storage_path(
+        image_sha256=embedding.image_sha256, model_key=embedding.model_key
+    )
     blob = result.to_fp16_bytes()
     if default_storage.exists(path):
         default_storage.delete(path)

@@ -59,7 +59,7 @@ def image_check(*, name: str, content: bytes) -> CheckedImage:
             width, height = probe.size
             if width * height > settings.SAM_MAX_IMAGE_PIXELS:
                 raise ApplicationError(
-                    f"{name}: {width}×{height} pixels is over the "
+                    f"{name}: {width}x{height} pixels is over the "
                     f"{settings.SAM_MAX_IMAGE_PIXELS}-pixel limit."
                 )
             probe.load()  # decodes every pixel: truncated files fail here
@@ -121,7 +121,8 @@ def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
         entries = [
             info
             for info in archive.infolist()
-            if not info.is_dir() and not any(part in info.filename for part in IGNORED_ARCHIVE_NAMES)
+            if not info.is_dir()
+            and not any(part in info.filename for part in IGNORED_ARCHIVE_NAMES)
         ]
         if len(archive.infolist()) > settings.SAM_MAX_ARCHIVE_ENTRIES:
             raise ApplicationError(
@@ -207,7 +208,11 @@ def images_create(
             for checked in images:
                 if checked.sha256 in existing:
                     result.duplicates.append(
-                        {"name": checked.name, "sha256": checked.sha256, "existing_id": existing[checked.sha256]}
+                        {
+                            "name": checked.name,
+                            "sha256": checked.sha256,
+                            "existing_id": existing[checked.sha256],
+                        }
                     )
                     continue
                 image = Image(

@@ -1,0 +1,167 @@
+"""Binary masks: COCO compressed RLE, polygons, bounding boxes and areas.
+
+Masks are (H, W) arrays, nonzero = foreground. RLEs are COCO compressed RLE dicts
+``{"size": [H, W], "counts": str}`` (``counts`` as ``str`` so they are JSON-safe).
+
+Polygons are flat COCO rings ``[x0, y0, x1, y1, ...]`` through the centres of the boundary
+pixels (OpenCV's convention). A mask is the even-odd combination of its rings: exterior rings
+have a negative shoelace area in image coordinates (y down), holes a positive one. Consumers
+that ignore holes (COCO polygon viewers) see the union of the exteriors.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+Rle = dict[str, Any]
+
+
+def mask_to_rle(mask: np.ndarray) -> Rle:
+    """(H, W) mask -> COCO compressed RLE with ``str`` counts."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
+
+
+def _coco(rle: Rle) -> Rle:
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
+
+
+def rle_to_mask(rle: Rle) -> np.ndarray:
+    """COCO compressed RLE (``str`` or ``bytes`` counts) -> (H, W) bool mask."""
+    return mask_utils.decode(_coco(rle)).astype(bool)
+
+
+def rle_area(rle: Rle) -> int:
+    """Foreground pixel count of an RLE."""
+    return int(mask_utils.area(_coco(rle)))
+
+
+def rle_bbox(rle: Rle) -> list[float]:
+    """COCO box [x, y, w, h] of an RLE; [0, 0, 0, 0] when empty."""
+    return [float(v) for v in mask_utils.toBbox(_coco(rle))]
+
+
+def mask_area(mask: np.ndarray) -> int:
+    """Foreground pixel count."""
+    return int(np.count_nonzero(mask))
+
+
+def mask_bbox(mask: np.ndarray) -> list[float]:
+    """COCO box [x, y, w, h] (w, h count pixels, as pycocotools); [0, 0, 0, 0] when empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    x0, y0 = xs.min(), ys.min()
+    return [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
+
+
+def _signed_area(points: np.ndarray) -> float:
+    """Shoelace area of an (N, 2) ring; negative for exteriors, positive for holes."""
+    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[list[float]]:
+    """(H, W) mask -> rings (exteriors and holes of every part), simplified by Douglas-Peucker.
+
+    Arguments:
+      mask: (H, W) array, nonzero = foreground.
+      tolerance: maximum distance in pixels between a ring and its simplification
+        (``cv2.approxPolyDP`` epsilon); 0 keeps every boundary pixel.
+
+    Returns:
+      Flat rings ``[x0, y0, x1, y1, ...]``. Rings with fewer than 3 vertices (parts or holes of
+      one or two pixels, or thinner than the tolerance) are dropped; an empty mask gives [].
+    """
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(mask, dtype=np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE
+    )
+    rings = []
+    for contour in contours:
+        ring = cv2.approxPolyDP(contour, tolerance, True) if tolerance > 0 else contour
+        if len(ring) >= 3:
+            rings.append(ring.reshape(-1).astype(float).tolist())
+    return rings
+
+
+def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
+    """Rings from ``mask_to_polygons`` (or any COCO polygons) -> (height, width) bool mask.
+
+    Each exterior ring covers its interior and its boundary pixels; each hole removes its
+    interior but not its boundary (those are the foreground pixels around the hole). Rings
+    combine with the even-odd rule, so parts inside holes come back.
+    """
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for polygon in polygons:
+        points = np.rint(np.asarray(polygon, dtype=np.float64).reshape(-1, 2)).astype(np.int32)
+        ring = np.zeros_like(mask)
+        cv2.fillPoly(ring, [points], 1)
+        if _signed_area(points) > 0:
+            cv2.polylines(ring, [points], isClosed=True, color=0)
+        mask ^= ring
+    return mask.astype(bool)
+
+
+def _counts_from_string(counts: str) -> list[int]:
+    """Run lengths of a compressed RLE string (pycocotools' rleFrString, in Python).
+
+    Parsed here before pycocotools sees the string: its C decoder trusts the run lengths
+    and would write past the mask for a string that does not add up to H * W."""
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("counts string ends inside a number")
+            char = ord(counts[position]) - 48
+            if not 0 <= char < 64:
+                raise ValueError(f"counts string has an invalid character at {position}")
+            value |= (char & 0x1F) << (5 * shift)
+            more = bool(char & 0x20)
+            position += 1
+            shift += 1
+            if not more and char & 0x10:
+                value |= -1 << (5 * shift)
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def rle_validate(rle: Any) -> Rle:
+    """Check untrusted JSON as a COCO RLE; returns it compressed with ``str`` counts.
+
+    Accepts compressed (``counts`` str) and uncompressed (``counts`` list of ints) RLE.
+    Raises ValueError with the reason when the object is not a well-formed RLE."""
+    if not isinstance(rle, dict) or set(rle) != {"size", "counts"}:
+        raise ValueError('expected {"size": [height, width], "counts": ...}')
+    size = rle["size"]
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 65_536 for v in size)
+    ):
+        raise ValueError("size must be [height, width] with positive integers")
+    height, width = int(size[0]), int(size[1])
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        runs = _counts_from_string(counts)
+    elif isinstance(counts, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in counts
+    ):
+        runs = list(counts)
+    else:
+        raise ValueError("counts must be a string (compressed) or a list of integers")
+    if any(run < 0 for run in runs):
+        raise ValueError("counts has a negative run length")
+    if sum(runs) != height * width:
+        raise ValueError(f"run lengths add up to {sum(runs)}, not height * width = {height * width}")
+    if isinstance(counts, str):
+        return {"size": [height, width], "counts": counts}
+    compressed = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return {"size": [height, width], "counts": compressed["counts"].decode()}

@@ -1,0 +1,210 @@
+"""ONNX export of SAM's prompt encoder + mask decoder for the browser.
+
+Variants (``VARIANTS``), each also available with ``_int8`` (onnxruntime dynamic
+quantization, QUInt8 weights):
+
+- ``official_single`` / ``official_multi``: SAM's own ``SamOnnxModel`` (inputs
+  ``image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size``;
+  outputs ``masks, iou_predictions, low_res_masks``). Single returns the mask picked by SAM's
+  rule (best multimask output for one click, the single-mask output for more prompts);
+  multi returns all ``num_mask_tokens`` masks (index 0 is the single-mask output).
+- ``lowres_single`` / ``lowres_multi``: no upscaling and no ``orig_im_size`` input; outputs
+  ``iou_predictions, low_res_masks`` (logits of side 4 x embedding side: 256 for the ViT
+  models, 128 for ``sam_tiny``), thresholded and upscaled in the browser.
+
+Point coordinates are in the model input frame (after ``ResizeLongestSide``), padded as SAM's
+prompt encoder does: a ``-1`` point when there is no box, box corners with labels 2 and 3.
+"""
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from segment_anything.modeling import Sam
+from segment_anything.utils.onnx import SamOnnxModel
+from torch import nn
+
+OPSET = 17
+POINT_AXES = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+
+
+class SamOnnxLowRes(SamOnnxModel):
+    """``SamOnnxModel`` without the upscaling: returns low-resolution logits only."""
+
+    @torch.no_grad()
+    def forward(  # type: ignore[override]
+        self,
+        image_embeddings: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+        has_mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shapes: (1, C, h, w), (1, N, 2), (1, N), (1, 1, 4h, 4w), (1,) float32 ->
+        iou_predictions (1, K), low_res_masks (1, K, 4h, 4w) with K = 1 or num_mask_tokens."""
+        masks, scores = self.model.mask_decoder.predict_masks(
+            image_embeddings=image_embeddings,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=self._embed_points(point_coords, point_labels),
+            dense_prompt_embeddings=self._embed_masks(mask_input, has_mask_input),
+        )
+        if self.return_single_mask:
+            masks, scores = self.select_masks(masks, scores, point_coords.shape[1])
+        return scores, masks
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one decoder file is built."""
+
+    name: str
+    low_res: bool
+    single_mask: bool
+    int8: bool
+
+    @property
+    def input_names(self) -> list[str]:
+        names = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"]
+        return names if self.low_res else [*names, "orig_im_size"]
+
+    @property
+    def output_names(self) -> list[str]:
+        return (
+            ["iou_predictions", "low_res_masks"]
+            if self.low_res
+            else ["masks", "iou_predictions", "low_res_masks"]
+        )
+
+
+VARIANTS: dict[str, Variant] = {
+    f"{kind}_{masks}{suffix}": Variant(
+        f"{kind}_{masks}{suffix}", kind == "lowres", masks == "single", suffix == "_int8"
+    )
+    for kind in ("official", "lowres")
+    for masks in ("single", "multi")
+    for suffix in ("", "_int8")
+}
+
+
+def decoder_module(model: Sam, variant: Variant) -> nn.Module:
+    """The traceable module for ``variant`` (shares the weights of ``model``)."""
+    cls = SamOnnxLowRes if variant.low_res else SamOnnxModel
+    return cls(model, return_single_mask=variant.single_mask)
+
+
+def dummy_inputs(model: Sam, variant: Variant, num_points: int = 5) -> dict[str, torch.Tensor]:
+    """Random inputs with the shapes and dtypes the exported graph takes (all float32)."""
+    embed_dim = model.prompt_encoder.embed_dim
+    h, w = model.prompt_encoder.image_embedding_size
+    inputs = {
+        "image_embeddings": torch.randn(1, embed_dim, h, w),
+        "point_coords": torch.randint(0, model.image_encoder.img_size, (1, num_points, 2)).float(),
+        "point_labels": torch.randint(0, 4, (1, num_points)).float(),
+        "mask_input": torch.randn(1, 1, 4 * h, 4 * w),
+        "has_mask_input": torch.tensor([1.0]),
+        "orig_im_size": torch.tensor([1500.0, 2250.0]),
+    }
+    return {name: inputs[name] for name in variant.input_names}
+
+
+def export_decoder(model: Sam, variant: str | Variant, path: str | Path) -> Path:
+    """Export ``variant`` of ``model``'s decoder to ``path`` (opset 17, checked by onnx.checker).
+
+    ``model`` must be on the CPU in float32 (as ``registry.load_model(name)`` returns it).
+    ``_int8`` variants are exported in fp32 next to ``path`` then dynamically quantized.
+    """
+    variant = VARIANTS[variant] if isinstance(variant, str) else variant
+    if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
+        raise ValueError("Export needs the model on the CPU in float32")
+    path = Path(path)
+    target = path.with_suffix(".fp32.onnx") if variant.int8 else path
+    module = decoder_module(model, variant)
+    inputs = dummy_inputs(model, variant)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        torch.onnx.export(
+            module,
+            tuple(inputs.values()),
+            str(target),
+            export_params=True,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=variant.input_names,
+            output_names=variant.output_names,
+            dynamic_axes=POINT_AXES,
+            dynamo=False,
+        )
+    if variant.int8:
+        quantize_dynamic(target, path, weight_type=QuantType.QUInt8)
+        target.unlink()
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def _io_spec(values: Any) -> list[dict[str, Any]]:
+    """Names, element types and shapes (symbolic dims as strings) of graph inputs/outputs."""
+    return [
+        {
+            "name": v.name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+        }
+        for v in values
+    ]
+
+
+def export_decoders(
+    model: Sam,
+    model_key: str,
+    out_dir: str | Path,
+    variants: list[str] | None = None,
+) -> dict[str, Any]:
+    """Export ``variants`` (default all) into ``out_dir`` with content-hashed names.
+
+    Files are named ``{model_key}.{variant}.{sha256[:16]}.onnx`` so they can be served with
+    immutable caching; ``manifest.json`` (the returned dict) maps each variant to its file::
+
+        {"model_key", "image_size", "embedding_shape": [C, h, w], "mask_input_size": [4h, 4w],
+         "variants": {variant: {"filename", "sha256", "bytes", "low_res", "single_mask",
+                                "int8", "inputs": [...], "outputs": [...]}}}
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = variants or list(VARIANTS)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"Unknown variants {unknown}; choose from {sorted(VARIANTS)}")
+    h, w = model.prompt_encoder.image_embedding_size
+    manifest: dict[str, Any] = {
+        "model_key": model_key,
+        "image_size": model.image_encoder.img_size,
+        "embedding_shape": [model.prompt_encoder.embed_dim, h, w],
+        "mask_input_size": [4 * h, 4 * w],
+        "variants": {},
+    }
+    for name in names:
+        variant = VARIANTS[name]
+        tmp = export_decoder(model, variant, out_dir / f".{model_key}.{name}.tmp.onnx")
+        data = tmp.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        final = tmp.replace(out_dir / f"{model_key}.{name}.{sha256[:16]}.onnx")
+        graph = onnx.load(str(final), load_external_data=False).graph
+        manifest["variants"][name] = {
+            "filename": final.name,
+            "sha256": sha256,
+            "bytes": len(data),
+            "low_res": variant.low_res,
+            "single_mask": variant.single_mask,
+            "int8": variant.int8,
+            "inputs": _io_spec(graph.input),
+            "outputs": _io_spec(graph.output),
+        }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
