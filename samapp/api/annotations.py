@@ -30,30 +30,30 @@ class RleField(serializers.DictField):
     """COCO compressed RLE: {"size": [h, w], "counts": "..."}; checked by the service."""
 
 
-class AnnotationOutput(serializers.Serializer[Annotation]):
+class AnnotationOutput(serializers.Serializer[Any]):
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
         return annotation_payload(instance)
 
 
 class AnnotationInput(serializers.Serializer[Any]):
-    label = serializers.IntegerField(required=False, allow_null=True)
+    label = serializers.IntegerField(required=False, allow_null=True)  # type: ignore[assignment]
     rle = RleField()
     predicted_iou = serializers.FloatField(required=False, allow_null=True)
-    source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)
+    source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)  # type: ignore[assignment]
     prompts = serializers.DictField(required=False)
     model_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
     review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
     version = serializers.IntegerField(required=False, min_value=1)
 
 
-def _expected_version(request: Request, body: dict[str, Any]) -> int | None:
+def _expected_version(request: Request, body: Any) -> int | None:
     header = request.headers.get("If-Match")
     if header:
         match = ETAG_VERSION.match(header)
         if match is None:
             raise ApplicationError(f'If-Match {header!r} is not a version such as "3".')
         return int(match.group(1))
-    version = body.get("version")
+    version = body.get("version") if isinstance(body, dict) else None
     return int(version) if version is not None else None
 
 

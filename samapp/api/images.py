@@ -44,7 +44,7 @@ class ImageListCreateApi(ProjectScopedMixin, APIView):
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
         assignee = serializers.IntegerField(required=False)
-        label = serializers.IntegerField(required=False)
+        label = serializers.IntegerField(required=False)  # type: ignore[assignment]
 
     @extend_schema(
         parameters=[

@@ -16,8 +16,6 @@ class ProjectScopedMixin:
     `capabilities` maps HTTP methods to the capability they need; reads need VIEW."""
 
     capabilities: dict[str, Capability] = {}
-    kwargs: dict[str, Any]
-    request: Request
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
@@ -34,4 +32,3 @@ class ProjectScopedMixin:
             raise PermissionDeniedError(
                 f"Your role ({self.membership.role}) cannot {capability.value} in this project."
             )
-

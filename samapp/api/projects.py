@@ -19,6 +19,7 @@ from samapp.selectors.projects import (
     image_status_counts,
     label_list,
     membership_list,
+    membership_roles,
     project_list,
 )
 from samapp.services.projects import (
@@ -75,9 +76,7 @@ class ProjectListCreateApi(APIView):
     @extend_schema(responses=ProjectOutput(many=True))
     def get(self, request: Request) -> Response:
         projects = project_list(user=request.user).prefetch_related("labels")
-        roles = dict(
-            Membership.objects.filter(user_id=request.user.pk).values_list("project_id", "role")
-        )
+        roles = membership_roles(user=request.user)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(projects, request, view=self)
         data = ProjectOutput(page, many=True, context={"roles": roles}).data

@@ -26,6 +26,13 @@ def project_list(*, user: AnyUser) -> QuerySet[Project]:
     )
 
 
+def membership_roles(*, user: AnyUser) -> dict[int, str]:
+    """The user's role in each of their projects, by project id."""
+    if not user.is_authenticated:
+        return {}
+    return dict(Membership.objects.filter(user_id=user.pk).values_list("project_id", "role"))
+
+
 def member_exists(*, project: Project, user_id: int) -> bool:
     return Membership.objects.filter(project=project, user_id=user_id).exists()
 

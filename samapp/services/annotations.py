@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 
@@ -72,7 +72,7 @@ def _derived_fields(rle: dict[str, Any]) -> dict[str, Any]:
 def annotation_create(
     *,
     image: Image,
-    author: AbstractBaseUser | None,
+    author: User | None,
     rle: Any,
     label: Label | None = None,
     predicted_iou: float | None = None,

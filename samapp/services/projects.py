@@ -2,22 +2,19 @@
 
 from collections.abc import Iterable
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from samapp.errors import ApplicationError
 from samapp.models import Label, Membership, Project, Role
 from samapp.realtime.events import notify_user
 
-User = get_user_model()
-
 
 @transaction.atomic
 def project_create(
     *,
     name: str,
-    created_by: AbstractBaseUser,
+    created_by: User,
     description: str = "",
     default_model_key: str | None = None,
     labels: Iterable[tuple[str, str]] = (),
@@ -54,7 +51,7 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     return project
 
 
-def member_add(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def member_add(*, project: Project, user: User, role: str) -> Membership:
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
     try:

@@ -7,11 +7,11 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import PIL.Image
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -82,7 +82,7 @@ def image_check(*, name: str, content: bytes) -> CheckedImage:
     )
 
 
-def _read_capped(stream: BinaryIO, limit: int, name: str) -> bytes:
+def _read_capped(stream: IO[bytes], limit: int, name: str) -> bytes:
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise ApplicationError(f"{name}: larger than the {limit}-byte limit.")
@@ -191,7 +191,7 @@ def uploads_check(*, files: list[tuple[str, BinaryIO]]) -> list[CheckedImage]:
 
 
 def images_create(
-    *, project: Project, uploaded_by: AbstractBaseUser, images: list[CheckedImage]
+    *, project: Project, uploaded_by: User, images: list[CheckedImage]
 ) -> UploadResult:
     """Store checked images all or nothing; an image already in the project is reported."""
     from samapp.services.embeddings import embeddings_schedule
@@ -225,7 +225,7 @@ def images_create(
                     uploaded_by=uploaded_by,
                 )
                 image.file.save(checked.name, ContentFile(checked.content), save=False)
-                stored.append(image.file.name)
+                stored.append(str(image.file.name))
                 image.save()
                 existing[checked.sha256] = image.id
                 result.created.append(image)
