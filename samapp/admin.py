@@ -1,5 +1,7 @@
 """Django admin for project management: thin over selectors and services."""
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -7,6 +9,7 @@ from django.http import HttpRequest
 from samapp.models import (
     Annotation,
     Embedding,
+    ExportFormat,
     ExportJob,
     Image,
     ImageStatus,
@@ -14,6 +17,7 @@ from samapp.models import (
     Membership,
     Project,
 )
+from samapp.services.datasets.exports import export_job_create
 from samapp.services.embeddings import embeddings_recompute
 
 
@@ -38,6 +42,28 @@ def recompute_project_embeddings(
     modeladmin.message_user(request, f"Queued {count} embeddings.", messages.SUCCESS)
 
 
+def _export_action(export_format: str, label: str) -> Any:
+    @admin.action(description=f"Start a {label} export of the selected projects")
+    def start_export(
+        modeladmin: admin.ModelAdmin[Project], request: HttpRequest, queryset: QuerySet[Project]
+    ) -> None:
+        jobs = [
+            export_job_create(project=project, created_by=request.user, format=export_format)  # type: ignore[arg-type]
+            for project in queryset
+        ]
+        modeladmin.message_user(
+            request,
+            f"Started {len(jobs)} {label} export(s): see Export jobs for progress and files.",
+            messages.SUCCESS,
+        )
+
+    start_export.__name__ = f"start_{export_format}_export"
+    return start_export
+
+
+EXPORT_ACTIONS = tuple(_export_action(value, label) for value, label in ExportFormat.choices)
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = (
@@ -53,7 +79,7 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
     search_fields = ("name", "description")
     list_filter = ("default_model_key", "created_at")
     inlines = (LabelInline, MembershipInline)
-    actions = (recompute_project_embeddings,)
+    actions = (recompute_project_embeddings, *EXPORT_ACTIONS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         counts = {

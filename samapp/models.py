@@ -160,6 +160,10 @@ class Embedding(TimeStamped):
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     compute_seconds = models.FloatField(null=True, blank=True)
+    # Higher first: the image an annotator just opened jumps ahead of bulk uploads.
+    priority = models.SmallIntegerField(default=0)
+    # When a worker claimed it (RUNNING); a claim older than the timeout is re-claimable.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -264,3 +268,41 @@ class ExportJob(Job):
 
     def __str__(self) -> str:
         return f"{self.format} export of {self.project} ({self.state})"
+
+
+class SegmentJob(Job):
+    """Segment everything on one image: proposals written as `automatic` annotations."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="segment_jobs")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="segment_jobs")
+    model_key = models.CharField(max_length=64)
+    options = models.JSONField(default=dict, blank=True)
+    annotation_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"segment everything on image {self.image_id} ({self.state})"
+
+
+class AnnotationEvent(models.Model):
+    """Change log of a project's annotations, for clients catching up after a reconnect.
+
+    `seq` increases per project in commit order: it is allocated under a lock on the project
+    row inside the transaction that makes the change."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotation_events")
+    seq = models.PositiveBigIntegerField()
+    event = models.CharField(max_length=32)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "seq"], name="unique_annotation_event_seq"),
+        ]
+        ordering = ["project_id", "seq"]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.seq} in project {self.project_id}"

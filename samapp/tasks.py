@@ -1,18 +1,54 @@
-"""Celery tasks: thin interfaces over services."""
+"""Celery tasks: thin interfaces over services.
+
+Every task is idempotent (the services claim rows with conditional UPDATEs and leave finished
+work alone), acknowledged late and rejected back to the queue when the worker dies, and
+retried a bounded number of times with backoff."""
+
+from typing import Any
 
 from celery import shared_task
 
-from samapp.services.embeddings import embedding_compute
+from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_batch
+
+RELIABLE: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
 
 @shared_task(
+    bind=True,
     name="samapp.tasks.embedding_compute_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OSError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
+    autoretry_for=(TransientEmbeddingError, OSError),
+    **RELIABLE,
 )
-def embedding_compute_task(embedding_id: int) -> None:
-    embedding_compute(embedding_id=embedding_id)
+def embedding_compute_task(self: Any, embedding_id: int) -> None:
+    outcome = embeddings_compute_batch(embedding_id=embedding_id)
+    if outcome.busy_for is not None and self.request.retries < 3:
+        # Another worker holds a live claim: look again once it would have gone stale.
+        raise self.retry(countdown=outcome.busy_for + 1)
+
+
+@shared_task(bind=True, name="samapp.tasks.segment_job_run_task", **RELIABLE)
+def segment_job_run_task(self: Any, job_id: int) -> None:
+    from samapp.services.segment import segment_job_run
+
+    segment_job_run(job_id=job_id)
+
+
+@shared_task(bind=True, name="samapp.tasks.decoder_export_task", **RELIABLE)
+def decoder_export_task(self: Any, model_key: str) -> None:
+    from samapp.services.decoders import decoder_export
+
+    decoder_export(model_key=model_key)
+
+
+@shared_task(name="samapp.tasks.export_run_task", acks_late=True, reject_on_worker_lost=True)
+def export_run_task(job_id: int) -> None:
+    from samapp.services.datasets.exports import export_job_run
+
+    export_job_run(job_id=job_id)

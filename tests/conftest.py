@@ -139,6 +139,21 @@ def rle_box_fixture() -> Callable[..., dict]:
 # ---------------------------------------------------------------- isolation
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Run the SQLite test database from a file, as the embedded profile does, not from
+    SQLite's shared-cache memory: there, a second connection (a thread in a concurrency
+    test) fails at once with "database table is locked" instead of waiting its turn; with a
+    file, WAL + busy timeout + IMMEDIATE transactions serialize writers as in production."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        test = database.setdefault("TEST", {})
+        if not test.get("NAME"):
+            test["NAME"] = str(Path(settings.DATA_DIR) / "test-db.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings: Any, tmp_path: Path) -> Path:
     """A fresh MEDIA_ROOT per test (default_storage follows the setting)."""
@@ -152,7 +167,11 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
 def embedding_tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record embedding ids that would be queued instead of running the (eager) task."""
     queued: list[int] = []
-    monkeypatch.setattr("samapp.services.embeddings._enqueue", queued.extend)
+
+    def record(embedding_ids: Iterable[int], *args: Any, **kwargs: Any) -> None:
+        queued.extend(embedding_ids)
+
+    monkeypatch.setattr("samapp.services.embeddings._enqueue", record)
     return queued
 
 
@@ -170,7 +189,7 @@ def users(db: None) -> dict[str, Any]:
 
     user_model = get_user_model()
     return {
-        name: user_model.objects.create_user(username=name, password="pw-" + name)  # noqa: S106
+        name: user_model.objects.create_user(username=name, password="pw-" + name)
         for name in (*ROLES, "extra", "outsider")
     }
 

@@ -111,7 +111,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "samapp.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "samapp.api.errors.exception_handler",
 }
 
@@ -133,7 +133,14 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # In-memory in this process, bridged to the local worker's processes through a spool
+    # directory (samapp.realtime.layers): the embedded default needs no server.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "samapp.realtime.layers.SpoolChannelLayer",
+            "CONFIG": {"spool_dir": str(DATA_DIR / "channels")},
+        }
+    }
 
 # Celery: a broker that needs no server (a spool directory) unless one is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
@@ -146,19 +153,53 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     # Above the longest job, so a slow job is not handed to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ROUTES = {"samapp.tasks.embedding_*": {"queue": "embeddings"}}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
 # SAM
 SAM_DEFAULT_MODEL = env("SAM_DEFAULT_MODEL", default="sam_tiny")
 SAM_CHECKPOINT_DIR = Path(env("SAM_CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints")))
 SAM_DEVICE = env("SAM_DEVICE", default="auto")
+# Keep random weights when a checkpoint is missing (tests, demos without the file only).
+SAM_RANDOM_INIT_FALLBACK = env.bool("SAM_RANDOM_INIT_FALLBACK", default=False)
+# Embedding workers claim up to BATCH_SIZE pending images and encode them in one forward,
+# waiting up to BATCH_WAIT seconds for a batch to fill; a RUNNING claim older than
+# CLAIM_TIMEOUT seconds (a crashed worker) is claimed again.
+SAM_EMBEDDING_BATCH_SIZE = env.int("SAM_EMBEDDING_BATCH_SIZE", default=4)
+SAM_EMBEDDING_BATCH_WAIT = env.float("SAM_EMBEDDING_BATCH_WAIT", default=0.0)
+SAM_EMBEDDING_CLAIM_TIMEOUT = env.float("SAM_EMBEDDING_CLAIM_TIMEOUT", default=600.0)
+SAM_EMBEDDING_MAX_ATTEMPTS = env.int("SAM_EMBEDDING_MAX_ATTEMPTS", default=3)
+# Test hook only: seconds a worker sleeps after its first claim (to kill it mid-task).
+SAM_EMBEDDING_TEST_DELAY = env.float("SAM_EMBEDDING_TEST_DELAY", default=0.0)
+# How many of an annotator's next assigned images are encoded ahead when one is opened.
+SAM_PREENCODE_NEXT = env.int("SAM_PREENCODE_NEXT", default=3)
+# Browser decoders exported per model (samapp.ml.onnx_export variant names).
+SAM_DECODER_VARIANTS = env.list(
+    "SAM_DECODER_VARIANTS",
+    default=["lowres_multi", "lowres_multi_int8", "official_multi", "official_single"],
+)
+SAM_DECODER_DEFAULT_VARIANT = env("SAM_DECODER_DEFAULT_VARIANT", default="lowres_multi")
+
+# Object storage (S3-compatible: AWS, MinIO...) when a bucket is named; local disk otherwise.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+if AWS_STORAGE_BUCKET_NAME:
+    AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
+    AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+    AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default=None)
+    AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default=None)
+    AWS_DEFAULT_ACL = None
+    AWS_S3_FILE_OVERWRITE = True
+    AWS_QUERYSTRING_AUTH = True
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
 
 # Upload limits
 SAM_MAX_UPLOAD_BYTES = env.int("SAM_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)

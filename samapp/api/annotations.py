@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError
@@ -36,25 +37,37 @@ class AnnotationOutput(serializers.Serializer[Any]):
 
 
 class AnnotationInput(serializers.Serializer[Any]):
-    label = serializers.IntegerField(required=False, allow_null=True)  # type: ignore[assignment]
+    label = IdField(required=False, allow_null=True)  # type: ignore[assignment]
     rle = RleField()
     predicted_iou = serializers.FloatField(required=False, allow_null=True)
     source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)  # type: ignore[assignment]
     prompts = serializers.DictField(required=False)
     model_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
     review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+
+
+MAX_VERSION = 2**31 - 1  # the version column's range on every database
 
 
 def _expected_version(request: Request, body: Any) -> int | None:
+    """The version a write is based on: the If-Match header, else the body's `version`."""
     header = request.headers.get("If-Match")
     if header:
         match = ETAG_VERSION.match(header)
-        if match is None:
+        if match is None or int(match.group(1)) > MAX_VERSION:
             raise ApplicationError(f'If-Match {header!r} is not a version such as "3".')
         return int(match.group(1))
     version = body.get("version") if isinstance(body, dict) else None
-    return int(version) if version is not None else None
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int | str):
+        raise ApplicationError("version must be a positive integer.")
+    if isinstance(version, str) and not version.isdecimal():
+        raise ApplicationError("version must be a positive integer.")
+    if not 1 <= int(version) <= MAX_VERSION:
+        raise ApplicationError("version must be a positive integer.")
+    return int(version)
 
 
 def _with_etag(response: Response, annotation: Annotation) -> Response:
@@ -105,15 +118,15 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
 
 
 class AnnotationListApi(AnnotationScopedMixin, APIView):
-    @extend_schema(
-        parameters=[OpenApiParameter("image", int)], responses=AnnotationOutput(many=True)
-    )
+    class FilterSerializer(serializers.Serializer[Any]):
+        image = IdField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses=AnnotationOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
-        image_id = request.query_params.get("image")
-        if image_id is not None and not image_id.isdigit():
-            raise ApplicationError("image must be an integer id.")
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         annotations = annotation_list(
-            project=self.project, image_id=int(image_id) if image_id else None
+            project=self.project, image_id=filters.validated_data.get("image")
         )
         paginator = StandardPagination()
         page = paginator.paginate_queryset(annotations, request, self)
@@ -151,7 +164,10 @@ class AnnotationDetailApi(AnnotationScopedMixin, APIView):
         updated = annotation_update(annotation=annotation, expected_version=expected, data=data)
         return _with_etag(Response(AnnotationOutput(updated).data), updated)
 
-    @extend_schema(parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)])
+    @extend_schema(
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER)],
+        responses={204: None},
+    )
     def delete(self, request: Request, project_id: int, annotation_id: int) -> Response:
         annotation = self._annotation(annotation_id)
         annotation_delete(

@@ -4,24 +4,37 @@ from typing import Any
 
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError
 from samapp.models import Image, ImageStatus
 from samapp.roles import Capability
+from samapp.selectors.embeddings import embedding_status_map
 from samapp.selectors.projects import image_list, member_exists
 from samapp.services.images import image_delete, image_update
 from samapp.services.uploads import images_create, uploads_check
 
 
 class ImageOutput(serializers.ModelSerializer[Image]):
+    embedding = serializers.SerializerMethodField()
+
+    def get_embedding(self, image: Image) -> dict[str, Any]:
+        # One lookup for the whole page when listing (the root is then a ListSerializer).
+        statuses = getattr(self.root, "_embedding_statuses", None)
+        if statuses is None or image.pk not in statuses:
+            many = isinstance(self.root, serializers.ListSerializer) and self.root.instance
+            statuses = embedding_status_map(images=list(self.root.instance) if many else [image])
+            self.root._embedding_statuses = statuses  # type: ignore[union-attr]
+        return statuses[image.pk]
+
     class Meta:
         model = Image
         fields = (
@@ -34,6 +47,7 @@ class ImageOutput(serializers.ModelSerializer[Image]):
             "status",
             "assignee",
             "created_at",
+            "embedding",
         )
 
 
@@ -43,8 +57,8 @@ class ImageListCreateApi(ProjectScopedMixin, APIView):
 
     class FilterSerializer(serializers.Serializer[Any]):
         status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
-        assignee = serializers.IntegerField(required=False)
-        label = serializers.IntegerField(required=False)  # type: ignore[assignment]
+        assignee = IdField(required=False)
+        label = IdField(required=False)  # type: ignore[assignment]
 
     @extend_schema(
         parameters=[
@@ -97,9 +111,10 @@ class ImageListCreateApi(ProjectScopedMixin, APIView):
 class ImageDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.MANAGE}
 
+    @extend_schema_serializer(component_name="ImageUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
-        assignee = serializers.IntegerField(required=False, allow_null=True)
+        assignee = IdField(required=False, allow_null=True)
 
     def _image(self, image_id: int) -> Image:
         return get_object_or_404(Image, project=self.project, pk=image_id)
@@ -125,6 +140,7 @@ class ImageDetailApi(ProjectScopedMixin, APIView):
         image = image_update(image=self._image(image_id), data=dict(data))
         return Response(ImageOutput(image).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, image_id: int) -> Response:
         image_delete(image=self._image(image_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

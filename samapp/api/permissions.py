@@ -5,6 +5,7 @@ from typing import Any
 from django.http import Http404
 from rest_framework.request import Request
 
+from samapp.api.fields import MAX_ID
 from samapp.errors import PermissionDeniedError
 from samapp.roles import Capability, role_can
 from samapp.selectors.projects import membership_get
@@ -19,6 +20,9 @@ class ProjectScopedMixin:
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        # An id no database can hold matches nothing: 404 here, not a driver error later.
+        if any(isinstance(value, int) and value > MAX_ID for value in kwargs.values()):
+            raise Http404("No such object.")
         membership = membership_get(project_id=int(kwargs["project_id"]), user=request.user)
         if membership is None:
             raise Http404("No such project.")

@@ -1,3 +1,41 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from samapp.api.pipeline import (
+    AnnotationReviewApi,
+    DecoderFileApi,
+    DecoderManifestApi,
+    EmbeddingFileApi,
+    ImageEmbeddingApi,
+    SegmentEverythingApi,
+    SegmentJobDetailApi,
+)
+
+P = "projects/<int:project_id>/"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "embeddings/<slug:model_key>/<str:sha256>/",
+        EmbeddingFileApi.as_view(),
+        name="embedding-file",
+    ),
+    path("models/<slug:model_key>/decoder/", DecoderManifestApi.as_view(), name="decoder-manifest"),
+    path(
+        "models/<slug:model_key>/decoder/<str:filename>",
+        DecoderFileApi.as_view(),
+        name="decoder-file",
+    ),
+    path(
+        P + "images/<int:image_id>/embedding/",
+        ImageEmbeddingApi.as_view(),
+        name="image-embedding",
+    ),
+    path(
+        P + "images/<int:image_id>/segment-everything/",
+        SegmentEverythingApi.as_view(),
+        name="segment-everything",
+    ),
+    path(
+        P + "segment-jobs/<int:job_id>/", SegmentJobDetailApi.as_view(), name="segment-job-detail"
+    ),
+    path(P + "annotations/review/", AnnotationReviewApi.as_view(), name="annotation-review"),
+]

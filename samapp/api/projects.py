@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ from samapp.services.projects import (
     member_remove,
     member_update,
     project_create,
+    project_delete,
     project_update,
 )
 
@@ -65,6 +66,7 @@ class ProjectOutput(serializers.ModelSerializer[Project]):
 
 
 class ProjectListCreateApi(APIView):
+    @extend_schema_serializer(component_name="ProjectCreate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -104,6 +106,7 @@ class ProjectListCreateApi(APIView):
 class ProjectDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.OWN}
 
+    @extend_schema_serializer(component_name="ProjectUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
@@ -128,8 +131,9 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
         project_update(project=self.project, data=dict(serializer.validated_data))
         return Response(self._output())
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int) -> Response:
-        self.project.delete()
+        project_delete(project=self.project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -150,6 +154,7 @@ def _check_owner_role_change(view: ProjectScopedMixin, *roles: str) -> None:
 class MemberListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.MANAGE}
 
+    @extend_schema_serializer(component_name="MemberCreate")
     class InputSerializer(serializers.Serializer[Any]):
         username = serializers.CharField()
         role = serializers.ChoiceField(choices=Role.choices)
@@ -176,6 +181,7 @@ class MemberListCreateApi(ProjectScopedMixin, APIView):
 class MemberDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
 
+    @extend_schema_serializer(component_name="MemberUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         role = serializers.ChoiceField(choices=Role.choices)
 
@@ -195,6 +201,7 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
         member_update(membership=membership, role=serializer.validated_data["role"])
         return Response(MemberOutput(membership).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, member_id: int) -> Response:
         membership = self._membership(member_id)
         _check_owner_role_change(self, membership.role)
@@ -205,6 +212,7 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
 class LabelListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.MANAGE}
 
+    @extend_schema_serializer(component_name="LabelCreate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=100)
         color = serializers.CharField(max_length=7, required=False, default="#ff0000")
@@ -226,6 +234,7 @@ class LabelListCreateApi(ProjectScopedMixin, APIView):
 class LabelDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
 
+    @extend_schema_serializer(component_name="LabelUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=100, required=False)
         color = serializers.CharField(max_length=7, required=False)
@@ -244,6 +253,7 @@ class LabelDetailApi(ProjectScopedMixin, APIView):
         label = label_update(label=self._label(label_id), **serializer.validated_data)
         return Response(LabelOutput(label).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, label_id: int) -> Response:
         label_delete(label=self._label(label_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

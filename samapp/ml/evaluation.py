@@ -18,6 +18,11 @@ import torch
 from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
+from samapp.ml.synthetic import generate_objects
+
+HELD_OUT_SEED = 1_000_003  # never used for training
+HELD_OUT_OBJECTS = 200
+
 
 @dataclass(frozen=True)
 class InteractiveResult:
@@ -107,27 +112,86 @@ def evaluate_interactive(
     with torch.inference_mode():
         for image, masks in zip(images, gt_masks, strict=True):
             predictor.set_image(image)
-            gt = np.stack(masks)
-            points = [[first_click(m)] for m in gt]
-            labels = [[1] for _ in gt]
-            mask_input = None
-            for click in range(clicks):
-                outputs = []
-                for multimask in (True, False) if click else (True,):
-                    outputs.append(_predict(predictor, points, labels, mask_input, multimask))
-                logits, scores, low_res = outputs[-1]
-                picked = scores.argmax(axis=1)
-                rows = np.arange(len(gt))
-                shown = logits[rows, picked] > sam.mask_threshold
-                all_masks = np.concatenate([o[0] for o in outputs], axis=1) > sam.mask_threshold
-                ious.append(_ious(shown[:, None], gt)[:, 0])
-                oracle.append(_ious(all_masks, gt).max(axis=1))
-                mask_input = low_res[rows, picked][:, None]
-                for i, (point, label) in enumerate(next_click(s, g) for s, g in zip(shown, gt)):
-                    points[i].append(point)
-                    labels[i].append(label)
-    n = clicks
-    return InteractiveResult(
-        np.concatenate([np.stack(ious[i::n], axis=1) for i in range(0)] or _by_object(ious, n)),
-        _by_object(oracle, n),
+            image_ious, image_oracle = _click_through(predictor, np.stack(masks), clicks)
+            ious.append(image_ious)
+            oracle.append(image_oracle)
+    return InteractiveResult(np.concatenate(ious), np.concatenate(oracle))
+
+
+def _click_through(
+    predictor: SamPredictor, gt: np.ndarray, clicks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Click ``clicks`` times on each of the (N, H, W) bool ``gt`` masks of the image set
+    in ``predictor``; returns (N, clicks) float64 shown and oracle IoUs."""
+    threshold = predictor.model.mask_threshold
+    rows = np.arange(len(gt))
+    points = [[first_click(m)] for m in gt]
+    labels = [[1] for _ in gt]
+    mask_input = None
+    ious = np.zeros((len(gt), clicks))
+    oracle = np.zeros((len(gt), clicks))
+    for click in range(clicks):
+        outputs = [_predict(predictor, points, labels, mask_input, multimask=True)]
+        if click:
+            outputs.append(_predict(predictor, points, labels, mask_input, multimask=False))
+        logits, scores, low_res = outputs[-1]
+        picked = scores.argmax(axis=1)
+        shown = logits[rows, picked] > threshold
+        ious[:, click] = _ious(shown[:, None], gt)[:, 0]
+        every = np.concatenate([output[0] for output in outputs], axis=1) > threshold
+        oracle[:, click] = _ious(every, gt).max(axis=1)
+        mask_input = low_res[rows, picked][:, None]
+        for i in rows:
+            point, label = next_click(shown[i], gt[i])
+            points[i].append(point)
+            labels[i].append(label)
+    return ious, oracle
+
+
+def _predict(
+    predictor: SamPredictor,
+    points: list[list[tuple[int, int]]],
+    labels: list[list[int]],
+    mask_input: np.ndarray | None,
+    multimask: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batched ``predict_torch`` for N objects with K clicks each (original-image xy).
+
+    Returns (N, M, H, W) float32 logits at the original size, (N, M) float32 predicted
+    IoUs and (N, M, 4h, 4w) float32 low-res logits; M = 3 if ``multimask`` else 1.
+    """
+    device = predictor.device
+    coords = predictor.transform.apply_coords(
+        np.asarray(points, np.float32), predictor.original_size
     )
+    logits, scores, low_res = predictor.predict_torch(
+        point_coords=torch.as_tensor(coords, dtype=torch.float32, device=device),
+        point_labels=torch.as_tensor(labels, dtype=torch.int64, device=device),
+        mask_input=None if mask_input is None else torch.as_tensor(mask_input, device=device),
+        multimask_output=multimask,
+        return_logits=True,
+    )
+    return logits.cpu().numpy(), scores.cpu().numpy(), low_res.cpu().numpy()
+
+
+def evaluate_sam_tiny(
+    sam: Sam, objects: int = HELD_OUT_OBJECTS, clicks: int = 20
+) -> dict[str, float | int]:
+    """Interactive metrics of ``sam`` on the held-out generated set (``HELD_OUT_SEED``).
+
+    Returns mIoU after 1 and 3 clicks (shown mask and oracle), NoC@85 and NoC@90 over
+    ``clicks`` clicks, and the numbers of objects and clicks.
+    """
+    scenes = generate_objects(HELD_OUT_SEED, objects)
+    result = evaluate_interactive(sam, [s.image for s in scenes], [s.masks for s in scenes], clicks)
+    return {
+        "held_out_seed": HELD_OUT_SEED,
+        "objects": objects,
+        "clicks": clicks,
+        "miou_1_click": round(result.miou(1), 4),
+        "miou_3_clicks": round(result.miou(3), 4),
+        "oracle_miou_1_click": round(result.oracle_miou(1), 4),
+        "oracle_miou_3_clicks": round(result.oracle_miou(3), 4),
+        "noc_85": round(result.noc(0.85), 2),
+        "noc_90": round(result.noc(0.90), 2),
+    }

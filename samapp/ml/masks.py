@@ -27,7 +27,10 @@ def mask_to_rle(mask: np.ndarray) -> Rle:
 
 def _coco(rle: Rle) -> Rle:
     counts = rle["counts"]
-    return {"size": list(rle["size"]), "counts": counts.encode() if isinstance(counts, str) else counts}
+    return {
+        "size": list(rle["size"]),
+        "counts": counts.encode() if isinstance(counts, str) else counts,
+    }
 
 
 def rle_to_mask(rle: Rle) -> np.ndarray:
@@ -160,7 +163,9 @@ def rle_validate(rle: Any) -> Rle:
     if any(run < 0 for run in runs):
         raise ValueError("counts has a negative run length")
     if sum(runs) != height * width:
-        raise ValueError(f"run lengths add up to {sum(runs)}, not height * width = {height * width}")
+        raise ValueError(
+            f"run lengths add up to {sum(runs)}, not height * width = {height * width}"
+        )
     if isinstance(counts, str):
         return {"size": [height, width], "counts": counts}
     compressed = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)

@@ -16,9 +16,12 @@ Point coordinates are in the model input frame (after ``ResizeLongestSide``), pa
 prompt encoder does: a ``-1`` point when there is no box, box corners with labels 2 and 3.
 """
 
+import contextlib
 import hashlib
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +132,7 @@ def export_decoder(model: Sam, variant: str | Variant, path: str | Path) -> Path
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # dynamo=False is meant
         torch.onnx.export(
             module,
             tuple(inputs.values()),
@@ -142,10 +146,22 @@ def export_decoder(model: Sam, variant: str | Variant, path: str | Path) -> Path
             dynamo=False,
         )
     if variant.int8:
-        quantize_dynamic(target, path, weight_type=QuantType.QUInt8)
+        with _root_logger_level(logging.ERROR):  # the quantizer logs every tensor to root
+            quantize_dynamic(target, path, weight_type=QuantType.QUInt8)
         target.unlink()
     onnx.checker.check_model(str(path))
     return path
+
+
+@contextlib.contextmanager
+def _root_logger_level(level: int) -> Iterator[None]:
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def _io_spec(values: Any) -> list[dict[str, Any]]:

@@ -184,13 +184,13 @@ def load_model(
       RuntimeError: the checkpoint's keys or shapes do not match the architecture.
     """
     spec = get_spec(name)
+    path = checkpoint_path(name, checkpoint_dir)
+    if not random_init and not path.is_file():
+        raise CheckpointNotFoundError(
+            f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}"
+        )
     model = spec.build()
     if not random_init:
-        path = checkpoint_path(name, checkpoint_dir)
-        if not path.is_file():
-            raise CheckpointNotFoundError(
-                f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}"
-            )
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict, strict=True)
     return model.to(device=resolve_device(device), dtype=dtype).eval()

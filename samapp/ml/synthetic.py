@@ -258,3 +258,18 @@ def _render(rng: np.random.Generator, style: Style, size: int) -> Scene:
         if area >= MIN_VISIBLE_AREA and area >= MIN_VISIBLE_FRACTION * inside.sum():
             masks.append(visible)
     return Scene(image=image, masks=masks[::-1])
+
+
+def generate_objects(
+    seed: int, count: int, style: Style = "default", size: int = SCENE_SIZE
+) -> list[Scene]:
+    """Scenes 0, 1, ... of stream ``seed`` holding exactly ``count`` instances in all
+    (the last scene keeps only the instances needed)."""
+    scenes: list[Scene] = []
+    total = 0
+    while total < count:
+        scene = generate_scene(seed, len(scenes), style, size)
+        masks = scene.masks[: count - total]
+        scenes.append(Scene(scene.image, masks))
+        total += len(masks)
+    return scenes

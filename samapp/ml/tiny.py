@@ -27,16 +27,16 @@ class TinySamConfig:
 
     img_size: int = 256
     patch_size: int = 8
-    encoder_embed_dim: int = 96
-    encoder_depth: int = 6
-    encoder_num_heads: int = 3
+    encoder_embed_dim: int = 64
+    encoder_depth: int = 4
+    encoder_num_heads: int = 2
     encoder_window_size: int = 8
-    encoder_global_attn_indexes: tuple[int, ...] = (2, 5)
-    prompt_embed_dim: int = 96
+    encoder_global_attn_indexes: tuple[int, ...] = (1, 3)
+    prompt_embed_dim: int = 64
     decoder_depth: int = 2
-    decoder_mlp_dim: int = 384
+    decoder_mlp_dim: int = 256
     decoder_num_heads: int = 4
-    iou_head_hidden_dim: int = 96
+    iou_head_hidden_dim: int = 64
 
     @property
     def image_embedding_size(self) -> int:

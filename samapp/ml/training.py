@@ -13,10 +13,11 @@ Ground-truth masks are given in the model's input frame: (N, S, S) bool with
 ``S = sam.image_encoder.img_size``, image pixels at the top left.
 """
 
+import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ from segment_anything.modeling import Sam
 from torch import Tensor
 from tqdm import tqdm
 
+from samapp.ml.evaluation import evaluate_sam_tiny
 from samapp.ml.synthetic import Style, generate_scene
+from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class TrainConfig:
     """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
 
     seed: int = 0
-    steps: int = 3000
+    steps: int = 1800
     images_per_step: int = 4
     iterations: int = 4
     box_probability: float = 0.2
@@ -43,6 +46,7 @@ class TrainConfig:
     warmup_steps: int = 150
     grad_clip: float = 1.0
     focal_weight: float = 20.0
+    focal_warmup_steps: int = 300
     dice_weight: float = 1.0
     iou_weight: float = 1.0
     checkpoint_every: int = 100
@@ -303,7 +307,8 @@ def make_optimizer(
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a ``train`` call stopped: ``step`` of ``config.steps``, seconds it ran."""
+    """Where a ``train`` call stopped: ``step`` of ``config.steps`` and the seconds spent
+    training up to it, over all resumed runs."""
 
     step: int
     finished: bool
@@ -317,16 +322,18 @@ def save_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
     step: int,
+    seconds: float,
     config: TrainConfig,
 ) -> None:
     """Atomically write a resumable training state (model, optimizer, schedule, step,
-    prompt RNG, config) to ``path``."""
+    seconds spent, prompt RNG, config) to ``path``."""
     state = {
         "model": sam.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(),
         "step": step,
+        "seconds": seconds,
         "config": asdict(config),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -341,19 +348,24 @@ def train(
     resume: bool = False,
     max_seconds: float | None = None,
     progress: bool = True,
+    max_steps: int | None = None,
 ) -> TrainResult:
     """Train the whole model on generated scenes (``config.seed`` stream) in place.
 
-    The data of step t are scenes ``t * images_per_step ...`` of the stream, so a run
-    resumed from ``state_path`` continues exactly where it stopped. The state is saved
-    every ``config.checkpoint_every`` steps, at the end, and when ``max_seconds`` runs
-    out (then ``finished`` is False). The model stays on its current device.
+    The focal weight ramps up linearly from 0 over ``config.focal_warmup_steps``: with
+    dice alone the decoder learns to separate objects before focal loss on the many
+    background pixels can push every mask to empty. The data of step t are scenes
+    ``t * images_per_step ...`` of the stream, so a run resumed from ``state_path``
+    continues exactly where it stopped. The state is saved every
+    ``config.checkpoint_every`` steps, at the end, and when this call stops early after
+    ``max_seconds`` or ``max_steps`` steps (then ``finished`` is False). The model stays
+    on its current device.
     """
     device = next(sam.parameters()).device
     optimizer, scheduler = make_optimizer(list(sam.parameters()), config)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
-    step = 0
+    step, seconds = 0, 0.0
     if resume:
         state = torch.load(state_path, map_location=device, weights_only=True)
         if state["config"] != asdict(config):
@@ -362,12 +374,14 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"].cpu())
-        step = state["step"]
+        step, seconds = state["step"], state["seconds"]
     sam.train()
-    start = time.monotonic()
+    start, first_step = time.monotonic(), step
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="sam_tiny")
     while step < config.steps:
         if max_seconds is not None and time.monotonic() - start > max_seconds:
+            break
+        if max_steps is not None and step - first_step >= max_steps:
             break
         images, gts = scene_batch(
             config.seed,
@@ -377,21 +391,67 @@ def train(
             config.style,
             device,
         )
-        loss, iou = train_step(sam, optimizer, images, gts, generator, config)
+        ramp = min(1.0, step / config.focal_warmup_steps) if config.focal_warmup_steps else 1.0
+        step_config = replace(config, focal_weight=config.focal_weight * ramp)
+        loss, iou = train_step(sam, optimizer, images, gts, generator, step_config)
         scheduler.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", iou=f"{iou:.3f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_state(state_path, sam, optimizer, scheduler, generator, step, config)
+            elapsed = seconds + time.monotonic() - start
+            save_state(state_path, sam, optimizer, scheduler, generator, step, elapsed, config)
     bar.close()
+    elapsed = seconds + time.monotonic() - start
     if step < config.steps:
-        save_state(state_path, sam, optimizer, scheduler, generator, step, config)
+        save_state(state_path, sam, optimizer, scheduler, generator, step, elapsed, config)
     sam.eval()
-    return TrainResult(step, step >= config.steps, time.monotonic() - start)
+    return TrainResult(step, step >= config.steps, elapsed)
 
 
 def save_weights(sam: Sam, path: Path) -> None:
     """Write the model's state dict in fp16 (what ``build_sam_tiny`` loads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().half().cpu() for k, v in sam.state_dict().items()}, path)
+
+
+def train_sam_tiny(
+    out: Path,
+    config: TrainConfig,
+    resume: bool = False,
+    max_seconds: float | None = None,
+    progress: bool = True,
+) -> dict[str, object] | None:
+    """Train ``sam_tiny`` from a seeded init, then write its weights and metrics.
+
+    The resumable state lives beside ``out`` as ``<stem>.state.pt`` until training
+    finishes. On completion, ``out`` gets the fp16 state dict and ``<stem>.json`` the
+    held-out interactive metrics (see ``evaluation.evaluate_sam_tiny``), the training
+    time and the recipe.
+
+    Returns:
+      The metrics written, or None when ``max_seconds`` ran out first (the state is
+      saved; call again with ``resume=True``).
+    """
+    state_path = out.with_name(out.stem + ".state.pt")
+    if resume and not state_path.exists():
+        raise FileNotFoundError(f"no training state to resume at {state_path}")
+    torch.manual_seed(config.seed)
+    sam = build_sam_tiny()
+    result = train(sam, config, state_path, resume, max_seconds, progress)
+    if not result.finished:
+        return None
+    save_weights(sam, out)
+    metrics = {
+        **evaluate_sam_tiny(build_sam_tiny(out)),
+        "training_seconds": round(result.seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "seed": config.seed,
+        "train_config": asdict(config),
+        "model_config": asdict(SAM_TINY_CONFIG),
+        "parameters": sum(p.numel() for p in sam.parameters()),
+    }
+    out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
+    state_path.unlink()
+    return metrics

@@ -1,4 +1,9 @@
-"""Project room websocket: membership-checked, thin over selectors."""
+"""Project room websocket: membership-checked, thin over selectors and services.
+
+Server → client: {"event": str, "payload": {...}}. Client → server: {"action": "presence",
+"image": id|null} and {"action": "catch_up", "after": seq}. Presence needs no storage: each
+socket announces itself to the room, answers newcomers directly, and says goodbye on leaving,
+so every socket holds the room's picture whichever process it lives in."""
 
 from typing import Any
 
@@ -7,16 +12,23 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from samapp.realtime.events import project_group, user_group
 from samapp.selectors.projects import membership_get
+from samapp.services.annotation_events import (
+    annotation_events_after,
+    annotation_events_latest_seq,
+)
 
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_MEMBER = 4404
+CATCH_UP_PAGE = 1000
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
     project_id: int
 
     async def connect(self) -> None:
+        self.presence: dict[str, dict[str, Any]] = {}
+        self.image: int | None = None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -28,19 +40,99 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if membership is None:
             await self.close(code=CLOSE_NOT_MEMBER)
             return
+        self.user_info = {"id": user.id, "username": user.get_username()}
         await self.channel_layer.group_add(project_group(self.project_id), self.channel_name)
         await self.channel_layer.group_add(user_group(user.id), self.channel_name)
         await self.accept()
-        await self.send_json({"event": "hello", "payload": {"role": membership.role}})
+        seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
+        await self.send_json(
+            {
+                "event": "hello",
+                "payload": {"role": membership.role, "user": self.user_info, "seq": seq},
+            }
+        )
+        await self._announce(reply_to=self.channel_name)
 
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "project_id"):
+        if hasattr(self, "user_info"):
+            await self.channel_layer.group_send(
+                project_group(self.project_id),
+                {"type": "presence.leave", "channel": self.channel_name},
+            )
             await self.channel_layer.group_discard(
                 project_group(self.project_id), self.channel_name
             )
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(user_group(user.id), self.channel_name)
+
+    # -- client actions -------------------------------------------------------------------
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "presence":
+            image = content.get("image")
+            self.image = image if isinstance(image, int) and not isinstance(image, bool) else None
+            await self._announce(reply_to=None)
+        elif action == "catch_up":
+            after = content.get("after", 0)
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                await self._error("catch_up needs 'after': a sequence number >= 0")
+                return
+            await self._catch_up(after)
+        else:
+            await self._error(f"unknown action {action!r}")
+
+    async def _error(self, message: str) -> None:
+        await self.send_json({"event": "error", "payload": {"detail": message}})
+
+    async def _catch_up(self, after: int) -> None:
+        latest = after
+        while True:
+            events = await database_sync_to_async(annotation_events_after)(
+                project_id=self.project_id, after=latest, limit=CATCH_UP_PAGE
+            )
+            for event in events:
+                await self.send_json({"event": event.event, "payload": event.payload})
+                latest = event.seq
+            if len(events) < CATCH_UP_PAGE:
+                break
+        await self.send_json({"event": "caught_up", "payload": {"seq": latest}})
+
+    # -- presence -------------------------------------------------------------------------
+
+    def _state(self, reply_to: str | None) -> dict[str, Any]:
+        return {
+            "type": "presence.state",
+            "channel": self.channel_name,
+            "user": self.user_info,
+            "image": self.image,
+            "reply_to": reply_to,
+        }
+
+    async def _announce(self, *, reply_to: str | None) -> None:
+        await self.channel_layer.group_send(project_group(self.project_id), self._state(reply_to))
+
+    async def _send_presence(self) -> None:
+        users = {
+            (entry["user"]["id"], entry["image"]): {**entry["user"], "image": entry["image"]}
+            for entry in self.presence.values()
+        }
+        ordered = sorted(users.values(), key=lambda u: (u["id"], u["image"] or 0))
+        await self.send_json({"event": "presence", "payload": {"users": ordered}})
+
+    async def presence_state(self, message: dict[str, Any]) -> None:
+        self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}
+        reply_to = message.get("reply_to")
+        if reply_to and reply_to != self.channel_name:
+            await self.channel_layer.send(reply_to, self._state(None))
+        await self._send_presence()
+
+    async def presence_leave(self, message: dict[str, Any]) -> None:
+        if self.presence.pop(message["channel"], None) is not None:
+            await self._send_presence()
+
+    # -- server events --------------------------------------------------------------------
 
     async def project_event(self, message: dict[str, Any]) -> None:
         await self.send_json({"event": message["event"], "payload": message["payload"]})

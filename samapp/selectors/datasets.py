@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from samapp.models import Annotation, Image, Label, Project, ReviewState
+from samapp.models import Annotation, ExportJob, Image, Label, Project, ReviewState
 
 DEFAULT_REVIEW_STATES = (ReviewState.PROPOSED.value, ReviewState.ACCEPTED.value)
 
@@ -107,3 +107,7 @@ def _with_annotations(
     for annotation in annotations:
         items[annotation.image_id].annotations.append(annotation)
     yield from items.values()
+
+
+def export_job_list(*, project: Project) -> QuerySet[ExportJob]:
+    return ExportJob.objects.filter(project=project).order_by("-created_at", "-id")

@@ -21,8 +21,11 @@ def membership_get(*, project_id: int, user: AnyUser) -> Membership | None:
 def project_list(*, user: AnyUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
-    return Project.objects.filter(memberships__user_id=user.pk).annotate(
-        image_count=Count("images", distinct=True)
+    # Meta.ordering is dropped from GROUP BY queries: order explicitly for stable pages.
+    return (
+        Project.objects.filter(memberships__user_id=user.pk)
+        .annotate(image_count=Count("images", distinct=True))
+        .order_by("-created_at", "-id")
     )
 
 

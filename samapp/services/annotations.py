@@ -9,7 +9,7 @@ from django.db.models import F
 from samapp.errors import ApplicationError, PreconditionRequiredError, VersionConflictError
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
 from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
-from samapp.realtime.events import broadcast
+from samapp.services.annotation_events import annotation_event_record, project_lock
 
 EDITABLE_FIELDS = (
     "label",
@@ -44,7 +44,8 @@ def annotation_payload(annotation: Annotation) -> dict[str, Any]:
 
 
 def _broadcast_after_commit(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: broadcast(project_id=project_id, event=event, payload=payload))
+    # Logged with a per-project seq in this transaction (catch-up), broadcast after commit.
+    annotation_event_record(project_id=project_id, event=event, payload=payload)
 
 
 def _clean_rle(*, image: Image, rle: Any) -> dict[str, Any]:
@@ -83,6 +84,7 @@ def annotation_create(
 ) -> Annotation:
     clean = _clean_rle(image=image, rle=rle)
     with transaction.atomic():
+        project_lock(project_id=image.project_id)
         annotation = Annotation.objects.create(
             image=image,
             label=_clean_label(image=image, label=label),
@@ -101,6 +103,46 @@ def annotation_create(
             payload=annotation_payload(annotation),
         )
     return annotation
+
+
+def annotations_bulk_create(
+    *,
+    items: list[tuple[Image, Label | None, Any]],
+    author: User | None,
+    source: str = AnnotationSource.IMPORTED,
+    review_state: str = ReviewState.PROPOSED,
+) -> int:
+    """Create many annotations (image, label, rle) under the same rules as
+    `annotation_create`, all or nothing, with one "annotations.bulk_created" event per
+    project instead of one event per row (imports can hold tens of thousands)."""
+    rows = []
+    for image, label, rle in items:
+        clean = _clean_rle(image=image, rle=rle)
+        rows.append(
+            Annotation(
+                image=image,
+                label=_clean_label(image=image, label=label),
+                rle=clean,
+                source=source,
+                author=author,
+                review_state=review_state,
+                **_derived_fields(clean),
+            )
+        )
+    by_project: dict[int, set[int]] = {}
+    for image, _, _ in items:
+        by_project.setdefault(image.project_id, set()).add(image.id)
+    with transaction.atomic():
+        for project_id in sorted(by_project):
+            project_lock(project_id=project_id)
+        Annotation.objects.bulk_create(rows, batch_size=500)
+        for project_id, image_ids in by_project.items():
+            _broadcast_after_commit(
+                project_id=project_id,
+                event="annotations.bulk_created",
+                payload={"count": len(rows), "images": sorted(image_ids)[:1000]},
+            )
+    return len(rows)
 
 
 def _require_version(expected_version: int | None) -> int:
@@ -130,6 +172,7 @@ def annotation_update(
     if "label" in changes:
         changes["label"] = _clean_label(image=image, label=changes["label"])
     with transaction.atomic():
+        project_lock(project_id=image.project_id)
         updated = Annotation.objects.filter(pk=annotation.pk, version=expected).update(
             version=F("version") + 1, **changes
         )
@@ -153,6 +196,7 @@ def annotation_delete(*, annotation: Annotation, expected_version: int | None) -
     expected = _require_version(expected_version)
     project_id, annotation_id = annotation.image.project_id, annotation.pk
     with transaction.atomic():
+        project_lock(project_id=project_id)
         deleted, _ = Annotation.objects.filter(pk=annotation_id, version=expected).delete()
         if not deleted:
             current = Annotation.objects.filter(pk=annotation_id).first()

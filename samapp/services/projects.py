@@ -3,10 +3,11 @@
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from samapp.errors import ApplicationError
-from samapp.models import Label, Membership, Project, Role
+from samapp.models import ExportJob, Image, Label, Membership, Project, Role
 from samapp.realtime.events import notify_user
 
 
@@ -49,6 +50,29 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     project.full_clean()
     project.save()
     return project
+
+
+def project_delete(*, project: Project) -> None:
+    """Delete the project with everything in it; its stored image and export files go once
+    the deletion is committed (embeddings are shared by content across projects: kept)."""
+    names = [
+        name
+        for name in Image.objects.filter(project=project).values_list("file", flat=True)
+        if name
+    ]
+    names += [
+        name
+        for name in ExportJob.objects.filter(project=project).values_list("result_file", flat=True)
+        if name
+    ]
+    with transaction.atomic():
+        project.delete()
+        transaction.on_commit(lambda: _storage_delete(names))
+
+
+def _storage_delete(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
 
 
 def member_add(*, project: Project, user: User, role: str) -> Membership:

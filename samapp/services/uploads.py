@@ -5,6 +5,7 @@ import io
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
@@ -24,6 +25,18 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 # Operating-system litter inside archives, skipped rather than rejected.
 IGNORED_ARCHIVE_NAMES = ("__MACOSX/", ".DS_Store", "Thumbs.db")
+
+# What a corrupt or unsupported archive raises while being listed or read (zlib errors,
+# bad CRCs, unsupported methods or versions, encrypted entries, lying offsets, bad names).
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 # Pillow's own bomb guard is our cap as well, so it raises before decoding pixels.
 PIL.Image.MAX_IMAGE_PIXELS = None
@@ -115,7 +128,7 @@ def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
     and validate each image. Any problem rejects the whole archive, listing the first ones."""
     try:
         archive = zipfile.ZipFile(stream)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except ARCHIVE_ERRORS as exc:
         raise ApplicationError(f"{name}: not a readable zip archive.") from exc
     with archive:
         entries = [
@@ -154,10 +167,15 @@ def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
             for index, info in enumerate(entries):
                 # Our own file names: nothing from the archive decides where bytes land.
                 target = Path(workdir) / f"{index:06d}"
-                with archive.open(info) as source:
-                    target.write_bytes(
-                        _read_capped(source, settings.SAM_MAX_UPLOAD_BYTES, info.filename)
-                    )
+                try:
+                    with archive.open(info) as source:
+                        target.write_bytes(
+                            _read_capped(source, settings.SAM_MAX_UPLOAD_BYTES, info.filename)
+                        )
+                except ARCHIVE_ERRORS as exc:
+                    raise ApplicationError(
+                        f"{name}: archive rejected: {info.filename}: unreadable entry ({exc})."
+                    ) from exc
             for index, info in enumerate(entries):
                 try:
                     content = (Path(workdir) / f"{index:06d}").read_bytes()

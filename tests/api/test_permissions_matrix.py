@@ -107,9 +107,7 @@ annotation = lambda w: _p(w) + f"annotations/{w.annotation.id}/"  # noqa: E731
 def not_offered(name: str, path: Callable[[SimpleNamespace], str], *methods: str) -> list[Row]:
     scoped = path is not projects
     needs = "view" if scoped else "user"
-    return [
-        Row(name, m, needs, json_body(path, {}), scoped=scoped, allowed=False) for m in methods
-    ]
+    return [Row(name, m, needs, json_body(path, {}), scoped=scoped, allowed=False) for m in methods]
 
 
 ROWS: list[Row] = [
@@ -236,7 +234,7 @@ def world(
     make_annotation: Callable[..., Annotation],
     django_user_model: Any,
 ) -> SimpleNamespace:
-    django_user_model.objects.create_user(username="newcomer", password="x")  # noqa: S106
+    django_user_model.objects.create_user(username="newcomer", password="x")
     cat, dog = project.labels.order_by("id")
     image = make_image(project, width=8, height=6)
     return SimpleNamespace(

@@ -1,0 +1,250 @@
+// End-to-end browser test of SAM Studio, driven by playwright-core in Debian Chromium.
+//
+// Started by tests/e2e/test_browser.py against a real server it runs; reads its scenario
+// from the JSON file named by SAM_E2E_CONFIG:
+//   { baseUrl, users: [{username, password}, {username, password}], projectName,
+//     imageName, click: [x, y], gtRle: {size, counts}, latencyClicks: [[x, y], ...],
+//     minIou, outFile, screenshotDir, exportFile }
+// Exits 0 when every check passed; writes measurements (IoU, latency p50/p95) to outFile.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { chromium } from "playwright-core";
+
+const configPath = process.env.SAM_E2E_CONFIG;
+if (!configPath) {
+  console.error("SAM_E2E_CONFIG is not set");
+  process.exit(2);
+}
+const cfg = JSON.parse(readFileSync(configPath, "utf8"));
+const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const results = { checks: [], consoleErrors: [] };
+const started = Date.now();
+
+function log(message) {
+  console.log(`[e2e +${((Date.now() - started) / 1000).toFixed(1)}s] ${message}`);
+}
+
+function check(name, ok, detail = "") {
+  results.checks.push({ name, ok, detail });
+  log(`${ok ? "PASS" : "FAIL"} ${name}${detail ? ` — ${detail}` : ""}`);
+  if (!ok) throw new Error(`check failed: ${name} ${detail}`);
+}
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const rank = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+}
+
+// Responses the app expects and handles (embedding not ready yet, decoder still exporting).
+const EXPECTED = [/status of 409/, /status of 503/];
+
+function watchConsole(page, who) {
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const text = msg.text();
+    if (EXPECTED.some((re) => re.test(text))) return;
+    results.consoleErrors.push(`${who}: ${text}`);
+    log(`console error (${who}): ${text}`);
+  });
+  page.on("pageerror", (error) => {
+    results.consoleErrors.push(`${who}: ${error.message}`);
+    log(`page error (${who}): ${error.message}`);
+  });
+}
+
+async function login(context, user, who) {
+  const page = await context.newPage();
+  watchConsole(page, who);
+  await page.goto(`${cfg.baseUrl}/`);
+  await page.waitForURL(/\/accounts\/login\//);
+  await page.fill("#id_username", user.username);
+  await page.fill("#id_password", user.password);
+  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith("/accounts/login")), page.click("button[type=submit]")]);
+  return page;
+}
+
+async function openImage(page) {
+  await page.goto(`${cfg.baseUrl}/`);
+  await page.getByTestId("project-link").filter({ hasText: cfg.projectName }).first().click();
+  await page.locator(`[data-testid=image-tile][data-name="${cfg.imageName}"]`).click();
+  await page.waitForFunction(
+    () => {
+      const s = window.samStudio?.state();
+      return s && s.embedding === "ready" && s.model;
+    },
+    null,
+    { timeout: 240_000 },
+  );
+}
+
+async function clickImage(page, x, y, options = {}) {
+  const [cx, cy] = await page.evaluate(([ix, iy]) => window.samStudio.imageToClient(ix, iy), [x, y]);
+  await page.mouse.click(cx, cy, options);
+}
+
+async function waitForMask(page, previousCount) {
+  await page.waitForFunction((n) => window.samStudio.latencies.length > n, previousCount, { timeout: 30_000 });
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+let exitCode = 0;
+try {
+  const viewport = { width: 1280, height: 800 };
+  const contextA = await browser.newContext({ viewport, acceptDownloads: true });
+  const contextB = await browser.newContext({ viewport });
+  const [userA, userB] = cfg.users;
+
+  // 1. Log in; the page must be cross-origin isolated (threaded WASM needs it).
+  const a = await login(contextA, userA, "A");
+  check("logged in", (await a.getByTestId("user").textContent())?.trim() === userA.username);
+  check("crossOriginIsolated", await a.evaluate(() => globalThis.crossOriginIsolated === true));
+
+  // 2. Open the demo image; the decoder loads and the embedding arrives.
+  await openImage(a);
+  const state = await a.evaluate(() => window.samStudio.state());
+  results.decoder = { variant: state.model, backend: state.backend, threads: state.threads };
+  log(`decoder ${state.model} on ${state.backend} x${state.threads}`);
+  check("worker is cross-origin isolated and multi-threaded", state.backend === "webgpu" || state.threads > 1, `threads=${state.threads}`);
+
+  // 3. Second user opens the same image (live updates and presence).
+  const b = await login(contextB, userB, "B");
+  await openImage(b);
+  await a.getByTestId("presence").filter({ hasText: userB.username }).waitFor({ timeout: 15_000 });
+  check("presence shows the teammate", true);
+  const countB = await b.evaluate(() => window.samStudio.annotations().length);
+
+  // 4. Click inside the known shape; the displayed mask must match the ground truth.
+  await clickImage(a, cfg.click[0], cfg.click[1]);
+  await waitForMask(a, 0);
+  const iou = await a.evaluate((rle) => window.samStudio.iouWithRle(rle), cfg.gtRle);
+  results.iou = iou;
+  const cands = (await a.evaluate(() => window.samStudio.state())).candidates;
+  results.candidates = cands;
+  check(`mask matches ground truth (IoU ${iou.toFixed(3)} >= ${cfg.minIou})`, iou >= cfg.minIou, `candidates ${JSON.stringify(cands)}`);
+  if (cfg.screenshotDir) {
+    mkdirSync(cfg.screenshotDir, { recursive: true });
+    await a.screenshot({ path: join(cfg.screenshotDir, "workspace-mask.png") });
+  }
+  // Multi-mask choice: key 2 switches candidate; screenshot shows the candidate buttons.
+  await a.keyboard.press("2");
+  await a.waitForFunction(() => window.samStudio.state().selected === 1);
+  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "multi-mask.png") });
+  // Back to the best one.
+  await a.keyboard.press("Control+z");
+  const afterUndo = await a.evaluate(() => window.samStudio.state().selected);
+  check("undo restores the preselected candidate", afterUndo !== 1, `selected=${afterUndo}`);
+
+  // 5. Save it with a label; the teammate sees it live.
+  await a.getByTestId("accept").click();
+  await a.waitForFunction(() => window.samStudio.annotations().length > 0, null, { timeout: 15_000 });
+  const saved = await a.evaluate(() => window.samStudio.annotations().at(-1));
+  results.savedAnnotation = saved.id;
+  check("annotation saved", typeof saved.id === "number");
+  await b.waitForFunction((n) => window.samStudio.annotations().length > n, countB, { timeout: 15_000 });
+  check("teammate sees the annotation live", true);
+
+  // 6. Reload: still there.
+  await a.reload();
+  await a.waitForFunction((id) => window.samStudio?.annotations().some((x) => x.id === id), saved.id, { timeout: 30_000 });
+  check("annotation persisted across reload", true);
+  await a.waitForFunction(() => window.samStudio.state().embedding === "ready" && window.samStudio.state().model, null, { timeout: 120_000 });
+
+  // 7. Stale save: B edits an old version after A changed it → conflict dialog, keep mine.
+  await b.waitForFunction((id) => window.samStudio.annotations().some((x) => x.id === id), saved.id);
+  const stale = await b.evaluate(async (id) => {
+    const ann = window.samStudio.annotations().find((x) => x.id === id);
+    const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
+    const r = await fetch(`/api/projects/${location.pathname.split("/")[2]}/annotations/${id}/`, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, "If-Match": `"${ann.version}"` },
+      body: JSON.stringify({ predicted_iou: 0.5 }),
+    });
+    return r.status;
+  }, saved.id);
+  check("concurrent PATCH accepted", stale === 200, `status ${stale}`);
+
+  // 8. Latency: click-to-mask over many clicks, measured in the page (event → mask drawn).
+  const before = await a.evaluate(() => window.samStudio.latencies.length);
+  for (const [x, y] of cfg.latencyClicks) {
+    await a.keyboard.press("Escape");
+    const n = await a.evaluate(() => window.samStudio.latencies.length);
+    await clickImage(a, x, y);
+    await waitForMask(a, n);
+  }
+  const latencies = (await a.evaluate(() => window.samStudio.latencies)).slice(before);
+  results.latency = {
+    clicks: latencies.length,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    mean: latencies.reduce((s, v) => s + v, 0) / Math.max(1, latencies.length),
+  };
+  log(`click-to-mask latency over ${latencies.length} clicks: p50 ${results.latency.p50.toFixed(1)} ms, p95 ${results.latency.p95.toFixed(1)} ms`);
+  check("latency measured over >= 50 clicks", latencies.length >= 50);
+  await a.keyboard.press("Escape");
+
+  // 9. Export (COCO) and download the archive; the Python side looks inside.
+  await a.goto(`${cfg.baseUrl}/`);
+  await a.getByTestId("project-link").filter({ hasText: cfg.projectName }).first().click();
+  await a.getByTestId("export-button").click();
+  const link = a.getByTestId("export-download");
+  await link.waitFor({ timeout: 120_000 });
+  const [download] = await Promise.all([a.waitForEvent("download"), link.click()]);
+  if (cfg.exportFile) {
+    mkdirSync(dirname(cfg.exportFile), { recursive: true });
+    await download.saveAs(cfg.exportFile);
+  }
+  check("export downloaded", true);
+
+  // 10. Review view (proposals), screenshot.
+  await a.goto(`${cfg.baseUrl}/projects/${cfg.projectId}/review`);
+  await a.getByTestId("proposal").first().waitFor({ timeout: 60_000 }).catch(() => undefined);
+  const proposals = await a.getByTestId("proposal").count();
+  results.proposals = proposals;
+  if (cfg.screenshotDir) {
+    await a.waitForTimeout(500);
+    await a.screenshot({ path: join(cfg.screenshotDir, "review.png") });
+  }
+  if (proposals > 0) {
+    await a.getByTestId("accept-one").first().click();
+    await a.waitForFunction((n) => document.querySelectorAll("[data-testid=proposal]").length < n, proposals);
+    check("proposal accepted one by one", true);
+    const left = await a.getByTestId("proposal").count();
+    if (left > 0) {
+      await a.getByTestId("select-all").check();
+      await a.getByTestId("bulk-reject").click();
+      await a.getByTestId("review-empty").waitFor({ timeout: 15_000 });
+      check("proposals rejected in bulk", true);
+    }
+  }
+
+  check("no console errors", results.consoleErrors.length === 0, results.consoleErrors.join(" | "));
+  await contextA.close();
+  await contextB.close();
+} catch (error) {
+  exitCode = 1;
+  results.error = error instanceof Error ? error.stack ?? error.message : String(error);
+  console.error(results.error);
+} finally {
+  await browser.close();
+  results.seconds = (Date.now() - started) / 1000;
+  if (cfg.outFile) writeFileSync(cfg.outFile, JSON.stringify(results, null, 2));
+}
+process.exit(exitCode);

@@ -1,0 +1,125 @@
+/** Typed REST client: session cookie + CSRF header for writes, JSON in and out. */
+import type {
+  Annotation,
+  AnnotationInput,
+  DecoderManifest,
+  ImageItem,
+  Job,
+  Label,
+  Page,
+  Project,
+  ReviewState,
+  User,
+} from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function csrfToken(): string {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1] ?? "") : "";
+}
+
+function describe(body: unknown, status: number): string {
+  if (body && typeof body === "object") {
+    const detail = (body as { detail?: unknown }).detail;
+    if (typeof detail === "string") return detail;
+    return JSON.stringify(body);
+  }
+  return `HTTP ${status}`;
+}
+
+export async function request<T>(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const init: RequestInit = { method, credentials: "same-origin", headers: { Accept: "application/json", ...headers } };
+  if (method !== "GET" && method !== "HEAD") {
+    (init.headers as Record<string, string>)["X-CSRFToken"] = csrfToken();
+  }
+  if (body !== undefined) {
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    throw new ApiError(0, null, `network error: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let parsed: unknown = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  if (!response.ok) throw new ApiError(response.status, parsed, describe(parsed, response.status));
+  return parsed as T;
+}
+
+const P = (projectId: number): string => `/api/projects/${projectId}`;
+
+function query(params: Record<string, string | number | null | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
+  const s = search.toString();
+  return s ? `?${s}` : "";
+}
+
+export const api = {
+  me: () => request<User>("GET", "/api/me/"),
+  projects: (page = 1) => request<Page<Project>>("GET", `/api/projects/${query({ page })}`),
+  project: (id: number) => request<Project>("GET", `${P(id)}/`),
+  createLabel: (projectId: number, name: string, color: string) =>
+    request<Label>("POST", `${P(projectId)}/labels/`, { name, color }),
+  images: (
+    projectId: number,
+    filters: { status?: string; assignee?: string | number; label?: string | number; page?: number; page_size?: number },
+  ) => request<Page<ImageItem>>("GET", `${P(projectId)}/images/${query(filters)}`),
+  image: (projectId: number, imageId: number) => request<ImageItem>("GET", `${P(projectId)}/images/${imageId}/`),
+  updateImage: (projectId: number, imageId: number, data: { status?: string; assignee?: number | null }) =>
+    request<ImageItem>("PATCH", `${P(projectId)}/images/${imageId}/`, data),
+  imageFileUrl: (projectId: number, imageId: number) => `${P(projectId)}/images/${imageId}/file/`,
+  requestEmbedding: (projectId: number, imageId: number) =>
+    request<{ status: string }>("POST", `${P(projectId)}/images/${imageId}/embedding/`, {}),
+  embeddingUrl: (modelKey: string, sha256: string) => `/api/embeddings/${modelKey}/${sha256}/`,
+  decoder: (modelKey: string) => request<DecoderManifest>("GET", `/api/models/${modelKey}/decoder/`),
+  annotations: async (projectId: number, imageId: number): Promise<Annotation[]> => {
+    const all: Annotation[] = [];
+    let url: string | null = `${P(projectId)}/images/${imageId}/annotations/?page_size=500`;
+    while (url) {
+      const page: Page<Annotation> = await request<Page<Annotation>>("GET", url);
+      all.push(...page.results);
+      url = page.next;
+    }
+    return all;
+  },
+  projectAnnotations: (projectId: number, filters: { page?: number; page_size?: number; review_state?: string }) =>
+    request<Page<Annotation>>("GET", `${P(projectId)}/annotations/${query(filters)}`),
+  createAnnotation: (projectId: number, imageId: number, data: AnnotationInput) =>
+    request<Annotation>("POST", `${P(projectId)}/images/${imageId}/annotations/`, data),
+  updateAnnotation: (projectId: number, annotationId: number, version: number, data: Partial<AnnotationInput>) =>
+    request<Annotation>("PATCH", `${P(projectId)}/annotations/${annotationId}/`, data, { "If-Match": `"${version}"` }),
+  deleteAnnotation: (projectId: number, annotationId: number, version: number) =>
+    request<void>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
+  review: (projectId: number, ids: number[], review_state: ReviewState) =>
+    request<unknown>("POST", `${P(projectId)}/annotations/review/`, { ids, review_state }),
+  segmentEverything: (projectId: number, imageId: number) =>
+    request<Job>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
+  startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
+    request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
+  exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
+};

@@ -1,0 +1,115 @@
+import type { CompressedRle } from "../sam/rle";
+
+export interface Page<T> {
+  count: number;
+  next: string | null;
+  previous: string | null;
+  results: T[];
+}
+
+export interface User {
+  id: number;
+  username: string;
+}
+
+export interface Label {
+  id: number;
+  name: string;
+  color: string;
+}
+
+export type Role = "owner" | "manager" | "annotator" | "reviewer" | "viewer";
+
+export interface Project {
+  id: number;
+  name: string;
+  description: string;
+  default_model_key: string;
+  labels: Label[];
+  role: Role | null;
+  status_counts?: Record<string, number>;
+}
+
+export type ImageStatus = "new" | "in_progress" | "done" | "reviewed";
+
+export interface EmbeddingInfo {
+  status: string;
+  url: string | null;
+  error: string | null;
+}
+
+export interface ImageItem {
+  id: number;
+  original_name: string;
+  sha256: string;
+  width: number;
+  height: number;
+  status: ImageStatus;
+  assignee: number | null;
+  embedding?: EmbeddingInfo | null;
+}
+
+export type AnnotationSource = "click" | "box" | "manual" | "automatic" | "imported";
+export type ReviewState = "proposed" | "accepted" | "rejected";
+
+export interface AnnotationPrompts {
+  points?: [number, number][];
+  labels?: number[];
+  box?: [number, number, number, number] | null;
+}
+
+export interface Annotation {
+  id: number;
+  image: number;
+  label: number | null;
+  rle: CompressedRle;
+  bbox: number[];
+  area: number;
+  predicted_iou: number | null;
+  source: AnnotationSource;
+  prompts: AnnotationPrompts;
+  model_key: string;
+  author: number | null;
+  version: number;
+  review_state: ReviewState;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AnnotationInput {
+  label: number | null;
+  rle: CompressedRle;
+  predicted_iou?: number | null;
+  source?: AnnotationSource;
+  prompts?: AnnotationPrompts;
+  model_key?: string;
+  review_state?: ReviewState;
+}
+
+export interface DecoderVariant {
+  url: string;
+  sha256: string;
+  bytes: number;
+  inputs: string[];
+  outputs: string[];
+  low_res?: boolean;
+  single_mask?: boolean;
+  int8?: boolean;
+}
+
+export interface DecoderManifest {
+  model_key: string;
+  img_size: number;
+  embedding_shape: number[];
+  mask_input_size?: number[];
+  default_variant: string;
+  variants: Record<string, DecoderVariant>;
+}
+
+export interface Job {
+  id: number;
+  state: string;
+  progress: number;
+  download_url?: string | null;
+  error?: string | null;
+}

@@ -1,0 +1,409 @@
+/// <reference lib="webworker" />
+/**
+ * SAM's prompt encoder + mask decoder, run with onnxruntime-web off the UI thread.
+ *
+ * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
+ * reload does not download them again) and warmed up with a dummy prompt. Embeddings are
+ * fetched as fp16 (or int8), converted to float32 here, and kept in a small LRU so that
+ * prefetched neighbours open instantly. Decodes run one at a time in arrival order; queued
+ * ones can be cancelled (stale hover previews), and the reply carries low-res logits for
+ * refinement plus thresholded masks at the requested size.
+ */
+import * as ortWasm from "onnxruntime-web/wasm";
+import { fp16ToFloat32, int8ToFloat32 } from "./fp16";
+import { lowResToMask } from "./masks";
+import { buildPromptTensors, candidateIndices, type Size } from "./prompts";
+import type {
+  DecodeCandidate,
+  DecoderModelInfo,
+  EmbeddingRef,
+  RequestFor,
+  WorkerRequest,
+  WorkerResponse,
+} from "./protocol";
+
+type Ort = typeof ortWasm;
+
+interface Scope {
+  postMessage(message: WorkerResponse, transfer?: Transferable[]): void;
+  addEventListener(type: "message", listener: (event: MessageEvent<WorkerRequest>) => void): void;
+  crossOriginIsolated: boolean;
+  navigator: { hardwareConcurrency: number; gpu?: { requestAdapter(): Promise<unknown> } };
+}
+
+const scope = globalThis as unknown as Scope;
+
+interface Embedding {
+  tensor: ortWasm.Tensor;
+  inputSize: Size;
+  originalSize: Size;
+}
+
+class EmbeddingNotReady extends Error {
+  constructor(
+    readonly status: number,
+    readonly embeddingStatus: string,
+  ) {
+    super(`embedding not ready (${embeddingStatus})`);
+  }
+}
+
+let ort: Ort = ortWasm;
+let session: ortWasm.InferenceSession | null = null;
+let model: DecoderModelInfo | null = null;
+let lowSide = 0;
+let zeroMask: Float32Array = new Float32Array(0);
+const embeddings = new Map<string, Embedding>();
+const pending = new Map<string, Promise<Embedding>>();
+const urls = new Map<string, string>();
+const EMBEDDING_CACHE = 8;
+
+interface LastDecode {
+  id: number;
+  logits: Float32Array;
+  side: number;
+  embedding: Embedding;
+}
+const lastDecodes: LastDecode[] = [];
+
+function reply(message: WorkerResponse, transfer: Transferable[] = []): void {
+  scope.postMessage(message, transfer);
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function fetchModel(url: string, sha256: string): Promise<ArrayBuffer> {
+  const cacheKey = `${url}#${sha256}`;
+  const cacheStorage = (globalThis as { caches?: CacheStorage }).caches;
+  if (cacheStorage) {
+    try {
+      const cache = await cacheStorage.open("sam-decoders-v1");
+      const hit = await cache.match(cacheKey);
+      if (hit) return await hit.arrayBuffer();
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`decoder download failed: HTTP ${response.status}`);
+      const bytes = await response.arrayBuffer();
+      await cache.put(cacheKey, new Response(bytes.slice(0), { headers: { "Content-Type": "application/octet-stream" } }));
+      return bytes;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("decoder download failed")) throw error;
+      // Cache Storage unavailable (opaque origin, quota): fall back to the HTTP cache.
+    }
+  }
+  const response = await fetch(url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`decoder download failed: HTTP ${response.status}`);
+  return await response.arrayBuffer();
+}
+
+function feeds(
+  embedding: ortWasm.Tensor,
+  pointCoords: Float32Array,
+  pointLabels: Float32Array,
+  n: number,
+  maskInput: Float32Array | null,
+  originalSize: Size,
+): Record<string, ortWasm.Tensor> {
+  const info = model as DecoderModelInfo;
+  const all: Record<string, () => ortWasm.Tensor> = {
+    image_embeddings: () => embedding,
+    point_coords: () => new ort.Tensor("float32", pointCoords, [1, n, 2]),
+    point_labels: () => new ort.Tensor("float32", pointLabels, [1, n]),
+    mask_input: () => new ort.Tensor("float32", maskInput ?? zeroMask, [1, 1, lowSide, lowSide]),
+    has_mask_input: () => new ort.Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
+    orig_im_size: () =>
+      new ort.Tensor("float32", new Float32Array([originalSize.height, originalSize.width]), [2]),
+  };
+  const names = session ? session.inputNames : info.inputs;
+  const result: Record<string, ortWasm.Tensor> = {};
+  for (const name of names) {
+    const make = all[name];
+    if (!make) throw new Error(`decoder input ${name} is not supported`);
+    result[name] = make();
+  }
+  return result;
+}
+
+async function init(request: RequestFor<"init">): Promise<void> {
+  const started = performance.now();
+  try {
+    let backend: "webgpu" | "wasm" = "wasm";
+    if (request.webgpu && scope.navigator.gpu) {
+      try {
+        const adapter = await scope.navigator.gpu.requestAdapter();
+        if (adapter) {
+          ort = (await import("onnxruntime-web/webgpu")) as unknown as Ort;
+          backend = "webgpu";
+        }
+      } catch {
+        backend = "wasm";
+      }
+    }
+    ort.env.wasm.wasmPaths = request.wasmPaths;
+    ort.env.wasm.numThreads = scope.crossOriginIsolated ? request.threads : 1;
+    ort.env.wasm.simd = true;
+    ort.env.logLevel = "error";
+    const bytes = await fetchModel(request.model.url, request.model.sha256);
+    const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
+    session = await ort.InferenceSession.create(new Uint8Array(bytes), {
+      executionProviders: providers,
+      graphOptimizationLevel: "all",
+    });
+    model = request.model;
+    const [, , h] = request.model.embeddingShape;
+    lowSide = 4 * (h ?? 16);
+    zeroMask = new Float32Array(lowSide * lowSide);
+    // Warm-up: the first run allocates and compiles kernels.
+    const shape = request.model.embeddingShape;
+    const count = shape.reduce((a, b) => a * b, 1);
+    const dummy = new ort.Tensor("float32", new Float32Array(count), shape);
+    const prompt = buildPromptTensors(
+      { points: [{ x: 1, y: 1, label: 1 }], box: null },
+      { height: request.model.imgSize, width: request.model.imgSize },
+      { height: request.model.imgSize, width: request.model.imgSize },
+    );
+    await session.run(
+      feeds(dummy, prompt.pointCoords, prompt.pointLabels, prompt.numPoints, null, {
+        height: request.model.imgSize,
+        width: request.model.imgSize,
+      }),
+    );
+    reply({
+      action: "init",
+      id: request.id,
+      backend,
+      threads: ort.env.wasm.numThreads ?? 1,
+      crossOriginIsolated: scope.crossOriginIsolated,
+      loadMs: performance.now() - started,
+    });
+  } catch (error) {
+    reply({ action: "init", id: request.id, error: errorText(error) });
+  }
+}
+
+function parseSize(header: string | null): Size | null {
+  if (!header) return null;
+  const [h, w] = header.split(",").map((v) => Number.parseInt(v.trim(), 10));
+  if (!h || !w) return null;
+  return { height: h, width: w };
+}
+
+async function loadEmbedding(ref: EmbeddingRef): Promise<Embedding> {
+  const cached = embeddings.get(ref.key);
+  if (cached) {
+    embeddings.delete(ref.key);
+    embeddings.set(ref.key, cached);
+    return cached;
+  }
+  const inflight = pending.get(ref.key);
+  if (inflight) return inflight;
+  const promise = (async (): Promise<Embedding> => {
+    const separator = ref.url.includes("?") ? "&" : "?";
+    const response = await fetch(`${ref.url}${separator}dtype=fp16`, { credentials: "same-origin" });
+    if (!response.ok) {
+      let status = "missing";
+      try {
+        const body = (await response.json()) as { status?: string; detail?: string };
+        status = body.status ?? body.detail ?? status;
+      } catch {
+        // not JSON
+      }
+      throw new EmbeddingNotReady(response.status, status);
+    }
+    const shape = (response.headers.get("X-Embedding-Shape") ?? "")
+      .split(",")
+      .map((v) => Number.parseInt(v.trim(), 10));
+    if (shape.length === 3) shape.unshift(1);
+    const dtype = response.headers.get("X-Embedding-Dtype") ?? "float16";
+    const inputSize = parseSize(response.headers.get("X-Input-Size"));
+    const originalSize = parseSize(response.headers.get("X-Original-Size"));
+    if (shape.length !== 4 || shape.some((v) => !Number.isFinite(v)) || !inputSize || !originalSize) {
+      throw new Error("embedding response lacks its shape headers");
+    }
+    const buffer = await response.arrayBuffer();
+    const [, c = 0, h = 0, w = 0] = shape;
+    let data: Float32Array;
+    if (dtype.startsWith("int8")) data = int8ToFloat32(buffer, c, h * w);
+    else if (dtype.includes("32")) data = new Float32Array(buffer);
+    else data = fp16ToFloat32(new Uint16Array(buffer));
+    const embedding: Embedding = { tensor: new ort.Tensor("float32", data, shape), inputSize, originalSize };
+    embeddings.set(ref.key, embedding);
+    while (embeddings.size > EMBEDDING_CACHE) {
+      const oldest = embeddings.keys().next().value;
+      if (oldest === undefined) break;
+      embeddings.delete(oldest);
+    }
+    return embedding;
+  })();
+  pending.set(ref.key, promise);
+  try {
+    return await promise;
+  } finally {
+    pending.delete(ref.key);
+  }
+}
+
+async function setEmbedding(request: RequestFor<"setEmbedding">): Promise<void> {
+  const started = performance.now();
+  urls.set(request.embedding.key, request.embedding.url);
+  try {
+    const embedding = await loadEmbedding(request.embedding);
+    reply({
+      action: "setEmbedding",
+      id: request.id,
+      inputSize: embedding.inputSize,
+      originalSize: embedding.originalSize,
+      fetchMs: performance.now() - started,
+    });
+  } catch (error) {
+    if (error instanceof EmbeddingNotReady) {
+      reply({
+        action: "setEmbedding",
+        id: request.id,
+        error: error.message,
+        status: error.status,
+        embeddingStatus: error.embeddingStatus,
+      });
+    } else {
+      reply({ action: "setEmbedding", id: request.id, error: errorText(error) });
+    }
+  }
+}
+
+async function prefetch(request: RequestFor<"prefetch">): Promise<void> {
+  for (const ref of request.embeddings) {
+    urls.set(ref.key, ref.url);
+    try {
+      await loadEmbedding(ref);
+    } catch {
+      // Not ready yet: it will be fetched when opened.
+    }
+  }
+  reply({ action: "prefetch", id: request.id });
+}
+
+async function decode(request: RequestFor<"decode">): Promise<void> {
+  const started = performance.now();
+  if (!session || !model) throw new Error("decoder not initialised");
+  const embedding = embeddings.get(request.embeddingKey);
+  if (!embedding) throw new Error("embedding not loaded");
+  const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize);
+  const output = await session.run(
+    feeds(
+      embedding.tensor,
+      prompt.pointCoords,
+      prompt.pointLabels,
+      prompt.numPoints,
+      request.maskInput,
+      embedding.originalSize,
+    ),
+  );
+  const iouTensor = output["iou_predictions"];
+  const lowTensor = output["low_res_masks"];
+  if (!iouTensor || !lowTensor) throw new Error("decoder outputs lack iou_predictions/low_res_masks");
+  const iou = Float32Array.from(iouTensor.data as Float32Array);
+  const lowRes = Float32Array.from(lowTensor.data as Float32Array);
+  const side = lowTensor.dims[3] ?? lowSide;
+  const plane = side * side;
+  const { indices, preselected } = candidateIndices(iou, request.prompt);
+  const candidates: DecodeCandidate[] = indices.map((index) => ({
+    index,
+    iou: iou[index] ?? 0,
+    mask:
+      request.previewOnly && index !== preselected
+        ? null
+        : lowResToMask(lowRes, index * plane, side, model?.imgSize ?? 0, embedding.inputSize, request.outSize),
+  }));
+  lastDecodes.push({ id: request.id, logits: lowRes, side, embedding });
+  while (lastDecodes.length > 4) lastDecodes.shift();
+  const transfer: Transferable[] = [];
+  for (const c of candidates) if (c.mask) transfer.push(c.mask.buffer as ArrayBuffer);
+  const lowCopy = lowRes.slice();
+  transfer.push(lowCopy.buffer as ArrayBuffer);
+  reply(
+    {
+      action: "decode",
+      id: request.id,
+      candidates,
+      preselected,
+      outSize: request.outSize,
+      lowRes: lowCopy,
+      lowSide: side,
+      decodeMs: performance.now() - started,
+    },
+    transfer,
+  );
+}
+
+function render(request: RequestFor<"render">): void {
+  const last = lastDecodes.find((d) => d.id === request.decodeId);
+  if (!last || !model) {
+    reply({ action: "render", id: request.id, error: "decode result no longer available" });
+    return;
+  }
+  const side = last.side;
+  const mask = lowResToMask(
+    last.logits,
+    request.index * side * side,
+    side,
+    model.imgSize,
+    last.embedding.inputSize,
+    request.outSize,
+  );
+  reply({ action: "render", id: request.id, mask, outSize: request.outSize }, [mask.buffer as ArrayBuffer]);
+}
+
+// Decodes run strictly one after another; queued ones may be cancelled.
+const queue: RequestFor<"decode">[] = [];
+let running = false;
+
+async function pump(): Promise<void> {
+  if (running) return;
+  running = true;
+  try {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      try {
+        await decode(next);
+      } catch (error) {
+        reply({ action: "decode", id: next.id, error: errorText(error) });
+      }
+    }
+  } finally {
+    running = false;
+  }
+}
+
+scope.addEventListener("message", (event: MessageEvent<WorkerRequest>) => {
+  const request = event.data;
+  switch (request.action) {
+    case "init":
+      void init(request);
+      break;
+    case "setEmbedding":
+      void setEmbedding(request);
+      break;
+    case "prefetch":
+      void prefetch(request);
+      break;
+    case "decode":
+      queue.push(request);
+      void pump();
+      break;
+    case "render":
+      render(request);
+      break;
+    case "cancel": {
+      const ids = new Set(request.ids);
+      for (let i = queue.length - 1; i >= 0; i--) {
+        const queued = queue[i];
+        if (queued && ids.has(queued.id)) {
+          queue.splice(i, 1);
+          reply({ action: "decode", id: queued.id, cancelled: true });
+        }
+      }
+      reply({ action: "cancel", id: request.id });
+      break;
+    }
+  }
+});

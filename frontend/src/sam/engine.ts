@@ -1,0 +1,57 @@
+/** One decoder worker for the page; the model is loaded once per model key. */
+import { ApiError, api } from "../api/client";
+import type { DecoderManifest } from "../api/types";
+import { config } from "../config";
+import { DecoderClient } from "./decoderClient";
+import type { DecoderModelInfo } from "./protocol";
+import { chooseVariant, modelInfo } from "./variants";
+
+/** The first request for a model's decoder starts its ONNX export on the server (503 with
+ * Retry-After until it is done). */
+async function manifestWithRetry(modelKey: string): Promise<DecoderManifest> {
+  const deadline = performance.now() + 300_000;
+  for (;;) {
+    try {
+      return await api.decoder(modelKey);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 503 || performance.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
+export interface LoadedModel {
+  info: DecoderModelInfo;
+  backend: string;
+  threads: number;
+  loadMs: number;
+}
+
+export class SamEngine {
+  readonly client = new DecoderClient();
+  private current: { key: string; promise: Promise<LoadedModel> } | null = null;
+
+  ensureModel(modelKey: string): Promise<LoadedModel> {
+    if (this.current?.key === modelKey) return this.current.promise;
+    const promise = (async (): Promise<LoadedModel> => {
+      const manifest = await manifestWithRetry(modelKey);
+      const wanted = new URLSearchParams(location.search).get("variant");
+      const variant = wanted && manifest.variants[wanted] ? wanted : chooseVariant(manifest);
+      const info = modelInfo(manifest, variant);
+      const result = await this.client.init(info, config.wasmPaths, config.webgpu);
+      if (result.error) throw new Error(result.error);
+      return { info, backend: result.backend ?? "wasm", threads: result.threads ?? 1, loadMs: result.loadMs ?? 0 };
+    })();
+    this.current = { key: modelKey, promise };
+    promise.catch(() => {
+      if (this.current?.promise === promise) this.current = null;
+    });
+    return promise;
+  }
+}
+
+let engine: SamEngine | null = null;
+export function samEngine(): SamEngine {
+  engine ??= new SamEngine();
+  return engine;
+}

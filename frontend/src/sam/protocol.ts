@@ -1,0 +1,90 @@
+/** Messages between the UI thread and `decoder.worker.ts` (a discriminated union on `action`).
+ * Every request carries an `id`; the reply to it has the same `id` and `action`, and either
+ * the result or `error`. */
+import type { Prompt, Size } from "./prompts";
+
+export interface DecoderModelInfo {
+  modelKey: string;
+  variant: string;
+  url: string;
+  sha256: string;
+  imgSize: number;
+  /** (1, C, H, W) of the image embeddings this decoder takes. */
+  embeddingShape: number[];
+  /** Names of the decoder's inputs, as in the manifest (SAM's official interface or lowres). */
+  inputs: string[];
+  outputs: string[];
+}
+
+export interface EmbeddingRef {
+  key: string; // `${modelKey}/${sha256}`
+  url: string;
+}
+
+export type WorkerRequest =
+  | { action: "init"; id: number; model: DecoderModelInfo; wasmPaths: string; webgpu: boolean; threads: number }
+  | { action: "setEmbedding"; id: number; embedding: EmbeddingRef }
+  | { action: "prefetch"; id: number; embeddings: EmbeddingRef[] }
+  | {
+      action: "decode";
+      id: number;
+      embeddingKey: string;
+      prompt: Prompt;
+      /** Previous low-res logits (1, 1, 4H, 4W) to refine, or null. */
+      maskInput: Float32Array | null;
+      /** Output mask size (the original size, or smaller for previews). */
+      outSize: Size;
+      /** Only the preselected candidate (hover previews). */
+      previewOnly: boolean;
+    }
+  | { action: "render"; id: number; decodeId: number; index: number; outSize: Size }
+  | { action: "cancel"; id: number; ids: number[] };
+
+export type DecodeCandidate = {
+  index: number;
+  iou: number;
+  /** Row-major 0/1 mask of outSize, or null when not rendered (previewOnly). */
+  mask: Uint8Array | null;
+};
+
+export type WorkerResponse =
+  | {
+      action: "init";
+      id: number;
+      error?: string;
+      backend?: "webgpu" | "wasm";
+      threads?: number;
+      crossOriginIsolated?: boolean;
+      loadMs?: number;
+    }
+  | {
+      action: "setEmbedding";
+      id: number;
+      error?: string;
+      /** HTTP status when the embedding is not ready (409) or missing. */
+      status?: number;
+      embeddingStatus?: string;
+      inputSize?: Size;
+      originalSize?: Size;
+      fetchMs?: number;
+    }
+  | { action: "prefetch"; id: number; error?: string }
+  | {
+      action: "decode";
+      id: number;
+      error?: string;
+      cancelled?: boolean;
+      candidates?: DecodeCandidate[];
+      preselected?: number;
+      outSize?: Size;
+      /** Low-res logits of every output mask (1, M, L, L), for refinement. */
+      lowRes?: Float32Array;
+      lowSide?: number;
+      decodeMs?: number;
+    }
+  | { action: "render"; id: number; error?: string; mask?: Uint8Array; outSize?: Size }
+  | { action: "cancel"; id: number; error?: string };
+
+export type WorkerAction = WorkerRequest["action"];
+export type ResponseFor<A extends WorkerAction> = Extract<WorkerResponse, { action: A }>;
+export type RequestFor<A extends WorkerAction> = Extract<WorkerRequest, { action: A }>;

@@ -1,0 +1,37 @@
+import type { DecoderManifest } from "../api/types";
+import type { DecoderModelInfo } from "./protocol";
+
+/** Preferred variants, best first: low-res output (thresholded and upscaled in the worker,
+ * no full-resolution upscaling inside the graph) with all candidate masks. fp32 first: int8
+ * loses accuracy on the tiny model. */
+export const VARIANT_PREFERENCE = ["lowres_multi", "lowres", "official_multi", "official", "lowres_multi_int8"];
+
+export function chooseVariant(manifest: DecoderManifest, preference = VARIANT_PREFERENCE): string {
+  for (const name of preference) if (manifest.variants[name]) return name;
+  // Described by flags: low-res, multi-mask, fp32 first.
+  const flagged = Object.entries(manifest.variants).filter(([, v]) => v.low_res !== undefined);
+  const score = (v: DecoderManifest["variants"][string]): number =>
+    (v.low_res ? 4 : 0) + (v.single_mask ? 0 : 2) + (v.int8 ? 0 : 1);
+  flagged.sort((a, b) => score(b[1]) - score(a[1]));
+  if (flagged[0]) return flagged[0][0];
+  if (manifest.variants[manifest.default_variant]) return manifest.default_variant;
+  const first = Object.keys(manifest.variants)[0];
+  if (!first) throw new Error(`model ${manifest.model_key} has no decoder variants`);
+  return first;
+}
+
+export function modelInfo(manifest: DecoderManifest, variantName: string): DecoderModelInfo {
+  const variant = manifest.variants[variantName];
+  if (!variant) throw new Error(`no variant ${variantName}`);
+  return {
+    modelKey: manifest.model_key,
+    variant: variantName,
+    url: variant.url,
+    sha256: variant.sha256,
+    imgSize: manifest.img_size,
+    embeddingShape: manifest.embedding_shape,
+    inputs: variant.inputs,
+    outputs: variant.outputs,
+  };
+}
+

@@ -1,0 +1,26 @@
+export function hexToRgb(hex: string): [number, number, number] {
+  const m = /^#?([0-9a-f]{6})$/i.exec(hex.trim());
+  if (!m || !m[1]) return [255, 64, 64];
+  const v = Number.parseInt(m[1], 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+}
+
+/** Paint masks into an RGBA buffer (later masks on top). */
+export function paintMask(
+  rgba: Uint8ClampedArray,
+  mask: Uint8Array,
+  color: [number, number, number],
+  alpha = 255,
+): void {
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i]) {
+      const o = i * 4;
+      rgba[o] = color[0];
+      rgba[o + 1] = color[1];
+      rgba[o + 2] = color[2];
+      rgba[o + 3] = alpha;
+    }
+  }
+}
+
+export const UNLABELLED_COLOR = "#ffd400";

@@ -1,0 +1,195 @@
+import { LitElement, html, type TemplateResult } from "lit";
+import { api, request } from "../api/client";
+import type { ImageItem, Job, Page, Project } from "../api/types";
+import { ProjectSocket, type ServerEvent } from "../realtime/socket";
+
+interface Member {
+  id: number;
+  user: number;
+  username: string;
+  role: string;
+}
+
+const STATUSES = ["", "new", "in_progress", "done", "reviewed"] as const;
+
+export class ImagesPage extends LitElement {
+  projectId = 0;
+  private project: Project | null = null;
+  private images: ImageItem[] = [];
+  private count = 0;
+  private page = 1;
+  private members: Member[] = [];
+  private status = "";
+  private assignee = "";
+  private error = "";
+  private loading = true;
+  private exportFormat = "coco";
+  private exportJob: Job | null = null;
+  private socket: ProjectSocket | null = null;
+
+  static override properties = { projectId: { type: Number } };
+
+  protected override createRenderRoot(): HTMLElement {
+    return this;
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    const params = new URLSearchParams(location.search);
+    this.status = params.get("status") ?? "";
+    this.assignee = params.get("assignee") ?? "";
+    void this.load();
+    this.socket = new ProjectSocket(this.projectId, (e) => this.onEvent(e), () => this.requestUpdate());
+  }
+
+  override disconnectedCallback(): void {
+    this.socket?.close();
+    super.disconnectedCallback();
+  }
+
+  private onEvent(event: ServerEvent): void {
+    if (event.event === "job.progress" && this.exportJob && event.payload.id === this.exportJob.id) {
+      this.exportJob = { ...this.exportJob, state: event.payload.state, progress: event.payload.progress };
+      if (event.payload.state === "done" || event.payload.state === "succeeded") void this.pollExport();
+      this.requestUpdate();
+    }
+  }
+
+  private async load(): Promise<void> {
+    this.loading = true;
+    this.requestUpdate();
+    try {
+      this.project ??= await api.project(this.projectId);
+      if (this.members.length === 0) {
+        try {
+          this.members = (await request<Page<Member>>("GET", `/api/projects/${this.projectId}/members/`)).results;
+        } catch {
+          this.members = [];
+        }
+      }
+      const page = await api.images(this.projectId, {
+        status: this.status,
+        assignee: this.assignee,
+        page: this.page,
+        page_size: 48,
+      });
+      this.images = page.results;
+      this.count = page.count;
+      this.error = "";
+    } catch (error) {
+      this.error = error instanceof Error ? error.message : String(error);
+    }
+    this.loading = false;
+    this.requestUpdate();
+  }
+
+  private setFilter(kind: "status" | "assignee", value: string): void {
+    if (kind === "status") this.status = value;
+    else this.assignee = value;
+    this.page = 1;
+    const params = new URLSearchParams();
+    if (this.status) params.set("status", this.status);
+    if (this.assignee) params.set("assignee", this.assignee);
+    const qs = params.toString();
+    history.replaceState(null, "", `/projects/${this.projectId}${qs ? `?${qs}` : ""}`);
+    void this.load();
+  }
+
+  private async startExport(): Promise<void> {
+    try {
+      this.exportJob = await api.startExport(this.projectId, this.exportFormat);
+      this.requestUpdate();
+      await this.pollExport();
+    } catch (error) {
+      this.error = error instanceof Error ? error.message : String(error);
+      this.requestUpdate();
+    }
+  }
+
+  private async pollExport(): Promise<void> {
+    const job = this.exportJob;
+    if (!job) return;
+    for (let i = 0; i < 600; i++) {
+      const fresh = await api.exportJob(this.projectId, job.id);
+      this.exportJob = fresh;
+      this.requestUpdate();
+      if (fresh.download_url || ["done", "succeeded", "failed", "error"].includes(fresh.state)) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  private exportStatus(): TemplateResult | null {
+    const job = this.exportJob;
+    if (!job) return null;
+    if (job.download_url)
+      return html`<a class="button" data-testid="export-download" href=${job.download_url} download>Download export</a>`;
+    if (job.state === "failed" || job.state === "error")
+      return html`<span class="error">Export failed${job.error ? `: ${job.error}` : ""}</span>`;
+    return html`<span class="muted" data-testid="export-progress">Exporting… ${Math.round((job.progress ?? 0) * 100)}%</span>`;
+  }
+
+  private memberName(id: number | null): string {
+    if (id === null) return "unassigned";
+    return this.members.find((m) => m.user === id)?.username ?? `user ${id}`;
+  }
+
+  override render(): TemplateResult {
+    const p = this.project;
+    const pages = Math.max(1, Math.ceil(this.count / 48));
+    return html`<main class="page">
+      <nav class="crumbs"><a href="/">Projects</a> / <span>${p?.name ?? "…"}</span></nav>
+      <div class="toolbar">
+        <h1>${p?.name ?? "Project"}</h1>
+        <span class="spacer"></span>
+        <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review proposals</a>
+      </div>
+      ${p?.status_counts
+        ? html`<p class="small muted">${Object.entries(p.status_counts).map(([k, v]) => `${k.replace("_", " ")}: ${v}`).join(" · ")}</p>`
+        : null}
+      <div class="filters">
+        <label>Status
+          <select data-testid="status-filter" @change=${(e: Event) => this.setFilter("status", (e.target as HTMLSelectElement).value)}>
+            ${STATUSES.map((s) => html`<option value=${s} ?selected=${s === this.status}>${s ? s.replace("_", " ") : "any"}</option>`)}
+          </select>
+        </label>
+        <label>Assignee
+          <select data-testid="assignee-filter" @change=${(e: Event) => this.setFilter("assignee", (e.target as HTMLSelectElement).value)}>
+            <option value="" ?selected=${this.assignee === ""}>anyone</option>
+            ${this.members.map((m) => html`<option value=${m.user} ?selected=${String(m.user) === this.assignee}>${m.username}</option>`)}
+          </select>
+        </label>
+        <span class="spacer"></span>
+        <label>Export
+          <select @change=${(e: Event) => (this.exportFormat = (e.target as HTMLSelectElement).value)}>
+            ${["coco", "yolo", "png", "voc"].map((f) => html`<option value=${f}>${f.toUpperCase()}</option>`)}
+          </select>
+        </label>
+        <button data-testid="export-button" @click=${() => void this.startExport()}>Export</button>
+        ${this.exportStatus()}
+      </div>
+      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : null}
+      ${this.loading && this.images.length === 0 ? html`<p class="muted">Loading images…</p>` : null}
+      ${!this.loading && this.images.length === 0 ? html`<p class="muted">No images match these filters.</p>` : null}
+      <ul class="grid">
+        ${this.images.map(
+          (img) => html`<li class="tile">
+            <a href="/projects/${this.projectId}/images/${img.id}" data-testid="image-tile" data-name=${img.original_name}>
+              <img loading="lazy" src=${api.imageFileUrl(this.projectId, img.id)} alt=${img.original_name} />
+              <span class="tile-name">${img.original_name}</span>
+            </a>
+            <span class="status status-${img.status}">${img.status.replace("_", " ")}</span>
+            <span class="small muted">${this.memberName(img.assignee)}</span>
+          </li>`,
+        )}
+      </ul>
+      ${pages > 1
+        ? html`<div class="pager">
+            <button ?disabled=${this.page <= 1} @click=${() => { this.page--; void this.load(); }}>‹ Prev</button>
+            <span>${this.page} / ${pages}</span>
+            <button ?disabled=${this.page >= pages} @click=${() => { this.page++; void this.load(); }}>Next ›</button>
+          </div>`
+        : null}
+    </main>`;
+  }
+}
+customElements.define("images-page", ImagesPage);

@@ -1,0 +1,147 @@
+"""Dataset exports (Celery jobs with a download) and imports (zip with COCO or YOLO labels).
+
+Permissions: every project member may export (it reveals nothing they cannot already
+read); importing creates images and annotations, so it needs MANAGE (as image upload does).
+"""
+
+from typing import Any
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from samapp.api.pagination import StandardPagination
+from samapp.api.permissions import ProjectScopedMixin
+from samapp.errors import ApplicationError
+from samapp.models import ExportFormat, ExportJob, JobState
+from samapp.roles import Capability
+from samapp.selectors.datasets import export_job_list
+from samapp.services.datasets.exports import export_job_create
+from samapp.services.datasets.importers import FORMATS, dataset_import
+
+
+class ExportJobOutput(serializers.ModelSerializer[ExportJob]):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ExportJob
+        fields = (
+            "id",
+            "format",
+            "options",
+            "state",
+            "progress",
+            "error",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "download_url",
+        )
+
+    def get_download_url(self, job: ExportJob) -> str | None:
+        if job.state != JobState.DONE or not job.result_file:
+            return None
+        return reverse("export-download", kwargs={"project_id": job.project_id, "job_id": job.id})
+
+
+class ExportListCreateApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.VIEW}
+    parser_classes = [JSONParser]
+
+    class InputSerializer(serializers.Serializer[Any]):
+        format = serializers.ChoiceField(choices=ExportFormat.choices)
+        options = serializers.JSONField(required=False, default=dict)
+
+    @extend_schema(responses=ExportJobOutput(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(export_job_list(project=self.project), request, self)
+        return paginator.get_paginated_response(ExportJobOutput(page, many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={202: ExportJobOutput})
+    def post(self, request: Request, project_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = export_job_create(
+            project=self.project,
+            created_by=request.user,  # type: ignore[arg-type]
+            format=serializer.validated_data["format"],
+            options=serializer.validated_data.get("options") or {},
+        )
+        return Response(ExportJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDetailApi(ProjectScopedMixin, APIView):
+    @extend_schema(responses=ExportJobOutput)
+    def get(self, request: Request, project_id: int, job_id: int) -> Response:
+        job = get_object_or_404(export_job_list(project=self.project), pk=job_id)
+        return Response(ExportJobOutput(job).data)
+
+
+class ExportDownloadApi(ProjectScopedMixin, APIView):
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    def get(self, request: Request, project_id: int, job_id: int) -> FileResponse | Response:
+        job = get_object_or_404(export_job_list(project=self.project), pk=job_id)
+        if job.state != JobState.DONE or not job.result_file:
+            return Response(
+                {"detail": f"This export is not ready (state: {job.state})."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        response = FileResponse(
+            job.result_file.open("rb"),
+            as_attachment=True,
+            filename=job.result_file.name.rsplit("/", 1)[-1],
+            content_type="application/zip",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        response["Cache-Control"] = "private, no-cache"
+        return response
+
+
+class DatasetImportApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.MANAGE}
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "format": {"type": "string", "enum": list(FORMATS)},
+                },
+                "required": ["file"],
+            }
+        },
+        responses={201: dict},
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        files = request.FILES.getlist("file")
+        if len(files) != 1:
+            raise ApplicationError("Send exactly one zip archive in the 'file' field.")
+        upload = files[0]
+        result = dataset_import(
+            project=self.project,
+            user=request.user,  # type: ignore[arg-type]
+            name=upload.name or "upload.zip",
+            stream=upload,  # type: ignore[arg-type]
+            format=request.data.get("format") or None,
+        )
+        return Response(
+            {
+                "format": result.format,
+                "images_created": result.images_created,
+                "images_existing": result.images_existing,
+                "annotations_created": result.annotations_created,
+                "labels_created": result.labels_created,
+                "ignored": result.ignored,
+            },
+            status=status.HTTP_201_CREATED,
+        )

@@ -1,0 +1,95 @@
+"""PNG masks: semantic and instance label maps with a palette, and their label maps.
+
+images/<name>                      the image (unless include_images is false)
+masks/semantic/<stem>.png          8-bit palette PNG: 0 background, i = the i-th label
+masks/instance/<stem>.png          8-bit palette PNG: 0 background, 1..n instances
+                                   (16-bit grayscale PNG when an image has over 254)
+instances.jsonl                    per image: its instances' label and category index
+labelmap.json, labelmap.txt        index -> label name and color (txt: CVAT's format)
+"""
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+
+from samapp.models import Label, Project
+from samapp.selectors.datasets import DatasetItem
+from samapp.services.datasets.common import (
+    ExportOptions,
+    NameRegistry,
+    ZipSink,
+    class_palette,
+    hex_rgb,
+    instance_palette,
+    stem_of,
+)
+from samapp.services.datasets.raster import (
+    MAX_PALETTE_INDEX,
+    check_label_count,
+    gray16_png,
+    paint,
+    palette_png,
+)
+
+
+def label_map(labels: list[Label]) -> list[dict[str, object]]:
+    palette = class_palette(labels)
+    return [
+        {"index": index, "name": name, "color": palette[3 * index : 3 * index + 3]}
+        for index, name in enumerate(["background", *(label.name for label in labels)])
+    ]
+
+
+def label_map_txt(labels: list[Label]) -> str:
+    rows = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
+    rows += ["{}:{},{},{}::".format(label.name, *hex_rgb(label.color)) for label in labels]
+    return "\n".join(rows) + "\n"
+
+
+def png_write(
+    *,
+    sink: ZipSink,
+    project: Project,
+    labels: list[Label],
+    items: Iterable[DatasetItem],
+    options: ExportOptions,
+    progress: Callable[[], None],
+) -> None:
+    check_label_count(len(labels))
+    class_of = {label.id: index for index, label in enumerate(labels, start=1)}
+    name_of = {index: label.name for index, label in enumerate(labels, start=1)}
+    palette, instance_colors = class_palette(labels), instance_palette()
+    names = NameRegistry()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as instances_file:
+        for item in items:
+            name = names.name_for(item.image)
+            stem = stem_of(name)
+            if options.include_images:
+                sink.write_image(f"images/{name}", item.image)
+            classes, instances, instance_classes = paint(item, class_of)
+            sink.write_bytes(
+                f"masks/semantic/{stem}.png", palette_png(classes, palette), compress=False
+            )
+            instance_png = (
+                palette_png(instances, instance_colors)
+                if len(instance_classes) <= MAX_PALETTE_INDEX
+                else gray16_png(instances)
+            )
+            sink.write_bytes(f"masks/instance/{stem}.png", instance_png, compress=False)
+            row = {
+                "file_name": name,
+                "semantic": f"masks/semantic/{stem}.png",
+                "instance": f"masks/instance/{stem}.png",
+                "instances": [
+                    {"id": number, "category": index, "label": name_of[index]}
+                    for number, index in enumerate(instance_classes, start=1)
+                ],
+            }
+            instances_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            progress()
+        instances_file.seek(0)
+        with sink.open_text("instances.jsonl") as target:
+            shutil.copyfileobj(instances_file, target)
+    sink.write_text("labelmap.json", json.dumps(label_map(labels), indent=1, ensure_ascii=False))
+    sink.write_text("labelmap.txt", label_map_txt(labels))

@@ -1,0 +1,88 @@
+"""Pascal VOC segmentation:
+
+  JPEGImages/<stem>.jpg              the image (JPEG files as they are, others re-encoded)
+  SegmentationClass/<stem>.png       palette PNG: 0 background, i = the i-th label
+  SegmentationObject/<stem>.png      palette PNG (VOC colors): 1..n instances
+  ImageSets/Segmentation/{train,val,trainval}.txt
+  labelmap.txt                       label colors (CVAT's VOC label map format)
+
+Masks carry no 255 "void" border (VOC's evaluation ignores it when present).
+"""
+
+import io
+from collections.abc import Callable, Iterable
+
+import PIL.Image
+
+from samapp.errors import ApplicationError
+from samapp.models import Image, Label, Project
+from samapp.selectors.datasets import DatasetItem
+from samapp.services.datasets.common import (
+    ExportOptions,
+    NameRegistry,
+    ZipSink,
+    class_palette,
+    instance_palette,
+    split_of,
+    stem_of,
+)
+from samapp.services.datasets.export_png import label_map_txt
+from samapp.services.datasets.raster import (
+    MAX_PALETTE_INDEX,
+    check_label_count,
+    paint,
+    palette_png,
+)
+
+
+def _write_jpeg(sink: ZipSink, name: str, image: Image) -> None:
+    if image.format.upper() == "JPEG":
+        sink.write_image(name, image)
+        return
+    with image.file.open("rb") as source, PIL.Image.open(source) as picture:
+        buffer = io.BytesIO()
+        picture.convert("RGB").save(buffer, format="JPEG", quality=95)
+    sink.write_bytes(name, buffer.getvalue(), compress=False)
+
+
+def voc_write(
+    *,
+    sink: ZipSink,
+    project: Project,
+    labels: list[Label],
+    items: Iterable[DatasetItem],
+    options: ExportOptions,
+    progress: Callable[[], None],
+) -> None:
+    check_label_count(len(labels))
+    class_of = {label.id: index for index, label in enumerate(labels, start=1)}
+    palette, instance_colors = class_palette(labels), instance_palette()
+    names = NameRegistry()
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    for item in items:
+        stem = stem_of(names.name_for(item.image))
+        splits[split_of(item.image, options.val_split)].append(stem)
+        if options.include_images:
+            _write_jpeg(sink, f"JPEGImages/{stem}.jpg", item.image)
+        classes, instances, instance_classes = paint(item, class_of)
+        if len(instance_classes) > MAX_PALETTE_INDEX:
+            raise ApplicationError(
+                f"{item.image.original_name}: {len(instance_classes)} objects do not fit VOC's "
+                f"8-bit object masks (at most {MAX_PALETTE_INDEX}); export PNG masks instead."
+            )
+        sink.write_bytes(
+            f"SegmentationClass/{stem}.png", palette_png(classes, palette), compress=False
+        )
+        sink.write_bytes(
+            f"SegmentationObject/{stem}.png",
+            palette_png(instances, instance_colors),
+            compress=False,
+        )
+        progress()
+    for split in ("train", "val"):
+        sink.write_text(
+            f"ImageSets/Segmentation/{split}.txt", "".join(f"{s}\n" for s in splits[split])
+        )
+    both = splits["train"] + splits["val"]
+    sink.write_text("ImageSets/Segmentation/trainval.txt", "".join(f"{s}\n" for s in sorted(both)))
+    sink.write_text("labelmap.txt", label_map_txt(labels))

@@ -1,0 +1,327 @@
+"""Dataset import: a zip of images with COCO instances or YOLO-seg labels, as pre-annotations.
+
+All or nothing: the archive is checked entry by entry (no absolute paths, no '..', no links,
+bounded counts and sizes), every image is sniffed, every annotation is parsed and matched
+before anything is written; the first problems are reported with where they are. Names
+inside annotation files (COCO `file_name`, YOLO label paths) are only matched against the
+archive's own entry names: they never reach the filesystem.
+"""
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from samapp.errors import ApplicationError
+from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
+from samapp.services.annotations import annotations_bulk_create
+from samapp.services.datasets.parsers import (
+    Problems,
+    coco_parse,
+    coco_segmentation_to_rle,
+    yolo_classes_parse,
+    yolo_labels_parse,
+    yolo_names_parse,
+    yolo_shape_to_rle,
+)
+from samapp.services.projects import label_create
+from samapp.services.uploads import (
+    ARCHIVE_ERRORS,
+    IGNORED_ARCHIVE_NAMES,
+    CheckedImage,
+    _archive_entry_problem,
+    _read_capped,
+    image_check,
+    images_create,
+)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+CLASS_FILES = ("classes.txt", "obj.names", "names.txt")
+FORMATS = ("coco", "yolo")
+COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+@dataclass
+class ImportResult:
+    format: str
+    images_created: int = 0
+    images_existing: int = 0
+    annotations_created: int = 0
+    labels_created: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Archive:
+    images: dict[str, CheckedImage] = field(default_factory=dict)  # entry path -> image
+    files: dict[str, bytes] = field(default_factory=dict)  # other entries, by path
+    ignored: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_name: dict[str, list[str]] = {}
+
+    def index(self) -> None:
+        for path in self.images:
+            self._by_name.setdefault(PurePosixPath(path).name, []).append(path)
+
+    def match(self, name: str) -> tuple[str | None, str]:
+        """The image entry a name refers to: the entry of that path, the only entry ending
+        with it, or the only one with its base name. (None, why) when there is none."""
+        key = name.replace("\\", "/")
+        while key.startswith("./"):
+            key = key[2:]
+        if key in self.images:
+            return key, ""
+        ending = [path for path in self.images if path.endswith("/" + key)]
+        if len(ending) == 1:
+            return ending[0], ""
+        same_name = ending or self._by_name.get(PurePosixPath(key).name, [])
+        if len(same_name) == 1:
+            return same_name[0], ""
+        if same_name:
+            return None, f"{name!r} matches several images: {', '.join(sorted(same_name)[:3])}"
+        return None, f"no image named {name!r} in the archive"
+
+
+def _archive_read(name: str, stream: BinaryIO) -> _Archive:
+    try:
+        archive = zipfile.ZipFile(stream)
+    except ARCHIVE_ERRORS as exc:
+        raise ApplicationError(f"{name}: not a readable zip archive.") from exc
+    problems = Problems()
+    result = _Archive()
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > settings.SAM_MAX_ARCHIVE_ENTRIES:
+            raise ApplicationError(f"{name}: more than {settings.SAM_MAX_ARCHIVE_ENTRIES} entries.")
+        seen: set[str] = set()
+        total = 0
+        for info in infos:
+            problem = _archive_entry_problem(info, seen)
+            seen.add(info.filename)
+            total += info.file_size
+            if problem:
+                problems.add("", problem)
+        if total > settings.SAM_MAX_ARCHIVE_TOTAL_BYTES:
+            problems.add(name, f"{total} bytes uncompressed is over the limit")
+        problems.raise_if_any(f"{name}: archive rejected")
+        for info in infos:
+            path = info.filename
+            if info.is_dir() or any(part in path for part in IGNORED_ARCHIVE_NAMES):
+                continue
+            try:
+                with archive.open(info) as source:
+                    content = _read_capped(source, settings.SAM_MAX_UPLOAD_BYTES, path)
+            except ApplicationError as exc:
+                problems.add("", exc.message)
+                continue
+            except ARCHIVE_ERRORS as exc:
+                problems.add(path, f"unreadable entry ({type(exc).__name__})")
+                continue
+            if path.lower().endswith(IMAGE_SUFFIXES):
+                try:
+                    result.images[path] = image_check(name=path, content=content)
+                except ApplicationError as exc:
+                    problems.add("", exc.message)
+            elif path.lower().endswith((".json", ".txt", ".yaml", ".yml", ".names")):
+                result.files[path] = content
+            else:
+                result.ignored.append(path)
+    problems.raise_if_any(f"{name}: archive rejected")
+    result.index()
+    return result
+
+
+def _detect_format(archive: _Archive) -> str:
+    if any(path.lower().endswith(".json") for path in archive.files):
+        return "coco"
+    if any(path.lower().endswith((".txt", ".yaml", ".yml", ".names")) for path in archive.files):
+        return "yolo"
+    raise ApplicationError(
+        "No annotation file found: expected a COCO .json, or YOLO labels with data.yaml."
+    )
+
+
+@dataclass
+class _Plan:
+    """What an import will write, fully checked."""
+
+    images: dict[str, CheckedImage] = field(default_factory=dict)
+    label_names: list[tuple[str, str | None]] = field(default_factory=list)  # (name, color)
+    annotations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _coco_plan(archive: _Archive) -> _Plan:
+    json_files = sorted(path for path in archive.files if path.lower().endswith(".json"))
+    if len(json_files) != 1:
+        raise ApplicationError(
+            f"Expected one COCO .json file in the archive, found {len(json_files)}: "
+            + ", ".join(json_files[:5])
+        )
+    where = json_files[0]
+    dataset = coco_parse(data=archive.files[where], where=where)
+    problems = Problems()
+    path_of: dict[int, str] = {}
+    for image in dataset.images:
+        path, why = archive.match(image.file_name)
+        at = f"{where}: images[{image.index}].file_name"
+        if path is None:
+            problems.add(at, why)
+            continue
+        checked = archive.images[path]
+        if (checked.width, checked.height) != (image.width, image.height):
+            problems.add(
+                f"{where}: images[{image.index}]",
+                f"size {image.width}x{image.height} differs from "
+                f"{path}'s {checked.width}x{checked.height}",
+            )
+            continue
+        path_of[image.id] = path
+    plan = _Plan(images=dict(archive.images))
+    name_of = {category.id: category.name for category in dataset.categories}
+    plan.label_names = [(category.name, category.color) for category in dataset.categories]
+    for annotation in dataset.annotations:
+        path = path_of.get(annotation.image_id)
+        if path is None:
+            continue  # its image is reported already
+        checked = archive.images[path]
+        try:
+            rle = coco_segmentation_to_rle(annotation.segmentation, checked.height, checked.width)
+        except (ValueError, TypeError, OverflowError) as exc:
+            problems.add(f"{where}: annotations[{annotation.index}].segmentation", str(exc))
+            continue
+        plan.annotations.append((path, name_of[annotation.category_id], rle))
+    problems.raise_if_any("COCO import rejected")
+    return plan
+
+
+def _label_path_for(image_path: str) -> list[str]:
+    path = PurePosixPath(image_path)
+    candidates = []
+    parts = list(path.parts)
+    if "images" in parts[:-1]:
+        index = len(parts) - 2 - parts[-2::-1].index("images")
+        parts[index] = "labels"
+        candidates.append(str(PurePosixPath(*parts).with_suffix(".txt")))
+    candidates.append(str(path.with_suffix(".txt")))
+    return candidates
+
+
+def _yolo_names(archive: _Archive) -> list[str]:
+    yamls = sorted(p for p in archive.files if p.lower().endswith((".yaml", ".yml")))
+    if len(yamls) > 1:
+        preferred = [p for p in yamls if PurePosixPath(p).name.lower() in ("data.yaml", "data.yml")]
+        if len(preferred) != 1:
+            raise ApplicationError(
+                f"Several YAML files, which holds the names? {', '.join(yamls[:5])}"
+            )
+        yamls = preferred
+    if yamls:
+        return yolo_names_parse(data=archive.files[yamls[0]], where=yamls[0])
+    classes = sorted(p for p in archive.files if PurePosixPath(p).name.lower() in CLASS_FILES)
+    if len(classes) == 1:
+        return yolo_classes_parse(data=archive.files[classes[0]], where=classes[0])
+    raise ApplicationError(
+        "YOLO import needs the class names: a data.yaml with 'names', or one classes.txt."
+    )
+
+
+def _yolo_plan(archive: _Archive) -> _Plan:
+    names = _yolo_names(archive)
+    plan = _Plan(images=dict(archive.images), label_names=[(name, None) for name in names])
+    problems = Problems()
+    claimed: set[str] = set()
+    for image_path, checked in sorted(archive.images.items()):
+        label_path = next((p for p in _label_path_for(image_path) if p in archive.files), None)
+        if label_path is None:
+            continue  # an image without objects
+        claimed.add(label_path)
+        shapes = yolo_labels_parse(
+            data=archive.files[label_path],
+            where=label_path,
+            class_count=len(names),
+            problems=problems,
+        )
+        for shape in shapes:
+            try:
+                rle = yolo_shape_to_rle(shape, checked.height, checked.width)
+            except ValueError as exc:
+                problems.add(f"{label_path}:{shape.line}", str(exc))
+                continue
+            plan.annotations.append((image_path, names[shape.class_id], rle))
+    for path in sorted(archive.files):
+        parts = PurePosixPath(path).parts
+        if path.lower().endswith(".txt") and "labels" in parts[:-1] and path not in claimed:
+            problems.add(path, "no image for this label file")
+    problems.raise_if_any("YOLO import rejected")
+    return plan
+
+
+def _labels_ensure(
+    *, project: Project, wanted: list[tuple[str, str | None]]
+) -> tuple[dict[str, Label], list[str]]:
+    labels = {label.name: label for label in Label.objects.filter(project=project)}
+    created = []
+    for name, color in wanted:
+        if name not in labels:
+            kwargs = {"color": color} if color and COLOR.match(color) else {}
+            labels[name] = label_create(project=project, name=name, **kwargs)
+            created.append(name)
+    return labels, created
+
+
+def dataset_import(
+    *,
+    project: Project,
+    user: User,
+    name: str,
+    stream: BinaryIO,
+    format: str | None = None,
+) -> ImportResult:
+    """Import images and their annotations (source `imported`, review state `proposed`).
+
+    Images already in the project (same content) are reused, not duplicated."""
+    if format is not None and format not in FORMATS:
+        raise ApplicationError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}.")
+    archive = _archive_read(name, stream)
+    if not archive.images:
+        raise ApplicationError(f"{name}: the archive holds no images.")
+    chosen = format or _detect_format(archive)
+    plan = _coco_plan(archive) if chosen == "coco" else _yolo_plan(archive)
+    result = ImportResult(format=chosen, ignored=archive.ignored[:20])
+    created: list[Image] = []
+    try:
+        with transaction.atomic():
+            labels, result.labels_created = _labels_ensure(project=project, wanted=plan.label_names)
+            upload = images_create(
+                project=project, uploaded_by=user, images=list(plan.images.values())
+            )
+            created = upload.created
+            rows = {
+                image.sha256: image
+                for image in Image.objects.filter(
+                    project=project, sha256__in={c.sha256 for c in plan.images.values()}
+                )
+            }
+            result.images_created = len(created)
+            result.images_existing = len(rows) - len(created)
+            result.annotations_created = annotations_bulk_create(
+                items=[
+                    (rows[plan.images[path].sha256], labels[label_name], rle)
+                    for path, label_name, rle in plan.annotations
+                ],
+                author=user,
+                source=AnnotationSource.IMPORTED,
+                review_state=ReviewState.PROPOSED,
+            )
+    except Exception:
+        for image in created:
+            default_storage.delete(image.file.name)
+        raise
+    return result

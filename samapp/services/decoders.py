@@ -1,0 +1,113 @@
+"""Browser decoders: ONNX exports of each model's prompt encoder + mask decoder, made once per
+model by a worker (samapp.ml.onnx_export) and kept in the default storage under content-hashed
+names, so they can be served with immutable caching by any web process."""
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from samapp.services.embeddings import model_for_key
+
+logger = logging.getLogger(__name__)
+
+
+class DecoderUnavailableError(Exception):
+    """The model is unknown or has no checkpoint: nothing can be exported (HTTP 404)."""
+
+
+def _folder(model_key: str) -> str:
+    return f"decoders/{model_key}"
+
+
+def decoder_file_path(*, model_key: str, filename: str) -> str:
+    return f"{_folder(model_key)}/{filename}"
+
+
+def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
+    """The stored export manifest of `model_key`, or None when not exported yet."""
+    path = f"{_folder(model_key)}/manifest.json"
+    if not default_storage.exists(path):
+        return None
+    with default_storage.open(path, "rb") as handle:
+        manifest: dict[str, Any] = json.loads(handle.read())
+    wanted = set(settings.SAM_DECODER_VARIANTS)
+    if not wanted <= set(manifest.get("variants", {})):
+        return None  # exported with another variant list: export again
+    return manifest
+
+
+def decoder_model_check(*, model_key: str) -> None:
+    """Raise DecoderUnavailableError unless `model_key` can be loaded on a worker."""
+    from samapp.ml.registry import UnknownModelError, checkpoint_path, get_spec
+
+    try:
+        get_spec(model_key)
+    except UnknownModelError as exc:
+        raise DecoderUnavailableError(str(exc)) from exc
+    if not checkpoint_path(model_key, settings.SAM_CHECKPOINT_DIR).is_file() and not (
+        settings.SAM_RANDOM_INIT_FALLBACK
+    ):
+        raise DecoderUnavailableError(
+            f"No checkpoint for model {model_key!r}: run `python manage.py sam_download "
+            f"{model_key}` (or sam_train_tiny for sam_tiny)."
+        )
+
+
+def decoder_export_request(*, model_key: str) -> dict[str, Any] | None:
+    """The manifest if exported; else queue the export (once per 10 minutes per process) and
+    return None. Raises DecoderUnavailableError when the model cannot be loaded."""
+    manifest = decoder_manifest_get(model_key=model_key)
+    if manifest is not None:
+        return manifest
+    decoder_model_check(model_key=model_key)
+    if cache.add(f"decoder-export:{model_key}", 1, timeout=600):
+        from samapp.tasks import decoder_export_task
+
+        transaction.on_commit(lambda: decoder_export_task.delay(model_key))
+    return decoder_manifest_get(model_key=model_key)  # eager mode exports synchronously
+
+
+def decoder_export(*, model_key: str) -> dict[str, Any]:
+    """Export the configured variants of `model_key` into storage (idempotent)."""
+    from samapp.ml.onnx_export import export_decoders
+
+    existing = decoder_manifest_get(model_key=model_key)
+    if existing is not None:
+        return existing
+    model = model_for_key(model_key=model_key)
+    with tempfile.TemporaryDirectory(prefix="sam-decoder-") as tmp:
+        manifest = export_decoders(
+            model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)
+        )
+        for variant in manifest["variants"].values():
+            name = decoder_file_path(model_key=model_key, filename=variant["filename"])
+            if not default_storage.exists(name):  # content-hashed: same name, same bytes
+                default_storage.save(
+                    name, ContentFile((Path(tmp) / variant["filename"]).read_bytes())
+                )
+    manifest_path = f"{_folder(model_key)}/manifest.json"
+    if default_storage.exists(manifest_path):
+        default_storage.delete(manifest_path)
+    # Written last: readers see either no manifest or one whose files are all stored.
+    default_storage.save(manifest_path, ContentFile(json.dumps(manifest).encode()))
+    logger.info("exported %d decoder variants of %s", len(manifest["variants"]), model_key)
+    return manifest
+
+
+def decoder_file_get(*, model_key: str, filename: str) -> tuple[dict[str, Any], str] | None:
+    """(variant entry, storage path) of an exported file, or None when it is not one."""
+    manifest = decoder_manifest_get(model_key=model_key)
+    if manifest is None:
+        return None
+    for variant in manifest["variants"].values():
+        if variant["filename"] == filename:
+            return variant, decoder_file_path(model_key=model_key, filename=filename)
+    return None

@@ -1,0 +1,156 @@
+"""Segment everything as a job: the automatic mask generator runs on a worker against the
+stored embedding, and its masks become `automatic` annotations in review state `proposed`."""
+
+import io
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from samapp.models import (
+    Annotation,
+    AnnotationSource,
+    Embedding,
+    EmbeddingStatus,
+    Image,
+    JobState,
+    ReviewState,
+    SegmentJob,
+)
+from samapp.realtime.events import broadcast
+from samapp.services.annotations import annotation_create, annotation_delete
+from samapp.services.embeddings import (
+    embedding_read,
+    embeddings_compute_batch,
+    embeddings_schedule,
+    model_for_key,
+)
+
+logger = logging.getLogger(__name__)
+
+OPTION_KEYS = {
+    "points_per_side": ("auto_points_per_side", int),
+    "pred_iou_thresh": ("auto_pred_iou_thresh", float),
+    "stability_score_thresh": ("auto_stability_score_thresh", float),
+    "min_mask_region_area": ("auto_min_mask_region_area", int),
+}
+
+
+def segment_job_payload(job: SegmentJob) -> dict[str, Any]:
+    return {
+        "kind": "segment",
+        "id": job.id,
+        "image": job.image_id,
+        "state": job.state,
+        "progress": round(job.progress, 3),
+        "error": job.error,
+        "annotations": job.annotation_count,
+    }
+
+
+def _report(job: SegmentJob, **changes: Any) -> None:
+    for name, value in changes.items():
+        setattr(job, name, value)
+    SegmentJob.objects.filter(pk=job.pk).update(**changes, updated_at=timezone.now())
+    broadcast(project_id=job.project_id, event="job.progress", payload=segment_job_payload(job))
+
+
+def segment_options(*, project_settings: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Generator arguments: the request's options over the project's auto-segment settings."""
+    resolved: dict[str, Any] = {}
+    for name, (setting, kind) in OPTION_KEYS.items():
+        value = options.get(name, project_settings.get(setting))
+        if value is not None:
+            resolved[name] = kind(value)
+    return resolved
+
+
+def segment_job_start(
+    *, image: Image, user: AbstractBaseUser | None, options: dict[str, Any] | None = None
+) -> SegmentJob:
+    project = image.project
+    job = SegmentJob.objects.create(
+        project=project,
+        image=image,
+        model_key=project.default_model_key,
+        options=segment_options(project_settings=project.settings or {}, options=options or {}),
+        created_by=user,
+    )
+    embeddings_schedule(images=[image], model_key=job.model_key, priority=5)
+
+    def enqueue() -> None:
+        from samapp.tasks import segment_job_run_task
+
+        segment_job_run_task.delay(job.id)
+
+    transaction.on_commit(enqueue)
+    return job
+
+
+def _embedding_for(job: SegmentJob) -> Embedding:
+    (embedding,) = embeddings_schedule(images=[job.image], model_key=job.model_key)
+    if embedding.status != EmbeddingStatus.READY:
+        embeddings_compute_batch(embedding_id=embedding.pk, batch_size=1, wait_seconds=0)
+        embedding.refresh_from_db()
+    if embedding.status != EmbeddingStatus.READY:
+        raise RuntimeError(f"The embedding is {embedding.status}: {embedding.error}".strip(": "))
+    return embedding
+
+
+def segment_job_run(*, job_id: int) -> SegmentJob | None:
+    """Run one job (idempotent: a finished job is left alone; a re-delivered one replaces the
+    proposals its first attempt wrote)."""
+    from PIL import Image as PILImage
+
+    from samapp.ml.automatic import generate_masks
+    from samapp.ml.embedding import ImageEmbedding
+
+    started = SegmentJob.objects.filter(
+        Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING), pk=job_id
+    ).update(state=JobState.RUNNING, progress=0.0, updated_at=timezone.now())
+    job = SegmentJob.objects.select_related("image", "created_by").filter(pk=job_id).first()
+    if not started or job is None:
+        return job
+    _report(job, state=JobState.RUNNING, progress=0.05)
+    image = job.image
+    try:
+        for stale in Annotation.objects.filter(image=image, prompts__segment_job=job.pk):
+            annotation_delete(annotation=stale, expected_version=stale.version)
+        embedding = _embedding_for(job)
+        _report(job, progress=0.2)
+        stored = ImageEmbedding.from_bytes(
+            embedding_read(embedding=embedding),
+            shape=embedding.shape[1:],
+            input_size=embedding.input_size,
+            original_size=embedding.original_size,
+        )
+        with default_storage.open(image.file.name, "rb") as handle:
+            pixels = PILImage.open(io.BytesIO(handle.read()))
+            pixels.load()
+        records = generate_masks(
+            model_for_key(model_key=job.model_key), pixels, stored, **job.options
+        )
+        _report(job, progress=0.6)
+        for index, record in enumerate(records, start=1):
+            annotation_create(
+                image=image,
+                author=job.created_by,
+                rle=record["segmentation"],
+                predicted_iou=float(record["predicted_iou"]),
+                source=AnnotationSource.AUTOMATIC,
+                prompts={"points": record["point_coords"], "segment_job": job.pk},
+                model_key=job.model_key,
+                review_state=ReviewState.PROPOSED,
+            )
+            if index % 20 == 0:
+                _report(job, progress=0.6 + 0.4 * index / len(records), annotation_count=index)
+    except Exception as exc:
+        logger.exception("segment job %s failed", job.pk)
+        _report(job, state=JobState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return job
+    _report(job, state=JobState.DONE, progress=1.0, annotation_count=len(records))
+    return job

@@ -1,0 +1,3 @@
+from tests.pipeline.fixtures import connect, in_memory_layer, sam_random_fallback, token_for
+
+__all__ = ["connect", "in_memory_layer", "sam_random_fallback", "token_for"]

@@ -1,0 +1,70 @@
+"""Browser decoder manifest and files: exported once per model into storage, served immutable."""
+
+import hashlib
+
+import pytest
+
+from samapp.ml.tiny import SAM_TINY_CONFIG
+
+C, S, IMG = (
+    SAM_TINY_CONFIG.prompt_embed_dim,
+    SAM_TINY_CONFIG.image_embedding_size,
+    SAM_TINY_CONFIG.img_size,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def variants(settings) -> list[str]:
+    settings.SAM_DECODER_VARIANTS = ["lowres_multi", "official_single"]
+    settings.SAM_DECODER_DEFAULT_VARIANT = "lowres_multi"
+    from django.core.cache import cache
+
+    cache.clear()
+    return settings.SAM_DECODER_VARIANTS
+
+
+def test_manifest_exports_once_and_serves_files(
+    client_for, variants, django_capture_on_commit_callbacks
+) -> None:
+    client = client_for("viewer")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.get("/api/models/sam_tiny/decoder/")
+    if first.status_code == 503:  # exported on commit by the (eager) task: ask again
+        first = client.get("/api/models/sam_tiny/decoder/")
+    assert first.status_code == 200, first.content
+    manifest = first.json()
+    assert manifest["model_key"] == "sam_tiny"
+    assert manifest["img_size"] == IMG
+    assert manifest["embedding_shape"] == [1, C, S, S]
+    assert manifest["mask_input_size"] == [4 * S, 4 * S]
+    assert manifest["default_variant"] == "lowres_multi"
+    assert sorted(manifest["variants"]) == sorted(variants)
+    low = manifest["variants"]["lowres_multi"]
+    assert [i["name"] for i in low["inputs"]][:2] == ["image_embeddings", "point_coords"]
+    assert [o["name"] for o in low["outputs"]] == ["iou_predictions", "low_res_masks"]
+    response = client.get(low["url"])
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == low["sha256"]
+    assert len(response.content) == low["bytes"]
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert response["ETag"] == f'"{low["sha256"]}"'
+    assert client.get(low["url"], HTTP_IF_NONE_MATCH=response["ETag"]).status_code == 304
+    assert client.get("/api/models/sam_tiny/decoder/evil.onnx").status_code == 404
+    assert client.get("/api/models/sam_tiny/decoder/../manifest.json").status_code == 404
+    assert client_for("anonymous").get(low["url"]).status_code in (401, 403)
+    # Cached: a second manifest request exports nothing.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("samapp.ml.onnx_export.export_decoders", None)
+        assert client.get("/api/models/sam_tiny/decoder/").json() == manifest
+
+
+def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, variants) -> None:
+    client = client_for("viewer")
+    unknown = client.get("/api/models/nope/decoder/")
+    assert unknown.status_code == 404 and "Unknown model" in unknown.json()["detail"]
+    settings.SAM_RANDOM_INIT_FALLBACK = False
+    settings.SAM_CHECKPOINT_DIR = "/nonexistent"
+    missing = client.get("/api/models/sam_vit_h/decoder/")
+    assert missing.status_code == 404 and "sam_download sam_vit_h" in missing.json()["detail"]
