@@ -108,8 +108,8 @@ def run_one(fmt: str, limit: int) -> None:
     if fmt == "coco-polygons":
         fmt, options = "coco", {"mask_format": "polygons", "tolerance": 1.0}
     if limit:
-        ids = Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)
-        ids = list(ids[:limit])
+        all_ids = Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)
+        ids = list(all_ids[:limit])
         options["filters"] = {"images": ids}
     start = time.perf_counter()
     job = export_job_create(project=project, created_by=None, format=fmt, options=options)  # eager

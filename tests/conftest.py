@@ -34,6 +34,8 @@ Isolation
 """
 
 import io
+import os
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -89,7 +91,11 @@ def zip_bytes(
     entry name to its link target and marks the entry as a Unix symbolic link."""
     items = entries.items() if isinstance(entries, Mapping) else entries
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+    with (
+        warnings.catch_warnings(),  # duplicate names are written on purpose
+        zipfile.ZipFile(buffer, "w", compression=compression) as archive,
+    ):
+        warnings.simplefilter("ignore", UserWarning)
         for name, data in items:
             info = zipfile.ZipInfo(name)
             info.compress_type = compression
@@ -150,8 +156,10 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         test = database.setdefault("TEST", {})
-        if not test.get("NAME"):
-            test["NAME"] = str(Path(settings.DATA_DIR) / "test-db.sqlite3")
+        name = str(test.get("NAME") or "")
+        if not name or "memory" in name:  # unset, or pytest-xdist's per-worker memory name
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            test["NAME"] = str(Path(settings.DATA_DIR) / f"test-db-{worker}.sqlite3")
 
 
 @pytest.fixture(autouse=True)

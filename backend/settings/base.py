@@ -150,6 +150,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(CELERY_BROKER_SPOOL),
         "data_folder_out": str(CELERY_BROKER_SPOOL),
         "control_folder": str(DATA_DIR / "broker-control"),
+        # kombu polls the spool once a second by default: a second of latency per task.
+        "polling_interval": env.float("CELERY_FS_POLLING_INTERVAL", default=0.05),
     }
 else:
     # Above the longest job, so a slow job is not handed to a second worker.

@@ -167,9 +167,9 @@ try {
   check("annotation persisted across reload", true);
   await a.waitForFunction(() => window.samStudio.state().embedding === "ready" && window.samStudio.state().model, null, { timeout: 120_000 });
 
-  // 7. Stale save: B edits an old version after A changed it → conflict dialog, keep mine.
+  // 7. A teammate's update to the same annotation reaches A live.
   await b.waitForFunction((id) => window.samStudio.annotations().some((x) => x.id === id), saved.id);
-  const stale = await b.evaluate(async (id) => {
+  const patched = await b.evaluate(async (id) => {
     const ann = window.samStudio.annotations().find((x) => x.id === id);
     const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
     const r = await fetch(`/api/projects/${location.pathname.split("/")[2]}/annotations/${id}/`, {
@@ -179,7 +179,13 @@ try {
     });
     return r.status;
   }, saved.id);
-  check("concurrent PATCH accepted", stale === 200, `status ${stale}`);
+  check("teammate's PATCH accepted", patched === 200, `status ${patched}`);
+  await a.waitForFunction(
+    ([id, v]) => window.samStudio.annotations().some((x) => x.id === id && x.version > v),
+    [saved.id, saved.version],
+    { timeout: 15_000 },
+  );
+  check("teammate's update appears live", true);
 
   // 8. Latency: click-to-mask over many clicks, measured in the page (event → mask drawn).
   const before = await a.evaluate(() => window.samStudio.latencies.length);
@@ -190,6 +196,9 @@ try {
     await waitForMask(a, n);
   }
   const latencies = (await a.evaluate(() => window.samStudio.latencies)).slice(before);
+  const decodeTimes = await a.evaluate(() => window.samStudio.decodeTimes);
+  results.workerDecode = { p50: percentile(decodeTimes, 50), p95: percentile(decodeTimes, 95) };
+  log(`worker decode time: p50 ${results.workerDecode.p50.toFixed(1)} ms, p95 ${results.workerDecode.p95.toFixed(1)} ms`);
   results.latency = {
     clicks: latencies.length,
     p50: percentile(latencies, 50),
@@ -199,6 +208,27 @@ try {
   log(`click-to-mask latency over ${latencies.length} clicks: p50 ${results.latency.p50.toFixed(1)} ms, p95 ${results.latency.p95.toFixed(1)} ms`);
   check("latency measured over >= 50 clicks", latencies.length >= 50);
   await a.keyboard.press("Escape");
+
+  // Proposals for the review view, as "segment everything" would make them (created through
+  // the API here: the eager test server would run the whole job inside the request).
+  const made = await a.evaluate(
+    async ([projectId, rles]) => {
+      const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
+      const imageId = location.pathname.split("/")[4];
+      let ok = 0;
+      for (const rle of rles) {
+        const r = await fetch(`/api/projects/${projectId}/images/${imageId}/annotations/`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+          body: JSON.stringify({ label: null, rle, source: "automatic", review_state: "proposed", predicted_iou: 0.9 }),
+        });
+        if (r.status === 201) ok++;
+      }
+      return ok;
+    },
+    [cfg.projectId, cfg.proposalRles ?? []],
+  );
+  check("proposals created", made === (cfg.proposalRles ?? []).length, `${made}`);
 
   // 9. Export (COCO) and download the archive; the Python side looks inside.
   await a.goto(`${cfg.baseUrl}/`);

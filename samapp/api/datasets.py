@@ -96,7 +96,7 @@ class ExportDownloadApi(ProjectScopedMixin, APIView):
         response = FileResponse(
             job.result_file.open("rb"),
             as_attachment=True,
-            filename=job.result_file.name.rsplit("/", 1)[-1],
+            filename=(job.result_file.name or "export.zip").rsplit("/", 1)[-1],
             content_type="application/zip",
         )
         response["X-Content-Type-Options"] = "nosniff"
@@ -132,7 +132,7 @@ class DatasetImportApi(ProjectScopedMixin, APIView):
             user=request.user,  # type: ignore[arg-type]
             name=upload.name or "upload.zip",
             stream=upload,  # type: ignore[arg-type]
-            format=request.data.get("format") or None,
+            format=request.POST.get("format") or None,
         )
         return Response(
             {

@@ -3,9 +3,10 @@
 Variants (``VARIANTS``), each also available with ``_int8`` (onnxruntime dynamic
 quantization, QUInt8 weights):
 
-- ``official_single`` / ``official_multi``: SAM's own ``SamOnnxModel`` (inputs
-  ``image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size``;
-  outputs ``masks, iou_predictions, low_res_masks``). Single returns the mask picked by SAM's
+- ``official_single`` / ``official_multi``: SAM's own ``SamOnnxModel`` (see
+  ``SamOnnxOfficial`` for the one fix) with its inputs
+  ``image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size``
+  and outputs ``masks, iou_predictions, low_res_masks``). Single returns the mask picked by SAM's
   rule (best multimask output for one click, the single-mask output for more prompts);
   multi returns all ``num_mask_tokens`` masks (index 0 is the single-mask output).
 - ``lowres_single`` / ``lowres_multi``: no upscaling and no ``orig_im_size`` input; outputs
@@ -32,9 +33,30 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
 from torch import nn
+from torch.nn import functional as F
 
 OPSET = 17
 POINT_AXES = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+
+
+class SamOnnxOfficial(SamOnnxModel):
+    """``SamOnnxModel`` whose crop to the pre-padding size stays dynamic in the ONNX graph.
+
+    SAM's ``mask_postprocessing`` slices with ``int(prepadded_size[i])``, which the tracer
+    records as a constant: the exported graph then crops every image as if it had the dummy
+    input's aspect ratio (measured: logits off by up to 0.16 on a 300x400 image). Slicing
+    with the tensors themselves keeps the crop a function of ``orig_im_size``.
+    """
+
+    def mask_postprocessing(self, masks: torch.Tensor, orig_im_size: torch.Tensor) -> torch.Tensor:
+        """(1, K, 4h, 4w) logits, (2,) float32 (H, W) -> (1, K, H, W) logits."""
+        masks = F.interpolate(
+            masks, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False
+        )
+        prepadded_size = self.resize_longest_image_size(orig_im_size, self.img_size)
+        masks = masks[..., : prepadded_size[0], : prepadded_size[1]]
+        h, w = orig_im_size.to(torch.int64)
+        return F.interpolate(masks, size=(h, w), mode="bilinear", align_corners=False)
 
 
 class SamOnnxLowRes(SamOnnxModel):
@@ -97,7 +119,7 @@ VARIANTS: dict[str, Variant] = {
 
 def decoder_module(model: Sam, variant: Variant) -> nn.Module:
     """The traceable module for ``variant`` (shares the weights of ``model``)."""
-    cls = SamOnnxLowRes if variant.low_res else SamOnnxModel
+    cls = SamOnnxLowRes if variant.low_res else SamOnnxOfficial
     return cls(model, return_single_mask=variant.single_mask)
 
 

@@ -38,8 +38,6 @@ ARCHIVE_ERRORS = (
     NotImplementedError,
 )
 
-# Pillow's own bomb guard is our cap as well, so it raises before decoding pixels.
-PIL.Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,11 @@ def image_check(*, name: str, content: bytes) -> CheckedImage:
             width, height = oriented.size
     except ApplicationError:
         raise
+    except PIL.Image.DecompressionBombError as exc:
+        # Pillow's own guard fires at open for sizes far beyond our cap.
+        raise ApplicationError(
+            f"{name}: over the {settings.SAM_MAX_IMAGE_PIXELS}-pixel limit ({exc})."
+        ) from exc
     except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         allowed = ", ".join(ALLOWED_FORMATS)
         raise ApplicationError(
@@ -112,7 +115,8 @@ def _archive_entry_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
         return f"{name}: path leaves the archive ('..')"
     if stat.S_ISLNK(mode):
         return f"{name}: symbolic link"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    # Zips made without Unix attributes (or by zipfile.writestr) carry no file-type bits.
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return f"{name}: not a regular file"
     if name in seen:
         return f"{name}: duplicate entry name"

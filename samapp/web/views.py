@@ -6,7 +6,6 @@ bust caches; the hash is computed once per process.
 """
 
 import hashlib
-import json
 from functools import cache
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def spa(request: HttpRequest, path: str = "") -> HttpResponse:
     context = {
         "script": static("app/app.js") + "?v=" + _asset_version("app.js"),
         "style": static("app/app.css") + "?v=" + _asset_version("app.css"),
-        "config": json.dumps(config),
+        "config": config,
         "bundle_missing": not (APP_DIR / "app.js").exists(),
     }
     return render(request, "web/spa.html", context)

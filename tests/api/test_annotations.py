@@ -376,6 +376,11 @@ ENDPOINTS: dict[str, tuple[str, Any, list[str]]] = {
             "version",
         ],
     ),
+    "annotation-delete": (
+        "delete",
+        lambda w: detail_url(w["annotation"].id, w["project"].id),
+        ["version"],
+    ),
     "token": ("post", lambda w: "/api/auth/token/", ["username", "password"]),
 }
 
@@ -400,7 +405,12 @@ def test_random_json_never_500(
     @settings(
         max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
     )
-    @given(body=bodies(fields), if_match=st.none() | st.text(max_size=6))
+    @given(
+        body=bodies(fields),
+        if_match=st.none()
+        | st.text(max_size=6)
+        | st.integers(-(2**70), 2**70).map(lambda n: f'"{n}"'),
+    )
     def check(body: Any, if_match: str | None) -> None:
         headers = {"HTTP_IF_MATCH": if_match} if if_match else {}
         try:
@@ -412,3 +422,48 @@ def test_random_json_never_500(
         assert response.status_code < 500, (body, response.content[:300])
 
     check()
+
+
+HUGE = 99_999_999_999_999_999_999_999
+
+
+def test_out_of_range_numbers_are_client_errors(client_for, project, make_image, make_annotation):
+    """Integers no database column holds are refused as 400/404, never passed to the driver."""
+    image = make_image(project)
+    annotation = make_annotation(image)
+    client = client_for("owner")
+    base = f"/api/projects/{project.id}/"
+    url = detail_url(annotation.id, project.id)
+    rle = {"size": [image.height, image.width], "counts": [image.height * image.width]}
+    cases = [
+        client.patch(url, {"model_key": "x"}, format="json", HTTP_IF_MATCH=f'"{HUGE}"'),
+        client.patch(url, {"model_key": "x", "version": HUGE}, format="json"),
+        client.delete(url, json.dumps({"version": HUGE}), content_type="application/json"),
+        client.delete(url, json.dumps({"version": "x"}), content_type="application/json"),
+        client.delete(url, json.dumps({"version": True}), content_type="application/json"),
+        client.get(base + "images/", {"assignee": HUGE}),
+        client.get(base + "images/", {"label": HUGE}),
+        client.get(base + "annotations/", {"image": HUGE}),
+        client.patch(base + f"images/{image.id}/", {"assignee": HUGE}, format="json"),
+        client.post(list_url(image), {"rle": rle, "label": HUGE}, format="json"),
+    ]
+    assert [r.status_code for r in cases] == [400] * len(cases)
+    for path in (
+        f"/api/projects/{HUGE}/",
+        f"{base}images/{HUGE}/",
+        f"{base}images/{HUGE}/file/",
+        f"{base}annotations/{HUGE}/",
+        f"{base}labels/{HUGE}/",
+        f"{base}members/{HUGE}/",
+    ):
+        assert client.get(path).status_code == 404, path
+    annotation.refresh_from_db()
+    assert annotation.version == 1
+
+
+def test_delete_with_a_non_object_body_is_428(client_for, project, make_image, make_annotation):
+    annotation = make_annotation(make_image(project))
+    response = client_for("owner").delete(
+        detail_url(annotation.id, project.id), json.dumps([1]), content_type="application/json"
+    )
+    assert response.status_code == 428

@@ -59,7 +59,15 @@ def test_export_validation_errors_are_located(dataset_project: Any, client_for: 
     client = client_for("owner")
     response = client.post(
         _exports(dataset_project),
-        {"format": "coco", "options": {"tolerance": -1, "mask_format": "mesh", "filters": {"status": ["x"]}, "zip": 1}},
+        {
+            "format": "coco",
+            "options": {
+                "tolerance": -1,
+                "mask_format": "mesh",
+                "filters": {"status": ["x"]},
+                "zip": 1,
+            },
+        },
         format="json",
     )
     assert response.status_code == 400
@@ -68,18 +76,24 @@ def test_export_validation_errors_are_located(dataset_project: Any, client_for: 
     assert any(p.startswith("options.mask_format:") for p in problems)
     assert any(p.startswith("options.filters.status:") for p in problems)
     assert any(p.startswith("options.zip:") for p in problems)
-    assert client.post(_exports(dataset_project), {"format": "tiff"}, format="json").status_code == 400
+    assert (
+        client.post(_exports(dataset_project), {"format": "tiff"}, format="json").status_code == 400
+    )
     assert ExportJob.objects.count() == 0
 
 
 def test_download_before_done_is_409(dataset_project: Any, client_for: Any) -> None:
     client = client_for("viewer")
-    job = client.post(_exports(dataset_project), {"format": "yolo"}, format="json").json()  # not committed: stays queued
+    job = client.post(
+        _exports(dataset_project), {"format": "yolo"}, format="json"
+    ).json()  # not committed: stays queued
     response = client.get(f"{_exports(dataset_project)}{job['id']}/download/")
     assert response.status_code == 409
 
 
-def test_non_members_get_404_everywhere(dataset_project: Any, client_for: Any, other_project: Any) -> None:
+def test_non_members_get_404_everywhere(
+    dataset_project: Any, client_for: Any, other_project: Any
+) -> None:
     from tests.datasets.conftest import run_export
 
     job = run_export(dataset_project, "coco")
@@ -93,13 +107,26 @@ def test_non_members_get_404_everywhere(dataset_project: Any, client_for: Any, o
     assert client_for("anonymous").get(base).status_code in (401, 403, 404)
     # a job id from another project is not reachable through one's own project
     owner_of_other = client_for("outsider")
-    assert owner_of_other.get(f"/api/projects/{other_project.id}/exports/{job.id}/").status_code == 404
-    assert owner_of_other.get(f"/api/projects/{other_project.id}/exports/{job.id}/download/").status_code == 404
+    assert (
+        owner_of_other.get(f"/api/projects/{other_project.id}/exports/{job.id}/").status_code == 404
+    )
+    assert (
+        owner_of_other.get(
+            f"/api/projects/{other_project.id}/exports/{job.id}/download/"
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize(
     ("role", "can_import"),
-    [("owner", True), ("manager", True), ("reviewer", False), ("annotator", False), ("viewer", False)],
+    [
+        ("owner", True),
+        ("manager", True),
+        ("reviewer", False),
+        ("annotator", False),
+        ("viewer", False),
+    ],
 )
 def test_import_needs_manage_export_needs_view(
     project: Any, client_for: Any, role: str, can_import: bool
@@ -113,14 +140,18 @@ def test_import_needs_manage_export_needs_view(
                 {
                     "images": [{"id": 1, "file_name": "a.png", "width": 16, "height": 16}],
                     "categories": [{"id": 1, "name": "cat"}],
-                    "annotations": [{"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8]]}],
+                    "annotations": [
+                        {"image_id": 1, "category_id": 1, "segmentation": [[1, 1, 8, 1, 8, 8]]}
+                    ],
                 }
             ).encode(),
         }
     )
     upload = io.BytesIO(payload)
     upload.name = "d.zip"
-    response = client.post(f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart")
+    response = client.post(
+        f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart"
+    )
     if can_import:
         assert response.status_code == 201, response.json()
         assert response.json()["annotations_created"] == 1
@@ -130,7 +161,9 @@ def test_import_needs_manage_export_needs_view(
 
 
 def test_import_rejection_is_a_400_listing_problems(project: Any, client_for: Any) -> None:
-    upload = io.BytesIO(zip_bytes({"a.png": png_bytes(16, 16), "c.json": b'{"images": [{"id": "x"}]'}))
+    upload = io.BytesIO(
+        zip_bytes({"a.png": png_bytes(16, 16), "c.json": b'{"images": [{"id": "x"}]'})
+    )
     upload.name = "d.zip"
     response = client_for("manager").post(
         f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart"
@@ -139,12 +172,16 @@ def test_import_rejection_is_a_400_listing_problems(project: Any, client_for: An
     assert "c.json: not valid JSON" in response.json()["detail"]
     upload = io.BytesIO(b"not a zip")
     upload.name = "d.zip"
-    response = client_for("manager").post(f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart")
+    response = client_for("manager").post(
+        f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart"
+    )
     assert response.status_code == 400 and "not a readable zip" in response.json()["detail"]
     assert (Image.objects.count(), Annotation.objects.count()) == (0, 0)
 
 
-def test_admin_action_starts_exports(dataset_project: Any, client_for: Any, users: dict[str, Any]) -> None:
+def test_admin_action_starts_exports(
+    dataset_project: Any, client_for: Any, users: dict[str, Any]
+) -> None:
     from django.test import Client
 
     users["owner"].is_staff = users["owner"].is_superuser = True

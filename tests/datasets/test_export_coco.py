@@ -1,4 +1,3 @@
-import io
 import json
 import zipfile
 from pathlib import Path
@@ -75,14 +74,24 @@ def test_coco_polygons_keep_holes_in_even_odd_reading(dataset_project: Any) -> N
 
 
 def test_coco_tolerance_simplifies(dataset_project: Any) -> None:
-    exact = json.loads(export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 0}).read("annotations.json"))
-    rough = json.loads(export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 3}).read("annotations.json"))
+    exact = json.loads(
+        export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 0}).read(
+            "annotations.json"
+        )
+    )
+    rough = json.loads(
+        export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 3}).read(
+            "annotations.json"
+        )
+    )
     count = lambda doc: sum(len(r) for a in doc["annotations"] for r in a["segmentation"])  # noqa: E731
     assert count(rough) < count(exact)
 
 
 def test_crowd_rle_option(dataset_project: Any) -> None:
-    document = json.loads(export_zip(dataset_project, "coco", {"crowd_rle": True}).read("annotations.json"))
+    document = json.loads(
+        export_zip(dataset_project, "coco", {"crowd_rle": True}).read("annotations.json")
+    )
     assert {a["iscrowd"] for a in document["annotations"]} == {1}
 
 
@@ -107,9 +116,9 @@ def test_coco_export_import_export_is_byte_identical(
     again, fresh = _reimport_and_export(first, users, options)
     assert again == first.read("annotations.json")  # byte for byte
     assert Image.objects.filter(project=fresh).count() == 3
-    assert set(Annotation.objects.filter(image__project=fresh).values_list("source", "review_state")) == {
-        ("imported", "proposed")
-    }
+    assert set(
+        Annotation.objects.filter(image__project=fresh).values_list("source", "review_state")
+    ) == {("imported", "proposed")}
 
 
 def test_filters_select_the_subset(dataset_project: Any) -> None:
@@ -125,9 +134,11 @@ def test_filters_select_the_subset(dataset_project: Any) -> None:
     assert [i["file_name"] for i in document["images"]] == ["first.png", "second.png"]
     assert len(document["annotations"]) == 2
     done_only = json.loads(
-        export_zip(dataset_project, "coco", {"filters": {"status": ["done"], "review_states": ["rejected"]}}).read(
-            "annotations.json"
-        )
+        export_zip(
+            dataset_project,
+            "coco",
+            {"filters": {"status": ["done"], "review_states": ["rejected"]}},
+        ).read("annotations.json")
     )
     assert [i["file_name"] for i in done_only["images"]] == ["second.png"]
     assert [a["category_id"] for a in done_only["annotations"]] == [2]
@@ -146,5 +157,8 @@ def test_duplicate_and_unsafe_names_are_made_unique(project: Any, make_image: An
     make_image(project, name="A.png")
     make_image(project, name="..\\evil:name.png")
     make_image(project, name="noext")
-    names = [i["file_name"] for i in json.loads(export_zip(project, "coco").read("annotations.json"))["images"]]
+    names = [
+        i["file_name"]
+        for i in json.loads(export_zip(project, "coco").read("annotations.json"))["images"]
+    ]
     assert names == ["a.png", "A_2.png", "evil_name.png", "noext.png"]

@@ -115,12 +115,16 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
     assert np.asarray(_png(archive, "masks/semantic/empty.png")).max() == 0
 
 
-def test_png_paints_small_objects_over_large_ones(project: Any, make_image: Any, make_annotation: Any) -> None:
+def test_png_paints_small_objects_over_large_ones(
+    project: Any, make_image: Any, make_annotation: Any
+) -> None:
     cat, dog = list(project.labels.order_by("id"))
     image = make_image(project, width=20, height=20)
     make_annotation(image, label=dog, box=(5, 5, 8, 8))  # small, first
     make_annotation(image, label=cat, box=(0, 0, 20, 20))  # large, later
-    classes = np.asarray(_png(export_zip(project, "png"), f"masks/semantic/{image.original_name[:-4]}.png"))
+    classes = np.asarray(
+        _png(export_zip(project, "png"), f"masks/semantic/{image.original_name[:-4]}.png")
+    )
     assert classes[6, 6] == 2 and classes[0, 0] == 1
 
 
@@ -135,7 +139,11 @@ def test_voc_layout(dataset_project: Any) -> None:
         } <= names
         jpeg = _png(archive, f"JPEGImages/{stem}.jpg")
         assert jpeg.format == "JPEG" and jpeg.size == (32, 24)
-    assert archive.read("ImageSets/Segmentation/train.txt").decode().split() == ["first", "second", "empty"]
+    assert archive.read("ImageSets/Segmentation/train.txt").decode().split() == [
+        "first",
+        "second",
+        "empty",
+    ]
     assert archive.read("ImageSets/Segmentation/val.txt") == b""
     assert sorted(archive.read("ImageSets/Segmentation/trainval.txt").decode().split()) == [
         "empty",
@@ -146,7 +154,9 @@ def test_voc_layout(dataset_project: Any) -> None:
     assert klass.mode == "P"
     palette = klass.getpalette()
     assert palette[3:6] == [255, 0, 0] and palette[255 * 3 : 256 * 3] == [224, 224, 192]
-    disk = rle_to_mask(Annotation.objects.filter(image__original_name="second.png").order_by("id")[0].rle)
+    disk = rle_to_mask(
+        Annotation.objects.filter(image__original_name="second.png").order_by("id")[0].rle
+    )
     values = np.asarray(klass)
     assert (values[disk] == 1).all() and (values[~disk] == 0).all()  # rejected box left out
     objects = np.asarray(_png(archive, "SegmentationObject/second.png"))

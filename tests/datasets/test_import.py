@@ -25,7 +25,11 @@ def _import(project: Any, user: Any, entries: dict[str, bytes], **kwargs: Any) -
 
 
 def _coco(images: list[dict[str, Any]], annotations: list[dict[str, Any]], **extra: Any) -> bytes:
-    document = {"images": images, "annotations": annotations, "categories": [{"id": 7, "name": "bird"}]}
+    document = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 7, "name": "bird"}],
+    }
     document.update(extra)
     return json.dumps(document).encode()
 
@@ -34,7 +38,9 @@ def _counts() -> tuple[int, int, int]:
     return Image.objects.count(), Annotation.objects.count(), Label.objects.count()
 
 
-def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(project: Any, users: dict[str, Any]) -> None:
+def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(
+    project: Any, users: dict[str, Any]
+) -> None:
     picture = png_bytes(32, 24, (1, 2, 3))
     rle = mask_to_rle(disk(24, 32))
     polygons = mask_to_polygons(donut(24, 32), 0)
@@ -58,7 +64,9 @@ def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(project: Any, 
     assert (result.images_created, result.annotations_created) == (1, 3)
     assert result.labels_created == ["bird"] and result.ignored == ["dataset/README.md"]
     rows = list(Annotation.objects.order_by("id"))
-    assert {(a.source, a.review_state, a.label.name) for a in rows} == {("imported", "proposed", "bird")}
+    assert {(a.source, a.review_state, a.label.name) for a in rows} == {
+        ("imported", "proposed", "bird")
+    }
     assert rows[0].rle == rle
     assert np.array_equal(rle_to_mask(rows[1].rle), donut(24, 32).astype(bool))
     assert rows[2].area == 10
@@ -77,7 +85,10 @@ def test_existing_images_are_reused(project: Any, users: dict[str, Any], make_im
     document["annotations"] = [
         {"id": 1, "image_id": 1, "category_id": 1, "segmentation": mask_to_rle(disk(24, 32))}
     ]
-    entries = {"images/x.png": archive.read("images/x.png"), "a.json": json.dumps(document).encode()}
+    entries = {
+        "images/x.png": archive.read("images/x.png"),
+        "a.json": json.dumps(document).encode(),
+    }
     result = _import(project, users["manager"], entries)
     assert (result.images_created, result.images_existing, result.labels_created) == (0, 1, [])
     assert Annotation.objects.get().image_id == image.id
@@ -87,13 +98,40 @@ def test_existing_images_are_reused(project: Any, users: dict[str, Any], make_im
 @pytest.mark.parametrize(
     ("annotations", "where"),
     [
-        ([{"image_id": 99, "category_id": 7, "segmentation": [[0, 0, 5, 0, 5, 5]]}], "annotations[0].image_id"),
-        ([{"image_id": 1, "category_id": 8, "segmentation": [[0, 0, 5, 0, 5, 5]]}], "annotations[0].category_id"),
-        ([{"image_id": 1, "category_id": 7, "segmentation": [[0, 0, 5]]}], "annotations[0].segmentation"),
-        ([{"image_id": 1, "category_id": 7, "segmentation": [[0, 0, 500, 0, 5, 5]]}], "annotations[0].segmentation"),
-        ([{"image_id": 1, "category_id": 7, "segmentation": {"size": [24, 32], "counts": "zzz"}}], "annotations[0].segmentation"),
-        ([{"image_id": 1, "category_id": 7, "segmentation": {"size": [9, 9], "counts": [81]}}], "annotations[0].segmentation"),
-        ([{"image_id": 1, "category_id": 7, "segmentation": "nope"}], "annotations[0].segmentation"),
+        (
+            [{"image_id": 99, "category_id": 7, "segmentation": [[0, 0, 5, 0, 5, 5]]}],
+            "annotations[0].image_id",
+        ),
+        (
+            [{"image_id": 1, "category_id": 8, "segmentation": [[0, 0, 5, 0, 5, 5]]}],
+            "annotations[0].category_id",
+        ),
+        (
+            [{"image_id": 1, "category_id": 7, "segmentation": [[0, 0, 5]]}],
+            "annotations[0].segmentation",
+        ),
+        (
+            [{"image_id": 1, "category_id": 7, "segmentation": [[0, 0, 500, 0, 5, 5]]}],
+            "annotations[0].segmentation",
+        ),
+        (
+            [
+                {
+                    "image_id": 1,
+                    "category_id": 7,
+                    "segmentation": {"size": [24, 32], "counts": "zzz"},
+                }
+            ],
+            "annotations[0].segmentation",
+        ),
+        (
+            [{"image_id": 1, "category_id": 7, "segmentation": {"size": [9, 9], "counts": [81]}}],
+            "annotations[0].segmentation",
+        ),
+        (
+            [{"image_id": 1, "category_id": 7, "segmentation": "nope"}],
+            "annotations[0].segmentation",
+        ),
         ([{"image_id": 1, "category_id": 7}], "annotations[0].segmentation"),
         (["x"], "annotations[0]"),
     ],
@@ -105,7 +143,9 @@ def test_malformed_coco_is_rejected_with_its_location_and_nothing_written(
     good = {"image_id": 1, "category_id": 7, "segmentation": [[0, 0, 5, 0, 5, 5]]}
     entries = {
         "p.png": png_bytes(32, 24),
-        "c.json": _coco([{"id": 1, "file_name": "p.png", "width": 32, "height": 24}], [good, good, *annotations]),
+        "c.json": _coco(
+            [{"id": 1, "file_name": "p.png", "width": 32, "height": 24}], [good, good, *annotations]
+        ),
     }
     with pytest.raises(ApplicationError) as caught:
         _import(project, users["manager"], entries)
@@ -145,9 +185,15 @@ def test_size_mismatch_and_missing_image(project: Any, users: dict[str, Any]) ->
     assert problems[1] == "c.json: images[1].file_name: no image named 'gone.png' in the archive"
 
 
-@pytest.mark.parametrize("hostile", ["../../etc/passwd", "/etc/passwd", "..\\..\\secret.png", "C:/secret.png"])
+@pytest.mark.parametrize(
+    "hostile", ["../../etc/passwd", "/etc/passwd", "..\\..\\secret.png", "C:/secret.png"]
+)
 def test_file_names_are_matched_never_opened(
-    project: Any, users: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostile: str
+    project: Any,
+    users: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hostile: str,
 ) -> None:
     secret = tmp_path / "secret.png"
     secret.write_bytes(png_bytes(32, 24))
@@ -195,7 +241,10 @@ def test_yolo_import(project: Any, users: dict[str, Any]) -> None:
     ("label_text", "where"),
     [
         (b"5 0.1 0.1 0.5 0.1 0.5 0.5\n", "ds/labels/a.txt:1: class id 5"),
-        (b"0 0.1 0.1 0.5 0.1 0.5 0.5\n0 0.1 1.5 0.5 0.1 0.5 0.5\n", "ds/labels/a.txt:2: coordinates must be normalized"),
+        (
+            b"0 0.1 0.1 0.5 0.1 0.5 0.5\n0 0.1 1.5 0.5 0.1 0.5 0.5\n",
+            "ds/labels/a.txt:2: coordinates must be normalized",
+        ),
         (b"0 0.1 0.1 0.5\n", "ds/labels/a.txt:1: expected a box"),
         (b"x 0.1 0.1 0.5 0.1 0.5 0.5\n", "ds/labels/a.txt:1: class id 'x'"),
         (b"0 0.1 nan 0.5 0.1 0.5 0.5\n", "ds/labels/a.txt:1: coordinates must be normalized"),
@@ -222,10 +271,19 @@ def test_yolo_orphan_label_and_missing_names(project: Any, users: dict[str, Any]
         _import(
             project,
             users["manager"],
-            {"data.yaml": b"names: [a]", "images/a.png": png_bytes(), "labels/b.txt": b"0 0 0 1 0 1 1\n"},
+            {
+                "data.yaml": b"names: [a]",
+                "images/a.png": png_bytes(),
+                "labels/b.txt": b"0 0 0 1 0 1 1\n",
+            },
         )
     with pytest.raises(ApplicationError, match="class names"):
-        _import(project, users["manager"], {"images/a.png": png_bytes(), "labels/a.txt": b""}, format="yolo")
+        _import(
+            project,
+            users["manager"],
+            {"images/a.png": png_bytes(), "labels/a.txt": b""},
+            format="yolo",
+        )
 
 
 def test_yolo_export_import_round_trip(dataset_project: Any, users: dict[str, Any]) -> None:
@@ -239,7 +297,9 @@ def test_yolo_export_import_round_trip(dataset_project: Any, users: dict[str, An
     assert (result.images_created, result.annotations_created) == (3, 3)
     originals = {
         (a.image.original_name, a.label.name): rle_to_mask(a.rle)
-        for a in Annotation.objects.filter(image__project=dataset_project, label__isnull=False).exclude(review_state="rejected")
+        for a in Annotation.objects.filter(
+            image__project=dataset_project, label__isnull=False
+        ).exclude(review_state="rejected")
     }
     for annotation in Annotation.objects.filter(image__project=fresh):
         before = originals[(annotation.image.original_name, annotation.label.name)]

@@ -87,3 +87,39 @@ async def drain(communicator: Any, timeout: float = 0.2) -> list[dict[str, Any]]
     while not await communicator.receive_nothing(timeout=timeout):
         messages.append(await communicator.receive_json_from())
     return messages
+
+
+PG = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+
+
+@pytest.fixture
+def pg_database_url() -> Any:
+    """A throwaway, migrated Postgres database; yields its URL, drops it afterwards."""
+    import subprocess
+    import sys
+    import uuid
+
+    require_service("PostgreSQL", *PG)
+    import psycopg
+
+    name = f"samtest_{uuid.uuid4().hex[:10]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgres://postgres@127.0.0.1:5432/{name}"
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"],
+            env={
+                **os.environ,
+                "DATABASE_URL": url,
+                "DJANGO_SETTINGS_MODULE": "backend.settings.test",
+            },
+            check=True,
+            timeout=300,
+        )
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -75,8 +75,9 @@ export class DecoderClient {
     });
   }
 
-  /** A hover preview: any older preview still queued is cancelled first. */
-  preview(embeddingKey: string, prompt: Prompt, outSize: Size): Promise<ResponseFor<"decode">> {
+  /** A hover preview: any older preview still queued is cancelled first. All candidates are
+   * rendered, so that a click on the previewed point can reuse the result. */
+  preview(embeddingKey: string, prompt: Prompt, outSize: Size): { id: number; reply: Promise<ResponseFor<"decode">> } {
     this.cancelPreviews();
     const sent = this.send<"decode">({
       action: "decode",
@@ -84,13 +85,18 @@ export class DecoderClient {
       prompt,
       maskInput: null,
       outSize,
-      previewOnly: true,
+      previewOnly: false,
     });
     this.previewIds.push(sent.id);
     void sent.reply.then(() => {
       this.previewIds = this.previewIds.filter((id) => id !== sent.id);
     });
-    return sent.reply;
+    return sent;
+  }
+
+  /** Keep a preview from being cancelled (a click adopted it). */
+  adopt(id: number): void {
+    this.previewIds = this.previewIds.filter((x) => x !== id);
   }
 
   cancelPreviews(): void {

@@ -20,7 +20,7 @@ import {
   type Ring,
 } from "../sam/masks";
 import { isEmptyPrompt, normaliseBox, type Box, type Point, type Prompt, type Size } from "../sam/prompts";
-import type { DecodeCandidate } from "../sam/protocol";
+import type { DecodeCandidate, ResponseFor } from "../sam/protocol";
 import { decodeRle, encodeRle, type CompressedRle } from "../sam/rle";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
 import { History } from "./history";
@@ -76,6 +76,8 @@ const HOVER_INTERVAL_MS = 40;
 
 export interface SamStudioHooks {
   latencies: number[];
+  /** Time spent in the worker per decode (session.run + mask rendering), ms. */
+  decodeTimes: number[];
   state: () => Record<string, unknown>;
   currentMask: () => { size: [number, number]; area: number } | null;
   iouWithRle: (rle: CompressedRle) => number;
@@ -154,6 +156,7 @@ export class AnnotationWorkspace extends LitElement {
   private decodeGeneration = 0;
   private pendingLatency: number | null = null;
   private readonly latencies: number[] = [];
+  private readonly decodeTimes: number[] = [];
 
   protected override createRenderRoot(): HTMLElement {
     return this;
@@ -201,6 +204,7 @@ export class AnnotationWorkspace extends LitElement {
   private installHooks(): void {
     window.samStudio = {
       latencies: this.latencies,
+      decodeTimes: this.decodeTimes,
       state: () => ({
         model: this.model?.info.variant ?? null,
         backend: this.model?.backend ?? null,
@@ -697,6 +701,8 @@ export class AnnotationWorkspace extends LitElement {
     this.requestUpdate();
   }
 
+  private lastPreview: { x: number; y: number; key: string; sent: { id: number; reply: Promise<ResponseFor<"decode">> } } | null = null;
+
   private async runDecode(state: EditState, startedAt: number | null): Promise<void> {
     const prompt: Prompt = { points: state.points, box: state.box };
     if (isEmptyPrompt(prompt) || !this.canDecode()) {
@@ -713,7 +719,17 @@ export class AnnotationWorkspace extends LitElement {
       const index = prior.candidates[this.priorSelected(state)]?.index ?? 0;
       maskInput = prior.lowRes.slice(index * plane, (index + 1) * plane);
     }
-    const sent = samEngine().client.decode(this.embeddingKey, prompt, maskInput, this.displaySize());
+    // A first click where the hover preview already ran (or is running) adopts its result.
+    const p0 = prompt.points[0];
+    const preview = this.lastPreview;
+    let sent: { id: number; reply: Promise<ResponseFor<"decode">> } | null = null;
+    if (preview && !maskInput && !prompt.box && prompt.points.length === 1 && p0 && p0.label === 1 &&
+        preview.key === this.embeddingKey && Math.abs(preview.x - p0.x) < 0.5 && Math.abs(preview.y - p0.y) < 0.5) {
+      samEngine().client.adopt(preview.sent.id);
+      const adopted = await preview.sent.reply;
+      if (!adopted.cancelled && !adopted.error) sent = preview.sent;
+    }
+    sent ??= samEngine().client.decode(this.embeddingKey, prompt, maskInput, this.displaySize());
     const reply = await sent.reply;
     if (generation !== this.decodeGeneration || this.history.current.points !== state.points || this.history.current.box !== state.box) return;
     if (reply.error || !reply.candidates || !reply.lowRes || !reply.outSize) {
@@ -721,6 +737,7 @@ export class AnnotationWorkspace extends LitElement {
       this.requestUpdate();
       return;
     }
+    this.decodeTimes.push(reply.decodeMs ?? 0);
     const decode: DecodeResult = {
       id: sent.id,
       candidates: reply.candidates,
@@ -779,9 +796,13 @@ export class AnnotationWorkspace extends LitElement {
       const point = this.hoverPoint;
       if (!point || !this.inside(point[0], point[1])) return;
       const generation = this.decodeGeneration;
-      void samEngine()
-        .client.preview(this.embeddingKey, { points: [{ x: point[0], y: point[1], label: 1 }], box: null }, this.displaySize())
-        .then((reply) => {
+      const sent = samEngine().client.preview(
+        this.embeddingKey,
+        { points: [{ x: point[0], y: point[1], label: 1 }], box: null },
+        this.displaySize(),
+      );
+      this.lastPreview = { x: point[0], y: point[1], key: this.embeddingKey, sent };
+      void sent.reply.then((reply) => {
           if (reply.cancelled || reply.error || generation !== this.decodeGeneration) return;
           if (this.state.points.length > 0 || this.state.box) return;
           const chosen = reply.candidates?.find((c) => c.index === reply.preselected);

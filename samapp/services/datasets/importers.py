@@ -322,6 +322,7 @@ def dataset_import(
             )
     except Exception:
         for image in created:
-            default_storage.delete(image.file.name)
+            if image.file.name:
+                default_storage.delete(image.file.name)
         raise
     return result

@@ -1,4 +1,4 @@
-import{t as e}from"./decoder.worker-BxuQrn8X.js";
+import{t as e}from"./decoder.worker-BmAjiJKO.js";
 /*!
 * ONNX Runtime Web v1.30.0
 * Copyright (c) Microsoft Corporation. All rights reserved.

@@ -1,0 +1,237 @@
+"""Browser end-to-end test: a real server (daphne, fresh SQLite, demo data, sam_tiny) and the
+front end in headless Debian Chromium, driven by ``frontend/e2e/run.mjs`` (playwright-core).
+
+The scene behind demo image 1 is regenerated here (``samapp.ml.synthetic``), so the test knows
+the ground-truth mask of the shape it clicks. Skipped with a reason when Chromium, Node or the
+front end's node_modules are missing; under ``CI=true`` that is a failure instead.
+
+``SAM_E2E_SCREENSHOTS=1`` writes the screenshots into ``docs/``.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+PASSWORD = "e2e-Secret-pass-1"  # noqa: S105 - a throwaway account in a temporary database
+TEAMMATE = "bob"
+
+pytestmark = [pytest.mark.e2e]
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (FRONTEND / "node_modules" / "playwright-core").exists():
+        return "frontend/node_modules is missing (cd frontend && npm ci)"
+    if not (ROOT / "static" / "app" / "app.js").exists():
+        return "the front-end bundle static/app/app.js is missing (cd frontend && npm run build)"
+    return None
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"e2e prerequisites missing under CI: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _manage(env: dict[str, str], *args: str, timeout: int = 600) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+SETUP_TEAMMATE = f"""
+from django.contrib.auth import get_user_model
+from samapp.models import Project
+from samapp.services.projects import member_add
+project = Project.objects.get(name="Demo project")
+User = get_user_model()
+user = User.objects.filter(username="{TEAMMATE}").first()
+if user is None:
+    user = User.objects.create_user(username="{TEAMMATE}", password="{PASSWORD}")
+    member_add(project=project, user=user, role="annotator")
+print("PROJECT_ID", project.id)
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    reason = _missing()
+    if reason:
+        _skip_or_fail(reason)
+    data_dir = tmp_path_factory.mktemp("e2e-server")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "backend.settings.test",
+        "SAM_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SAM_DEMO_PASSWORD": PASSWORD,
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "filesystem://",
+    }
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "collectstatic", "--noinput")
+    _manage(env, "sam_demo", "--password", PASSWORD, "--images", "4")
+    out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
+    project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/accounts/login/", timeout=2) as r:  # noqa: S310
+                    if r.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "server did not start:\n" + (data_dir / "server.log").read_text()
+                    ) from None
+                time.sleep(0.3)
+        yield {"base": base, "project_id": project_id, "data_dir": data_dir}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _depth(mask: np.ndarray) -> np.ndarray:
+    """Distance of each pixel to the nearest background pixel, the image border included."""
+    import cv2
+
+    padded = np.pad(mask.astype(np.uint8), 1)
+    return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
+def _scenario(server: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    from samapp.management.commands.sam_demo import DEMO_SEED
+    from samapp.ml.masks import mask_to_rle
+    from samapp.ml.synthetic import generate_scene
+
+    scene = generate_scene(DEMO_SEED, 0)
+    # The largest visible shape; click at its most interior pixel.
+    target = max(scene.masks, key=lambda m: int(m.sum()))
+    depth = _depth(target)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    rng = np.random.default_rng(0)
+    clicks: list[list[float]] = []
+    interiors = [np.argwhere(_depth(m) >= 3) for m in scene.masks]
+    interiors = [p for p in interiors if len(p)]
+    while len(clicks) < 60:
+        points = interiors[len(clicks) % len(interiors)]
+        py, px = points[int(rng.integers(len(points)))]
+        clicks.append([float(px) + 0.5, float(py) + 0.5])
+    shots = ROOT / "docs" if os.environ.get("SAM_E2E_SCREENSHOTS") == "1" else None
+    return {
+        "baseUrl": server["base"],
+        "projectId": server["project_id"],
+        "projectName": "Demo project",
+        "users": [
+            {"username": "admin", "password": PASSWORD},
+            {"username": TEAMMATE, "password": PASSWORD},
+        ],
+        "imageName": "demo-01.png",
+        "click": [float(x) + 0.5, float(y) + 0.5],
+        "gtRle": mask_to_rle(target),
+        "latencyClicks": clicks,
+        "proposalRles": [mask_to_rle(m) for m in scene.masks if m is not target],
+        "minIou": 0.8,
+        "outFile": str(out_dir / "result.json"),
+        "exportFile": str(out_dir / "export.zip"),
+        "screenshotDir": str(shots) if shots else None,
+    }
+
+
+def _coco_annotations(archive: Path) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    with zipfile.ZipFile(archive) as zf:
+        for name in zf.namelist():
+            if name.endswith(".json"):
+                data = json.loads(zf.read(name))
+                if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+                    images = {i["id"]: i.get("file_name", "") for i in data.get("images", [])}
+                    for a in data["annotations"]:
+                        found.append({**a, "file_name": images.get(a.get("image_id"), "")})
+    return found
+
+
+def test_click_to_mask_save_live_reload_export(
+    server: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = _scenario(server, tmp_path)
+    config = tmp_path / "scenario.json"
+    config.write_text(json.dumps(scenario))
+    run = subprocess.run(
+        ["node", "e2e/run.mjs"],  # noqa: S607
+        cwd=FRONTEND,
+        env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    result_path = Path(scenario["outFile"])
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    with capsys.disabled():
+        print("\n" + run.stdout[-6000:])
+        if result.get("latency"):
+            lat = result["latency"]
+            print(
+                f"click-to-mask latency ({lat['clicks']} clicks, decoder "
+                f"{result.get('decoder')}): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms"
+            )
+    assert run.returncode == 0, (
+        f"e2e script failed ({run.returncode}):\n{run.stdout[-8000:]}\n{run.stderr[-4000:]}\n"
+        f"server log:\n{(server['data_dir'] / 'server.log').read_text()[-4000:]}"
+    )
+    assert result["iou"] >= 0.8
+    assert result["latency"]["clicks"] >= 50
+    annotations = _coco_annotations(Path(scenario["exportFile"]))
+    mine = [a for a in annotations if a["file_name"].endswith("demo-01.png")]
+    assert mine, f"the saved annotation is not in the export ({len(annotations)} annotations)"

@@ -1,0 +1,204 @@
+"""Training recipe: losses on known inputs, prompt simulation, learning, exact resume."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from samapp.ml.tiny import TinySamConfig, build_sam_tiny
+from samapp.ml.training import (
+    Prompts,
+    TrainConfig,
+    decode,
+    dice_loss,
+    first_prompts,
+    interactive_loss,
+    make_optimizer,
+    mask_iou,
+    noisy_boxes,
+    sample_error_points,
+    sample_points,
+    scene_batch,
+    sigmoid_focal_loss,
+    train,
+    train_step,
+)
+
+SMALL = TinySamConfig(
+    img_size=64,
+    patch_size=8,
+    encoder_embed_dim=32,
+    encoder_depth=2,
+    encoder_num_heads=2,
+    encoder_window_size=4,
+    encoder_global_attn_indexes=(1,),
+    prompt_embed_dim=32,
+    decoder_mlp_dim=64,
+    decoder_num_heads=2,
+    iou_head_hidden_dim=32,
+)
+CPU = torch.device("cpu")
+
+
+def small_sam(seed=0):
+    torch.manual_seed(seed)
+    return build_sam_tiny(config=SMALL)
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_focal_loss_known_values():
+    zeros = torch.zeros(2, 4, 4)
+    positive = sigmoid_focal_loss(zeros, torch.ones(2, 4, 4))
+    negative = sigmoid_focal_loss(zeros, torch.zeros(2, 4, 4))
+    assert positive.shape == (2,)
+    torch.testing.assert_close(positive, torch.full((2,), 0.25 * 0.25 * math.log(2)))
+    torch.testing.assert_close(negative, torch.full((2,), 0.75 * 0.25 * math.log(2)))
+    confident = sigmoid_focal_loss(torch.full((4, 4), 20.0), torch.ones(4, 4))
+    assert confident.item() < 1e-8
+    wrong = sigmoid_focal_loss(torch.full((4, 4), -5.0), torch.ones(4, 4))
+    p = torch.sigmoid(torch.tensor(-5.0))
+    torch.testing.assert_close(wrong, 0.25 * (1 - p) ** 2 * -torch.log(p))
+
+
+def test_dice_loss_known_values():
+    target = torch.zeros(8, 8)
+    target[:4] = 1.0  # 32 pixels
+    half = dice_loss(torch.zeros(8, 8), target)
+    torch.testing.assert_close(half, torch.tensor(1 - (2 * 16 + 1) / (32 + 32 + 1)))
+    exact = dice_loss((target * 2 - 1) * 50, target)
+    assert exact.item() < 1e-6
+    empty = dice_loss(torch.full((8, 8), -50.0), target)
+    torch.testing.assert_close(empty, torch.tensor(1 - 1 / 33))
+
+
+def test_mask_iou():
+    a = torch.zeros(2, 4, 4, dtype=torch.bool)
+    b = torch.zeros(2, 4, 4, dtype=torch.bool)
+    a[0, :2] = True
+    b[0, 1:3] = True
+    torch.testing.assert_close(mask_iou(a, b), torch.tensor([4 / 12, 1.0]))
+
+
+def test_sample_points_uniform_in_region():
+    regions = torch.zeros(3, 6, 7, dtype=torch.bool)
+    regions[0, 2, 5] = True
+    regions[1, 1:3, 1:4] = True
+    points, valid = sample_points(regions, generator())
+    assert valid.tolist() == [True, True, False]
+    assert points[0].tolist() == [5.0, 2.0]
+    counts = torch.zeros(6, 7)
+    g = generator(1)
+    for _ in range(600):
+        x, y = sample_points(regions[1:2], g)[0][0].long().tolist()
+        counts[y, x] += 1
+    assert counts[~regions[1]].sum() == 0
+    assert counts[regions[1]].min() > 60  # about 100 each of 6 pixels
+
+
+def test_error_points_in_error_region_with_right_labels():
+    g = generator(2)
+    gt = torch.zeros(3, 32, 32, dtype=torch.bool)
+    gt[:, 8:24, 8:24] = True
+    pred = gt.clone()
+    pred[0, 8:24, 8:16] = False  # only false negatives
+    pred[1, 0:8, :] = True  # only false positives
+    for _ in range(50):
+        points, labels = sample_error_points(pred, gt, g)
+        assert points.shape == (3, 1, 2) and labels.shape == (3, 1)
+        x, y = points[:, 0].long().unbind(1)
+        assert 8 <= x[0] < 16 and 8 <= y[0] < 24 and labels[0, 0] == 1
+        assert y[1] < 8 and labels[1, 0] == 0
+        assert labels[2, 0] == -1  # exact prediction: padding point
+
+
+def test_first_prompts_points_inside_and_boxes_around():
+    gt = torch.zeros(2, 40, 50, dtype=torch.bool)
+    gt[0, 5:15, 10:30] = True
+    gt[1, 20:38, 2:9] = True
+    g = generator(3)
+    prompts = first_prompts(gt, g, box=False)
+    x, y = prompts.points[:, 0].long().unbind(1)
+    assert gt[torch.arange(2), y, x].all()
+    assert prompts.labels.tolist() == [[1], [1]]
+    exact = noisy_boxes(gt, g, noise=0.0)
+    assert exact.tolist() == [[10, 5, 30, 15], [2, 20, 9, 38]]
+    boxes = first_prompts(gt, g, box=True)
+    assert boxes.points.shape == (2, 0, 2) and boxes.boxes.shape == (2, 4)
+    assert (boxes.boxes - exact).abs().max() <= 20
+
+
+def test_decode_shapes_for_points_and_boxes():
+    sam = small_sam()
+    emb = torch.randn(1, 32, 8, 8)
+    points = Prompts(torch.rand(3, 2, 2) * 64, torch.tensor([[1, 0], [1, -1], [1, 1]]))
+    low, iou = decode(sam, emb, points, multimask=True)
+    assert low.shape == (3, 3, 32, 32) and iou.shape == (3, 3)
+    boxed = Prompts(
+        torch.zeros(3, 0, 2),
+        torch.zeros(3, 0, dtype=torch.long),
+        torch.tensor([[0.0, 0, 10, 10]] * 3),
+        torch.zeros(3, 1, 32, 32),
+    )
+    low, iou = decode(sam, emb, boxed, multimask=False)
+    assert low.shape == (3, 1, 32, 32) and iou.shape == (3, 1)
+
+
+@pytest.mark.parametrize("box", [False, True])
+def test_interactive_loss_reaches_embedding_and_decoder(box):
+    sam = small_sam()
+    images, gts = scene_batch(0, 0, 1, 64, "default", CPU)
+    emb = torch.randn(1, 32, 8, 8, requires_grad=True)
+    loss, iou = interactive_loss(sam, emb, gts[0], generator(), TrainConfig(), box=box)
+    loss.backward()
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert iou.shape == (gts[0].shape[0],)
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    assert sam.mask_decoder.iou_prediction_head.layers[0].weight.grad is not None
+    assert sam.image_encoder.patch_embed.proj.weight.grad is None
+
+
+def test_loss_decreases_on_a_tiny_run():
+    sam = small_sam().train()
+    config = TrainConfig(lr=3e-3, warmup_steps=1, box_probability=0.0, iterations=2)
+    optimizer, _ = make_optimizer(list(sam.parameters()), config)
+    images, gts = scene_batch(3, 0, 2, 64, "default", CPU)
+    g = generator()
+    losses = [train_step(sam, optimizer, images, gts, g, config)[0] for _ in range(40)]
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_resume_gives_identical_state(tmp_path):
+    config = TrainConfig(steps=4, images_per_step=1, iterations=2, checkpoint_every=100)
+    straight = small_sam(seed=5)
+    result = train(straight, config, tmp_path / "a.pt", progress=False)
+    assert result.finished and result.step == 4
+
+    first = small_sam(seed=5)
+    partial = train(first, config, tmp_path / "b.pt", progress=False, max_steps=2)
+    assert not partial.finished and partial.step == 2
+    resumed = small_sam(seed=99)  # the state replaces the weights
+    final = train(resumed, config, tmp_path / "b.pt", resume=True, progress=False)
+    assert final.finished and final.step == 4
+
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    a = torch.load(tmp_path / "a.pt", weights_only=True)
+    b = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4
+    assert torch.equal(a["generator"], b["generator"])
+    for state_a, state_b in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values()
+    ):
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state_a[key], state_b[key])
+
+
+def test_resume_refuses_another_config(tmp_path):
+    config = TrainConfig(steps=2, images_per_step=1, iterations=1)
+    train(small_sam(), config, tmp_path / "s.pt", progress=False, max_steps=1)
+    with pytest.raises(ValueError, match="another config"):
+        train(small_sam(), replace(config, lr=1.0), tmp_path / "s.pt", resume=True, progress=False)
