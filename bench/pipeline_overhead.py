@@ -237,7 +237,8 @@ def summary(name: str, rows: list[dict[str, float]]) -> None:
     encoder = [r["encoder"] for r in rows]
     post = [r["post"] for r in rows]
     print(
-        f"{name:9s} n={len(rows)}  overhead p50 {ms(overhead, 0.5):7.1f} ms  p90 {ms(overhead, 0.9):7.1f} ms"
+        f"{name:9s} n={len(rows)}  overhead p50 {ms(overhead, 0.5):7.1f} ms"
+        f"  p90 {ms(overhead, 0.9):7.1f} ms"
         f"  | of which POST p50 {ms(post, 0.5):6.1f} ms  | encoder p50 {ms(encoder, 0.5):7.1f} ms"
         f"  | overhead/encoder {statistics.median(overhead) / statistics.median(encoder):.2f}x"
     )

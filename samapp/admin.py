@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from samapp.models import (
     Annotation,
@@ -15,10 +17,13 @@ from samapp.models import (
     ImageStatus,
     Label,
     Membership,
+    ModelVersion,
     Project,
+    TrainingJob,
 )
 from samapp.services.datasets.exports import export_job_create
 from samapp.services.embeddings import embeddings_recompute
+from samapp.services.model_versions import model_version_activate, model_version_rollback
 
 
 class LabelInline(admin.TabularInline[Label, Project]):
@@ -145,3 +150,134 @@ class AnnotationAdmin(admin.ModelAdmin[Annotation]):
 class ExportJobAdmin(admin.ModelAdmin[ExportJob]):
     list_display = ("id", "project", "format", "state", "progress", "created_at")
     list_filter = ("state", "format")
+
+
+# ---------------------------------------------------------------- data engine (issue 8)
+
+EVALUATION_ROWS = (
+    ("miou_1", "mIoU after 1 click"),
+    ("miou_3", "mIoU after 3 clicks"),
+    ("miou_5", "mIoU after 5 clicks"),
+    ("noc_85", "NoC@85 (clicks, lower is better)"),
+    ("noc_90", "NoC@90 (clicks, lower is better)"),
+    ("objects", "held-out objects"),
+)
+
+
+def loss_curve_svg(values: list[float], width: int = 480, height: int = 160) -> SafeString:
+    """An inline SVG polyline of a loss curve (numbers only, so nothing to escape)."""
+    points = [float(v) for v in values if isinstance(v, int | float)]
+    if len(points) < 2:
+        return mark_safe("<em>no loss curve yet</em>")
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+    step = (width - 10) / (len(points) - 1)
+    coords = " ".join(
+        f"{5 + i * step:.1f},{5 + (height - 10) * (high - v) / span:.1f}"
+        for i, v in enumerate(points)
+    )
+    return mark_safe(  # noqa: S308 (numbers formatted above)
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'style="background:#fff;border:1px solid #ccc">'
+        f'<polyline fill="none" stroke="#d33" stroke-width="1.5" points="{coords}"/>'
+        f'<text x="8" y="14" font-size="11">{high:.3f}</text>'
+        f'<text x="8" y="{height - 6}" font-size="11">{low:.3f} '
+        f"(step {len(points)})</text></svg>"
+    )
+
+
+@admin.action(description="Activate (only if it beats the current model on the held-out split)")
+def activate_model_versions(
+    modeladmin: admin.ModelAdmin[ModelVersion],
+    request: HttpRequest,
+    queryset: QuerySet[ModelVersion],
+) -> None:
+    from samapp.errors import ApplicationError
+
+    for version in queryset.select_related("project", "training_job"):
+        try:
+            model_version_activate(version=version)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, exc.message, messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"{version.model_key} is active.", messages.SUCCESS)
+
+
+@admin.action(description="Roll back the selected versions' projects to their previous model")
+def rollback_model_versions(
+    modeladmin: admin.ModelAdmin[ModelVersion],
+    request: HttpRequest,
+    queryset: QuerySet[ModelVersion],
+) -> None:
+    from samapp.errors import ApplicationError
+
+    for project in Project.objects.filter(pk__in=queryset.values("project_id")):
+        try:
+            project = model_version_rollback(project=project)
+        except ApplicationError as exc:
+            modeladmin.message_user(request, exc.message, messages.WARNING)
+        else:
+            modeladmin.message_user(
+                request, f"{project} runs {project.default_model_key}.", messages.SUCCESS
+            )
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
+    list_display = (
+        "model_key",
+        "project",
+        "state",
+        "miou_1",
+        "baseline_miou_1",
+        "checkpoint_bytes",
+        "created_at",
+    )
+    list_filter = ("state", "project")
+    search_fields = ("model_key",)
+    readonly_fields = ("evaluation", "loss_curve")
+    exclude = ("held_out_images",)
+    raw_id_fields = ("training_job", "created_by")
+    actions = (activate_model_versions, rollback_model_versions)
+
+    @admin.display(description="mIoU@1")
+    def miou_1(self, version: ModelVersion) -> object:
+        return version.metrics.get("miou_1")
+
+    @admin.display(description="mIoU@1 before")
+    def baseline_miou_1(self, version: ModelVersion) -> object:
+        return version.baseline_metrics.get("miou_1")
+
+    @admin.display(description="held-out evaluation")
+    def evaluation(self, version: ModelVersion) -> SafeString:
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            (
+                (title, version.baseline_metrics.get(key, "—"), version.metrics.get(key, "—"))
+                for key, title in EVALUATION_ROWS
+            ),
+        )
+        return format_html(
+            "<table><tr><th></th><th>{} (before)</th><th>{}</th></tr>{}</table>",
+            version.parent_model_key,
+            version.model_key,
+            rows,
+        )
+
+    @admin.display(description="training loss")
+    def loss_curve(self, version: ModelVersion) -> SafeString:
+        job = version.training_job
+        return loss_curve_svg(job.loss_curve if job else [])
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin[TrainingJob]):
+    list_display = ("id", "project", "state", "progress", "seconds", "created_at")
+    list_filter = ("state", "project")
+    readonly_fields = ("loss_plot",)
+    exclude = ("loss_curve",)
+
+    @admin.display(description="training loss")
+    def loss_plot(self, job: TrainingJob) -> SafeString:
+        return loss_curve_svg(job.loss_curve)

@@ -306,3 +306,84 @@ class AnnotationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} #{self.seq} in project {self.project_id}"
+
+
+class TrainingJob(Job):
+    """Fine-tuning of a project's decoder on its accepted annotations (issue 8); its result is
+    a `ModelVersion`. `loss_curve` holds the per-step training loss."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
+    base_model_key = models.CharField(max_length=64)
+    options = models.JSONField(default=dict, blank=True)
+    loss_curve = models.JSONField(default=list, blank=True)
+    train_images = models.PositiveIntegerField(default=0)
+    train_objects = models.PositiveIntegerField(default=0)
+    held_out_images = models.PositiveIntegerField(default=0)
+    held_out_objects = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"training of {self.project} ({self.state})"
+
+
+class ModelVersionState(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    ACTIVE = "active", "Active"
+    REJECTED = "rejected", "Rejected"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    FAILED = "failed", "Failed"
+
+
+class ModelVersion(TimeStamped):
+    """A project's fine-tuned model: the base model's image encoder (frozen, so the stored
+    embeddings stay valid) with its own prompt encoder + mask decoder weights.
+
+    `model_key` ("{base}-p{project}v{number}") is what the project's `default_model_key`
+    becomes while the version is active: the browser loads that key's decoder. `metrics` and
+    `baseline_metrics` are the interactive evaluation of this version and of the model it was
+    trained from, on the same held-out split."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField()
+    model_key = models.CharField(max_length=64, unique=True)
+    base_model_key = models.CharField(max_length=64)
+    parent_model_key = models.CharField(max_length=64)  # the model it was fine-tuned from
+    state = models.CharField(
+        max_length=16,
+        choices=ModelVersionState.choices,
+        default=ModelVersionState.TRAINING,
+        db_index=True,
+    )
+    training_job = models.OneToOneField(
+        TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    baseline_metrics = models.JSONField(default=dict, blank=True)
+    held_out_images = models.JSONField(default=list, blank=True)  # image sha256s
+    checkpoint_path = models.CharField(max_length=300, blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    checkpoint_bytes = models.PositiveIntegerField(default=0)
+    decoder_manifest = models.JSONField(default=dict, blank=True)
+    # The project's model key when this version was activated: where a rollback returns.
+    previous_model_key = models.CharField(max_length=64, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="unique_model_version"),
+        ]
+        ordering = ["project_id", "-number"]
+
+    def __str__(self) -> str:
+        return f"{self.model_key} ({self.state})"

@@ -52,3 +52,23 @@ def export_run_task(job_id: int) -> None:
     from samapp.services.datasets.exports import export_job_run
 
     export_job_run(job_id=job_id)
+
+
+@shared_task(bind=True, name="samapp.tasks.training_run_task", **RELIABLE)
+def training_run_task(self: Any, job_id: int) -> None:
+    from samapp.services.model_versions import training_run
+
+    training_run(job_id=job_id)
+
+
+@shared_task(bind=True, name="samapp.tasks.proposals_run_task", **RELIABLE)
+def proposals_run_task(
+    self: Any,
+    project_id: int,
+    image_ids: list[int],
+    user_id: int | None,
+    options: dict[str, Any],
+) -> None:
+    from samapp.services.proposals import proposals_run
+
+    proposals_run(project_id=project_id, image_ids=image_ids, user_id=user_id, options=options)

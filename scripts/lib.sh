@@ -58,7 +58,7 @@ build_frontend() {
     want=$(find frontend -path frontend/node_modules -prune -o -type f -print | LC_ALL=C sort \
         | xargs -d '\n' cat | sha256sum | cut -d' ' -f1)
     have=$(cat "$stamp" 2>/dev/null || true)
-    if [ "$want" != "$have" ] || [ -z "$(ls -A static 2>/dev/null)" ]; then
+    if [ "$want" != "$have" ] || [ ! -d static/app ]; then
         log "Building the front end (npm run build)"
         (cd frontend && npm run build) || die "the front-end build failed"
         echo "$want" > "$stamp"

@@ -1,13 +1,25 @@
-"""Production: every secret and service address comes from the environment."""
+"""Production: every secret and service address comes from the environment.
+
+Required: DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS, DATABASE_URL. Usually also REDIS_URL
+(channel layer; Celery broker unless CELERY_BROKER_URL says otherwise). See .env.example.
+"""
+
+from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATA_DIR, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+# Under ASGI each request runs in its own thread: persistent connections would pile up, so
+# they are off by default (a pooler such as PgBouncer belongs in front of Postgres instead).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# The image collects static files at build time outside the data volume.
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)

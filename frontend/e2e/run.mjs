@@ -40,7 +40,8 @@ function percentile(values, p) {
 }
 
 // Responses the app expects and handles (embedding not ready yet, decoder still exporting).
-const EXPECTED = [/status of 409/, /status of 503/];
+// 412: the stale save below, answered with the conflict dialog.
+const EXPECTED = [/status of 409/, /status of 412/, /status of 503/];
 
 function watchConsole(page, who) {
   page.on("console", (msg) => {
@@ -87,7 +88,13 @@ async function clickImage(page, x, y, options = {}) {
 }
 
 async function waitForMask(page, previousCount) {
-  await page.waitForFunction((n) => window.samStudio.latencies.length > n, previousCount, { timeout: 30_000 });
+  try {
+    await page.waitForFunction((n) => window.samStudio.latencies.length > n, previousCount, { timeout: 30_000 });
+  } catch (error) {
+    const state = await page.evaluate(() => window.samStudio?.state()).catch(() => null);
+    const notice = await page.getByTestId("notice").textContent().catch(() => null);
+    throw new Error(`no mask appeared: state ${JSON.stringify(state)}, notice ${notice}\n${error}`);
+  }
 }
 
 const browser = await chromium.launch({
@@ -167,7 +174,17 @@ try {
   check("annotation persisted across reload", true);
   await a.waitForFunction(() => window.samStudio.state().embedding === "ready" && window.samStudio.state().model, null, { timeout: 120_000 });
 
-  // 7. A teammate's update to the same annotation reaches A live.
+  // 7. Stale save: A starts editing the annotation with the brush; meanwhile B changes it
+  // (A sees that live); A's save must not overwrite it: the conflict dialog offers a merge.
+  await a.locator(`[data-testid=annotation-item][data-id="${saved.id}"] button[title^="Edit"]`).click();
+  await a.keyboard.press("b");
+  {
+    const [x0, y0] = await a.evaluate(([x, y]) => window.samStudio.imageToClient(x, y), [cfg.click[0] - 20, cfg.click[1] - 20]);
+    await a.mouse.move(x0, y0);
+    await a.mouse.down();
+    await a.mouse.move(x0 + 40, y0 + 10, { steps: 5 });
+    await a.mouse.up();
+  }
   await b.waitForFunction((id) => window.samStudio.annotations().some((x) => x.id === id), saved.id);
   const patched = await b.evaluate(async (id) => {
     const ann = window.samStudio.annotations().find((x) => x.id === id);
@@ -186,6 +203,18 @@ try {
     { timeout: 15_000 },
   );
   check("teammate's update appears live", true);
+  await a.keyboard.press("Enter");
+  await a.getByTestId("conflict-dialog").waitFor({ timeout: 15_000 });
+  check("stale save opens the conflict dialog", true);
+  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "conflict.png") });
+  await a.getByTestId("conflict-merge").click();
+  await a.waitForFunction(
+    ([id, v]) => window.samStudio.annotations().some((x) => x.id === id && x.version >= v + 2),
+    [saved.id, saved.version],
+    { timeout: 15_000 },
+  );
+  check("merge saved on top of the teammate's version", true);
+  await a.keyboard.press("s");
 
   // 8. Latency: click-to-mask over many clicks, measured in the page (event → mask drawn).
   const before = await a.evaluate(() => window.samStudio.latencies.length);
@@ -197,8 +226,17 @@ try {
   }
   const latencies = (await a.evaluate(() => window.samStudio.latencies)).slice(before);
   const decodeTimes = await a.evaluate(() => window.samStudio.decodeTimes);
-  results.workerDecode = { p50: percentile(decodeTimes, 50), p95: percentile(decodeTimes, 95) };
-  log(`worker decode time: p50 ${results.workerDecode.p50.toFixed(1)} ms, p95 ${results.workerDecode.p95.toFixed(1)} ms`);
+  const runTimes = await a.evaluate(() => window.samStudio.runTimes);
+  results.workerDecode = {
+    p50: percentile(decodeTimes, 50),
+    p95: percentile(decodeTimes, 95),
+    runP50: percentile(runTimes, 50),
+    runP95: percentile(runTimes, 95),
+  };
+  log(
+    `worker time per decode: p50 ${results.workerDecode.p50.toFixed(1)} ms, p95 ${results.workerDecode.p95.toFixed(1)} ms ` +
+      `(session.run p50 ${results.workerDecode.runP50.toFixed(1)} ms, p95 ${results.workerDecode.runP95.toFixed(1)} ms)`,
+  );
   results.latency = {
     clicks: latencies.length,
     p50: percentile(latencies, 50),

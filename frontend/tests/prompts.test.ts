@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { buildPromptTensors, candidateIndices, preprocessShape, type Prompt } from "../src/sam/prompts";
 import { fp16ToFloat32, int8ToFloat32 } from "../src/sam/fp16";
-import { chooseVariant } from "../src/sam/variants";
+import { chooseVariant, modelInfo } from "../src/sam/variants";
 import type { DecoderManifest } from "../src/api/types";
 
 interface Fixture {
@@ -107,6 +107,19 @@ describe("decoder variant choice", () => {
   });
   it("prefers low-res multi-mask output", () => {
     expect(chooseVariant(manifest(["official", "lowres_multi", "lowres"], "official"))).toBe("lowres_multi");
+  });
+  it("reads tensor names from specs", () => {
+    const m = manifest(["lowres_multi"], "lowres_multi");
+    m.variants["lowres_multi"] = { ...variant, inputs: [{ name: "image_embeddings", dtype: "float32", shape: [1, 64, 32, 32] }], outputs: ["iou_predictions"] };
+    expect(modelInfo(m, "lowres_multi").inputs).toEqual(["image_embeddings"]);
+    expect(modelInfo(m, "lowres_multi").outputs).toEqual(["iou_predictions"]);
+  });
+  it("ranks unknown names by their flags", () => {
+    const m = manifest(["a", "b", "c"], "a");
+    m.variants["a"] = { ...variant, low_res: false, single_mask: true, int8: false };
+    m.variants["b"] = { ...variant, low_res: true, single_mask: false, int8: true };
+    m.variants["c"] = { ...variant, low_res: true, single_mask: false, int8: false };
+    expect(chooseVariant(m)).toBe("c");
   });
   it("falls back to the manifest's default", () => {
     expect(chooseVariant(manifest(["weird"], "weird"))).toBe("weird");

@@ -127,7 +127,9 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
 class DecoderManifestApi(APIView):
     """Which browser decoder files exist for a model; the first request starts the export."""
 
-    @extend_schema(responses={200: dict, 404: dict, 503: dict})
+    @extend_schema(
+        operation_id="models_decoder_manifest", responses={200: dict, 404: dict, 503: dict}
+    )
     def get(self, request: Request, model_key: str) -> Response:
         try:
             manifest = decoder_export_request(model_key=model_key)
@@ -143,7 +145,9 @@ class DecoderManifestApi(APIView):
 
 
 class DecoderFileApi(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        operation_id="models_decoder_file", responses={(200, "application/octet-stream"): bytes}
+    )
     def get(self, request: Request, model_key: str, filename: str) -> HttpResponse:
         found = decoder_file_get(model_key=model_key, filename=filename)
         if found is None:

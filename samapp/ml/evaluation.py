@@ -18,6 +18,7 @@ import torch
 from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
+from samapp.ml.embedding import ImageEmbedding, set_predictor_embedding
 from samapp.ml.synthetic import generate_objects
 
 HELD_OUT_SEED = 1_000_003  # never used for training
@@ -92,14 +93,15 @@ def _ious(masks: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 def evaluate_interactive(
     sam: Sam,
-    images: Sequence[np.ndarray],
+    images: Sequence[np.ndarray | ImageEmbedding],
     gt_masks: Sequence[Sequence[np.ndarray]],
     clicks: int = 3,
 ) -> InteractiveResult:
     """Simulate ``clicks`` clicks on every object through ``SamPredictor``.
 
     Arguments:
-      images: (H, W, 3) uint8 RGB images.
+      images: (H, W, 3) uint8 RGB images, or their precomputed ``ImageEmbedding``s (the
+        stored embeddings a fine-tuned decoder is evaluated on; the image encoder is not run).
       gt_masks: per image, its objects' (H, W) bool masks (all objects of an image are
         prompted as one batch).
       clicks: number of clicks per object, >= 1.
@@ -111,7 +113,10 @@ def evaluate_interactive(
     ious, oracle = [], []
     with torch.inference_mode():
         for image, masks in zip(images, gt_masks, strict=True):
-            predictor.set_image(image)
+            if isinstance(image, ImageEmbedding):
+                set_predictor_embedding(predictor, image)
+            else:
+                predictor.set_image(image)
             image_ious, image_oracle = _click_through(predictor, np.stack(masks), clicks)
             ious.append(image_ious)
             oracle.append(image_oracle)

@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from samapp.ml.evaluation import evaluate_sam_tiny
-from samapp.ml.synthetic import Style, generate_scene
+from samapp.ml.synthetic import SCENE_SIZE, Style, generate_scene
 from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
 
 
@@ -37,16 +37,16 @@ class TrainConfig:
     """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
 
     seed: int = 0
-    steps: int = 1800
+    steps: int = 4000
     images_per_step: int = 4
-    iterations: int = 4
+    iterations: int = 3
     box_probability: float = 0.2
     lr: float = 2e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 150
+    warmup_steps: int = 50
     grad_clip: float = 1.0
     focal_weight: float = 20.0
-    focal_warmup_steps: int = 300
+    focal_warmup_steps: int = 200
     dice_weight: float = 1.0
     iou_weight: float = 1.0
     checkpoint_every: int = 100
@@ -113,7 +113,7 @@ def sample_points(regions: Tensor, generator: torch.Generator) -> tuple[Tensor, 
     valid = counts > 0
     draws = torch.rand(flat.shape[0], generator=generator, device=flat.device)
     rank = (draws * counts).long().clamp(max=(counts - 1).clamp(min=0))
-    # index of the rank-th True pixel of each row (row 0 pixel where the region is empty)
+    # index of the rank-th True pixel of each row (the last pixel where the row is empty)
     index = (flat.cumsum(dim=1) <= rank[:, None]).sum(dim=1).clamp(max=flat.shape[1] - 1)
     width = regions.shape[-1]
     points = torch.stack([index % width, index // width], dim=1).float()
@@ -246,15 +246,19 @@ def interactive_loss(
 def scene_batch(
     seed: int, start: int, count: int, size: int, style: Style, device: torch.device
 ) -> tuple[Tensor, list[Tensor]]:
-    """Scenes ``start .. start + count - 1`` of stream ``seed`` as tensors.
+    """Scenes ``start .. start + count - 1`` of stream ``seed``, resized to the model's
+    input side ``size`` as ``SamPredictor`` would (bilinear, antialiased).
 
     Returns (B, 3, size, size) float32 images in 0..255 and, per image, (N, size, size)
     bool masks.
     """
-    scenes = [generate_scene(seed, start + i, style, size) for i in range(count)]
-    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2)
-    masks = [torch.from_numpy(np.stack(s.masks)).to(device) for s in scenes]
-    return images.float().to(device), masks
+    scenes = [generate_scene(seed, start + i, style) for i in range(count)]
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
+    masks = [torch.from_numpy(np.stack(s.masks))[:, None].float() for s in scenes]
+    if size != SCENE_SIZE:
+        images = F.interpolate(images, (size, size), mode="bilinear", antialias=True)
+        masks = [F.interpolate(m, (size, size), mode="area") for m in masks]
+    return images.to(device), [(m[:, 0] >= 0.5).to(device) for m in masks]
 
 
 def train_step(
@@ -275,7 +279,29 @@ def train_step(
       The loss (mean over objects) and the mean IoU of the final picked masks.
     """
     embeddings = sam.image_encoder(sam.preprocess(images))
-    use_box = torch.rand(len(gts), generator=generator, device=images.device)
+    return embeddings_step(sam, optimizer, embeddings, gts, generator, config)
+
+
+def embeddings_step(
+    sam: Sam,
+    optimizer: torch.optim.Optimizer,
+    embeddings: Tensor,
+    gts: list[Tensor],
+    generator: torch.Generator,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """One optimisation step from image embeddings: simulated prompting on every object,
+    backward, gradient clipping, ``optimizer.step()``. With stored embeddings and an
+    optimizer over the mask decoder only, this fine-tunes the decoder alone.
+
+    Arguments:
+      embeddings: (B, C, h, w) float32 image embeddings (with or without grad).
+      gts: B tensors (N_i, S, S) bool, the objects of each image in the input frame.
+
+    Returns:
+      The loss (mean over objects) and the mean IoU of the final picked masks.
+    """
+    use_box = torch.rand(len(gts), generator=generator, device=embeddings.device)
     losses, ious = [], []
     for i, gt in enumerate(gts):
         box = bool(use_box[i] < config.box_probability)
@@ -285,7 +311,9 @@ def train_step(
     loss = torch.stack(losses).sum() / sum(gt.shape[0] for gt in gts)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(sam.parameters(), config.grad_clip)
+    torch.nn.utils.clip_grad_norm_(
+        [p for group in optimizer.param_groups for p in group["params"]], config.grad_clip
+    )
     optimizer.step()
     return loss.item(), torch.cat(ious).mean().item()
 
@@ -421,13 +449,13 @@ def train_sam_tiny(
     resume: bool = False,
     max_seconds: float | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, object] | None:
     """Train ``sam_tiny`` from a seeded init, then write its weights and metrics.
 
     The resumable state lives beside ``out`` as ``<stem>.state.pt`` until training
-    finishes. On completion, ``out`` gets the fp16 state dict and ``<stem>.json`` the
-    held-out interactive metrics (see ``evaluation.evaluate_sam_tiny``), the training
-    time and the recipe.
+    finishes; then ``out`` gets the fp16 state dict and ``<stem>.json`` the metrics
+    (``write_metrics``).
 
     Returns:
       The metrics written, or None when ``max_seconds`` ran out first (the state is
@@ -437,14 +465,24 @@ def train_sam_tiny(
     if resume and not state_path.exists():
         raise FileNotFoundError(f"no training state to resume at {state_path}")
     torch.manual_seed(config.seed)
-    sam = build_sam_tiny()
+    sam = build_sam_tiny().to(device)
     result = train(sam, config, state_path, resume, max_seconds, progress)
     if not result.finished:
         return None
     save_weights(sam, out)
+    metrics = write_metrics(out, config, result.seconds)
+    state_path.unlink()
+    return metrics
+
+
+def write_metrics(out: Path, config: TrainConfig, seconds: float) -> dict[str, object]:
+    """Evaluate the weights in ``out`` on the held-out set and write ``<stem>.json``:
+    the interactive metrics (``evaluation.evaluate_sam_tiny``), the training seconds,
+    the recipe and the model's dimensions. Returns what was written."""
+    sam = build_sam_tiny(out)
     metrics = {
-        **evaluate_sam_tiny(build_sam_tiny(out)),
-        "training_seconds": round(result.seconds, 1),
+        **evaluate_sam_tiny(sam),
+        "training_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "seed": config.seed,
@@ -453,5 +491,4 @@ def train_sam_tiny(
         "parameters": sum(p.numel() for p in sam.parameters()),
     }
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
-    state_path.unlink()
     return metrics

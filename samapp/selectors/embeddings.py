@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.urls import reverse
 
+from samapp.ml.model_keys import embedding_model_key
 from samapp.models import Embedding, Image
 
 
@@ -34,7 +35,12 @@ def embedding_status_map(*, images: Iterable[Image]) -> dict[int, dict[str, Any]
     project_ids = {image.project_id for image in images}
     from samapp.models import Project
 
-    keys = dict(Project.objects.filter(pk__in=project_ids).values_list("pk", "default_model_key"))
+    keys = {
+        pk: embedding_model_key(key)  # a fine-tuned version uses its base model's embeddings
+        for pk, key in Project.objects.filter(pk__in=project_ids).values_list(
+            "pk", "default_model_key"
+        )
+    }
     pairs = {(image.sha256, keys[image.project_id]) for image in images}
     found = {
         (e.image_sha256, e.model_key): e
@@ -60,4 +66,6 @@ def embedding_get_visible(
         return None
     if not Image.objects.filter(sha256=sha256, project__memberships__user_id=user.pk).exists():
         return None
-    return Embedding.objects.filter(image_sha256=sha256, model_key=model_key).first()
+    return Embedding.objects.filter(
+        image_sha256=sha256, model_key=embedding_model_key(model_key)
+    ).first()

@@ -46,8 +46,15 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
 
 def decoder_model_check(*, model_key: str) -> None:
     """Raise DecoderUnavailableError unless `model_key` can be loaded on a worker."""
+    from samapp.ml.model_keys import is_version_key
     from samapp.ml.registry import UnknownModelError, checkpoint_path, get_spec
 
+    if is_version_key(model_key):  # a project's fine-tuned version (issue 8)
+        from samapp.services.model_versions import model_version_available
+
+        if not model_version_available(model_key=model_key):
+            raise DecoderUnavailableError(f"No trained model version {model_key!r}.")
+        return
     try:
         get_spec(model_key)
     except UnknownModelError as exc:

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from samapp.ml.model_keys import embedding_model_key, is_version_key
 from samapp.models import Embedding, EmbeddingStatus, Image
 from samapp.realtime.events import broadcast
 
@@ -64,6 +65,8 @@ def _enqueue(embedding_ids: list[int], *, priority: int = 0) -> None:
 
 
 def _get_or_create(*, sha256: str, model_key: str) -> tuple[Embedding, bool]:
+    # A fine-tuned version shares its base model's (frozen) image encoder and embeddings.
+    model_key = embedding_model_key(model_key)
     try:
         with transaction.atomic():
             return Embedding.objects.get_or_create(image_sha256=sha256, model_key=model_key)
@@ -102,7 +105,7 @@ def embeddings_recompute(*, images: list[Image]) -> int:
     for image in images:
         embedding, _ = Embedding.objects.update_or_create(
             image_sha256=image.sha256,
-            model_key=image.project.default_model_key,
+            model_key=embedding_model_key(image.project.default_model_key),
             defaults={"status": EmbeddingStatus.PENDING, "error": "", "attempts": 0},
         )
         ids.append(embedding.id)
@@ -150,12 +153,20 @@ def _model(model_key: str) -> "Sam":
 
 
 def model_for_key(*, model_key: str) -> "Sam":
+    if is_version_key(model_key):  # a project's fine-tuned decoder on the base encoder
+        from samapp.services.model_versions import model_version_model
+
+        return model_version_model(model_key=model_key)
     return _model(model_key)
 
 
 def _notify(*, image_sha256: str, model_key: str, event: str, payload: dict[str, Any]) -> None:
     project_ids = (
-        Image.objects.filter(sha256=image_sha256, project__default_model_key=model_key)
+        Image.objects.filter(sha256=image_sha256)
+        .filter(
+            Q(project__default_model_key=model_key)
+            | Q(project__default_model_key__startswith=f"{model_key}-p")  # its versions
+        )
         .values_list("project_id", flat=True)
         .distinct()
     )

@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FRONTEND = ROOT / "frontend"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PASSWORD = "e2e-Secret-pass-1"  # noqa: S105 - a throwaway account in a temporary database
+PASSWORD = "e2e-Secret-pass-1"
 TEAMMATE = "bob"
 
 pytestmark = [pytest.mark.e2e]
@@ -110,8 +110,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
     project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
     log = (data_dir / "server.log").open("w")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "backend.asgi:application"],
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "backend.asgi:application",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -122,7 +131,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/accounts/login/", timeout=2) as r:  # noqa: S310
+                with urllib.request.urlopen(f"{base}/accounts/login/", timeout=2) as r:
                     if r.status == 200:
                         break
             except OSError:
@@ -208,7 +217,7 @@ def test_click_to_mask_save_live_reload_export(
     config = tmp_path / "scenario.json"
     config.write_text(json.dumps(scenario))
     run = subprocess.run(
-        ["node", "e2e/run.mjs"],  # noqa: S607
+        ["node", "e2e/run.mjs"],
         cwd=FRONTEND,
         env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
         capture_output=True,

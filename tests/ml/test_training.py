@@ -1,5 +1,6 @@
 """Training recipe: losses on known inputs, prompt simulation, learning, exact resume."""
 
+import json
 import math
 from dataclasses import replace
 
@@ -39,6 +40,15 @@ SMALL = TinySamConfig(
     iou_head_hidden_dim=32,
 )
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models run fastest on one thread, and do not stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def small_sam(seed=0):
@@ -150,7 +160,7 @@ def test_decode_shapes_for_points_and_boxes():
 @pytest.mark.parametrize("box", [False, True])
 def test_interactive_loss_reaches_embedding_and_decoder(box):
     sam = small_sam()
-    images, gts = scene_batch(0, 0, 1, 64, "default", CPU)
+    _, gts = scene_batch(0, 0, 1, 64, "default", CPU)
     emb = torch.randn(1, 32, 8, 8, requires_grad=True)
     loss, iou = interactive_loss(sam, emb, gts[0], generator(), TrainConfig(), box=box)
     loss.backward()
@@ -190,9 +200,7 @@ def test_resume_gives_identical_state(tmp_path):
     b = torch.load(tmp_path / "b.pt", weights_only=True)
     assert a["step"] == b["step"] == 4
     assert torch.equal(a["generator"], b["generator"])
-    for state_a, state_b in zip(
-        a["optimizer"]["state"].values(), b["optimizer"]["state"].values()
-    ):
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         for key in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state_a[key], state_b[key])
 
@@ -202,3 +210,43 @@ def test_resume_refuses_another_config(tmp_path):
     train(small_sam(), config, tmp_path / "s.pt", progress=False, max_steps=1)
     with pytest.raises(ValueError, match="another config"):
         train(small_sam(), replace(config, lr=1.0), tmp_path / "s.pt", resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"minutes": 0}, "--minutes must be positive"),
+        ({"steps": 0}, "--steps must be positive"),
+        ({"seed": -1}, "--seed must be >= 0"),
+        ({"out": "weights.bin"}, "--out must name a .pt file"),
+        ({"resume": True}, "no training state to resume"),
+        ({"device": "nonsense"}, "--device"),
+    ],
+)
+def test_command_rejects_bad_arguments(tmp_path, options, message):
+    from django.core.management import CommandError, call_command
+
+    options = {"out": tmp_path / "w.pt", **options}
+    if isinstance(options["out"], str):
+        options["out"] = tmp_path / options["out"]
+    with pytest.raises(CommandError, match=message):
+        call_command("sam_train_tiny", **options)
+
+
+def test_command_trains_stops_and_resumes(tmp_path, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    import samapp.ml.training as training
+
+    monkeypatch.setattr(
+        training, "evaluate_sam_tiny", lambda sam: {"miou_1_click": 0.5, "miou_3_clicks": 0.6}
+    )
+    out = tmp_path / "w.pt"
+    with pytest.raises(CommandError, match="--resume"):
+        call_command("sam_train_tiny", out=out, steps=2, minutes=1e-6)
+    assert (tmp_path / "w.state.pt").exists() and not out.exists()
+    call_command("sam_train_tiny", out=out, steps=2, resume=True)
+    assert not (tmp_path / "w.state.pt").exists()
+    metrics = json.loads(out.with_suffix(".json").read_text())
+    assert metrics["train_config"]["steps"] == 2 and metrics["miou_1_click"] == 0.5
+    build_sam_tiny(out)  # strict keys

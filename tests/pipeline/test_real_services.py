@@ -128,3 +128,34 @@ def test_worker_killed_mid_task_leads_to_one_ready_embedding(pg_database_url, tm
     assert (status, attempts, count) == ("ready", 2, 1)
     stored = list((tmp_path / "media" / "embeddings" / "sam_tiny").rglob("*.f16"))
     assert len(stored) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_redis_layer_socket_survives_idle_reads(connect, project, settings) -> None:
+    """redis-py 8 reads with a 5 s timeout by default, the length of channels_redis' blocking
+    pop: without the settings' socket_timeout an idle socket died with 'Timeout reading'."""
+    require_service("Redis", *REDIS)
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from backend.settings import base
+    from samapp.realtime.events import broadcast
+    from tests.pipeline.fixtures import receive_until
+
+    config = {"hosts": [{"address": "redis://127.0.0.1:6379/14", "socket_timeout": 30}]}
+    if base.REDIS_URL:
+        assert base.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["socket_timeout"] > 5
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": config}
+    }
+    _, socket = await connect(project.id, "viewer")
+    await receive_until(socket, "hello")
+    idle_until = time.monotonic() + 6.5  # idle past redis-py's default read timeout
+    while time.monotonic() < idle_until:
+        if not await socket.receive_nothing(timeout=idle_until - time.monotonic()):
+            await socket.receive_json_from()  # presence, hello echoes
+    await sync_to_async(broadcast)(project_id=project.id, event="job.progress", payload={"x": 1})
+    message = await receive_until(socket, "job.progress", timeout=5)
+    assert message["payload"] == {"x": 1}
+    await socket.disconnect()
+    await get_channel_layer().flush()

@@ -40,7 +40,9 @@ def png(index: int) -> bytes:
 
 
 def owner() -> Any:
-    return get_user_model().objects.get_or_create(username="scenario-owner")[0]
+    """The scenario's user: $SCENARIO_USER, so that tests sharing a database stay apart."""
+    username = os.environ.get("SCENARIO_USER", "scenario-owner")
+    return get_user_model().objects.get_or_create(username=username)[0]
 
 
 def project(name: str) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The app's migrations and its service layer on a real PostgreSQL database."""
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def test_migrations_apply_on_postgres_and_match_the_models(pg_migrated: str, tmp
 
 
 def test_upload_then_read_through_the_services_on_postgres(pg_migrated: str, tmp_path: Path):
-    env = production_env(pg_migrated, tmp_path)  # no broker configured: the spool directory
+    # No broker configured: tasks go to the spool directory. A user of this test's own.
+    env = production_env(pg_migrated, tmp_path, SCENARIO_USER=f"owner-{uuid.uuid4().hex[:8]}")
     first = run_scenario(env, "upload", "Postgres project", "3", "0")
     assert first["database_vendor"] == "postgresql"
     assert first["created"] == 3

@@ -3,6 +3,7 @@ import type {
   Annotation,
   AnnotationInput,
   DecoderManifest,
+  EmbeddingInfo,
   ImageItem,
   Job,
   Label,
@@ -94,7 +95,7 @@ export const api = {
     request<ImageItem>("PATCH", `${P(projectId)}/images/${imageId}/`, data),
   imageFileUrl: (projectId: number, imageId: number) => `${P(projectId)}/images/${imageId}/file/`,
   requestEmbedding: (projectId: number, imageId: number) =>
-    request<{ status: string }>("POST", `${P(projectId)}/images/${imageId}/embedding/`, {}),
+    request<EmbeddingInfo>("POST", `${P(projectId)}/images/${imageId}/embedding/`, {}),
   embeddingUrl: (modelKey: string, sha256: string) => `/api/embeddings/${modelKey}/${sha256}/`,
   decoder: (modelKey: string) => request<DecoderManifest>("GET", `/api/models/${modelKey}/decoder/`),
   annotations: async (projectId: number, imageId: number): Promise<Annotation[]> => {

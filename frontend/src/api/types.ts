@@ -36,6 +36,7 @@ export interface EmbeddingInfo {
   status: string;
   url: string | null;
   error: string | null;
+  model_key?: string;
 }
 
 export interface ImageItem {
@@ -86,12 +87,18 @@ export interface AnnotationInput {
   review_state?: ReviewState;
 }
 
+export interface TensorSpec {
+  name: string;
+  dtype?: string;
+  shape?: (number | string)[];
+}
+
 export interface DecoderVariant {
   url: string;
   sha256: string;
   bytes: number;
-  inputs: string[];
-  outputs: string[];
+  inputs: (string | TensorSpec)[];
+  outputs: (string | TensorSpec)[];
   low_res?: boolean;
   single_mask?: boolean;
   int8?: boolean;

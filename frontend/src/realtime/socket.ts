@@ -15,8 +15,9 @@ export type ServerEvent =
   | { event: "annotation.created" | "annotation.updated"; payload: Annotation & { seq?: number } }
   | { event: "annotation.deleted"; payload: { id: number; image: number; seq?: number } }
   | { event: "presence"; payload: { users: PresenceUser[] } }
-  | { event: "job.progress"; payload: { kind: string; id: number; state: string; progress: number } }
-  | { event: "caught_up"; payload: { seq: number } };
+  | { event: "job.progress"; payload: { kind: string; id: number; state: string; progress: number; image?: number } }
+  | { event: "caught_up"; payload: { seq: number } }
+  | { event: "model.activated"; payload: { model_key: string; model_version: number | null } };
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 

@@ -289,6 +289,7 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
   const embedding = embeddings.get(request.embeddingKey);
   if (!embedding) throw new Error("embedding not loaded");
   const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize);
+  const runStarted = performance.now();
   const output = await session.run(
     feeds(
       embedding.tensor,
@@ -299,6 +300,7 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
       embedding.originalSize,
     ),
   );
+  const runMs = performance.now() - runStarted;
   const iouTensor = output["iou_predictions"];
   const lowTensor = output["low_res_masks"];
   if (!iouTensor || !lowTensor) throw new Error("decoder outputs lack iou_predictions/low_res_masks");
@@ -331,6 +333,7 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
       lowRes: lowCopy,
       lowSide: side,
       decodeMs: performance.now() - started,
+      runMs,
     },
     transfer,
   );

@@ -81,6 +81,8 @@ export type WorkerResponse =
       lowRes?: Float32Array;
       lowSide?: number;
       decodeMs?: number;
+      /** Of which session.run. */
+      runMs?: number;
     }
   | { action: "render"; id: number; error?: string; mask?: Uint8Array; outSize?: Size }
   | { action: "cancel"; id: number; error?: string };

@@ -1,4 +1,4 @@
-import type { DecoderManifest } from "../api/types";
+import type { DecoderManifest, TensorSpec } from "../api/types";
 import type { DecoderModelInfo } from "./protocol";
 
 /** Preferred variants, best first: low-res output (thresholded and upscaled in the worker,
@@ -30,8 +30,12 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
     sha256: variant.sha256,
     imgSize: manifest.img_size,
     embeddingShape: manifest.embedding_shape,
-    inputs: variant.inputs,
-    outputs: variant.outputs,
+    inputs: variant.inputs.map(tensorName),
+    outputs: variant.outputs.map(tensorName),
   };
 }
 
+
+function tensorName(spec: string | TensorSpec): string {
+  return typeof spec === "string" ? spec : spec.name;
+}

@@ -26,6 +26,7 @@ export class ImagesPage extends LitElement {
   private exportFormat = "coco";
   private exportJob: Job | null = null;
   private socket: ProjectSocket | null = null;
+  private segmentAll: { done: number; total: number; failed: number } | null = null;
 
   static override properties = { projectId: { type: Number } };
 
@@ -48,7 +49,7 @@ export class ImagesPage extends LitElement {
   }
 
   private onEvent(event: ServerEvent): void {
-    if (event.event === "job.progress" && this.exportJob && event.payload.id === this.exportJob.id) {
+    if (event.event === "job.progress" && event.payload.kind === "export" && this.exportJob && event.payload.id === this.exportJob.id) {
       this.exportJob = { ...this.exportJob, state: event.payload.state, progress: event.payload.progress };
       if (event.payload.state === "done" || event.payload.state === "succeeded") void this.pollExport();
       this.requestUpdate();
@@ -118,6 +119,28 @@ export class ImagesPage extends LitElement {
     }
   }
 
+  /** "Segment everything" over the whole project: one job per image, queued one by one. */
+  private async segmentProject(): Promise<void> {
+    if (this.segmentAll) return;
+    const ids: number[] = [];
+    for (let page = 1; ; page++) {
+      const result = await api.images(this.projectId, { page, page_size: 200 });
+      ids.push(...result.results.map((i) => i.id));
+      if (!result.next) break;
+    }
+    this.segmentAll = { done: 0, total: ids.length, failed: 0 };
+    this.requestUpdate();
+    for (const id of ids) {
+      try {
+        await api.segmentEverything(this.projectId, id);
+      } catch {
+        this.segmentAll.failed++;
+      }
+      this.segmentAll.done++;
+      this.requestUpdate();
+    }
+  }
+
   private exportStatus(): TemplateResult | null {
     const job = this.exportJob;
     if (!job) return null;
@@ -141,6 +164,9 @@ export class ImagesPage extends LitElement {
       <div class="toolbar">
         <h1>${p?.name ?? "Project"}</h1>
         <span class="spacer"></span>
+        ${this.segmentAll
+          ? html`<span class="small muted" data-testid="segment-all-progress">Segment everything: ${this.segmentAll.done}/${this.segmentAll.total} images queued${this.segmentAll.failed ? `, ${this.segmentAll.failed} failed` : ""}</span>`
+          : html`<button data-testid="segment-all" @click=${() => void this.segmentProject()}>Segment everything (all images)</button>`}
         <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review proposals</a>
       </div>
       ${p?.status_counts

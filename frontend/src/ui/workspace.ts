@@ -5,7 +5,7 @@
  */
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { ApiError, api } from "../api/client";
-import type { Annotation, AnnotationInput, ImageItem, Label, Project } from "../api/types";
+import type { Annotation, AnnotationInput, EmbeddingInfo, ImageItem, Label, Project } from "../api/types";
 import { config } from "../config";
 import { ProjectSocket, type ConnectionState, type PresenceUser, type ServerEvent } from "../realtime/socket";
 import { samEngine, type LoadedModel } from "../sam/engine";
@@ -44,6 +44,7 @@ interface EditState {
   selected: number; // position in decode.candidates
   edited: Uint8Array | null; // manual edits at the original size, override the candidate
   editing: number | null; // id of the annotation being edited, null for a new one
+  baseVersion: number | null; // its version when editing started (sent as If-Match)
   maskInput: Float32Array | null; // logits of an existing annotation to refine
 }
 
@@ -54,6 +55,7 @@ const EMPTY: EditState = {
   selected: 0,
   edited: null,
   editing: null,
+  baseVersion: null,
   maskInput: null,
 };
 
@@ -78,6 +80,8 @@ export interface SamStudioHooks {
   latencies: number[];
   /** Time spent in the worker per decode (session.run + mask rendering), ms. */
   decodeTimes: number[];
+  /** Of which session.run, ms. */
+  runTimes: number[];
   state: () => Record<string, unknown>;
   currentMask: () => { size: [number, number]; area: number } | null;
   iouWithRle: (rle: CompressedRle) => number;
@@ -157,6 +161,7 @@ export class AnnotationWorkspace extends LitElement {
   private pendingLatency: number | null = null;
   private readonly latencies: number[] = [];
   private readonly decodeTimes: number[] = [];
+  private readonly runTimes: number[] = [];
 
   protected override createRenderRoot(): HTMLElement {
     return this;
@@ -205,12 +210,16 @@ export class AnnotationWorkspace extends LitElement {
     window.samStudio = {
       latencies: this.latencies,
       decodeTimes: this.decodeTimes,
+      runTimes: this.runTimes,
       state: () => ({
         model: this.model?.info.variant ?? null,
         backend: this.model?.backend ?? null,
         threads: this.model?.threads ?? null,
         embedding: this.embeddingState,
         connection: this.connection,
+        tool: this.tool,
+        editing: this.state.editing,
+        edited: this.state.edited !== null,
         points: this.state.points.length,
         candidates: this.state.decode?.candidates.map((c) => c.iou) ?? [],
         selected: this.state.selected,
@@ -334,59 +343,66 @@ export class AnnotationWorkspace extends LitElement {
     await this.loadEmbedding();
   }
 
-  private embeddingRef(image: ImageItem): { key: string; url: string } {
+  private embeddingRef(image: ImageItem, info: EmbeddingInfo | null = null): { key: string; url: string } {
     const modelKey = this.model?.info.modelKey ?? this.project?.default_model_key ?? "sam_tiny";
-    return {
-      key: `${modelKey}/${image.sha256}`,
-      url: image.embedding?.url ?? api.embeddingUrl(modelKey, image.sha256),
-    };
+    const url = info?.url ?? image.embedding?.url ?? api.embeddingUrl(modelKey, image.sha256);
+    return { key: url, url };
   }
 
+  /**
+   * Ask the server for the embedding's state first (POST: it also moves this image to the
+   * front of the queue and pre-encodes the next ones), and only download it once ready, so
+   * that a pending embedding never shows up as a failed request. While pending, the page
+   * waits for `embedding.ready` on the websocket and polls as a fallback.
+   */
   private async loadEmbedding(requested = false): Promise<void> {
     const image = this.image;
     if (!image || !this.model) return;
     window.clearTimeout(this.pollTimer);
     const imageId = image.id;
-    const ref = this.embeddingRef(image);
-    this.embeddingState = "loading";
+    if (this.embeddingState !== "pending") this.embeddingState = "loading";
     this.requestUpdate();
-    const result = await samEngine().client.setEmbedding(ref);
-    if (this.image?.id !== imageId) return;
-    if (!result.error) {
-      this.embeddingKey = ref.key;
-      this.embeddingState = "ready";
+    let info: EmbeddingInfo;
+    try {
+      info = requested
+        ? ((await api.image(this.projectId, imageId)).embedding ?? (await api.requestEmbedding(this.projectId, imageId)))
+        : await api.requestEmbedding(this.projectId, imageId);
+    } catch (error) {
+      if (this.image?.id !== imageId) return;
+      this.embeddingState = "pending";
+      this.embeddingError = message(error);
+      this.pollTimer = window.setTimeout(() => void this.loadEmbedding(true), 4000);
       this.requestUpdate();
       return;
     }
-    const status = (result.embeddingStatus ?? "").toLowerCase();
-    if (status === "failed" || status === "error") {
-      this.embeddingState = "failed";
-      this.embeddingError = image.embedding?.error ?? "The image embedding could not be computed.";
-    } else if (result.status === 409 || result.status === 404) {
-      this.embeddingState = "pending";
-      if (!requested) {
-        // Ask for it with priority; the server answers quickly and computes in the background.
-        api.requestEmbedding(this.projectId, imageId).catch(() => undefined);
+    if (this.image?.id !== imageId) return;
+    const status = info.status.toLowerCase();
+    if (status === "ready") {
+      const ref = this.embeddingRef(image, info);
+      const result = await samEngine().client.setEmbedding(ref);
+      if (this.image?.id !== imageId) return;
+      if (!result.error) {
+        this.embeddingKey = ref.key;
+        this.embeddingState = "ready";
+        this.embeddingError = "";
+      } else {
+        this.embeddingState = "failed";
+        this.embeddingError = result.error;
       }
-      this.pollTimer = window.setTimeout(() => void this.loadEmbedding(true), 2500);
-    } else {
+    } else if (status === "failed" || status === "error") {
       this.embeddingState = "failed";
-      this.embeddingError = result.error;
+      this.embeddingError = info.error || "The image embedding could not be computed.";
+    } else {
+      this.embeddingState = "pending";
+      this.pollTimer = window.setTimeout(() => void this.loadEmbedding(true), 2500);
     }
     this.requestUpdate();
   }
 
   private async retryEmbedding(): Promise<void> {
-    try {
-      await api.requestEmbedding(this.projectId, this.imageId);
-    } catch (error) {
-      this.embeddingError = message(error);
-      this.requestUpdate();
-      return;
-    }
     this.embeddingState = "pending";
     this.requestUpdate();
-    this.pollTimer = window.setTimeout(() => void this.loadEmbedding(true), 1000);
+    await this.loadEmbedding(false);
   }
 
   private async loadNeighbours(): Promise<void> {
@@ -394,7 +410,8 @@ export class AnnotationWorkspace extends LitElement {
       const page = await api.images(this.projectId, { page_size: 500 });
       this.neighbours = page.results;
       const index = this.neighbours.findIndex((i) => i.id === this.imageId);
-      const next = this.neighbours.slice(index + 1, index + 3);
+      // Prefetch the next images' embeddings that are ready (the server pre-encodes them).
+      const next = this.neighbours.slice(index + 1, index + 3).filter((i) => i.embedding?.status === "ready");
       if (this.model && next.length > 0) void samEngine().client.prefetch(next.map((i) => this.embeddingRef(i)));
       this.requestUpdate();
     } catch {
@@ -432,7 +449,7 @@ export class AnnotationWorkspace extends LitElement {
         const known = this.annotations.get(a.id);
         if (known && known.data.version >= a.version) break;
         this.storeAnnotation(a);
-        if (this.state.editing === a.id && known && a.author !== config.user.id) {
+        if (this.state.editing === a.id && this.state.baseVersion !== null && a.version > this.state.baseVersion) {
           this.notice = "A teammate changed the annotation you are editing; saving will ask what to keep.";
         }
         this.rebuildAnnotationLayer();
@@ -444,12 +461,26 @@ export class AnnotationWorkspace extends LitElement {
           this.rebuildAnnotationLayer();
         }
         break;
+      case "model.activated":
+        if (this.project && event.payload.model_key !== this.model?.info.modelKey) {
+          this.project = { ...this.project, default_model_key: event.payload.model_key };
+          this.notice = `A new model (${event.payload.model_key}) was activated for this project: loading its decoder…`;
+          this.history.reset(EMPTY);
+          this.model = null;
+          this.embeddingState = "loading";
+          this.refreshCurrentLayer();
+          void this.loadModelAndEmbedding().then(() => {
+            this.notice = "";
+            this.requestUpdate();
+          });
+        }
+        break;
       case "presence":
         this.presence = event.payload.users.filter((u) => u.image === this.imageId && u.id !== config.user.id);
         this.requestUpdate();
         break;
       case "job.progress":
-        if (event.payload.kind.includes("segment")) {
+        if (event.payload.kind === "segment" && (event.payload.image === undefined || event.payload.image === this.imageId)) {
           const done = event.payload.state === "done" || event.payload.state === "succeeded";
           this.notice = done
             ? "Segment everything finished: proposals are ready to review."
@@ -738,6 +769,7 @@ export class AnnotationWorkspace extends LitElement {
       return;
     }
     this.decodeTimes.push(reply.decodeMs ?? 0);
+    this.runTimes.push(reply.runMs ?? 0);
     const decode: DecodeResult = {
       id: sent.id,
       candidates: reply.candidates,
@@ -870,13 +902,13 @@ export class AnnotationWorkspace extends LitElement {
     this.labelId = a.data.label ?? this.labelId;
     let maskInput: Float32Array | null = null;
     if (refine && this.model && this.canDecode()) {
-      const input = await samEngine().client.setEmbedding(this.embeddingRef(this.image as ImageItem));
+      const input = await samEngine().client.setEmbedding({ key: this.embeddingKey, url: this.embeddingKey });
       if (input.inputSize) {
         const side = 4 * (this.model.info.embeddingShape[2] ?? 16);
         maskInput = maskToLowResLogits(a.mask, this.size, input.inputSize, this.model.info.imgSize, side);
       }
     }
-    this.history.push({ ...EMPTY, editing: annotationId, edited: a.mask.slice(), maskInput });
+    this.history.push({ ...EMPTY, editing: annotationId, baseVersion: a.data.version, edited: a.mask.slice(), maskInput });
     this.notice = refine
       ? "Refining: add clicks or a box; the saved mask is used as the starting point."
       : "Editing: paint with B, erase with E, then press Enter to save.";
@@ -889,7 +921,7 @@ export class AnnotationWorkspace extends LitElement {
     if (!base && this.selectedAnnotation !== null && this.state.editing === null) {
       const a = this.annotations.get(this.selectedAnnotation);
       if (a) {
-        this.history.push({ ...EMPTY, editing: a.data.id, edited: a.mask.slice() });
+        this.history.push({ ...EMPTY, editing: a.data.id, baseVersion: a.data.version, edited: a.mask.slice() });
         this.rebuildAnnotationLayer();
         base = a.mask;
       }
@@ -968,7 +1000,10 @@ export class AnnotationWorkspace extends LitElement {
       if (s.editing !== null) {
         const existing = this.annotations.get(s.editing);
         if (!existing) throw new Error("The annotation was deleted meanwhile.");
-        saved = await this.patch(existing.data, { label: body.label, rle, predicted_iou: body.predicted_iou, source, prompts }, mask);
+        // If-Match carries the version the edit started from: a teammate's change made
+        // meanwhile (even one already shown live) makes this a conflict, never an overwrite.
+        const base = { ...existing.data, version: s.baseVersion ?? existing.data.version };
+        saved = await this.patch(base, { label: body.label, rle, predicted_iou: body.predicted_iou, source, prompts }, mask);
       } else {
         saved = await api.createAnnotation(this.projectId, this.imageId, body);
       }
@@ -1169,7 +1204,7 @@ export class AnnotationWorkspace extends LitElement {
       const id = this.selectedAnnotation;
       if (id !== null) {
         const mask = polygonsToMask(drag.rings, this.size);
-        this.history.push({ ...EMPTY, editing: id, edited: mask });
+        this.history.push({ ...EMPTY, editing: id, baseVersion: this.annotations.get(id)?.data.version ?? null, edited: mask });
         this.notice = "Polygon edited: press Enter to save.";
         this.rebuildAnnotationLayer();
         this.refreshCurrentLayer();

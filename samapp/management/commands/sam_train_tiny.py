@@ -45,6 +45,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--resume", action="store_true", help="continue from the saved training state"
         )
+        parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
 
     def handle(self, *args: Any, **options: Any) -> None:
         out: Path = options["out"].resolve()
@@ -58,12 +59,22 @@ class Command(BaseCommand):
             raise CommandError(f"--out must name a .pt file, got {out}")
         if out.exists() and out.is_dir():
             raise CommandError(f"--out {out} is a directory")
+        try:
+            device = torch.device(options["device"])
+        except RuntimeError as error:
+            raise CommandError(f"--device: {error}") from error
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise CommandError("--device cuda: no CUDA device is available")
         out.parent.mkdir(parents=True, exist_ok=True)
         config = replace(TrainConfig(), seed=options["seed"], steps=options["steps"])
         torch.set_num_threads(TORCH_THREADS)
         try:
             metrics = train_sam_tiny(
-                out, config, resume=options["resume"], max_seconds=options["minutes"] * 60
+                out,
+                config,
+                resume=options["resume"],
+                max_seconds=options["minutes"] * 60,
+                device=str(device),
             )
         except (FileNotFoundError, ValueError) as error:
             raise CommandError(str(error)) from error

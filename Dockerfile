@@ -1,0 +1,38 @@
+# SAM Studio's Python image (web server and Celery workers; see docker-compose.yml).
+# torch==2.14.1 from PyPI is the CUDA build: the same image runs the GPU worker.
+
+# ---- front end (Vite) -> /src/static/app
+FROM node:20-slim AS frontend
+WORKDIR /src/frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
+# ---- Python app
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=backend.settings.production \
+    SAM_DATA_DIR=/data
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 1000 sam \
+    && mkdir -p /data && chown sam:sam /data
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+COPY . .
+COPY --from=frontend /src/static/app ./static/app
+# Static files are collected at build time; the settings need these values, not real ones.
+ENV DJANGO_STATIC_ROOT=/app/staticfiles
+RUN DJANGO_SECRET_KEY=build-only-not-secret DJANGO_ALLOWED_HOSTS=localhost \
+    DATABASE_URL=sqlite:////tmp/build.sqlite3 SAM_DATA_DIR=/tmp/build \
+    python manage.py collectstatic --noinput -v0 && rm -rf /tmp/build
+USER sam
+VOLUME ["/data"]
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "backend.asgi:application"]

@@ -1,0 +1,135 @@
+"""Mask utilities: property tests with hypothesis, cross-checked against pycocotools."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from pycocotools import mask as mask_utils
+
+from samapp.ml.masks import (
+    mask_area,
+    mask_bbox,
+    mask_to_polygons,
+    mask_to_rle,
+    polygons_to_mask,
+    rle_area,
+    rle_bbox,
+    rle_to_mask,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools, numpy 2
+
+MIN_IOU_SIMPLIFIED = 0.9  # tolerance 1 px on shapes at least 10 px across
+
+any_mask = st.integers(1, 40).flatmap(
+    lambda h: st.integers(1, 40).flatmap(lambda w: arrays(np.bool_, (h, w)))
+)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_mask)
+def test_rle_round_trip_is_exact_and_json_safe(mask):
+    rle = mask_to_rle(mask)
+    assert isinstance(rle["counts"], str)
+    decoded = rle_to_mask(json.loads(json.dumps(rle)))
+    assert decoded.dtype == bool and np.array_equal(decoded, mask)
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_mask)
+def test_area_and_bbox_agree_with_pycocotools(mask):
+    coco = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle = mask_to_rle(mask)
+    assert mask_area(mask) == rle_area(rle) == int(mask_utils.area(coco))
+    assert mask_bbox(mask) == rle_bbox(rle) == mask_utils.toBbox(coco).tolist()
+
+
+@st.composite
+def shapes(draw):
+    """Masks of 1-3 parts (ellipses and rectangles >= 10 px), some with a hole, some with an
+    island inside the hole; parts are kept apart so ring counts are known."""
+    h, w = 96, 160
+    mask = np.zeros((h, w), np.uint8)
+    parts = draw(st.integers(1, 3))
+    holes = 0
+    for i in range(parts):
+        x0 = 4 + i * 52
+        cx, cy = x0 + 22, 48
+        rx = draw(st.integers(10, 22))
+        if draw(st.booleans()):  # any rotation stays within radius 22
+            ry = draw(st.integers(10, 22))
+            cv2.ellipse(mask, (cx, cy), (rx, ry), draw(st.integers(0, 180)), 0, 360, 1, -1)
+        else:
+            ry = draw(st.integers(10, 40))
+            cv2.rectangle(mask, (cx - rx, cy - ry), (cx + rx, cy + ry), 1, -1)
+        if draw(st.booleans()):
+            cv2.rectangle(mask, (cx - 5, cy - 5), (cx + 5, cy + 5), 0, -1)
+            holes += 1
+            if draw(st.booleans()):
+                cv2.rectangle(mask, (cx - 2, cy - 2), (cx + 2, cy + 2), 1, -1)
+                parts += 1
+    return mask.astype(bool), parts, holes
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes())
+def test_polygons_round_trip_exactly_without_simplification(shape):
+    mask, parts, holes = shape
+    rings = mask_to_polygons(mask, tolerance=0)
+    assert len(rings) == parts + holes
+    assert np.array_equal(polygons_to_mask(rings, *mask.shape), mask)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes(), st.sampled_from([0.5, 1.0]))
+def test_simplified_polygons_keep_iou_high(shape, tolerance):
+    mask, parts, holes = shape
+    rings = mask_to_polygons(mask, tolerance=tolerance)
+    assert len(rings) == parts + holes
+    assert all(len(r) % 2 == 0 and len(r) >= 6 for r in rings)
+    assert _iou(polygons_to_mask(rings, *mask.shape), mask) >= MIN_IOU_SIMPLIFIED
+    raw = sum(len(r) for r in mask_to_polygons(mask, tolerance=0))
+    assert sum(len(r) for r in rings) < raw  # Douglas-Peucker did remove vertices
+
+
+def test_holes_are_the_positively_oriented_rings():
+    mask = np.zeros((40, 40), bool)
+    mask[5:35, 5:35] = True
+    mask[15:25, 15:25] = False
+    exterior, hole = sorted(mask_to_polygons(mask), key=len, reverse=True)
+    signed = [
+        cv2.contourArea(np.array(r, np.float32).reshape(-1, 2), oriented=True)
+        for r in (exterior, hole)
+    ]
+    assert signed[0] < 0 < signed[1]
+    assert np.array_equal(polygons_to_mask([exterior], 40, 40), np.pad(np.ones((30, 30), bool), 5))
+
+
+def test_tiny_parts_are_dropped_as_degenerate():
+    mask = np.zeros((20, 20), bool)
+    mask[2, 2] = True  # one pixel: a one-point contour
+    mask[10, 5:7] = True  # two pixels: a two-point contour
+    mask[12:18, 12:18] = True
+    rings = mask_to_polygons(mask, tolerance=0)
+    assert len(rings) == 1
+    assert polygons_to_mask(rings, 20, 20).sum() == 36
+
+
+def test_empty_mask():
+    empty = np.zeros((7, 9), bool)
+    rle = mask_to_rle(empty)
+    assert rle["size"] == [7, 9]
+    assert np.array_equal(rle_to_mask(rle), empty)
+    assert rle_area(rle) == mask_area(empty) == 0
+    assert rle_bbox(rle) == mask_bbox(empty) == [0.0, 0.0, 0.0, 0.0]
+    assert mask_to_polygons(empty) == []
+    assert not polygons_to_mask([], 7, 9).any()
