@@ -335,12 +335,13 @@ def make_optimizer(
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a ``train`` call stopped: ``step`` of ``config.steps`` and the seconds spent
-    training up to it, over all resumed runs."""
+    """Where a ``train`` call stopped: ``step`` of ``config.steps``, and the wall-clock
+    and process CPU seconds spent training up to it, over all resumed runs."""
 
     step: int
     finished: bool
     seconds: float
+    cpu_seconds: float
 
 
 def save_state(
@@ -350,18 +351,19 @@ def save_state(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     generator: torch.Generator,
     step: int,
-    seconds: float,
+    seconds: tuple[float, float],
     config: TrainConfig,
 ) -> None:
     """Atomically write a resumable training state (model, optimizer, schedule, step,
-    seconds spent, prompt RNG, config) to ``path``."""
+    wall-clock and CPU seconds spent, prompt RNG, config) to ``path``."""
     state = {
         "model": sam.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "generator": generator.get_state(),
         "step": step,
-        "seconds": seconds,
+        "seconds": seconds[0],
+        "cpu_seconds": seconds[1],
         "config": asdict(config),
     }
     tmp = path.with_name(path.name + ".tmp")
@@ -393,7 +395,7 @@ def train(
     optimizer, scheduler = make_optimizer(list(sam.parameters()), config)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
-    step, seconds = 0, 0.0
+    step, seconds, cpu_seconds = 0, 0.0, 0.0
     if resume:
         state = torch.load(state_path, map_location=device, weights_only=True)
         if state["config"] != asdict(config):
@@ -402,9 +404,16 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"].cpu())
-        step, seconds = state["step"], state["seconds"]
+        step, seconds, cpu_seconds = state["step"], state["seconds"], state["cpu_seconds"]
     sam.train()
-    start, first_step = time.monotonic(), step
+    start, cpu_start, first_step = time.monotonic(), time.process_time(), step
+
+    def spent() -> tuple[float, float]:
+        return (
+            seconds + time.monotonic() - start,
+            cpu_seconds + time.process_time() - cpu_start,
+        )
+
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="sam_tiny")
     while step < config.steps:
         if max_seconds is not None and time.monotonic() - start > max_seconds:
@@ -427,14 +436,12 @@ def train(
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", iou=f"{iou:.3f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
-            elapsed = seconds + time.monotonic() - start
-            save_state(state_path, sam, optimizer, scheduler, generator, step, elapsed, config)
+            save_state(state_path, sam, optimizer, scheduler, generator, step, spent(), config)
     bar.close()
-    elapsed = seconds + time.monotonic() - start
     if step < config.steps:
-        save_state(state_path, sam, optimizer, scheduler, generator, step, elapsed, config)
+        save_state(state_path, sam, optimizer, scheduler, generator, step, spent(), config)
     sam.eval()
-    return TrainResult(step, step >= config.steps, elapsed)
+    return TrainResult(step, step >= config.steps, *spent())
 
 
 def save_weights(sam: Sam, path: Path) -> None:
@@ -470,19 +477,23 @@ def train_sam_tiny(
     if not result.finished:
         return None
     save_weights(sam, out)
-    metrics = write_metrics(out, config, result.seconds)
+    metrics = write_metrics(out, config, result.seconds, result.cpu_seconds)
     state_path.unlink()
     return metrics
 
 
-def write_metrics(out: Path, config: TrainConfig, seconds: float) -> dict[str, object]:
+def write_metrics(
+    out: Path, config: TrainConfig, seconds: float, cpu_seconds: float
+) -> dict[str, object]:
     """Evaluate the weights in ``out`` on the held-out set and write ``<stem>.json``:
-    the interactive metrics (``evaluation.evaluate_sam_tiny``), the training seconds,
-    the recipe and the model's dimensions. Returns what was written."""
+    the interactive metrics (``evaluation.evaluate_sam_tiny``), the training wall-clock
+    and process CPU seconds, the recipe and the model's dimensions. Returns what was
+    written."""
     sam = build_sam_tiny(out)
     metrics = {
         **evaluate_sam_tiny(sam),
         "training_seconds": round(seconds, 1),
+        "training_cpu_seconds": round(cpu_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "seed": config.seed,

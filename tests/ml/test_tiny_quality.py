@@ -39,7 +39,8 @@ def test_metrics_file_describes_the_checkpoint(result):
     assert metrics["seed"] == TrainConfig().seed
     assert metrics["train_config"]["steps"] == TrainConfig().steps
     assert metrics["held_out_seed"] == HELD_OUT_SEED
-    assert metrics["training_seconds"] <= 30 * 60
+    # 30 minutes on 2 cores is at most 3600 CPU seconds (wall time depends on machine load)
+    assert metrics["training_cpu_seconds"] <= 2 * 30 * 60
     assert metrics["miou_1_click"] == pytest.approx(result.miou(1), abs=0.01)
     assert metrics["miou_3_clicks"] == pytest.approx(result.miou(3), abs=0.01)
 

@@ -1,7 +1,8 @@
 import { LitElement, html, type TemplateResult } from "lit";
 import { api, request } from "../api/client";
 import type { ImageItem, Job, Page, Project } from "../api/types";
-import { ProjectSocket, type ServerEvent } from "../realtime/socket";
+import { config } from "../config";
+import { ProjectSocket, type PresenceUser, type ServerEvent } from "../realtime/socket";
 
 interface Member {
   id: number;
@@ -27,6 +28,7 @@ export class ImagesPage extends LitElement {
   private exportJob: Job | null = null;
   private socket: ProjectSocket | null = null;
   private segmentAll: { done: number; total: number; failed: number } | null = null;
+  private presence: PresenceUser[] = [];
 
   static override properties = { projectId: { type: Number } };
 
@@ -49,6 +51,10 @@ export class ImagesPage extends LitElement {
   }
 
   private onEvent(event: ServerEvent): void {
+    if (event.event === "presence") {
+      this.presence = event.payload.users.filter((u) => u.id !== config.user.id && u.image !== null);
+      this.requestUpdate();
+    }
     if (event.event === "job.progress" && event.payload.kind === "export" && this.exportJob && event.payload.id === this.exportJob.id) {
       this.exportJob = { ...this.exportJob, state: event.payload.state, progress: event.payload.progress };
       if (event.payload.state === "done" || event.payload.state === "succeeded") void this.pollExport();
@@ -205,6 +211,9 @@ export class ImagesPage extends LitElement {
             </a>
             <span class="status status-${img.status}">${img.status.replace("_", " ")}</span>
             <span class="small muted">${this.memberName(img.assignee)}</span>
+            ${this.presence.some((u) => u.image === img.id)
+              ? html`<span class="small" data-testid="tile-presence">👁 ${this.presence.filter((u) => u.image === img.id).map((u) => u.username).join(", ")}</span>`
+              : null}
           </li>`,
         )}
       </ul>

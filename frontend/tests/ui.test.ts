@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { History } from "../src/ui/history";
+import { parseRoute } from "../src/ui/router";
+import { hexToRgb, paintMask } from "../src/ui/colors";
+
+describe("undo / redo history", () => {
+  it("undoes and redoes steps, and a new step drops the redo branch", () => {
+    const h = new History<number>(0);
+    h.push(1);
+    h.push(2);
+    expect(h.undo()).toBe(1);
+    expect(h.undo()).toBe(0);
+    expect(h.undo()).toBeNull();
+    expect(h.redo()).toBe(1);
+    h.push(5);
+    expect(h.canRedo).toBe(false);
+    expect(h.current).toBe(5);
+    h.replace(6);
+    expect(h.undo()).toBe(1);
+    expect(h.redo()).toBe(6);
+  });
+  it("is bounded", () => {
+    const h = new History<number>(0, 3);
+    for (let i = 1; i <= 10; i++) h.push(i);
+    let steps = 0;
+    while (h.undo() !== null) steps++;
+    expect(steps).toBe(3);
+  });
+});
+
+describe("routes", () => {
+  it("parses every page", () => {
+    expect(parseRoute("/")).toEqual({ page: "projects" });
+    expect(parseRoute("/projects/3")).toEqual({ page: "images", projectId: 3 });
+    expect(parseRoute("/projects/3/images/9")).toEqual({ page: "workspace", projectId: 3, imageId: 9 });
+    expect(parseRoute("/projects/3/review")).toEqual({ page: "review", projectId: 3 });
+    expect(parseRoute("/projects/x/review")).toEqual({ page: "notFound" });
+    expect(parseRoute("/elsewhere")).toEqual({ page: "notFound" });
+  });
+});
+
+describe("colours", () => {
+  it("parses hex colours and paints masks", () => {
+    expect(hexToRgb("#ff8000")).toEqual([255, 128, 0]);
+    expect(hexToRgb("bad")).toEqual([255, 64, 64]);
+    const rgba = new Uint8ClampedArray(8);
+    paintMask(rgba, Uint8Array.from([0, 1]), [1, 2, 3], 200);
+    expect(Array.from(rgba)).toEqual([0, 0, 0, 0, 1, 2, 3, 200]);
+  });
+});
