@@ -21,6 +21,7 @@ from samapp.models import (
     Project,
     TrainingJob,
 )
+from samapp.selectors.embeddings import embedding_status_map
 from samapp.services.datasets.exports import export_job_create
 from samapp.services.embeddings import embeddings_recompute
 from samapp.services.model_versions import model_version_activate, model_version_rollback
@@ -124,11 +125,24 @@ def recompute_image_embeddings(
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin[Image]):
-    list_display = ("original_name", "project", "status", "assignee", "width", "height")
+    list_display = (
+        "original_name",
+        "project",
+        "status",
+        "assignee",
+        "width",
+        "height",
+        "embedding_state",
+    )
     list_filter = ("status", "project")
     search_fields = ("original_name", "sha256")
     raw_id_fields = ("assignee", "uploaded_by")
     actions = (recompute_image_embeddings,)
+
+    @admin.display(description="embedding")
+    def embedding_state(self, image: Image) -> str:
+        state = embedding_status_map(images=[image])[image.pk]
+        return f"{state['status']}: {state['error']}" if state["error"] else str(state["status"])
 
 
 @admin.register(Embedding)

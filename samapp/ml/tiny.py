@@ -38,6 +38,7 @@ class TinySamConfig:
     decoder_mlp_dim: int = 256
     decoder_num_heads: int = 4
     iou_head_hidden_dim: int = 64
+    positional_encoding_scale: float = 1.0
 
     @property
     def image_embedding_size(self) -> int:
@@ -104,6 +105,11 @@ def build_sam_tiny(
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
+    )
+    # SAM's random Fourier position features have scale 1: wavelengths of about half
+    # the image; a larger scale lets the decoder's attention place small objects.
+    sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix *= (
+        config.positional_encoding_scale
     )
     if checkpoint is not None:
         state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)

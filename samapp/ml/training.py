@@ -170,26 +170,24 @@ def first_prompts(gt: Tensor, generator: torch.Generator, box: bool) -> Prompts:
     return Prompts(points[:, None], torch.ones(gt.shape[0], 1, dtype=torch.long, device=gt.device))
 
 
-def decode(
-    sam: Sam, image_embedding: Tensor, prompts: Prompts, multimask: bool
-) -> tuple[Tensor, Tensor]:
+def decode(sam: Sam, image_embedding: Tensor, prompts: Prompts) -> tuple[Tensor, Tensor]:
     """Run SAM's prompt encoder and mask decoder for N objects of one image.
 
     Arguments:
       image_embedding: (1, C, h, w) float32 from ``sam.image_encoder``.
-      multimask: three outputs (ambiguous first prompt) or the single-mask token.
 
     Returns:
-      (N, M, 4h, 4w) float32 low-res logits and (N, M) float32 predicted IoU, M = 3 or 1.
+      (N, 4, 4h, 4w) float32 low-res logits and (N, 4) float32 predicted IoU: output 0
+      is SAM's single-mask output (``multimask_output=False``), outputs 1-3 its three
+      multimask outputs.
     """
     points = (prompts.points, prompts.labels) if prompts.points.shape[1] else None
     sparse, dense = sam.prompt_encoder(points=points, boxes=prompts.boxes, masks=prompts.mask_input)
-    return sam.mask_decoder(
+    return sam.mask_decoder.predict_masks(
         image_embeddings=image_embedding,
         image_pe=sam.prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
-        multimask_output=multimask,
     )
 
 
@@ -203,9 +201,11 @@ def interactive_loss(
 ) -> tuple[Tensor, Tensor]:
     """Simulate ``config.iterations`` rounds of interactive prompting on one image.
 
-    Round 1 uses the first prompt and the three multimask outputs (loss on the best
-    one); each later round adds a click from the error region of the mask the IoU head
-    picked, feeds back its low-res logits, and trains the single-mask output.
+    Round 1 uses the first prompt: the loss is that of the best of the three multimask
+    outputs plus that of the single-mask output (which every later round refines), and
+    the IoU head picks the multimask output shown. Each later round adds a click from
+    the error region of the mask shown, feeds back its low-res logits, and trains the
+    single-mask output, as ``SamPredictor`` is used after the first click.
 
     Arguments:
       image_embedding: (1, C, h, w) float32, gradients flow into it.
@@ -214,15 +214,16 @@ def interactive_loss(
 
     Returns:
       Scalar float32 loss (mean over objects and rounds) and (N,) float32 IoU of the
-      final picked masks (detached).
+      final shown masks (detached).
     """
     size = sam.image_encoder.img_size
     prompts = first_prompts(gt, generator, box)
     rows = torch.arange(gt.shape[0], device=gt.device)
     total = image_embedding.new_zeros(())
     for round_ in range(config.iterations):
-        multimask = round_ == 0
-        low_res, iou_pred = decode(sam, image_embedding, prompts, multimask)
+        low_res, iou_pred = decode(sam, image_embedding, prompts)
+        if round_:
+            low_res, iou_pred = low_res[:, :1], iou_pred[:, :1]
         logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
         target = gt[:, None].float().expand_as(logits)
         losses = config.focal_weight * sigmoid_focal_loss(
@@ -231,16 +232,20 @@ def interactive_loss(
         with torch.no_grad():
             masks = logits > sam.mask_threshold
             iou = mask_iou(masks, gt[:, None])
-        total = total + losses.amin(dim=1).mean() + config.iou_weight * F.mse_loss(iou_pred, iou)
-        picked = iou_pred.detach().argmax(dim=1)
-        points, labels = sample_error_points(masks[rows, picked], gt, generator)
+        if round_:
+            mask_loss, shown = losses[:, 0], torch.zeros_like(rows)
+        else:
+            mask_loss = losses[:, 1:].amin(dim=1) + losses[:, 0]
+            shown = iou_pred.detach()[:, 1:].argmax(dim=1) + 1
+        total = total + mask_loss.mean() + config.iou_weight * F.mse_loss(iou_pred, iou)
+        points, labels = sample_error_points(masks[rows, shown], gt, generator)
         prompts = Prompts(
             torch.cat([prompts.points, points], dim=1),
             torch.cat([prompts.labels, labels], dim=1),
             prompts.boxes,
-            low_res[rows, picked][:, None].detach(),
+            low_res[rows, shown][:, None].detach(),
         )
-    return total / config.iterations, iou[rows, picked]
+    return total / config.iterations, iou[rows, shown]
 
 
 def scene_batch(

@@ -452,7 +452,7 @@ def model_version_activate(*, version: ModelVersion, force: bool = False) -> Mod
     model is still the version's parent; otherwise both are evaluated again now."""
     if version.state in (ModelVersionState.TRAINING, ModelVersionState.FAILED):
         raise ApplicationError(f"Version {version.number} is {version.state}: nothing to activate.")
-    project = version.project
+    project = Project.objects.get(pk=version.project_id)  # the current key, not a stale copy
     current = project.default_model_key
     if current == version.model_key:
         return version

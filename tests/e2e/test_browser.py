@@ -40,6 +40,11 @@ def _missing() -> str | None:
         return "node is not installed"
     if not (FRONTEND / "node_modules" / "playwright-core").exists():
         return "frontend/node_modules is missing (cd frontend && npm ci)"
+    from samapp.ml.tiny import SAM_TINY_CHECKPOINT
+
+    custom = os.environ.get("SAM_CHECKPOINT_DIR")
+    if not SAM_TINY_CHECKPOINT.exists() and not (custom and Path(custom, "sam_tiny.pt").exists()):
+        return f"no sam_tiny checkpoint at {SAM_TINY_CHECKPOINT} (manage.py sam_train_tiny)"
     if not (ROOT / "static" / "app" / "app.js").exists():
         return "the front-end bundle static/app/app.js is missing (cd frontend && npm run build)"
     return None

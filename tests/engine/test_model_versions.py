@@ -62,3 +62,93 @@ def test_training_needs_accepted_annotations(project, users) -> None:
         training_start(project=project, user=users["manager"])
     with pytest.raises(ApplicationError, match="Unknown training options"):
         training_start(project=project, user=users["manager"], options={"epochs": 3})
+
+
+def _version(project: Any, number: int, miou: float, baseline: float, parent: str) -> Any:
+    """A READY version without training: the base model's own decoder weights."""
+    from samapp.ml.finetune import trained_state_dict
+    from samapp.services.embeddings import model_for_key
+    from samapp.services.model_versions import _checkpoint_store
+
+    version = ModelVersion.objects.create(
+        project=project,
+        number=number,
+        model_key=f"sam_tiny-p{project.pk}v{number}",
+        base_model_key="sam_tiny",
+        parent_model_key=parent,
+        state=ModelVersionState.READY,
+        metrics={"miou_1": miou},
+        baseline_metrics={"miou_1": baseline},
+    )
+    _checkpoint_store(version, trained_state_dict(model_for_key(model_key="sam_tiny")))
+    return version
+
+
+def test_activation_needs_a_better_held_out_score_unless_forced(project) -> None:
+    from samapp.services.model_versions import model_version_activate
+
+    worse = _version(project, 1, miou=0.5, baseline=0.6, parent="sam_tiny")
+    with pytest.raises(ApplicationError, match="does not beat"):
+        model_version_activate(version=worse)
+    project.refresh_from_db()
+    assert project.default_model_key == "sam_tiny"
+    model_version_activate(version=worse, force=True)
+    project.refresh_from_db()
+    assert project.default_model_key == worse.model_key
+
+
+def test_activate_and_roll_back_through_a_chain_of_versions(
+    project, django_capture_on_commit_callbacks
+) -> None:
+    from samapp.services.model_versions import model_version_activate, model_version_rollback
+
+    v1 = _version(project, 1, miou=0.7, baseline=0.6, parent="sam_tiny")
+    with django_capture_on_commit_callbacks() as callbacks:
+        model_version_activate(version=v1)
+    assert callbacks  # "model.activated" goes out after commit
+    v2 = _version(project, 2, miou=0.8, baseline=0.7, parent=v1.model_key)
+    model_version_activate(version=v2)
+    states = dict(ModelVersion.objects.values_list("number", "state"))
+    assert states == {1: ModelVersionState.READY, 2: ModelVersionState.ACTIVE}
+    assert model_version_rollback(project=project).default_model_key == v1.model_key
+    states = dict(ModelVersion.objects.values_list("number", "state"))
+    assert states == {1: ModelVersionState.ACTIVE, 2: ModelVersionState.ROLLED_BACK}
+    assert model_version_rollback(project=project).default_model_key == "sam_tiny"
+    with pytest.raises(ApplicationError, match="nothing to roll back"):
+        model_version_rollback(project=project)
+
+
+def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
+    project, make_image, client_for, decoder_variants, django_capture_on_commit_callbacks
+) -> None:
+    from samapp.models import Embedding
+    from samapp.selectors.embeddings import embedding_status_map
+    from samapp.services.embeddings import embeddings_schedule, model_for_key
+    from samapp.services.model_versions import model_version_activate
+
+    image = make_image(project, width=32, height=24)
+    (row,) = embeddings_schedule(images=[image], model_key="sam_tiny")
+    version = _version(project, 1, miou=0.7, baseline=0.6, parent="sam_tiny")
+    model_version_activate(version=version)
+    project.refresh_from_db()
+    # The image encoder is frozen: no new embedding, the same row and URL.
+    assert embeddings_schedule(images=[image], model_key=project.default_model_key) == [row]
+    assert Embedding.objects.count() == 1
+    status = embedding_status_map(images=[image])[image.pk]
+    assert status["model_key"] == "sam_tiny"
+    assert model_for_key(model_key=version.model_key) is not model_for_key(model_key="sam_tiny")
+
+    client = client_for("viewer")
+    key = client.get(f"/api/projects/{project.pk}/").json()["default_model_key"]
+    assert key == version.model_key
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(f"/api/models/{key}/decoder/")
+    if response.status_code == 503:
+        response = client.get(f"/api/models/{key}/decoder/")
+    assert response.status_code == 200, response.content
+    manifest = response.json()
+    assert manifest["model_key"] == key
+    url = manifest["variants"]["lowres_multi"]["url"]
+    assert key in url and client.get(url).status_code == 200
+    missing = client.get(f"/api/models/sam_tiny-p{project.pk}v9/decoder/")
+    assert missing.status_code == 404

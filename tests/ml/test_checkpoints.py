@@ -111,7 +111,7 @@ def test_complete_partial_file_is_verified_and_renamed(server, tmp_path):
 
 
 def test_corrupt_download_is_deleted_and_reported(server, tmp_path):
-    with pytest.raises(ChecksumMismatchError, match="sha256 mismatch.*deleted"):
+    with pytest.raises(ChecksumMismatchError, match=r"sha256 mismatch.*deleted"):
         download(f"{server}/corrupt", tmp_path / "m.pth", SHA, len(DATA), progress=False)
     assert not list(tmp_path.glob("m.pth*"))
 
@@ -177,7 +177,7 @@ def test_command_rejects_bad_names(tmp_path, name, message):
 def test_command_offline_is_a_clear_error(refused_url, monkeypatch, tmp_path):
     spec = replace(registry.MODELS["mobile_sam"], url=refused_url)
     monkeypatch.setitem(registry.MODELS, "mobile_sam", spec)
-    with pytest.raises(CommandError, match="Cannot reach .*no network"):
+    with pytest.raises(CommandError, match=r"Cannot reach .*no network"):
         call_command("sam_download", "mobile_sam", "--dir", str(tmp_path), "--no-progress")
 
 

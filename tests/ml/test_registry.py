@@ -66,7 +66,7 @@ def test_random_init_model_works_with_sam_predictor(name):
 
 
 def test_missing_checkpoint_names_the_download_command(tmp_path):
-    with pytest.raises(CheckpointNotFoundError, match="python manage.py sam_download sam_vit_h"):
+    with pytest.raises(CheckpointNotFoundError, match=r"python manage\.py sam_download sam_vit_h"):
         load_model("sam_vit_h", checkpoint_dir=tmp_path)
 
 

@@ -141,20 +141,33 @@ def test_first_prompts_points_inside_and_boxes_around():
     assert (boxes.boxes - exact).abs().max() <= 20
 
 
-def test_decode_shapes_for_points_and_boxes():
+def test_decode_gives_all_four_outputs_for_points_and_boxes():
     sam = small_sam()
     emb = torch.randn(1, 32, 8, 8)
     points = Prompts(torch.rand(3, 2, 2) * 64, torch.tensor([[1, 0], [1, -1], [1, 1]]))
-    low, iou = decode(sam, emb, points, multimask=True)
-    assert low.shape == (3, 3, 32, 32) and iou.shape == (3, 3)
+    low, iou = decode(sam, emb, points)
+    assert low.shape == (3, 4, 32, 32) and iou.shape == (3, 4)
+    sparse, dense = sam.prompt_encoder(
+        points=(points.points, points.labels), boxes=None, masks=None
+    )
+    for multimask, outputs in ((True, slice(1, 4)), (False, slice(0, 1))):
+        official = sam.mask_decoder(
+            image_embeddings=emb,
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        torch.testing.assert_close(official[0], low[:, outputs])
+        torch.testing.assert_close(official[1], iou[:, outputs])
     boxed = Prompts(
         torch.zeros(3, 0, 2),
         torch.zeros(3, 0, dtype=torch.long),
         torch.tensor([[0.0, 0, 10, 10]] * 3),
         torch.zeros(3, 1, 32, 32),
     )
-    low, iou = decode(sam, emb, boxed, multimask=False)
-    assert low.shape == (3, 1, 32, 32) and iou.shape == (3, 1)
+    low, iou = decode(sam, emb, boxed)
+    assert low.shape == (3, 4, 32, 32) and iou.shape == (3, 4)
 
 
 @pytest.mark.parametrize("box", [False, True])
@@ -243,10 +256,10 @@ def test_command_trains_stops_and_resumes(tmp_path, monkeypatch):
     )
     out = tmp_path / "w.pt"
     with pytest.raises(CommandError, match="--resume"):
-        call_command("sam_train_tiny", out=out, steps=2, minutes=1e-6)
+        call_command("sam_train_tiny", out=out, steps=1, minutes=1e-6)
     assert (tmp_path / "w.state.pt").exists() and not out.exists()
-    call_command("sam_train_tiny", out=out, steps=2, resume=True)
+    call_command("sam_train_tiny", out=out, steps=1, resume=True)
     assert not (tmp_path / "w.state.pt").exists()
     metrics = json.loads(out.with_suffix(".json").read_text())
-    assert metrics["train_config"]["steps"] == 2 and metrics["miou_1_click"] == 0.5
+    assert metrics["train_config"]["steps"] == 1 and metrics["miou_1_click"] == 0.5
     build_sam_tiny(out)  # strict keys

@@ -804,7 +804,7 @@ export class AnnotationWorkspace extends LitElement {
     const before = this.state;
     const points = [...before.points, { x, y, label }];
     const next: EditState = { ...before, points, edited: null };
-    this.priorDecodeCache = before.points.length > 0 ? { state: next, decode: before.decode, selected: before.selected } : null;
+    this.priorDecodeCache = isEmptyPrompt(before) ? null : { state: next, decode: before.decode, selected: before.selected };
     this.history.push(next);
     this.previewVisible = false;
     void this.runDecode(next, startedAt);
@@ -1108,6 +1108,16 @@ export class AnnotationWorkspace extends LitElement {
       if (!(error instanceof ConflictError)) this.error = message(error);
       this.requestUpdate();
     }
+  }
+
+  private async setImageStatus(status: string): Promise<void> {
+    try {
+      this.image = await api.updateImage(this.projectId, this.imageId, { status });
+      this.notice = `Image marked ${status.replace("_", " ")}.`;
+    } catch (error) {
+      this.error = `Could not change the status: ${message(error)}`;
+    }
+    this.requestUpdate();
   }
 
   private async segmentEverything(): Promise<void> {
@@ -1414,6 +1424,11 @@ export class AnnotationWorkspace extends LitElement {
           <span class="spacer"></span>
           <span class="conn conn-${this.connection}" data-testid="connection">${this.connection === "open" ? "live" : this.connection}</span>
         </div>
+        <label class="small">Image status
+          <select data-testid="image-status" @change=${(e: Event) => void this.setImageStatus((e.target as HTMLSelectElement).value)}>
+            ${["new", "in_progress", "done", "reviewed"].map((st) => html`<option value=${st} ?selected=${this.image?.status === st}>${st.replace("_", " ")}</option>`)}
+          </select>
+        </label>
         ${this.presence.length
           ? html`<p class="presence small" data-testid="presence">Also here: ${this.presence.map((u) => html`<span class="avatar">${u.username}</span>`)}</p>`
           : nothing}
