@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { History } from "../src/ui/history";
 import { parseRoute } from "../src/ui/router";
-import { hexToRgb, paintMask } from "../src/ui/colors";
+import { hexToRgb, paintMask, paintMaskInBox } from "../src/ui/colors";
 
 describe("undo / redo history", () => {
   it("undoes and redoes steps, and a new step drops the redo branch", () => {
@@ -46,5 +46,11 @@ describe("colours", () => {
     const rgba = new Uint8ClampedArray(8);
     paintMask(rgba, Uint8Array.from([0, 1]), [1, 2, 3], 200);
     expect(Array.from(rgba)).toEqual([0, 0, 0, 0, 1, 2, 3, 200]);
+  });
+  it("paints only inside the box", () => {
+    const mask = Uint8Array.from([1, 1, 1, 1]); // 2x2
+    const rgba = new Uint8ClampedArray(16);
+    paintMaskInBox(rgba, mask, 2, [1, 0, 1, 2], [9, 9, 9]);
+    expect(Array.from(rgba.filter((_, i) => i % 4 === 3))).toEqual([0, 255, 0, 255]);
   });
 });

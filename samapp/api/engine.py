@@ -46,7 +46,7 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         seed = serializers.IntegerField(min_value=0, required=False)
         activate = serializers.BooleanField(required=False)
 
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="projects_training_jobs_list", responses=dict)
     def get(self, request: Request, project_id: int) -> Response:
         jobs = TrainingJob.objects.filter(project=self.project)[:MAX_LIST]
         return Response({"results": [training_job_payload(job) for job in jobs]})
@@ -72,7 +72,7 @@ class TrainingJobDetailApi(ProjectScopedMixin, APIView):
 
 
 class ModelVersionListApi(ProjectScopedMixin, APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(operation_id="projects_model_versions_list", responses=dict)
     def get(self, request: Request, project_id: int) -> Response:
         versions = ModelVersion.objects.filter(project=self.project)[:MAX_LIST]
         return Response(

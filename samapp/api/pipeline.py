@@ -16,6 +16,7 @@ from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Embedding, Image, ReviewState, SegmentJob
 from samapp.roles import Capability
 from samapp.selectors.embeddings import embedding_get_visible, embedding_status_payload
+from samapp.selectors.model_versions import model_key_visible
 from samapp.services.decoders import (
     DecoderUnavailableError,
     decoder_export_request,
@@ -131,6 +132,8 @@ class DecoderManifestApi(APIView):
         operation_id="models_decoder_manifest", responses={200: dict, 404: dict, 503: dict}
     )
     def get(self, request: Request, model_key: str) -> Response:
+        if not model_key_visible(user=request.user, model_key=model_key):
+            raise Http404("No such model.")  # another project's fine-tuned version
         try:
             manifest = decoder_export_request(model_key=model_key)
         except DecoderUnavailableError as exc:
@@ -149,6 +152,8 @@ class DecoderFileApi(APIView):
         operation_id="models_decoder_file", responses={(200, "application/octet-stream"): bytes}
     )
     def get(self, request: Request, model_key: str, filename: str) -> HttpResponse:
+        if not model_key_visible(user=request.user, model_key=model_key):
+            raise Http404("No such decoder file.")
         found = decoder_file_get(model_key=model_key, filename=filename)
         if found is None:
             raise Http404("No such decoder file.")

@@ -75,7 +75,9 @@ def next_click(pred: np.ndarray, gt: np.ndarray) -> tuple[tuple[int, int], int]:
     """
     best_area, best = 0, ((0, 0), -1)
     for label, error in ((1, gt & ~pred), (0, pred & ~gt)):
-        count, components, stats, _ = cv2.connectedComponentsWithStats(error.astype(np.uint8), 8)
+        count, components, stats, _ = cv2.connectedComponentsWithStats(
+            error.astype(np.uint8), connectivity=8
+        )
         if count > 1:
             largest = 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
             area = int(stats[largest, cv2.CC_STAT_AREA])

@@ -251,7 +251,7 @@ def finetune(
     model.train()
     started = time.monotonic()
     for step in range(1, config.steps + 1):
-        batch = []
+        batch: list[FinetuneSample] = []
         while len(batch) < min(config.images_per_step, len(samples)):
             if not queue:
                 queue = torch.randperm(len(samples), generator=order).tolist()

@@ -34,7 +34,9 @@ class Scene:
     Attributes:
       image: (H, W, 3) uint8 RGB.
       masks: one (H, W) bool array per instance, the visible part of each shape,
-        in drawing order (later ones occlude earlier ones); at least one.
+        in drawing order (later ones occlude earlier ones); at least one. Shapes whose
+        visible part is under MIN_VISIBLE_AREA pixels or MIN_VISIBLE_FRACTION of the
+        shape stay drawn but are not listed.
     """
 
     image: np.ndarray
@@ -187,7 +189,8 @@ def _place(
 
 
 def _colour(rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:
-    """A random RGB colour (3,) float32 at least MIN_COLOUR_DISTANCE from ``others``."""
+    """A random RGB colour (3,) float32, at least MIN_COLOUR_DISTANCE from ``others``
+    unless 50 draws found none."""
     for _ in range(50):
         colour = rng.uniform(0, 255, 3).astype(np.float32)
         if all(np.linalg.norm(colour - o) >= MIN_COLOUR_DISTANCE for o in others):
@@ -247,7 +250,7 @@ def _render(rng: np.random.Generator, style: Style, size: int) -> Scene:
     canvas += rng.normal(0.0, rng.uniform(2, 14), canvas.shape).astype(np.float32)
     sigma = rng.uniform(0.0, 1.0)
     if sigma > 0.3:
-        canvas = cv2.GaussianBlur(canvas, (0, 0), sigma)
+        canvas = np.asarray(cv2.GaussianBlur(canvas, (0, 0), sigma), dtype=np.float32)
     image = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     masks = []
     covered = np.zeros((size, size), bool)

@@ -4,8 +4,8 @@ The model keeps SAM's structure exactly (``ImageEncoderViT``, ``PromptEncoder``,
 ``MaskDecoder`` with a ``TwoWayTransformer``), so ``SamPredictor``,
 ``SamAutomaticMaskGenerator`` and the official ``SamOnnxModel`` work on it unchanged.
 It reads 256 px inputs with 16 px patches (a 16x16 image embedding, 64x64
-low-resolution mask logits): few enough tokens for the prompt-to-image attention to be
-learnt within a CPU budget of minutes, with ViT-B's pixels-per-token geometry.
+low-resolution mask logits), ViT-B's pixels per token, so that a training step stays
+cheap enough for a CPU budget of minutes.
 """
 
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ class TinySamConfig:
     decoder_mlp_dim: int = 256
     decoder_num_heads: int = 4
     iou_head_hidden_dim: int = 64
-    positional_encoding_scale: float = 1.0
+    positional_encoding_scale: float = 4.0
 
     @property
     def image_embedding_size(self) -> int:
@@ -106,8 +106,8 @@ def build_sam_tiny(
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    # SAM's random Fourier position features have scale 1: wavelengths of about half
-    # the image; a larger scale lets the decoder's attention place small objects.
+    # SAM's random Fourier position features have scale 1, wavelengths of about the
+    # image's size; a larger scale gives the decoder finer positions for small objects.
     sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix *= (
         config.positional_encoding_scale
     )

@@ -37,10 +37,10 @@ class TrainConfig:
     """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
 
     seed: int = 0
-    steps: int = 4000
+    steps: int = 3600
     images_per_step: int = 4
-    iterations: int = 3
-    box_probability: float = 0.2
+    iterations: int = 2
+    box_probability: float = 0.1
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50

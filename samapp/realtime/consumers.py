@@ -135,8 +135,16 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     # -- server events --------------------------------------------------------------------
 
     async def project_event(self, message: dict[str, Any]) -> None:
+        if getattr(self, "revoked", False):
+            return
         await self.send_json({"event": message["event"], "payload": message["payload"]})
 
     async def membership_revoked(self, message: dict[str, Any]) -> None:
         if message.get("project_id") == getattr(self, "project_id", None):
+            # Leave the room first: until the server delivers the disconnect, room events
+            # would still reach this consumer.
+            self.revoked = True
+            await self.channel_layer.group_discard(
+                project_group(self.project_id), self.channel_name
+            )
             await self.close(code=CLOSE_NOT_MEMBER)

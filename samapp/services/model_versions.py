@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -282,7 +282,7 @@ def _training_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_start(
-    *, project: Project, user: AbstractBaseUser | None, options: dict[str, Any] | None = None
+    *, project: Project, user: User | None, options: dict[str, Any] | None = None
 ) -> TrainingJob:
     """Queue a fine-tuning job on the project's accepted annotations; its model version
     (state `training`) gets the next number."""
@@ -337,13 +337,17 @@ class _Reporter:
 
     def __init__(self, job: TrainingJob) -> None:
         self.job = job
+        self.sent = 0  # loss points already sent over the websocket
 
     def __call__(self, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(self.job, name, value)
         TrainingJob.objects.filter(pk=self.job.pk).update(**changes, updated_at=timezone.now())
         payload = training_job_payload(self.job)
-        payload["loss_curve"] = payload["loss_curve"][-1:]  # the websocket gets the new points
+        # The websocket carries only the new points: `loss_from` is the first one's index.
+        payload["loss_from"] = self.sent
+        payload["loss_curve"] = payload["loss_curve"][self.sent :]
+        self.sent = len(self.job.loss_curve)
         broadcast(project_id=self.job.project_id, event="job.progress", payload=payload)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import transaction
 
@@ -88,7 +88,7 @@ def _examples(*, project: Project, model_key: str, img_size: int) -> tuple[np.nd
 def _pixels(image: Image) -> Any:
     from PIL import Image as PILImage
 
-    with default_storage.open(image.file.name, "rb") as handle:
+    with default_storage.open(str(image.file.name), "rb") as handle:
         pixels = PILImage.open(io.BytesIO(handle.read()))
         pixels.load()
     return pixels
@@ -97,7 +97,7 @@ def _pixels(image: Image) -> Any:
 def proposals_generate(
     *,
     image: Image,
-    user: AbstractBaseUser | None,
+    user: User | None,
     options: ProposalOptions | None = None,
     examples: tuple[np.ndarray, list[int]] | None = None,
 ) -> list[Annotation]:
@@ -159,7 +159,7 @@ def proposals_generate(
         created.append(
             annotation_create(
                 image=image,
-                author=user,  # type: ignore[arg-type]
+                author=user,
                 rle=record["segmentation"],
                 label=label_by_id.get(label_id) if label_id is not None else None,
                 predicted_iou=float(record["predicted_iou"]),
@@ -181,7 +181,7 @@ def proposals_generate(
 def proposals_start(
     *,
     project: Project,
-    user: AbstractBaseUser | None,
+    user: User | None,
     image_ids: list[int] | None = None,
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

@@ -145,7 +145,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                         "server did not start:\n" + (data_dir / "server.log").read_text()
                     ) from None
                 time.sleep(0.3)
-        yield {"base": base, "project_id": project_id, "data_dir": data_dir}
+        yield {
+            "base": base,
+            "project_id": project_id,
+            "data_dir": data_dir,
+            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
+        }
     finally:
         process.terminate()
         try:
@@ -161,6 +166,27 @@ def _depth(mask: np.ndarray) -> np.ndarray:
 
     padded = np.pad(mask.astype(np.uint8), 1)
     return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+
+def _torch_reference(
+    image: np.ndarray, clicks: list[list[float]], checkpoint_dir: str
+) -> list[dict[str, Any]]:
+    """SAM's own predictor on the same model and image: the mask the browser should show for
+    each click (the multimask output with the best predicted IoU)."""
+    from segment_anything import SamPredictor
+
+    from samapp.ml.masks import mask_to_rle
+    from samapp.ml.registry import load_model
+
+    predictor = SamPredictor(load_model("sam_tiny", checkpoint_dir=checkpoint_dir))
+    predictor.set_image(image)
+    cases = []
+    for x, y in clicks:
+        masks, scores, _ = predictor.predict(
+            point_coords=np.array([[x, y]]), point_labels=np.array([1]), multimask_output=True
+        )
+        cases.append({"click": [x, y], "rle": mask_to_rle(masks[int(np.argmax(scores))])})
+    return cases
 
 
 def _scenario(server: dict[str, Any], out_dir: Path) -> dict[str, Any]:
@@ -182,6 +208,7 @@ def _scenario(server: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         py, px = points[int(rng.integers(len(points)))]
         clicks.append([float(px) + 0.5, float(py) + 0.5])
     shots = ROOT / "docs" if os.environ.get("SAM_E2E_SCREENSHOTS") == "1" else None
+    parity = _torch_reference(scene.image, clicks[:6], server["checkpoint_dir"])
     return {
         "baseUrl": server["base"],
         "projectId": server["project_id"],
@@ -196,6 +223,8 @@ def _scenario(server: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         "latencyClicks": clicks,
         "proposalRles": [mask_to_rle(m) for m in scene.masks if m is not target],
         "minIou": 0.8,
+        "parity": parity,
+        "minParityIou": 0.98,
         "outFile": str(out_dir / "result.json"),
         "exportFile": str(out_dir / "export.zip"),
         "screenshotDir": str(shots) if shots else None,

@@ -32,13 +32,20 @@ def _run(project: Any, user: Any, **options: Any) -> TrainingJob:
 
 
 def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
-    project, users, shapes_project, decoder_variants
+    project, users, shapes_project, decoder_variants, monkeypatch
 ) -> None:
     from django.core.files.storage import default_storage
 
+    events: list[dict[str, Any]] = []
+    monkeypatch.setattr("samapp.services.model_versions.broadcast", lambda **e: events.append(e))
     shapes_project(project, 6)
     job = _run(project, users["manager"], activate=False)
     assert job.state == JobState.DONE, job.error
+    # Progress and the loss curve over the websocket, each loss point sent once.
+    progress = [e["payload"] for e in events if e["event"] == "job.progress"]
+    assert all(p["kind"] == "training" and p["id"] == job.pk for p in progress)
+    assert progress[-1]["state"] == "done" and progress[-1]["progress"] == 1.0
+    assert [x for p in progress for x in p["loss_curve"]] == job.loss_curve
     assert job.train_images + job.held_out_images == 6 and job.held_out_images >= 1
     assert len(job.loss_curve) == FAST["steps"]
     version = ModelVersion.objects.get(training_job=job)
@@ -152,3 +159,7 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
     assert key in url and client.get(url).status_code == 200
     missing = client.get(f"/api/models/sam_tiny-p{project.pk}v9/decoder/")
     assert missing.status_code == 404
+    # Trained on the project's data: other users see neither the manifest nor the files.
+    outsider = client_for("outsider")
+    assert outsider.get(f"/api/models/{key}/decoder/").status_code == 404
+    assert outsider.get(url).status_code == 404

@@ -1,17 +1,69 @@
-"""The committed sam_tiny checkpoint: size, metadata, and interactive quality on a
-held-out generated set (a seed never used for training). Nothing is retrained here."""
+"""The click simulation of the interactive evaluation, and the committed sam_tiny
+checkpoint: size, metadata, and interactive quality on a held-out generated set (a seed
+never used for training). Nothing is retrained here."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from samapp.ml.evaluation import HELD_OUT_SEED, evaluate_interactive
+from samapp.ml.evaluation import (
+    HELD_OUT_SEED,
+    InteractiveResult,
+    evaluate_interactive,
+    first_click,
+    next_click,
+)
 from samapp.ml.synthetic import generate_objects
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 from samapp.ml.training import TrainConfig
 
 OBJECTS = 200
+
+
+def test_first_click_is_farthest_from_the_boundary():
+    mask = np.zeros((40, 60), bool)
+    mask[10:31, 5:56] = True  # 21 rows: the centre row is 20
+    x, y = first_click(mask)
+    assert y == 20 and 15 <= x <= 45
+    corner = np.zeros((40, 60), bool)
+    corner[:9, :9] = True  # touches the image border, which counts as boundary
+    assert first_click(corner) == (4, 4)
+
+
+def test_next_click_goes_to_the_largest_error_region():
+    gt = np.zeros((50, 50), bool)
+    gt[10:40, 10:40] = True
+    pred = gt.copy()
+    pred[10:40, 10:20] = False  # 300 px missed
+    pred[0:5, 0:5] = True  # 25 px too many
+    (x, y), label = next_click(pred, gt)
+    assert label == 1 and 10 <= x < 20 and 10 <= y < 40 and gt[y, x] and not pred[y, x]
+    pred = gt.copy()
+    pred[0:8, :] = True
+    (x, y), label = next_click(pred, gt)
+    assert label == 0 and y < 8
+    assert next_click(gt, gt)[1] == -1
+
+
+def test_noc_and_miou():
+    ious = np.array([[0.5, 0.86, 0.95], [0.9, 0.9, 0.9], [0.1, 0.2, 0.3]])
+    result = InteractiveResult(ious, ious)
+    assert result.noc(0.85) == pytest.approx((2 + 1 + 3) / 3)
+    assert result.noc(0.90) == pytest.approx((3 + 1 + 3) / 3)
+    assert result.miou(1) == pytest.approx(0.5)
+
+
+def test_evaluate_interactive_on_a_random_model():
+    torch.manual_seed(0)
+    scenes = generate_objects(HELD_OUT_SEED, 6)
+    result = evaluate_interactive(
+        build_sam_tiny(), [s.image for s in scenes], [s.masks for s in scenes], clicks=2
+    )
+    assert result.ious.shape == result.oracle_ious.shape == (6, 2)
+    assert ((result.ious >= 0) & (result.ious <= 1)).all()
+    assert (result.oracle_ious >= result.ious - 1e-9).all()
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,7 @@ const embeddings = new Map<string, Embedding>();
 const pending = new Map<string, Promise<Embedding>>();
 const urls = new Map<string, string>();
 const EMBEDDING_CACHE = 8;
+const RENDER_ALL_PIXELS = 512 * 512;
 
 interface LastDecode {
   id: number;
@@ -309,13 +310,16 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
   const side = lowTensor.dims[3] ?? lowSide;
   const plane = side * side;
   const { indices, preselected } = candidateIndices(iou, request.prompt);
+  // Small outputs: every candidate now (switching is instant); large ones: the preselected
+  // one, the others on demand ("render").
+  const renderAll = !request.previewOnly && request.outSize.width * request.outSize.height <= RENDER_ALL_PIXELS;
   const candidates: DecodeCandidate[] = indices.map((index) => ({
     index,
     iou: iou[index] ?? 0,
     mask:
-      request.previewOnly && index !== preselected
-        ? null
-        : lowResToMask(lowRes, index * plane, side, model?.imgSize ?? 0, embedding.inputSize, request.outSize),
+      renderAll || index === preselected
+        ? lowResToMask(lowRes, index * plane, side, model?.imgSize ?? 0, embedding.inputSize, request.outSize)
+        : null,
   }));
   lastDecodes.push({ id: request.id, logits: lowRes, side, embedding });
   while (lastDecodes.length > 4) lastDecodes.shift();

@@ -46,18 +46,26 @@ export function lowResToMask(
   const xs = axis(out.width, input.width, imgSize, lowSide);
   const ys = axis(out.height, input.height, imgSize, lowSide);
   const mask = new Uint8Array(out.width * out.height);
+  // Interpolate along y once per output row (lowSide values), then along x per pixel.
+  const row = new Float32Array(lowSide);
+  let lastKey = -1;
   for (let y = 0; y < out.height; y++) {
-    const r0 = planeOffset + (ys.i0[y] as number) * lowSide;
-    const r1 = planeOffset + (ys.i1[y] as number) * lowSide;
+    const a0 = ys.i0[y] as number;
     const wy = ys.w1[y] as number;
-    const row = y * out.width;
+    const key = a0 * 4096 + Math.round(wy * 4095);
+    if (key !== lastKey) {
+      const r0 = planeOffset + a0 * lowSide;
+      const r1 = planeOffset + (ys.i1[y] as number) * lowSide;
+      for (let i = 0; i < lowSide; i++) {
+        row[i] = (logits[r0 + i] as number) * (1 - wy) + (logits[r1 + i] as number) * wy;
+      }
+      lastKey = key;
+    }
+    const base = y * out.width;
     for (let x = 0; x < out.width; x++) {
-      const a = xs.i0[x] as number;
-      const b = xs.i1[x] as number;
       const wx = xs.w1[x] as number;
-      const top = (logits[r0 + a] as number) * (1 - wx) + (logits[r0 + b] as number) * wx;
-      const bottom = (logits[r1 + a] as number) * (1 - wx) + (logits[r1 + b] as number) * wx;
-      if (top * (1 - wy) + bottom * wy > threshold) mask[row + x] = 1;
+      const v = (row[xs.i0[x] as number] as number) * (1 - wx) + (row[xs.i1[x] as number] as number) * wx;
+      if (v > threshold) mask[base + x] = 1;
     }
   }
   return mask;

@@ -23,4 +23,32 @@ export function paintMask(
   }
 }
 
+/** paintMask restricted to a COCO box [x, y, w, h] (an annotation's bbox). */
+export function paintMaskInBox(
+  rgba: Uint8ClampedArray,
+  mask: Uint8Array,
+  width: number,
+  box: readonly number[],
+  color: [number, number, number],
+  alpha = 255,
+): void {
+  const [bx = 0, by = 0, bw = width, bh = mask.length / width] = box;
+  const height = mask.length / width;
+  const x0 = Math.max(0, Math.floor(bx));
+  const y0 = Math.max(0, Math.floor(by));
+  const x1 = Math.min(width, Math.ceil(bx + bw));
+  const y1 = Math.min(height, Math.ceil(by + bh));
+  for (let y = y0; y < y1; y++) {
+    for (let i = y * width + x0, end = y * width + x1; i < end; i++) {
+      if (mask[i]) {
+        const o = i * 4;
+        rgba[o] = color[0];
+        rgba[o + 1] = color[1];
+        rgba[o + 2] = color[2];
+        rgba[o + 3] = alpha;
+      }
+    }
+  }
+}
+
 export const UNLABELLED_COLOR = "#ffd400";

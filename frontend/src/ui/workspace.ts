@@ -22,7 +22,7 @@ import {
 import { isEmptyPrompt, normaliseBox, type Box, type Point, type Prompt, type Size } from "../sam/prompts";
 import type { DecodeCandidate, ResponseFor } from "../sam/protocol";
 import { decodeRle, encodeRle, type CompressedRle } from "../sam/rle";
-import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
+import { hexToRgb, paintMask, paintMaskInBox, UNLABELLED_COLOR } from "./colors";
 import { History } from "./history";
 import { navigate } from "./router";
 
@@ -562,7 +562,8 @@ export class AnnotationWorkspace extends LitElement {
       if (a.data.id === this.state.editing) continue;
       if (a.mask.length !== width * height) continue;
       const alpha = a.data.review_state === "proposed" ? 150 : a.data.review_state === "rejected" ? 60 : 255;
-      paintMask(data.data, a.mask, hexToRgb(this.labelColor(a.data.label)), alpha);
+      const box = a.data.bbox.length === 4 && a.data.bbox[2] ? a.data.bbox : [0, 0, width, height];
+      paintMaskInBox(data.data, a.mask, width, box, hexToRgb(this.labelColor(a.data.label)), alpha);
     }
     ctx.putImageData(data, 0, 0);
     this.requestUpdate();
@@ -846,10 +847,19 @@ export class AnnotationWorkspace extends LitElement {
     }, wait);
   }
 
-  private selectCandidate(position: number): void {
-    const decode = this.state.decode;
-    if (!decode || position < 0 || position >= decode.candidates.length || this.state.edited) return;
-    this.history.push({ ...this.state, selected: position });
+  private async selectCandidate(position: number): Promise<void> {
+    const state = this.state;
+    let decode = state.decode;
+    if (!decode || position < 0 || position >= decode.candidates.length || state.edited) return;
+    const candidate = decode.candidates[position];
+    if (candidate && !candidate.mask) {
+      // Large images: only the preselected candidate was rendered; render this one now.
+      const reply = await samEngine().client.render(decode.id, candidate.index, decode.outSize);
+      if (!reply.mask || this.state !== state) return;
+      const mask = reply.mask;
+      decode = { ...decode, candidates: decode.candidates.map((c, i) => (i === position ? { ...c, mask } : c)) };
+    }
+    this.history.push({ ...state, decode, selected: position });
     this.refreshCurrentLayer();
   }
 
@@ -931,6 +941,21 @@ export class AnnotationWorkspace extends LitElement {
     this.drag = { kind: "paint", last: [x, y], mask, value };
     this.paintLayer(this.currentLayer, mask, this.size, this.labelColor(this.labelId));
     this.queueDraw();
+  }
+
+  private strokeLayer(from: [number, number], to: [number, number], value: 0 | 1): void {
+    const ctx = this.currentLayer.getContext("2d");
+    if (!ctx || this.currentLayer.width !== this.size.width) return;
+    ctx.save();
+    ctx.globalCompositeOperation = value ? "source-over" : "destination-out";
+    ctx.strokeStyle = this.labelColor(this.labelId);
+    ctx.lineCap = "round";
+    ctx.lineWidth = this.brushRadius * 2;
+    ctx.beginPath();
+    ctx.moveTo(from[0], from[1]);
+    ctx.lineTo(to[0], to[1]);
+    ctx.stroke();
+    ctx.restore();
   }
 
   private endPaint(mask: Uint8Array): void {
@@ -1110,6 +1135,23 @@ export class AnnotationWorkspace extends LitElement {
     }
   }
 
+  private async addLabel(form: HTMLFormElement): Promise<void> {
+    const data = new FormData(form);
+    const name = String(data.get("name") ?? "").trim();
+    const color = String(data.get("color") ?? "#4f7cff");
+    if (!name || !this.project) return;
+    try {
+      const label = await api.createLabel(this.projectId, name, color);
+      this.project = { ...this.project, labels: [...this.project.labels, label] };
+      this.labelId = label.id;
+      form.reset();
+      this.refreshCurrentLayer();
+    } catch (error) {
+      this.error = `Could not add the label: ${message(error)}`;
+      this.requestUpdate();
+    }
+  }
+
   private async setImageStatus(status: string): Promise<void> {
     try {
       this.image = await api.updateImage(this.projectId, this.imageId, { status });
@@ -1185,9 +1227,10 @@ export class AnnotationWorkspace extends LitElement {
       }
       case "paint":
         paintStroke(drag.mask, this.size, drag.last, [x, y], this.brushRadius, drag.value);
+        // Draw the stroke onto the layer too, instead of repainting the whole mask.
+        this.strokeLayer(drag.last, [x, y], drag.value);
         drag.last = [x, y];
         this.hoverPoint = [x, y];
-        this.paintLayer(this.currentLayer, drag.mask, this.size, this.labelColor(this.labelId));
         this.queueDraw();
         break;
       case "vertex": {
@@ -1270,7 +1313,7 @@ export class AnnotationWorkspace extends LitElement {
       case "1":
       case "2":
       case "3":
-        this.selectCandidate(Number(key) - 1);
+        void this.selectCandidate(Number(key) - 1);
         break;
       case "Enter":
       case "a":
@@ -1451,6 +1494,13 @@ export class AnnotationWorkspace extends LitElement {
                 <span class="swatch" style="background:${l.color}"></span>${l.name}</button>`,
             )}
           </div>
+          ${this.project?.role === "owner" || this.project?.role === "manager"
+            ? html`<form class="row new-label" @submit=${(e: Event) => { e.preventDefault(); void this.addLabel(e.target as HTMLFormElement); }}>
+                <input type="text" name="name" placeholder="New label" required maxlength="100" />
+                <input type="color" name="color" value="#4f7cff" />
+                <button type="submit">Add</button>
+              </form>`
+            : nothing}
           <label class="small">Opacity <input type="range" min="0.1" max="1" step="0.05" .value=${String(this.opacity)} @input=${(e: Event) => { this.opacity = Number((e.target as HTMLInputElement).value); this.queueDraw(); }} /></label>
         </section>
         <section>
@@ -1458,7 +1508,7 @@ export class AnnotationWorkspace extends LitElement {
           ${s.decode && !s.edited
             ? html`<div class="candidates" data-testid="candidates">
                 ${s.decode.candidates.map(
-                  (c, i) => html`<button class="cand ${i === s.selected ? "on" : ""}" data-testid="candidate-${i + 1}" @click=${() => this.selectCandidate(i)}>
+                  (c, i) => html`<button class="cand ${i === s.selected ? "on" : ""}" data-testid="candidate-${i + 1}" @click=${() => void this.selectCandidate(i)}>
                     <kbd>${i + 1}</kbd> IoU ${c.iou.toFixed(2)}</button>`,
                 )}
               </div>`
@@ -1490,12 +1540,13 @@ export class AnnotationWorkspace extends LitElement {
             ${list.map(
               (a) => html`<li class=${a.data.id === this.selectedAnnotation ? "on" : ""} data-testid="annotation-item" data-id=${a.data.id}>
                 <span class="swatch" style="background:${this.labelColor(a.data.label)}"></span>
-                <button class="link" @click=${() => { this.selectedAnnotation = a.data.id; this.queueDraw(); this.requestUpdate(); }}>#${a.data.id}</button>
+                <button class="link" title="${a.data.source}${a.data.predicted_iou !== null ? `, predicted IoU ${a.data.predicted_iou.toFixed(2)}` : ""}, ${a.data.area} px, v${a.data.version}" @click=${() => { this.selectedAnnotation = a.data.id; this.queueDraw(); this.requestUpdate(); }}>#${a.data.id}</button>
                 <select @change=${(e: Event) => { const v = (e.target as HTMLSelectElement).value; void this.relabel(a.data.id, v ? Number(v) : null); }}>
                   <option value="" ?selected=${a.data.label === null}>—</option>
                   ${this.labels.map((l) => html`<option value=${l.id} ?selected=${l.id === a.data.label}>${l.name}</option>`)}
                 </select>
-                <span class="small muted">${a.data.source}${a.data.review_state !== "accepted" ? ` · ${a.data.review_state}` : ""}</span>
+                ${a.data.review_state !== "accepted" ? html`<span class="small muted">${a.data.review_state}</span>` : nothing}
+                <span class="spacer"></span>
                 <button class="link" title="Edit with brush / eraser" @click=${() => void this.startEditing(a.data.id, false)}>edit</button>
                 <button class="link" title="Refine with clicks" @click=${() => void this.startEditing(a.data.id, true)}>refine</button>
                 <button class="link danger" title="Delete" @click=${() => void this.deleteAnnotation(a.data.id)}>✕</button>

@@ -9,6 +9,7 @@ labelmap.json, labelmap.txt        index -> label name and color (txt: CVAT's fo
 """
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -41,9 +42,17 @@ def label_map(labels: list[Label]) -> list[dict[str, object]]:
     ]
 
 
+# CVAT's label map splits rows on line breaks and fields on ':': a label name may hold
+# neither (labelmap.json keeps the exact names).
+_MAP_UNSAFE = re.compile("[:\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def label_map_txt(labels: list[Label]) -> str:
     rows = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
-    rows += ["{}:{},{},{}::".format(label.name, *hex_rgb(label.color)) for label in labels]
+    rows += [
+        "{}:{},{},{}::".format(_MAP_UNSAFE.sub("_", label.name), *hex_rgb(label.color))
+        for label in labels
+    ]
     return "\n".join(rows) + "\n"
 
 

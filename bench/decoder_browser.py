@@ -1,0 +1,245 @@
+"""Click -> mask in the browser (headless Debian Chromium, onnxruntime-web WASM), SAM ViT-B decoder
+(random init): SAM's official ONNX export (``SamOnnxModel``, full-resolution output, as its demo
+uses) against ours (``samapp.ml.fast_decoder``: per-image prepare graph + lean per-click graph,
+low-resolution output thresholded and upscaled on a canvas), interleaved click by click in the
+same page.
+
+    python bench/decoder_browser.py [--clicks 30] [--threads 2]
+
+Also checks mask agreement: thresholded low-res masks of ours (from the browser) against SAM's
+fp32 torch decoder on the same prompts (ViT-B), and the same check with native onnxruntime on
+``sam_tiny`` (committed checkpoint when present) over its held-out generated test images.
+Prints a table, the op-type profile of our click graph (native onnxruntime, 2 threads), and the
+official/ours p50 ratio last."""
+
+import argparse
+import base64
+import collections
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from browser.harness import ensure_frontend_modules, run_page, serve  # noqa: E402
+
+from samapp.ml.embedding import compute_embeddings  # noqa: E402
+from samapp.ml.fast_decoder import export_fast_decoder  # noqa: E402
+from samapp.ml.onnx_export import SamOnnxLowRes, export_decoder  # noqa: E402
+from samapp.ml.registry import load_model  # noqa: E402
+from samapp.ml.synthetic import generate_scene  # noqa: E402
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT  # noqa: E402
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def torch_reference(model, embedding: torch.Tensor, coords: np.ndarray) -> np.ndarray:
+    """SAM's fp32 torch decoder (single-mask ONNX rule, no mask input): (P, 2) -> (4h, 4w)."""
+    h, w = model.prompt_encoder.image_embedding_size
+    labels = torch.tensor([[1.0] * (len(coords) - 1) + [-1.0]])
+    with torch.no_grad():
+        _, masks = SamOnnxLowRes(model, return_single_mask=True)(
+            embedding[None],
+            torch.from_numpy(coords[None].astype(np.float32)),
+            labels,
+            torch.zeros(1, 1, 4 * h, 4 * w),
+            torch.zeros(1),
+        )
+    return masks[0, 0].numpy()
+
+
+def synthetic_photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A deterministic (H, W, 3) uint8 test image: a generated scene resized to ``size``."""
+    from PIL import Image
+
+    scene = generate_scene(seed, 0, size=512)
+    return np.asarray(Image.fromarray(scene.image).resize((size[1], size[0])))
+
+
+def tiny_check(out: Path, images: int) -> dict[str, float]:
+    """Fast decoder (native onnxruntime) vs torch on sam_tiny over held-out generated scenes."""
+    trained = SAM_TINY_CHECKPOINT.is_file()
+    torch.manual_seed(0)
+    model = load_model("sam_tiny", random_init=not trained)
+    result: dict[str, float] = {"trained": float(trained)}
+    scenes = [
+        generate_scene(7_000_001, i, size=model.image_encoder.img_size) for i in range(images)
+    ]
+    embeddings = compute_embeddings(model, [s.image for s in scenes])
+    for int8 in (False, True):
+        paths = export_fast_decoder(model, out / "tiny", int8=int8)
+        prepare = ort.InferenceSession(str(paths["prepare"]))
+        click = ort.InferenceSession(str(paths["click"]))
+        ious = []
+        for scene, emb in zip(scenes, embeddings, strict=True):
+            prepared = prepare.run(None, {"image_embeddings": emb.embedding[None].numpy()})
+            feeds = dict(zip(["src", "k0", "v0", "q0"], prepared, strict=True))
+            for mask in scene.masks:
+                ys, xs = np.nonzero(mask)
+                k = len(ys) // 2
+                coords = np.array([[xs[k], ys[k]], [0, 0]], np.float32)
+                ref = torch_reference(model, emb.embedding, coords) > 0
+                _, logits = click.run(
+                    None,
+                    {
+                        **feeds,
+                        "point_coords": coords[None],
+                        "point_labels": np.array([[1.0, -1.0]], np.float32),
+                    },
+                )
+                ious.append(iou(ref, logits[0, 0] > 0))
+        key = "int8" if int8 else "fp32"
+        result[f"{key}_mean_iou"] = float(np.mean(ious))
+        result[f"{key}_min_iou"] = float(np.min(ious))
+        result["masks"] = float(len(ious))
+    return result
+
+
+def native_profile(paths: dict[str, Path], embedding: np.ndarray, runs: int) -> dict[str, float]:
+    """Share of time per op type in our click graph (native onnxruntime, 2 threads)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    prepare = ort.InferenceSession(str(paths["prepare"]), options)
+    feeds = dict(
+        zip(
+            ["src", "k0", "v0", "q0"],
+            prepare.run(None, {"image_embeddings": embedding}),
+            strict=True,
+        )
+    )
+    feeds["point_coords"] = np.array([[[500.0, 400.0], [0.0, 0.0]]], np.float32)
+    feeds["point_labels"] = np.array([[1.0, -1.0]], np.float32)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(paths["click"].parent / "profile")
+    session = ort.InferenceSession(str(paths["click"]), options)
+    for _ in range(runs):
+        session.run(None, feeds)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: collections.Counter[str] = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"]
+    total = sum(per_op.values())
+    return {op: dur / total for op, dur in per_op.most_common(8)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clicks", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="1200x1600", help="original image HxW")
+    parser.add_argument("--tiny-images", type=int, default=10)
+    args = parser.parse_args()
+    ensure_frontend_modules()
+    orig = tuple(int(v) for v in args.size.split("x"))
+
+    torch.manual_seed(0)
+    model = load_model("sam_vit_b", random_init=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        t0 = time.perf_counter()
+        emb = compute_embeddings(model, [synthetic_photo(orig)])[0]
+        encode_s = time.perf_counter() - t0
+        models = {
+            "official": export_decoder(model, "official_single", out / "official.onnx").name,
+            "lowres_int8": export_decoder(model, "lowres_single_int8", out / "lowres.onnx").name,
+        }
+        fast = export_fast_decoder(model, out, int8=False)
+        fast8 = export_fast_decoder(model, out, int8=True)
+        models |= {
+            "fast_prepare": fast["prepare"].name,
+            "fast": fast["click"].name,
+            "fast_int8": fast8["click"].name,
+        }
+        embedding = emb.embedding.numpy().astype("<f4")
+        (out / "embedding.f32").write_bytes(embedding.tobytes())
+        rng = np.random.default_rng(0)
+        clicks = [
+            [float(rng.uniform(0, orig[1])), float(rng.uniform(0, orig[0]))]
+            for _ in range(args.clicks)
+        ]
+        return_masks = min(8, args.clicks)
+        config = {
+            "orig_size": list(orig),
+            "input_size": list(emb.input_size),
+            "img_size": model.image_encoder.img_size,
+            "embedding_shape": list(embedding.shape),
+            "models": models,
+            "clicks": clicks,
+            "warmup": args.warmup,
+            "threads": args.threads,
+            "return_masks": return_masks,
+        }
+        (out / "config.json").write_text(json.dumps(config))
+        with serve(out) as base:
+            result = run_page(f"{base}/bench/decoder.html")
+
+        # Agreement with SAM's fp32 torch decoder on the same prompts.
+        scale = model.image_encoder.img_size / max(orig)
+        agreement = {}
+        for name in ("fast", "fast_int8", "lowres_int8"):
+            values = []
+            for k, b64 in enumerate(result["masks"][name]):
+                logits = np.frombuffer(base64.b64decode(b64), "<f4").reshape(256, 256)
+                coords = np.array([[c * scale for c in clicks[k]], [0.0, 0.0]])
+                values.append(iou(torch_reference(model, emb.embedding, coords) > 0, logits > 0))
+            agreement[name] = (float(np.mean(values)), float(np.min(values)))
+        tiny = tiny_check(out, args.tiny_images)
+        profile = native_profile(fast, embedding[None], runs=5)
+        sizes = {name: (out / file).stat().st_size for name, file in models.items()}
+
+    ms = result["click_ms"]
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at end; "
+        f"{result['user_agent'].split(') ')[-1]}; cross-origin isolated "
+        f"{result['cross_origin_isolated']}; WASM threads {result['threads']}; "
+        f"WebGPU available: {result['webgpu_available']} (WASM reported)"
+    )
+    print(
+        f"image {orig[0]}x{orig[1]}; ViT-B encoder (random init, torch CPU) {encode_s:.1f} s; "
+        f"prepare (once per image) p50 {result['timings']['prepare_ms']['p50']:.1f} ms"
+    )
+    print(
+        f"{'variant':<14}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}{'MB':>7}"
+        "  IoU vs torch fp32 (mean/min)"
+    )
+    for name in ms:
+        agree = agreement.get(name)
+        agree_s = f"{agree[0]:.4f}/{agree[1]:.4f}" if agree else "-"
+        print(
+            f"{name:<14}{ms[name]['p50']:9.1f}{ms[name]['p90']:9.1f}{ms[name]['mean']:9.1f}"
+            f"{sizes[name] / 1e6:7.1f}  {agree_s}"
+        )
+    print(
+        f"sam_tiny (trained={bool(tiny['trained'])}, {int(tiny['masks'])} masks, native ORT): "
+        f"IoU vs torch fp32 fp32 {tiny['fp32_mean_iou']:.4f}/{tiny['fp32_min_iou']:.4f}, "
+        f"int8 {tiny['int8_mean_iou']:.4f}/{tiny['int8_min_iou']:.4f}"
+    )
+    print(
+        "our click graph, time share by op (native ORT): "
+        + ", ".join(f"{op} {share:.0%}" for op, share in profile.items())
+    )
+    best = min(
+        ("fast", "fast_int8"), key=lambda n: ms[n]["p50"] if agreement[n][1] >= 0.98 else 1e9
+    )
+    ratio = ms["official"]["p50"] / ms[best]["p50"]
+    print(
+        f"ratio official/{best} p50: {ms['official']['p50']:.1f} / {ms[best]['p50']:.1f} ms"
+        f" = {ratio:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
