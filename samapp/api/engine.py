@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.fields import IdField
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import ModelVersion, TrainingJob
 from samapp.roles import Capability
@@ -122,9 +123,7 @@ class ProposalsApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.ANNOTATE}
 
     class InputSerializer(serializers.Serializer[Any]):
-        image_ids = serializers.ListField(
-            child=serializers.IntegerField(min_value=1), required=False, allow_empty=False
-        )
+        image_ids = serializers.ListField(child=IdField(), required=False, allow_empty=False)
         pred_iou_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
         stability_score_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
         max_overlap = serializers.FloatField(min_value=0, max_value=1, required=False)

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.fields import IdField
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Embedding, Image, ReviewState, SegmentJob
 from samapp.roles import Capability
@@ -218,7 +219,7 @@ class AnnotationReviewApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.REVIEW}
 
     class InputSerializer(serializers.Serializer[Any]):
-        ids = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+        ids = serializers.ListField(child=IdField(), allow_empty=False)
         review_state = serializers.ChoiceField(
             choices=[ReviewState.ACCEPTED.value, ReviewState.REJECTED.value]
         )

@@ -39,7 +39,6 @@ ARCHIVE_ERRORS = (
 )
 
 
-
 @dataclass(frozen=True)
 class CheckedImage:
     """An upload that passed every check, ready to store."""

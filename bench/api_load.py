@@ -1,0 +1,368 @@
+"""API under load: 50 concurrent annotators writing annotations over REST (create, then
+If-Match PATCHes of their own annotation and of one annotation per image that everybody edits)
+while each holds the project websocket and must receive every write's broadcast.
+
+Loopback only: a real daphne on 127.0.0.1 (ephemeral port) with a throwaway database
+(Postgres + Redis channel layer when they answer on 127.0.0.1, else SQLite + the in-process
+layer); bounded: a fixed number of writes per annotator, a global deadline, then it stops.
+
+    python bench/api_load.py [--annotators 50] [--writes 10] [--deadline 240]
+
+Baseline in the same run: one annotator doing the same writes alone. Checks: every successful
+write's (id, version) reaches every connected annotator (lost broadcasts), and every annotation's
+final version and content match the successful writes (lost updates: a stale write must get 412,
+never overwrite). Prints throughput, latency percentiles, losses, and the throughput ratio last."""
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+import websockets
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench")]
+
+from pipeline_overhead import ADMIN_DB, PY, Profile  # noqa: E402
+
+SIZE = (48, 64)  # image height, width
+SETUP = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from samapp.services.projects import project_create, member_add
+User = get_user_model()
+owner = User.objects.create_user(username="owner", password="x")
+project = project_create(name="load", created_by=owner, labels=[])
+tokens = [Token.objects.create(user=owner).key]
+for i in range({n}):
+    user = User.objects.create_user(username=f"annotator{{i}}", password="x")
+    member_add(project=project, user=user, role="annotator")
+    tokens.append(Token.objects.create(user=user).key)
+print("SETUP", project.pk, " ".join(tokens))
+"""
+
+
+def server_reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def rle(seed: int) -> dict[str, Any]:
+    """A small rectangle mask as COCO compressed RLE (str counts)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(SIZE, np.uint8, order="F")
+    y, x = rng.integers(0, SIZE[0] // 2), rng.integers(0, SIZE[1] // 2)
+    mask[y : y + 10 + seed % 7, x : x + 12] = 1
+    encoded = mask_utils.encode(mask)
+    return {"size": list(SIZE), "counts": encoded["counts"].decode()}
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng().integers(0, 255, (*SIZE, 3), np.uint8)).save(
+        buffer, format="PNG"
+    )
+    return buffer.getvalue()
+
+
+class LoadProfile(Profile):
+    def start_load(self, annotators: int) -> tuple[int, list[str]]:
+        self.manage("migrate", "-v", "0")
+        line = next(
+            x
+            for x in self.manage("shell", stdin=SETUP.format(n=annotators)).splitlines()
+            if x.startswith("SETUP")
+        )
+        _, project_id, *tokens = line.split()
+        self.spawn(
+            "web",
+            PY,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "backend.asgi:application",
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=2)
+                break
+            time.sleep(0.3)
+        return int(project_id), tokens
+
+
+class Run:
+    """One load phase: writers, listeners, and the bookkeeping to find losses."""
+
+    def __init__(self, base: str, project_id: int, deadline: float) -> None:
+        self.base = base
+        self.project_id = project_id
+        self.deadline = deadline
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.writes: list[tuple[int, int, float]] = []  # (annotation id, version, sent at)
+        self.received: list[dict[tuple[int, int], float]] = []
+        self.content: dict[int, tuple[int, str]] = {}  # id -> (version, tag) of the last write
+        self.pool = ThreadPoolExecutor(max_workers=64)
+
+    async def http(self, session: requests.Session, method: str, url: str, **kw: Any):
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        response = await loop.run_in_executor(
+            self.pool, lambda: session.request(method, self.base + url, timeout=60, **kw)
+        )
+        self.latencies.append(time.perf_counter() - start)
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        return response, start
+
+    def record(self, payload: dict[str, Any], sent: float, tag: str) -> None:
+        self.writes.append((payload["id"], payload["version"], sent))
+        previous = self.content.get(payload["id"])
+        if previous is None or previous[0] < payload["version"]:
+            self.content[payload["id"]] = (payload["version"], tag)
+
+    async def listen(self, ws: Any, seen: dict[tuple[int, int], float], stop: asyncio.Event):
+        while not stop.is_set():
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
+            except TimeoutError:
+                continue
+            if message["event"] in ("annotation.created", "annotation.updated"):
+                payload = message["payload"]
+                seen.setdefault((payload["id"], payload["version"]), time.perf_counter())
+
+    async def annotator(
+        self, index: int, token: str, images: list[int], shared: list[int], writes: int
+    ) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        prefix = f"/api/projects/{self.project_id}"
+        image = images[index % len(images)]
+        response, sent = await self.http(
+            session,
+            "POST",
+            f"{prefix}/images/{image}/annotations/",
+            json={"rle": rle(index), "source": "click", "prompts": {"tag": f"{index}-0"}},
+        )
+        if response.status_code != 201:
+            raise RuntimeError(response.text)
+        own = response.json()
+        self.record(own, sent, f"{index}-0")
+        versions = {own["id"]: own["version"]}
+        for step in range(1, writes):
+            target = own["id"] if step % 2 else shared[index % len(shared)]
+            tag = f"{index}-{step}"
+            for _ in range(50):  # bounded retries on 412
+                if time.monotonic() > self.deadline:
+                    return
+                if target not in versions:
+                    got, _ = await self.http(session, "GET", f"{prefix}/annotations/{target}/")
+                    versions[target] = got.json()["version"]
+                response, sent = await self.http(
+                    session,
+                    "PATCH",
+                    f"{prefix}/annotations/{target}/",
+                    json={"rle": rle(index * 100 + step), "prompts": {"tag": tag}},
+                    headers={"If-Match": f'"{versions[target]}"'},
+                )
+                if response.status_code == 200:
+                    payload = response.json()
+                    versions[target] = payload["version"]
+                    self.record(payload, sent, tag)
+                    break
+                if response.status_code != 412:
+                    raise RuntimeError(f"{response.status_code} {response.text}")
+                versions[target] = response.json()["current"]["version"]
+
+    async def run(self, tokens: list[str], images: list[int], shared: list[int], writes: int):
+        ws_base = self.base.replace("http", "ws")
+        stop = asyncio.Event()
+        sockets = []
+        for token in tokens:
+            ws = await websockets.connect(
+                f"{ws_base}/ws/projects/{self.project_id}/?token={token}",
+                origin=self.base,
+                max_queue=None,
+            )
+            hello = json.loads(await ws.recv())
+            assert hello["event"] == "hello", hello
+            sockets.append(ws)
+            self.received.append({})
+        listeners = [
+            asyncio.create_task(self.listen(ws, seen, stop))
+            for ws, seen in zip(sockets, self.received, strict=True)
+        ]
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(self.annotator(i, t, images, shared, writes) for i, t in enumerate(tokens))
+        )
+        elapsed = time.perf_counter() - start
+        expected = {(a, v) for a, v, _ in self.writes}
+        grace = time.monotonic() + 15
+        while time.monotonic() < min(grace, self.deadline + 15) and any(
+            not expected <= seen.keys() for seen in self.received
+        ):
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*listeners)
+        for ws in sockets:
+            await ws.close()
+        self.pool.shutdown()
+        return elapsed
+
+    def report(self, elapsed: float) -> dict[str, float]:
+        sent = {(a, v): t for a, v, t in self.writes}
+        missing = sum(len(sent.keys() - seen.keys()) for seen in self.received)
+        fanout = [seen[key] - t for seen in self.received for key, t in sent.items() if key in seen]
+        lat = np.array(self.latencies) * 1000
+        return {
+            "writes": len(self.writes),
+            "requests": len(self.latencies),
+            "conflicts": self.statuses.get(412, 0),
+            "elapsed": elapsed,
+            "writes_per_s": len(self.writes) / elapsed,
+            "p50": float(np.percentile(lat, 50)),
+            "p95": float(np.percentile(lat, 95)),
+            "fanout_p95": float(np.percentile(fanout, 95) * 1000) if fanout else float("nan"),
+            "lost_broadcasts": missing,
+        }
+
+
+def setup_content(base: str, project_id: int, owner: str, images: int) -> tuple[list, list]:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {owner}"
+    prefix = f"{base}/api/projects/{project_id}"
+    image_ids, shared = [], []
+    for i in range(images):
+        response = session.post(
+            f"{prefix}/images/", files={"file": (f"{i}.png", png(), "image/png")}, timeout=60
+        )
+        assert response.status_code == 201, response.text
+        image_ids.append(response.json()["created"][0]["id"])
+        response = session.post(
+            f"{prefix}/images/{image_ids[-1]}/annotations/",
+            json={"rle": rle(1000 + i), "prompts": {"tag": "owner"}},
+            timeout=60,
+        )
+        assert response.status_code == 201, response.text
+        shared.append(response.json()["id"])
+    return image_ids, shared
+
+
+def lost_updates(base: str, project_id: int, owner: str, runs: list[Run]) -> int:
+    """Annotations whose stored version/content differ from the last successful write."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {owner}"
+    expected: dict[int, tuple[int, str]] = {}
+    for run in runs:
+        for key, value in run.content.items():
+            if key not in expected or expected[key][0] < value[0]:
+                expected[key] = value
+    lost = 0
+    for annotation_id, (version, tag) in expected.items():
+        got = session.get(
+            f"{base}/api/projects/{project_id}/annotations/{annotation_id}/", timeout=60
+        ).json()
+        lost += got["version"] != version or got["prompts"].get("tag") != tag
+    return lost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--writes", type=int, default=10, help="writes per annotator")
+    parser.add_argument("--images", type=int, default=5)
+    parser.add_argument("--deadline", type=float, default=240, help="seconds, whole load")
+    parser.add_argument("--db", choices=["auto", "sqlite", "postgres"], default="auto")
+    args = parser.parse_args()
+    use_pg = args.db == "postgres" or (
+        args.db == "auto" and server_reachable(5432) and server_reachable(6379)
+    )
+    with tempfile.TemporaryDirectory(prefix="sam-api-load-") as tmp:
+        extra: dict[str, str] = {}
+        dbname = None
+        if use_pg:
+            import psycopg
+            import redis
+
+            dbname = f"samload_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+            redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
+            extra = {
+                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{dbname}",
+                "REDIS_URL": "redis://127.0.0.1:6379/13",
+            }
+        profile = LoadProfile("load", Path(tmp), extra)
+        try:
+            project_id, tokens = profile.start_load(args.annotators)
+            base = f"http://127.0.0.1:{profile.port}"
+            owner, annotators = tokens[0], tokens[1:]
+            images, shared = setup_content(base, project_id, owner, args.images)
+            hard_stop = time.monotonic() + args.deadline
+            solo = Run(base, project_id, hard_stop)
+            solo_s = asyncio.run(solo.run(annotators[:1], images, shared, args.writes))
+            crowd = Run(base, project_id, hard_stop)
+            crowd_s = asyncio.run(crowd.run(annotators, images, shared, args.writes))
+            lost = lost_updates(base, project_id, owner, [solo, crowd])
+            rows = {
+                "1 annotator (baseline)": solo.report(solo_s),
+                f"{args.annotators} annotators": crowd.report(crowd_s),
+            }
+        except Exception:
+            for log in sorted(profile.logs.glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+            raise
+        finally:
+            profile.stop()
+            if dbname:
+                import psycopg
+                import redis
+
+                with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
+
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at end; one daphne "
+        f"process on loopback; {'Postgres + Redis channel layer' if use_pg else 'SQLite + spool layer'}"
+    )
+    print(
+        f"{'phase':<24}{'writes':>7}{'reqs':>6}{'412s':>6}{'s':>7}{'writes/s':>10}"
+        f"{'p50 ms':>8}{'p95 ms':>8}{'bcast p95 ms':>13}{'lost bcast':>11}"
+    )
+    for name, r in rows.items():
+        print(
+            f"{name:<24}{r['writes']:>7}{r['requests']:>6}{r['conflicts']:>6}{r['elapsed']:>7.1f}"
+            f"{r['writes_per_s']:>10.1f}{r['p50']:>8.1f}{r['p95']:>8.1f}{r['fanout_p95']:>13.1f}"
+            f"{r['lost_broadcasts']:>11}"
+        )
+    print(f"lost updates (final version/content differs from the last successful write): {lost}")
+    crowd_row = rows[f"{args.annotators} annotators"]
+    solo_row = rows["1 annotator (baseline)"]
+    print(
+        f"ratio {args.annotators}-annotator / 1-annotator throughput: "
+        f"{crowd_row['writes_per_s'] / solo_row['writes_per_s']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
