@@ -341,9 +341,10 @@ def main() -> None:
                     conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
                 redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
 
+    stack = "Postgres + Redis channel layer" if use_pg else "SQLite + spool layer"
     print(
-        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at end; one daphne "
-        f"process on loopback; {'Postgres + Redis channel layer' if use_pg else 'SQLite + spool layer'}"
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at end; "
+        f"one daphne process on loopback; {stack}"
     )
     print(
         f"{'phase':<24}{'writes':>7}{'reqs':>6}{'412s':>6}{'s':>7}{'writes/s':>10}"

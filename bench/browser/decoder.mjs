@@ -109,8 +109,8 @@ async function main() {
     prepareMs.push(performance.now() - t);
   }
   timings.prepare_ms = stats(prepareMs);
-  for (const name of ['fast', 'fast_int8']) {
-    if (!cfg.models[name]) continue;
+  const ours = Object.keys(cfg.models).filter((k) => k.startsWith('fast') && k !== 'fast_prepare');
+  for (const name of ours) {
     const session = await load(name);
     const feeds = {
       src: prepared.src, k0: prepared.k0, v0: prepared.v0, q0: prepared.q0,

@@ -34,9 +34,10 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import onnx
+import onnx.numpy_helper
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
@@ -93,27 +94,31 @@ class FastDecoderPrepare(nn.Module):
 class FastDecoderClick(SamOnnxModel):
     """Per-click part; see the module docstring. Always returns a single mask, low-res."""
 
-    def __init__(self, model: Sam) -> None:
+    def __init__(self, model: Sam, approximate_gelu: bool = False) -> None:
+        """``approximate_gelu`` uses the tanh GELU in the output upscaling (SAM: exact erf)."""
         super().__init__(model, return_single_mask=True)
         decoder = model.mask_decoder
         pe = model.prompt_encoder.get_dense_pe()[0].flatten(1).transpose(0, 1)
-        self.register_buffer("pe", pe.detach().clone().contiguous(), persistent=False)
+        # A parameter so that the export stores it once (a buffer becomes one constant per use).
+        self.pe = nn.Parameter(pe.detach().clone().contiguous(), requires_grad=False)
         h, w = model.prompt_encoder.image_embedding_size
         self.grid = (h, w)
         up1, norm, _, up2, _ = decoder.output_upscaling
         c, c4 = up1.weight.shape[:2]
         c8 = up2.weight.shape[1]
         # ConvTranspose2d(k=2, s=2) weights (in, out, 2, 2) -> (in, 4 * out), sub-pixel major.
-        self.register_buffer(
-            "up1_w", up1.weight.detach().permute(0, 2, 3, 1).reshape(c, 4 * c4).clone(), False
+        # Parameters (not buffers) so that the export keeps them as named initializers, which
+        # onnxruntime's quantizer can find.
+        self.up1_w = nn.Parameter(
+            up1.weight.detach().permute(0, 2, 3, 1).reshape(c, 4 * c4).clone(), requires_grad=False
         )
         self.register_buffer("up1_b", up1.bias.detach().clone(), False)
-        self.register_buffer(
-            "up2_w", up2.weight.detach().permute(0, 2, 3, 1).reshape(c4, 4 * c8).clone(), False
+        self.up2_w = nn.Parameter(
+            up2.weight.detach().permute(0, 2, 3, 1).reshape(c4, 4 * c8).clone(), requires_grad=False
         )
         self.register_buffer("up2_b", up2.bias.detach().clone(), False)
         self.up_norm = norm
-        self.act = decoder.output_upscaling[2]
+        self.act = nn.GELU(approximate="tanh") if approximate_gelu else decoder.output_upscaling[2]
         self.c4, self.c8 = c4, c8
 
     # -- attention rewrites ------------------------------------------------------------------
@@ -216,13 +221,14 @@ class FastDecoderClick(SamOnnxModel):
                 q = (queries + tokens)[None]
                 queries = queries + layer.self_attn(q=q, k=q, v=queries[None])[0]
             queries = layer.norm1(queries)
+            keys_pe = keys + pe  # shared by both cross attentions (keys change after them)
             if index == 0:
                 attn_out = self._small_attention(
                     layer.cross_attn_token_to_image, queries + tokens, k0, v0
                 )
             else:
                 attn_out = self._tokens_to_image(
-                    layer.cross_attn_token_to_image, queries + tokens, keys + pe, keys
+                    layer.cross_attn_token_to_image, queries + tokens, keys_pe, keys
                 )
             queries = layer.norm2(queries + attn_out)
             queries = layer.norm3(queries + layer.mlp(queries))
@@ -232,9 +238,12 @@ class FastDecoderClick(SamOnnxModel):
                 )
             else:
                 attn_out = self._image_to_tokens(
-                    layer.cross_attn_image_to_token, queries + tokens, queries, xq=keys + pe
+                    layer.cross_attn_image_to_token, queries + tokens, queries, xq=keys_pe
                 )
             keys = layer.norm4(keys + attn_out)
+        # Only the IoU and mask tokens are read after the final attention (rows are independent).
+        outputs = 1 + decoder.num_mask_tokens
+        queries, tokens = queries[:outputs], tokens[:outputs]
         attn_out = self._tokens_to_image(
             transformer.final_attn_token_to_image, queries + tokens, keys + pe, keys
         )
@@ -302,16 +311,24 @@ def _export(
 
 
 def export_fast_decoder(
-    model: Sam, out_dir: str | Path, int8: bool = False, prefix: str = "fast"
+    model: Sam,
+    out_dir: str | Path,
+    int8: bool | Literal["all", "upscale"] = False,
+    prefix: str = "fast",
+    per_channel: bool = False,
+    approximate_gelu: bool = False,
 ) -> dict[str, Path]:
-    """Export ``{prefix}_prepare.onnx`` and ``{prefix}_click[_int8].onnx`` into ``out_dir``.
+    """Export ``{prefix}_prepare.onnx`` and ``{prefix}_click{suffix}.onnx`` into ``out_dir``.
 
     ``model`` must be on the CPU in float32. ``int8`` dynamically quantizes the click graph's
-    constant-weight matmuls (QUInt8 weights); the prepare graph stays float32 (it runs once).
-    Returns {"prepare": path, "click": path}.
+    constant-weight matmuls (QUInt8 weights, per channel if ``per_channel``): ``True`` or
+    ``"all"`` every one (suffix ``_int8``), ``"upscale"`` only the two output-upscaling matmuls
+    (~half the click's MACs; suffix ``_int8up``). ``approximate_gelu`` adds ``_tanh``. The prepare
+    graph stays float32 (it runs once per image). Returns {"prepare": path, "click": path}.
     """
     if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
         raise ValueError("Export needs the model on the CPU in float32")
+    mode = "all" if int8 is True else (int8 or "")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     c = model.prompt_encoder.embed_dim
@@ -320,12 +337,15 @@ def export_fast_decoder(
     prepare = FastDecoderPrepare(model).eval()
     prepare_path = out_dir / f"{prefix}_prepare.onnx"
     _export(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
-    click = FastDecoderClick(model).eval()
+    click = FastDecoderClick(model, approximate_gelu=approximate_gelu).eval()
     prepared = prepare(embeddings)
     coords = torch.randint(0, model.image_encoder.img_size, (1, 2, 2)).float()
     labels = torch.tensor([[1.0, -1.0]])
-    click_path = out_dir / f"{prefix}_click{'_int8' if int8 else ''}.onnx"
-    target = click_path.with_suffix(".fp32.onnx") if int8 else click_path
+    suffix = {"": "", "all": "_int8", "upscale": "_int8up"}[mode]
+    suffix += "pc" if mode and per_channel else ""
+    suffix += "_tanh" if approximate_gelu else ""
+    click_path = out_dir / f"{prefix}_click{suffix}.onnx"
+    target = click_path.with_suffix(".fp32.onnx") if mode else click_path
     _export(
         click,
         (*prepared, coords, labels),
@@ -333,13 +353,41 @@ def export_fast_decoder(
         target,
         {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
     )
-    if int8:
+    if mode:
+        nodes = _upscale_matmuls(target, click) if mode == "upscale" else None
         with _root_logger_level(logging.ERROR):
-            quantize_dynamic(target, click_path, weight_type=QuantType.QUInt8)
+            quantize_dynamic(
+                target,
+                click_path,
+                weight_type=QuantType.QUInt8,
+                per_channel=per_channel,
+                nodes_to_quantize=nodes,
+            )
         target.unlink()
     for path in (prepare_path, click_path):
         onnx.checker.check_model(str(path))
     return {"prepare": prepare_path, "click": click_path}
+
+
+def _upscale_matmuls(path: Path, click: FastDecoderClick) -> list[str]:
+    """Names of the MatMul nodes whose weight is ``up1_w`` or ``up2_w`` in the exported graph."""
+    graph = onnx.load(str(path)).graph
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:  # the tracer may emit buffers as Constant nodes
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            weights[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+    targets = [click.up1_w.detach().numpy(), click.up2_w.detach().numpy()]
+
+    def is_target(name: str) -> bool:
+        value = weights.get(name)
+        return value is not None and any(
+            value.shape == t.shape and bool((value == t).all()) for t in targets
+        )
+
+    names = [n.name for n in graph.node if n.op_type == "MatMul" and is_target(n.input[1])]
+    if len(names) != 2:
+        raise RuntimeError(f"Expected the 2 upscaling MatMuls, found {names}")
+    return names
 
 
 def manifest_entry(paths: dict[str, Path]) -> dict[str, Any]:

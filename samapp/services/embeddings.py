@@ -138,18 +138,24 @@ def embedding_request(
 
 @lru_cache(maxsize=2)
 def _model(model_key: str) -> "Sam":
-    # Loaded once per worker process, then reused for every batch.
+    # Loaded once per worker process, then reused for every batch. The encoder's attention
+    # runs through SDPA (same embeddings within float rounding; bench/embedding_throughput.py).
+    from samapp.ml.fast_encoder import use_sdpa_attention
     from samapp.ml.registry import CheckpointNotFoundError, load_model
 
     try:
-        return load_model(
-            model_key, device=settings.SAM_DEVICE, checkpoint_dir=settings.SAM_CHECKPOINT_DIR
+        return use_sdpa_attention(
+            load_model(
+                model_key, device=settings.SAM_DEVICE, checkpoint_dir=settings.SAM_CHECKPOINT_DIR
+            )
         )
     except CheckpointNotFoundError:
         if not settings.SAM_RANDOM_INIT_FALLBACK:
             raise
         logger.warning("no checkpoint for %s: using random weights (fallback on)", model_key)
-        return load_model(model_key, device=settings.SAM_DEVICE, random_init=True)
+        return use_sdpa_attention(
+            load_model(model_key, device=settings.SAM_DEVICE, random_init=True)
+        )
 
 
 def model_for_key(*, model_key: str) -> "Sam":
