@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings.local")
 
@@ -20,3 +20,31 @@ def ensure_broker_spool() -> None:
         folder = options.get(key)
         if folder:
             os.makedirs(str(folder), exist_ok=True)
+
+
+class RequeueEmbeddingsOnConnect(bootsteps.StartStopStep):
+    """Each time the worker's consumer (re)connects to the broker, wake a worker for the
+    embeddings left pending: those whose message could not be published while the broker
+    was down, or that a broker restarted without persistence forgot."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, parent: object) -> None:
+        import logging
+
+        from django.db import connection
+
+        try:
+            from samapp.services.embeddings import embeddings_requeue
+
+            count = embeddings_requeue()
+        except Exception:  # never stop the consumer over it; the next (re)connect retries
+            logging.getLogger(__name__).warning("re-queueing embeddings failed", exc_info=True)
+            return
+        finally:
+            connection.close()  # the consumer's thread; tasks open their own
+        if count:
+            logging.getLogger(__name__).info("re-queued %d pending embedding(s)", count)
+
+
+app.steps["consumer"].add(RequeueEmbeddingsOnConnect)

@@ -4,7 +4,7 @@
 // from the JSON file named by SAM_E2E_CONFIG:
 //   { baseUrl, users: [{username, password}, {username, password}], projectName,
 //     imageName, click: [x, y], gtRle: {size, counts}, latencyClicks: [[x, y], ...],
-//     minIou, outFile, screenshotDir, exportFile }
+//     outFile, screenshotDir, exportFile }
 // Exits 0 when every check passed; writes measurements (IoU, latency p50/p95) to outFile.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -154,17 +154,15 @@ try {
   }
   await a.keyboard.press("Escape");
 
-  // 4. Click inside the known shape; the displayed mask must match the ground truth.
+  // 4. Click inside the known shape; the IoU of the displayed mask with the ground truth is
+  // recorded for the Python side, which judges it (it depends on the model's quality, while the
+  // parity clicks above judge the browser pipeline itself).
   const before4 = await a.evaluate(() => window.samStudio.latencies.length);
   await clickImage(a, cfg.click[0], cfg.click[1]);
   await waitForMask(a, before4);
-  const iou = await a.evaluate((rle) => window.samStudio.iouWithRle(rle), cfg.gtRle);
-  results.iou = iou;
-  const cands = (await a.evaluate(() => window.samStudio.state())).candidates;
-  results.candidates = cands;
-  check(`mask matches ground truth (IoU ${iou.toFixed(3)} >= ${cfg.minIou})`, iou >= cfg.minIou, `candidates ${JSON.stringify(cands)}`, {
-    soft: true,
-  });
+  results.iou = await a.evaluate((rle) => window.samStudio.iouWithRle(rle), cfg.gtRle);
+  results.candidates = (await a.evaluate(() => window.samStudio.state())).candidates;
+  log(`mask vs ground truth IoU ${results.iou.toFixed(3)}`);
   if (cfg.screenshotDir) {
     mkdirSync(cfg.screenshotDir, { recursive: true });
     await a.screenshot({ path: join(cfg.screenshotDir, "workspace-mask.png") });

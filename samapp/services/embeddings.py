@@ -56,12 +56,40 @@ def int8_path(fp16_path: str) -> str:
 
 
 def _enqueue(embedding_ids: list[int], *, priority: int = 0) -> None:
+    """Wake a worker for each id. Runs after commit: a broker that is down must not fail the
+    request whose rows are already saved, so the rows stay PENDING and `embeddings_requeue`
+    (run each time a worker connects to the broker) wakes a worker for them later."""
+    from kombu.exceptions import KombuError
+
     from samapp.tasks import embedding_compute_task
 
     for embedding_id in embedding_ids:
         # Celery priority helps brokers that honour it; the claim order (priority column)
         # is what makes an opened image jump ahead whatever the broker does.
-        embedding_compute_task.apply_async(args=[embedding_id], priority=min(priority, 9))
+        try:
+            embedding_compute_task.apply_async(args=[embedding_id], priority=min(priority, 9))
+        except (KombuError, OSError) as exc:
+            logger.warning(
+                "broker unreachable (%s): %d embedding(s) stay pending until a worker "
+                "reconnects and re-queues them",
+                exc,
+                len(embedding_ids),
+            )
+            return
+
+
+def embeddings_requeue() -> int:
+    """Wake a worker for every claimable embedding (pending, or claimed by a worker that
+    died): what a publish that failed while the broker was down, or a broker restarted
+    without its queues, left behind. Extra wake-ups are no-ops (rows are claimed)."""
+    rows = list(
+        Embedding.objects.filter(_claimable(timezone.now()))
+        .order_by("-priority", "id")
+        .values_list("pk", "priority")
+    )
+    for pk, priority in rows:
+        _enqueue([pk], priority=priority)
+    return len(rows)
 
 
 def _get_or_create(*, sha256: str, model_key: str) -> tuple[Embedding, bool]:
