@@ -329,7 +329,11 @@ def main() -> None:
             }
         except Exception:
             for log in sorted(profile.logs.glob("*.log")):
-                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+                text = log.read_text()
+                errors = [i for i, line in enumerate(text.splitlines()) if "Traceback" in line]
+                head = "\n".join(text.splitlines()[errors[0] : errors[0] + 40]) if errors else ""
+                print(f"--- {log.name} (first traceback)\n{head}", file=sys.stderr)
+                print(f"--- {log.name} (tail)\n{text[-3000:]}", file=sys.stderr)
             raise
         finally:
             profile.stop()
