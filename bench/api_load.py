@@ -11,7 +11,10 @@ layer); bounded: a fixed number of writes per annotator, a global deadline, then
 Baseline in the same run: one annotator doing the same writes alone. Checks: every successful
 write's (id, version) reaches every connected annotator (lost broadcasts), and every annotation's
 final version and content match the successful writes (lost updates: a stale write must get 412,
-never overwrite). Prints throughput, latency percentiles, losses, and the throughput ratio last."""
+never overwrite). Broadcasts are followed as the app's client does: a gap in the project's event
+``seq`` triggers a websocket ``catch_up``; one last catch-up after the writes covers trailing gaps.
+The delivery line counts the catch-ups that gaps triggered (dropped or reordered broadcasts). Prints
+throughput, latency percentiles, losses, and the throughput ratio last."""
 
 import argparse
 import asyncio
@@ -122,6 +125,8 @@ class Run:
         self.received: list[dict[tuple[int, int], float]] = []
         self.content: dict[int, tuple[int, str]] = {}  # id -> (version, tag) of the last write
         self.pool = ThreadPoolExecutor(max_workers=64)
+        self.writers_done = asyncio.Event()
+        self.listener_stats: dict[str, int] = {}
 
     async def http(self, session: requests.Session, method: str, url: str, **kw: Any):
         loop = asyncio.get_running_loop()
@@ -139,15 +144,42 @@ class Run:
         if previous is None or previous[0] < payload["version"]:
             self.content[payload["id"]] = (payload["version"], tag)
 
-    async def listen(self, ws: Any, seen: dict[tuple[int, int], float], stop: asyncio.Event):
-        while not stop.is_set():
+    async def listen(
+        self, ws: Any, seen: dict[tuple[int, int], float], stop: asyncio.Event, start_seq: int
+    ) -> None:
+        """Collect annotation events as the app's client does: every event carries the project's
+        ``seq``; on a gap, ask the server to ``catch_up`` from the last contiguous one. Once the
+        writes are over, catch up one last time (a trailing gap has no later event to reveal it;
+        the client does this on reconnect). Counts the gap-triggered catch-ups."""
+        got: set[int] = set()
+        last = start_seq  # every seq <= last has been received
+        pending = final_sent = False
+        stats = self.listener_stats
+        while True:
+            if stop.is_set() and (not pending or time.monotonic() > self.deadline + 30):
+                return
+            if self.writers_done.is_set() and not final_sent and not pending:
+                final_sent = pending = True
+                await ws.send(json.dumps({"action": "catch_up", "after": last}))
             try:
                 message = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
             except TimeoutError:
                 continue
-            if message["event"] in ("annotation.created", "annotation.updated"):
-                payload = message["payload"]
+            event, payload = message["event"], message["payload"]
+            if event == "caught_up":
+                pending = False
+                continue
+            if not event.startswith("annotation.") or payload.get("seq", 0) <= start_seq:
+                continue
+            got.add(payload["seq"])
+            while last + 1 in got:
+                last += 1
+            if "version" in payload:
                 seen.setdefault((payload["id"], payload["version"]), time.perf_counter())
+            if max(got) > last and not pending:
+                pending = True
+                stats["gap catch-up requests"] = stats.get("gap catch-up requests", 0) + 1
+                await ws.send(json.dumps({"action": "catch_up", "after": last}))
 
     async def annotator(
         self, index: int, token: str, images: list[int], shared: list[int], writes: int
@@ -204,17 +236,18 @@ class Run:
             )
             hello = json.loads(await ws.recv())
             assert hello["event"] == "hello", hello
-            sockets.append(ws)
+            sockets.append((ws, hello["payload"]["seq"]))
             self.received.append({})
         listeners = [
-            asyncio.create_task(self.listen(ws, seen, stop))
-            for ws, seen in zip(sockets, self.received, strict=True)
+            asyncio.create_task(self.listen(ws, seen, stop, seq))
+            for (ws, seq), seen in zip(sockets, self.received, strict=True)
         ]
         start = time.perf_counter()
         await asyncio.gather(
             *(self.annotator(i, t, images, shared, writes) for i, t in enumerate(tokens))
         )
         elapsed = time.perf_counter() - start
+        self.writers_done.set()
         expected = {(a, v) for a, v, _ in self.writes}
         grace = time.monotonic() + 15
         while time.monotonic() < min(grace, self.deadline + 15) and any(
@@ -223,7 +256,7 @@ class Run:
             await asyncio.sleep(0.1)
         stop.set()
         await asyncio.gather(*listeners)
-        for ws in sockets:
+        for ws, _ in sockets:
             await ws.close()
         self.pool.shutdown()
         return elapsed
@@ -243,6 +276,7 @@ class Run:
             "p95": float(np.percentile(lat, 95)),
             "fanout_p95": float(np.percentile(fanout, 95) * 1000) if fanout else float("nan"),
             "lost_broadcasts": missing,
+            "delivery": dict(self.listener_stats),
         }
 
 
@@ -360,6 +394,8 @@ def main() -> None:
             f"{r['writes_per_s']:>10.1f}{r['p50']:>8.1f}{r['p95']:>8.1f}{r['fanout_p95']:>13.1f}"
             f"{r['lost_broadcasts']:>11}"
         )
+    for name, r in rows.items():
+        print(f"delivery ({name}): {r['delivery']}")
     print(f"lost updates (final version/content differs from the last successful write): {lost}")
     crowd_row = rows[f"{args.annotators} annotators"]
     solo_row = rows["1 annotator (baseline)"]

@@ -51,11 +51,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--points-per-side", type=int, default=32)
+    parser.add_argument("--random-init", action="store_true", help="ignore any checkpoint")
+    parser.add_argument("--pred-iou-thresh", type=float, default=0.88, help="SAM's default")
+    parser.add_argument("--stability-thresh", type=float, default=0.95, help="SAM's default")
     args = parser.parse_args()
-    trained = args.model == "sam_tiny" and SAM_TINY_CHECKPOINT.is_file()
+    trained = args.model == "sam_tiny" and SAM_TINY_CHECKPOINT.is_file() and not args.random_init
     torch.manual_seed(0)
     model = load_model(args.model, random_init=not trained)
-    params = {"points_per_side": args.points_per_side}
+    params = {
+        "points_per_side": args.points_per_side,
+        "pred_iou_thresh": args.pred_iou_thresh,
+        "stability_score_thresh": args.stability_thresh,
+    }
     baseline = SamAutomaticMaskGenerator(model, **params)
     ours = AutomaticMaskGenerator(model, **params)
     scenes = [generate_scene(7_000_001, i, size=args.size) for i in range(args.images)]
@@ -96,7 +103,8 @@ def main() -> None:
     )
     print(
         f"model {args.model} (trained checkpoint: {trained}), {n} scenes {args.size}x{args.size}, "
-        f"{args.points_per_side}^2 points; encoder alone {seconds['encoder'] / n * 1000:.0f} ms"
+        f"{args.points_per_side}^2 points, pred IoU > {args.pred_iou_thresh}, stability >= "
+        f"{args.stability_thresh}; encoder alone {seconds['encoder'] / n * 1000:.0f} ms"
     )
     print(f"{'path':<44}{'ms/image':>10}{'masks':>7}")
     print(

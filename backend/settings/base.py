@@ -148,7 +148,12 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
             # blocking BZPOPMIN: idle sockets died with "Timeout reading". Give reads room.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # Per-socket backlog. The default (100) drops room broadcasts silently when 50
+                # annotators write at once (bench/api_load.py); clients then need catch_up.
+                "capacity": 1000,
+            },
         }
     }
 else:

@@ -5,9 +5,11 @@ Server → client: {"event": str, "payload": {...}}. Client → server: {"action
 socket announces itself to the room, answers newcomers directly, and says goodbye on leaving,
 so every socket holds the room's picture whichever process it lives in."""
 
+import contextlib
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from samapp.realtime.events import project_group, user_group
@@ -125,7 +127,10 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}
         reply_to = message.get("reply_to")
         if reply_to and reply_to != self.channel_name:
-            await self.channel_layer.send(reply_to, self._state(None))
+            # Best effort: when many members join at once the newcomer's channel can be full;
+            # raising here would close this member's socket (1011) and lose its broadcasts.
+            with contextlib.suppress(ChannelFull):
+                await self.channel_layer.send(reply_to, self._state(None))
         await self._send_presence()
 
     async def presence_leave(self, message: dict[str, Any]) -> None:

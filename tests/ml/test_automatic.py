@@ -1,10 +1,11 @@
 """Segment everything: our generator against SAM's ``SamAutomaticMaskGenerator``.
 
 Same model, image and parameters; SAM's masks must be matched by ours at IoU >= 0.9 for at
-least 95% of them (identical semantics; only batching and float rounding differ). With the
-committed ``sam_tiny`` checkpoint SAM's default thresholds are used; with a random-init
-model (checkpoint absent) the filters are opened (no IoU/stability threshold, box NMS at
-0.95) on an 8x8 grid, so that many near-duplicate masks survive and are compared one by one.
+least 95% of them (identical semantics; only batching and float rounding differ). The
+filters are opened (no IoU/stability threshold, box NMS at 0.95) on an 8x8 grid, so that
+many near-duplicate masks survive and are compared one by one whatever the model's quality:
+with SAM's default thresholds the committed ``sam_tiny`` keeps no mask at all on this
+image, and SAM's own generator then fails on an empty crop (IndexError with crop layers).
 """
 
 import json
@@ -23,12 +24,8 @@ from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 MATCH_IOU = 0.9
 MIN_MATCHED = 0.95
 TRAINED = SAM_TINY_CHECKPOINT.is_file()
-PARAMS = (
-    dict(points_per_side=16)
-    if TRAINED
-    else dict(
-        points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.95
-    )
+PARAMS = dict(
+    points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.95
 )
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools, numpy 2
 
@@ -53,7 +50,9 @@ def image():
 
 
 def _iou(a, b):
-    return np.logical_and(a, b).sum() / max(np.logical_or(a, b).sum(), 1)
+    # Two empty masks are the same mask (the opened filters keep SAM's empty outputs).
+    union = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / union if union else 1.0
 
 
 def _matched_fraction(reference, ours):

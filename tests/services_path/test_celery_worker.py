@@ -205,8 +205,15 @@ def test_worker_computes_an_uploaded_image_embedding(
 
         message = listener.receive("embedding.ready", timeout=30)
         assert message["payload"]["sha256"] == sha256
+        # The row turns READY before the worker logs the task's end: wait for that line.
+        wait_for(
+            lambda: "succeeded" in log.read_text(errors="replace"),
+            60,
+            "the worker to log the task's success",
+            log,
+        )
     finally:
         listener.close()
     text = log.read_text(errors="replace")
     assert f"Connected to {broker_url.split(':')[0]}://" in text
-    assert "samapp.tasks.embedding_compute_task" in text and "succeeded" in text
+    assert "samapp.tasks.embedding_compute_task" in text
