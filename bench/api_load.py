@@ -18,7 +18,6 @@ throughput, latency percentiles, losses, and the throughput ratio last."""
 
 import argparse
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -40,7 +39,7 @@ from pycocotools import mask as mask_utils
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench")]
 
-from pipeline_overhead import ADMIN_DB, PY, Profile  # noqa: E402
+from pipeline_overhead import ADMIN_DB, Profile  # noqa: E402
 
 SIZE = (48, 64)  # image height, width
 SETUP = """
@@ -92,23 +91,8 @@ class LoadProfile(Profile):
             if x.startswith("SETUP")
         )
         _, project_id, *tokens = line.split()
-        self.spawn(
-            "web",
-            PY,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "backend.asgi:application",
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(requests.ConnectionError):
-                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=2)
-                break
-            time.sleep(0.3)
+        self.spawn_web()
+        self.wait_for_web()
         return int(project_id), tokens
 
 

@@ -111,12 +111,8 @@ class Profile:
             )
         )
 
-    def start(self) -> tuple[int, str]:
-        self.manage("migrate", "-v", "0")
-        line = next(
-            x for x in self.manage("shell", stdin=SETUP).splitlines() if x.startswith("SETUP")
-        )
-        _, project_id, token = line.split()
+    def spawn_web(self) -> None:
+        """Start the ASGI server (daphne) of this profile on its port."""
         self.spawn(
             "web",
             PY,
@@ -128,6 +124,24 @@ class Profile:
             str(self.port),
             "backend.asgi:application",
         )
+
+    def wait_for_web(self, timeout: float = 120) -> None:
+        """Wait until the server answers HTTP (any status), at most `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.3)
+
+    def start(self) -> tuple[int, str]:
+        self.manage("migrate", "-v", "0")
+        line = next(
+            x for x in self.manage("shell", stdin=SETUP).splitlines() if x.startswith("SETUP")
+        )
+        _, project_id, token = line.split()
+        self.spawn_web()
         self.spawn(
             "worker",
             PY,
@@ -145,13 +159,7 @@ class Profile:
             "-l",
             "warning",
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
+        self.wait_for_web()
         return int(project_id), token
 
     def stop(self) -> None:
