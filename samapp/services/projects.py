@@ -11,6 +11,17 @@ from samapp.models import ExportJob, Image, Label, Membership, Project, Role
 from samapp.realtime.events import notify_user
 
 
+def _check_model_key(model_key: str) -> None:
+    """A project names a registry model; fine-tuned versions are switched to only by
+    activation (samapp.services.model_versions), which checks they belong to the project."""
+    from samapp.ml.registry import MODELS
+
+    if model_key not in MODELS:
+        raise ApplicationError(
+            f"Unknown model {model_key!r}; choose one of {', '.join(sorted(MODELS))}."
+        )
+
+
 @transaction.atomic
 def project_create(
     *,
@@ -23,6 +34,8 @@ def project_create(
     """Create a project; its creator becomes its owner."""
     if not name.strip():
         raise ApplicationError("A project needs a name.")
+    if default_model_key:
+        _check_model_key(default_model_key)
     project = Project.objects.create(
         name=name.strip(),
         description=description,
@@ -40,6 +53,8 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     unknown = set(data) - allowed
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
+    if "default_model_key" in data:
+        _check_model_key(str(data["default_model_key"]))
     if "settings" in data:
         settings = data["settings"]
         if not isinstance(settings, dict):

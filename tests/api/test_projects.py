@@ -296,3 +296,17 @@ def test_deleting_a_label_keeps_its_annotations(
     assert client_for("manager").delete(f"{labels_url(project)}{cat.id}/").status_code == 204
     annotation.refresh_from_db()
     assert annotation.label is None
+
+
+@pytest.mark.parametrize("key", ["no_such_model", "sam_tiny-p999v1"])
+def test_project_model_must_be_a_registry_model(client_for, project, key):
+    client = client_for("owner")
+    response = client.patch(
+        f"/api/projects/{project.id}/", {"default_model_key": key}, format="json"
+    )
+    assert response.status_code == 400
+    assert "Unknown model" in response.json()["detail"]
+    project.refresh_from_db()
+    assert project.default_model_key == "sam_tiny"
+    created = client.post("/api/projects/", {"name": "x", "default_model_key": key}, format="json")
+    assert created.status_code == 400
