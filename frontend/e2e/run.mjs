@@ -233,6 +233,14 @@ try {
     { timeout: 15_000 },
   );
   check("merge saved on top of the teammate's version", true);
+  // The broadcast of our own merge can arrive before our PATCH resolves; the workspace
+  // resets its prompts when it resolves (then says so), so wait for that before new clicks.
+  await a.waitForFunction(
+    () => document.querySelector("[data-testid=notice]")?.textContent?.includes("Merged both versions"),
+    null,
+    { timeout: 15_000 },
+  );
+  await a.getByTestId("conflict-dialog").waitFor({ state: "hidden", timeout: 15_000 });
   await a.keyboard.press("s");
 
   // 8. Latency: click-to-mask over many clicks, measured in the page (event → mask drawn).
