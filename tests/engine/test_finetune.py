@@ -24,21 +24,8 @@ from samapp.ml.model_keys import (
 )
 from samapp.ml.similarity import mask_embedding, nearest_label
 from samapp.ml.synthetic import generate_scene
-from samapp.ml.tiny import TinySamConfig, build_sam_tiny
-
-SMALL = TinySamConfig(
-    img_size=64,
-    patch_size=8,
-    encoder_embed_dim=32,
-    encoder_depth=2,
-    encoder_num_heads=2,
-    encoder_window_size=4,
-    encoder_global_attn_indexes=(1,),
-    prompt_embed_dim=32,
-    decoder_mlp_dim=64,
-    decoder_num_heads=2,
-    iou_head_hidden_dim=32,
-)
+from samapp.ml.tiny import build_sam_tiny
+from tests.ml.small_models import SMALL
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from samapp.ml.tiny import TinySamConfig, build_sam_tiny
+from samapp.ml.tiny import build_sam_tiny
 from samapp.ml.training import (
     Prompts,
     TrainConfig,
@@ -25,20 +25,8 @@ from samapp.ml.training import (
     train,
     train_step,
 )
+from tests.ml.small_models import SMALL
 
-SMALL = TinySamConfig(
-    img_size=64,
-    patch_size=8,
-    encoder_embed_dim=32,
-    encoder_depth=2,
-    encoder_num_heads=2,
-    encoder_window_size=4,
-    encoder_global_attn_indexes=(1,),
-    prompt_embed_dim=32,
-    decoder_mlp_dim=64,
-    decoder_num_heads=2,
-    iou_head_hidden_dim=32,
-)
 CPU = torch.device("cpu")
 
 
