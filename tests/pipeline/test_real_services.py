@@ -90,24 +90,38 @@ def _wait(predicate, timeout: float, what: str, log: Path) -> None:
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-4000:]}")
 
 
-def test_worker_killed_mid_task_leads_to_one_ready_embedding(pg_database_url, tmp_path) -> None:
-    require_service("Redis", *REDIS)
+def killable_worker_env(
+    database_url: str, *, redis_db: int, data_dir: Path, **extra: str
+) -> dict[str, str]:
+    """Environment for real workers on Postgres + an emptied Redis database, with claims
+    and broker visibility short enough (3 s) that a killed worker's job comes back quickly."""
     import redis
 
-    redis_url = "redis://127.0.0.1:6379/13"
+    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
-    env = {
+    return {
         **os.environ,
-        "DATABASE_URL": pg_database_url,
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
-        "SAM_DATA_DIR": str(tmp_path),
+        "SAM_DATA_DIR": str(data_dir),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "SAM_RANDOM_INIT_FALLBACK": "true",
-        "SAM_EMBEDDING_TEST_DELAY": "60",  # first attempt sleeps after claiming: kill it there
         "SAM_EMBEDDING_CLAIM_TIMEOUT": "3",
         "CELERY_VISIBILITY_TIMEOUT": "3",
+        **extra,
     }
+
+
+def test_worker_killed_mid_task_leads_to_one_ready_embedding(pg_database_url, tmp_path) -> None:
+    require_service("Redis", *REDIS)
+
+    env = killable_worker_env(
+        pg_database_url,
+        redis_db=13,
+        data_dir=tmp_path,
+        SAM_EMBEDDING_TEST_DELAY="60",  # first attempt sleeps after claiming: kill it there
+    )
     pk = scenario(env, "seed")["embedding_id"]
     log = tmp_path / "worker.log"
     first = _worker(env, log)

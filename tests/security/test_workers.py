@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline.fixtures import REDIS, require_service
-from tests.pipeline.test_real_services import _wait, _worker
+from tests.pipeline.test_real_services import _wait, _worker, killable_worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("SAM_SECURITY_KILLS", "5"))
@@ -38,24 +38,14 @@ def test_every_job_finishes_once_despite_worker_kills(pg_database_url, tmp_path)
     require_service("Redis", *REDIS)
     import json
 
-    import redis
-
-    redis_url = "redis://127.0.0.1:6379/12"
-    redis.Redis.from_url(redis_url).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": pg_database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "SAM_DATA_DIR": str(tmp_path),
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "SAM_RANDOM_INIT_FALLBACK": "true",
-        "SAM_EMBEDDING_TEST_DELAY": "30",  # a first attempt sleeps after its claim
-        "SAM_EMBEDDING_BATCH_SIZE": "1",
-        "SAM_EMBEDDING_CLAIM_TIMEOUT": "3",
-        "SAM_EMBEDDING_MAX_ATTEMPTS": str(KILLS + 5),
-        "CELERY_VISIBILITY_TIMEOUT": "3",
-    }
+    env = killable_worker_env(
+        pg_database_url,
+        redis_db=12,
+        data_dir=tmp_path,
+        SAM_EMBEDDING_TEST_DELAY="30",  # a first attempt sleeps after its claim
+        SAM_EMBEDDING_BATCH_SIZE="1",
+        SAM_EMBEDDING_MAX_ATTEMPTS=str(KILLS + 5),
+    )
     done = subprocess.run(
         [sys.executable, "-m", "tests.security.pg_scenarios", "seed", str(IMAGES)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
