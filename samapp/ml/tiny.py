@@ -38,7 +38,7 @@ class TinySamConfig:
     decoder_mlp_dim: int = 256
     decoder_num_heads: int = 4
     iou_head_hidden_dim: int = 64
-    positional_encoding_scale: float = 4.0
+    decoder_first_layer_residual: bool = True
 
     @property
     def image_embedding_size(self) -> int:
@@ -106,11 +106,13 @@ def build_sam_tiny(
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    # SAM's random Fourier position features have scale 1, wavelengths of about the
-    # image's size; a larger scale gives the decoder finer positions for small objects.
-    sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix *= (
-        config.positional_encoding_scale
-    )
+    # SAM's first decoder layer replaces the tokens by their self-attention output (no
+    # residual). From random init that averages the point tokens into the mask tokens and
+    # erases which token holds the click, a saddle a small decoder does not leave within
+    # a CPU budget; the residual form of the same block keeps each token's identity.
+    sam.mask_decoder.transformer.layers[
+        0
+    ].skip_first_layer_pe = not config.decoder_first_layer_residual
     if checkpoint is not None:
         state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         sam.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)

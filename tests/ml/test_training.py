@@ -14,6 +14,7 @@ from samapp.ml.training import (
     decode,
     dice_loss,
     first_prompts,
+    init_decoder_attention,
     interactive_loss,
     make_optimizer,
     mask_iou,
@@ -170,6 +171,47 @@ def test_interactive_loss_reaches_embedding_and_decoder(box):
     assert emb.grad is not None and emb.grad.abs().sum() > 0
     assert sam.mask_decoder.iou_prediction_head.layers[0].weight.grad is not None
     assert sam.image_encoder.patch_embed.proj.weight.grad is None
+
+
+def position_attention(sam, attention, click):
+    """Head-averaged (h, w) attention of the click's positional encoding on the image's,
+    through ``attention``'s query and key projections."""
+    encoder = sam.prompt_encoder
+    side = encoder.image_embedding_size[0]
+    with torch.no_grad():
+        query = encoder.pe_layer.forward_with_coords(
+            torch.tensor([[click]]) + 0.5, encoder.input_image_size
+        )
+        keys = encoder.get_dense_pe().flatten(2).transpose(1, 2)
+        q = attention._separate_heads(attention.q_proj(query), attention.num_heads)
+        k = attention._separate_heads(attention.k_proj(keys), attention.num_heads)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights[0, :, 0].mean(dim=0).reshape(side, side)
+
+
+def test_attention_init_compares_the_click_with_each_image_position():
+    clicks = [(40.0, 200.0), (128.0, 128.0), (220.0, 30.0), (100.0, 60.0)]
+    torch.manual_seed(0)
+    sam = build_sam_tiny()
+    patch = sam.image_encoder.img_size // sam.prompt_encoder.image_embedding_size[0]
+    transformer = sam.mask_decoder.transformer
+    attentions = [transformer.final_attn_token_to_image] + [
+        a
+        for layer in transformer.layers
+        for a in (layer.cross_attn_token_to_image, layer.cross_attn_image_to_token)
+    ]
+
+    def at_click(attention, click):
+        y, x = divmod(int(attention.argmax()), attention.shape[1])
+        return abs(x - click[0] // patch) <= 1 and abs(y - click[1] // patch) <= 1
+
+    assert not all(at_click(position_attention(sam, a, c), c) for a in attentions for c in clicks)
+    init_decoder_attention(sam, gain=3.0)
+    for attention in attentions:
+        for click in clicks:
+            weights = position_attention(sam, attention, click)
+            assert at_click(weights, click), click
+            assert weights.max() > 10 / weights.numel()  # peaked, not flat
 
 
 def test_loss_decreases_on_a_tiny_run():

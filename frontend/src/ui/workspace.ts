@@ -1086,15 +1086,21 @@ export class AnnotationWorkspace extends LitElement {
       for (let i = 0; i < merged.length; i++) if (theirs[i]) merged[i] = 1;
       data = { ...data, rle: encodeRle(merged, this.size.height, this.size.width), label: data.label ?? conflict.current.label };
     }
+    // The websocket can echo the saved version before the PATCH resolves; the prompt
+    // history must already be closed then, or the echo reads as a teammate's edit.
+    this.history.reset(EMPTY);
     try {
       const saved = await this.patch(conflict.current, data, conflict.mineMask);
       this.storeAnnotation(saved);
-      this.history.reset(EMPTY);
       this.notice = choice === "merge" ? "Merged both versions." : "Saved your version.";
       this.rebuildAnnotationLayer();
       this.refreshCurrentLayer();
     } catch (error) {
-      if (!(error instanceof ConflictError)) this.error = `Saving failed: ${message(error)}`;
+      if (!(error instanceof ConflictError)) {
+        // keep the dialog (and the user's mask in it) so the choice can be retried
+        this.conflict = conflict;
+        this.error = `Saving failed: ${message(error)}`;
+      }
       this.requestUpdate();
     }
   }
