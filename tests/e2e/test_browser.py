@@ -283,9 +283,7 @@ def test_click_to_mask_save_live_reload_export(browser_run: dict[str, Any]) -> N
     assert mine, f"the saved annotation is not in the export ({len(annotations)} annotations)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="committed sam_tiny ignores where the click is (issue 4 quality target not met)",
-)
 def test_click_inside_a_known_shape_matches_its_ground_truth(browser_run: dict[str, Any]) -> None:
-    assert browser_run["result"]["iou"] >= 0.8
+    result = browser_run["result"]
+    print(f"displayed mask vs ground truth: IoU {result['iou']:.3f}, latency {result['latency']}")
+    assert result["iou"] >= 0.8
