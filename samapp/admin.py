@@ -200,6 +200,48 @@ def loss_curve_svg(values: list[float], width: int = 480, height: int = 160) -> 
     )
 
 
+def miou_plot_svg(
+    series: list[tuple[str, str, dict[str, Any]]], width: int = 360, height: int = 200
+) -> SafeString:
+    """An inline SVG of held-out mIoU after 1, 3 and 5 clicks, one polyline per
+    (name, colour, metrics) series; mIoU 0 at the bottom, 1 at the top."""
+    pad = 24
+
+    def x(clicks: int) -> float:
+        return pad + (clicks - 1) / 4 * (width - 2 * pad)
+
+    def coords(metrics: dict[str, Any]) -> str:
+        values = [(k, metrics.get(f"miou_{k}")) for k in (1, 3, 5)]
+        return " ".join(
+            f"{x(k):.1f},{pad + (1 - min(1.0, max(0.0, float(v)))) * (height - 2 * pad):.1f}"
+            for k, v in values
+            if isinstance(v, int | float)
+        )
+
+    lines = format_html_join(
+        "",
+        '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'
+        '<text x="{}" y="14" font-size="11" fill="{}">{}</text>',
+        (
+            (colour, coords(metrics), 30 + 150 * i, colour, name)
+            for i, (name, colour, metrics) in enumerate(series)
+        ),
+    )
+    ticks = format_html_join(
+        "",
+        '<text x="{}" y="{}" font-size="10">{}</text>',
+        [(x(k) - 3, height - 6, k) for k in (1, 3, 5)] + [(2, height - pad, 0), (2, pad + 4, 1)],
+    )
+    return format_html(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" '
+        'style="background:#fff;border:1px solid #ccc">{}{}</svg>',
+        width,
+        height,
+        lines,
+        ticks,
+    )
+
+
 @admin.action(description="Activate (only if it beats the current model on the held-out split)")
 def activate_model_versions(
     modeladmin: admin.ModelAdmin[ModelVersion],
@@ -249,7 +291,7 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
     )
     list_filter = ("state", "project")
     search_fields = ("model_key",)
-    readonly_fields = ("evaluation", "loss_curve")
+    readonly_fields = ("evaluation", "evaluation_plot", "loss_curve")
     exclude = ("held_out_images",)
     raw_id_fields = ("training_job", "created_by")
     actions = (activate_model_versions, rollback_model_versions)
@@ -277,6 +319,15 @@ class ModelVersionAdmin(admin.ModelAdmin[ModelVersion]):
             version.parent_model_key,
             version.model_key,
             rows,
+        )
+
+    @admin.display(description="held-out mIoU after 1, 3, 5 clicks")
+    def evaluation_plot(self, version: ModelVersion) -> SafeString:
+        return miou_plot_svg(
+            [
+                (f"{version.parent_model_key} (before)", "#888888", version.baseline_metrics),
+                (version.model_key, "#d33333", version.metrics),
+            ]
         )
 
     @admin.display(description="training loss")

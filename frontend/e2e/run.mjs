@@ -44,12 +44,17 @@ function percentile(values, p) {
 // Responses the app expects and handles (embedding not ready yet, decoder still exporting).
 // 412: the stale save below, answered with the conflict dialog.
 const EXPECTED = [/status of 409/, /status of 412/, /status of 503/];
+// While the offline step below cuts the network, failed requests and websocket reconnects are
+// expected too.
+const EXPECTED_OFFLINE = [/ERR_INTERNET_DISCONNECTED/, /WebSocket/];
+let offline = false;
 
 function watchConsole(page, who) {
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     const text = msg.text();
     if (EXPECTED.some((re) => re.test(text))) return;
+    if (offline && EXPECTED_OFFLINE.some((re) => re.test(text))) return;
     results.consoleErrors.push(`${who}: ${text}`);
     log(`console error (${who}): ${text}`);
   });
@@ -274,6 +279,27 @@ try {
   check("latency measured over >= 50 clicks", latencies.length >= 50);
   await a.keyboard.press("Escape");
 
+  // 8b. Offline save: the mask is kept and saved by itself when the network is back.
+  const [ox, oy] = cfg.latencyClicks[0];
+  const beforeOffline = await a.evaluate(() => window.samStudio.latencies.length);
+  await clickImage(a, ox, oy);
+  await waitForMask(a, beforeOffline);
+  const savedBefore = await a.evaluate(() => window.samStudio.annotations().length);
+  offline = true;
+  await contextA.setOffline(true);
+  await a.keyboard.press("Enter");
+  await a.waitForFunction(
+    () => document.querySelector("[data-testid=notice]")?.textContent?.includes("Offline"),
+    null,
+    { timeout: 15_000 },
+  );
+  await contextA.setOffline(false);
+  await a.waitForFunction((n) => window.samStudio.annotations().length > n, savedBefore, { timeout: 30_000 });
+  await a.getByTestId("reconnecting").waitFor({ state: "hidden", timeout: 30_000 });
+  offline = false;
+  check("a save made offline goes through when the network is back", true);
+  await a.keyboard.press("Escape");
+
   // Proposals for the review view, as "segment everything" would make them (created through
   // the API here: the eager test server would run the whole job inside the request).
   const made = await a.evaluate(
@@ -329,6 +355,12 @@ try {
       check("proposals rejected in bulk", true);
     }
   }
+
+  // 11. Models page: the model in use, and the fine-tuning controls for a manager.
+  await a.goto(`${cfg.baseUrl}/projects/${cfg.projectId}/models`);
+  await a.getByTestId("active-model").filter({ hasText: "sam_tiny" }).waitFor({ timeout: 15_000 });
+  check("models page shows the model in use", true);
+  check("manager sees the fine-tuning button", (await a.getByTestId("start-training").count()) === 1);
 
   check("no console errors", results.consoleErrors.length === 0, results.consoleErrors.join(" | "));
   const failed = results.checks.filter((c) => !c.ok).map((c) => c.name);

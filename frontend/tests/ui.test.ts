@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { History } from "../src/ui/history";
 import { parseRoute } from "../src/ui/router";
 import { hexToRgb, paintMask, paintMaskInBox } from "../src/ui/colors";
+import { clickX, lossPoints, miouPoints, miouY } from "../src/ui/plots";
 
 describe("undo / redo history", () => {
   it("undoes and redoes steps, and a new step drops the redo branch", () => {
@@ -52,5 +53,22 @@ describe("colours", () => {
     const rgba = new Uint8ClampedArray(16);
     paintMaskInBox(rgba, mask, 2, [1, 0, 1, 2], [9, 9, 9]);
     expect(Array.from(rgba.filter((_, i) => i % 4 === 3))).toEqual([0, 255, 0, 255]);
+  });
+});
+
+describe("models page plots", () => {
+  const box = { width: 108, height: 58, pad: 4 };
+  it("places mIoU after 1, 3 and 5 clicks left to right, 1.0 at the top", () => {
+    expect(miouPoints({ miou_1: 0, miou_3: 0.5, miou_5: 1 }, box)).toBe("4.0,54.0 54.0,29.0 104.0,4.0");
+    expect(clickX(3, box)).toBe(54);
+    expect(miouY(2, box)).toBe(4); // clamped
+  });
+  it("skips missing values and needs two loss points", () => {
+    expect(miouPoints({ miou_1: 0.5 }, box)).toBe("4.0,29.0");
+    expect(lossPoints([1], box)).toBe("");
+    expect(lossPoints([2, Number.NaN, 1], box)).toBe("4.0,4.0 104.0,54.0");
+  });
+  it("routes /projects/7/models to the models page", () => {
+    expect(parseRoute("/projects/7/models")).toEqual({ page: "models", projectId: 7 });
   });
 });

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from samapp.ml.embedding import ImageEmbedding
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
-from samapp.ml.training import TrainConfig, interactive_loss, make_optimizer
+from samapp.ml.training import TrainConfig, batch_loss, make_optimizer
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
@@ -198,25 +198,23 @@ def finetune_step(
     """
     train_config = config.train_config()
     device = next(sam.parameters()).device
-    losses, ious, count = [], [], 0
+    gts, boxes = [], []
     for sample in samples:
         gt = sample.masks.to(device)
         if gt.shape[0] > config.max_objects:
             keep = torch.randperm(gt.shape[0], generator=generator, device=device)
             gt = gt[keep[: config.max_objects]]
-        box = bool(torch.rand((), generator=generator, device=device) < config.box_probability)
-        embedding = sample.embedding.to(device)[None]
-        loss, iou = interactive_loss(sam, embedding, gt, generator, train_config, box)
-        losses.append(loss * gt.shape[0])
-        ious.append(iou)
-        count += gt.shape[0]
-    loss = torch.stack(losses).sum() / count
+        gts.append(gt)
+        draw = torch.rand((), generator=generator, device=device)
+        boxes.append(bool(draw < config.box_probability))
+    embeddings = torch.stack([sample.embedding for sample in samples]).to(device)
+    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, train_config)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     torch.nn.utils.clip_grad_norm_(params, train_config.grad_clip)
     optimizer.step()
-    return loss.item(), torch.cat(ious).mean().item()
+    return loss.item(), ious.mean().item()
 
 
 def finetune(

@@ -37,7 +37,7 @@ class TrainConfig:
     """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
 
     seed: int = 0
-    steps: int = 6000
+    steps: int = 8500
     images_per_step: int = 4
     iterations: int = 2
     box_probability: float = 0.1
@@ -172,10 +172,11 @@ def first_prompts(gt: Tensor, generator: torch.Generator, box: bool) -> Prompts:
 
 
 def decode(sam: Sam, image_embedding: Tensor, prompts: Prompts) -> tuple[Tensor, Tensor]:
-    """Run SAM's prompt encoder and mask decoder for N objects of one image.
+    """Run SAM's prompt encoder and mask decoder for N objects.
 
     Arguments:
-      image_embedding: (1, C, h, w) float32 from ``sam.image_encoder``.
+      image_embedding: (1, C, h, w) float32 from ``sam.image_encoder``, shared by the N
+        objects of one image, or (N, C, h, w), each object's own image embedding.
 
     Returns:
       (N, 4, 4h, 4w) float32 low-res logits and (N, 4) float32 predicted IoU: output 0
@@ -184,6 +185,12 @@ def decode(sam: Sam, image_embedding: Tensor, prompts: Prompts) -> tuple[Tensor,
     """
     points = (prompts.points, prompts.labels) if prompts.points.shape[1] else None
     sparse, dense = sam.prompt_encoder(points=points, boxes=prompts.boxes, masks=prompts.mask_input)
+    if image_embedding.shape[0] > 1:
+        # SAM's decoder adds one image's embedding to every object's dense prompt
+        # embedding; adding each object's own instead is the same sum, and decodes the
+        # objects of several images in one call.
+        dense = dense + image_embedding
+        image_embedding = torch.zeros_like(image_embedding[:1])
     return sam.mask_decoder.predict_masks(
         image_embeddings=image_embedding,
         image_pe=sam.prompt_encoder.get_dense_pe(),
@@ -200,7 +207,7 @@ def interactive_loss(
     config: TrainConfig,
     box: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Simulate ``config.iterations`` rounds of interactive prompting on one image.
+    """Simulate ``config.iterations`` rounds of interactive prompting on N objects.
 
     Round 1 uses the first prompt: the loss is that of the best of the three multimask
     outputs plus that of the single-mask output (which every later round refines), and
@@ -209,7 +216,8 @@ def interactive_loss(
     single-mask output, as ``SamPredictor`` is used after the first click.
 
     Arguments:
-      image_embedding: (1, C, h, w) float32, gradients flow into it.
+      image_embedding: (1, C, h, w) or (N, C, h, w) float32 (see ``decode``), gradients
+        flow into it.
       gt: (N, S, S) bool ground-truth masks in the input frame.
       box: start from noisy boxes instead of points.
 
@@ -294,6 +302,44 @@ def train_step(
     return embeddings_step(sam, optimizer, embeddings, gts, generator, config)
 
 
+def batch_loss(
+    sam: Sam,
+    embeddings: Tensor,
+    gts: list[Tensor],
+    boxes: list[bool],
+    generator: torch.Generator,
+    config: TrainConfig,
+) -> tuple[Tensor, Tensor]:
+    """``interactive_loss`` over the objects of several images, decoded together: one
+    batch for the images whose objects start from a box, one for those starting from a
+    point (a decoder call costs about the same for a few objects as for one, so batching
+    is what makes a small model's step cheap).
+
+    Arguments:
+      embeddings: (B, C, h, w) float32 image embeddings.
+      gts: B tensors (N_i, S, S) bool, the objects of each image in the input frame.
+      boxes: B flags, start image i's objects from noisy boxes.
+
+    Returns:
+      The scalar loss (mean over all objects) and the (sum N_i,) IoU of the final shown
+      masks, box-started objects last.
+    """
+    losses, ious = [], []
+    for box in (False, True):
+        chosen = [i for i, flag in enumerate(boxes) if flag == box]
+        if not chosen:
+            continue
+        gt = torch.cat([gts[i] for i in chosen])
+        per_object = torch.cat(
+            [embeddings[i : i + 1].expand(gts[i].shape[0], -1, -1, -1) for i in chosen]
+        )
+        loss, iou = interactive_loss(sam, per_object, gt, generator, config, box)
+        losses.append(loss * gt.shape[0])
+        ious.append(iou)
+    all_ious = torch.cat(ious)
+    return torch.stack(losses).sum() / all_ious.numel(), all_ious
+
+
 def embeddings_step(
     sam: Sam,
     optimizer: torch.optim.Optimizer,
@@ -314,20 +360,15 @@ def embeddings_step(
       The loss (mean over objects) and the mean IoU of the final picked masks.
     """
     use_box = torch.rand(len(gts), generator=generator, device=embeddings.device)
-    losses, ious = [], []
-    for i, gt in enumerate(gts):
-        box = bool(use_box[i] < config.box_probability)
-        loss, iou = interactive_loss(sam, embeddings[i : i + 1], gt, generator, config, box)
-        losses.append(loss * gt.shape[0])
-        ious.append(iou)
-    loss = torch.stack(losses).sum() / sum(gt.shape[0] for gt in gts)
+    boxes = [bool(draw < config.box_probability) for draw in use_box]
+    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(
         [p for group in optimizer.param_groups for p in group["params"]], config.grad_clip
     )
     optimizer.step()
-    return loss.item(), torch.cat(ious).mean().item()
+    return loss.item(), ious.mean().item()
 
 
 def init_decoder_attention(sam: Sam, gain: float) -> None:

@@ -11,6 +11,7 @@ from samapp.ml.tiny import build_sam_tiny
 from samapp.ml.training import (
     Prompts,
     TrainConfig,
+    batch_loss,
     decode,
     dice_loss,
     first_prompts,
@@ -171,6 +172,30 @@ def test_interactive_loss_reaches_embedding_and_decoder(box):
     assert emb.grad is not None and emb.grad.abs().sum() > 0
     assert sam.mask_decoder.iou_prediction_head.layers[0].weight.grad is not None
     assert sam.image_encoder.patch_embed.proj.weight.grad is None
+
+
+def test_decode_with_one_embedding_per_object_equals_the_shared_embedding():
+    sam = small_sam()
+    _, gts = scene_batch(0, 0, 3, 64, "default", CPU)
+    objects = torch.cat(gts)  # as if the objects of one image
+    prompts = first_prompts(objects, generator(), box=False)
+    embedding = torch.randn(1, 32, 8, 8, generator=generator())
+    with torch.no_grad():
+        shared = decode(sam, embedding, prompts)
+        per_object = decode(sam, embedding.expand(objects.shape[0], -1, -1, -1), prompts)
+    assert objects.shape[0] > 1
+    for a, b in zip(shared, per_object, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_loss_mixes_images_and_prompt_kinds():
+    sam = small_sam()
+    _, gts = scene_batch(0, 0, 3, 64, "default", CPU)
+    embeddings = torch.randn(3, 32, 8, 8, requires_grad=True)
+    loss, ious = batch_loss(sam, embeddings, gts, [False, True, False], generator(), TrainConfig())
+    loss.backward()
+    assert ious.shape == (sum(g.shape[0] for g in gts),)
+    assert all(embeddings.grad[i].abs().sum() > 0 for i in range(3))
 
 
 def position_attention(sam, attention, click):

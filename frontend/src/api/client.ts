@@ -7,9 +7,11 @@ import type {
   ImageItem,
   Job,
   Label,
+  ModelVersion,
   Page,
   Project,
   ReviewState,
+  TrainingJob,
   User,
 } from "./types";
 
@@ -123,4 +125,13 @@ export const api = {
   startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
     request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
   exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
+  modelVersions: (projectId: number) =>
+    request<{ active_model_key: string; results: ModelVersion[] }>("GET", `${P(projectId)}/model-versions/`),
+  activateModelVersion: (projectId: number, versionId: number) =>
+    request<ModelVersion>("POST", `${P(projectId)}/model-versions/${versionId}/activate/`, {}),
+  rollbackModel: (projectId: number) =>
+    request<{ active_model_key: string }>("POST", `${P(projectId)}/model-versions/rollback/`, {}),
+  trainingJobs: (projectId: number) => request<{ results: TrainingJob[] }>("GET", `${P(projectId)}/training-jobs/`),
+  startTraining: (projectId: number, options: { steps?: number }) =>
+    request<TrainingJob>("POST", `${P(projectId)}/training-jobs/`, options),
 };

@@ -120,3 +120,45 @@ export interface Job {
   download_url?: string | null;
   error?: string | null;
 }
+
+/** Held-out evaluation of a model version (issue 8): mIoU after k simulated clicks, NoC. */
+export interface EvaluationMetrics {
+  objects?: number;
+  clicks?: number;
+  miou_1?: number;
+  miou_3?: number;
+  miou_5?: number;
+  noc_85?: number;
+  noc_90?: number;
+}
+
+export interface ModelVersion {
+  id: number;
+  number: number;
+  model_key: string;
+  base_model_key: string;
+  parent_model_key: string;
+  state: string;
+  metrics: EvaluationMetrics;
+  baseline_metrics: EvaluationMetrics;
+  training_job: number | null;
+  activated_at: string | null;
+  created_at: string;
+}
+
+export interface TrainingJob {
+  kind: "training";
+  id: number;
+  state: string;
+  progress: number;
+  error: string;
+  base_model_key: string;
+  train_images: number;
+  train_objects: number;
+  held_out_images: number;
+  held_out_objects: number;
+  seconds: number | null;
+  loss_curve: number[];
+  model_version: number | null;
+  model_key: string | null;
+}

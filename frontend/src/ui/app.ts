@@ -5,6 +5,7 @@ import "./projects";
 import "./images";
 import "./workspace";
 import "./review";
+import "./models";
 
 /** Top-level shell: header, client-side routing, global link interception. */
 export class SamApp extends LitElement {
@@ -62,6 +63,8 @@ export class SamApp extends LitElement {
         return html`<annotation-workspace .projectId=${r.projectId} .imageId=${r.imageId}></annotation-workspace>`;
       case "review":
         return html`<review-page .projectId=${r.projectId}></review-page>`;
+      case "models":
+        return html`<models-page .projectId=${r.projectId}></models-page>`;
       default:
         return html`<main class="page"><h2>Not found</h2><a href="/">Back to projects</a></main>`;
     }

@@ -1,8 +1,9 @@
-import { LitElement, html, type TemplateResult } from "lit";
+import { html, type TemplateResult } from "lit";
 import { api, request } from "../api/client";
 import type { ImageItem, Job, Page, Project } from "../api/types";
 import { config } from "../config";
-import { ProjectSocket, type PresenceUser, type ServerEvent } from "../realtime/socket";
+import type { PresenceUser, ServerEvent } from "../realtime/socket";
+import { ProjectRoomPage } from "./roomPage";
 
 interface Member {
   id: number;
@@ -13,8 +14,7 @@ interface Member {
 
 const STATUSES = ["", "new", "in_progress", "done", "reviewed"] as const;
 
-export class ImagesPage extends LitElement {
-  projectId = 0;
+export class ImagesPage extends ProjectRoomPage {
   private project: Project | null = null;
   private images: ImageItem[] = [];
   private count = 0;
@@ -26,31 +26,21 @@ export class ImagesPage extends LitElement {
   private loading = true;
   private exportFormat = "coco";
   private exportJob: Job | null = null;
-  private socket: ProjectSocket | null = null;
   private segmentAll: { done: number; total: number; failed: number } | null = null;
   private presence: PresenceUser[] = [];
 
-  static override properties = { projectId: { type: Number } };
-
-  protected override createRenderRoot(): HTMLElement {
-    return this;
+  override connectedCallback(): void {
+    this.readFilters();
+    super.connectedCallback();
   }
 
-  override connectedCallback(): void {
-    super.connectedCallback();
+  private readFilters(): void {
     const params = new URLSearchParams(location.search);
     this.status = params.get("status") ?? "";
     this.assignee = params.get("assignee") ?? "";
-    void this.load();
-    this.socket = new ProjectSocket(this.projectId, (e) => this.onEvent(e), () => this.requestUpdate());
   }
 
-  override disconnectedCallback(): void {
-    this.socket?.close();
-    super.disconnectedCallback();
-  }
-
-  private onEvent(event: ServerEvent): void {
+  protected override onEvent(event: ServerEvent): void {
     if (event.event === "presence") {
       this.presence = event.payload.users.filter((u) => u.id !== config.user.id && u.image !== null);
       this.requestUpdate();
@@ -62,7 +52,7 @@ export class ImagesPage extends LitElement {
     }
   }
 
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     this.loading = true;
     this.requestUpdate();
     try {
@@ -174,6 +164,7 @@ export class ImagesPage extends LitElement {
           ? html`<span class="small muted" data-testid="segment-all-progress">Segment everything: ${this.segmentAll.done}/${this.segmentAll.total} images queued${this.segmentAll.failed ? `, ${this.segmentAll.failed} failed` : ""}</span>`
           : html`<button data-testid="segment-all" @click=${() => void this.segmentProject()}>Segment everything (all images)</button>`}
         <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review proposals</a>
+        <a class="button" href="/projects/${this.projectId}/models" data-testid="models-link">Models</a>
       </div>
       ${p?.status_counts
         ? html`<p class="small muted">${Object.entries(p.status_counts).map(([k, v]) => `${k.replace("_", " ")}: ${v}`).join(" · ")}</p>`

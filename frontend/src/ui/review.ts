@@ -1,16 +1,14 @@
 /** Review view: proposals (e.g. from "segment everything") accepted or rejected one by one
  * or in bulk; each shown as its mask over a crop of the image. */
-import { LitElement, html, nothing, type TemplateResult } from "lit";
+import { html, nothing, type TemplateResult } from "lit";
 import { api } from "../api/client";
 import type { Annotation, Project, ReviewState } from "../api/types";
-import { ProjectSocket, type ServerEvent } from "../realtime/socket";
+import type { ServerEvent } from "../realtime/socket";
 import { decodeRle } from "../sam/rle";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
+import { ProjectRoomPage } from "./roomPage";
 
-export class ReviewPage extends LitElement {
-  projectId = 0;
-  static override properties = { projectId: { type: Number } };
-
+export class ReviewPage extends ProjectRoomPage {
   private project: Project | null = null;
   private items: Annotation[] = [];
   private selected = new Set<number>();
@@ -18,25 +16,9 @@ export class ReviewPage extends LitElement {
   private error = "";
   private loading = true;
   private busy = false;
-  private socket: ProjectSocket | null = null;
   private images = new Map<number, Promise<HTMLImageElement>>();
 
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-    this.socket = new ProjectSocket(this.projectId, (e) => this.onEvent(e), () => undefined);
-  }
-
-  override disconnectedCallback(): void {
-    this.socket?.close();
-    super.disconnectedCallback();
-  }
-
-  private onEvent(event: ServerEvent): void {
+  protected override onEvent(event: ServerEvent): void {
     if (event.event === "annotation.created" || event.event === "annotation.updated") {
       const a = event.payload;
       const i = this.items.findIndex((x) => x.id === a.id);
@@ -54,7 +36,7 @@ export class ReviewPage extends LitElement {
     }
   }
 
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     this.loading = true;
     this.requestUpdate();
     try {

@@ -127,6 +127,8 @@ export class AnnotationWorkspace extends LitElement {
   private notice = "";
   private error = "";
   private saving = false;
+  /** A save failed for lack of network: save again when the browser is back online. */
+  private saveWhenOnline = false;
   private conflict: Conflict | null = null;
   private connection: ConnectionState = "connecting";
   private presence: PresenceUser[] = [];
@@ -179,6 +181,7 @@ export class AnnotationWorkspace extends LitElement {
     super.connectedCallback();
     window.addEventListener("keydown", this.onKeyDown);
     window.addEventListener("keyup", this.onKeyUp);
+    window.addEventListener("online", this.onOnline);
     this.installHooks();
     void this.load();
   }
@@ -186,6 +189,7 @@ export class AnnotationWorkspace extends LitElement {
   override disconnectedCallback(): void {
     window.removeEventListener("keydown", this.onKeyDown);
     window.removeEventListener("keyup", this.onKeyUp);
+    window.removeEventListener("online", this.onOnline);
     this.socket?.close();
     this.resizeObserver?.disconnect();
     window.clearTimeout(this.pollTimer);
@@ -1043,12 +1047,24 @@ export class AnnotationWorkspace extends LitElement {
         this.image = { ...this.image, status: "in_progress" };
       }
     } catch (error) {
-      if (!(error instanceof ConflictError)) this.error = `Saving failed: ${message(error)}`;
+      if (error instanceof ApiError && error.status === 0) {
+        // The mask stays in the prompt history, so nothing is lost while offline.
+        this.saveWhenOnline = true;
+        this.notice = "Offline: the mask is kept and saves when the network is back.";
+      } else if (!(error instanceof ConflictError)) {
+        this.error = `Saving failed: ${message(error)}`;
+      }
     } finally {
       this.saving = false;
       this.requestUpdate();
     }
   }
+
+  private readonly onOnline = (): void => {
+    if (!this.saveWhenOnline) return;
+    this.saveWhenOnline = false;
+    void this.accept();
+  };
 
   /** PATCH with If-Match; a 412 opens the conflict dialog and throws ConflictError. */
   private async patch(existing: Annotation, data: Partial<AnnotationInput>, mask: Uint8Array | null): Promise<Annotation> {

@@ -1,0 +1,228 @@
+/** Models page (the data engine's model-in-the-loop step): the project's model versions with
+ * their held-out evaluation as a table and a plot, fine-tuning jobs with live progress and
+ * loss curve, and, for managers, starting a job, activating a version and rolling back. */
+import { html, nothing, svg, type TemplateResult } from "lit";
+import { api } from "../api/client";
+import type { EvaluationMetrics, ModelVersion, Project, TrainingJob } from "../api/types";
+import type { JobProgress, ServerEvent } from "../realtime/socket";
+import { EVALUATED_CLICKS, clickX, lossPoints, miouPoints, miouY, type PlotBox } from "./plots";
+import { ProjectRoomPage } from "./roomPage";
+
+const MIOU_PLOT: PlotBox = { width: 360, height: 220, pad: 28 };
+const LOSS_PLOT: PlotBox = { width: 360, height: 90, pad: 6 };
+const SERIES_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"];
+const MANAGER_ROLES = new Set(["owner", "manager"]);
+const METRIC_ROWS: [keyof EvaluationMetrics, string][] = [
+  ["miou_1", "mIoU@1"],
+  ["miou_3", "mIoU@3"],
+  ["miou_5", "mIoU@5"],
+  ["noc_85", "NoC@85"],
+  ["noc_90", "NoC@90"],
+];
+
+function metric(value: number | undefined): string {
+  return value === undefined ? "—" : value.toFixed(3);
+}
+
+export class ModelsPage extends ProjectRoomPage {
+  private project: Project | null = null;
+  private versions: ModelVersion[] = [];
+  private activeKey = "";
+  private jobs: TrainingJob[] = [];
+  private steps = 300;
+  private error = "";
+  private notice = "";
+  private busy = false;
+
+  private get canManage(): boolean {
+    return MANAGER_ROLES.has(this.project?.role ?? "");
+  }
+
+  protected override onEvent(event: ServerEvent): void {
+    if (event.event === "job.progress" && event.payload.kind === "training") {
+      this.mergeProgress(event.payload);
+    } else if (event.event === "model.activated") {
+      void this.load();
+    }
+  }
+
+  private mergeProgress(progress: JobProgress): void {
+    const job = this.jobs.find((j) => j.id === progress.id);
+    if (!job) {
+      void this.load();
+      return;
+    }
+    job.state = progress.state;
+    job.progress = progress.progress;
+    job.error = progress.error ?? job.error;
+    if (progress.loss_curve && progress.loss_from !== undefined) {
+      job.loss_curve = [...job.loss_curve.slice(0, progress.loss_from), ...progress.loss_curve];
+    }
+    if (progress.state === "done" || progress.state === "failed") void this.load();
+    this.requestUpdate();
+  }
+
+  protected override async load(): Promise<void> {
+    try {
+      this.project ??= await api.project(this.projectId);
+      const [versions, jobs] = await Promise.all([
+        api.modelVersions(this.projectId),
+        api.trainingJobs(this.projectId),
+      ]);
+      this.versions = versions.results;
+      this.activeKey = versions.active_model_key;
+      this.jobs = jobs.results;
+      this.error = "";
+    } catch (error) {
+      this.error = error instanceof Error ? error.message : String(error);
+    }
+    this.requestUpdate();
+  }
+
+  private async act(action: () => Promise<unknown>, done: string): Promise<void> {
+    this.busy = true;
+    this.error = "";
+    this.notice = "";
+    this.requestUpdate();
+    try {
+      await action();
+      this.notice = done;
+      await this.load();
+    } catch (error) {
+      this.error = error instanceof Error ? error.message : String(error);
+    }
+    this.busy = false;
+    this.requestUpdate();
+  }
+
+  private renderJobs(): TemplateResult {
+    const recent = this.jobs.slice(0, 5);
+    if (recent.length === 0) return html`<p class="muted small">No fine-tuning job yet.</p>`;
+    return html`<ul class="jobs" data-testid="training-jobs">
+      ${recent.map((job) => {
+        const loss = lossPoints(job.loss_curve, LOSS_PLOT);
+        return html`<li data-testid="training-job" data-state=${job.state}>
+          <div class="row">
+            <strong>Job ${job.id}</strong>
+            <span class="badge">${job.state}</span>
+            <progress max="1" .value=${job.progress}></progress>
+            <span class="small muted">
+              ${job.train_images} train / ${job.held_out_images} held-out images
+              ${job.seconds ? ` · ${job.seconds.toFixed(0)} s` : ""}
+              ${job.model_key ? ` · ${job.model_key}` : ""}
+            </span>
+          </div>
+          ${job.error ? html`<div class="banner error small">${job.error}</div>` : nothing}
+          ${loss
+            ? html`<svg class="plot" width=${LOSS_PLOT.width} height=${LOSS_PLOT.height} role="img"
+                aria-label="training loss of job ${job.id}">
+                <polyline fill="none" stroke="#d33" stroke-width="1.5" points=${loss}></polyline>
+              </svg>`
+            : nothing}
+        </li>`;
+      })}
+    </ul>`;
+  }
+
+  private renderPlot(): TemplateResult {
+    const box = MIOU_PLOT;
+    const base = this.versions.at(-1)?.baseline_metrics;
+    const series = this.versions.filter((v) => v.metrics.miou_1 !== undefined).slice(0, SERIES_COLORS.length);
+    const x = (clicks: number): number => clickX(clicks, box);
+    const y = (miou: number): number => miouY(miou, box);
+    return html`<figure class="plot">
+      <svg width=${box.width} height=${box.height} role="img" aria-label="held-out mIoU after 1, 3 and 5 clicks"
+        data-testid="evaluation-plot">
+        ${[0, 0.25, 0.5, 0.75, 1].map(
+          (m) => svg`<line x1=${box.pad} x2=${box.width - box.pad} y1=${y(m)} y2=${y(m)} stroke="#444" stroke-width="0.5"></line>
+            <text x="2" y=${y(m) + 4} font-size="10" fill="currentColor">${m.toFixed(2)}</text>`,
+        )}
+        ${EVALUATED_CLICKS.map(
+          (c) => svg`<text x=${x(c) - 3} y=${box.height - 8} font-size="10" fill="currentColor">${c}</text>`,
+        )}
+        ${base
+          ? svg`<polyline fill="none" stroke="#999" stroke-dasharray="4 3" stroke-width="2" points=${miouPoints(base, box)}></polyline>`
+          : nothing}
+        ${series.map(
+          (v, i) => svg`<polyline fill="none" stroke=${SERIES_COLORS[i] ?? "#fff"} stroke-width="2"
+            points=${miouPoints(v.metrics, box)}></polyline>`,
+        )}
+      </svg>
+      <figcaption class="small">
+        held-out mIoU after k clicks ·
+        ${base ? html`<span style="color:#999">- - ${this.versions.at(-1)?.parent_model_key ?? "base"}</span>` : nothing}
+        ${series.map((v, i) => html` <span style="color:${SERIES_COLORS[i] ?? "inherit"}">— v${v.number}</span>`)}
+      </figcaption>
+    </figure>`;
+  }
+
+  private renderVersions(): TemplateResult {
+    if (this.versions.length === 0) {
+      return html`<p class="muted small">No fine-tuned version yet: the project runs ${this.activeKey || "its base model"}.</p>`;
+    }
+    return html`<table class="versions" data-testid="model-versions">
+      <thead>
+        <tr>
+          <th>Version</th>
+          <th>State</th>
+          ${METRIC_ROWS.map(([, title]) => html`<th>${title} before → after</th>`)}
+          <th></th>
+        </tr>
+      </thead>
+      <tbody>
+        ${this.versions.map(
+          (v) => html`<tr data-testid="model-version" data-key=${v.model_key}>
+            <td>v${v.number} <span class="small muted">${v.model_key}</span></td>
+            <td>${v.state}${v.model_key === this.activeKey ? html` <span class="badge">in use</span>` : nothing}</td>
+            ${METRIC_ROWS.map(
+              ([key]) => html`<td>${metric(v.baseline_metrics[key])} → <strong>${metric(v.metrics[key])}</strong></td>`,
+            )}
+            <td>
+              ${this.canManage && v.model_key !== this.activeKey && ["ready", "rejected", "rolled_back"].includes(v.state)
+                ? html`<button ?disabled=${this.busy}
+                    @click=${() => void this.act(() => api.activateModelVersion(this.projectId, v.id), `v${v.number} is active.`)}>
+                    Activate</button>`
+                : nothing}
+            </td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>`;
+  }
+
+  override render(): TemplateResult {
+    const p = this.project;
+    return html`<main class="page">
+      <nav class="crumbs"><a href="/">Projects</a> / <a href="/projects/${this.projectId}">${p?.name ?? "…"}</a> / <span>Models</span></nav>
+      <div class="toolbar">
+        <h1>Models</h1>
+        <span class="small muted" data-testid="active-model">in use: ${this.activeKey || p?.default_model_key || "…"}</span>
+        <span class="spacer"></span>
+        ${this.canManage
+          ? html`<label class="small">steps
+                <input type="number" min="1" max="100000" .value=${String(this.steps)}
+                  @change=${(e: Event) => (this.steps = Number((e.target as HTMLInputElement).value))} />
+              </label>
+              <button data-testid="start-training" ?disabled=${this.busy}
+                @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps }), "Fine-tuning started.")}>
+                Fine-tune on accepted annotations</button>
+              <button ?disabled=${this.busy || this.versions.length === 0}
+                @click=${() => void this.act(() => api.rollbackModel(this.projectId), "Rolled back.")}>Roll back</button>`
+          : nothing}
+      </div>
+      ${this.error ? html`<div class="banner error" role="alert">${this.error}</div>` : nothing}
+      ${this.notice ? html`<div class="banner" role="status">${this.notice}</div>` : nothing}
+      <section>
+        <h2>Held-out evaluation</h2>
+        ${this.versions.length ? this.renderPlot() : nothing}
+        ${this.renderVersions()}
+      </section>
+      <section>
+        <h2>Fine-tuning jobs</h2>
+        ${this.renderJobs()}
+      </section>
+    </main>`;
+  }
+}
+
+customElements.define("models-page", ModelsPage);
