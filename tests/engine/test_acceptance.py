@@ -53,8 +53,9 @@ def browser_decoder(client: Any, project: Any, capture: Any) -> dict[str, Any]:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "the committed sam_tiny ignores where the click is (issue 4), so fine-tuning its "
-        "decoder gained +0.008 1-click mIoU, not +0.05"
+        "fine-tuning the committed sam_tiny's decoder on the unseen style does not gain +0.05 "
+        "1-click mIoU (measured -0.05 to +0.01): its frozen tiny encoder's features do not "
+        "carry the new shapes' boundaries (issue 4's quality)"
     ),
 )
 def test_finetuning_on_an_unseen_style_beats_sam_tiny_and_becomes_active(
