@@ -98,8 +98,9 @@ def dice_loss(logits: Tensor, targets: Tensor, smooth: float = 1.0) -> Tensor:
 
 def mask_iou(pred: Tensor, gt: Tensor) -> Tensor:
     """IoU of (..., H, W) bool masks; returns (...) float32, 1.0 where both are empty."""
-    inter = (pred & gt).sum(dim=(-2, -1)).float()
-    union = (pred | gt).sum(dim=(-2, -1)).float()
+    # counted as bytes into int32: summing bools widens every pixel to int64 first
+    inter = (pred & gt).view(torch.uint8).sum(dim=(-2, -1), dtype=torch.int32).float()
+    union = (pred | gt).view(torch.uint8).sum(dim=(-2, -1), dtype=torch.int32).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
@@ -109,13 +110,14 @@ def sample_points(regions: Tensor, generator: torch.Generator) -> tuple[Tensor, 
     Returns (N, 2) float32 (x, y) pixel coordinates and (N,) bool: whether the region
     was non-empty (the point of an empty region is meaningless).
     """
-    flat = regions.flatten(1)
-    counts = flat.sum(dim=1)
+    cumulative = regions.flatten(1).view(torch.uint8).cumsum(dim=1, dtype=torch.int32)
+    counts = cumulative[:, -1]
     valid = counts > 0
-    draws = torch.rand(flat.shape[0], generator=generator, device=flat.device)
-    rank = (draws * counts).long().clamp(max=(counts - 1).clamp(min=0))
+    draws = torch.rand(cumulative.shape[0], generator=generator, device=cumulative.device)
+    rank = (draws * counts).long().clamp(max=(counts - 1).clamp(min=0)).to(torch.int32)
     # index of the rank-th True pixel of each row (the last pixel where the row is empty)
-    index = (flat.cumsum(dim=1) <= rank[:, None]).sum(dim=1).clamp(max=flat.shape[1] - 1)
+    index = torch.searchsorted(cumulative, rank[:, None] + 1)[:, 0]
+    index = index.clamp(max=cumulative.shape[1] - 1)
     width = regions.shape[-1]
     points = torch.stack([index % width, index // width], dim=1).float()
     return points, valid
