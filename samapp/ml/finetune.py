@@ -30,7 +30,7 @@ from torch import Tensor
 
 from samapp.ml.embedding import ImageEmbedding
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
-from samapp.ml.training import TrainConfig, batch_loss, make_optimizer
+from samapp.ml.training import TrainConfig, batch_loss, make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
@@ -209,11 +209,7 @@ def finetune_step(
         boxes.append(bool(draw < config.box_probability))
     embeddings = torch.stack([sample.embedding for sample in samples]).to(device)
     loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, train_config)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    torch.nn.utils.clip_grad_norm_(params, train_config.grad_clip)
-    optimizer.step()
+    optimizer_step(optimizer, loss, train_config.grad_clip)
     return loss.item(), ious.mean().item()
 
 

@@ -231,16 +231,15 @@ def interactive_loss(
     prompts = first_prompts(gt, generator, box)
     rows = torch.arange(gt.shape[0], device=gt.device)
     total = image_embedding.new_zeros(())
-    coverage: Tensor | None = None
+    # The loss compares the low-res logits (4x the embedding's side) with the share of each
+    # low-res cell the object covers: the boundary keeps sub-cell precision at a sixteenth
+    # of the cost of upscaling every output to the input size.
+    low_res_size = [4 * side for side in image_embedding.shape[-2:]]
+    coverage = F.interpolate(gt[:, None].float(), low_res_size, mode="area")
     for round_ in range(config.iterations):
         low_res, iou_pred = decode(sam, image_embedding, prompts)
         if round_:
             low_res, iou_pred = low_res[:, :1], iou_pred[:, :1]
-        if coverage is None:
-            # The loss compares the low-res logits with the share of each low-res cell the
-            # object covers: the boundary keeps sub-cell precision at a sixteenth of the
-            # cost of upscaling every output to the input size.
-            coverage = F.interpolate(gt[:, None].float(), low_res.shape[-2:], mode="area")
         target = coverage.expand_as(low_res)
         losses = config.focal_weight * sigmoid_focal_loss(
             low_res, target
@@ -364,13 +363,18 @@ def embeddings_step(
     use_box = torch.rand(len(gts), generator=generator, device=embeddings.device)
     boxes = [bool(draw < config.box_probability) for draw in use_box]
     loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config)
+    optimizer_step(optimizer, loss, config.grad_clip)
+    return loss.item(), ious.mean().item()
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: Tensor, grad_clip: float) -> None:
+    """Backward ``loss``, clip the gradient norm of the optimizer's parameters to
+    ``grad_clip``, and step."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(
-        [p for group in optimizer.param_groups for p in group["params"]], config.grad_clip
-    )
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
-    return loss.item(), ious.mean().item()
 
 
 def init_decoder_attention(sam: Sam, gain: float) -> None:
