@@ -128,17 +128,15 @@ export class ModelsPage extends ProjectRoomPage {
     const box = MIOU_PLOT;
     const base = this.versions.at(-1)?.baseline_metrics;
     const series = this.versions.filter((v) => v.metrics.miou_1 !== undefined).slice(0, SERIES_COLORS.length);
-    const x = (clicks: number): number => clickX(clicks, box);
-    const y = (miou: number): number => miouY(miou, box);
     return html`<figure class="plot">
       <svg width=${box.width} height=${box.height} role="img" aria-label="held-out mIoU after 1, 3 and 5 clicks"
         data-testid="evaluation-plot">
         ${[0, 0.25, 0.5, 0.75, 1].map(
-          (m) => svg`<line x1=${box.pad} x2=${box.width - box.pad} y1=${y(m)} y2=${y(m)} stroke="#444" stroke-width="0.5"></line>
-            <text x="2" y=${y(m) + 4} font-size="10" fill="currentColor">${m.toFixed(2)}</text>`,
+          (m) => svg`<line x1=${box.pad} x2=${box.width - box.pad} y1=${miouY(m, box)} y2=${miouY(m, box)} stroke="#444" stroke-width="0.5"></line>
+            <text x="2" y=${miouY(m, box) + 4} font-size="10" fill="currentColor">${m.toFixed(2)}</text>`,
         )}
         ${EVALUATED_CLICKS.map(
-          (c) => svg`<text x=${x(c) - 3} y=${box.height - 8} font-size="10" fill="currentColor">${c}</text>`,
+          (c) => svg`<text x=${clickX(c, box) - 3} y=${box.height - 8} font-size="10" fill="currentColor">${c}</text>`,
         )}
         ${base
           ? svg`<polyline fill="none" stroke="#999" stroke-dasharray="4 3" stroke-width="2" points=${miouPoints(base, box)}></polyline>`
