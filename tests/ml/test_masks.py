@@ -101,6 +101,29 @@ def test_simplified_polygons_keep_iou_high(shape, tolerance):
     assert sum(len(r) for r in rings) < raw  # Douglas-Peucker did remove vertices
 
 
+def test_simplification_keeps_thin_bands_around_holes():
+    # Found by hypothesis: at tolerance 1 Douglas-Peucker skews the hole of a radius-10 disk
+    # into a quadrilateral 1 px off its edges, IoU 0.85 on the ~4 px band; the rings must
+    # fall back to a finer tolerance instead.
+    mask = np.zeros((96, 56), np.uint8)
+    cv2.ellipse(mask, (26, 48), (10, 10), 0, 0, 360, 1, -1)
+    cv2.rectangle(mask, (21, 43), (31, 53), 0, -1)
+    mask = mask.astype(bool)
+    rings = mask_to_polygons(mask, tolerance=1.0)
+    assert len(rings) == 2
+    assert _iou(polygons_to_mask(rings, *mask.shape), mask) >= MIN_IOU_SIMPLIFIED
+    assert sum(len(r) for r in rings) < sum(len(r) for r in mask_to_polygons(mask, tolerance=0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(any_mask, st.sampled_from([0.8, 0.95]))
+def test_simplification_keeps_min_iou_where_exact_rings_can(mask, min_iou):
+    rings = mask_to_polygons(mask, tolerance=2.0, min_iou=min_iou)
+    # Exact rings still drop one- and two-pixel parts, so they bound what can be kept.
+    exact = _iou(polygons_to_mask(mask_to_polygons(mask, tolerance=0), *mask.shape), mask)
+    assert _iou(polygons_to_mask(rings, *mask.shape), mask) >= min(min_iou, exact)
+
+
 def test_holes_are_the_positively_oriented_rings():
     mask = np.zeros((40, 40), bool)
     mask[5:35, 5:35] = True
