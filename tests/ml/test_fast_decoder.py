@@ -7,6 +7,7 @@ upscaling weights, tanh GELU) must keep thresholded masks at IoU >= 0.98 on aver
 """
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -107,5 +108,7 @@ def test_onnx_parity(name, tmp_path):
         _, masks8 = click8.run(None, feeds)
         ious.append(_iou(masks8 > 0, ref.numpy() > 0))
     assert paths8["click"].name == "fast_click_int8up_tanh.onnx"
+    ops = {node.op_type for node in onnx.load(str(paths8["click"])).graph.node}
+    assert "FastGelu" in ops and "Tanh" not in ops  # one fused kernel, not nine elementwise nodes
     assert min(ious) >= 0.95
     assert np.mean(ious) >= 0.98
