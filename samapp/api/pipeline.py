@@ -102,27 +102,36 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
     default = settings.SAM_DECODER_DEFAULT_VARIANT
     if default not in manifest["variants"]:
         default = next(iter(manifest["variants"]))
+
+    def file_output(entry: dict[str, Any]) -> dict[str, Any]:
+        filename = entry["filename"]
+        return {
+            "url": reverse("decoder-file", kwargs={"model_key": key, "filename": filename}),
+            "sha256": entry["sha256"],
+            "bytes": entry["bytes"],
+            "inputs": entry["inputs"],
+            "outputs": entry["outputs"],
+        }
+
+    variants = {}
+    for name, variant in manifest["variants"].items():
+        output = {
+            **file_output(variant),
+            "low_res": variant["low_res"],
+            "single_mask": variant["single_mask"],
+            "int8": variant["int8"],
+        }
+        if "prepare" in variant:  # a two-graph fast variant (samapp.ml.fast_decoder)
+            output["prepare"] = file_output(variant["prepare"])
+            output["mask_input_variant"] = variant["mask_input_variant"]
+        variants[name] = output
     return {
         "model_key": key,
         "img_size": manifest["image_size"],
         "embedding_shape": [1, *manifest["embedding_shape"]],
         "mask_input_size": manifest["mask_input_size"],
         "default_variant": default,
-        "variants": {
-            name: {
-                "url": reverse(
-                    "decoder-file", kwargs={"model_key": key, "filename": variant["filename"]}
-                ),
-                "sha256": variant["sha256"],
-                "bytes": variant["bytes"],
-                "inputs": variant["inputs"],
-                "outputs": variant["outputs"],
-                "low_res": variant["low_res"],
-                "single_mask": variant["single_mask"],
-                "int8": variant["int8"],
-            }
-            for name, variant in manifest["variants"].items()
-        },
+        "variants": variants,
     }
 
 

@@ -29,7 +29,6 @@ Shapes below use C = transformer dim, Ci = C / attention_downsample_rate, H = he
 d = Ci / H, N = h * w image tokens, T = 1 + num_mask_tokens + num_points prompt tokens.
 """
 
-import hashlib
 import logging
 import math
 import warnings
@@ -47,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.onnx import symbolic_helper, symbolic_opset9
 
-from samapp.ml.onnx_export import OPSET, _io_spec, _root_logger_level
+from samapp.ml.onnx_export import OPSET, _root_logger_level
 
 PREPARE_INPUTS = ["image_embeddings"]
 PREPARE_OUTPUTS = ["src", "k0", "v0", "q0"]
@@ -93,11 +92,14 @@ class FastDecoderPrepare(nn.Module):
 
 
 class FastDecoderClick(SamOnnxModel):
-    """Per-click part; see the module docstring. Always returns a single mask, low-res."""
+    """Per-click part; see the module docstring. Low-res output: the one mask SAM's ONNX rule
+    selects, or with ``multimask`` all of them as ``SamOnnxLowRes(return_single_mask=False)``."""
 
-    def __init__(self, model: Sam, approximate_gelu: bool = False) -> None:
-        """``approximate_gelu`` uses the tanh GELU in the output upscaling (SAM: exact erf)."""
-        super().__init__(model, return_single_mask=True)
+    def __init__(self, model: Sam, approximate_gelu: bool = False, multimask: bool = False) -> None:
+        """``approximate_gelu`` uses the tanh GELU in the output upscaling (SAM: exact erf);
+        ``multimask`` returns every mask token's mask and IoU (the upscaling is shared, so
+        the extra masks cost one (N*16, C/8) x (C/8, 3) product)."""
+        super().__init__(model, return_single_mask=not multimask)
         decoder = model.mask_decoder
         pe = model.prompt_encoder.get_dense_pe()[0].flatten(1).transpose(0, 1)
         # A parameter so that the export stores it once (a buffer becomes one constant per use).
@@ -208,7 +210,8 @@ class FastDecoderClick(SamOnnxModel):
         """Per-image tensors from ``FastDecoderPrepare``; point_coords (1, P, 2) and
         point_labels (1, P) float32 as for ``SamOnnxModel`` (model input frame, padded).
 
-        Returns iou_predictions (1, 1) and low_res_masks (1, 1, 4h, 4w) float32 logits.
+        Returns iou_predictions (1, M) and low_res_masks (1, M, 4h, 4w) float32 logits, M = 1,
+        or the number of mask tokens (4) with ``multimask``.
         """
         decoder = self.model.mask_decoder
         transformer = decoder.transformer
@@ -252,17 +255,19 @@ class FastDecoderClick(SamOnnxModel):
         )
         queries = transformer.norm_final_attn(queries + attn_out)
 
-        # Heads: predicted IoU for every mask token, SAM's ONNX selection rule, one mask.
+        # Heads: predicted IoU for every mask token; with one mask, SAM's ONNX selection rule.
         num_masks = decoder.num_mask_tokens
-        iou_pred = decoder.iou_prediction_head(queries[0:1])  # (1, K)
-        hyper = torch.stack(
+        iou = decoder.iou_prediction_head(queries[0:1])  # (1, K)
+        chosen = torch.stack(
             [mlp(queries[1 + i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)]
         )  # (K, C/8)
-        reweight = torch.tensor([1000.0] + [0.0] * (num_masks - 1))
-        score = iou_pred + (point_coords.shape[1] - 2.5) * reweight
-        best = torch.argmax(score, dim=1)  # (1,)
-        chosen = torch.index_select(hyper, 0, best)  # (1, C/8)
-        iou = torch.index_select(iou_pred, 1, best)  # (1, 1)
+        if self.return_single_mask:
+            reweight = torch.tensor([1000.0] + [0.0] * (num_masks - 1))
+            score = iou + (point_coords.shape[1] - 2.5) * reweight
+            best = torch.argmax(score, dim=1)  # (1,)
+            chosen = torch.index_select(chosen, 0, best)  # (1, C/8)
+            iou = torch.index_select(iou, 1, best)  # (1, 1)
+        masks = chosen.shape[0]
 
         # Output upscaling as channel-last matmuls: (N, C) -> (N, 4, C/4) -> (N, 4, 4, C/8).
         n = keys.shape[0]
@@ -271,11 +276,11 @@ class FastDecoderClick(SamOnnxModel):
         y = self.act(y)
         y = torch.matmul(y.reshape(4 * n, self.c4), self.up2_w) + self.up2_b
         y = self.act(y.reshape(n, 16, self.c8))
-        logits = torch.matmul(y, chosen.transpose(0, 1))  # (N, 16, 1)
+        logits = torch.matmul(y, chosen.transpose(0, 1))  # (N, 16, M)
         h, w = self.grid
-        # (i, j, a, b, c, d) -> row 4i + 2a + c, column 4j + 2b + d.
-        logits = logits.reshape(h, w, 2, 2, 2, 2).permute(0, 2, 4, 1, 3, 5)
-        return iou, logits.reshape(1, 1, 4 * h, 4 * w)
+        # (i, j, a, b, c, d, m) -> mask m, row 4i + 2a + c, column 4j + 2b + d.
+        logits = logits.reshape(h, w, 2, 2, 2, 2, masks).permute(6, 0, 2, 4, 1, 3, 5)
+        return iou, logits.reshape(1, masks, 4 * h, 4 * w)
 
 
 def decode(
@@ -283,10 +288,11 @@ def decode(
     image_embeddings: torch.Tensor,
     point_coords: torch.Tensor,
     point_labels: torch.Tensor,
+    multimask: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run prepare + click in torch: (1, C, h, w), (1, P, 2), (1, P) -> (1, 1), (1, 1, 4h, 4w)."""
+    """Run prepare + click in torch: (1, C, h, w), (1, P, 2), (1, P) -> (1, M), (1, M, 4h, 4w)."""
     prepared = FastDecoderPrepare(model)(image_embeddings)
-    return FastDecoderClick(model)(*prepared, point_coords, point_labels)
+    return FastDecoderClick(model, multimask=multimask)(*prepared, point_coords, point_labels)
 
 
 @symbolic_helper.parse_args("v", "s")
@@ -351,14 +357,16 @@ def export_fast_decoder(
     prefix: str = "fast",
     per_channel: bool = False,
     approximate_gelu: bool = False,
+    multimask: bool = False,
 ) -> dict[str, Path]:
     """Export ``{prefix}_prepare.onnx`` and ``{prefix}_click{suffix}.onnx`` into ``out_dir``.
 
     ``model`` must be on the CPU in float32. ``int8`` dynamically quantizes the click graph's
     constant-weight matmuls (QUInt8 weights, per channel if ``per_channel``): ``True`` or
     ``"all"`` every one (suffix ``_int8``), ``"upscale"`` only the two output-upscaling matmuls
-    (~half the click's MACs; suffix ``_int8up``). ``approximate_gelu`` adds ``_tanh``. The prepare
-    graph stays float32 (it runs once per image). Returns {"prepare": path, "click": path}.
+    (~half the click's MACs; suffix ``_int8up``). ``approximate_gelu`` adds ``_tanh``,
+    ``multimask`` (every mask token's output) ``_multi``. The prepare graph stays float32 (it
+    runs once per image). Returns {"prepare": path, "click": path}.
     """
     if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
         raise ValueError("Export needs the model on the CPU in float32")
@@ -371,11 +379,12 @@ def export_fast_decoder(
     prepare = FastDecoderPrepare(model).eval()
     prepare_path = out_dir / f"{prefix}_prepare.onnx"
     _export(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
-    click = FastDecoderClick(model, approximate_gelu=approximate_gelu).eval()
+    click = FastDecoderClick(model, approximate_gelu=approximate_gelu, multimask=multimask).eval()
     prepared = prepare(embeddings)
     coords = torch.randint(0, model.image_encoder.img_size, (1, 2, 2)).float()
     labels = torch.tensor([[1.0, -1.0]])
-    suffix = {"": "", "all": "_int8", "upscale": "_int8up"}[mode]
+    suffix = "_multi" if multimask else ""
+    suffix += {"": "", "all": "_int8", "upscale": "_int8up"}[mode]
     suffix += "pc" if mode and per_channel else ""
     suffix += "_tanh" if approximate_gelu else ""
     click_path = out_dir / f"{prefix}_click{suffix}.onnx"
@@ -422,19 +431,3 @@ def _upscale_matmuls(path: Path, click: FastDecoderClick) -> list[str]:
     if len(names) != 2:
         raise RuntimeError(f"Expected the 2 upscaling MatMuls, found {names}")
     return names
-
-
-def manifest_entry(paths: dict[str, Path]) -> dict[str, Any]:
-    """Describe exported files: {role: {filename, sha256, bytes, inputs, outputs}}."""
-    entry: dict[str, Any] = {}
-    for role, path in paths.items():
-        data = Path(path).read_bytes()
-        graph = onnx.load(str(path), load_external_data=False).graph
-        entry[role] = {
-            "filename": Path(path).name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "inputs": _io_spec(graph.input),
-            "outputs": _io_spec(graph.output),
-        }
-    return entry

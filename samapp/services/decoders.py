@@ -94,11 +94,11 @@ def decoder_export(*, model_key: str) -> dict[str, Any]:
         manifest = export_decoders(
             model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)
         )
-        for variant in manifest["variants"].values():
-            name = decoder_file_path(model_key=model_key, filename=variant["filename"])
+        for entry in _file_entries(manifest):
+            name = decoder_file_path(model_key=model_key, filename=entry["filename"])
             if not default_storage.exists(name):  # content-hashed: same name, same bytes
                 default_storage.save(
-                    name, ContentFile((Path(tmp) / variant["filename"]).read_bytes())
+                    name, ContentFile((Path(tmp) / entry["filename"]).read_bytes())
                 )
     manifest_path = f"{_folder(model_key)}/manifest.json"
     if default_storage.exists(manifest_path):
@@ -114,7 +114,13 @@ def decoder_file_get(*, model_key: str, filename: str) -> tuple[dict[str, Any], 
     manifest = decoder_manifest_get(model_key=model_key)
     if manifest is None:
         return None
-    for variant in manifest["variants"].values():
-        if variant["filename"] == filename:
-            return variant, decoder_file_path(model_key=model_key, filename=filename)
+    for entry in _file_entries(manifest):
+        if entry["filename"] == filename:
+            return entry, decoder_file_path(model_key=model_key, filename=filename)
     return None
+
+
+def _file_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every file of an export: each variant's graph and a fast variant's prepare graph."""
+    variants = manifest["variants"].values()
+    return [*variants, *(v["prepare"] for v in variants if "prepare" in v)]

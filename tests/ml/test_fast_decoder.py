@@ -19,7 +19,6 @@ from samapp.ml.fast_decoder import (
     FastDecoderPrepare,
     decode,
     export_fast_decoder,
-    manifest_entry,
 )
 from samapp.ml.onnx_export import SamOnnxLowRes
 from samapp.ml.registry import load_model
@@ -44,10 +43,10 @@ def _prompts(model, num_points: int, seed: int) -> tuple[torch.Tensor, torch.Ten
     return coords, labels
 
 
-def _reference(model, embedding, coords, labels):
+def _reference(model, embedding, coords, labels, multimask=False):
     h, w = model.prompt_encoder.image_embedding_size
     with torch.no_grad():
-        return SamOnnxLowRes(model, return_single_mask=True)(
+        return SamOnnxLowRes(model, return_single_mask=not multimask)(
             embedding, coords, labels, torch.zeros(1, 1, 4 * h, 4 * w), torch.zeros(1)
         )
 
@@ -59,16 +58,18 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", ["sam_tiny", "sam_vit_b"])
 @pytest.mark.parametrize("num_points", [2, 3, 4, 6])
-def test_torch_parity(name, num_points):
+@pytest.mark.parametrize("multimask", [False, True])
+def test_torch_parity(name, num_points, multimask):
     model = _model(name)
     c = model.prompt_encoder.embed_dim
     h, w = model.prompt_encoder.image_embedding_size
     embedding = torch.randn(1, c, h, w, generator=torch.Generator().manual_seed(num_points))
     coords, labels = _prompts(model, num_points, seed=num_points)
-    ref_iou, ref_masks = _reference(model, embedding, coords, labels)
-    iou, masks = decode(model, embedding, coords, labels)
-    assert masks.shape == (1, 1, 4 * h, 4 * w)
-    assert iou.shape == (1, 1)
+    ref_iou, ref_masks = _reference(model, embedding, coords, labels, multimask)
+    iou, masks = decode(model, embedding, coords, labels, multimask)
+    count = 4 if multimask else 1
+    assert masks.shape == (1, count, 4 * h, 4 * w)
+    assert iou.shape == (1, count)
     torch.testing.assert_close(masks, ref_masks, atol=ATOL, rtol=0)
     torch.testing.assert_close(iou, ref_iou, atol=ATOL, rtol=0)
 
@@ -87,9 +88,8 @@ def test_onnx_parity(name, tmp_path):
     model = _model(name)
     paths = export_fast_decoder(model, tmp_path)
     paths8 = export_fast_decoder(model, tmp_path, int8="upscale", approximate_gelu=True)
-    entry = manifest_entry(paths)
-    assert [i["name"] for i in entry["click"]["inputs"]] == CLICK_INPUTS
-    assert [o["name"] for o in entry["prepare"]["outputs"]] == PREPARE_OUTPUTS
+    assert [i.name for i in onnx.load(str(paths["click"])).graph.input] == CLICK_INPUTS
+    assert [o.name for o in onnx.load(str(paths["prepare"])).graph.output] == PREPARE_OUTPUTS
     c = model.prompt_encoder.embed_dim
     h, w = model.prompt_encoder.image_embedding_size
     prepare = ort.InferenceSession(str(paths["prepare"]))

@@ -18,7 +18,14 @@ from django.core.management import CommandError, call_command
 from segment_anything import SamPredictor
 
 from samapp.ml.embedding import ImageEmbedding, set_predictor_embedding
-from samapp.ml.onnx_export import VARIANTS, export_decoder, export_decoders
+from samapp.ml.fast_decoder import CLICK_INPUTS, PREPARE_INPUTS, PREPARE_OUTPUTS
+from samapp.ml.onnx_export import (
+    DECODER_VARIANTS,
+    FAST_VARIANTS,
+    VARIANTS,
+    export_decoder,
+    export_decoders,
+)
 from samapp.ml.registry import load_model
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 
@@ -62,18 +69,26 @@ def exported(request, tmp_path_factory):
 
 def test_files_are_content_hashed_and_listed(exported):
     model, _, manifest, out = exported
-    assert set(manifest["variants"]) == set(VARIANTS)
+    assert set(manifest["variants"]) == set(DECODER_VARIANTS)
     assert json.loads((out / "manifest.json").read_text()) == manifest
     h, w = model.prompt_encoder.image_embedding_size
     assert manifest["mask_input_size"] == [4 * h, 4 * w]
-    for name, entry in manifest["variants"].items():
+    files = [(n, e) for n, e in manifest["variants"].items()]
+    files += [(f"{n}_prepare", manifest["variants"][n]["prepare"]) for n in FAST_VARIANTS]
+    for name, entry in files:
         data = (out / entry["filename"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+        assert entry["filename"].startswith(f"{manifest['model_key']}.{name}.")
         assert entry["sha256"][:16] in entry["filename"]
         assert entry["bytes"] == len(data)
-        assert [i["name"] for i in entry["inputs"]] == VARIANTS[name].input_names
-        assert [o["name"] for o in entry["outputs"]] == VARIANTS[name].output_names
-        assert entry["inputs"][1]["shape"] == [1, "num_points", 2]
+        if name in VARIANTS:
+            assert [i["name"] for i in entry["inputs"]] == VARIANTS[name].input_names
+            assert [o["name"] for o in entry["outputs"]] == VARIANTS[name].output_names
+            assert entry["inputs"][1]["shape"] == [1, "num_points", 2]
+    fast = manifest["variants"]["fast_multi"]
+    assert [i["name"] for i in fast["prepare"]["inputs"]] == PREPARE_INPUTS
+    assert [i["name"] for i in fast["inputs"]] == CLICK_INPUTS
+    assert fast["mask_input_variant"] == "lowres_multi"
     sizes = {name: entry["bytes"] for name, entry in manifest["variants"].items()}
     print(manifest["model_key"], sizes)
     assert sizes["official_single_int8"] < 0.7 * sizes["official_single"]
@@ -86,6 +101,20 @@ def test_export_is_deterministic(exported, tmp_path):
         pytest.skip("one model is enough")
     again = export_decoders(model, "sam_tiny", tmp_path, ["lowres_multi"])
     assert again["variants"]["lowres_multi"] == manifest["variants"]["lowres_multi"]
+
+
+def test_fast_variant_brings_its_mask_input_variant(tmp_path):
+    model = load_model("sam_tiny", random_init=True)
+    manifest = export_decoders(model, "sam_tiny", tmp_path, ["fast_multi"])
+    assert list(manifest["variants"]) == ["fast_multi", "lowres_multi"]
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == sorted(
+        [
+            manifest["variants"]["fast_multi"]["filename"],
+            manifest["variants"]["fast_multi"]["prepare"]["filename"],
+            manifest["variants"]["lowres_multi"]["filename"],
+        ]
+    )
+    assert not list(tmp_path.glob(".*"))  # no temporary files or folders left
 
 
 def test_export_rejects_unknown_variant_and_gpu_or_half_models(tmp_path):
@@ -211,6 +240,33 @@ def test_onnxruntime_matches_torch_decoder(exported, variant_name, request):
     print(f"{key}: mean IoU {mean_iou:.4f}, min {min(IOUS[key]):.4f}")
     if variant.int8:
         assert mean_iou >= INT8_MIN_MEAN_IOU
+
+
+def test_fast_variant_matches_torch_decoder(exported):
+    """Prepare once, then every prompt without a mask input through the click graph: the
+    same four masks and IoUs as ``lowres_multi`` (SAM's single-mask output, then the three
+    multimask outputs)."""
+    _, predictor, manifest, out = exported
+    entry = manifest["variants"]["fast_multi"]
+    prepare = ort.InferenceSession(str(out / entry["prepare"]["filename"]))
+    click = ort.InferenceSession(str(out / entry["filename"]))
+    image = {"image_embeddings": predictor.features.numpy()}
+    prepared = dict(zip(PREPARE_OUTPUTS, prepare.run(None, image), strict=True))
+    for prompt_name, prompt in PROMPTS.items():
+        if prompt.get("previous"):
+            continue  # mask input: the lowres_multi graph's job
+        feeds = _onnx_inputs(predictor, prompt, None)
+        ious, low_res = click.run(
+            None, prepared | {n: feeds[n] for n in ("point_coords", "point_labels")}
+        )
+        single = _torch_reference(predictor, prompt_name, False, None)
+        multi = _torch_reference(predictor, prompt_name, True, None)
+        _, want_ious, want_logits = (
+            np.concatenate([s, m]) for s, m in zip(single, multi, strict=True)
+        )
+        tol = FP32_ATOL + FP32_RTOL * np.abs(want_logits).max()
+        np.testing.assert_allclose(low_res[0], want_logits, atol=tol, rtol=0)
+        np.testing.assert_allclose(ious[0], want_ious, atol=1e-4)
 
 
 def test_export_command_writes_hashed_files(tmp_path):

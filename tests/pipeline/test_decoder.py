@@ -68,3 +68,33 @@ def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, 
     settings.SAM_CHECKPOINT_DIR = "/nonexistent"
     missing = client.get("/api/models/sam_vit_h/decoder/")
     assert missing.status_code == 404 and "sam_download sam_vit_h" in missing.json()["detail"]
+
+
+def test_fast_variant_serves_its_prepare_graph(
+    client_for, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.SAM_DECODER_VARIANTS = ["fast_multi"]
+    settings.SAM_DECODER_DEFAULT_VARIANT = "fast_multi"
+    from django.core.cache import cache
+
+    cache.clear()
+    client = client_for("viewer")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get("/api/models/sam_tiny/decoder/")
+    if response.status_code == 503:
+        response = client.get("/api/models/sam_tiny/decoder/")
+    assert response.status_code == 200, response.content
+    manifest = response.json()
+    assert manifest["default_variant"] == "fast_multi"
+    # Clicks that refine a mask need the single-graph variant: exported with it.
+    assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
+    fast = manifest["variants"]["fast_multi"]
+    assert fast["mask_input_variant"] == "lowres_multi"
+    assert [i["name"] for i in fast["inputs"]] == [
+        "src", "k0", "v0", "q0", "point_coords", "point_labels"
+    ]  # fmt: skip
+    assert [o["name"] for o in fast["prepare"]["outputs"]] == ["src", "k0", "v0", "q0"]
+    for entry in (fast, fast["prepare"]):
+        served = client.get(entry["url"])
+        assert served.status_code == 200
+        assert hashlib.sha256(served.content).hexdigest() == entry["sha256"]

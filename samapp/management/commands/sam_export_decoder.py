@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from samapp.ml.onnx_export import VARIANTS, export_decoders
+from samapp.ml.onnx_export import DECODER_VARIANTS, export_decoders
 from samapp.ml.registry import CheckpointNotFoundError, UnknownModelError, load_model
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--variants",
             nargs="+",
-            choices=sorted(VARIANTS),
+            choices=sorted(DECODER_VARIANTS),
             default=None,
             help="variants to export (default: all)",
         )
