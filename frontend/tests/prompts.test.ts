@@ -124,4 +124,24 @@ describe("decoder variant choice", () => {
   it("falls back to the manifest's default", () => {
     expect(chooseVariant(manifest(["weird"], "weird"))).toBe("weird");
   });
+  it("prefers the fast decoder and brings its prepare graph and mask-input decoder", () => {
+    const m = manifest(["lowres_multi", "fast_multi"], "lowres_multi");
+    m.variants["fast_multi"] = {
+      ...variant,
+      url: "/fast",
+      prepare: { ...variant, url: "/prepare", sha256: "p" },
+      mask_input_variant: "lowres_multi",
+    };
+    expect(chooseVariant(m)).toBe("fast_multi");
+    const info = modelInfo(m, "fast_multi");
+    expect(info.url).toBe("/fast");
+    expect(info.prepare).toEqual({ url: "/prepare", sha256: "p" });
+    expect(info.maskInputModel?.variant).toBe("lowres_multi");
+    expect(info.maskInputModel?.prepare).toBeUndefined();
+  });
+  it("refuses a fast decoder whose mask-input decoder is missing", () => {
+    const m = manifest(["fast_multi"], "fast_multi");
+    m.variants["fast_multi"] = { ...variant, prepare: variant, mask_input_variant: "lowres_multi" };
+    expect(() => modelInfo(m, "fast_multi")).toThrow(/mask-input variant lowres_multi/);
+  });
 });

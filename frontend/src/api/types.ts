@@ -93,15 +93,22 @@ export interface TensorSpec {
   shape?: (number | string)[];
 }
 
-export interface DecoderVariant {
+export interface DecoderFile {
   url: string;
   sha256: string;
   bytes: number;
   inputs: (string | TensorSpec)[];
   outputs: (string | TensorSpec)[];
+}
+
+export interface DecoderVariant extends DecoderFile {
   low_res?: boolean;
   single_mask?: boolean;
   int8?: boolean;
+  /** A fast variant's per-image graph (samapp.ml.fast_decoder), run once per embedding. */
+  prepare?: DecoderFile;
+  /** The variant for clicks with a mask input: a fast variant's click graph takes none. */
+  mask_input_variant?: string;
 }
 
 export interface DecoderManifest {

@@ -3,7 +3,9 @@
  * SAM's prompt encoder + mask decoder, run with onnxruntime-web off the UI thread.
  *
  * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
- * reload does not download them again) and warmed up with a dummy prompt. Embeddings are
+ * reload does not download them again) and warmed up with a dummy prompt. A fast variant
+ * (samapp.ml.fast_decoder) brings two more: its prepare graph, run once per embedding when it
+ * opens, and the single-graph decoder used for clicks that refine a mask. Embeddings are
  * fetched as fp16 (or int8), converted to float32 here, and kept in a small LRU so that
  * prefetched neighbours open instantly. Decodes run one at a time in arrival order; queued
  * ones can be cancelled (stale hover previews), and the reply carries low-res logits for
@@ -48,9 +50,16 @@ class EmbeddingNotReady extends Error {
   }
 }
 
+type Tensors = Record<string, ortWasm.Tensor>;
+
 let ort: Ort = ortWasm;
 let session: ortWasm.InferenceSession | null = null;
+let prepareSession: ortWasm.InferenceSession | null = null;
+let maskInputSession: ortWasm.InferenceSession | null = null;
 let model: DecoderModelInfo | null = null;
+/** Prepare-graph outputs per embedding key; ViT-B's are 10 MB, so only the latest few. */
+const prepared = new Map<string, Promise<Tensors>>();
+const PREPARED_CACHE = 2;
 let lowSide = 0;
 let zeroMask: Float32Array = new Float32Array(0);
 const embeddings = new Map<string, Embedding>();
@@ -98,15 +107,24 @@ async function fetchModel(url: string, sha256: string): Promise<ArrayBuffer> {
   return await response.arrayBuffer();
 }
 
+// Runs of the sessions (decodes, prepares, warm-ups) go one at a time through this chain.
+let runChain: Promise<unknown> = Promise.resolve();
+function exclusive<T>(run: () => Promise<T>): Promise<T> {
+  const result = runChain.then(run);
+  runChain = result.catch(() => undefined);
+  return result;
+}
+
 function feeds(
+  target: ortWasm.InferenceSession,
   embedding: ortWasm.Tensor,
+  preparedTensors: Tensors | null,
   pointCoords: Float32Array,
   pointLabels: Float32Array,
   n: number,
   maskInput: Float32Array | null,
   originalSize: Size,
-): Record<string, ortWasm.Tensor> {
-  const info = model as DecoderModelInfo;
+): Tensors {
   const all: Record<string, () => ortWasm.Tensor> = {
     image_embeddings: () => embedding,
     point_coords: () => new ort.Tensor("float32", pointCoords, [1, n, 2]),
@@ -116,14 +134,64 @@ function feeds(
     orig_im_size: () =>
       new ort.Tensor("float32", new Float32Array([originalSize.height, originalSize.width]), [2]),
   };
-  const names = session ? session.inputNames : info.inputs;
-  const result: Record<string, ortWasm.Tensor> = {};
-  for (const name of names) {
+  for (const [name, tensor] of Object.entries(preparedTensors ?? {})) all[name] = () => tensor;
+  const result: Tensors = {};
+  for (const name of target.inputNames) {
     const make = all[name];
     if (!make) throw new Error(`decoder input ${name} is not supported`);
     result[name] = make();
   }
   return result;
+}
+
+async function createSession(
+  file: { url: string; sha256: string },
+  providers: string[],
+): Promise<ortWasm.InferenceSession> {
+  const bytes = await fetchModel(file.url, file.sha256);
+  return await ort.InferenceSession.create(new Uint8Array(bytes), {
+    executionProviders: providers,
+    graphOptimizationLevel: "all",
+  });
+}
+
+/** The prepare-graph outputs of an embedding (computed once, shared by concurrent callers),
+ * or null when the decoder has no prepare graph. */
+function preparedFor(key: string, embedding: ortWasm.Tensor): Promise<Tensors> | null {
+  const graph = prepareSession;
+  if (!graph) return null;
+  const hit = prepared.get(key);
+  if (hit) {
+    prepared.delete(key);
+    prepared.set(key, hit);
+    return hit;
+  }
+  const promise = exclusive(() => graph.run({ image_embeddings: embedding }));
+  prepared.set(key, promise);
+  promise.catch(() => prepared.delete(key));
+  while (prepared.size > PREPARED_CACHE) {
+    const oldest = prepared.keys().next().value;
+    if (oldest === undefined) break;
+    prepared.delete(oldest);
+  }
+  return promise;
+}
+
+/** The session and inputs of one decode: a fast decoder's click graph, or, for a click that
+ * refines a mask, its mask-input decoder. */
+async function decodeFeeds(
+  embeddingKey: string,
+  embedding: Embedding,
+  pointCoords: Float32Array,
+  pointLabels: Float32Array,
+  n: number,
+  maskInput: Float32Array | null,
+): Promise<{ target: ortWasm.InferenceSession; inputs: Tensors }> {
+  const main = session as ortWasm.InferenceSession;
+  const target = maskInput && maskInputSession ? maskInputSession : main;
+  const ready = target === main ? await preparedFor(embeddingKey, embedding.tensor) : null;
+  const inputs = feeds(target, embedding.tensor, ready, pointCoords, pointLabels, n, maskInput, embedding.originalSize);
+  return { target, inputs };
 }
 
 async function init(request: RequestFor<"init">): Promise<void> {
@@ -145,31 +213,29 @@ async function init(request: RequestFor<"init">): Promise<void> {
     ort.env.wasm.numThreads = scope.crossOriginIsolated ? request.threads : 1;
     ort.env.wasm.simd = true;
     ort.env.logLevel = "error";
-    const bytes = await fetchModel(request.model.url, request.model.sha256);
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
-    session = await ort.InferenceSession.create(new Uint8Array(bytes), {
-      executionProviders: providers,
-      graphOptimizationLevel: "all",
-    });
-    model = request.model;
-    const [, , h] = request.model.embeddingShape;
+    const info = request.model;
+    session = await createSession(info, providers);
+    prepareSession = info.prepare ? await createSession(info.prepare, providers) : null;
+    maskInputSession = info.maskInputModel ? await createSession(info.maskInputModel, providers) : null;
+    prepared.clear();
+    model = info;
+    const [, , h] = info.embeddingShape;
     lowSide = 4 * (h ?? 16);
     zeroMask = new Float32Array(lowSide * lowSide);
-    // Warm-up: the first run allocates and compiles kernels.
-    const shape = request.model.embeddingShape;
-    const count = shape.reduce((a, b) => a * b, 1);
-    const dummy = new ort.Tensor("float32", new Float32Array(count), shape);
-    const prompt = buildPromptTensors(
-      { points: [{ x: 1, y: 1, label: 1 }], box: null },
-      { height: request.model.imgSize, width: request.model.imgSize },
-      { height: request.model.imgSize, width: request.model.imgSize },
-    );
-    await session.run(
-      feeds(dummy, prompt.pointCoords, prompt.pointLabels, prompt.numPoints, null, {
-        height: request.model.imgSize,
-        width: request.model.imgSize,
-      }),
-    );
+    // Warm-up of every graph: the first run allocates and compiles kernels.
+    const count = info.embeddingShape.reduce((a, b) => a * b, 1);
+    const dummy: Embedding = {
+      tensor: new ort.Tensor("float32", new Float32Array(count), info.embeddingShape),
+      inputSize: { height: info.imgSize, width: info.imgSize },
+      originalSize: { height: info.imgSize, width: info.imgSize },
+    };
+    const prompt = buildPromptTensors({ points: [{ x: 1, y: 1, label: 1 }], box: null }, dummy.originalSize, dummy.inputSize);
+    for (const maskInput of maskInputSession ? [null, zeroMask] : [null]) {
+      const { target, inputs } = await decodeFeeds("", dummy, prompt.pointCoords, prompt.pointLabels, prompt.numPoints, maskInput);
+      await exclusive(() => target.run(inputs));
+    }
+    prepared.clear();
     reply({
       action: "init",
       id: request.id,
@@ -250,12 +316,16 @@ async function setEmbedding(request: RequestFor<"setEmbedding">): Promise<void> 
   urls.set(request.embedding.key, request.embedding.url);
   try {
     const embedding = await loadEmbedding(request.embedding);
+    const fetchMs = performance.now() - started;
+    // The fast decoder's per-image work happens now, before the first click.
+    await preparedFor(request.embedding.key, embedding.tensor);
     reply({
       action: "setEmbedding",
       id: request.id,
       inputSize: embedding.inputSize,
       originalSize: embedding.originalSize,
-      fetchMs: performance.now() - started,
+      fetchMs,
+      prepareMs: performance.now() - started - fetchMs,
     });
   } catch (error) {
     if (error instanceof EmbeddingNotReady) {
@@ -290,17 +360,16 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
   const embedding = embeddings.get(request.embeddingKey);
   if (!embedding) throw new Error("embedding not loaded");
   const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize);
-  const runStarted = performance.now();
-  const output = await session.run(
-    feeds(
-      embedding.tensor,
-      prompt.pointCoords,
-      prompt.pointLabels,
-      prompt.numPoints,
-      request.maskInput,
-      embedding.originalSize,
-    ),
+  const { target, inputs } = await decodeFeeds(
+    request.embeddingKey,
+    embedding,
+    prompt.pointCoords,
+    prompt.pointLabels,
+    prompt.numPoints,
+    request.maskInput,
   );
+  const runStarted = performance.now();
+  const output = await exclusive(() => target.run(inputs));
   const runMs = performance.now() - runStarted;
   const iouTensor = output["iou_predictions"];
   const lowTensor = output["low_res_masks"];

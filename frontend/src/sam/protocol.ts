@@ -14,6 +14,10 @@ export interface DecoderModelInfo {
   /** Names of the decoder's inputs, as in the manifest (SAM's official interface or lowres). */
   inputs: string[];
   outputs: string[];
+  /** Per-image graph of a fast variant: its outputs are inputs of this decoder. */
+  prepare?: { url: string; sha256: string };
+  /** The decoder for clicks that refine a mask, when this one takes no mask input. */
+  maskInputModel?: DecoderModelInfo;
 }
 
 export interface EmbeddingRef {
@@ -67,6 +71,8 @@ export type WorkerResponse =
       inputSize?: Size;
       originalSize?: Size;
       fetchMs?: number;
+      /** Of which the fast decoder's per-image graph. */
+      prepareMs?: number;
     }
   | { action: "prefetch"; id: number; error?: string }
   | {

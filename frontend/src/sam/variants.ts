@@ -1,10 +1,18 @@
 import type { DecoderManifest, TensorSpec } from "../api/types";
 import type { DecoderModelInfo } from "./protocol";
 
-/** Preferred variants, best first: low-res output (thresholded and upscaled in the worker,
- * no full-resolution upscaling inside the graph) with all candidate masks. fp32 first: int8
- * loses accuracy on the tiny model. */
-export const VARIANT_PREFERENCE = ["lowres_multi", "lowres", "official_multi", "official", "lowres_multi_int8"];
+/** Preferred variants, best first: the fast two-graph decoder (per-image prepare, then about
+ * half the work per click), then low-res output (thresholded and upscaled in the worker, no
+ * full-resolution upscaling inside the graph); all candidate masks. fp32 first: int8 loses
+ * accuracy on the tiny model. */
+export const VARIANT_PREFERENCE = [
+  "fast_multi",
+  "lowres_multi",
+  "lowres",
+  "official_multi",
+  "official",
+  "lowres_multi_int8",
+];
 
 export function chooseVariant(manifest: DecoderManifest, preference = VARIANT_PREFERENCE): string {
   for (const name of preference) if (manifest.variants[name]) return name;
@@ -23,7 +31,7 @@ export function chooseVariant(manifest: DecoderManifest, preference = VARIANT_PR
 export function modelInfo(manifest: DecoderManifest, variantName: string): DecoderModelInfo {
   const variant = manifest.variants[variantName];
   if (!variant) throw new Error(`no variant ${variantName}`);
-  return {
+  const info: DecoderModelInfo = {
     modelKey: manifest.model_key,
     variant: variantName,
     url: variant.url,
@@ -33,6 +41,15 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
     inputs: variant.inputs.map(tensorName),
     outputs: variant.outputs.map(tensorName),
   };
+  if (variant.prepare) {
+    const fallback = variant.mask_input_variant;
+    if (!fallback || fallback === variantName || !manifest.variants[fallback]) {
+      throw new Error(`variant ${variantName} lacks its mask-input variant ${fallback ?? "(none)"}`);
+    }
+    info.prepare = { url: variant.prepare.url, sha256: variant.prepare.sha256 };
+    info.maskInputModel = modelInfo(manifest, fallback);
+  }
+  return info;
 }
 
 
