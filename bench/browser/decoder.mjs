@@ -61,6 +61,18 @@ async function main() {
   const hasMask = new ort.Tensor('float32', new Float32Array([0]), [1]);
   const origSize = new ort.Tensor('float32', new Float32Array([H, W]), [2]);
 
+  // A multi-mask output shows what the workspace shows for one click: the best-scored of
+  // the three multimask outputs (planes 1-3; plane 0 is the single-mask output).
+  const shown = (out) => {
+    const masks = out.low_res_masks;
+    const count = masks.dims[1];
+    if (count === 1) return masks.data;
+    const scores = out.iou_predictions.data;
+    let best = 1;
+    for (let i = 2; i < count; i++) if (scores[i] > scores[best]) best = i;
+    const plane = lowSide * lowSide;
+    return masks.data.subarray(best * plane, (best + 1) * plane);
+  };
   const drawLow = (logits) => {
     for (let i = 0; i < lowU32.length; i++) lowU32[i] = logits[i] > 0 ? COLOR : 0;
     lowCtx.putImageData(lowMask, 0, 0);
@@ -86,14 +98,14 @@ async function main() {
     flush();
     return out;
   };
-  if (cfg.models.lowres_int8) {
-    const lowres = await load('lowres_int8');
-    variants.lowres_int8 = async () => {
+  for (const name of ['lowres_int8', 'lowres_multi'].filter((n) => cfg.models[n])) {
+    const lowres = await load(name);
+    variants[name] = async () => {
       const out = await lowres.run({
         image_embeddings: embedding, point_coords: coordsT, point_labels: labelsT,
         mask_input: maskInput, has_mask_input: hasMask,
       });
-      drawLow(out.low_res_masks.data);
+      drawLow(shown(out));
       return out;
     };
   }
@@ -118,7 +130,7 @@ async function main() {
     };
     variants[name] = async () => {
       const out = await session.run(feeds);
-      drawLow(out.low_res_masks.data);
+      drawLow(shown(out));
       return out;
     };
   }
@@ -139,7 +151,7 @@ async function main() {
       total[name].push(dt);
       const k = c - cfg.warmup;
       ious[name].push(out.iou_predictions.data[0]);
-      if (k < cfg.return_masks && name !== 'official') masks[name].push(b64(out.low_res_masks.data));
+      if (k < cfg.return_masks && name !== 'official') masks[name].push(b64(shown(out)));
     }
   }
   window.__result = {

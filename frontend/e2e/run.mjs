@@ -183,6 +183,21 @@ try {
   const afterUndo = await a.evaluate(() => window.samStudio.state().selected);
   check("undo restores the preselected candidate", afterUndo === preselected, `selected=${afterUndo}`);
 
+  // 4c. A second click refines the mask: the previous logits go in as mask input, which the
+  // fast decoder's click graph does not take, so its mask-input decoder answers.
+  const beforeRefine = await a.evaluate(() => window.samStudio.latencies.length);
+  await clickImage(a, cfg.click[0] + 3, cfg.click[1] + 3);
+  await waitForMask(a, beforeRefine);
+  const refinedPoints = await a.evaluate(() => window.samStudio.state().points);
+  const refinedIou = await a.evaluate((rle) => window.samStudio.iouWithRle(rle), cfg.gtRle);
+  check(
+    "a second click refines the mask (mask input)",
+    refinedPoints === 2 && refinedIou > 0.5,
+    `points=${refinedPoints}, IoU with the shape ${refinedIou.toFixed(3)}`,
+  );
+  await a.keyboard.press("Control+z");
+  await a.waitForFunction(() => window.samStudio.state().points === 1);
+
   // 5. Save it with a label; the teammate sees it live.
   await a.getByTestId("accept").click();
   await a.waitForFunction(() => window.samStudio.annotations().length > 0, null, { timeout: 15_000 });
