@@ -28,11 +28,12 @@ class ImageOutput(serializers.ModelSerializer[Image]):
 
     def get_embedding(self, image: Image) -> dict[str, Any]:
         # One lookup for the whole page when listing (the root is then a ListSerializer).
-        statuses = getattr(self.root, "_embedding_statuses", None)
+        root = self.root
+        statuses = getattr(root, "_embedding_statuses", None)
         if statuses is None or image.pk not in statuses:
-            many = isinstance(self.root, serializers.ListSerializer) and self.root.instance
-            statuses = embedding_status_map(images=list(self.root.instance) if many else [image])
-            self.root._embedding_statuses = statuses  # type: ignore[union-attr]
+            listed = root.instance if isinstance(root, serializers.ListSerializer) else None
+            statuses = embedding_status_map(images=list(listed) if listed else [image])
+            root._embedding_statuses = statuses  # type: ignore[attr-defined]
         return statuses[image.pk]
 
     class Meta:

@@ -7,12 +7,22 @@ hash are right, so a reader never sees a half-written or corrupt checkpoint.
 import hashlib
 import os
 from pathlib import Path
-from typing import IO
+from typing import Any, Protocol
 
 import requests
 from tqdm import tqdm
 
 from samapp.ml.registry import checkpoint_path, default_checkpoint_dir, get_spec
+
+
+class TextSink(Protocol):
+    """Where the progress bar goes: a text stream (sys.stderr, a management command's
+    stderr wrapper)."""
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> Any: ...
+
 
 CHUNK_BYTES = 1 << 20
 
@@ -44,7 +54,7 @@ def download(
     sha256: str | None = None,
     size_bytes: int | None = None,
     progress: bool = True,
-    progress_file: IO[str] | None = None,
+    progress_file: TextSink | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Download ``url`` to ``dest``, resuming a previous partial download.
@@ -87,7 +97,7 @@ def _fetch(
     part: Path,
     offset: int,
     progress: bool,
-    progress_file: IO[str] | None,
+    progress_file: TextSink | None,
     timeout: float,
 ) -> None:
     """Append the bytes from ``offset`` on to ``part`` (restart if the server ignores Range)."""
@@ -148,7 +158,7 @@ def download_model(
     name: str,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
-    progress_file: IO[str] | None = None,
+    progress_file: TextSink | None = None,
 ) -> Path:
     """Download the official checkpoint of registry model ``name``; returns its path.
 

@@ -98,6 +98,8 @@ class Attention(nn.Module):
     Operates on windows (B, N, C) with N = window_size**2.
     """
 
+    attention_bias_idxs: torch.Tensor  # (N, N) int64 offset index per query/key pair
+
     def __init__(self, dim: int, num_heads: int, window_size: int) -> None:
         super().__init__()
         self.num_heads = num_heads

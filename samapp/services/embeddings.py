@@ -269,6 +269,8 @@ def _load_pixels(embedding: Embedding) -> Any:
     image = Image.objects.filter(sha256=embedding.image_sha256).order_by("id").first()
     if image is None:
         raise LookupError("no image holds this content any more")
+    if not image.file.name:
+        raise LookupError(f"image {image.pk} has no file")
     try:
         with default_storage.open(image.file.name, "rb") as handle:
             content = handle.read()

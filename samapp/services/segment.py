@@ -5,7 +5,7 @@ import io
 import logging
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
@@ -70,7 +70,7 @@ def segment_options(*, project_settings: dict[str, Any], options: dict[str, Any]
 
 
 def segment_job_start(
-    *, image: Image, user: AbstractBaseUser | None, options: dict[str, Any] | None = None
+    *, image: Image, user: User | None, options: dict[str, Any] | None = None
 ) -> SegmentJob:
     project = image.project
     job = SegmentJob.objects.create(
@@ -128,6 +128,8 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
             input_size=embedding.input_size,
             original_size=embedding.original_size,
         )
+        if not image.file.name:
+            raise LookupError(f"image {image.pk} has no file")
         with default_storage.open(image.file.name, "rb") as handle:
             pixels = PILImage.open(io.BytesIO(handle.read()))
             pixels.load()
