@@ -3,8 +3,9 @@
 SAM's ONNX decoder (``SamOnnxModel``) spends ~1.7 GMAC per click on a ViT model (64x64 image
 tokens of width 256). Most of it is linear algebra on the image tokens that either does not
 depend on the prompt or can be done in the (tiny) token space instead. This module splits the
-decoder into two graphs with the same result as ``SamOnnxModel(return_single_mask=True)`` without
-mask input (``has_mask_input = 0``, the usual click/box interaction):
+decoder into two graphs with the same result as ``SamOnnxModel`` (single- or multi-mask) without
+mask input (``has_mask_input = 0``, the usual click/box interaction; a mask input changes the
+image side that the first graph precomputes):
 
 - ``FastDecoderPrepare`` (once per image, when the embedding arrives): the first two-way block's
   image-side projections, which see only ``image_embeddings + no_mask_embed`` and the positional
@@ -19,19 +20,22 @@ mask input (``has_mask_input = 0``, the usual click/box interaction):
      ``softmax(x (W_q^T k^T)) (v W_o)``, again two (N, C) x (C, heads*T) products.
   3. The two 2x2/stride-2 transposed convolutions of the output upscaling are plain matmuls in
      channel-last layout (each output pixel depends on one input pixel), followed by one
-     65k-element pixel shuffle; only the selected mask's hypernetwork output is applied.
+     65k-element pixel shuffle; only the output masks' hypernetwork vectors are applied.
 
   Outputs are low-resolution logits (4h, 4w) for the single mask SAM's ONNX rule selects (best of
-  the multimask outputs for one click, the single-mask output otherwise), thresholded and upscaled
-  by the caller. Per click on ViT-B: ~0.8 GMAC instead of ~1.7, and no full-resolution resize.
+  the multimask outputs for one click, the single-mask output otherwise), or with ``multimask``
+  for all four mask tokens, thresholded and upscaled by the caller. Per click on ViT-B: ~0.8
+  GMAC instead of ~1.7, and no full-resolution resize.
 
 Shapes below use C = transformer dim, Ci = C / attention_downsample_rate, H = heads,
 d = Ci / H, N = h * w image tokens, T = 1 + num_mask_tokens + num_points prompt tokens.
 """
 
+import contextlib
 import logging
 import math
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -302,13 +306,23 @@ def _gelu_symbolic(g: Any, x: Any, approximate: str = "none") -> Any:
     Opset 17 has no Gelu op, so the exporter writes the tanh GELU as nine elementwise nodes,
     which onnxruntime does not fuse back (it does fuse the erf form into BiasGelu): nine
     passes over the 2M-element upscaling tensor instead of one, about a fifth of the click.
-    FastGelu computes the same tanh formula and absorbs the preceding bias Add.
+    FastGelu computes the same tanh formula in one.
     """
     if approximate != "tanh":
         return symbolic_opset9.gelu(g, x, approximate)
     out = g.op("com.microsoft::FastGelu", x)
     out.setType(x.type())
     return out
+
+
+@contextlib.contextmanager
+def _fused_tanh_gelu() -> Iterator[None]:
+    """Export aten::gelu with ``_gelu_symbolic`` inside the block only (the registry is global)."""
+    torch.onnx.register_custom_op_symbolic("aten::gelu", _gelu_symbolic, OPSET)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::gelu", OPSET)
 
 
 def _export(
@@ -318,21 +332,7 @@ def _export(
     path: Path,
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
-    torch.onnx.register_custom_op_symbolic("aten::gelu", _gelu_symbolic, OPSET)
-    try:
-        _trace_export(module, inputs, names, path, dynamic_axes)
-    finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::gelu", OPSET)
-
-
-def _trace_export(
-    module: nn.Module,
-    inputs: tuple,
-    names: tuple[list[str], list[str]],
-    path: Path,
-    dynamic_axes: dict[str, dict[int, str]],
-) -> None:
-    with warnings.catch_warnings():
+    with _fused_tanh_gelu(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
