@@ -106,7 +106,7 @@ MODELS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="sam_tiny",
-            title="SAM tiny (project-trained, 256 px)",
+            title="SAM tiny (project-trained, 192 px)",
             build=_build_sam_tiny,
             filename="sam_tiny.pt",
             bundled_path=SAM_TINY_CHECKPOINT,

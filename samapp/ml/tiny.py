@@ -3,9 +3,10 @@
 The model keeps SAM's structure exactly (``ImageEncoderViT``, ``PromptEncoder``,
 ``MaskDecoder`` with a ``TwoWayTransformer``), so ``SamPredictor``,
 ``SamAutomaticMaskGenerator`` and the official ``SamOnnxModel`` work on it unchanged.
-It reads 256 px inputs with 16 px patches (a 16x16 image embedding, 64x64
-low-resolution mask logits), ViT-B's pixels per token, so that a training step stays
-cheap enough for a CPU budget of minutes.
+It reads 192 px inputs with 8 px patches (a 24x24 image embedding, 96x96
+low-resolution mask logits): the generated 256 px scenes are downscaled, as
+``SamPredictor`` downscales any image to the model's input size, and a training step
+stays cheap enough for a CPU budget of minutes.
 """
 
 from dataclasses import dataclass
@@ -26,12 +27,16 @@ from segment_anything.modeling import (
 class TinySamConfig:
     """Dimensions of a tiny SAM; the defaults are the committed ``sam_tiny``."""
 
-    img_size: int = 256
-    patch_size: int = 16
+    # Patch 8 at 192 px (a 24x24 embedding, 96x96 low-res masks) rather than patch 16 at the
+    # scenes' 256 px (16x16, 64x64): with the same recipe and the same 15 minutes of training,
+    # 1-click mIoU 0.61 vs 0.51 and 3-click 0.71 vs 0.58 on the held-out set. The coarser
+    # grid's errors are mostly the small shapes' boundaries.
+    img_size: int = 192
+    patch_size: int = 8
     encoder_embed_dim: int = 64
     encoder_depth: int = 4
     encoder_num_heads: int = 2
-    encoder_window_size: int = 4
+    encoder_window_size: int = 6
     encoder_global_attn_indexes: tuple[int, ...] = (1, 3)
     prompt_embed_dim: int = 64
     decoder_depth: int = 2

@@ -37,7 +37,7 @@ class TrainConfig:
     """Hyperparameters of the tiny SAM recipe; the defaults train ``sam_tiny``."""
 
     seed: int = 0
-    steps: int = 8500
+    steps: int = 3800
     images_per_step: int = 4
     iterations: int = 2
     box_probability: float = 0.1

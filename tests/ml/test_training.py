@@ -215,9 +215,11 @@ def position_attention(sam, attention, click):
 
 
 def test_attention_init_compares_the_click_with_each_image_position():
-    clicks = [(40.0, 200.0), (128.0, 128.0), (220.0, 30.0), (100.0, 60.0)]
     torch.manual_seed(0)
     sam = build_sam_tiny()
+    scale = sam.image_encoder.img_size / 256  # clicks given in a 256-px frame
+    clicks = [(40.0, 200.0), (128.0, 128.0), (220.0, 30.0), (100.0, 60.0)]
+    clicks = [(x * scale, y * scale) for x, y in clicks]
     patch = sam.image_encoder.img_size // sam.prompt_encoder.image_embedding_size[0]
     transformer = sam.mask_decoder.transformer
     attentions = [transformer.final_attn_token_to_image] + [
