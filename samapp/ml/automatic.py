@@ -43,10 +43,12 @@ class AutomaticMaskGenerator(SamAutomaticMaskGenerator):
     """``SamAutomaticMaskGenerator`` with batched crop encoding and early IoU filtering.
 
     Takes the same keyword arguments as ``SamAutomaticMaskGenerator`` except ``output_mode``
-    (always ``"coco_rle"``); ``points_per_batch`` defaults to 256.
+    (always ``"coco_rle"``); ``points_per_batch`` defaults to 32: on 2 CPU cores with the
+    patch-8 sam_tiny (576 image tokens) a 512-px image took 4.4 s at 256 points per batch,
+    3.2 s at 64 and 2.5-3.2 s at 32 (the decoder's per-batch tensors outgrow the caches).
     """
 
-    def __init__(self, model: Sam, points_per_batch: int = 256, **kwargs: Any) -> None:
+    def __init__(self, model: Sam, points_per_batch: int = 32, **kwargs: Any) -> None:
         super().__init__(model, points_per_batch=points_per_batch, output_mode="coco_rle", **kwargs)
         self._crop_embeddings: dict[tuple[int, ...], ImageEmbedding] = {}
 
