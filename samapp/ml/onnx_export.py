@@ -248,7 +248,7 @@ def export_decoders(
             variant = VARIANTS[name]
             tmp = export_decoder(model, variant, out_dir / f".{model_key}.{name}.tmp.onnx")
             entry = {
-                **_store_hashed(tmp, out_dir / model_key, name),
+                **_store_hashed(tmp, out_dir, f"{model_key}.{name}"),
                 "low_res": variant.low_res,
                 "single_mask": variant.single_mask,
                 "int8": variant.int8,
@@ -258,11 +258,11 @@ def export_decoders(
     return manifest
 
 
-def _store_hashed(path: Path, stem: Path, name: str) -> dict[str, Any]:
-    """Move ``path`` to ``{stem}.{name}.{sha256[:16]}.onnx``; describe the file."""
+def _store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
+    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
-    final = path.replace(stem.with_name(f"{stem.name}.{name}.{sha256[:16]}.onnx"))
+    final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")
     graph = onnx.load(str(final), load_external_data=False).graph
     return {
         "filename": final.name,
@@ -279,8 +279,8 @@ def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -
 
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{model_key}.{name}.") as tmp:
         paths = export_fast_decoder(model, tmp, multimask=True)
-        click = _store_hashed(paths["click"], out_dir / model_key, name)
-        prepare = _store_hashed(paths["prepare"], out_dir / model_key, f"{name}_prepare")
+        click = _store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
+        prepare = _store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
     return {
         **click,
         "low_res": True,
