@@ -31,6 +31,7 @@ from django.utils import timezone
 from samapp.ml.model_keys import embedding_model_key, is_version_key
 from samapp.models import Embedding, EmbeddingStatus, Image
 from samapp.realtime.events import broadcast
+from samapp.services.images import image_bytes_read
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -269,11 +270,8 @@ def _load_pixels(embedding: Embedding) -> Any:
     image = Image.objects.filter(sha256=embedding.image_sha256).order_by("id").first()
     if image is None:
         raise LookupError("no image holds this content any more")
-    if not image.file.name:
-        raise LookupError(f"image {image.pk} has no file")
     try:
-        with default_storage.open(image.file.name, "rb") as handle:
-            content = handle.read()
+        content = image_bytes_read(image=image)
     except FileNotFoundError as exc:
         raise LookupError(f"image file missing from storage: {image.file.name}") from exc
     except OSError as exc:

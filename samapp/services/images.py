@@ -2,9 +2,21 @@
 
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from samapp.models import Image
+
+
+def image_bytes_read(*, image: Image) -> bytes:
+    """The stored file's bytes, read through the default storage.
+
+    Raises LookupError when the row has no file; the storage's FileNotFoundError and other
+    OSErrors pass through for the caller to classify."""
+    if not image.file.name:
+        raise LookupError(f"image {image.pk} has no file")
+    with default_storage.open(image.file.name, "rb") as handle:
+        return handle.read()
 
 
 def image_update(*, image: Image, data: dict[str, Any]) -> Image:

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -29,6 +28,7 @@ from samapp.services.embeddings import (
     embeddings_schedule,
     model_for_key,
 )
+from samapp.services.images import image_bytes_read
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,8 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
             input_size=embedding.input_size,
             original_size=embedding.original_size,
         )
-        if not image.file.name:
-            raise LookupError(f"image {image.pk} has no file")
-        with default_storage.open(image.file.name, "rb") as handle:
-            pixels = PILImage.open(io.BytesIO(handle.read()))
-            pixels.load()
+        pixels = PILImage.open(io.BytesIO(image_bytes_read(image=image)))
+        pixels.load()
         records = generate_masks(
             model_for_key(model_key=job.model_key), pixels, stored, **job.options
         )
