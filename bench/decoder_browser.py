@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from browser.harness import ensure_frontend_modules, run_page, serve  # noqa: E402
 
 from samapp.ml.embedding import compute_embeddings  # noqa: E402
-from samapp.ml.fast_decoder import export_fast_decoder  # noqa: E402
+from samapp.ml.fast_decoder import PREPARE_OUTPUTS, export_fast_decoder  # noqa: E402
 from samapp.ml.onnx_export import SamOnnxLowRes, export_decoder  # noqa: E402
 from samapp.ml.registry import load_model  # noqa: E402
 from samapp.ml.synthetic import generate_scene  # noqa: E402
@@ -97,7 +97,7 @@ def tiny_check(out: Path, images: int) -> dict[str, float]:
         ious = []
         for scene, emb in zip(scenes, embeddings, strict=True):
             prepared = prepare.run(None, {"image_embeddings": emb.embedding[None].numpy()})
-            feeds = dict(zip(["src", "k0", "v0", "q0"], prepared, strict=True))
+            feeds = dict(zip(PREPARE_OUTPUTS, prepared, strict=True))
             for mask in scene.masks:
                 ys, xs = np.nonzero(mask)
                 k = len(ys) // 2
@@ -125,7 +125,7 @@ def native_profile(paths: dict[str, Path], embedding: np.ndarray, runs: int) -> 
     prepare = ort.InferenceSession(str(paths["prepare"]), options)
     feeds = dict(
         zip(
-            ["src", "k0", "v0", "q0"],
+            PREPARE_OUTPUTS,
             prepare.run(None, {"image_embeddings": embedding}),
             strict=True,
         )

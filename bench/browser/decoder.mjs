@@ -124,10 +124,7 @@ async function main() {
   const ours = Object.keys(cfg.models).filter((k) => k.startsWith('fast') && k !== 'fast_prepare');
   for (const name of ours) {
     const session = await load(name);
-    const feeds = {
-      src: prepared.src, k0: prepared.k0, v0: prepared.v0, q0: prepared.q0,
-      point_coords: coordsT, point_labels: labelsT,
-    };
+    const feeds = { ...prepared, point_coords: coordsT, point_labels: labelsT };
     variants[name] = async () => {
       const out = await session.run(feeds);
       drawLow(shown(out));
