@@ -28,9 +28,14 @@ def _sdpa_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
         rel_pos_h = get_rel_pos(h, h, self.rel_pos_h)  # (h, h, d)
         rel_pos_w = get_rel_pos(w, w, self.rel_pos_w)  # (w, w, d)
         r_q = q.reshape(b, heads, h, w, d)
-        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rel_pos_h)
-        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rel_pos_w)
-        bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, heads, h * w, h * w)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rel_pos_h).contiguous()
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rel_pos_w).contiguous()
+        # Written into a contiguous buffer: the einsum outputs are permuted views, and the plain
+        # broadcast sum inherits their layout, so the reshape to (HW, HW) would copy the whole
+        # (heads, HW, HW) bias once more (805 MB per global-attention block of ViT-B).
+        bias = torch.empty(b, heads, h, w, h, w, dtype=q.dtype, device=q.device)
+        torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+        bias = bias.view(b, heads, h * w, h * w)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
     out = out.view(b, heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return self.proj(out)
