@@ -139,6 +139,14 @@ describe("decoder variant choice", () => {
     expect(info.maskInputModel?.variant).toBe("lowres_multi");
     expect(info.maskInputModel?.prepare).toBeUndefined();
   });
+  it("prefers the int8 fast decoder where the server exported it (it passed its parity probe)", () => {
+    const fast = { ...variant, prepare: variant, mask_input_variant: "lowres_multi" };
+    const m = manifest(["lowres_multi", "fast_multi"], "fast_multi");
+    m.variants["fast_multi"] = fast;
+    expect(chooseVariant(m)).toBe("fast_multi");
+    m.variants["fast_multi_int8up_tanh"] = { ...fast, int8: true };
+    expect(chooseVariant(m)).toBe("fast_multi_int8up_tanh");
+  });
   it("refuses a fast decoder whose mask-input decoder is missing", () => {
     const m = manifest(["fast_multi"], "fast_multi");
     m.variants["fast_multi"] = { ...variant, prepare: variant, mask_input_variant: "lowres_multi" };

@@ -124,6 +124,8 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
         if "prepare" in variant:  # a two-graph fast variant (samapp.ml.fast_decoder)
             output["prepare"] = file_output(variant["prepare"])
             output["mask_input_variant"] = variant["mask_input_variant"]
+        if "parity" in variant:  # a lossy variant's agreement with the exact decoder
+            output["parity"] = variant["parity"]
         variants[name] = output
     return {
         "model_key": key,

@@ -39,8 +39,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import onnx
 import onnx.numpy_helper
+import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
@@ -56,6 +58,8 @@ PREPARE_INPUTS = ["image_embeddings"]
 PREPARE_OUTPUTS = ["src", "k0", "v0", "q0"]
 CLICK_INPUTS = ["src", "k0", "v0", "q0", "point_coords", "point_labels"]
 CLICK_OUTPUTS = ["iou_predictions", "low_res_masks"]
+# Scene stream of the parity probe (``mask_parity``); training and tests use other seeds.
+PROBE_SEED = 7919
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -297,6 +301,50 @@ def decode(
     """Run prepare + click in torch: (1, C, h, w), (1, P, 2), (1, P) -> (1, M), (1, M, 4h, 4w)."""
     prepared = FastDecoderPrepare(model)(image_embeddings)
     return FastDecoderClick(model, multimask=multimask)(*prepared, point_coords, point_labels)
+
+
+def mask_parity(
+    model: Sam, paths: dict[str, Path], scenes: int = 1, grid_side: int = 6
+) -> dict[str, float]:
+    """How closely an exported prepare + click pair (multimask) follows the exact torch decoder.
+
+    Probe: ``scenes`` generated scenes (a seed no training or test set uses), encoded by
+    ``model`` itself so that the embeddings are what the model produces; one click at the
+    interior point of each object and one at each point of a ``grid_side`` square grid (plus
+    SAM's padding point). Every mask of every click is thresholded at 0 in both and compared.
+    Returns {"mean_iou", "min_iou", "masks"}.
+    """
+    # Imported here: the evaluation and embedding helpers are not needed for export itself.
+    from samapp.ml.embedding import compute_embeddings
+    from samapp.ml.evaluation import first_click
+    from samapp.ml.synthetic import generate_scene
+
+    prepare = ort.InferenceSession(str(paths["prepare"]), providers=["CPUExecutionProvider"])
+    click = ort.InferenceSession(str(paths["click"]), providers=["CPUExecutionProvider"])
+    ious = []
+    for index in range(scenes):
+        scene = generate_scene(PROBE_SEED, index)
+        embedding = compute_embeddings(model, [scene.image])[0]
+        image_embeddings = embedding.embedding[None]
+        prepared = prepare.run(None, {"image_embeddings": image_embeddings.numpy()})
+        feeds = dict(zip(PREPARE_OUTPUTS, prepared, strict=True))
+        side = max(scene.image.shape[:2])
+        grid = [
+            ((i + 0.5) * side / grid_side, (j + 0.5) * side / grid_side)
+            for j in range(grid_side)
+            for i in range(grid_side)
+        ]
+        scale = model.image_encoder.img_size / side
+        for x, y in [first_click(mask) for mask in scene.masks] + grid:
+            coords = torch.tensor([[[x * scale, y * scale], [0.0, 0.0]]])
+            labels = torch.tensor([[1.0, -1.0]])
+            _, want = decode(model, image_embeddings, coords, labels, multimask=True)
+            feeds |= {"point_coords": coords.numpy(), "point_labels": labels.numpy()}
+            _, got = click.run(None, feeds)
+            for a, b in zip(got[0] > 0, want[0].numpy() > 0, strict=True):
+                union = np.logical_or(a, b).sum()
+                ious.append(1.0 if union == 0 else float(np.logical_and(a, b).sum() / union))
+    return {"mean_iou": float(np.mean(ious)), "min_iou": float(np.min(ious)), "masks": len(ious)}
 
 
 @symbolic_helper.parse_args("v", "s")

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import onnx
 import torch
@@ -199,11 +199,33 @@ def _io_spec(values: Any) -> list[dict[str, Any]]:
     ]
 
 
-# Two-graph variants (``samapp.ml.fast_decoder``): a prepare graph run once per image and a
-# click graph without mask input, ~2x faster per click on ViT models. Clicks that refine a
-# mask (mask input) use the single-graph variant named here, exported alongside.
-FAST_VARIANTS = {"fast_multi": "lowres_multi"}
+@dataclass(frozen=True)
+class FastVariant:
+    """A two-graph variant (``samapp.ml.fast_decoder``): a prepare graph run once per image and
+    a click graph without mask input, ~2x faster per click on ViT models. Clicks that refine a
+    mask (mask input) use ``mask_input_variant``, exported alongside. ``int8`` and
+    ``approximate_gelu`` are ``export_fast_decoder``'s options; a variant with either is lossy
+    and served only where it passes the parity probe (``PARITY_MIN_MEAN_IOU``)."""
+
+    mask_input_variant: str
+    int8: Literal["upscale"] | None = None
+    approximate_gelu: bool = False
+
+    @property
+    def lossy(self) -> bool:
+        return self.int8 is not None or self.approximate_gelu
+
+
+FAST_VARIANTS = {
+    "fast_multi": FastVariant("lowres_multi"),
+    "fast_multi_int8up_tanh": FastVariant("lowres_multi", int8="upscale", approximate_gelu=True),
+}
 DECODER_VARIANTS = [*VARIANTS, *FAST_VARIANTS]
+# A lossy variant is served only if its masks keep this mean IoU with the exact decoder's on
+# the probe (``fast_decoder.mask_parity``: every candidate mask of ~40 clicks), the browser's
+# accuracy bar of issue 9. Measured: random-init ViT-B 0.99 (int8 upscaling + tanh GELU),
+# the 64-wide trained sam_tiny 0.97.
+PARITY_MIN_MEAN_IOU = 0.98
 
 
 def export_decoders(
@@ -224,7 +246,9 @@ def export_decoders(
 
     A fast variant's entry describes its click graph and adds ``"prepare"`` (the per-image
     graph's filename, sha256, bytes, inputs, outputs) and ``"mask_input_variant"`` (the
-    variant for clicks with a mask input, added to the export when not asked for).
+    variant for clicks with a mask input, added to the export when not asked for); a lossy
+    one adds ``"parity"`` (``fast_decoder.mask_parity``). A lossy variant below
+    ``PARITY_MIN_MEAN_IOU`` is not stored: ``manifest["rejected"][variant]`` says why.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +256,8 @@ def export_decoders(
     unknown = sorted(set(names) - set(DECODER_VARIANTS))
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; choose from {sorted(DECODER_VARIANTS)}")
-    names = list(dict.fromkeys([*names, *(FAST_VARIANTS[n] for n in names if n in FAST_VARIANTS)]))
+    fast = [FAST_VARIANTS[n].mask_input_variant for n in names if n in FAST_VARIANTS]
+    names = list(dict.fromkeys([*names, *fast]))
     h, w = model.prompt_encoder.image_embedding_size
     manifest: dict[str, Any] = {
         "model_key": model_key,
@@ -240,10 +265,14 @@ def export_decoders(
         "embedding_shape": [model.prompt_encoder.embed_dim, h, w],
         "mask_input_size": [4 * h, 4 * w],
         "variants": {},
+        "rejected": {},
     }
     for name in names:
         if name in FAST_VARIANTS:
             entry = _export_fast_variant(model, model_key, name, out_dir)
+            if "filename" not in entry:  # a lossy variant that failed the parity probe
+                manifest["rejected"][name] = entry
+                continue
         else:
             variant = VARIANTS[name]
             tmp = export_decoder(model, variant, out_dir / f".{model_key}.{name}.tmp.onnx")
@@ -275,17 +304,30 @@ def _store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
 
 def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -> dict[str, Any]:
     # Imported here: fast_decoder builds on this module.
-    from samapp.ml.fast_decoder import export_fast_decoder
+    from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
 
+    spec = FAST_VARIANTS[name]
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{model_key}.{name}.") as tmp:
-        paths = export_fast_decoder(model, tmp, multimask=True)
+        paths = export_fast_decoder(
+            model,
+            tmp,
+            int8=spec.int8 or False,
+            approximate_gelu=spec.approximate_gelu,
+            multimask=True,
+        )
+        parity = {"parity": mask_parity(model, paths)} if spec.lossy else {}
+        if parity and parity["parity"]["mean_iou"] < PARITY_MIN_MEAN_IOU:
+            mean = parity["parity"]["mean_iou"]
+            reason = f"probe mask IoU with the exact decoder {mean:.4f} < {PARITY_MIN_MEAN_IOU}"
+            return {"reason": reason, **parity}  # not stored
         click = _store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
         prepare = _store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
     return {
         **click,
         "low_res": True,
         "single_mask": False,
-        "int8": False,
+        "int8": spec.int8 is not None,
         "prepare": prepare,
-        "mask_input_variant": FAST_VARIANTS[name],
+        "mask_input_variant": spec.mask_input_variant,
+        **parity,
     }

@@ -39,7 +39,8 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
     with default_storage.open(path, "rb") as handle:
         manifest: dict[str, Any] = json.loads(handle.read())
     wanted = set(settings.SAM_DECODER_VARIANTS)
-    if not wanted <= set(manifest.get("variants", {})):
+    # A lossy variant that failed its parity probe is listed as rejected, not exported again.
+    if not wanted <= set(manifest.get("variants", {})) | set(manifest.get("rejected", {})):
         return None  # exported with another variant list: export again
     return manifest
 

@@ -98,3 +98,33 @@ def test_fast_variant_serves_its_prepare_graph(
         served = client.get(entry["url"])
         assert served.status_code == 200
         assert hashlib.sha256(served.content).hexdigest() == entry["sha256"]
+
+
+def test_rejected_lossy_variant_is_not_exported_again(
+    client_for, settings, django_capture_on_commit_callbacks
+) -> None:
+    """sam_tiny's int8 fast variant fails its parity probe: the manifest serves the exact one,
+    and the rejection counts as exported (no export on every request)."""
+    settings.SAM_DECODER_VARIANTS = ["fast_multi_int8up_tanh", "fast_multi"]
+    settings.SAM_DECODER_DEFAULT_VARIANT = "fast_multi_int8up_tanh"
+    from django.core.cache import cache
+
+    from samapp.ml.tiny import SAM_TINY_CHECKPOINT
+
+    if not SAM_TINY_CHECKPOINT.is_file():
+        pytest.skip("the rejection is measured on the trained sam_tiny")
+    cache.clear()
+    client = client_for("viewer")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get("/api/models/sam_tiny/decoder/")
+    if response.status_code == 503:
+        response = client.get("/api/models/sam_tiny/decoder/")
+    assert response.status_code == 200, response.content
+    manifest = response.json()
+    assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
+    assert manifest["default_variant"] == "fast_multi"  # the configured one was rejected
+    cache.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("samapp.ml.onnx_export.export_decoders", None)
+        again = client.get("/api/models/sam_tiny/decoder/")
+    assert again.status_code == 200 and again.json() == manifest

@@ -109,6 +109,9 @@ export interface DecoderVariant extends DecoderFile {
   prepare?: DecoderFile;
   /** The variant for clicks with a mask input: a fast variant's click graph takes none. */
   mask_input_variant?: string;
+  /** A lossy variant's agreement with the exact decoder on the server's probe (IoU of every
+   * thresholded candidate mask). */
+  parity?: { mean_iou: number; min_iou: number; masks: number };
 }
 
 export interface DecoderManifest {

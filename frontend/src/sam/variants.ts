@@ -2,10 +2,13 @@ import type { DecoderManifest, TensorSpec } from "../api/types";
 import type { DecoderModelInfo } from "./protocol";
 
 /** Preferred variants, best first: the fast two-graph decoder (per-image prepare, then about
- * half the work per click), then low-res output (thresholded and upscaled in the worker, no
- * full-resolution upscaling inside the graph); all candidate masks. fp32 first: int8 loses
- * accuracy on the tiny model. */
+ * half the work per click), its int8-upscaling form first (the server exports it only where
+ * its masks pass a parity probe against the exact decoder: ViT models, not the tiny one),
+ * then low-res output (thresholded and upscaled in the worker, no full-resolution upscaling
+ * inside the graph); all candidate masks. Otherwise fp32 first: int8 loses accuracy on the
+ * tiny model. */
 export const VARIANT_PREFERENCE = [
+  "fast_multi_int8up_tanh",
   "fast_multi",
   "lowres_multi",
   "lowres",
