@@ -124,7 +124,8 @@ async function main() {
   const ours = Object.keys(cfg.models).filter((k) => k.startsWith('fast') && k !== 'fast_prepare');
   for (const name of ours) {
     const session = await load(name);
-    const feeds = { ...prepared, point_coords: coordsT, point_labels: labelsT };
+    const all = { ...prepared, point_coords: coordsT, point_labels: labelsT };
+    const feeds = Object.fromEntries(session.inputNames.map((n) => [n, all[n]]));
     variants[name] = async () => {
       const out = await session.run(feeds);
       drawLow(shown(out));

@@ -134,6 +134,8 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
         "mask_input_size": manifest["mask_input_size"],
         "default_variant": default,
         "variants": variants,
+        # Lossy variants that failed their parity probe: {variant: {"reason", "parity"}}.
+        "rejected": manifest.get("rejected", {}),
     }
 
 

@@ -123,6 +123,8 @@ def test_rejected_lossy_variant_is_not_exported_again(
     manifest = response.json()
     assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
     assert manifest["default_variant"] == "fast_multi"  # the configured one was rejected
+    rejected = manifest["rejected"]["fast_multi_int8up_tanh"]
+    assert rejected["parity"]["mean_iou"] < 0.98 and "probe mask IoU" in rejected["reason"]
     cache.clear()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("samapp.ml.onnx_export.export_decoders", None)

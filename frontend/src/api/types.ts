@@ -121,6 +121,8 @@ export interface DecoderManifest {
   mask_input_size?: number[];
   default_variant: string;
   variants: Record<string, DecoderVariant>;
+  /** Lossy variants the server did not export: their parity probe fell below the bar. */
+  rejected?: Record<string, { reason: string; parity: { mean_iou: number; min_iou: number } }>;
 }
 
 export interface Job {
