@@ -321,11 +321,14 @@ def mask_parity(
 
     prepare = ort.InferenceSession(str(paths["prepare"]), providers=["CPUExecutionProvider"])
     click = ort.InferenceSession(str(paths["click"]), providers=["CPUExecutionProvider"])
+    exact_prepare = FastDecoderPrepare(model)
+    exact_click = FastDecoderClick(model, multimask=True)
     ious = []
     for index in range(scenes):
         scene = generate_scene(PROBE_SEED, index)
         embedding = compute_embeddings(model, [scene.image])[0]
         image_embeddings = embedding.embedding[None]
+        exact_prepared = exact_prepare(image_embeddings)
         prepared = prepare.run(None, {"image_embeddings": image_embeddings.numpy()})
         feeds = dict(zip(PREPARE_OUTPUTS, prepared, strict=True))
         side = max(scene.image.shape[:2])
@@ -338,7 +341,7 @@ def mask_parity(
         for x, y in [first_click(mask) for mask in scene.masks] + grid:
             coords = torch.tensor([[[x * scale, y * scale], [0.0, 0.0]]])
             labels = torch.tensor([[1.0, -1.0]])
-            _, want = decode(model, image_embeddings, coords, labels, multimask=True)
+            _, want = exact_click(*exact_prepared, coords, labels)
             feeds |= {"point_coords": coords.numpy(), "point_labels": labels.numpy()}
             _, got = click.run(None, feeds)
             for a, b in zip(got[0] > 0, want[0].numpy() > 0, strict=True):

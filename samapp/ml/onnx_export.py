@@ -256,8 +256,8 @@ def export_decoders(
     unknown = sorted(set(names) - set(DECODER_VARIANTS))
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; choose from {sorted(DECODER_VARIANTS)}")
-    fast = [FAST_VARIANTS[n].mask_input_variant for n in names if n in FAST_VARIANTS]
-    names = list(dict.fromkeys([*names, *fast]))
+    mask_input = [FAST_VARIANTS[n].mask_input_variant for n in names if n in FAST_VARIANTS]
+    names = list(dict.fromkeys([*names, *mask_input]))
     h, w = model.prompt_encoder.image_embedding_size
     manifest: dict[str, Any] = {
         "model_key": model_key,
@@ -316,8 +316,8 @@ def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -
             multimask=True,
         )
         parity = {"parity": mask_parity(model, paths)} if spec.lossy else {}
-        if parity and parity["parity"]["mean_iou"] < PARITY_MIN_MEAN_IOU:
-            mean = parity["parity"]["mean_iou"]
+        mean = parity["parity"]["mean_iou"] if parity else 1.0
+        if mean < PARITY_MIN_MEAN_IOU:
             reason = f"probe mask IoU with the exact decoder {mean:.4f} < {PARITY_MIN_MEAN_IOU}"
             return {"reason": reason, **parity}  # not stored
         click = _store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
