@@ -174,6 +174,29 @@ def test_interactive_loss_reaches_embedding_and_decoder(box):
     assert sam.image_encoder.patch_embed.proj.weight.grad is None
 
 
+def test_first_round_also_trains_the_output_the_iou_head_shows():
+    """The first round's loss adds ``shown_weight`` times the loss of the multimask output
+    with the highest predicted IoU (the one ``SamPredictor`` shows)."""
+    sam = small_sam()
+    _, gts = scene_batch(0, 0, 1, 64, "default", CPU)
+    gt = gts[0]
+    emb = torch.randn(1, 32, 8, 8, generator=generator())
+    config = TrainConfig(iterations=1)
+    with torch.no_grad():
+        low_res, iou_pred = decode(sam, emb, first_prompts(gt, generator(), box=False))
+        target = torch.nn.functional.interpolate(gt[:, None].float(), (32, 32), mode="area")
+        target = target.expand_as(low_res)
+        losses = config.focal_weight * sigmoid_focal_loss(low_res, target) + dice_loss(
+            low_res, target
+        )
+        shown = iou_pred[:, 1:].argmax(dim=1) + 1
+        shown_loss = losses[torch.arange(gt.shape[0]), shown].mean()
+        without, _ = interactive_loss(sam, emb, gt, generator(), replace(config, shown_weight=0))
+        weighted, _ = interactive_loss(sam, emb, gt, generator(), replace(config, shown_weight=2))
+    assert shown_loss > 0
+    torch.testing.assert_close(weighted - without, 2 * shown_loss, rtol=1e-4, atol=1e-6)
+
+
 def test_decode_with_one_embedding_per_object_equals_the_shared_embedding():
     sam = small_sam()
     _, gts = scene_batch(0, 0, 3, 64, "default", CPU)
@@ -249,6 +272,23 @@ def test_loss_decreases_on_a_tiny_run():
     g = generator()
     losses = [train_step(sam, optimizer, images, gts, g, config)[0] for _ in range(40)]
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_shown_output_loss_joins_at_shown_start(tmp_path):
+    """Steps before ``shown_start * steps`` train as with ``shown_weight=0``; from it on
+    the shown output's loss changes the update."""
+    base = TrainConfig(steps=4, images_per_step=1, iterations=1, checkpoint_every=100)
+
+    def trained(config):
+        sam = small_sam(seed=5)
+        train(sam, config, tmp_path / "state.pt", progress=False)
+        return sam.state_dict()
+
+    never = trained(replace(base, shown_weight=0.0))
+    after_all_steps = trained(replace(base, shown_start=1.0))
+    from_the_start = trained(replace(base, shown_start=0.0))
+    assert all(torch.equal(never[k], after_all_steps[k]) for k in never)
+    assert not all(torch.equal(never[k], from_the_start[k]) for k in never)
 
 
 def test_resume_gives_identical_state(tmp_path):
