@@ -130,9 +130,15 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
         )
         pixels = PILImage.open(io.BytesIO(image_bytes_read(image=image)))
         pixels.load()
-        records = generate_masks(
-            model_for_key(model_key=job.model_key), pixels, stored, **job.options
-        )
+        # With its filters opened (thresholds 0) SAM's generator also returns the candidates
+        # that threshold to no pixel at all; an empty proposal is never worth reviewing.
+        records = [
+            record
+            for record in generate_masks(
+                model_for_key(model_key=job.model_key), pixels, stored, **job.options
+            )
+            if record["area"] > 0
+        ]
         _report(job, progress=0.6)
         for index, record in enumerate(records, start=1):
             annotation_create(

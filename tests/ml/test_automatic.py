@@ -84,7 +84,10 @@ def test_same_masks_as_sam(model, image, extra):
 def test_precomputed_embedding_gives_the_same_records(model, image):
     (embedding,) = compute_embeddings(model, [image])
     generator = AutomaticMaskGenerator(model, **PARAMS)
-    assert generator.generate(image, embedding=embedding) == generator.generate(image)
+    # compared as JSON: an empty candidate's stability score is NaN, which never equals itself
+    assert json.dumps(generator.generate(image, embedding=embedding)) == json.dumps(
+        generator.generate(image)
+    )
 
 
 def test_embedding_of_another_image_is_rejected(model, image):

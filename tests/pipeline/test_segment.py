@@ -40,7 +40,7 @@ async def test_segment_everything_job_end_to_end(connect, project, make_image, c
     assert {(a.source, a.review_state, a.model_key) for a in proposals} == {
         ("automatic", "proposed", "sam_tiny")
     }
-    assert all(a.rle["size"] == [32, 48] for a in proposals)
+    assert all(a.rle["size"] == [32, 48] and a.area > 0 for a in proposals)
     detail = await sync_to_async(annotator.get)(
         f"/api/projects/{project.id}/segment-jobs/{job_id}/"
     )
