@@ -16,6 +16,7 @@ import pytest
 
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 from samapp.models import JobState, ModelVersion, ModelVersionState
+from tests.pipeline.fixtures import decoder_manifest
 
 pytestmark = [
     pytest.mark.django_db,
@@ -41,12 +42,7 @@ ROWS = ("miou_1", "miou_3", "miou_5", "noc_85", "noc_90")
 def browser_decoder(client: Any, project: Any, capture: Any) -> dict[str, Any]:
     """What the workspace does: the project's model key, then that key's decoder manifest."""
     key = client.get(f"/api/projects/{project.pk}/").json()["default_model_key"]
-    with capture(execute=True):
-        response = client.get(f"/api/models/{key}/decoder/")
-    if response.status_code == 503:  # exported on commit by the eager task: ask again
-        response = client.get(f"/api/models/{key}/decoder/")
-    assert response.status_code == 200, response.content
-    manifest = response.json()
+    manifest = decoder_manifest(client, capture, key)
     return manifest["variants"][manifest["default_variant"]]
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from samapp.errors import ApplicationError
 from samapp.models import JobState, ModelVersion, ModelVersionState, TrainingJob
+from tests.pipeline.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db
 
@@ -148,12 +149,7 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
     client = client_for("viewer")
     key = client.get(f"/api/projects/{project.pk}/").json()["default_model_key"]
     assert key == version.model_key
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.get(f"/api/models/{key}/decoder/")
-    if response.status_code == 503:
-        response = client.get(f"/api/models/{key}/decoder/")
-    assert response.status_code == 200, response.content
-    manifest = response.json()
+    manifest = decoder_manifest(client, django_capture_on_commit_callbacks, key)
     assert manifest["model_key"] == key
     url = manifest["variants"]["lowres_multi"]["url"]
     assert key in url and client.get(url).status_code == 200

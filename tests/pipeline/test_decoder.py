@@ -5,6 +5,7 @@ import hashlib
 import pytest
 
 from samapp.ml.tiny import SAM_TINY_CONFIG
+from tests.pipeline.fixtures import decoder_manifest
 
 C, S, IMG = (
     SAM_TINY_CONFIG.prompt_embed_dim,
@@ -25,22 +26,11 @@ def variants(settings) -> list[str]:
     return settings.SAM_DECODER_VARIANTS
 
 
-def _exported_manifest(client, capture_on_commit) -> dict:
-    """The sam_tiny manifest; the first request queues the export, which the (eager) task
-    runs on commit, so a 503 is asked again once."""
-    with capture_on_commit(execute=True):
-        response = client.get("/api/models/sam_tiny/decoder/")
-    if response.status_code == 503:
-        response = client.get("/api/models/sam_tiny/decoder/")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
 def test_manifest_exports_once_and_serves_files(
     client_for, variants, django_capture_on_commit_callbacks
 ) -> None:
     client = client_for("viewer")
-    manifest = _exported_manifest(client, django_capture_on_commit_callbacks)
+    manifest = decoder_manifest(client, django_capture_on_commit_callbacks)
     assert manifest["model_key"] == "sam_tiny"
     assert manifest["img_size"] == IMG
     assert manifest["embedding_shape"] == [1, C, S, S]
@@ -85,7 +75,7 @@ def test_fast_variant_serves_its_prepare_graph(
 
     cache.clear()
     client = client_for("viewer")
-    manifest = _exported_manifest(client, django_capture_on_commit_callbacks)
+    manifest = decoder_manifest(client, django_capture_on_commit_callbacks)
     assert manifest["default_variant"] == "fast_multi"
     # Clicks that refine a mask need the single-graph variant: exported with it.
     assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
@@ -116,7 +106,7 @@ def test_rejected_lossy_variant_is_not_exported_again(
         pytest.skip("the rejection is measured on the trained sam_tiny")
     cache.clear()
     client = client_for("viewer")
-    manifest = _exported_manifest(client, django_capture_on_commit_callbacks)
+    manifest = decoder_manifest(client, django_capture_on_commit_callbacks)
     assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
     assert manifest["default_variant"] == "fast_multi"  # the configured one was rejected
     rejected = manifest["rejected"]["fast_multi_int8up_tanh"]
