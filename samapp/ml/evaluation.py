@@ -1,12 +1,13 @@
 """Interactive evaluation of a SAM model: mIoU after k simulated clicks and NoC.
 
 The first click is the ground truth's interior point farthest from its boundary (the
-maximum of the distance transform); each next click is at the centre (distance
-transform maximum) of the largest error region, positive on a false negative and
-negative on a false positive. The evaluated mask is the one SAM itself would show:
-the IoU head's pick among the three multimask outputs for the first click, then the
-single-mask output with the previous low-res logits as mask prompt. The oracle is the
-best IoU among all outputs (three multimask and the single mask) for the same prompts.
+maximum of the distance transform; ``random_click`` puts it anywhere on the object
+instead); each next click is at the centre (distance transform maximum) of the largest
+error region, positive on a false negative and negative on a false positive. The
+evaluated mask is the one SAM itself would show: the IoU head's pick among the three
+multimask outputs for the first click, then the single-mask output with the previous
+low-res logits as mask prompt. The oracle is the best IoU among all outputs (three
+multimask and the single mask) for the same prompts.
 """
 
 from collections.abc import Sequence
@@ -67,6 +68,14 @@ def first_click(gt: np.ndarray) -> tuple[int, int]:
     return _centre(gt)
 
 
+def random_click(gt: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """(x, y) of a pixel of (H, W) bool ``gt`` drawn uniformly by ``rng``: a user who
+    clicks anywhere on the object, its edges included."""
+    ys, xs = np.nonzero(gt)
+    index = int(rng.integers(len(xs)))
+    return int(xs[index]), int(ys[index])
+
+
 def next_click(pred: np.ndarray, gt: np.ndarray) -> tuple[tuple[int, int], int]:
     """The corrective click for (H, W) bool ``pred`` against (H, W) bool ``gt``.
 
@@ -98,6 +107,7 @@ def evaluate_interactive(
     images: Sequence[np.ndarray | ImageEmbedding],
     gt_masks: Sequence[Sequence[np.ndarray]],
     clicks: int = 3,
+    first_click_rng: np.random.Generator | None = None,
 ) -> InteractiveResult:
     """Simulate ``clicks`` clicks on every object through ``SamPredictor``.
 
@@ -107,6 +117,8 @@ def evaluate_interactive(
       gt_masks: per image, its objects' (H, W) bool masks (all objects of an image are
         prompted as one batch).
       clicks: number of clicks per object, >= 1.
+      first_click_rng: when given, each object's first click is ``random_click`` from
+        this generator instead of the mask's centre.
 
     Returns:
       The per-object IoUs, objects in the order given.
@@ -119,20 +131,28 @@ def evaluate_interactive(
                 set_predictor_embedding(predictor, image)
             else:
                 predictor.set_image(image)
-            image_ious, image_oracle = _click_through(predictor, np.stack(masks), clicks)
+            image_ious, image_oracle = _click_through(
+                predictor, np.stack(masks), clicks, first_click_rng
+            )
             ious.append(image_ious)
             oracle.append(image_oracle)
     return InteractiveResult(np.concatenate(ious), np.concatenate(oracle))
 
 
 def _click_through(
-    predictor: SamPredictor, gt: np.ndarray, clicks: int
+    predictor: SamPredictor,
+    gt: np.ndarray,
+    clicks: int,
+    first_click_rng: np.random.Generator | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Click ``clicks`` times on each of the (N, H, W) bool ``gt`` masks of the image set
     in ``predictor``; returns (N, clicks) float64 shown and oracle IoUs."""
     threshold = predictor.model.mask_threshold
     rows = np.arange(len(gt))
-    points = [[first_click(m)] for m in gt]
+    points = [
+        [first_click(m) if first_click_rng is None else random_click(m, first_click_rng)]
+        for m in gt
+    ]
     labels = [[1] for _ in gt]
     mask_input = None
     ious = np.zeros((len(gt), clicks))
@@ -187,16 +207,22 @@ def evaluate_sam_tiny(
     """Interactive metrics of ``sam`` on the held-out generated set (``HELD_OUT_SEED``).
 
     Returns mIoU after 1 and 3 clicks (shown mask and oracle), NoC@85 and NoC@90 over
-    ``clicks`` clicks, and the numbers of objects and clicks.
+    ``clicks`` clicks, the numbers of objects and clicks, and the 1-click mIoU when the
+    click lands anywhere on the object (``random_click``, seeded).
     """
     scenes = generate_objects(HELD_OUT_SEED, objects)
-    result = evaluate_interactive(sam, [s.image for s in scenes], [s.masks for s in scenes], clicks)
+    images, masks = [s.image for s in scenes], [s.masks for s in scenes]
+    result = evaluate_interactive(sam, images, masks, clicks)
+    anywhere = evaluate_interactive(
+        sam, images, masks, clicks=1, first_click_rng=np.random.default_rng(HELD_OUT_SEED)
+    )
     return {
         "held_out_seed": HELD_OUT_SEED,
         "objects": objects,
         "clicks": clicks,
         "miou_1_click": round(result.miou(1), 4),
         "miou_3_clicks": round(result.miou(3), 4),
+        "miou_1_click_anywhere": round(anywhere.miou(1), 4),
         "oracle_miou_1_click": round(result.oracle_miou(1), 4),
         "oracle_miou_3_clicks": round(result.oracle_miou(3), 4),
         "noc_85": round(result.noc(0.85), 2),

@@ -12,10 +12,12 @@ from samapp.ml.training import (
     Prompts,
     TrainConfig,
     batch_loss,
+    click_without_gradient,
     decode,
     dice_loss,
     first_prompts,
     init_decoder_attention,
+    inner_core,
     interactive_loss,
     make_optimizer,
     mask_iou,
@@ -131,6 +133,32 @@ def test_first_prompts_points_inside_and_boxes_around():
     assert (boxes.boxes - exact).abs().max() <= 20
 
 
+def test_first_click_from_the_inner_core():
+    """A first click from the inner core keeps at least ``core`` of the mask's largest
+    distance to its boundary: inside the inner half of a 20 x 40 rectangle (distance >= 5
+    of 10) and of a disc; a mask too thin for a core still gets a click on it. With
+    ``core_share`` 0.5 about half the clicks come from the core."""
+    gt = torch.zeros(3, 64, 64, dtype=torch.bool)
+    gt[0, 10:30, 5:45] = True
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    gt[1] = (yy - 40) ** 2 + (xx - 40) ** 2 <= 15**2
+    gt[2, 60, 10:50] = True  # one pixel thick
+    core = inner_core(gt, 0.5)
+    assert (core <= gt).all() and core.flatten(1).any(1).all()
+    rows, cols = core[0].any(1).nonzero()[:, 0], core[0].any(0).nonzero()[:, 0]
+    assert rows.min() >= 14 and rows.max() <= 25 and cols.min() >= 9 and cols.max() <= 40
+    for seed in range(20):
+        prompts = first_prompts(gt, generator(seed), box=False, core=0.5, core_share=1.0)
+        x, y = prompts.points[:, 0].long().T
+        assert core[torch.arange(3), y, x].all()
+        assert (x[1] - 40) ** 2 + (y[1] - 40) ** 2 <= 9**2  # the disc's inner ~half radius
+    rectangles = gt[:1].expand(400, -1, -1)
+    x, y = first_prompts(rectangles, generator(), False, 0.5, 0.5).points[:, 0].long().T
+    in_core = core[0, y, x].float().mean()
+    # uniform clicks land in the core with probability 12 * 32 / 800 = 0.48
+    assert 0.65 < in_core < 0.8  # 0.5 + 0.5 * 0.48 = 0.74 expected
+
+
 def test_decode_gives_all_four_outputs_for_points_and_boxes():
     sam = small_sam()
     emb = torch.randn(1, 32, 8, 8)
@@ -195,6 +223,34 @@ def test_first_round_also_trains_the_output_the_iou_head_shows():
         weighted, _ = interactive_loss(sam, emb, gt, generator(), replace(config, shown_weight=2))
     assert shown_loss > 0
     torch.testing.assert_close(weighted - without, 2 * shown_loss, rtol=1e-4, atol=1e-6)
+
+
+def test_clicks_without_gradient_add_corrective_points_and_the_last_mask_prompt():
+    """Each silent round adds one click per object from its error region (positive on a
+    missed pixel, negative on a false one, padding where exact) and feeds back the round's
+    single-mask logits; the number of rounds is uniform in 0..extra_click_rounds."""
+    sam = small_sam()
+    _, gts = scene_batch(0, 0, 1, 64, "default", CPU)
+    gt = gts[0]
+    emb = torch.randn(1, 32, 8, 8, requires_grad=True)
+    config = TrainConfig(extra_click_rounds=3)
+    counts = set()
+    for seed in range(24):
+        first = first_prompts(gt, generator(seed), box=False)
+        prompts = click_without_gradient(sam, emb, gt, first, generator(seed), config)
+        added = prompts.points.shape[1] - 1
+        counts.add(added)
+        torch.testing.assert_close(prompts.points[:, :1], first.points)
+        if not added:
+            assert prompts.mask_input is None
+            continue
+        assert prompts.mask_input.shape == (gt.shape[0], 1, 32, 32)
+        assert not prompts.mask_input.requires_grad
+        x, y = prompts.points[:, 1:].long().unbind(dim=-1)
+        on_object = gt[torch.arange(gt.shape[0])[:, None], y, x].long()
+        labels = prompts.labels[:, 1:]
+        assert ((labels == on_object) | (labels == -1)).all()
+    assert counts == {0, 1, 2, 3}
 
 
 def test_decode_with_one_embedding_per_object_equals_the_shared_embedding():
