@@ -275,7 +275,6 @@ def interactive_loss(
       Scalar float32 loss (mean over objects and rounds) and (N,) float32 IoU of the
       final shown masks (detached).
     """
-    size = sam.image_encoder.img_size
     prompts = first_prompts(
         gt, generator, box, config.first_click_core, config.first_click_core_share
     )
@@ -297,8 +296,7 @@ def interactive_loss(
             low_res, target
         ) + config.dice_weight * dice_loss(low_res, target)
         with torch.no_grad():
-            logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
-            masks = logits > sam.mask_threshold
+            masks = input_size_masks(sam, low_res)
             iou = mask_iou(masks, gt[:, None])
         if round_:
             mask_loss, shown = losses[:, 0], torch.zeros_like(rows)
@@ -312,6 +310,14 @@ def interactive_loss(
             prompts, low_res[rows, shown], masks[rows, shown], gt, generator
         )
     return total / config.iterations, iou[rows, shown]
+
+
+def input_size_masks(sam: Sam, low_res: Tensor) -> Tensor:
+    """(N, M, 4h, 4w) float low-res logits -> (N, M, S, S) bool masks at the input size
+    (bilinear upscaling, thresholded at ``sam.mask_threshold``)."""
+    size = sam.image_encoder.img_size
+    logits = F.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
+    return logits > sam.mask_threshold
 
 
 def corrective_prompts(
@@ -340,13 +346,10 @@ def click_without_gradient(
     """Run 0 to ``config.extra_click_rounds`` (uniform) corrective rounds on the single-mask
     output without gradient; returns the prompts after them."""
     rounds = int(torch.randint(config.extra_click_rounds + 1, (1,), generator=generator))
-    size = sam.image_encoder.img_size
     for _ in range(rounds):
         low_res = decode(sam, image_embedding, prompts)[0][:, 0]
-        logits = F.interpolate(low_res[:, None], (size, size), mode="bilinear", align_corners=False)
-        prompts = corrective_prompts(
-            prompts, low_res, logits[:, 0] > sam.mask_threshold, gt, generator
-        )
+        masks = input_size_masks(sam, low_res[:, None])[:, 0]
+        prompts = corrective_prompts(prompts, low_res, masks, gt, generator)
     return prompts
 
 
