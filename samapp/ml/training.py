@@ -345,7 +345,11 @@ def click_without_gradient(
 ) -> Prompts:
     """Run 0 to ``config.extra_click_rounds`` (uniform) corrective rounds on the single-mask
     output without gradient; returns the prompts after them."""
-    rounds = int(torch.randint(config.extra_click_rounds + 1, (1,), generator=generator))
+    rounds = int(
+        torch.randint(
+            config.extra_click_rounds + 1, (1,), generator=generator, device=generator.device
+        )
+    )
     for _ in range(rounds):
         low_res = decode(sam, image_embedding, prompts)[0][:, 0]
         masks = input_size_masks(sam, low_res[:, None])[:, 0]
