@@ -44,6 +44,13 @@ class TinySamConfig:
     decoder_num_heads: int = 4
     iou_head_hidden_dim: int = 64
     decoder_first_layer_residual: bool = True
+    # Standard deviation of the random Fourier frequencies of SAM's positional encoding
+    # (``PositionEmbeddingRandom``; SAM draws them with 1.0). Lower frequencies vary smoothly
+    # over the 24x24 grid, so the decoder's click-to-pixel attention starts less aliased:
+    # 6000 steps with 0.45 gave held-out 1-click 0.754 vs 0.737, 3-click 0.813 vs 0.810,
+    # anywhere-click 0.692 vs 0.667 (1000-step runs: 0.3 and 0.6 did worse than 0.45). Runs
+    # of one recipe end a few hundredths apart, so the gain is within the spread.
+    positional_encoding_scale: float = 0.45
 
     @property
     def image_embedding_size(self) -> int:
@@ -118,6 +125,10 @@ def build_sam_tiny(
     sam.mask_decoder.transformer.layers[
         0
     ].skip_first_layer_pe = not config.decoder_first_layer_residual
+    with torch.no_grad():
+        sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
+            config.positional_encoding_scale
+        )
     if checkpoint is not None:
         state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         sam.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)

@@ -65,8 +65,9 @@ class TrainConfig:
     # half of them from the inner half 0.743 / 0.657 / 0.804. Users click well inside an
     # object (SAM's uniform sampling puts three quarters of a disc's clicks in its outer
     # half), but not always. Full runs (6000 steps; centre / anywhere / 3 clicks, anywhere
-    # as ``evaluate_sam_tiny`` draws it): every first click from the inner half 0.769 /
-    # 0.608 / 0.814; half of them (these defaults) 0.737 / 0.667 / 0.810; the previous
+    # as ``evaluate_sam_tiny`` draws it; SAM's positional scale 1.0): every first click
+    # from the inner half 0.769 / 0.608 / 0.814; half of them (these defaults) 0.737 /
+    # 0.667 / 0.810 (0.754 / 0.692 / 0.813 with ``positional_encoding_scale`` 0.45); the previous
     # recipe (none, no extra rounds, 6800 steps) 0.734 / 0.686 / 0.791. The extra rounds
     # keep later clicks helping (mIoU after 8 clicks 0.786 without them: the model never
     # saw more than two points).

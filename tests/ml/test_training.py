@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from samapp.ml.tiny import build_sam_tiny
+from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
 from samapp.ml.training import (
     Prompts,
     TrainConfig,
@@ -318,6 +318,23 @@ def test_attention_init_compares_the_click_with_each_image_position():
             weights = position_attention(sam, attention, click)
             assert at_click(weights, click), click
             assert weights.max() > 10 / weights.numel()  # peaked, not flat
+
+
+def test_positional_frequencies_are_drawn_at_the_configured_scale(tmp_path):
+    def frequencies(sam):
+        return sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+
+    torch.manual_seed(0)
+    unscaled = build_sam_tiny(config=replace(SAM_TINY_CONFIG, positional_encoding_scale=1.0))
+    torch.manual_seed(0)
+    scaled = build_sam_tiny()
+    assert SAM_TINY_CONFIG.positional_encoding_scale != 1.0
+    assert torch.allclose(
+        frequencies(scaled), SAM_TINY_CONFIG.positional_encoding_scale * frequencies(unscaled)
+    )
+    # a checkpoint brings its own frequencies (they are a buffer of the state dict)
+    torch.save(unscaled.state_dict(), tmp_path / "unscaled.pt")
+    assert torch.equal(frequencies(build_sam_tiny(tmp_path / "unscaled.pt")), frequencies(unscaled))
 
 
 def test_loss_decreases_on_a_tiny_run():
