@@ -25,8 +25,9 @@ from samapp.ml.registry import load_model
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 
 PARITY_ATOL = 1e-4
-INT8_MIN_IOU = 0.9
+INT8_MIN_IOU = 0.98
 INT8_MIN_MEAN_IOU = 0.95
+SMALL_MASK = 200
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,8 @@ def test_masks_from_int8_embedding_match_fp32(model):
     }
     clicks = [(60, 70), (170, 120), (130, 155), (10, 10), (100, 40), (190, 90)]
     predictor = SamPredictor(model)
-    results: dict[str, list[float]] = {"fp16": [], "int8": []}
+    # per candidate mask: (area of the fp32 mask, IoU with it, pixels that differ)
+    results: dict[str, list[tuple[int, float, int]]] = {"fp16": [], "int8": []}
     for x, y in clicks:
         set_predictor_embedding(predictor, embedding)
         reference, _, _ = predictor.predict(np.array([[x, y]]), np.array([1]))
@@ -122,10 +124,22 @@ def test_masks_from_int8_embedding_match_fp32(model):
             set_predictor_embedding(predictor, form)
             masks, _, _ = predictor.predict(np.array([[x, y]]), np.array([1]))
             for got, want in zip(masks, reference, strict=True):
-                union = np.logical_or(got, want).sum()
-                results[fmt].append(1.0 if union == 0 else np.logical_and(got, want).sum() / union)
-    for fmt, ious in results.items():
-        print(f"{fmt} vs fp32 mask IoU: mean {np.mean(ious):.4f}, min {np.min(ious):.4f}")
-    assert min(results["fp16"]) >= 0.99
-    assert min(results["int8"]) >= INT8_MIN_IOU
-    assert np.mean(results["int8"]) >= INT8_MIN_MEAN_IOU
+                union, differ = int((got | want).sum()), int((got ^ want).sum())
+                iou = 1.0 if union == 0 else 1 - differ / union
+                results[fmt].append((int(want.sum()), iou, differ))
+    # A click on the background gives candidates of a few dozen pixels, where one flipped
+    # pixel moves the IoU by several hundredths: IoU is judged on masks of SMALL_MASK
+    # pixels or more, and every mask by the share of the image's pixels that differ.
+    pixels = image.shape[0] * image.shape[1]
+    ious = {
+        fmt: [iou for area, iou, _ in rows if area >= SMALL_MASK] for fmt, rows in results.items()
+    }
+    differ = {fmt: max(d for *_, d in rows) / pixels for fmt, rows in results.items()}
+    for fmt in results:
+        print(
+            f"{fmt} vs fp32 mask IoU (masks >= {SMALL_MASK} px): mean {np.mean(ious[fmt]):.4f},"
+            f" min {np.min(ious[fmt]):.4f}; most pixels differing {differ[fmt]:.4%}"
+        )
+    assert min(ious["fp16"]) >= 0.99 and differ["fp16"] <= 0.0002
+    assert min(ious["int8"]) >= INT8_MIN_IOU and differ["int8"] <= 0.002
+    assert np.mean(ious["int8"]) >= INT8_MIN_MEAN_IOU

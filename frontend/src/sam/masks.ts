@@ -10,29 +10,62 @@ interface Axis {
   w1: Float32Array;
 }
 
-/** Source index pairs and weights of a bilinear resize (align_corners=False) along one axis,
- * composed with the crop/scale from the output frame into the low-res logits frame. */
-function axis(outLength: number, inputLength: number, imgSize: number, lowSide: number): Axis {
-  const i0 = new Int32Array(outLength);
-  const i1 = new Int32Array(outLength);
-  const w1 = new Float32Array(outLength);
-  for (let o = 0; o < outLength; o++) {
-    const u = ((o + 0.5) * inputLength) / outLength - 0.5; // input (resized) frame
-    let s = ((u + 0.5) * lowSide) / imgSize - 0.5; // low-res frame
-    s = Math.max(0, Math.min(lowSide - 1, s));
+/** Source index pairs and weights of the first `count` outputs of a bilinear resize from
+ * `inLength` to `outLength` samples (align_corners=False, as torch's `F.interpolate`). */
+function axis(count: number, inLength: number, outLength: number): Axis {
+  const i0 = new Int32Array(count);
+  const i1 = new Int32Array(count);
+  const w1 = new Float32Array(count);
+  for (let o = 0; o < count; o++) {
+    const s = Math.max(0, Math.min(inLength - 1, ((o + 0.5) * inLength) / outLength - 0.5));
     const a = Math.floor(s);
-    const b = Math.min(lowSide - 1, a + 1);
     i0[o] = a;
-    i1[o] = b;
+    i1[o] = Math.min(inLength - 1, a + 1);
     w1[o] = s - a;
   }
   return { i0, i1, w1 };
 }
 
+/** Bilinear resize of the (rows, width) plane at `offset` in `src` along `ys` and `xs`;
+ * `emit(index, value)` receives each output sample in row-major order. */
+function resize(
+  src: Float32Array,
+  offset: number,
+  width: number,
+  xs: Axis,
+  ys: Axis,
+  emit: (index: number, value: number) => void,
+): void {
+  const row = new Float32Array(width);
+  const outWidth = xs.i0.length;
+  let lastKey = -1;
+  for (let y = 0; y < ys.i0.length; y++) {
+    const a0 = ys.i0[y] as number;
+    const wy = ys.w1[y] as number;
+    // Interpolate along y once per distinct source row pair and weight, then along x.
+    const key = a0 * 4096 + Math.round(wy * 4095);
+    if (key !== lastKey) {
+      const r0 = offset + a0 * width;
+      const r1 = offset + (ys.i1[y] as number) * width;
+      for (let i = 0; i < width; i++) {
+        row[i] = (src[r0 + i] as number) * (1 - wy) + (src[r1 + i] as number) * wy;
+      }
+      lastKey = key;
+    }
+    const base = y * outWidth;
+    for (let x = 0; x < outWidth; x++) {
+      const wx = xs.w1[x] as number;
+      emit(base + x, (row[xs.i0[x] as number] as number) * (1 - wx) + (row[xs.i1[x] as number] as number) * wx);
+    }
+  }
+}
+
 /**
  * Threshold low-res logits (one (L, L) plane of SAM's `low_res_masks`, covering the padded
  * imgSize×imgSize input) at 0 after upsampling to `out` (a scaled copy of the original frame,
- * usually the original size). Mirrors SamPredictor.postprocess_masks with one bilinear step.
+ * usually the original size). The same two bilinear steps as SamPredictor.postprocess_masks:
+ * to imgSize×imgSize (only the input's top-left crop is computed), then to `out`; one
+ * composed step differs where logits are soft, by a dozen pixels on a small object.
  */
 export function lowResToMask(
   logits: Float32Array,
@@ -43,31 +76,26 @@ export function lowResToMask(
   out: Size,
   threshold = 0,
 ): Uint8Array {
-  const xs = axis(out.width, input.width, imgSize, lowSide);
-  const ys = axis(out.height, input.height, imgSize, lowSide);
+  const padded = new Float32Array(input.width * input.height);
+  resize(
+    logits,
+    planeOffset,
+    lowSide,
+    axis(input.width, lowSide, imgSize),
+    axis(input.height, lowSide, imgSize),
+    (i, v) => (padded[i] = v),
+  );
   const mask = new Uint8Array(out.width * out.height);
-  // Interpolate along y once per output row (lowSide values), then along x per pixel.
-  const row = new Float32Array(lowSide);
-  let lastKey = -1;
-  for (let y = 0; y < out.height; y++) {
-    const a0 = ys.i0[y] as number;
-    const wy = ys.w1[y] as number;
-    const key = a0 * 4096 + Math.round(wy * 4095);
-    if (key !== lastKey) {
-      const r0 = planeOffset + a0 * lowSide;
-      const r1 = planeOffset + (ys.i1[y] as number) * lowSide;
-      for (let i = 0; i < lowSide; i++) {
-        row[i] = (logits[r0 + i] as number) * (1 - wy) + (logits[r1 + i] as number) * wy;
-      }
-      lastKey = key;
-    }
-    const base = y * out.width;
-    for (let x = 0; x < out.width; x++) {
-      const wx = xs.w1[x] as number;
-      const v = (row[xs.i0[x] as number] as number) * (1 - wx) + (row[xs.i1[x] as number] as number) * wx;
-      if (v > threshold) mask[base + x] = 1;
-    }
-  }
+  resize(
+    padded,
+    0,
+    input.width,
+    axis(out.width, input.width, out.width),
+    axis(out.height, input.height, out.height),
+    (i, v) => {
+      if (v > threshold) mask[i] = 1;
+    },
+  );
   return mask;
 }
 
