@@ -124,9 +124,9 @@ def test_masks_from_int8_embedding_match_fp32(model):
             set_predictor_embedding(predictor, form)
             masks, _, _ = predictor.predict(np.array([[x, y]]), np.array([1]))
             for got, want in zip(masks, reference, strict=True):
-                union, differ = int((got | want).sum()), int((got ^ want).sum())
-                iou = 1.0 if union == 0 else 1 - differ / union
-                results[fmt].append((int(want.sum()), iou, differ))
+                union, flipped = int((got | want).sum()), int((got ^ want).sum())
+                iou = 1.0 if union == 0 else 1 - flipped / union
+                results[fmt].append((int(want.sum()), iou, flipped))
     # A click on the background gives candidates of a few dozen pixels, where one flipped
     # pixel moves the IoU by several hundredths: IoU is judged on masks of SMALL_MASK
     # pixels or more, and every mask by the share of the image's pixels that differ.
