@@ -121,6 +121,11 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "samapp.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
@@ -244,6 +249,9 @@ SAM_MAX_ARCHIVE_ENTRIES = env.int("SAM_MAX_ARCHIVE_ENTRIES", default=10_000)
 SAM_MAX_ARCHIVE_TOTAL_BYTES = env.int("SAM_MAX_ARCHIVE_TOTAL_BYTES", default=2 * 1024**3)
 SAM_MAX_ARCHIVE_RATIO = env.int("SAM_MAX_ARCHIVE_RATIO", default=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# JSON request bodies: bytes and levels of nested arrays/objects (400 beyond either).
+SAM_MAX_JSON_BODY_BYTES = env.int("SAM_MAX_JSON_BODY_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+SAM_MAX_JSON_DEPTH = env.int("SAM_MAX_JSON_DEPTH", default=32)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

@@ -1,6 +1,6 @@
-"""Embedded default: SQLite, in-memory channel layer, spool-directory broker, local files."""
+"""Embedded default: SQLite, in-memory channel layer, spool-directory broker, local files.
+
+DEBUG stays off (base) unless DJANGO_DEBUG=1: its error pages show settings and tracebacks to
+whoever triggers them."""
 
 from .base import *  # noqa: F403
-from .base import env
-
-DEBUG = env.bool("DJANGO_DEBUG", default=True)

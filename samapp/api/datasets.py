@@ -11,12 +11,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from samapp.api.pagination import StandardPagination
+from samapp.api.parsers import BoundedJSONParser
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError
 from samapp.models import ExportFormat, ExportJob, JobState
@@ -52,7 +53,7 @@ class ExportJobOutput(serializers.ModelSerializer[ExportJob]):
 
 class ExportListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.VIEW}
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     class InputSerializer(serializers.Serializer[Any]):
         format = serializers.ChoiceField(choices=ExportFormat.choices)

@@ -129,38 +129,85 @@ def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: in
     return mask.astype(bool)
 
 
-def _counts_from_string(counts: str) -> list[int]:
-    """Run lengths of a compressed RLE string (pycocotools' rleFrString, in Python).
+def counts_length_limit(height: int, width: int) -> int:
+    """The most characters a compressed ``counts`` of an (height, width) mask can need.
+
+    An encoder writes runs r0 >= 0 and r1.. >= 1 summing to N = height * width, so at most
+    N + 1 runs; run i is written as v = r_i (i <= 2) or v = r_i - r_(i-2), in 5-bit groups, a
+    group for every 5 bits of v's two's complement. |v| <= max(r_i, r_(i-2)), and a run r >= 1
+    never takes more than r groups (r0 = 0 takes one), so the total is at most
+    sum(groups(r_i)) + sum(groups(r_(i-2))) <= 2 * (N + 1)."""
+    return 2 * (height * width + 1)
+
+
+def _groups_limit(pixels: int) -> int:
+    """The most 5-bit groups one number of a ``counts`` string needs: |v| <= pixels."""
+    groups = 1
+    while 1 << (5 * groups - 1) <= pixels:
+        groups += 1
+    return groups
+
+
+def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
+    """Run lengths of a compressed RLE string (pycocotools' rleFrString), vectorised.
 
     Parsed here before pycocotools sees the string: its C decoder trusts the run lengths
-    and would write past the mask for a string that does not add up to H * W."""
-    runs: list[int] = []
-    position = 0
-    while position < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= len(counts):
-                raise ValueError("counts string ends inside a number")
-            char = ord(counts[position]) - 48
-            if not 0 <= char < 64:
-                raise ValueError(f"counts string has an invalid character at {position}")
-            value |= (char & 0x1F) << (5 * shift)
-            more = bool(char & 0x20)
-            position += 1
-            shift += 1
-            if not more and char & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
+    and would write past the mask for a string that does not add up to H * W. The length is
+    capped from the mask size before any work, and a number may have no more 5-bit groups
+    than the mask's pixel count needs, so the work is linear in the string and bounded."""
+    limit = counts_length_limit(height, width)
+    if len(counts) > limit:
+        raise ValueError(
+            f"counts has {len(counts)} characters; a {height}x{width} mask needs at most {limit}"
+        )
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"counts string has an invalid character at {exc.start}") from exc
+    chars = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    invalid = np.flatnonzero((chars < 0) | (chars >= 64))
+    if invalid.size:
+        raise ValueError(f"counts string has an invalid character at {int(invalid[0])}")
+    if chars.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero((chars & 0x20) == 0)
+    if ends.size == 0 or ends[-1] != chars.size - 1:
+        raise ValueError("counts string ends inside a number")
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if int(lengths.max()) > _groups_limit(height * width):
+        raise ValueError(f"counts has a number too large for a {height}x{width} mask")
+    shifts = np.arange(chars.size, dtype=np.int64) - np.repeat(starts, lengths)
+    values = np.add.reduceat((chars & 0x1F) << (5 * shifts), starts)
+    # A set sign bit (0x10) in a number's last group makes it negative (two's complement).
+    values -= np.where(chars[ends] & 0x10, np.left_shift(1, 5 * lengths), 0)
+    # From the fourth number on, each is the difference to the run two places back.
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    runs[2::2] = np.cumsum(values[2::2])
     return runs
 
 
-def rle_validate(rle: Any) -> Rle:
+def _counts_from_list(counts: list[Any], height: int, width: int) -> np.ndarray:
+    if len(counts) > height * width + 1:
+        raise ValueError(
+            f"counts has {len(counts)} runs; a {height}x{width} mask has at most "
+            f"{height * width + 1}"
+        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
+        raise ValueError("counts must be a string (compressed) or a list of integers")
+    if any(not 0 <= v <= height * width for v in counts):
+        raise ValueError("counts has a run length outside [0, height * width]")
+    return np.asarray(counts, dtype=np.int64)
+
+
+def rle_validate(rle: Any, *, shape: tuple[int, int] | None = None) -> Rle:
     """Check untrusted JSON as a COCO RLE; returns it compressed with ``str`` counts.
 
     Accepts compressed (``counts`` str) and uncompressed (``counts`` list of ints) RLE.
-    Raises ValueError with the reason when the object is not a well-formed RLE."""
+    ``shape``, when given, is the (height, width) the mask must have; it is checked before
+    ``counts`` is read. Raises ValueError with the reason when the object is not a
+    well-formed RLE."""
     if not isinstance(rle, dict) or set(rle) != {"size", "counts"}:
         raise ValueError('expected {"size": [height, width], "counts": ...}')
     size = rle["size"]
@@ -171,22 +218,25 @@ def rle_validate(rle: Any) -> Rle:
     ):
         raise ValueError("size must be [height, width] with positive integers")
     height, width = int(size[0]), int(size[1])
+    if shape is not None and (height, width) != tuple(shape):
+        raise ValueError(f"size {[height, width]} does not match the image {list(shape)}")
     counts = rle["counts"]
     if isinstance(counts, str):
-        runs = _counts_from_string(counts)
-    elif isinstance(counts, list) and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in counts
-    ):
-        runs = list(counts)
+        runs = _counts_from_string(counts, height, width)
+    elif isinstance(counts, list):
+        runs = _counts_from_list(counts, height, width)
     else:
         raise ValueError("counts must be a string (compressed) or a list of integers")
-    if any(run < 0 for run in runs):
+    if np.any(runs < 0):
         raise ValueError("counts has a negative run length")
-    if sum(runs) != height * width:
-        raise ValueError(
-            f"run lengths add up to {sum(runs)}, not height * width = {height * width}"
-        )
+    if np.any(runs > height * width):
+        raise ValueError("counts has a run longer than the mask")
+    total = int(runs.sum())
+    if total != height * width:
+        raise ValueError(f"run lengths add up to {total}, not height * width = {height * width}")
     if isinstance(counts, str):
         return {"size": [height, width], "counts": counts}
-    compressed = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    compressed = mask_utils.frPyObjects(
+        {"size": [height, width], "counts": runs.tolist()}, height, width
+    )
     return {"size": [height, width], "counts": compressed["counts"].decode()}

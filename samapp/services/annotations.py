@@ -50,14 +50,9 @@ def _broadcast_after_commit(*, project_id: int, event: str, payload: dict[str, A
 
 def _clean_rle(*, image: Image, rle: Any) -> dict[str, Any]:
     try:
-        clean = rle_validate(rle)
+        return rle_validate(rle, shape=(image.height, image.width))
     except ValueError as exc:
         raise ApplicationError(f"Invalid mask: {exc}") from exc
-    if list(clean["size"]) != [image.height, image.width]:
-        raise ApplicationError(
-            f"Mask size {clean['size']} does not match the image ({image.height}, {image.width})."
-        )
-    return clean
 
 
 def _clean_label(*, image: Image, label: Label | None) -> Label | None:

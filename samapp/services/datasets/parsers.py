@@ -193,10 +193,7 @@ def coco_segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict
     """COCO polygons, compressed or uncompressed RLE -> our compressed RLE of (height, width).
     Raises ValueError with the reason."""
     if isinstance(segmentation, dict):
-        rle = rle_validate(segmentation)
-        if list(rle["size"]) != [height, width]:
-            raise ValueError(f"size {rle['size']} differs from the image's [{height}, {width}]")
-        return rle
+        return rle_validate(segmentation, shape=(height, width))
     if not isinstance(segmentation, list) or not segmentation:
         raise ValueError("expected a list of polygons or an RLE object")
     rings = []
