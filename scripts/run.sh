@@ -19,7 +19,7 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-backend.settings.local}
 export SAM_DATA_DIR=${SAM_DATA_DIR:-$PWD/var}
-mkdir -p "$SAM_DATA_DIR"
+(umask 077 && mkdir -p "$SAM_DATA_DIR")
 
 ensure_venv
 build_frontend
