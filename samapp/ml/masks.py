@@ -154,12 +154,8 @@ def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
     Parsed here before pycocotools sees the string: its C decoder trusts the run lengths
     and would write past the mask for a string that does not add up to H * W. The length is
     capped from the mask size before any work, and a number may have no more 5-bit groups
-    than the mask's pixel count needs, so the work is linear in the string and bounded."""
-    limit = counts_length_limit(height, width)
-    if len(counts) > limit:
-        raise ValueError(
-            f"counts has {len(counts)} characters; a {height}x{width} mask needs at most {limit}"
-        )
+    than the mask's pixel count needs, so the work is linear in the string, whose length
+    `rle_validate` caps from the mask size before calling this."""
     try:
         raw = counts.encode("ascii")
     except UnicodeEncodeError as exc:
@@ -189,6 +185,7 @@ def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
 
 
 def _counts_from_list(counts: list[Any], height: int, width: int) -> np.ndarray:
+    """Run lengths of an uncompressed RLE; a mask of N pixels has at most N + 1 runs."""
     if len(counts) > height * width + 1:
         raise ValueError(
             f"counts has {len(counts)} runs; a {height}x{width} mask has at most "
@@ -222,6 +219,11 @@ def rle_validate(rle: Any, *, shape: tuple[int, int] | None = None) -> Rle:
         raise ValueError(f"size {[height, width]} does not match the image {list(shape)}")
     counts = rle["counts"]
     if isinstance(counts, str):
+        limit = counts_length_limit(height, width)
+        if len(counts) > limit:
+            raise ValueError(
+                f"counts has {len(counts)} characters; a {height}x{width} mask needs at most {limit}"
+            )
         runs = _counts_from_string(counts, height, width)
     elif isinstance(counts, list):
         runs = _counts_from_list(counts, height, width)

@@ -1,0 +1,117 @@
+"""Mask RLE bombs: a `counts` string whose runs never end (every character has the
+continuation bit) made the parser build one ever-growing integer, quadratic in the length.
+`counts` is now capped from the mask size before any work, each number from the pixel count,
+and the parse is vectorised: linear in the string, whatever it holds."""
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from samapp.ml import masks
+
+NEVER_ENDS = "P"  # value 0 with the continuation bit (0x20) set: the number goes on
+
+
+def _unreachable(*args: Any) -> None:
+    raise AssertionError("counts was parsed although its length already rules it out")
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 2), (6, 8), (40, 30), (3, 700)])
+def test_the_length_cap_holds_for_the_worst_masks(height: int, width: int) -> None:
+    """Checkerboards, stripes, single pixels and random masks all fit under the cap."""
+    import numpy as np
+
+    rng = np.random.default_rng(height * 1000 + width)
+    yy, xx = np.indices((height, width))
+    candidates = [
+        (yy + xx) % 2,
+        yy % 2,
+        xx % 2,
+        np.zeros((height, width)),
+        np.ones((height, width)),
+        *(rng.random((height, width)) < p for p in (0.1, 0.5, 0.9)),
+    ]
+    limit = masks.counts_length_limit(height, width)
+    for mask in candidates:
+        rle = masks.mask_to_rle(np.asarray(mask, dtype=np.uint8))
+        assert len(rle["counts"]) <= limit
+        assert masks.rle_validate(rle, shape=(height, width)) == rle
+
+
+@pytest.mark.django_db
+def test_a_10mb_hostile_body_is_refused_before_decoding(
+    client_for: Callable[[str], Any],
+    project: Any,
+    make_image: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(masks, "_counts_from_string", _unreachable)
+    image = make_image(project, width=16, height=12)
+    counts = NEVER_ENDS * (10 * 1024 * 1024 - 200)  # the body stays under the 10 MB cap
+    body = json.dumps({"rle": {"size": [12, 16], "counts": counts}})
+    url = f"/api/projects/{project.id}/images/{image.id}/annotations/"
+    client = client_for("annotator")
+    started = time.perf_counter()
+    response = client.post(url, body, content_type="application/json")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 400, response.content[:300]
+    assert "needs at most 386" in response.json()["detail"]
+    print(f"10 MB hostile counts: {response.status_code} in {elapsed * 1000:.1f} ms")
+
+
+def test_a_coco_import_segmentation_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from samapp.services.datasets.parsers import coco_segmentation_to_rle
+
+    monkeypatch.setattr(masks, "_counts_from_string", _unreachable)
+    with pytest.raises(ValueError, match="needs at most"):
+        coco_segmentation_to_rle({"size": [12, 16], "counts": NEVER_ENDS * 100_000}, 12, 16)
+    # An RLE sized for a huge mask is refused on its size, before its counts are read.
+    huge = {"size": [65_536, 65_536], "counts": NEVER_ENDS * 100_000}
+    with pytest.raises(ValueError, match="does not match the image"):
+        coco_segmentation_to_rle(huge, 12, 16)
+
+
+def test_a_number_longer_than_the_mask_needs_is_refused() -> None:
+    """Within the length cap, a number still has at most as many 5-bit groups as the pixel
+    count needs (7 for the largest 65536 x 65536 mask)."""
+    with pytest.raises(ValueError, match="too large"):
+        masks.rle_validate({"size": [65_536, 65_536], "counts": NEVER_ENDS * 7 + "0"})
+    with pytest.raises(ValueError, match="ends inside a number"):
+        masks.rle_validate({"size": [65_536, 65_536], "counts": NEVER_ENDS * 100_000})
+
+
+def _best_of(repeats: int, run: Callable[[], None]) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _parse_seconds(counts: str) -> float:
+    def run() -> None:
+        with pytest.raises(ValueError):
+            masks.rle_validate({"size": [65_536, 65_536], "counts": counts})
+
+    return _best_of(7, run)
+
+
+@pytest.mark.parametrize("unit", [NEVER_ENDS, "0", "1P"], ids=["never-ends", "zeros", "mixed"])
+def test_parsing_grows_linearly(unit: str) -> None:
+    """4x the characters costs about 4x the time (a quadratic parse costs 16x; the ratio
+    allows for a noisy machine). Strings inside the cap of the largest mask, so every one
+    is parsed rather than refused on its length."""
+    small = unit * (100_000 // len(unit))
+    large = unit * (400_000 // len(unit))
+    _parse_seconds(small)  # warm-up
+    t_small, t_large = _parse_seconds(small), _parse_seconds(large)
+    ratio = t_large / t_small
+    print(f"{unit!r}: {len(small)} chars {t_small * 1000:.2f} ms, {len(large)} chars "
+          f"{t_large * 1000:.2f} ms, ratio {ratio:.1f}")
+    assert ratio < 10
