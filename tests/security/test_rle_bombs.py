@@ -12,7 +12,8 @@ import pytest
 
 from samapp.ml import masks
 
-NEVER_ENDS = "P"  # value 0 with the continuation bit (0x20) set: the number goes on
+# Every group 0x1F with the continuation bit (0x20) set: one number that grows without end.
+NEVER_ENDS = "o"
 
 
 def _unreachable(*args: Any) -> None:
@@ -54,12 +55,14 @@ def test_a_10mb_hostile_body_is_refused_before_decoding(
     body = json.dumps({"rle": {"size": [12, 16], "counts": counts}})
     url = f"/api/projects/{project.id}/images/{image.id}/annotations/"
     client = client_for("annotator")
-    started = time.perf_counter()
-    response = client.post(url, body, content_type="application/json")
-    elapsed = time.perf_counter() - started
-    assert response.status_code == 400, response.content[:300]
-    assert "needs at most 386" in response.json()["detail"]
-    print(f"10 MB hostile counts: {response.status_code} in {elapsed * 1000:.1f} ms")
+    timings = []
+    for _ in range(3):  # the first request also warms the process up
+        started = time.perf_counter()
+        response = client.post(url, body, content_type="application/json")
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 400, response.content[:300]
+        assert "needs at most 386" in response.json()["detail"]
+    print(f"10 MB hostile counts: 400 in {min(timings[1:]) * 1000:.1f} ms (first {timings[0] * 1000:.0f} ms)")
 
 
 def test_a_coco_import_segmentation_is_refused_before_decoding(
@@ -102,16 +105,16 @@ def _parse_seconds(counts: str) -> float:
     return _best_of(7, run)
 
 
-@pytest.mark.parametrize("unit", [NEVER_ENDS, "0", "1P"], ids=["never-ends", "zeros", "mixed"])
-def test_parsing_grows_linearly(unit: str) -> None:
-    """4x the characters costs about 4x the time (a quadratic parse costs 16x; the ratio
-    allows for a noisy machine). Strings inside the cap of the largest mask, so every one
-    is parsed rather than refused on its length."""
-    small = unit * (100_000 // len(unit))
-    large = unit * (400_000 // len(unit))
+def test_parsing_grows_linearly() -> None:
+    """4x the characters of a never-ending number costs about 4x the time (the quadratic
+    parse cost 16x; the ratio allows for a noisy machine). The strings are inside the cap of
+    the largest mask, so they are parsed rather than refused on their length."""
+    small, large = NEVER_ENDS * 100_000, NEVER_ENDS * 400_000
     _parse_seconds(small)  # warm-up
     t_small, t_large = _parse_seconds(small), _parse_seconds(large)
     ratio = t_large / t_small
-    print(f"{unit!r}: {len(small)} chars {t_small * 1000:.2f} ms, {len(large)} chars "
-          f"{t_large * 1000:.2f} ms, ratio {ratio:.1f}")
+    print(
+        f"never-ending counts: {len(small)} chars {t_small * 1000:.2f} ms, "
+        f"{len(large)} chars {t_large * 1000:.2f} ms, ratio {ratio:.1f}"
+    )
     assert ratio < 10

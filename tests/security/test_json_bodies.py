@@ -1,0 +1,260 @@
+"""JSON request bodies: malformed, over-deep, oversized and ill-typed bodies get a 400 (or the
+endpoint's own 4xx) on every endpoint, never a 500 or a debug page, in the embedded/test
+profile and with the production settings. The JSON parser bounds a body to
+SAM_MAX_JSON_BODY_BYTES bytes and SAM_MAX_JSON_DEPTH levels before any view sees it.
+
+The fuzz test walks every operation of the OpenAPI schema that takes a body and sends
+hypothesis-generated bodies (nesting from 1 to 50,000 levels, long strings, huge numbers,
+wrong types for the operation's own fields, bytes that are not JSON) as the project owner,
+so the project-scoped code runs, not only the 404 path."""
+
+import importlib
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+MAX_EXAMPLES = int(os.environ.get("SAM_FUZZ_EXAMPLES", "8"))
+WRITE_METHODS = ("post", "put", "patch", "delete")
+# Settings the production module sets from the environment or for its own storage; the rest
+# of what it sets (DEBUG, cookies, HSTS, SSL redirect, CSP, docs access...) is applied.
+NOT_APPLIED = {
+    "DATABASES",
+    "DATA_DIR",
+    "STATIC_ROOT",
+    "MEDIA_ROOT",
+    "STORAGES",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "CHANNEL_LAYERS",
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_TRANSPORT_OPTIONS",
+    "CELERY_BROKER_SPOOL",
+    "PASSWORD_HASHERS",
+    "LOGGING",
+}
+
+
+def nested(depth: int) -> str:
+    """A JSON text of `depth` nested arrays and objects."""
+    return '[{"a":' * (depth // 2) + "[]" + "}]" * (depth // 2)
+
+
+def production_overrides() -> dict[str, Any]:
+    """The settings of backend.settings.production that differ from the running profile."""
+    env = {
+        "DJANGO_SECRET_KEY": "x" * 60,
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "DATABASE_URL": "sqlite:///unused.sqlite3",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        sys.modules.pop("backend.settings.production", None)
+        module = importlib.import_module("backend.settings.production")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
+        sys.modules.pop("backend.settings.production", None)
+    return {
+        name: getattr(module, name)
+        for name in dir(module)
+        if name.isupper()
+        and name not in NOT_APPLIED
+        and getattr(module, name) != getattr(settings, name, object())
+    }
+
+
+@pytest.fixture(params=["embedded", "production"])
+def profile(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Client options for the profile: the production one is served over https."""
+    if request.param == "embedded":
+        yield {}
+        return
+    overrides = production_overrides()
+    assert overrides["SECURE_SSL_REDIRECT"] is True and overrides["SESSION_COOKIE_SECURE"]
+    assert overrides.get("DEBUG", settings.DEBUG) is False
+    with override_settings(**overrides):
+        yield {"secure": True}
+
+
+@pytest.fixture
+def no_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery sends are dropped: a valid fuzzed body must not train a model eagerly."""
+    from celery.app.task import Task
+
+    monkeypatch.setattr(Task, "apply_async", lambda self, *a, **k: None)
+
+
+# ---------------------------------------------------------------- the token endpoint
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("depth", [40, 2_000, 50_000])
+def test_anonymous_deep_json_to_the_token_endpoint_is_400(
+    api_client: Any, depth: int, profile: dict[str, Any]
+) -> None:
+    response = api_client.post(
+        "/api/auth/token/", nested(depth), content_type="application/json", **profile
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert "nested" in response.json()["detail"]
+    assert b"Traceback" not in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{", "JSON parse error"),
+        ('{"username": NaN, "password": "x"}', "NaN"),
+        ('{"username": ' + "9" * 5000 + ', "password": "x"}', "JSON parse error"),
+        ("\udcff".encode("utf-8", "surrogatepass"), "JSON parse error"),
+    ],
+    ids=["truncated", "nan", "5000-digit-number", "not-utf8"],
+)
+def test_malformed_json_is_400(api_client: Any, body: Any, reason: str) -> None:
+    response = api_client.post("/api/auth/token/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert reason in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_size_cap_is_400_before_parsing(
+    client_for: Callable[[str], Any], project: Any
+) -> None:
+    """The body is not JSON past its first bytes: parsing it would give a different error."""
+    with override_settings(SAM_MAX_JSON_BODY_BYTES=1000):
+        response = client_for("owner").patch(
+            f"/api/projects/{project.id}/",
+            '{"description": "' + "x" * 2000,
+            content_type="application/json",
+        )
+    assert response.status_code == 400
+    assert "larger than 1000 bytes" in response.json()["detail"]
+
+
+def test_the_embedded_profile_runs_without_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    for name in ("backend.settings.local", "backend.settings.base"):
+        sys.modules.pop(name, None)
+    try:
+        assert importlib.import_module("backend.settings.local").DEBUG is False
+        monkeypatch.setenv("DJANGO_DEBUG", "1")
+        sys.modules.pop("backend.settings.local", None)
+        sys.modules.pop("backend.settings.base", None)
+        assert importlib.import_module("backend.settings.local").DEBUG is True
+    finally:
+        for name in ("backend.settings.local", "backend.settings.base"):
+            sys.modules.pop(name, None)
+
+
+# ---------------------------------------------------------------- fuzz over every body
+
+
+def _operations() -> list[tuple[str, str, list[str]]]:
+    """(method, path, field names of its JSON body) for every operation with a body."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    found = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method not in WRITE_METHODS:
+                continue
+            content = operation.get("requestBody", {}).get("content", {})
+            reference = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            component = components.get(reference.rsplit("/", 1)[-1], {})
+            found.append((method, path, sorted(component.get("properties", {}))))
+    return found
+
+
+OPERATIONS = _operations()
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50)
+    | st.sampled_from(["", "x" * 100_000, "<script>", "\x00", "\ud7ff\uffff"])
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=20,
+)
+
+
+def bodies(fields: list[str]) -> st.SearchStrategy[bytes]:
+    """Raw request bodies: the operation's own fields with any values, any JSON value,
+    deep nesting, and bytes that need not be JSON at all."""
+    own = st.dictionaries(st.sampled_from(fields or ["x"]), values, max_size=6)
+    as_json = (own | values).map(lambda v: json.dumps(v, ensure_ascii=False).encode())
+    deep = st.sampled_from([33, 500, 3_000, 50_000]).map(lambda d: nested(d).encode())
+    inside_fields = st.tuples(st.sampled_from(fields or ["x"]), st.integers(30, 5_000)).map(
+        lambda pair: ('{"%s": %s}' % (pair[0], nested(pair[1]))).encode()
+    )
+    return as_json | deep | inside_fields | st.binary(max_size=64)
+
+
+def test_the_fuzz_covers_every_body() -> None:
+    assert len(OPERATIONS) >= 25, OPERATIONS
+    assert any(path.endswith("/annotations/") and method == "post" for method, path, _ in OPERATIONS)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_tasks")
+@pytest.mark.parametrize(
+    ("method", "path", "fields"), OPERATIONS, ids=[f"{m.upper()} {p}" for m, p, _ in OPERATIONS]
+)
+def test_no_body_gets_a_server_error(
+    method: str,
+    path: str,
+    fields: list[str],
+    profile: dict[str, Any],
+    project: Any,
+    make_image: Callable[..., Any],
+    make_annotation: Callable[..., Any],
+    client_for: Callable[[str], Any],
+) -> None:
+    image = make_image(project, width=16, height=12)
+    annotation = make_annotation(image)
+    known = {"project_id": project.id, "image_id": image.id, "annotation_id": annotation.id}
+    url = re.sub(r"\{(\w+)\}", lambda m: str(known.get(m.group(1), 1)), path)
+    client = client_for("owner")
+    statuses: list[int] = []
+
+    @given(body=bodies(fields))
+    @hypothesis_settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(body: bytes) -> None:
+        response = getattr(client, method)(
+            url, body, content_type="application/json", **profile
+        )
+        statuses.append(response.status_code)
+        assert response.status_code < 500, (body[:200], response.content[:300])
+        assert b"Traceback" not in response.content
+
+    run()
+    print(f"{method.upper()} {path}: {len(statuses)} bodies, statuses {sorted(set(statuses))}")
