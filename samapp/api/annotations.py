@@ -31,6 +31,50 @@ class RleField(serializers.DictField):
     """COCO compressed RLE: {"size": [h, w], "counts": "..."}; checked by the service."""
 
 
+# Prompts are a record of how a mask was made (shown again when it is edited, counted by the
+# analytics): the clicks, the box and the annotation whose mask was the decoder's mask input.
+MAX_PROMPT_POINTS = 256
+COORDINATE = {"min_value": -65_536, "max_value": 65_536}
+
+
+class PromptsInput(serializers.Serializer[Any]):
+    points = serializers.ListField(
+        child=serializers.ListField(
+            child=serializers.FloatField(**COORDINATE), min_length=2, max_length=2
+        ),
+        max_length=MAX_PROMPT_POINTS,
+        required=False,
+    )
+    # SAM's point labels: 1 foreground, 0 background.
+    labels = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=1),
+        max_length=MAX_PROMPT_POINTS,
+        required=False,
+    )
+    box = serializers.ListField(
+        child=serializers.FloatField(**COORDINATE),
+        min_length=4,
+        max_length=4,
+        required=False,
+        allow_null=True,
+    )
+    mask = IdField(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                keys = ", ".join(repr(key[:20]) for key in unknown[:5])
+                raise serializers.ValidationError(f"Unknown prompt keys: {keys}.")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        points, labels = attrs.get("points"), attrs.get("labels")
+        if labels is not None and len(labels) != len(points or []):
+            raise serializers.ValidationError("labels needs one entry per point.")
+        return attrs
+
+
 class AnnotationOutput(serializers.Serializer[Any]):
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
         return annotation_payload(instance)
@@ -41,7 +85,7 @@ class AnnotationInput(serializers.Serializer[Any]):
     rle = RleField()
     predicted_iou = serializers.FloatField(required=False, allow_null=True)
     source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)  # type: ignore[assignment]
-    prompts = serializers.DictField(required=False)
+    prompts = PromptsInput(required=False)
     model_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
     review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)

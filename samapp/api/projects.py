@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.fields import MAX_DESCRIPTION_CHARS, MAX_LABELS
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError, PermissionDeniedError
@@ -35,6 +36,12 @@ from samapp.services.projects import (
 )
 
 User = get_user_model()
+
+
+@extend_schema_serializer(component_name="LabelCreate")
+class LabelInput(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    color = serializers.CharField(max_length=7, required=False, default="#ff0000")
 
 
 class LabelOutput(serializers.ModelSerializer[Label]):
@@ -69,11 +76,11 @@ class ProjectListCreateApi(APIView):
     @extend_schema_serializer(component_name="ProjectCreate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True, default="")
-        default_model_key = serializers.CharField(required=False, max_length=64)
-        labels = serializers.ListField(
-            child=serializers.DictField(child=serializers.CharField()), required=False
+        description = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION_CHARS
         )
+        default_model_key = serializers.CharField(required=False, max_length=64)
+        labels = LabelInput(many=True, required=False, max_length=MAX_LABELS)
 
     @extend_schema(responses=ProjectOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -109,7 +116,9 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
     @extend_schema_serializer(component_name="ProjectUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200, required=False)
-        description = serializers.CharField(required=False, allow_blank=True)
+        description = serializers.CharField(
+            required=False, allow_blank=True, max_length=MAX_DESCRIPTION_CHARS
+        )
         default_model_key = serializers.CharField(required=False, max_length=64)
         settings = serializers.DictField(required=False)
 
@@ -212,10 +221,7 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
 class LabelListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.MANAGE}
 
-    @extend_schema_serializer(component_name="LabelCreate")
-    class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=100)
-        color = serializers.CharField(max_length=7, required=False, default="#ff0000")
+    InputSerializer = LabelInput
 
     @extend_schema(responses=LabelOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
