@@ -12,11 +12,13 @@ from rest_framework.parsers import JSONParser
 def json_depth_exceeds(value: Any, limit: int) -> bool:
     """Whether a parsed JSON value nests arrays/objects deeper than ``limit`` (iterative, so
     any depth is measured without recursion; stops at the first branch over the limit)."""
+    if not isinstance(value, dict | list):
+        return False
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        if children and depth > limit:
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False

@@ -2,8 +2,11 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from samapp.api.fields import MAX_ID
 from samapp.errors import PermissionDeniedError
@@ -36,3 +39,11 @@ class ProjectScopedMixin:
             raise PermissionDeniedError(
                 f"Your role ({self.membership.role}) cannot {capability.value} in this project."
             )
+
+
+class ApiDocsAccess(BasePermission):
+    """The OpenAPI schema and its Swagger UI: public where SAM_API_DOCS_PUBLIC, else only
+    for signed-in users (read at each request, so the setting applies without a restart)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(settings.SAM_API_DOCS_PUBLIC or request.user.is_authenticated)

@@ -222,7 +222,8 @@ def rle_validate(rle: Any, *, shape: tuple[int, int] | None = None) -> Rle:
         limit = counts_length_limit(height, width)
         if len(counts) > limit:
             raise ValueError(
-                f"counts has {len(counts)} characters; a {height}x{width} mask needs at most {limit}"
+                f"counts has {len(counts)} characters; "
+                f"a {height}x{width} mask needs at most {limit}"
             )
         runs = _counts_from_string(counts, height, width)
     elif isinstance(counts, list):

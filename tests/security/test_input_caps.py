@@ -97,16 +97,18 @@ def test_prompts_the_workspace_sends_are_kept(
     assert response.json()["prompts"] == prompts
 
 
-def test_descriptions_and_names_are_capped(
-    client_for: Callable[[str], Any], project: Any
-) -> None:
+def test_descriptions_and_names_are_capped(client_for: Callable[[str], Any], project: Any) -> None:
     from samapp.models import Label, Project
 
     owner = client_for("owner")
     long_description = "x" * 10_001
-    created = owner.post("/api/projects/", {"name": "a", "description": long_description}, format="json")
+    created = owner.post(
+        "/api/projects/", {"name": "a", "description": long_description}, format="json"
+    )
     assert created.status_code == 400 and "description" in created.json()["errors"]
-    patched = owner.patch(f"/api/projects/{project.id}/", {"description": long_description}, format="json")
+    patched = owner.patch(
+        f"/api/projects/{project.id}/", {"description": long_description}, format="json"
+    )
     assert patched.status_code == 400 and "description" in patched.json()["errors"]
     for labels in (
         [{"name": "n" * 101}],
@@ -119,7 +121,11 @@ def test_descriptions_and_names_are_capped(
     assert not Label.objects.filter(name__startswith="nnnn").exists()
     ok = owner.post(
         "/api/projects/",
-        {"name": "c", "description": "x" * 10_000, "labels": [{"name": "cat"}, {"name": "dog", "color": "#00ff00"}]},
+        {
+            "name": "c",
+            "description": "x" * 10_000,
+            "labels": [{"name": "cat"}, {"name": "dog", "color": "#00ff00"}],
+        },
         format="json",
     )
     assert ok.status_code == 201, ok.content[:300]

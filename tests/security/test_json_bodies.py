@@ -13,82 +13,26 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.test import override_settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.security.profiles import profile
+
+__all__ = ["profile"]
+
 MAX_EXAMPLES = int(os.environ.get("SAM_FUZZ_EXAMPLES", "8"))
 WRITE_METHODS = ("post", "put", "patch", "delete")
-# Settings the production module sets from the environment or for its own storage; the rest
-# of what it sets (DEBUG, cookies, HSTS, SSL redirect, CSP, docs access...) is applied.
-NOT_APPLIED = {
-    "DATABASES",
-    "DATA_DIR",
-    "STATIC_ROOT",
-    "MEDIA_ROOT",
-    "STORAGES",
-    "SECRET_KEY",
-    "ALLOWED_HOSTS",
-    "CELERY_TASK_ALWAYS_EAGER",
-    "CHANNEL_LAYERS",
-    "CELERY_BROKER_URL",
-    "CELERY_BROKER_TRANSPORT_OPTIONS",
-    "CELERY_BROKER_SPOOL",
-    "PASSWORD_HASHERS",
-    "LOGGING",
-}
 
 
 def nested(depth: int) -> str:
     """A JSON text of `depth` nested arrays and objects."""
     return '[{"a":' * (depth // 2) + "[]" + "}]" * (depth // 2)
-
-
-def production_overrides() -> dict[str, Any]:
-    """The settings of backend.settings.production that differ from the running profile."""
-    env = {
-        "DJANGO_SECRET_KEY": "x" * 60,
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "DATABASE_URL": "sqlite:///unused.sqlite3",
-    }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        sys.modules.pop("backend.settings.production", None)
-        module = importlib.import_module("backend.settings.production")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key)
-            else:
-                os.environ[key] = value
-        sys.modules.pop("backend.settings.production", None)
-    return {
-        name: getattr(module, name)
-        for name in dir(module)
-        if name.isupper()
-        and name not in NOT_APPLIED
-        and getattr(module, name) != getattr(settings, name, object())
-    }
-
-
-@pytest.fixture(params=["embedded", "production"])
-def profile(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """Client options for the profile: the production one is served over https."""
-    if request.param == "embedded":
-        yield {}
-        return
-    overrides = production_overrides()
-    assert overrides["SECURE_SSL_REDIRECT"] is True and overrides["SESSION_COOKIE_SECURE"]
-    assert overrides.get("DEBUG", settings.DEBUG) is False
-    with override_settings(**overrides):
-        yield {"secure": True}
 
 
 @pytest.fixture
@@ -196,8 +140,9 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -209,14 +154,16 @@ def bodies(fields: list[str]) -> st.SearchStrategy[bytes]:
     as_json = (own | values).map(lambda v: json.dumps(v, ensure_ascii=False).encode())
     deep = st.sampled_from([33, 500, 3_000, 50_000]).map(lambda d: nested(d).encode())
     inside_fields = st.tuples(st.sampled_from(fields or ["x"]), st.integers(30, 5_000)).map(
-        lambda pair: ('{"%s": %s}' % (pair[0], nested(pair[1]))).encode()
+        lambda pair: f'{{"{pair[0]}": {nested(pair[1])}}}'.encode()
     )
     return as_json | deep | inside_fields | st.binary(max_size=64)
 
 
 def test_the_fuzz_covers_every_body() -> None:
     assert len(OPERATIONS) >= 25, OPERATIONS
-    assert any(path.endswith("/annotations/") and method == "post" for method, path, _ in OPERATIONS)
+    assert any(
+        path.endswith("/annotations/") and method == "post" for method, path, _ in OPERATIONS
+    )
 
 
 @pytest.mark.django_db
@@ -249,9 +196,7 @@ def test_no_body_gets_a_server_error(
         suppress_health_check=list(HealthCheck),
     )
     def run(body: bytes) -> None:
-        response = getattr(client, method)(
-            url, body, content_type="application/json", **profile
-        )
+        response = getattr(client, method)(url, body, content_type="application/json", **profile)
         statuses.append(response.status_code)
         assert response.status_code < 500, (body[:200], response.content[:300])
         assert b"Traceback" not in response.content

@@ -31,8 +31,8 @@ ensure_broker_spool()
 with app.connection_for_write() as conn:
     app.send_task("samapp.tasks.nothing", connection=conn)
 data = Path(os.environ["SAM_DATA_DIR"])
-modes = {str(p.relative_to(data)): oct(stat.S_IMODE(p.stat().st_mode)) for p in [data, *data.rglob("*")]}
-print(json.dumps(modes))
+paths = [data, *data.rglob("*")]
+print(json.dumps({str(p.relative_to(data)): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths}))
 """
 
 
