@@ -8,12 +8,13 @@ hypothesis-generated bodies (nesting from 1 to 50,000 levels, long strings, huge
 wrong types for the operation's own fields, bytes that are not JSON) as the project owner,
 so the project-scoped code runs, not only the 404 path."""
 
-import importlib
 import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,19 +92,26 @@ def test_a_body_over_the_size_cap_is_400_before_parsing(
     assert "larger than 1000 bytes" in response.json()["detail"]
 
 
-def test_the_embedded_profile_runs_without_debug(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
-    for name in ("backend.settings.local", "backend.settings.base"):
-        sys.modules.pop(name, None)
-    try:
-        assert importlib.import_module("backend.settings.local").DEBUG is False
-        monkeypatch.setenv("DJANGO_DEBUG", "1")
-        sys.modules.pop("backend.settings.local", None)
-        sys.modules.pop("backend.settings.base", None)
-        assert importlib.import_module("backend.settings.local").DEBUG is True
-    finally:
-        for name in ("backend.settings.local", "backend.settings.base"):
-            sys.modules.pop(name, None)
+@pytest.mark.parametrize(("debug", "expected"), [(None, "False"), ("1", "True")])
+def test_the_embedded_profile_runs_without_debug(
+    tmp_path: Any, debug: str | None, expected: str
+) -> None:
+    """In a process of its own: the embedded settings also set the process' umask."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "backend.settings.local"}
+    env["SAM_DATA_DIR"] = str(tmp_path)
+    env.pop("DJANGO_DEBUG", None)
+    if debug is not None:
+        env["DJANGO_DEBUG"] = debug
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == expected
 
 
 # ---------------------------------------------------------------- fuzz over every body
