@@ -12,6 +12,20 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+
+def fuzz_settings(max_examples: int) -> hypothesis_settings:
+    """Hypothesis settings of the API fuzz tests: no deadline (a noisy machine), no example
+    database, no health checks (the fixtures make the data)."""
+    return hypothesis_settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
 
 # Settings the production module sets from the environment or for its own storage; the rest
 # of what it sets (DEBUG, cookies, HSTS, SSL redirect, CSP, docs access...) is applied.

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from backend.wsgi import application
+from tests.security.profiles import fuzz_settings
 
 MAX_EXAMPLES = int(os.environ.get("SAM_FUZZ_EXAMPLES", "5"))
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", application)
@@ -52,12 +53,7 @@ def test_no_server_errors(
     statuses: list[int] = []
 
     @given(case=operation.as_strategy())
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(MAX_EXAMPLES)
     def run(case: Any) -> None:
         for key, value in known.items():
             if case.path_parameters and key in case.path_parameters:

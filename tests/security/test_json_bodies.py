@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.security.profiles import profile
+from tests.api.test_annotations import bodies as field_bodies
+from tests.security.profiles import fuzz_settings, profile
 
 __all__ = ["profile"]
 
@@ -137,34 +137,21 @@ def _operations() -> list[tuple[str, str, list[str]]]:
 
 OPERATIONS = _operations()
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=50)
-    | st.sampled_from(["", "x" * 100_000, "<script>", "\x00", "\ud7ff\uffff"])
-)
-values = st.recursive(
-    scalars,
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
-    ),
-    max_leaves=20,
-)
+EXTREMES = ["x" * 100_000, "<script>", "\x00", "\ud7ff\uffff", 10**4000, 2**64, -1e308, []]
 
 
 def bodies(fields: list[str]) -> st.SearchStrategy[bytes]:
-    """Raw request bodies: the operation's own fields with any values, any JSON value,
-    deep nesting, and bytes that need not be JSON at all."""
-    own = st.dictionaries(st.sampled_from(fields or ["x"]), values, max_size=6)
-    as_json = (own | values).map(lambda v: json.dumps(v, ensure_ascii=False).encode())
+    """Raw request bodies: the operation's own fields with any values (typed fuzz of
+    tests/api) or extreme ones, deep nesting in and out of a field, and bytes that need not
+    be JSON at all."""
+    names = st.sampled_from(fields or ["x"])
+    extreme = st.dictionaries(names, st.sampled_from(EXTREMES), min_size=1, max_size=3)
+    as_json = (field_bodies(fields) | extreme).map(lambda v: json.dumps(v).encode())
     deep = st.sampled_from([33, 500, 3_000, 50_000]).map(lambda d: nested(d).encode())
-    inside_fields = st.tuples(st.sampled_from(fields or ["x"]), st.integers(30, 5_000)).map(
+    inside_field = st.tuples(names, st.integers(30, 5_000)).map(
         lambda pair: f'{{"{pair[0]}": {nested(pair[1])}}}'.encode()
     )
-    return as_json | deep | inside_fields | st.binary(max_size=64)
+    return as_json | deep | inside_field | st.binary(max_size=64)
 
 
 def test_the_fuzz_covers_every_body() -> None:
@@ -197,12 +184,7 @@ def test_no_body_gets_a_server_error(
     statuses: list[int] = []
 
     @given(body=bodies(fields))
-    @hypothesis_settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @fuzz_settings(MAX_EXAMPLES)
     def run(body: bytes) -> None:
         response = getattr(client, method)(url, body, content_type="application/json", **profile)
         statuses.append(response.status_code)
