@@ -152,10 +152,9 @@ def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
     """Run lengths of a compressed RLE string (pycocotools' rleFrString), vectorised.
 
     Parsed here before pycocotools sees the string: its C decoder trusts the run lengths
-    and would write past the mask for a string that does not add up to H * W. The length is
-    capped from the mask size before any work, and a number may have no more 5-bit groups
-    than the mask's pixel count needs, so the work is linear in the string, whose length
-    `rle_validate` caps from the mask size before calling this."""
+    and would write past the mask for a string that does not add up to H * W. A number may
+    have no more 5-bit groups than the mask's pixel count needs, and every step is one pass
+    over the string, whose length `rle_validate` caps from the mask size beforehand."""
     try:
         raw = counts.encode("ascii")
     except UnicodeEncodeError as exc:
