@@ -153,6 +153,8 @@ if REDIS_URL:
                 # Per-socket backlog. The default (100) drops room broadcasts silently when 50
                 # annotators write at once (bench/api_load.py); clients then need catch_up.
                 "capacity": 1000,
+                # Deployments (or test runs) that share one Redis keep their rooms apart.
+                "prefix": env("CHANNEL_LAYER_PREFIX", default="asgi"),
             },
         }
     }
