@@ -89,8 +89,10 @@ def two_web_processes(pg_migrated: str, tmp_path: Path) -> Iterator[dict[str, An
     ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.asgi:application"]
-            + ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            [
+                *(sys.executable, "-m", "uvicorn", "backend.asgi:application"),
+                *("--host", "127.0.0.1", "--port", str(port), "--no-access-log"),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
