@@ -34,7 +34,7 @@ def table_snapshot() -> dict[str, list[dict[str, Any]]]:
     from django.apps import apps
 
     models = [*apps.get_app_config("samapp").get_models()]
-    models += [apps.get_model("auth", "User"), apps.get_model("authtoken", "Token")]
+    models += [apps.get_model("auth", "User")]
     return {
         model._meta.label: list(model.objects.order_by("pk").values())
         for model in models
