@@ -7,7 +7,6 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-
 from knox.models import AuthToken as KnoxAuthToken
 
 from samapp.models import (

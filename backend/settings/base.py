@@ -138,7 +138,7 @@ REST_FRAMEWORK = {
 # token that expires SAM_TOKEN_TTL hours later (no sliding renewal); a user keeps at most
 # SAM_TOKEN_LIMIT_PER_USER live tokens, the oldest being revoked past that. Tokens are revoked
 # by logout, by their owner (one or all), on a password change and on deactivation.
-KNOX_TOKEN_MODEL = "samapp.ApiToken"
+KNOX_TOKEN_MODEL = "samapp.ApiToken"  # noqa: S105 (a model name)
 SAM_TOKEN_TTL = env.float("SAM_TOKEN_TTL", default=7 * 24.0)  # hours
 SAM_TOKEN_LIMIT_PER_USER = env.int("SAM_TOKEN_LIMIT_PER_USER", default=20)
 if SAM_TOKEN_TTL <= 0 or SAM_TOKEN_LIMIT_PER_USER < 1:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import authenticate, logout
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -55,6 +55,9 @@ class LogoutApi(APIView):
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, ApiToken):
             api_token_revoke(token=request.auth)
+            user_logged_out.send(
+                sender=request.user.__class__, request=request._request, user=request.user
+            )
         else:
             logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)

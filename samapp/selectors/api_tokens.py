@@ -24,11 +24,7 @@ def socket_credential_valid(*, user_id: int, token_id: int | None, session_key: 
     authenticates that active user: not revoked, expired, logged out, nor from before a
     password change (Django's session hash)."""
     if token_id is not None:
-        return (
-            api_token_list(user_id=user_id)
-            .filter(pk=token_id, user__is_active=True)
-            .exists()
-        )
+        return api_token_list(user_id=user_id).filter(pk=token_id, user__is_active=True).exists()
     if not session_key:
         return False
     request = HttpRequest()
