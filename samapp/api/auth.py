@@ -94,6 +94,12 @@ class TokenListApi(APIView):
 
 
 class TokenDetailApi(APIView):
+    @extend_schema(responses=ApiTokenOutput)
+    def get(self, request: Request, token_id: int) -> Response:
+        token = get_object_or_404(api_token_list(user_id=request.user.pk), pk=token_id)
+        context = {"current_id": _current_id(request)}
+        return Response(ApiTokenOutput(token, context=context).data)
+
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, token_id: int) -> Response:
         token = get_object_or_404(api_token_list(user_id=request.user.pk), pk=token_id)

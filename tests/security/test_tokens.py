@@ -100,7 +100,11 @@ def test_owner_revokes_one_token_and_no_one_elses(users) -> None:
     keep, revoke = login("viewer"), login("viewer")
     stranger = login("reviewer")
     owner = client_with(keep["token"])
+    assert owner.get(f"/api/auth/tokens/{stranger['id']}/").status_code == 404
     assert owner.delete(f"/api/auth/tokens/{stranger['id']}/").status_code == 404
+    shown = owner.get(f"/api/auth/tokens/{revoke['id']}/")
+    assert shown.status_code == 200 and shown.json()["id"] == revoke["id"]
+    assert revoke["token"] not in shown.content.decode()
     assert me(stranger["token"]) == 200
     assert owner.delete(f"/api/auth/tokens/{revoke['id']}/").status_code == 204
     assert me(revoke["token"]) == REFUSED
