@@ -1,6 +1,6 @@
 """Token login and logout, the user's API tokens, and the current user."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import authenticate, logout
 from django.contrib.auth.signals import user_logged_in, user_logged_out
@@ -76,6 +76,11 @@ class ApiTokenOutput(serializers.ModelSerializer[ApiToken]):
         return token.pk == self.context.get("current_id")
 
 
+def _user_id(request: Request) -> int:
+    """The signed-in user's id (the views' IsAuthenticated permission has run)."""
+    return cast(int, request.user.pk)
+
+
 def _current_id(request: Request) -> int | None:
     return request.auth.pk if isinstance(request.auth, ApiToken) else None
 
@@ -83,26 +88,26 @@ def _current_id(request: Request) -> int | None:
 class TokenListApi(APIView):
     @extend_schema(responses=ApiTokenOutput(many=True))
     def get(self, request: Request) -> Response:
-        tokens = api_token_list(user_id=request.user.pk)
+        tokens = api_token_list(user_id=_user_id(request))
         context = {"current_id": _current_id(request)}
         return Response(ApiTokenOutput(tokens, many=True, context=context).data)
 
     @extend_schema(operation_id="auth_tokens_revoke_all", request=None, responses={200: dict})
     def delete(self, request: Request) -> Response:
         """Revoke every token of the user (this request's too)."""
-        return Response({"revoked": api_tokens_revoke_all(user_id=request.user.pk)})
+        return Response({"revoked": api_tokens_revoke_all(user_id=_user_id(request))})
 
 
 class TokenDetailApi(APIView):
     @extend_schema(responses=ApiTokenOutput)
     def get(self, request: Request, token_id: int) -> Response:
-        token = get_object_or_404(api_token_list(user_id=request.user.pk), pk=token_id)
+        token = get_object_or_404(api_token_list(user_id=_user_id(request)), pk=token_id)
         context = {"current_id": _current_id(request)}
         return Response(ApiTokenOutput(token, context=context).data)
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request: Request, token_id: int) -> Response:
-        token = get_object_or_404(api_token_list(user_id=request.user.pk), pk=token_id)
+        token = get_object_or_404(api_token_list(user_id=_user_id(request)), pk=token_id)
         api_token_revoke(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
