@@ -187,6 +187,8 @@ else:
 # Open websockets re-check their user, credential (session or token) and membership every
 # SAM_SOCKET_RECHECK_SECONDS (and when their token expires); revocations close them at once.
 SAM_SOCKET_RECHECK_SECONDS = env.float("SAM_SOCKET_RECHECK_SECONDS", default=60.0)
+if SAM_SOCKET_RECHECK_SECONDS <= 0:
+    raise ImproperlyConfigured("SAM_SOCKET_RECHECK_SECONDS must be > 0.")
 
 # Celery: a broker that needs no server (a spool directory) unless one is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")

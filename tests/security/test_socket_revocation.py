@@ -199,3 +199,28 @@ async def test_the_periodic_recheck_catches_changes_made_without_signals(
     print(
         f"periodic re-check (every 0.2 s) closed after a bulk {change} in {elapsed * 1000:.0f} ms"
     )
+
+
+@pytest.mark.parametrize("credential", ["token", "session"])
+def test_a_recheck_is_a_few_indexed_queries(project, users, client, token_for, credential) -> None:
+    """What each socket runs every SAM_SOCKET_RECHECK_SECONDS: the credential check and the
+    membership lookup, a bounded number of queries whatever the number of tokens/members."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from samapp.selectors.api_tokens import socket_credential_valid
+    from samapp.selectors.projects import membership_get
+
+    user = users["annotator"]
+    token_id, session_key = None, None
+    if credential == "token":
+        token_for(user)
+        token_id = user.auth_token_set.get().pk
+    else:
+        _session_cookie(client, user)
+        session_key = client.session.session_key
+    with CaptureQueriesContext(connection) as queries:
+        assert socket_credential_valid(user_id=user.pk, token_id=token_id, session_key=session_key)
+        assert membership_get(project_id=project.id, user=user) is not None
+    assert len(queries) <= 3, [q["sql"] for q in queries]
+    print(f"{credential} re-check: {len(queries)} queries")
