@@ -1,7 +1,8 @@
-"""Open project sockets lose access with their user: deactivation, a password change, logout,
-a revoked or expired token and a removed membership each close a socket (session- or
-token-authenticated) within a second, and a change made behind the signals' back (a bulk
-UPDATE) is caught by the periodic re-check. Each test prints how long the close took."""
+"""Open project sockets lose access with their user: deactivation, deletion, a password
+change, logout, a revoked or expired token and a removed membership each close a socket
+(session- or token-authenticated) within a second, and a change made behind the signals'
+back (a bulk UPDATE) is caught by the periodic re-check. Each test prints how long the close
+took."""
 
 import time
 from collections.abc import Awaitable, Callable
@@ -76,14 +77,18 @@ def _deactivate(user: Any) -> None:
     user.save()
 
 
+def _delete(user: Any) -> None:
+    user.delete()
+
+
 def _change_password(user: Any) -> None:
     user.set_password("a-new-long-password")
     user.save()
 
 
 @pytest.mark.parametrize("credential", ["token", "session"])
-@pytest.mark.parametrize("change", ["deactivation", "password"])
-async def test_deactivation_or_password_change_closes_the_socket(
+@pytest.mark.parametrize("change", ["deactivation", "deletion", "password"])
+async def test_deactivation_deletion_or_password_change_closes_the_socket(
     project, users, client, token_for, credential, change
 ) -> None:
     user = users["annotator"]
@@ -91,7 +96,7 @@ async def test_deactivation_or_password_change_closes_the_socket(
         socket = await _open(project.id, token=await sync_to_async(token_for)(user))
     else:
         socket = await _open(project.id, cookie=await sync_to_async(_session_cookie)(client, user))
-    apply = _deactivate if change == "deactivation" else _change_password
+    apply = {"deactivation": _deactivate, "deletion": _delete, "password": _change_password}[change]
     code, elapsed = await _closed_after(socket, sync_to_async(lambda: apply(user)))
     assert code == CLOSE_UNAUTHENTICATED
     await _hears_nothing_more(socket, project.id)
