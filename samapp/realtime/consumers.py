@@ -13,7 +13,7 @@ when its token expires."""
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, TypeGuard
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -57,7 +57,6 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if not _may_view(membership):
             await self.close(code=CLOSE_NOT_MEMBER)
             return
-        assert membership is not None
         token = self.scope.get("api_token")
         self.token_id: int | None = token.pk if token is not None else None
         self.token_expiry = token.expiry if token is not None else None
@@ -223,5 +222,5 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
 
-def _may_view(membership: Membership | None) -> bool:
+def _may_view(membership: Membership | None) -> TypeGuard[Membership]:
     return membership is not None and role_can(membership.role, Capability.VIEW)
