@@ -153,3 +153,17 @@ def test_a_user_keeps_a_bounded_number_of_live_tokens(users, settings) -> None:
     tokens = [login("viewer") for _ in range(5)]
     assert token_rows().filter(user=users["viewer"]).count() == 3
     assert [me(t["token"]) for t in tokens] == [REFUSED, REFUSED, 200, 200, 200]  # oldest revoked
+
+
+def test_admins_list_and_revoke_tokens_but_never_see_or_make_a_secret(users, admin_client) -> None:
+    issued = login("viewer")
+    listing = admin_client.get("/admin/samapp/apitoken/")
+    assert listing.status_code == 200
+    assert issued["token"] not in listing.content.decode()
+    assert admin_client.get("/admin/samapp/apitoken/add/").status_code == 403
+    assert admin_client.get("/admin/knox/authtoken/").status_code == 404  # swapped out
+    response = admin_client.post(
+        f"/admin/samapp/apitoken/{issued['id']}/delete/", {"post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert me(issued["token"]) == REFUSED
