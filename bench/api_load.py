@@ -60,16 +60,16 @@ SIZE = (48, 64)  # image height, width
 LOAD_REDIS = "redis://127.0.0.1:6379/13"
 SETUP = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from samapp.services.api_tokens import api_token_create
 from samapp.services.projects import project_create, member_add
 User = get_user_model()
 owner = User.objects.create_user(username="owner", password="x")
 project = project_create(name="load", created_by=owner, labels=[])
-tokens = [Token.objects.create(user=owner).key]
+tokens = [api_token_create(user=owner)[1]]
 for i in range({n}):
     user = User.objects.create_user(username=f"annotator{{i}}", password="x")
     member_add(project=project, user=user, role="annotator")
-    tokens.append(Token.objects.create(user=user).key)
+    tokens.append(api_token_create(user=user)[1])
 print("SETUP", project.pk, " ".join(tokens))
 """
 
