@@ -19,17 +19,17 @@ from pipeline_overhead import PY
 
 TEAM_SETUP = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from samapp.services.api_tokens import api_token_create
 from samapp.services.projects import project_create, member_add
 User = get_user_model()
 owner = User.objects.create_user(username="owner", password="x")
 project = project_create(name="team", created_by=owner, labels=[])
-rows = [("owner", Token.objects.create(user=owner).key)]
+rows = [("owner", api_token_create(user=owner)[1])]
 for role, count in (("annotator", {annotators}), ("reviewer", {reviewers}), ("viewer", {viewers})):
     for i in range(count):
         user = User.objects.create_user(username=f"{{role}}{{i}}", password="x")
         member_add(project=project, user=user, role=role)
-        rows.append((role, Token.objects.create(user=user).key))
+        rows.append((role, api_token_create(user=user)[1]))
 print("SETUP", project.pk, " ".join(f"{{r}}:{{t}}" for r, t in rows))
 """
 
