@@ -5,7 +5,7 @@ from samapp.api.annotations import (
     AnnotationListApi,
     ImageAnnotationListCreateApi,
 )
-from samapp.api.auth import MeApi, TokenApi
+from samapp.api.auth import LogoutApi, MeApi, TokenApi, TokenDetailApi, TokenListApi
 from samapp.api.images import ImageDetailApi, ImageFileApi, ImageListCreateApi
 from samapp.api.projects import (
     LabelDetailApi,
@@ -20,6 +20,9 @@ P = "projects/<int:project_id>/"
 
 urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/tokens/", TokenListApi.as_view(), name="auth-token-list"),
+    path("auth/tokens/<int:token_id>/", TokenDetailApi.as_view(), name="auth-token-detail"),
     path("me/", MeApi.as_view(), name="me"),
     path("projects/", ProjectListCreateApi.as_view(), name="project-list"),
     path(P, ProjectDetailApi.as_view(), name="project-detail"),
