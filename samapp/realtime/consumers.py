@@ -21,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from samapp.json_input import json_parse_bounded
 from samapp.models import Membership
 from samapp.realtime.events import project_group, user_group
 from samapp.roles import Capability, role_can
@@ -98,6 +99,21 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(user_group(user.id), self.channel_name)
 
     # -- client actions -------------------------------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """A frame that is not JSON text within SAM_MAX_JSON_DEPTH gets an error event; the
+        socket stays open."""
+        if text_data is None:
+            await self._error("frames must be JSON text")
+            return
+        try:
+            content = json_parse_bounded(text_data, max_depth=settings.SAM_MAX_JSON_DEPTH)
+        except ValueError as exc:
+            await self._error(f"not JSON: {str(exc)[:200]}")
+            return
+        await self.receive_json(content, **kwargs)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         action = content.get("action") if isinstance(content, dict) else None

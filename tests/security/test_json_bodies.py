@@ -193,3 +193,34 @@ def test_no_body_gets_a_server_error(
 
     run()
     print(f"{method.upper()} {path}: {len(statuses)} bodies, statuses {sorted(set(statuses))}")
+
+
+# ---------------------------------------------------------------- websocket frames
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_memory_layer")
+async def test_websocket_frames_that_are_not_bounded_json_get_an_error_event(
+    connect: Callable[..., Any], project: Any
+) -> None:
+    from tests.pipeline.fixtures import drain, receive_until
+
+    connected, socket = await connect(project.id, "annotator")
+    assert connected
+    await receive_until(socket, "hello")
+    await drain(socket)
+    frames: list[dict[str, Any]] = [
+        {"text_data": nested(50_000)},
+        {"text_data": nested(40)},
+        {"text_data": '{"action": "catch_up", "after": NaN}'},
+        {"text_data": "{"},
+        {"bytes_data": b'{"action": "presence"}'},
+    ]
+    for frame in frames:
+        await socket.send_to(**frame)
+        reply = await receive_until(socket, "error")
+        assert reply["payload"]["detail"], frame
+    # The socket is still open and answers.
+    await socket.send_json_to({"action": "catch_up", "after": 0})
+    await receive_until(socket, "caught_up")
+    await socket.disconnect()
