@@ -34,14 +34,20 @@ class RleField(serializers.DictField):
 # Prompts are a record of how a mask was made (shown again when it is edited, counted by the
 # analytics): the clicks, the box and the annotation whose mask was the decoder's mask input.
 MAX_PROMPT_POINTS = 256
-COORDINATE = {"min_value": -65_536, "max_value": 65_536}
+
+
+class CoordinateField(serializers.FloatField):
+    """A prompt's x or y in image pixels; within the largest mask side either way."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", -65_536)
+        kwargs.setdefault("max_value", 65_536)
+        super().__init__(**kwargs)
 
 
 class PromptsInput(serializers.Serializer[Any]):
     points = serializers.ListField(
-        child=serializers.ListField(
-            child=serializers.FloatField(**COORDINATE), min_length=2, max_length=2
-        ),
+        child=serializers.ListField(child=CoordinateField(), min_length=2, max_length=2),
         max_length=MAX_PROMPT_POINTS,
         required=False,
     )
@@ -52,7 +58,7 @@ class PromptsInput(serializers.Serializer[Any]):
         required=False,
     )
     box = serializers.ListField(
-        child=serializers.FloatField(**COORDINATE),
+        child=CoordinateField(),
         min_length=4,
         max_length=4,
         required=False,

@@ -80,7 +80,7 @@ class ProjectListCreateApi(APIView):
             required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION_CHARS
         )
         default_model_key = serializers.CharField(required=False, max_length=64)
-        labels = LabelInput(many=True, required=False, max_length=MAX_LABELS)
+        labels = serializers.ListField(child=LabelInput(), required=False, max_length=MAX_LABELS)
 
     @extend_schema(responses=ProjectOutput(many=True))
     def get(self, request: Request) -> Response:
