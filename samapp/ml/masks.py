@@ -153,14 +153,15 @@ def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
 
     Parsed here before pycocotools sees the string: its C decoder trusts the run lengths
     and would write past the mask for a string that does not add up to H * W. A number may
-    have no more 5-bit groups than the mask's pixel count needs, and every step is one pass
-    over the string, whose length `rle_validate` caps from the mask size beforehand."""
+    have no more 5-bit groups than the mask's pixel count needs (at most 7), and every step
+    is a pass over the string or its numbers, whose length `rle_validate` caps from the mask
+    size beforehand: the work is linear in the length."""
     try:
         raw = counts.encode("ascii")
     except UnicodeEncodeError as exc:
         raise ValueError(f"counts string has an invalid character at {exc.start}") from exc
-    chars = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
-    invalid = np.flatnonzero((chars < 0) | (chars >= 64))
+    chars = np.frombuffer(raw, dtype=np.uint8) - np.uint8(48)  # invalid ones wrap to >= 64
+    invalid = np.flatnonzero(chars >= 64)
     if invalid.size:
         raise ValueError(f"counts string has an invalid character at {int(invalid[0])}")
     if chars.size == 0:
@@ -170,10 +171,14 @@ def _counts_from_string(counts: str, height: int, width: int) -> np.ndarray:
         raise ValueError("counts string ends inside a number")
     starts = np.concatenate(([0], ends[:-1] + 1))
     lengths = ends - starts + 1
-    if int(lengths.max()) > _groups_limit(height * width):
+    longest = int(lengths.max())
+    if longest > _groups_limit(height * width):
         raise ValueError(f"counts has a number too large for a {height}x{width} mask")
-    shifts = np.arange(chars.size, dtype=np.int64) - np.repeat(starts, lengths)
-    values = np.add.reduceat((chars & 0x1F) << (5 * shifts), starts)
+    # One pass per 5-bit group position (at most 7), over the numbers that have that group.
+    values = (chars[starts] & 0x1F).astype(np.int64)
+    for group in range(1, longest):
+        has = np.flatnonzero(lengths > group)
+        values[has] += (chars[starts[has] + group] & 0x1F).astype(np.int64) << (5 * group)
     # A set sign bit (0x10) in a number's last group makes it negative (two's complement).
     values -= np.where(chars[ends] & 0x10, np.left_shift(1, 5 * lengths), 0)
     # From the fourth number on, each is the difference to the run two places back.
