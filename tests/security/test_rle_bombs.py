@@ -80,6 +80,46 @@ def test_a_coco_import_segmentation_is_refused_before_decoding(
         coco_segmentation_to_rle(huge, 12, 16)
 
 
+@pytest.mark.django_db
+def test_a_coco_import_with_bombs_is_refused_whole_before_decoding(
+    project: Any, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip whose COCO file carries 200 annotations of 50,000-character counts for a 32x24
+    image: rejected whole, with each annotation located, no counts parsed, nothing stored."""
+    import io
+    import zipfile
+
+    from samapp.errors import ApplicationError
+    from samapp.models import Annotation, Image
+    from samapp.services.datasets.importers import dataset_import
+    from tests.conftest import png_bytes, zip_bytes
+
+    monkeypatch.setattr(masks, "_counts_from_string", _unreachable)
+    bomb = {"size": [24, 32], "counts": NEVER_ENDS * 50_000}
+    document = {
+        "images": [{"id": 1, "file_name": "pic.png", "width": 32, "height": 24}],
+        "categories": [{"id": 7, "name": "bird"}],
+        "annotations": [
+            {"id": n, "image_id": 1, "category_id": 7, "segmentation": bomb} for n in range(200)
+        ],
+    }
+    entries = {"images/pic.png": png_bytes(32, 24), "instances.json": json.dumps(document).encode()}
+    # Stored: the archive's ratio guard would refuse these repetitive counts otherwise.
+    archive = zip_bytes(entries, compression=zipfile.ZIP_STORED)
+    started = time.perf_counter()
+    with pytest.raises(ApplicationError) as refused:
+        dataset_import(
+            project=project, user=users["owner"], name="data.zip", stream=io.BytesIO(archive)
+        )
+    elapsed = time.perf_counter() - started
+    assert "needs at most" in str(refused.value.extra)
+    assert Image.objects.count() == 0 and Annotation.objects.count() == 0
+    print(
+        f"COCO import of 200 x 50,000-character counts ({len(archive)} bytes): "
+        f"refused in {elapsed * 1000:.0f} ms"
+    )
+
+
 def test_a_number_longer_than_the_mask_needs_is_refused() -> None:
     """Within the length cap, a number still has at most as many 5-bit groups as the pixel
     count needs (7 for the largest 65536 x 65536 mask)."""
