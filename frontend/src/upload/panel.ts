@@ -3,9 +3,10 @@
  * and the queue's changes arrive coalesced, so a drop of thousands of files stays cheap. */
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { csrfToken } from "../api/client";
+import { config } from "../config";
 import { UPLOAD_ACCEPT, fromFileList, type Picked } from "./files";
 import { UploadQueue, visibleRows, type UploadFilter, type UploadItem } from "./queue";
-import { createTransport, xhrSend } from "./transport";
+import { DEFAULT_TRANSPORT_OPTIONS, createTransport, xhrSend } from "./transport";
 
 export const ROWS_PER_PAGE = 100;
 const CONCURRENCY = 3;
@@ -42,7 +43,10 @@ export class UploadPanel extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     this.queue = new UploadQueue({
-      transport: createTransport(this.projectId, xhrSend(csrfToken)),
+      transport: createTransport(this.projectId, xhrSend(csrfToken), {
+        ...DEFAULT_TRANSPORT_OPTIONS,
+        singleRequestBytes: config.uploadChunkBytes,
+      }),
       concurrency: CONCURRENCY,
       schedule: nextFrame,
     });
