@@ -40,8 +40,15 @@ export class UploadPanel extends LitElement {
     return this;
   }
 
+  /** Closing or reloading the tab while files are still going asks first. */
+  private readonly guardUnload = (event: BeforeUnloadEvent): void => {
+    const t = this.queue?.totals;
+    if (t && t.finished < t.files) event.preventDefault();
+  };
+
   override connectedCallback(): void {
     super.connectedCallback();
+    window.addEventListener("beforeunload", this.guardUnload);
     this.queue = new UploadQueue({
       transport: createTransport(this.projectId, xhrSend(csrfToken), {
         ...DEFAULT_TRANSPORT_OPTIONS,
@@ -54,6 +61,7 @@ export class UploadPanel extends LitElement {
   }
 
   override disconnectedCallback(): void {
+    window.removeEventListener("beforeunload", this.guardUnload);
     this.queue?.cancelAll();
     this.unsubscribe?.();
     super.disconnectedCallback();
