@@ -414,6 +414,7 @@ try {
   await a.dispatchEvent("main.page", "drop", { dataTransfer: dropped });
   await a.getByRole("progressbar", { name: "Overall upload progress" }).waitFor({ timeout: 15_000 });
   check("per-file progress bars", (await a.getByRole("progressbar", { name: /^Upload progress of / }).count()) === 4);
+  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "upload.png") });
   const summary = a.getByTestId("upload-summary");
   await summary.filter({ hasText: "4/4 files" }).waitFor({ timeout: 120_000 });
   uploading = false;
@@ -423,7 +424,6 @@ try {
   check("the server's error shown in place", (await a.getByTestId("upload-row").filter({ hasText: "not a readable image" }).count()) === 1);
   check("the duplicate shown in place", (await a.getByTestId("upload-row").filter({ hasText: "already in this project" }).count()) === 1);
   check("the big file went in chunks", chunkRequests >= 2, `${chunkRequests} chunks`);
-  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "upload.png") });
 
   check("no console errors", results.consoleErrors.length === 0, results.consoleErrors.join(" | "));
   const failed = results.checks.filter((c) => !c.ok).map((c) => c.name);

@@ -46,7 +46,7 @@ class UploadSessionOutput(serializers.ModelSerializer[UploadSession]):
 
     class Meta:
         model = UploadSession
-        fields = ("id", "name", "size", "offset", "chunk_size", "expires_at")
+        fields: tuple[str, ...] = ("id", "name", "size", "offset", "chunk_size", "expires_at")
 
 
 class UploadResultOutput(serializers.Serializer[Any]):

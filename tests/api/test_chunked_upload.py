@@ -3,6 +3,7 @@ and the same checks as a plain upload once the last chunk arrives."""
 
 import io
 import random
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image as PILImage
 
@@ -291,3 +293,20 @@ def test_sessions_of_others_and_foreign_projects_are_404(
     assert client_for("outsider").get(url).status_code == 404
     assert client_for("anonymous").get(url).status_code in (401, 403)
     assert UploadSession.objects.filter(pk=upload_id, received=0).exists()
+
+
+def test_purge_command_deletes_only_expired_sessions(manager, project, settings, media_root):
+    content = noisy_png(8)
+    stale, fresh = (
+        open_session(manager, project, name, len(content)).json()["id"] for name in "ab"
+    )
+    for upload_id in (stale, fresh):
+        send_chunk(manager, project, upload_id, 0, content[:CHUNK])
+    UploadSession.objects.filter(pk=stale).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.SAM_UPLOAD_EXPIRY_SECONDS + 1)
+    )
+    out = io.StringIO()
+    call_command("sam_purge_uploads", "--batch", "1", stdout=out)
+    assert out.getvalue().strip() == "1 abandoned upload(s) deleted."
+    assert list(UploadSession.objects.values_list("id", flat=True)) == [uuid.UUID(fresh)]
+    assert [p.parent.name for p in chunk_objects(media_root)] == [fresh]

@@ -109,6 +109,9 @@ export class UploadPanel extends LitElement {
       ${going
         ? html`<button class="link danger" aria-label=${`Cancel upload of ${item.path}`} @click=${() => this.queue?.cancel(item.id)}>Cancel</button>`
         : nothing}
+      ${item.state === "error"
+        ? html`<button class="link" aria-label=${`Retry upload of ${item.path}`} @click=${() => this.queue?.retry(item.id)}>Retry</button>`
+        : nothing}
       ${item.message
         ? html`<span class="small upload-message ${item.state === "error" ? "error" : "muted"}" role=${item.state === "error" ? "alert" : nothing}>${item.message}${item.existingId !== null
             ? html` · <a href="/projects/${this.projectId}/images/${item.existingId}">open it</a>`
@@ -137,6 +140,7 @@ export class UploadPanel extends LitElement {
         <progress class="upload-overall" max=${t.bytes || 1} .value=${t.loaded} aria-label="Overall upload progress" data-testid="upload-overall"></progress>
         <span class="small" role="status" data-testid="upload-summary">${t.finished}/${t.files} files · ${t.imagesCreated} images added${t.duplicates ? ` · ${t.duplicates} duplicates` : ""}${t.failed ? ` · ${t.failed} failed` : ""}${t.cancelled ? ` · ${t.cancelled} cancelled` : ""}${this.skipped ? ` · ${this.skipped} skipped (not an image or zip)` : ""}</span>
         <span class="spacer"></span>
+        ${t.failed ? html`<button @click=${() => queue.retry()}>Retry failed uploads</button>` : nothing}
         ${working
           ? html`<button class="danger" @click=${() => queue.cancelAll()}>Cancel all uploads</button>`
           : html`<button @click=${() => this.clear()}>Clear finished uploads</button>`}

@@ -214,4 +214,28 @@ describe("outcomeSummary", () => {
     expect(queue.items).toHaveLength(0);
     expect(queue.totals).toMatchObject({ files: 0, bytes: 0, loaded: 0 });
   });
+
+  it("retries failed files, one or all, in their place in the queue", async () => {
+    let failing = true;
+    const sent: string[] = [];
+    const transport: UploadTransport = async (file) => {
+      sent.push(file.name);
+      if (failing && file.name.startsWith("bad")) throw new Error("The connection to the server failed.");
+      return created(file.name);
+    };
+    const queue = new UploadQueue({ transport, concurrency: 1, schedule: manualSchedule().schedule });
+    const [bad1, , bad2] = queue.add(["bad1.png", "ok.png", "bad2.png"].map((n) => ({ file: fakeFile(n, 10) })));
+    await settle();
+    expect(queue.totals).toMatchObject({ failed: 2, finished: 3, loaded: 30 });
+    failing = false;
+    queue.retry(bad2!.id);
+    expect(queue.totals).toMatchObject({ failed: 1, finished: 2, loaded: 20 });
+    await settle();
+    expect(bad2?.state).toBe("done");
+    queue.retry();
+    await settle();
+    expect(bad1?.state).toBe("done");
+    expect(sent).toEqual(["bad1.png", "ok.png", "bad2.png", "bad2.png", "bad1.png"]);
+    expect(queue.totals).toMatchObject({ done: 3, failed: 0, finished: 3, loaded: 30, bytes: 30 });
+  });
 });

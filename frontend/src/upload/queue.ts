@@ -160,6 +160,22 @@ export class UploadQueue {
     this.changed();
   }
 
+  /** Send failed files again (one, or all of them). */
+  retry(id?: number): void {
+    this.list.forEach((item, index) => {
+      if (item.state !== "error" || (id !== undefined && item.id !== id)) return;
+      this.sums.finished--;
+      this.sums.failed--;
+      this.sums.loaded -= item.loaded;
+      item.loaded = 0;
+      item.state = "queued";
+      item.message = "";
+      this.cursor = Math.min(this.cursor, index);
+    });
+    this.pump();
+    this.changed();
+  }
+
   /** Forget finished files (the counts start again from the ones still going). */
   clearFinished(): void {
     const kept = this.list.filter((i) => !FINISHED.has(i.state));
