@@ -129,8 +129,13 @@ def upload_session_complete(*, session: UploadSession, uploaded_by: User) -> Upl
     try:
         with tempfile.TemporaryFile(prefix="samstudio-chunked-") as assembled:
             for index in range(_chunk_count(session)):
-                with default_storage.open(_chunk_name(session, index), "rb") as chunk:
-                    shutil.copyfileobj(chunk, assembled)
+                try:
+                    with default_storage.open(_chunk_name(session, index), "rb") as chunk:
+                        shutil.copyfileobj(chunk, assembled)
+                except OSError as exc:
+                    raise ApplicationError(
+                        f"{session.name}: a stored chunk is missing: send the file again."
+                    ) from exc
             if assembled.tell() != session.size:
                 raise ApplicationError(f"{session.name}: the stored chunks do not add up.")
             assembled.seek(0)

@@ -310,3 +310,17 @@ def test_purge_command_deletes_only_expired_sessions(manager, project, settings,
     assert out.getvalue().strip() == "1 abandoned upload(s) deleted."
     assert list(UploadSession.objects.values_list("id", flat=True)) == [uuid.UUID(fresh)]
     assert [p.parent.name for p in chunk_objects(media_root)] == [fresh]
+
+
+def test_a_lost_chunk_is_a_clean_400(manager, project, media_root) -> None:
+    content = noisy_png(9)
+    upload_id = open_session(manager, project, "lost.png", len(content)).json()["id"]
+    send_chunk(manager, project, upload_id, 0, content[:CHUNK])
+    default_storage.delete(f"upload-chunks/{upload_id}/000000")
+    response = None
+    for offset in range(CHUNK, len(content), CHUNK):
+        response = send_chunk(manager, project, upload_id, offset, content[offset : offset + CHUNK])
+    assert response is not None and response.status_code == 400
+    assert "missing" in response.json()["detail"]
+    assert UploadSession.objects.count() == 0
+    assert media_files(media_root) == []
