@@ -91,10 +91,11 @@ export class ImagesPage extends ProjectRoomPage {
   }
 
   private onDragOver(event: DragEvent): void {
-    if (!this.canUpload() || !event.dataTransfer?.types.includes("Files")) return;
+    if (!event.dataTransfer?.types.includes("Files")) return;
+    // Taken even when refused: a file dropped on the page must not replace the app.
     event.preventDefault();
-    event.dataTransfer.dropEffect = "copy";
-    if (!this.dropping) {
+    event.dataTransfer.dropEffect = this.canUpload() ? "copy" : "none";
+    if (this.canUpload() && !this.dropping) {
       this.dropping = true;
       this.requestUpdate();
     }
@@ -107,8 +108,13 @@ export class ImagesPage extends ProjectRoomPage {
   }
 
   private async onDrop(event: DragEvent): Promise<void> {
-    if (!this.canUpload() || !event.dataTransfer) return;
+    if (!event.dataTransfer) return;
     event.preventDefault();
+    if (!this.canUpload()) {
+      this.error = "Only the project's owners and managers upload images.";
+      this.requestUpdate();
+      return;
+    }
     this.dropping = false;
     this.requestUpdate();
     const picked = await fromDataTransfer(event.dataTransfer);
