@@ -168,7 +168,7 @@ describe("UploadQueue", () => {
   });
 });
 
-describe("outcomeSummary", () => {
+describe("outcomes: errors and duplicates in place, retry", () => {
   it("maps the server's created and duplicates to a state and a message", () => {
     expect(outcomeSummary(created("a.png"))).toMatchObject({ state: "done", message: "", created: 1 });
     expect(outcomeSummary({ created: [], duplicates: [{ name: "a.png", existing_id: 7 }] })).toEqual({
