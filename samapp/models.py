@@ -406,3 +406,24 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"token {self.id} of {self.user}"
+
+
+class UploadSession(TimeStamped):
+    """A file sent in chunks (resumable): `received` bytes of `size` are stored so far, each
+    chunk as its own storage object until the last one arrives and the file is checked."""
+
+    id = models.UUIDField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    chunk_size = models.PositiveIntegerField()
+    received = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_by", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.received}/{self.size})"

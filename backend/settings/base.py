@@ -310,6 +310,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # JSON request bodies: bytes and levels of nested arrays/objects (400 beyond either).
 SAM_MAX_JSON_BODY_BYTES = env.int("SAM_MAX_JSON_BODY_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
 SAM_MAX_JSON_DEPTH = env.int("SAM_MAX_JSON_DEPTH", default=32)
+# Chunked (resumable) uploads: files bigger than one request may carry. Every chunk but the last
+# is exactly SAM_UPLOAD_CHUNK_BYTES (below DATA_UPLOAD_MAX_MEMORY_SIZE); a user holds at most
+# SAM_UPLOAD_MAX_OPEN sessions declaring SAM_UPLOAD_MAX_PENDING_BYTES in all; a session untouched
+# for SAM_UPLOAD_EXPIRY_SECONDS is abandoned and deleted with its chunks.
+SAM_UPLOAD_CHUNK_BYTES = env.int("SAM_UPLOAD_CHUNK_BYTES", default=8 * 1024 * 1024)
+SAM_UPLOAD_MAX_BYTES = env.int("SAM_UPLOAD_MAX_BYTES", default=SAM_MAX_ARCHIVE_TOTAL_BYTES)
+SAM_UPLOAD_MAX_OPEN = env.int("SAM_UPLOAD_MAX_OPEN", default=20)
+SAM_UPLOAD_MAX_PENDING_BYTES = env.int("SAM_UPLOAD_MAX_PENDING_BYTES", default=4 * 1024**3)
+SAM_UPLOAD_EXPIRY_SECONDS = env.int("SAM_UPLOAD_EXPIRY_SECONDS", default=24 * 3600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

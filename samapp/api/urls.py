@@ -15,6 +15,7 @@ from samapp.api.projects import (
     ProjectDetailApi,
     ProjectListCreateApi,
 )
+from samapp.api.uploads import UploadSessionCreateApi, UploadSessionDetailApi
 
 P = "projects/<int:project_id>/"
 
@@ -31,6 +32,8 @@ urlpatterns = [
     path(P + "labels/", LabelListCreateApi.as_view(), name="label-list"),
     path(P + "labels/<int:label_id>/", LabelDetailApi.as_view(), name="label-detail"),
     path(P + "images/", ImageListCreateApi.as_view(), name="image-list"),
+    path(P + "uploads/", UploadSessionCreateApi.as_view(), name="upload-list"),
+    path(P + "uploads/<uuid:upload_id>/", UploadSessionDetailApi.as_view(), name="upload-detail"),
     path(P + "images/<int:image_id>/", ImageDetailApi.as_view(), name="image-detail"),
     path(P + "images/<int:image_id>/file/", ImageFileApi.as_view(), name="image-file"),
     path(
