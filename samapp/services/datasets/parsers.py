@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from samapp.errors import ApplicationError
-from samapp.ml.masks import mask_to_rle, polygons_to_mask, rle_validate
+from samapp.ml.masks import centre_polygons_to_mask, mask_to_rle, polygons_to_mask, rle_validate
 
 MAX_REPORTED = 20
 MAX_LABEL_NAME = 100
@@ -320,13 +320,11 @@ def yolo_labels_parse(
 
 
 def yolo_shape_to_rle(shape: YoloShape, height: int, width: int) -> dict[str, Any]:
-    """Normalized polygon -> RLE; vertices are pixel centres (as our exports write them)."""
-    points = np.asarray(shape.points, dtype=np.float64).reshape(-1, 2) * np.array([width, height])
-    points = np.clip(points, 0, [width - 1, height - 1])
-    x, y = points[:, 0], points[:, 1]
-    if np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y) > 0:
-        points = points[::-1]  # YOLO rings have no orientation: read each as an exterior
-    mask = polygons_to_mask([points.reshape(-1).tolist()], height, width)
+    """Normalized polygon -> RLE, painted as ultralytics' `polygon2mask` paints it."""
+    points = np.asarray(shape.points, dtype=np.float64) * np.tile(
+        [width, height], len(shape.points) // 2
+    )
+    mask = centre_polygons_to_mask([points], height, width)
     if not mask.any():
         raise ValueError("the polygon covers no pixel")
     return mask_to_rle(mask)
