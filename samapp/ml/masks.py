@@ -70,7 +70,7 @@ def _signed_area(points: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
-def is_hole(ring: Sequence[float]) -> bool:
+def is_hole(ring: Sequence[float] | np.ndarray) -> bool:
     """Whether a ring from ``mask_to_polygons`` / ``mask_to_centre_polygons`` is a hole."""
     return _signed_area(np.asarray(ring, dtype=np.float64).reshape(-1, 2)) > 0
 

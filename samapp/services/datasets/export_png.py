@@ -1,9 +1,11 @@
-"""PNG masks: semantic and instance label maps with a palette, and their label maps.
+"""PNG masks: semantic and instance label maps with a palette, and their label maps; the
+images, masks/ and dataset_meta.json are datumaro's `common_semantic_segmentation` layout.
 
 images/<name>                      the image (unless include_images is false)
-masks/semantic/<stem>.png          8-bit palette PNG: 0 background, i = the i-th label
-masks/instance/<stem>.png          8-bit palette PNG: 0 background, 1..n instances
+masks/<stem>.png                   8-bit palette PNG: 0 background, i = the i-th label
+instance_masks/<stem>.png          8-bit palette PNG: 0 background, 1..n instances
                                    (16-bit grayscale PNG when an image has over 254)
+dataset_meta.json                  datumaro's label map: index -> name, palette colors
 instances.jsonl                    per image: its instances' label and category index
 labelmap.json, labelmap.txt        index -> label name and color (txt: CVAT's format)
 """
@@ -32,6 +34,17 @@ from samapp.services.datasets.raster import (
     paint,
     palette_png,
 )
+
+
+def dataset_meta(labels: list[Label]) -> dict[str, object]:
+    """datumaro's dataset_meta.json: masks are read by their colors, which are distinct."""
+    palette = class_palette(labels)
+    names = ["background", *(label.name for label in labels)]
+    return {
+        "label_map": {str(index): name for index, name in enumerate(names)},
+        "segmentation_colors": [palette[3 * i : 3 * i + 3] for i in range(len(names))],
+        "background_label": "0",
+    }
 
 
 def label_map(labels: list[Label]) -> list[dict[str, object]]:
@@ -77,19 +90,17 @@ def png_write(
             if options.include_images:
                 sink.write_image(f"images/{name}", item.image)
             classes, instances, instance_classes = paint(item, class_of)
-            sink.write_bytes(
-                f"masks/semantic/{stem}.png", palette_png(classes, palette), compress=False
-            )
+            sink.write_bytes(f"masks/{stem}.png", palette_png(classes, palette), compress=False)
             instance_png = (
                 palette_png(instances, instance_colors)
                 if len(instance_classes) <= MAX_PALETTE_INDEX
                 else gray16_png(instances)
             )
-            sink.write_bytes(f"masks/instance/{stem}.png", instance_png, compress=False)
+            sink.write_bytes(f"instance_masks/{stem}.png", instance_png, compress=False)
             row = {
                 "file_name": name,
-                "semantic": f"masks/semantic/{stem}.png",
-                "instance": f"masks/instance/{stem}.png",
+                "semantic": f"masks/{stem}.png",
+                "instance": f"instance_masks/{stem}.png",
                 "instances": [
                     {"id": number, "category": index, "label": name_of[index]}
                     for number, index in enumerate(instance_classes, start=1)
@@ -100,5 +111,8 @@ def png_write(
         instances_file.seek(0)
         with sink.open_text("instances.jsonl") as target:
             shutil.copyfileobj(instances_file, target)
+    sink.write_text(
+        "dataset_meta.json", json.dumps(dataset_meta(labels), indent=1, ensure_ascii=False)
+    )
     sink.write_text("labelmap.json", json.dumps(label_map(labels), indent=1, ensure_ascii=False))
     sink.write_text("labelmap.txt", label_map_txt(labels))

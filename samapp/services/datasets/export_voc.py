@@ -3,7 +3,9 @@
   JPEGImages/<stem>.jpg              the image (JPEG files as they are, others re-encoded)
   SegmentationClass/<stem>.png       palette PNG: 0 background, i = the i-th label
   SegmentationObject/<stem>.png      palette PNG (VOC colors): 1..n instances
-  ImageSets/Segmentation/{train,val,trainval}.txt
+  ImageSets/Segmentation/{train,val}.txt   each image in exactly one (trainval is their
+                                           concatenation: a reader such as datumaro takes
+                                           every list as a subset, so it is not written)
   labelmap.txt                       label colors (CVAT's VOC label map format)
 
 Masks carry no 255 "void" border (VOC's evaluation ignores it when present).
@@ -83,6 +85,4 @@ def voc_write(
         sink.write_text(
             f"ImageSets/Segmentation/{split}.txt", "".join(f"{s}\n" for s in splits[split])
         )
-    both = splits["train"] + splits["val"]
-    sink.write_text("ImageSets/Segmentation/trainval.txt", "".join(f"{s}\n" for s in sorted(both)))
     sink.write_text("labelmap.txt", label_map_txt(labels))

@@ -2,9 +2,12 @@
 
 Each label line is `class x1 y1 x2 y2 ...`: a class index in 0..nc-1 and at least three
 points normalized by the image width and height into [0, 1]. YOLO has one polygon per
-instance and no holes: holes are dropped and the parts of a multi-part mask are joined into
-one polygon by zero-width bridges between their nearest vertices (as ultralytics' own COCO
-converter does).
+instance, painted by ultralytics' `polygon2mask` (coordinates truncated to pixels, then
+`cv2.fillPoly`: even-odd, edges included). So the vertices are the centres of the boundary
+pixels, (x + 0.5) / W, and the parts and holes of a mask are joined into one polygon by
+zero-width bridges between their nearest vertices, as ultralytics' own COCO converter joins
+parts: even-odd filling cuts the holes back out. A bridge between two parts paints the
+one-pixel line it crosses.
 """
 
 from collections.abc import Callable, Iterable
@@ -12,7 +15,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import yaml
 
-from samapp.ml.masks import mask_to_polygons, rle_to_mask
+from samapp.ml.masks import is_hole, mask_to_centre_polygons, rle_to_mask
 from samapp.models import Annotation, Image, Label, Project
 from samapp.selectors.datasets import DatasetItem
 from samapp.services.datasets.common import (
@@ -24,10 +27,16 @@ from samapp.services.datasets.common import (
 )
 
 
-def _is_exterior(ring: np.ndarray) -> bool:
-    # masks.mask_to_polygons: exteriors have a negative shoelace area (y axis down).
-    x, y = ring[:, 0], ring[:, 1]
-    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) < 0
+def _nearest_pair(merged: np.ndarray, ring: np.ndarray, chunk: int = 256) -> tuple[int, int]:
+    """Indices (i, j) of the closest merged[i], ring[j], in chunks of the ring (memory
+    bounded by chunk * len(merged))."""
+    best, pair = np.inf, (0, 0)
+    for start in range(0, len(ring), chunk):
+        distances = ((merged[:, None, :] - ring[None, start : start + chunk, :]) ** 2).sum(axis=2)
+        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+        if distances[i, j] < best:
+            best, pair = float(distances[i, j]), (int(i), start + int(j))
+    return pair
 
 
 def merge_parts(parts: list[np.ndarray]) -> np.ndarray:
@@ -35,9 +44,8 @@ def merge_parts(parts: list[np.ndarray]) -> np.ndarray:
     vertices nearest to the polygon built so far."""
     merged = parts[0]
     for ring in parts[1:]:
-        distances = ((merged[:, None, :] - ring[None, :, :]) ** 2).sum(axis=2)
-        i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
-        rotated = np.roll(ring, -int(j), axis=0)
+        i, j = _nearest_pair(merged, ring)
+        rotated = np.roll(ring, -j, axis=0)
         merged = np.concatenate(
             [merged[: i + 1], rotated, rotated[:1], merged[i : i + 1], merged[i + 1 :]]
         )
@@ -48,11 +56,13 @@ def yolo_polygon(annotation: Annotation, tolerance: float) -> np.ndarray | None:
     """The instance as one (N, 2) polygon in pixels, or None when no ring survives."""
     rings = [
         np.asarray(ring, dtype=np.float64).reshape(-1, 2)
-        for ring in mask_to_polygons(rle_to_mask(annotation.rle), tolerance)
+        for ring in mask_to_centre_polygons(rle_to_mask(annotation.rle), tolerance)
     ]
-    exteriors = [ring for ring in rings if _is_exterior(ring)] or rings
-    exteriors.sort(key=len, reverse=True)
-    return merge_parts(exteriors) if exteriors else None
+    if not rings:
+        return None
+    exteriors = sorted((r for r in rings if not is_hole(r.reshape(-1))), key=len, reverse=True)
+    holes = [r for r in rings if is_hole(r.reshape(-1))]
+    return merge_parts(exteriors + holes)
 
 
 def yolo_line(class_index: int, polygon: np.ndarray, image: Image) -> str:

@@ -45,6 +45,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 CLASS_FILES = ("classes.txt", "obj.names", "names.txt")
 FORMATS = ("coco", "yolo")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+INSTANCES_FILE = re.compile(r"instances_(.+)\.json", re.IGNORECASE)
 
 
 @dataclass
@@ -157,46 +158,68 @@ class _Plan:
     annotations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
-def _coco_plan(archive: _Archive) -> _Plan:
+def _coco_files(archive: _Archive) -> list[tuple[str, str]]:
+    """(path, images folder) of each COCO file: annotations/instances_<subset>.json with
+    images/<subset>/ (pycocotools' and datumaro's layout), or the only .json of the archive."""
     json_files = sorted(path for path in archive.files if path.lower().endswith(".json"))
+    instances = [
+        (path, match.group(1))
+        for path in json_files
+        if (match := INSTANCES_FILE.fullmatch(PurePosixPath(path).name))
+    ]
+    if instances:
+        return [
+            (path, str(PurePosixPath(path).parent.parent / "images" / subset))
+            for path, subset in instances
+        ]
     if len(json_files) != 1:
         raise ApplicationError(
-            f"Expected one COCO .json file in the archive, found {len(json_files)}: "
-            + ", ".join(json_files[:5])
+            f"Expected annotations/instances_<subset>.json or one COCO .json file in the "
+            f"archive, found {len(json_files)}: " + ", ".join(json_files[:5])
         )
-    where = json_files[0]
-    dataset = coco_parse(data=archive.files[where], where=where)
-    problems = Problems()
-    path_of: dict[int, str] = {}
-    for image in dataset.images:
-        path, why = archive.match(image.file_name)
-        at = f"{where}: images[{image.index}].file_name"
-        if path is None:
-            problems.add(at, why)
-            continue
-        checked = archive.images[path]
-        if (checked.width, checked.height) != (image.width, image.height):
-            problems.add(
-                f"{where}: images[{image.index}]",
-                f"size {image.width}x{image.height} differs from "
-                f"{path}'s {checked.width}x{checked.height}",
-            )
-            continue
-        path_of[image.id] = path
+    return [(json_files[0], "")]
+
+
+def _coco_plan(archive: _Archive) -> _Plan:
     plan = _Plan(images=dict(archive.images))
-    name_of = {category.id: category.name for category in dataset.categories}
-    plan.label_names = [(category.name, category.color) for category in dataset.categories]
-    for annotation in dataset.annotations:
-        path = path_of.get(annotation.image_id)
-        if path is None:
-            continue  # its image is reported already
-        checked = archive.images[path]
-        try:
-            rle = coco_segmentation_to_rle(annotation.segmentation, checked.height, checked.width)
-        except (ValueError, TypeError, OverflowError) as exc:
-            problems.add(f"{where}: annotations[{annotation.index}].segmentation", str(exc))
-            continue
-        plan.annotations.append((path, name_of[annotation.category_id], rle))
+    problems = Problems()
+    for where, folder in _coco_files(archive):
+        dataset = coco_parse(data=archive.files[where], where=where)
+        path_of: dict[int, str] = {}
+        for image in dataset.images:
+            in_folder = f"{folder}/{image.file_name}".lstrip("/") if folder else ""
+            path, why = (
+                (in_folder, "") if in_folder in archive.images else archive.match(image.file_name)
+            )
+            at = f"{where}: images[{image.index}].file_name"
+            if path is None:
+                problems.add(at, why)
+                continue
+            checked = archive.images[path]
+            if (checked.width, checked.height) != (image.width, image.height):
+                problems.add(
+                    f"{where}: images[{image.index}]",
+                    f"size {image.width}x{image.height} differs from "
+                    f"{path}'s {checked.width}x{checked.height}",
+                )
+                continue
+            path_of[image.id] = path
+        name_of = {category.id: category.name for category in dataset.categories}
+        known = {name for name, _ in plan.label_names}
+        plan.label_names += [(c.name, c.color) for c in dataset.categories if c.name not in known]
+        for annotation in dataset.annotations:
+            path = path_of.get(annotation.image_id)
+            if path is None:
+                continue  # its image is reported already
+            checked = archive.images[path]
+            try:
+                rle = coco_segmentation_to_rle(
+                    annotation.segmentation, checked.height, checked.width
+                )
+            except (ValueError, TypeError, OverflowError) as exc:
+                problems.add(f"{where}: annotations[{annotation.index}].segmentation", str(exc))
+                continue
+            plan.annotations.append((path, name_of[annotation.category_id], rle))
     problems.raise_if_any("COCO import rejected")
     return plan
 
