@@ -50,7 +50,7 @@ def test_export_flow(
     assert download["X-Content-Type-Options"] == "nosniff"
     assert download["Content-Disposition"].startswith("attachment;")
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
-    assert "annotations.json" in archive.namelist()
+    assert "annotations/instances_train.json" in archive.namelist()
     listing = client.get(_exports(dataset_project)).json()
     assert [job["id"] for job in listing["results"]] == [body["id"]]
 
