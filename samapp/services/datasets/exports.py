@@ -19,6 +19,8 @@ from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
 from samapp.services.datasets.common import ExportOptions, ZipSink, export_options_clean
 from samapp.services.datasets.export_coco import coco_write
+from samapp.services.datasets.export_cvat import cvat_write
+from samapp.services.datasets.export_label_studio import label_studio_write
 from samapp.services.datasets.export_png import png_write
 from samapp.services.datasets.export_voc import voc_write
 from samapp.services.datasets.export_yolo import yolo_write
@@ -33,6 +35,8 @@ WRITERS: dict[str, Callable[..., None]] = {
     ExportFormat.YOLO: yolo_write,
     ExportFormat.PNG: png_write,
     ExportFormat.VOC: voc_write,
+    ExportFormat.CVAT: cvat_write,
+    ExportFormat.LABEL_STUDIO: label_studio_write,
 }
 
 

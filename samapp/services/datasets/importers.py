@@ -1,4 +1,5 @@
-"""Dataset import: a zip of images with COCO instances or YOLO-seg labels, as pre-annotations.
+"""Dataset import: a zip of images with COCO instances, YOLO-seg labels, CVAT for images 1.1
+XML or Label Studio JSON, as pre-annotations.
 
 All or nothing: the archive is checked entry by entry (no absolute paths, no '..', no links,
 bounded counts and sizes), every image is sniffed, every annotation is parsed and matched
@@ -19,12 +20,16 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from samapp.errors import ApplicationError
+from samapp.ml.masks import mask_to_rle
 from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
 from samapp.services.annotations import annotations_bulk_create
 from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
+    cvat_parse,
+    label_studio_parse,
+    ls_result_to_mask,
     yolo_classes_parse,
     yolo_labels_parse,
     yolo_names_parse,
@@ -43,7 +48,7 @@ from samapp.services.uploads import (
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 CLASS_FILES = ("classes.txt", "obj.names", "names.txt")
-FORMATS = ("coco", "yolo")
+FORMATS = ("coco", "yolo", "cvat", "labelstudio")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 INSTANCES_FILE = re.compile(r"instances_(.+)\.json", re.IGNORECASE)
 
@@ -130,7 +135,7 @@ def _archive_read(name: str, stream: BinaryIO) -> _Archive:
                     result.images[path] = image_check(name=path, content=content)
                 except ApplicationError as exc:
                     problems.add("", exc.message)
-            elif path.lower().endswith((".json", ".txt", ".yaml", ".yml", ".names")):
+            elif path.lower().endswith((".json", ".txt", ".yaml", ".yml", ".names", ".xml")):
                 result.files[path] = content
             else:
                 result.ignored.append(path)
@@ -139,13 +144,32 @@ def _archive_read(name: str, stream: BinaryIO) -> _Archive:
     return result
 
 
+def _json_files(archive: _Archive) -> list[str]:
+    return sorted(path for path in archive.files if path.lower().endswith(".json"))
+
+
+def _is_cvat(content: bytes) -> bool:
+    return b"<annotations" in content[:4096]
+
+
 def _detect_format(archive: _Archive) -> str:
-    if any(path.lower().endswith(".json") for path in archive.files):
+    json_files = _json_files(archive)
+    if (
+        len(json_files) == 1
+        and archive.files[json_files[0]].lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
+    ):
+        return "labelstudio"
+    if any(
+        path.lower().endswith(".xml") and _is_cvat(data) for path, data in archive.files.items()
+    ):
+        return "cvat"
+    if json_files:
         return "coco"
     if any(path.lower().endswith((".txt", ".yaml", ".yml", ".names")) for path in archive.files):
         return "yolo"
     raise ApplicationError(
-        "No annotation file found: expected a COCO .json, or YOLO labels with data.yaml."
+        "No annotation file found: expected a COCO .json, YOLO labels with data.yaml, a CVAT "
+        "annotations.xml or a Label Studio JSON export."
     )
 
 
@@ -161,7 +185,7 @@ class _Plan:
 def _coco_files(archive: _Archive) -> list[tuple[str, str]]:
     """(path, images folder) of each COCO file: annotations/instances_<subset>.json with
     images/<subset>/ (pycocotools' and datumaro's layout), or the only .json of the archive."""
-    json_files = sorted(path for path in archive.files if path.lower().endswith(".json"))
+    json_files = _json_files(archive)
     instances = [
         (path, match.group(1))
         for path in json_files
@@ -286,6 +310,80 @@ def _yolo_plan(archive: _Archive) -> _Plan:
     return plan
 
 
+def _only_file(archive: _Archive, suffix: str, kind: str) -> str:
+    files = sorted(
+        path
+        for path, data in archive.files.items()
+        if path.lower().endswith(suffix) and (suffix != ".xml" or _is_cvat(data))
+    )
+    if len(files) != 1:
+        raise ApplicationError(
+            f"Expected one {kind} file ({suffix}) in the archive, found {len(files)}: "
+            + ", ".join(files[:5])
+        )
+    return files[0]
+
+
+def _cvat_plan(archive: _Archive) -> _Plan:
+    where = _only_file(archive, ".xml", "CVAT annotations")
+    dataset = cvat_parse(data=archive.files[where], where=where)
+    plan = _Plan(images=dict(archive.images), label_names=dataset.labels)
+    problems = Problems()
+    for image in dataset.images:
+        at = f"{where}: image[{image.index}]"
+        path, why = archive.match(image.name)
+        if path is None:
+            problems.add(f"{at}.name", why)
+            continue
+        checked = archive.images[path]
+        if (checked.width, checked.height) != (image.width, image.height):
+            problems.add(
+                at,
+                f"size {image.width}x{image.height} differs from "
+                f"{path}'s {checked.width}x{checked.height}",
+            )
+            continue
+        plan.annotations += [(path, label, rle) for label, rle in image.objects]
+    problems.raise_if_any("CVAT import rejected")
+    archive.ignored += [
+        f"{where}: {count} <{tag}>" for tag, count in sorted(dataset.ignored.items())
+    ]
+    return plan
+
+
+def _label_studio_plan(archive: _Archive) -> _Plan:
+    where = _only_file(archive, ".json", "Label Studio JSON")
+    plan = _Plan(images=dict(archive.images))
+    problems = Problems()
+    labels: dict[str, None] = {}
+    for task in label_studio_parse(data=archive.files[where], where=where):
+        path, why = archive.match(PurePosixPath(task.image.split("?")[0]).name)
+        if path is None:
+            problems.add(f"{where}: [{task.index}].data.image", why)
+            continue
+        checked = archive.images[path]
+        for at, result in task.results:
+            try:
+                label, mask = ls_result_to_mask(result, checked.height, checked.width)
+            except ValueError as exc:
+                problems.add(f"{where}: {at}", str(exc))
+                continue
+            if mask.any():
+                labels[label] = None
+                plan.annotations.append((path, label, mask_to_rle(mask)))
+    problems.raise_if_any("Label Studio import rejected")
+    plan.label_names = [(label, None) for label in labels]
+    return plan
+
+
+PLANS = {
+    "coco": _coco_plan,
+    "yolo": _yolo_plan,
+    "cvat": _cvat_plan,
+    "labelstudio": _label_studio_plan,
+}
+
+
 def _labels_ensure(
     *, project: Project, wanted: list[tuple[str, str | None]]
 ) -> tuple[dict[str, Label], list[str]]:
@@ -316,7 +414,7 @@ def dataset_import(
     if not archive.images:
         raise ApplicationError(f"{name}: the archive holds no images.")
     chosen = format or _detect_format(archive)
-    plan = _coco_plan(archive) if chosen == "coco" else _yolo_plan(archive)
+    plan = PLANS[chosen](archive)
     result = ImportResult(format=chosen, ignored=archive.ignored[:20])
     created: list[Image] = []
     try:
