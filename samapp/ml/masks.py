@@ -133,7 +133,8 @@ def _centre_rings(mask: np.ndarray) -> list[np.ndarray]:
     if cropped is None:
         return []
     crop, dx, dy = cropped
-    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    # Every boundary pixel: a one-pixel line keeps its way there and back.
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     rings = []
     for contour, links in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
         points = contour.reshape(-1, 2) + np.array([dx + 0.5, dy + 0.5])
@@ -201,8 +202,8 @@ def mask_to_centre_polygons(
 ) -> list[list[float]]:
     """(H, W) mask -> rings through the centres of its boundary pixels, at ``x + 0.5``,
     ``y + 0.5`` (the convention of ultralytics' ``polygon2mask``: see
-    ``centre_polygons_to_mask``). Rings of one or two pixels are dropped; otherwise as
-    ``mask_to_polygons``."""
+    ``centre_polygons_to_mask``). Parts of one or two pixels have no ring and are dropped;
+    otherwise as ``mask_to_polygons``."""
     return _traced(mask, _centre_rings(mask), tolerance, min_iou, centre_polygons_to_mask)
 
 

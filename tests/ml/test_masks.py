@@ -216,3 +216,15 @@ def test_empty_mask():
     assert rle_bbox(rle) == mask_bbox(empty) == [0.0, 0.0, 0.0, 0.0]
     assert mask_to_polygons(empty) == []
     assert not polygons_to_mask([], 7, 9).any()
+
+
+def test_centre_rings_keep_one_pixel_lines_and_drop_only_parts_of_one_or_two_pixels():
+    mask = np.zeros((20, 20), bool)
+    mask[3, 2:12] = True  # a straight one-pixel line
+    mask[8:16, 9] = True
+    mask[18, 18] = True  # one pixel: no ring
+    rings = mask_to_centre_polygons(mask, tolerance=0)
+    assert len(rings) == 2
+    expected = mask.copy()
+    expected[18, 18] = False
+    assert np.array_equal(centre_polygons_to_mask(rings, 20, 20), expected)
