@@ -21,6 +21,7 @@ from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
+    cvat_object_to_rle,
     cvat_parse,
     label_studio_parse,
     ls_result_to_mask,
@@ -170,9 +171,12 @@ def test_cvat_parse_on_near_cvat_raises_only_application_error(
         dataset = cvat_parse(data=xml.encode(), where="a.xml")
     except ApplicationError:
         return
+    problems = Problems("a.xml")
     for image in dataset.images:
-        for _label, rle in image.objects:
-            assert rle_to_mask(rle).shape == (24, 32)
+        for item in image.objects:
+            rle = cvat_object_to_rle(item, image.height, image.width, problems)
+            assert rle is None or rle_to_mask(rle).shape == (24, 32)
+    assert all(message.startswith("a.xml: image[0].") for message in problems.items)
 
 
 @FAST

@@ -27,6 +27,7 @@ from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
+    cvat_object_to_rle,
     cvat_parse,
     label_studio_parse,
     ls_result_to_mask,
@@ -328,9 +329,9 @@ def _cvat_plan(archive: _Archive) -> _Plan:
     where = _only_file(archive, ".xml", "CVAT annotations")
     dataset = cvat_parse(data=archive.files[where], where=where)
     plan = _Plan(images=dict(archive.images), label_names=dataset.labels)
-    problems = Problems()
+    problems = Problems(where)
     for image in dataset.images:
-        at = f"{where}: image[{image.index}]"
+        at = f"image[{image.index}]"
         path, why = archive.match(image.name)
         if path is None:
             problems.add(f"{at}.name", why)
@@ -343,7 +344,10 @@ def _cvat_plan(archive: _Archive) -> _Plan:
                 f"{path}'s {checked.width}x{checked.height}",
             )
             continue
-        plan.annotations += [(path, label, rle) for label, rle in image.objects]
+        for item in image.objects:
+            rle = cvat_object_to_rle(item, image.height, image.width, problems)
+            if rle is not None:
+                plan.annotations.append((path, item.label, rle))
     problems.raise_if_any("CVAT import rejected")
     archive.ignored += [
         f"{where}: {count} <{tag}>" for tag, count in sorted(dataset.ignored.items())

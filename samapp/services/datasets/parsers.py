@@ -336,12 +336,18 @@ CVAT_SHAPES = ("polygon", "mask", "box")
 
 
 @dataclass(frozen=True)
+class CvatObject:
+    label: str
+    shapes: list[tuple[str, Any]]  # (where, XML element): a CVAT group is one object
+
+
+@dataclass(frozen=True)
 class CvatImage:
     index: int
     name: str
     width: int
     height: int
-    objects: list[tuple[str, dict[str, Any]]]  # (label, RLE), a CVAT group as one object
+    objects: list[CvatObject]
 
 
 @dataclass
@@ -413,9 +419,25 @@ def _cvat_shape(element: Any, width: int, height: int) -> np.ndarray:
     return mask
 
 
+def cvat_object_to_rle(
+    item: CvatObject, height: int, width: int, problems: Problems
+) -> dict[str, Any] | None:
+    """One object's shapes painted on a (height, width) image and united, as RLE; None
+    (problems added) when a shape is malformed or the object covers no pixel."""
+    mask = np.zeros((height, width), dtype=bool)
+    for where, shape in item.shapes:
+        try:
+            mask |= _cvat_shape(shape, width, height)
+        except ValueError as exc:
+            problems.add(where, str(exc))
+            return None
+    return mask_to_rle(mask) if mask.any() else None
+
+
 def cvat_parse(*, data: bytes, where: str = "annotations.xml") -> CvatDataset:
     """A CVAT for images 1.1 XML file: labels, images and their polygons, masks and boxes
-    (the shapes of one group_id and label are one object); other shapes are counted."""
+    grouped into objects (the shapes of one group_id and label); other shapes are counted.
+    Shapes are checked and painted by `cvat_object_to_rle` once the image size is known."""
     from defusedxml import ElementTree
     from defusedxml.common import DefusedXmlException
 
@@ -446,7 +468,7 @@ def cvat_parse(*, data: bytes, where: str = "annotations.xml") -> CvatDataset:
         if not name.strip() or len(name) > 1000:
             problems.add(f"{at}.name", "expected a non-empty name")
             continue
-        objects: dict[tuple[str, str], np.ndarray] = {}
+        objects: dict[tuple[str, str], CvatObject] = {}
         for number, shape in enumerate(element):
             if shape.tag not in CVAT_SHAPES:
                 dataset.ignored[shape.tag] = dataset.ignored.get(shape.tag, 0) + 1
@@ -455,26 +477,15 @@ def cvat_parse(*, data: bytes, where: str = "annotations.xml") -> CvatDataset:
             if not label or len(label) > MAX_LABEL_NAME:
                 problems.add(f"{at}.{shape.tag}[{number}].label", "expected a label name")
                 continue
-            try:
-                mask = _cvat_shape(shape, width, height)
-            except ValueError as exc:
-                problems.add(f"{at}.{shape.tag}[{number}]", str(exc))
-                continue
             group = shape.get("group_id", "0")
             key = (label, group if group not in ("", "0") else f"shape {number}")
-            objects[key] = objects[key] | mask if key in objects else mask
+            objects.setdefault(key, CvatObject(label, [])).shapes.append(
+                (f"{at}.{shape.tag}[{number}]", shape)
+            )
             if label not in known:
                 known[label] = None
                 dataset.labels.append((label, None))
-        dataset.images.append(
-            CvatImage(
-                index,
-                name,
-                width,
-                height,
-                [(label, mask_to_rle(mask)) for (label, _), mask in objects.items() if mask.any()],
-            )
-        )
+        dataset.images.append(CvatImage(index, name, width, height, list(objects.values())))
     problems.raise_if_any("CVAT import rejected")
     return dataset
 
