@@ -5,7 +5,7 @@ import io
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -13,8 +13,8 @@ from typing import IO, Any
 
 from samapp.errors import ApplicationError
 from samapp.ml.masks import is_hole, mask_to_polygons, rle_to_mask
-from samapp.models import ExportFormat, Image, ImageStatus, Label, ReviewState
-from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters
+from samapp.models import ExportFormat, Image, ImageStatus, Label, Project, ReviewState
+from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters, DatasetItem
 
 # Fixed entry timestamps: the same data gives the same archive bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -160,6 +160,19 @@ def export_options_clean(
             f"Invalid export options: {problems[0]}", {"problems": problems[:20]}
         )
     return cleaned
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """What a format writer gets: the archive, the project's labels and items (images with
+    their annotations, streamed), the checked options, and a per-image progress callback."""
+
+    sink: "ZipSink"
+    project: Project
+    labels: list[Label]
+    items: Iterable[DatasetItem]
+    options: ExportOptions
+    progress: Callable[[], None]
 
 
 # ---------------------------------------------------------------- polygons

@@ -11,16 +11,14 @@ import of an export is identical to the first export, byte for byte.
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import IO, Any
 
-from samapp.models import Label, Project
-from samapp.selectors.datasets import DatasetItem
+from samapp.models import Label
 from samapp.services.datasets.common import (
     ExportOptions,
+    ExportRun,
     NameRegistry,
-    ZipSink,
     polygon_rings,
     split_of,
 )
@@ -85,27 +83,19 @@ class _Subset:
         target.write("\n]}\n")
 
 
-def coco_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    category_of = {label.id: index for index, label in enumerate(labels, start=1)}
+def coco_write(run: ExportRun) -> None:
+    category_of = {label.id: index for index, label in enumerate(run.labels, start=1)}
     names = NameRegistry()
     annotation_id = 0
     with ExitStack() as stack:
         subsets: dict[str, _Subset] = {"train": _Subset(stack)}
-        for image_id, item in enumerate(items, start=1):
+        for image_id, item in enumerate(run.items, start=1):
             image = item.image
             file_name = names.name_for(image)
-            split = split_of(image, options.val_split)
+            split = split_of(image, run.options.val_split)
             subset = subsets.get(split) or subsets.setdefault(split, _Subset(stack))
-            if options.include_images:
-                sink.write_image(f"{IMAGES_DIR}{split}/{file_name}", image)
+            if run.options.include_images:
+                run.sink.write_image(f"{IMAGES_DIR}{split}/{file_name}", image)
             subset.add_image(
                 {
                     "id": image_id,
@@ -119,7 +109,7 @@ def coco_write(
                 if category_id is None:
                     continue  # unlabeled: COCO has no category for it
                 annotation_id += 1
-                segmentation, iscrowd = coco_segmentation(annotation.rle, options)
+                segmentation, iscrowd = coco_segmentation(annotation.rle, run.options)
                 subset.add_annotation(
                     {
                         "id": annotation_id,
@@ -131,12 +121,16 @@ def coco_write(
                         "iscrowd": iscrowd,
                     }
                 )
-            progress()
+            run.progress()
         head = {
-            "info": {"description": project.name, "version": "1.0", "contributor": "SAM Studio"},
+            "info": {
+                "description": run.project.name,
+                "version": "1.0",
+                "contributor": "SAM Studio",
+            },
             "licenses": [],
-            "categories": coco_categories(labels),
+            "categories": coco_categories(run.labels),
         }
         for split in sorted(subsets):
-            with sink.open_text(annotations_name(split)) as target:
+            with run.sink.open_text(annotations_name(split)) as target:
                 subsets[split].write(target, head)

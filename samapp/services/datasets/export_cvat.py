@@ -9,15 +9,18 @@ starting with a background run; `left`, `top`, `width`, `height` place the box),
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from samapp.ml.masks import rle_to_mask
 from samapp.models import Annotation, Label, Project
-from samapp.selectors.datasets import DatasetItem
-from samapp.services.datasets.common import ExportOptions, NameRegistry, ZipSink, polygon_rings
+from samapp.services.datasets.common import (
+    ExportOptions,
+    ExportRun,
+    NameRegistry,
+    polygon_rings,
+)
 
 ANNOTATIONS_NAME = "annotations.xml"
 
@@ -77,24 +80,16 @@ def _text(value: str) -> str:
     return quoteattr(value)[1:-1]
 
 
-def cvat_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    name_of = {label.id: label.name for label in labels}
+def cvat_write(run: ExportRun) -> None:
+    name_of = {label.id: label.name for label in run.labels}
     names = NameRegistry()
     count = group = 0
     with tempfile.TemporaryFile("w+", encoding="utf-8") as body:
-        for frame, item in enumerate(items):
+        for frame, item in enumerate(run.items):
             image = item.image
             file_name = names.name_for(image)
-            if options.include_images:
-                sink.write_image(f"images/{file_name}", image)
+            if run.options.include_images:
+                run.sink.write_image(f"images/{file_name}", image)
             body.write(
                 f'  <image id="{frame}" name={quoteattr(file_name)} '
                 f'width="{image.width}" height="{image.height}">\n'
@@ -103,12 +98,12 @@ def cvat_write(
                 label = name_of.get(annotation.label_id or 0)
                 if label is not None:
                     group += 1
-                    body.write(_shapes(annotation, label, group, options))
+                    body.write(_shapes(annotation, label, group, run.options))
             body.write("  </image>\n")
             count += 1
-            progress()
-        with sink.open_text(ANNOTATIONS_NAME) as target:
-            target.write(_meta(project, labels, count))
+            run.progress()
+        with run.sink.open_text(ANNOTATIONS_NAME) as target:
+            target.write(_meta(run.project, run.labels, count))
             body.seek(0)
             shutil.copyfileobj(body, target)
             target.write("</annotations>\n")

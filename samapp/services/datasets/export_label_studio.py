@@ -11,16 +11,19 @@ mask's outline instead).
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from samapp.ml.masks import rle_to_mask
-from samapp.models import Annotation, Image, Label, Project
-from samapp.selectors.datasets import DatasetItem
-from samapp.services.datasets.common import ExportOptions, NameRegistry, ZipSink, polygon_rings
+from samapp.models import Annotation, Image, Label
+from samapp.services.datasets.common import (
+    ExportOptions,
+    ExportRun,
+    NameRegistry,
+    polygon_rings,
+)
 
 TASKS_NAME = "tasks.json"
 CONFIG_NAME = "label_config.xml"
@@ -74,25 +77,17 @@ def ls_result(
     return {**base, "from_name": BRUSH, "type": "brushlabels", "value": value}
 
 
-def label_studio_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    name_of = {label.id: label.name for label in labels}
+def label_studio_write(run: ExportRun) -> None:
+    name_of = {label.id: label.name for label in run.labels}
     names = NameRegistry()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as tasks:
-        for number, item in enumerate(items, start=1):
+        for number, item in enumerate(run.items, start=1):
             image = item.image
             file_name = names.name_for(image)
-            if options.include_images:
-                sink.write_image(f"images/{file_name}", image)
+            if run.options.include_images:
+                run.sink.write_image(f"images/{file_name}", image)
             results = [
-                ls_result(annotation, name_of[annotation.label_id or 0], image, options)
+                ls_result(annotation, name_of[annotation.label_id or 0], image, run.options)
                 for annotation in item.annotations
                 if annotation.label_id in name_of
             ]
@@ -102,10 +97,10 @@ def label_studio_write(
                 "annotations": [{"id": number, "result": results}] if results else [],
             }
             tasks.write(("," if number > 1 else "") + "\n" + json.dumps(task, ensure_ascii=False))
-            progress()
-        with sink.open_text(TASKS_NAME) as target:
+            run.progress()
+        with run.sink.open_text(TASKS_NAME) as target:
             target.write("[")
             tasks.seek(0)
             shutil.copyfileobj(tasks, target)
             target.write("\n]\n")
-    sink.write_text(CONFIG_NAME, label_config(labels))
+    run.sink.write_text(CONFIG_NAME, label_config(run.labels))

@@ -14,14 +14,11 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 
-from samapp.models import Label, Project
-from samapp.selectors.datasets import DatasetItem
+from samapp.models import Label
 from samapp.services.datasets.common import (
-    ExportOptions,
+    ExportRun,
     NameRegistry,
-    ZipSink,
     class_palette,
     hex_rgb,
     instance_palette,
@@ -69,34 +66,26 @@ def label_map_txt(labels: list[Label]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def png_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    check_label_count(len(labels))
-    class_of = {label.id: index for index, label in enumerate(labels, start=1)}
-    name_of = {index: label.name for index, label in enumerate(labels, start=1)}
-    palette, instance_colors = class_palette(labels), instance_palette()
+def png_write(run: ExportRun) -> None:
+    check_label_count(len(run.labels))
+    class_of = {label.id: index for index, label in enumerate(run.labels, start=1)}
+    name_of = {index: label.name for index, label in enumerate(run.labels, start=1)}
+    palette, instance_colors = class_palette(run.labels), instance_palette()
     names = NameRegistry()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as instances_file:
-        for item in items:
+        for item in run.items:
             name = names.name_for(item.image)
             stem = stem_of(name)
-            if options.include_images:
-                sink.write_image(f"images/{name}", item.image)
+            if run.options.include_images:
+                run.sink.write_image(f"images/{name}", item.image)
             classes, instances, instance_classes = paint(item, class_of)
-            sink.write_bytes(f"masks/{stem}.png", palette_png(classes, palette), compress=False)
+            run.sink.write_bytes(f"masks/{stem}.png", palette_png(classes, palette), compress=False)
             instance_png = (
                 palette_png(instances, instance_colors)
                 if len(instance_classes) <= MAX_PALETTE_INDEX
                 else gray16_png(instances)
             )
-            sink.write_bytes(f"instance_masks/{stem}.png", instance_png, compress=False)
+            run.sink.write_bytes(f"instance_masks/{stem}.png", instance_png, compress=False)
             row = {
                 "file_name": name,
                 "semantic": f"masks/{stem}.png",
@@ -107,12 +96,14 @@ def png_write(
                 ],
             }
             instances_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-            progress()
+            run.progress()
         instances_file.seek(0)
-        with sink.open_text("instances.jsonl") as target:
+        with run.sink.open_text("instances.jsonl") as target:
             shutil.copyfileobj(instances_file, target)
-    sink.write_text(
-        "dataset_meta.json", json.dumps(dataset_meta(labels), indent=1, ensure_ascii=False)
+    run.sink.write_text(
+        "dataset_meta.json", json.dumps(dataset_meta(run.labels), indent=1, ensure_ascii=False)
     )
-    sink.write_text("labelmap.json", json.dumps(label_map(labels), indent=1, ensure_ascii=False))
-    sink.write_text("labelmap.txt", label_map_txt(labels))
+    run.sink.write_text(
+        "labelmap.json", json.dumps(label_map(run.labels), indent=1, ensure_ascii=False)
+    )
+    run.sink.write_text("labelmap.txt", label_map_txt(run.labels))

@@ -10,18 +10,14 @@ parts: even-odd filling cuts the holes back out. A bridge between two parts pain
 one-pixel line it crosses.
 """
 
-from collections.abc import Callable, Iterable
-
 import numpy as np
 import yaml
 
 from samapp.ml.masks import is_hole, mask_to_centre_polygons, rle_to_mask
-from samapp.models import Annotation, Image, Label, Project
-from samapp.selectors.datasets import DatasetItem
+from samapp.models import Annotation, Image, Label
 from samapp.services.datasets.common import (
-    ExportOptions,
+    ExportRun,
     NameRegistry,
-    ZipSink,
     split_of,
     stem_of,
 )
@@ -80,32 +76,24 @@ def yolo_data_yaml(labels: list[Label], has_val: bool) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def yolo_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    class_of = {label.id: index for index, label in enumerate(labels)}
+def yolo_write(run: ExportRun) -> None:
+    class_of = {label.id: index for index, label in enumerate(run.labels)}
     names = NameRegistry()
     has_val = False
-    for item in items:
+    for item in run.items:
         image = item.image
         name = names.name_for(image)
-        split = split_of(image, options.val_split)
+        split = split_of(image, run.options.val_split)
         has_val = has_val or split == "val"
-        if options.include_images:
-            sink.write_image(f"images/{split}/{name}", image)
+        if run.options.include_images:
+            run.sink.write_image(f"images/{split}/{name}", image)
         lines = []
         for annotation in item.annotations:
             if annotation.label_id not in class_of:
                 continue
-            polygon = yolo_polygon(annotation, options.tolerance)
+            polygon = yolo_polygon(annotation, run.options.tolerance)
             if polygon is not None and len(polygon) >= 3:
                 lines.append(yolo_line(class_of[annotation.label_id or 0], polygon, image))
-        sink.write_text(f"labels/{split}/{stem_of(name)}.txt", "".join(f"{x}\n" for x in lines))
-        progress()
-    sink.write_text("data.yaml", yolo_data_yaml(labels, has_val))
+        run.sink.write_text(f"labels/{split}/{stem_of(name)}.txt", "".join(f"{x}\n" for x in lines))
+        run.progress()
+    run.sink.write_text("data.yaml", yolo_data_yaml(run.labels, has_val))
