@@ -66,8 +66,7 @@ def mask_bbox(mask: np.ndarray) -> list[float]:
 
 def _signed_area(points: np.ndarray) -> float:
     """Shoelace area of an (N, 2) ring; negative for exteriors, positive for holes."""
-    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    return float(cv2.contourArea(np.asarray(points, np.float32).reshape(-1, 1, 2), oriented=True))
 
 
 def is_hole(ring: Sequence[float] | np.ndarray) -> bool:
@@ -98,10 +97,11 @@ def _oriented(points: np.ndarray, hole: bool) -> np.ndarray:
 
 def _pruned(points: np.ndarray) -> np.ndarray:
     """A closed ring without repeated and collinear vertices."""
-    points = points[np.any(points != np.roll(points, 1, axis=0), axis=1)]
+    points = points[np.any(points != np.concatenate([points[-1:], points[:-1]]), axis=1)]
     if len(points) < 3:
         return points
-    before, after = points - np.roll(points, 1, axis=0), np.roll(points, -1, axis=0) - points
+    before = points - np.concatenate([points[-1:], points[:-1]])
+    after = np.concatenate([before[1:], before[:1]])
     turn = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
     return points[turn != 0]
 
