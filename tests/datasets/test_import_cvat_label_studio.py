@@ -170,6 +170,28 @@ def test_label_studio_import_brush_polygon_and_rectangle(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "/data/upload/3/1f2e3d4c-my%20pic.png",
+        "/data/local-files/?d=photos/my%20pic.png",
+        "s3://bucket/my pic.png?X-Amz-Signature=abc",
+        "images/my pic.png",
+    ],
+)
+def test_label_studio_image_urls_are_matched_by_file_name(
+    project: Any, users: dict[str, Any], url: str
+) -> None:
+    result = {
+        "type": "rectanglelabels",
+        "value": {"x": 0, "y": 0, "width": 50, "height": 50, "rectanglelabels": ["b"]},
+    }
+    tasks = json.dumps([_ls_task([result], image=url)]).encode()
+    outcome = _import(project, users["manager"], {"x/my pic.png": png_bytes(8, 8), "t.json": tasks})
+    assert outcome.annotations_created == 1
+    assert rle_to_mask(Annotation.objects.get().rle).sum() == 16
+
+
+@pytest.mark.parametrize(
     ("result", "problem"),
     [
         (

@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -52,6 +53,7 @@ CLASS_FILES = ("classes.txt", "obj.names", "names.txt")
 FORMATS = ("coco", "yolo", "cvat", "labelstudio")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 INSTANCES_FILE = re.compile(r"instances_(.+)\.json", re.IGNORECASE)
+LS_UPLOAD_PREFIX = re.compile(r"[0-9a-f]{8}-(.+)")
 
 
 @dataclass
@@ -355,13 +357,26 @@ def _cvat_plan(archive: _Archive) -> _Plan:
     return plan
 
 
+def _ls_image(archive: _Archive, url: str) -> tuple[str | None, str]:
+    """The archive image a task's data.image names: its file name, from the path or from a
+    local-files `?d=` query, URL-decoded; Label Studio's upload prefix (8 hex digits and
+    a dash) is tried away when the name itself is not found."""
+    parts = urlsplit(url)
+    name = PurePosixPath(unquote(parse_qs(parts.query).get("d", [parts.path])[0])).name
+    path, why = archive.match(name)
+    upload = LS_UPLOAD_PREFIX.fullmatch(name)
+    if path is None and upload:
+        path, _ = archive.match(upload.group(1))
+    return path, why
+
+
 def _label_studio_plan(archive: _Archive) -> _Plan:
     where = _only_file(archive, ".json", "Label Studio JSON")
     plan = _Plan(images=dict(archive.images))
     problems = Problems()
     labels: dict[str, None] = {}
     for task in label_studio_parse(data=archive.files[where], where=where):
-        path, why = archive.match(PurePosixPath(task.image.split("?")[0]).name)
+        path, why = _ls_image(archive, task.image)
         if path is None:
             problems.add(f"{where}: [{task.index}].data.image", why)
             continue
