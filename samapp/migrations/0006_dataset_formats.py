@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('samapp', '0003_model_versions'),
+        ('samapp', '0005_chunked_uploads'),
     ]
 
     operations = [
