@@ -257,11 +257,15 @@ class ExportFormat(models.TextChoices):
     YOLO = "yolo", "YOLO segmentation"
     PNG = "png", "PNG masks"
     VOC = "voc", "Pascal VOC"
+    CVAT = "cvat", "CVAT for images 1.1"
+    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
 
 
 class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
-    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.COCO)
+    format = models.CharField(
+        max_length=16, choices=ExportFormat.choices, default=ExportFormat.COCO
+    )
     options = models.JSONField(default=dict, blank=True)
     result_file = models.FileField(upload_to="exports/", blank=True, max_length=300)
 
