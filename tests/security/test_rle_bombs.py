@@ -120,6 +120,21 @@ def test_a_coco_import_with_bombs_is_refused_whole_before_decoding(
     )
 
 
+def test_cvat_mask_runs_are_capped_from_the_box_before_any_work() -> None:
+    """CVAT's mask RLE ("r, r, ..." over the object's box): four runs of 2**62 wrapped the
+    64-bit sum back to the box's 10,000 pixels and numpy's repeat then crashed the process
+    (a segmentation fault). Each run is now checked against the box first, and the text's
+    length is capped from the box before it is split."""
+    from samapp.services.datasets.parsers import cvat_mask_decode
+
+    wrapping = ", ".join([str(2**62)] * 4 + ["10000"])
+    with pytest.raises(ValueError, match="add up to 100 x 100"):
+        cvat_mask_decode(wrapping, 100, 100)
+    with pytest.raises(ValueError, match="longer than any mask"):
+        cvat_mask_decode("0, " * 3_000_000 + "4", 2, 2)
+    assert cvat_mask_decode("1, 2, 1", 2, 2).tolist() == [[False, True], [True, False]]
+
+
 def test_a_number_longer_than_the_mask_needs_is_refused() -> None:
     """Within the length cap, a number still has at most as many 5-bit groups as the pixel
     count needs (7 for the largest 65536 x 65536 mask)."""

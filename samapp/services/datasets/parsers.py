@@ -385,15 +385,23 @@ def _polygon_checked(values: list[float], width: int, height: int) -> list[float
 
 def cvat_mask_decode(counts: str | None, width: int, height: int) -> np.ndarray:
     """CVAT's mask RLE (run lengths over a width x height box, row by row, background
-    first) -> (height, width) bool array. Raises ValueError."""
+    first) -> (height, width) bool array. Raises ValueError.
+
+    A box of N pixels has at most N + 1 runs of at most N each, written as "r, r, ...": the
+    text is capped from that before it is split, and every run is checked against N before
+    anything is summed or painted (large runs would wrap a 64-bit sum back to N)."""
+    pixels = width * height
+    text = counts or ""
+    if len(text) > (pixels + 1) * (len(str(pixels)) + 2):
+        raise ValueError(f"rle: longer than any mask of a {width} x {height} box")
     try:
-        runs = np.asarray([int(v) for v in (counts or "").split(",")], dtype=np.int64)
+        runs = [int(v) for v in text.split(",")]
     except ValueError:
         raise ValueError("rle: expected comma-separated integers") from None
-    if (runs < 0).any() or int(runs.sum()) != width * height:
+    if any(not 0 <= run <= pixels for run in runs) or sum(runs) != pixels:
         raise ValueError(f"rle: run lengths must be >= 0 and add up to {width} x {height}")
     values = np.arange(len(runs)) % 2 == 1
-    return np.repeat(values, runs).reshape(height, width)
+    return np.repeat(values, np.asarray(runs, dtype=np.int64)).reshape(height, width)
 
 
 def _cvat_shape(element: Any, width: int, height: int) -> np.ndarray:
