@@ -7,8 +7,10 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from samapp.errors import ApplicationError
-from samapp.models import ExportJob, Image, Label, Membership, Project, Role
+from samapp.models import ExportJob, Image, Label, Membership, Project, ReviewPolicy, Role
 from samapp.realtime.events import notify_user
+
+MAX_LABELS = 100
 
 
 def _check_model_key(model_key: str) -> None:
@@ -30,16 +32,26 @@ def project_create(
     description: str = "",
     default_model_key: str | None = None,
     labels: Iterable[tuple[str, str]] = (),
+    review_policy: str = ReviewPolicy.PROPOSED,
 ) -> Project:
-    """Create a project; its creator becomes its owner."""
+    """Create a project with its labels in one transaction; its creator becomes its owner."""
     if not name.strip():
         raise ApplicationError("A project needs a name.")
     if default_model_key:
         _check_model_key(default_model_key)
+    if review_policy not in ReviewPolicy.values:
+        raise ApplicationError(
+            f"Unknown review policy {review_policy!r}; choose one of "
+            f"{', '.join(ReviewPolicy.values)}."
+        )
+    labels = list(labels)
+    if len(labels) > MAX_LABELS:
+        raise ApplicationError(f"A project has at most {MAX_LABELS} labels.")
     project = Project.objects.create(
         name=name.strip(),
         description=description,
         created_by=created_by,
+        review_policy=review_policy,
         **({"default_model_key": default_model_key} if default_model_key else {}),
     )
     Membership.objects.create(project=project, user=created_by, role=Role.OWNER)
@@ -49,7 +61,7 @@ def project_create(
 
 
 def project_update(*, project: Project, data: dict[str, object]) -> Project:
-    allowed = {"name", "description", "default_model_key", "settings"}
+    allowed = {"name", "description", "default_model_key", "settings", "review_policy"}
     unknown = set(data) - allowed
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -91,6 +103,8 @@ def _storage_delete(names: list[str]) -> None:
 
 
 def member_add(*, project: Project, user: User, role: str) -> Membership:
+    """Make `user` a member directly, without their consent: for staff tools and the
+    invitation service only; the API invites (`samapp.services.invitations`)."""
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
     try:
@@ -119,10 +133,13 @@ def member_update(*, membership: Membership, role: str) -> Membership:
 
 
 def member_remove(*, membership: Membership) -> None:
-    """Remove a member; their open websockets on this project are closed."""
+    """Remove a member (or a member leaves); their images go back to nobody's queue and their
+    open websockets on this project are closed."""
     _ensure_an_owner_remains(membership)
     project_id, user_id = membership.project_id, membership.user_id
-    membership.delete()
+    with transaction.atomic():
+        membership.delete()
+        Image.objects.filter(project_id=project_id, assignee_id=user_id).update(assignee=None)
     transaction.on_commit(
         lambda: notify_user(
             user_id=user_id, message_type="membership.revoked", payload={"project_id": project_id}
