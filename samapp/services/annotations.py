@@ -114,9 +114,10 @@ def _check_actor(*, actor: Membership, image: Image) -> None:
 def _clean_provenance(
     *, image: Image, source: str, model_key: str, predicted_iou: float | None
 ) -> tuple[str, str, float | None]:
-    """A member's claim of how a mask was made: a manual mask names no model; a click or box
-    mask was decoded by the project's current model (the server fills it in when omitted)
-    with a predicted IoU in [0, 1]."""
+    """A member's claim of how a mask was made, as stored: a manual mask names no model and
+    no predicted IoU (whatever was sent); a click or box mask was decoded by the project's
+    current model (filled in when omitted, refused when another is named) with a predicted
+    IoU in [0, 1]."""
     if source not in MEMBER_SOURCES:
         raise ApplicationError(
             f"source must be one of {', '.join(MEMBER_SOURCES)}; "
@@ -127,11 +128,6 @@ def _clean_provenance(
     ):
         raise ApplicationError("predicted_iou must be between 0 and 1.")
     if source not in MODEL_SOURCES:
-        if model_key or predicted_iou is not None:
-            raise ApplicationError(
-                f"A {source} annotation has no model_key or predicted_iou "
-                "(they describe masks decoded from clicks or boxes)."
-            )
         return source, "", None
     project_model = image.project.default_model_key
     if model_key and model_key != project_model:
@@ -288,7 +284,7 @@ def _member_changes(
         source, model_key, predicted_iou = _clean_provenance(
             image=annotation.image,
             source=changes.get("source", annotation.source),
-            model_key=changes.get("model_key", annotation.model_key),
+            model_key=changes.get("model_key", ""),
             predicted_iou=changes.get("predicted_iou", annotation.predicted_iou),
         )
         changes.update(source=source, model_key=model_key, predicted_iou=predicted_iou)

@@ -56,6 +56,7 @@ def foreign(
     from samapp.models import (
         Embedding,
         ExportJob,
+        Invitation,
         Membership,
         ModelVersion,
         ModelVersionState,
@@ -90,6 +91,9 @@ def foreign(
         label=label,
         annotation=annotation,
         member=Membership.objects.get(project=victim, user=bob),
+        invitation=Invitation.objects.create(
+            project=victim, identifier=f"{SECRET}-invitee", invitee=bob, role="viewer"
+        ),
         export=ExportJob.objects.create(project=victim),
         segment_job=SegmentJob.objects.create(project=victim, image=image, model_key="sam_tiny"),
         training_job=training,
