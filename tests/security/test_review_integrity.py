@@ -53,17 +53,13 @@ def test_an_annotators_work_lands_pending_review(client_for, image, project) -> 
     assert post(client_for("annotator"), image).json()["review_state"] == "accepted"
 
 
-def test_an_annotators_edit_of_accepted_work_goes_back_to_review(
-    client_for, image, users
-) -> None:
+def test_an_annotators_edit_of_accepted_work_goes_back_to_review(client_for, image, users) -> None:
     created = post(client_for("annotator"), image).json()
     annotation = Annotation.objects.get(pk=created["id"])
     accepted = patch(client_for("reviewer"), annotation, {"review_state": "accepted"})
     assert accepted.json()["reviewed_by"] == users["reviewer"].id
     annotation.refresh_from_db()
-    edited = patch(
-        client_for("annotator"), annotation, {"rle": rle_box(6, 8, (0, 0, 8, 6))}
-    ).json()
+    edited = patch(client_for("annotator"), annotation, {"rle": rle_box(6, 8, (0, 0, 8, 6))}).json()
     assert edited["review_state"] == "proposed"
     assert (edited["reviewed_by"], edited["reviewed_at"]) == (None, None)
 
