@@ -5,9 +5,19 @@ from collections.abc import Iterable
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from samapp.errors import ApplicationError
-from samapp.models import ExportJob, Image, Label, Membership, Project, ReviewPolicy, Role
+from samapp.models import (
+    ExportJob,
+    Image,
+    Invitation,
+    Label,
+    Membership,
+    Project,
+    ReviewPolicy,
+    Role,
+)
 from samapp.realtime.events import notify_user
 
 MAX_LABELS = 100
@@ -133,13 +143,18 @@ def member_update(*, membership: Membership, role: str) -> Membership:
 
 
 def member_remove(*, membership: Membership) -> None:
-    """Remove a member (or a member leaves); their images go back to nobody's queue and their
-    open websockets on this project are closed."""
+    """Remove a member (or a member leaves); their images go back to nobody's queue, the
+    invitations they sent and any still pending to them are revoked (so nobody rejoins
+    through an invitation sent before the removal), and their open websockets on this
+    project are closed."""
     _ensure_an_owner_remains(membership)
     project_id, user_id = membership.project_id, membership.user_id
     with transaction.atomic():
         membership.delete()
         Image.objects.filter(project_id=project_id, assignee_id=user_id).update(assignee=None)
+        Invitation.objects.filter(
+            Q(invited_by_id=user_id) | Q(invitee_id=user_id), project_id=project_id
+        ).delete()
     transaction.on_commit(
         lambda: notify_user(
             user_id=user_id, message_type="membership.revoked", payload={"project_id": project_id}

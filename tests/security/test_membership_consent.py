@@ -143,6 +143,18 @@ def test_a_member_can_leave(client_for, project, users, make_image) -> None:
     assert image.assignee is None  # their queue went back to nobody
 
 
+def test_removal_revokes_the_invitations_a_member_sent(client_for, project, users) -> None:
+    """A manager who invites a second account of theirs, then is removed, must not get back
+    in through it (GitLab's HackerOne report #492621)."""
+    manager = client_for("manager")
+    assert invite(manager, project, "outsider").status_code == 202
+    invite(client_for("owner"), project, "nobody-yet")
+    member = Membership.objects.get(project=project, user=users["manager"])
+    assert client_for("owner").delete(f"{members_url(project)}{member.id}/").status_code == 204
+    assert list(Invitation.objects.values_list("identifier", flat=True)) == ["nobody-yet"]
+    assert client_for("outsider").get("/api/invitations/").json()["count"] == 0
+
+
 def test_the_last_owner_cannot_leave_be_removed_or_demoted(client_for, project, users) -> None:
     owner = client_for("owner")
     mine = Membership.objects.get(project=project, user=users["owner"])
