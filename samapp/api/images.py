@@ -42,7 +42,7 @@ class ImageOutput(serializers.ModelSerializer[Image]):
 
     class Meta:
         model = Image
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "original_name",
             "sha256",

@@ -24,7 +24,7 @@ class QueueImageOutput(ImageOutput):
     )
 
     class Meta(ImageOutput.Meta):
-        fields = (*ImageOutput.Meta.fields, "rejected_count")
+        fields: tuple[str, ...] = (*ImageOutput.Meta.fields, "rejected_count")
 
 
 class RejectionOutput(serializers.ModelSerializer[Annotation]):
