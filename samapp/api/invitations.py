@@ -33,11 +33,7 @@ class InvitationSentOutput(serializers.Serializer[Any]):
     detail = serializers.CharField()
 
 
-def _expires_at(invitation: Invitation) -> str:
-    return (invitation.created_at + INVITATION_TTL).isoformat()
-
-
-class ProjectInvitationOutput(serializers.ModelSerializer[Invitation]):
+class InvitationOutput(serializers.ModelSerializer[Invitation]):
     """A pending invitation as its project's managers see it: the identifier they typed
     (whether it names an account is not shown)."""
 
@@ -46,10 +42,17 @@ class ProjectInvitationOutput(serializers.ModelSerializer[Invitation]):
 
     class Meta:
         model = Invitation
-        fields = ("id", "identifier", "role", "invited_by", "created_at", "expires_at")
+        fields: tuple[str, ...] = (
+            "id",
+            "identifier",
+            "role",
+            "invited_by",
+            "created_at",
+            "expires_at",
+        )
 
     def get_expires_at(self, invitation: Invitation) -> str:
-        return _expires_at(invitation)
+        return (invitation.created_at + INVITATION_TTL).isoformat()
 
 
 class ProjectSummary(serializers.Serializer[Any]):
@@ -57,19 +60,13 @@ class ProjectSummary(serializers.Serializer[Any]):
     name = serializers.CharField()
 
 
-class MyInvitationOutput(serializers.ModelSerializer[Invitation]):
+class MyInvitationOutput(InvitationOutput):
     """A pending invitation as the invited user sees it."""
 
     project = ProjectSummary()
-    invited_by = serializers.CharField(source="invited_by.username", default=None)
-    expires_at = serializers.SerializerMethodField()
 
-    class Meta:
-        model = Invitation
+    class Meta(InvitationOutput.Meta):
         fields = ("id", "project", "role", "invited_by", "created_at", "expires_at")
-
-    def get_expires_at(self, invitation: Invitation) -> str:
-        return _expires_at(invitation)
 
 
 class JoinedOutput(serializers.ModelSerializer[Membership]):
@@ -81,12 +78,12 @@ class JoinedOutput(serializers.ModelSerializer[Membership]):
 class ProjectInvitationListApi(ProjectScopedMixin, APIView):
     capabilities = {"GET": Capability.MANAGE}
 
-    @extend_schema(responses=ProjectInvitationOutput(many=True))
+    @extend_schema(responses=InvitationOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         invitations = invitation_list_for_project(project=self.project)
         paginator = StandardPagination()
         page = paginator.paginate_queryset(invitations, request, self)
-        return paginator.get_paginated_response(ProjectInvitationOutput(page, many=True).data)
+        return paginator.get_paginated_response(InvitationOutput(page, many=True).data)
 
 
 class ProjectInvitationDetailApi(ProjectScopedMixin, APIView):
@@ -97,9 +94,9 @@ class ProjectInvitationDetailApi(ProjectScopedMixin, APIView):
             invitation_list_for_project(project=self.project), pk=invitation_id
         )
 
-    @extend_schema(responses=ProjectInvitationOutput)
+    @extend_schema(responses=InvitationOutput)
     def get(self, request: Request, project_id: int, invitation_id: int) -> Response:
-        return Response(ProjectInvitationOutput(self._invitation(invitation_id)).data)
+        return Response(InvitationOutput(self._invitation(invitation_id)).data)
 
     @extend_schema(responses={204: None}, description="Revoke a pending invitation.")
     def delete(self, request: Request, project_id: int, invitation_id: int) -> Response:
