@@ -15,6 +15,7 @@ from samapp.errors import ApplicationError, PermissionDeniedError
 from samapp.models import Invitation, Membership, Project, Role
 from samapp.roles import Capability, role_can
 from samapp.selectors.projects import invitation_expiry_cutoff
+from samapp.services.annotation_events import project_lock
 
 MAX_PENDING_INVITATIONS = 100
 MAX_IDENTIFIER_CHARS = 254
@@ -55,7 +56,7 @@ def invitation_create(*, project: Project, identifier: str, role: str, inviter: 
     value = _normalize(identifier)
     with transaction.atomic():
         # The project row lock serializes invitations per project, so the cap holds.
-        Project.objects.select_for_update().filter(pk=project.pk).exists()
+        project_lock(project_id=project.pk)
         pending = Invitation.objects.filter(project=project)
         pending.filter(created_at__lt=invitation_expiry_cutoff()).delete()
         existing = pending.filter(identifier=value).first()

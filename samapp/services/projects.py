@@ -19,6 +19,7 @@ from samapp.models import (
     Role,
 )
 from samapp.realtime.events import notify_user
+from samapp.services.annotation_events import project_lock
 
 MAX_LABELS = 100
 
@@ -125,13 +126,17 @@ def member_add(*, project: Project, user: User, role: str) -> Membership:
 
 
 def _ensure_an_owner_remains(membership: Membership) -> None:
+    """Inside the caller's transaction: the project row lock makes two owners stepping down
+    at once take turns, so the second sees the first one gone."""
     if membership.role != Role.OWNER:
         return
+    project_lock(project_id=membership.project_id)
     owners = Membership.objects.filter(project_id=membership.project_id, role=Role.OWNER)
     if owners.count() <= 1:
         raise ApplicationError("A project must keep at least one owner.")
 
 
+@transaction.atomic
 def member_update(*, membership: Membership, role: str) -> Membership:
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
@@ -147,9 +152,9 @@ def member_remove(*, membership: Membership) -> None:
     invitations they sent and any still pending to them are revoked (so nobody rejoins
     through an invitation sent before the removal), and their open websockets on this
     project are closed."""
-    _ensure_an_owner_remains(membership)
     project_id, user_id = membership.project_id, membership.user_id
     with transaction.atomic():
+        _ensure_an_owner_remains(membership)
         membership.delete()
         Image.objects.filter(project_id=project_id, assignee_id=user_id).update(assignee=None)
         Invitation.objects.filter(

@@ -71,6 +71,33 @@ def test_create_project_makes_the_creator_owner(client_for, users) -> None:
     assert (membership.user, membership.role) == (users["outsider"], "owner")
 
 
+def test_create_project_in_one_request_with_labels_model_and_review_policy(client_for) -> None:
+    client = client_for("outsider")
+    response = client.post(
+        "/api/projects/",
+        {
+            "name": "Cells",
+            "labels": [{"name": "nucleus", "color": "#112233"}],
+            "default_model_key": "sam_tiny",
+            "review_policy": "accepted",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["review_policy"], body["default_model_key"]) == ("accepted", "sam_tiny")
+    assert [label["name"] for label in body["labels"]] == ["nucleus"]
+    # the default is to review annotators' work; a manager may switch it
+    default = client.post("/api/projects/", {"name": "Default"}, format="json").json()
+    assert default["review_policy"] == "proposed"
+    switched = client.patch(
+        f"/api/projects/{default['id']}/", {"review_policy": "accepted"}, format="json"
+    )
+    assert switched.json()["review_policy"] == "accepted"
+    refused = client.post("/api/projects/", {"name": "x", "review_policy": "never"}, format="json")
+    assert refused.status_code == 400
+
+
 @pytest.mark.parametrize(
     "body",
     [
