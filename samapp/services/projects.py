@@ -18,8 +18,8 @@ from samapp.models import (
     ReviewPolicy,
     Role,
 )
-from samapp.realtime.events import notify_user
 from samapp.services.annotation_events import project_lock
+from samapp.services.api_tokens import user_sockets_recheck
 
 MAX_LABELS = 100
 
@@ -144,6 +144,7 @@ def member_update(*, membership: Membership, role: str) -> Membership:
         _ensure_an_owner_remains(membership)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
+    user_sockets_recheck(user_id=membership.user_id)
     return membership
 
 
@@ -160,11 +161,7 @@ def member_remove(*, membership: Membership) -> None:
         Invitation.objects.filter(
             Q(invited_by_id=user_id) | Q(invitee_id=user_id), project_id=project_id
         ).delete()
-    transaction.on_commit(
-        lambda: notify_user(
-            user_id=user_id, message_type="membership.revoked", payload={"project_id": project_id}
-        )
-    )
+    user_sockets_recheck(user_id=user_id)
 
 
 def _validate_color(color: str) -> str:
