@@ -33,6 +33,28 @@ class RleField(serializers.DictField):
 
 
 class AnnotationOutput(serializers.Serializer[Any]):
+    """`annotation_payload`, the form REST and websockets share; the fields declared here
+    describe it in the OpenAPI schema (a test keeps them equal to the payload's keys)."""
+
+    id = serializers.IntegerField()
+    image = serializers.IntegerField()
+    label = serializers.IntegerField(allow_null=True)
+    rle = RleField()
+    bbox = serializers.ListField(child=serializers.FloatField())
+    area = serializers.IntegerField()
+    predicted_iou = serializers.FloatField(allow_null=True)
+    source = serializers.ChoiceField(choices=AnnotationSource.choices)  # type: ignore[assignment]
+    prompts = serializers.DictField()
+    model_key = serializers.CharField()
+    author = serializers.IntegerField(allow_null=True)
+    version = serializers.IntegerField()
+    review_state = serializers.ChoiceField(choices=ReviewState.choices)
+    review_reason = serializers.CharField(help_text="The last reviewer's reason.")
+    reviewed_by = serializers.IntegerField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
         return annotation_payload(instance)
 

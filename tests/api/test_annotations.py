@@ -67,6 +67,13 @@ def test_create_derives_bbox_and_area_and_sets_provenance(annotator, image, user
     assert image.status == "in_progress"  # the first annotation starts the image
 
 
+def test_the_schema_describes_every_key_of_the_payload(annotator, image) -> None:
+    from samapp.api.annotations import AnnotationOutput
+
+    body = create(annotator, image).json()
+    assert set(AnnotationOutput().fields) == set(body)
+
+
 def test_create_accepts_uncompressed_rle(annotator, image) -> None:
     response = create(annotator, image, rle={"size": [6, 8], "counts": [0, 48]})
     assert response.status_code == 201, response.json()
