@@ -38,7 +38,7 @@ class AnnotationOutput(serializers.Serializer[Any]):
 
     id = serializers.IntegerField()
     image = serializers.IntegerField()
-    label = serializers.IntegerField(allow_null=True)
+    label = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
     rle = RleField()
     bbox = serializers.ListField(child=serializers.FloatField())
     area = serializers.IntegerField()
