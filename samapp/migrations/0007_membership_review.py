@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('samapp', '0005_chunked_uploads'),
+        ('samapp', '0006_dataset_formats'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
