@@ -10,6 +10,7 @@ project B's objects.
 - No response ever contains B's names.
 """
 
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -93,6 +94,8 @@ def foreign_kwargs(name: str, kwargs: list[str], w: SimpleNamespace, **override:
             values[key] = "decoder.onnx"
         elif key == "token_id":
             values[key] = w.token.id
+        elif key == "upload_id":
+            values[key] = w.upload.id
         else:
             raise AssertionError(f"route {name!r}: map its URL kwarg {key!r} to a foreign object")
     return values
@@ -193,7 +196,11 @@ def test_foreign_object_ids_in_own_project_answer_as_if_absent(
 ) -> None:
     name, kwargs = route
     path = reverse(name, kwargs=foreign_kwargs(name, kwargs, foreign, project_id=project.id))
-    absent = {key: NOWHERE for key in kwargs if key.endswith("_id") and key != "project_id"}
+    absent = {
+        key: uuid.UUID(int=NOWHERE) if key == "upload_id" else NOWHERE
+        for key in kwargs
+        if key.endswith("_id") and key != "project_id"
+    }
     nowhere = reverse(
         name, kwargs=foreign_kwargs(name, kwargs, foreign, project_id=project.id, **absent)
     )
