@@ -170,6 +170,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Named once: the annotation's review states, and the two a review decision sets.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStateEnum": "samapp.models.ReviewState",
+        "ReviewDecisionEnum": ["accepted", "rejected"],
+    },
 }
 # /api/schema/ and /api/docs/ for anyone, or only for signed-in users (production's default).
 SAM_API_DOCS_PUBLIC = env.bool("SAM_API_DOCS_PUBLIC", default=True)

@@ -7,11 +7,6 @@ from rest_framework import serializers
 # The largest primary key any supported database stores (a signed 64-bit integer). Bigger
 # numbers would reach the database driver and fail there (a 500), not as a 400.
 MAX_ID = 2**63 - 1
-# Free text a client writes: a project's description (annotation guidelines fit; GitHub caps a
-# repository description at 350 characters, GitLab a project's at 2,000) and how many labels
-# a project may be created with.
-MAX_DESCRIPTION_CHARS = 10_000
-MAX_LABELS = 500
 
 
 class IdField(serializers.IntegerField):
