@@ -117,9 +117,13 @@ def test_update_with_if_match_bumps_the_version(annotator, image, project) -> No
     assert (response.json()["version"], response.json()["label"]) == (2, dog.id)
     assert (response.json()["area"], response.json()["bbox"]) == (48, [0.0, 0.0, 8.0, 6.0])
     # a weak ETag and the body's version are accepted too
-    response = annotator.patch(url, {"prompts": {"n": 1}}, format="json", HTTP_IF_MATCH='W/"2"')
+    response = annotator.patch(
+        url, {"prompts": {"points": [[1, 1]], "labels": [1]}}, format="json", HTTP_IF_MATCH='W/"2"'
+    )
     assert response.json()["version"] == 3
-    response = annotator.patch(url, {"prompts": {"n": 2}, "version": 3}, format="json")
+    response = annotator.patch(
+        url, {"prompts": {"points": [[2, 2]], "labels": [1]}, "version": 3}, format="json"
+    )
     assert response.json()["version"] == 4
     assert Annotation.objects.get(pk=created["id"]).version == 4
 
@@ -127,18 +131,20 @@ def test_update_with_if_match_bumps_the_version(annotator, image, project) -> No
 def test_stale_write_is_412_with_the_current_version(annotator, client_for, image, project) -> None:
     created = create(annotator, image).json()
     url = detail_url(created["id"], project.id)
-    mine = annotator.patch(url, {"prompts": {"by": "mine"}}, format="json", HTTP_IF_MATCH='"1"')
+    mine = annotator.patch(
+        url, {"prompts": {"points": [[1, 1]], "labels": [1]}}, format="json", HTTP_IF_MATCH='"1"'
+    )
     assert mine.status_code == 200
     theirs = client_for("reviewer").patch(
-        url, {"prompts": {"by": "theirs"}}, format="json", HTTP_IF_MATCH='"1"'
+        url, {"prompts": {"points": [[5, 5]], "labels": [0]}}, format="json", HTTP_IF_MATCH='"1"'
     )
     assert theirs.status_code == 412
     body = theirs.json()
     assert body["current"]["version"] == 2
-    assert body["current"]["prompts"] == {"by": "mine"}
+    assert body["current"]["prompts"] == {"points": [[1, 1]], "labels": [1]}
     assert "stale" in body["detail"]
     # nothing silently overwritten
-    assert Annotation.objects.get(pk=created["id"]).prompts == {"by": "mine"}
+    assert Annotation.objects.get(pk=created["id"]).prompts == {"points": [[1, 1]], "labels": [1]}
     # a stale delete is refused the same way
     stale_delete = annotator.delete(url, HTTP_IF_MATCH='"1"')
     assert stale_delete.status_code == 412
@@ -277,7 +283,7 @@ def test_concurrent_http_writers_on_one_version(
             barrier.wait()
             response = client.patch(
                 detail_url(annotation.id, project.id),
-                {"prompts": {"writer": index}},
+                {"prompts": {"points": [[index, 0]], "labels": [1]}},
                 format="json",
                 HTTP_IF_MATCH='"1"',
             )
