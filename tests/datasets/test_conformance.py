@@ -15,6 +15,7 @@ under CI=true they fail instead.
 Bars (issue 28): RLE and raster formats pixel-exact; polygons >= 0.99 IoU per instance
 (>= 0.97 under 20 pixels); holes kept wherever the format can hold them.
 """
+
 import base64
 import json
 import os
