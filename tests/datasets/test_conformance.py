@@ -147,6 +147,7 @@ def test_yolo_read_by_ultralytics(
 ) -> None:
     root = unpack(export_zip(conformance_project, "yolo", {"tolerance": tolerance}), tmp_path)
     data = _read_with_oracle(sys.executable, tmp_path, "yolo", str(root / "data.yaml"))
+    assert "ultralytics" not in sys.modules  # its PIL.Image.open patch stays in the oracle
     assert data["names"] == [[0, "cat"], [1, "dog"]] and data["nc"] == 2
     expected = _masks_by_image(conformance_project)
     assert {label["file"] for label in data["labels"]} == set(expected)
