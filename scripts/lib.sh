@@ -30,6 +30,31 @@ ensure_venv() {
     fi
 }
 
+# .venv-oracles: the dataset readers that the conformance tests run in a subprocess, whose pins
+# clash with requirements.txt (tests/datasets/oracles-requirements.txt); pip runs only when that
+# file changed. Returns non-zero (and removes the half-made environment, so the tests say it is
+# missing) when the install fails.
+ensure_oracle_venv() {
+    local python=${PYTHON:-python3} requirements=tests/datasets/oracles-requirements.txt
+    local want have
+    want=$(files_hash "$requirements")
+    have=$(cat .venv-oracles/.requirements.sha256 2>/dev/null || true)
+    if [ "$want" = "$have" ] && [ -x .venv-oracles/bin/python ]; then
+        echo "Oracle readers up to date (.venv-oracles)."
+        return 0
+    fi
+    log "Installing the oracle readers into .venv-oracles ($requirements; a first install takes about two minutes)"
+    if [ ! -x .venv-oracles/bin/python ]; then
+        "$python" -m venv .venv-oracles || { rm -rf .venv-oracles; return 1; }
+    fi
+    if ! .venv-oracles/bin/python -m pip install --disable-pip-version-check -q -r "$requirements"; then
+        warn "pip install -r $requirements failed: the datumaro conformance tests will skip (fail in CI)"
+        rm -rf .venv-oracles
+        return 1
+    fi
+    echo "$want" > .venv-oracles/.requirements.sha256
+}
+
 # frontend/node_modules from package-lock.json; npm ci runs only when the lock changed.
 ensure_frontend_deps() {
     [ -f frontend/package.json ] || return 0

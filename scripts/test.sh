@@ -7,6 +7,8 @@
 # test.
 #
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k celery -x`.
+# The dataset conformance tests also need .venv-oracles (datumaro, whose pins clash with
+# requirements.txt), made here from tests/datasets/oracles-requirements.txt.
 # SAM_TEST_MYPY=0 leaves out mypy over the application code (about 2 minutes cold on 2 cores).
 # In CI (CI=true) the services tests fail instead of skipping when a server is unreachable.
 set -euo pipefail
@@ -34,6 +36,9 @@ step() {  # step NAME COMMAND...: run, time and record one check
 
 # ---------------------------------------------------------------- set-up
 ensure_venv
+# The conformance tests run datumaro with this interpreter (tests/datasets/test_conformance.py).
+step "oracle readers (.venv-oracles)" ensure_oracle_venv
+export SAM_ORACLE_PYTHON=${SAM_ORACLE_PYTHON:-$PWD/.venv-oracles/bin/python}
 if [ -f frontend/package.json ]; then
     # Browser tests need the built front end in static/app. A failed build is recorded
     # (and the rest still runs) rather than ending the script.

@@ -82,7 +82,11 @@ def image_check(*, name: str, content: bytes) -> CheckedImage:
         raise ApplicationError(
             f"{name}: over the {settings.SAM_MAX_IMAGE_PIXELS}-pixel limit ({exc})."
         ) from exc
-    except (PIL.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:
+        # Decoders raise whatever they like on hostile bytes (UnidentifiedImageError, OSError,
+        # SyntaxError, ValueError, struct.error...), and a plugin that replaces
+        # PIL.Image.open may raise more (ModuleNotFoundError for a missing codec): every
+        # failure to open or decode user bytes means "not an image", never a server error.
         allowed = ", ".join(ALLOWED_FORMATS)
         raise ApplicationError(
             f"{name}: not a readable image in an allowed format ({allowed}): {exc}"

@@ -270,6 +270,22 @@ def test_hostile_file_through_chunks_is_400_and_stores_nothing(
     assert UploadSession.objects.count() == 0
 
 
+def test_any_failure_to_open_the_image_is_400(manager, project, media_root, monkeypatch) -> None:
+    """A plugin that replaces PIL.Image.open (as ultralytics' HEIF support does) may raise
+    something other than Pillow's own errors; that is still "not an image", not a 500."""
+
+    def open_with_missing_codec(*args: Any, **kwargs: Any) -> Any:
+        raise ModuleNotFoundError("No module named 'pi_heif'")
+
+    monkeypatch.setattr(PILImage, "open", open_with_missing_codec)
+    response = upload_whole(manager, project, "photo.png", noisy_png(3))
+    assert response.status_code == 400, response.json()
+    assert response.json()["detail"].startswith("photo.png: not a readable image")
+    assert Image.objects.count() == 0
+    assert media_files(media_root) == []
+    assert UploadSession.objects.count() == 0
+
+
 # ---------------------------------------------------------------- permissions
 
 
