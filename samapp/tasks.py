@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
-from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_batch
+from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_next
 
 RELIABLE: dict[str, Any] = {
     "acks_late": True,
@@ -27,9 +27,11 @@ RELIABLE: dict[str, Any] = {
     **RELIABLE,
 )
 def embedding_compute_task(self: Any, embedding_id: int) -> None:
-    outcome = embeddings_compute_batch(embedding_id=embedding_id)
+    # A wake-up: the worker claims the next rows in fair order across projects, which need
+    # not include `embedding_id` (its own turn comes with another message).
+    outcome = embeddings_compute_next(embedding_id=embedding_id)
     if outcome.busy_for is not None and self.request.retries < 3:
-        # Another worker holds a live claim: look again once it would have gone stale.
+        # Another worker holds a live claim on it: look again once it would have gone stale.
         raise self.retry(countdown=outcome.busy_for + 1)
 
 

@@ -148,10 +148,8 @@ def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedd
         if row.status != EmbeddingStatus.READY:
             embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
     ready = Embedding.objects.filter(
-        image_sha256__in=[row.image_sha256 for row in rows],
-        model_key=embedding_model_key(model_key),
-        status=EmbeddingStatus.READY,
-    )
+        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
+    ).order_by("id")
     return {row.image_sha256: row for row in ready}
 
 
