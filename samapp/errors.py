@@ -28,3 +28,9 @@ class PreconditionRequiredError(ApplicationError):
     """A write without the version it is based on (HTTP 428)."""
 
     status_code = 428
+
+
+class QuotaExceededError(ApplicationError):
+    """A quota on work in flight is used up: retry once some has finished (HTTP 429)."""
+
+    status_code = 429

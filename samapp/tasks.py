@@ -56,6 +56,13 @@ def export_run_task(job_id: int) -> None:
     export_job_run(job_id=job_id)
 
 
+@shared_task(name="samapp.tasks.exports_expire_task")
+def exports_expire_task() -> int:
+    from samapp.services.datasets.exports import export_jobs_expire
+
+    return export_jobs_expire()
+
+
 @shared_task(bind=True, name="samapp.tasks.training_run_task", **RELIABLE)
 def training_run_task(self: Any, job_id: int) -> None:
     from samapp.services.model_versions import training_run

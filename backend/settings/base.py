@@ -204,6 +204,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ROUTES = {"samapp.tasks.embedding_*": {"queue": "embeddings"}}
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# `celery beat` (a service of its own in docker-compose.yml, `-B` on the local jobs worker).
+CELERY_BEAT_SCHEDULE = {
+    "exports-expire": {"task": "samapp.tasks.exports_expire_task", "schedule": 3600.0},
+}
 
 # SAM
 SAM_DEFAULT_MODEL = env("SAM_DEFAULT_MODEL", default="sam_tiny")

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from samapp.errors import ApplicationError
 from samapp.models import ExportJob, Image, Label, Membership, Project, Role
 from samapp.realtime.events import notify_user
+from samapp.services.job_limits import project_settings_clean
 
 
 def _check_model_key(model_key: str) -> None:
@@ -56,10 +57,12 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     if "default_model_key" in data:
         _check_model_key(str(data["default_model_key"]))
     if "settings" in data:
-        settings = data["settings"]
-        if not isinstance(settings, dict):
-            raise ApplicationError("settings must be an object.")
-        data = {**data, "settings": {**project.settings, **settings}}
+        data = {
+            **data,
+            "settings": project_settings_clean(
+                current=project.settings or {}, changes=data["settings"]
+            ),
+        }
     for field, value in data.items():
         setattr(project, field, value)
     project.full_clean()
