@@ -86,30 +86,36 @@ def fast_encoder() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
 def queue(
-    make_image: Callable[..., Any], capture: Any, project: Any, count: int, **fields: Any
-) -> list[Embedding]:
-    """`count` new images of `project` with their embeddings queued (messages published)."""
-    images = [make_image(project, width=16, height=12, **fields) for _ in range(count)]
-    with capture(execute=True):
-        return service.embeddings_schedule(images=images, model_key="sam_tiny")
+    make_image: Callable[..., Any], django_capture_on_commit_callbacks: Any
+) -> Callable[[Any, int], list[Embedding]]:
+    """``queue(project, count)``: `count` new images of `project` with their embeddings
+    queued (messages published)."""
+
+    def make(project: Any, count: int) -> list[Embedding]:
+        images = [make_image(project, width=16, height=12) for _ in range(count)]
+        with django_capture_on_commit_callbacks(execute=True):
+            return service.embeddings_schedule(images=images, model_key="sam_tiny")
+
+    return make
 
 
 @pytest.mark.django_db
 def test_one_image_of_project_b_waits_for_at_most_one_run_of_a_bulk_upload_in_a(
-    worker, make_image, project, other_project, django_capture_on_commit_callbacks
+    worker, queue, project, other_project
 ) -> None:
     """Issue 27's fair-share scenario with the real encoder (sam_tiny): project A queues 200
     images, a worker is on A's first one when B uploads one image; B's embedding is the very
     next one computed, so it is ready within 2 encoder times (3 allowed)."""
-    queue(make_image, django_capture_on_commit_callbacks, project, A_IMAGES)
+    queue(project, A_IMAGES)
     worker.step()  # the encoder is busy on A's first image when B's upload arrives
     encoder_seconds = time.perf_counter()
     worker.step()
     encoder_seconds = time.perf_counter() - encoder_seconds
 
     started = time.perf_counter()
-    (b_row,) = queue(make_image, django_capture_on_commit_callbacks, other_project, 1)
+    (b_row,) = queue(other_project, 1)
     runs = worker.until_ready(b_row.pk)
     seconds = time.perf_counter() - started
     print(
@@ -124,13 +130,7 @@ def test_one_image_of_project_b_waits_for_at_most_one_run_of_a_bulk_upload_in_a(
 
 @pytest.mark.django_db
 def test_projects_take_turns_and_every_queued_image_is_computed_once(
-    worker,
-    fast_encoder,
-    make_image,
-    users,
-    project,
-    other_project,
-    django_capture_on_commit_callbacks,
+    worker, queue, fast_encoder, users, project, other_project
 ) -> None:
     """Three projects with 30, 5 and 2 pending images: the worker serves them in turn
     (A, B, C, A, B, C, ...) until one runs dry, and draining the broker's messages (one per
@@ -138,9 +138,9 @@ def test_projects_take_turns_and_every_queued_image_is_computed_once(
     from samapp.services.projects import project_create
 
     third = project_create(name="Third", created_by=users["extra"], labels=[])
-    a = queue(make_image, django_capture_on_commit_callbacks, project, 30)
-    b = queue(make_image, django_capture_on_commit_callbacks, other_project, 5)
-    c = queue(make_image, django_capture_on_commit_callbacks, third, 2)
+    a = queue(project, 30)
+    b = queue(other_project, 5)
+    c = queue(third, 2)
     owner = {row.pk: name for name, rows in (("A", a), ("B", b), ("C", c)) for row in rows}
     while worker.messages:
         worker.step()
@@ -154,18 +154,12 @@ def test_projects_take_turns_and_every_queued_image_is_computed_once(
 
 @pytest.mark.django_db
 def test_an_image_an_annotator_opens_is_next_whatever_is_queued(
-    worker,
-    fast_encoder,
-    make_image,
-    users,
-    project,
-    other_project,
-    django_capture_on_commit_callbacks,
+    worker, queue, fast_encoder, users, project, other_project, django_capture_on_commit_callbacks
 ) -> None:
     """Both projects have bulk uploads queued; an annotator of A opens one of A's images that
     is last in line: it is computed by the next run."""
-    queue(make_image, django_capture_on_commit_callbacks, other_project, 20)
-    rows = queue(make_image, django_capture_on_commit_callbacks, project, 20)
+    queue(other_project, 20)
+    rows = queue(project, 20)
     worker.step()
     opened = project.images.get(sha256=rows[-1].image_sha256)
     with django_capture_on_commit_callbacks(execute=True):
@@ -175,19 +169,12 @@ def test_an_image_an_annotator_opens_is_next_whatever_is_queued(
 
 @pytest.mark.django_db
 def test_a_batch_takes_one_image_per_project_before_a_second_of_any(
-    worker,
-    fast_encoder,
-    make_image,
-    users,
-    project,
-    other_project,
-    settings,
-    django_capture_on_commit_callbacks,
+    worker, queue, fast_encoder, project, other_project, settings
 ) -> None:
     """With batches of 4, B's single image rides in the first batch after its upload."""
     settings.SAM_EMBEDDING_BATCH_SIZE = 4
-    queue(make_image, django_capture_on_commit_callbacks, project, 40)
+    queue(project, 40)
     worker.step()
-    (b_row,) = queue(make_image, django_capture_on_commit_callbacks, other_project, 1)
+    (b_row,) = queue(other_project, 1)
     worker.step()
     assert b_row.pk in worker.runs[-1] and len(worker.runs[-1]) == 4
