@@ -28,10 +28,10 @@ RELIABLE: dict[str, Any] = {
 )
 def embedding_compute_task(self: Any, embedding_id: int) -> None:
     # A wake-up: the worker claims the next rows in fair order across projects, which need
-    # not include `embedding_id` (its own turn comes with another message).
-    outcome = embeddings_compute_next(embedding_id=embedding_id)
+    # not include `embedding_id` (one message per queued row: its turn comes with another).
+    outcome = embeddings_compute_next()
     if outcome.busy_for is not None and self.request.retries < 3:
-        # Another worker holds a live claim on it: look again once it would have gone stale.
+        # Other workers hold live claims: look again once the oldest would have gone stale.
         raise self.retry(countdown=outcome.busy_for + 1)
 
 

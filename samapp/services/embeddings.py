@@ -34,7 +34,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Min, Q
+from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from samapp.ml.model_keys import embedding_model_key, is_version_key
@@ -430,12 +430,13 @@ def _gather(*, first: list[int], model_key: str, batch_size: int, wait_seconds: 
     return claimed
 
 
-def _busy_for(embedding_id: int) -> float | None:
-    """Seconds until another worker's live claim on the row goes stale; None if unclaimed."""
-    row = Embedding.objects.filter(pk=embedding_id).first()
-    if row is None or row.status != EmbeddingStatus.RUNNING or row.claimed_at is None:
+def _busy_for(rows: QuerySet[Embedding]) -> float | None:
+    """Seconds until the oldest live claim among `rows` goes stale (its worker may have died:
+    then it is claimable again); None when none of them is claimed."""
+    oldest = rows.filter(status=EmbeddingStatus.RUNNING).aggregate(at=Min("claimed_at"))["at"]
+    if oldest is None:
         return None
-    age = (timezone.now() - row.claimed_at).total_seconds()
+    age = (timezone.now() - oldest).total_seconds()
     return max(0.0, settings.SAM_EMBEDDING_CLAIM_TIMEOUT - age)
 
 
@@ -446,20 +447,16 @@ def _batch_options(batch_size: int | None, wait_seconds: float | None) -> tuple[
 
 
 def embeddings_compute_next(
-    *,
-    embedding_id: int | None = None,
-    batch_size: int | None = None,
-    wait_seconds: float | None = None,
+    *, batch_size: int | None = None, wait_seconds: float | None = None
 ) -> BatchOutcome:
     """What a woken worker does: claim and compute the next batch in fair order (module
-    docstring), whichever row's message woke it. `embedding_id` (that row) only serves to
-    report, when nothing was claimable, how long another worker's live claim on it lasts."""
+    docstring), whichever row's message woke it. When nothing is claimable, `busy_for` says
+    when the oldest live claim goes stale: the claimer may have died, and the message that
+    woke this worker may be the one meant for its row."""
     size, wait = _batch_options(batch_size, wait_seconds)
     first = _claim_fair(model_key=None, claimed=[], limit=1)
     if not first:
-        outcome = BatchOutcome()
-        outcome.busy_for = _busy_for(embedding_id) if embedding_id is not None else None
-        return outcome
+        return BatchOutcome(busy_for=_busy_for(Embedding.objects.all()))
     model_key = Embedding.objects.get(pk=first[0]).model_key
     claimed = _gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)
@@ -478,7 +475,7 @@ def embeddings_compute_batch(
     size, wait = _batch_options(batch_size, wait_seconds)
     first = _claim([target.pk])
     if not first:
-        outcome.busy_for = _busy_for(target.pk)
+        outcome.busy_for = _busy_for(Embedding.objects.filter(pk=target.pk))
         return outcome
     claimed = _gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)

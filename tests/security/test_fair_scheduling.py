@@ -8,11 +8,13 @@ not depend on the machine; the latency test also prints seconds with the real (t
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
 import torch
+from django.utils import timezone
 
 from samapp.ml.embedding import ImageEmbedding
 from samapp.models import Embedding, EmbeddingStatus
@@ -178,3 +180,22 @@ def test_a_batch_takes_one_image_per_project_before_a_second_of_any(
     (b_row,) = queue(other_project, 1)
     worker.step()
     assert b_row.pk in worker.runs[-1] and len(worker.runs[-1]) == 4
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_dead_worker_is_taken_over_by_whichever_message_comes_next(
+    worker, queue, fast_encoder, project, settings
+) -> None:
+    """Wake-ups are not tied to rows: a worker woken by Y's message that claimed X and died
+    leaves X's message to compute Y; Y's redelivered message then finds nothing claimable,
+    so it must come back once X's claim is stale (not drop it as done)."""
+    x, y = queue(project, 2)
+    assert service._claim([x.pk]) == [x.pk]  # the worker that died
+    assert service.embeddings_compute_next().ready == [y.pk]
+    retry = service.embeddings_compute_next()
+    assert retry.ready == [] and 0 < retry.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
+    Embedding.objects.filter(pk=x.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.SAM_EMBEDDING_CLAIM_TIMEOUT + 1)
+    )
+    assert service.embeddings_compute_next().ready == [x.pk]
+    assert service.embeddings_compute_next().busy_for is None
