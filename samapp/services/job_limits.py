@@ -83,22 +83,21 @@ def project_setting(*, project: Project, name: str, default: Any) -> Any:
     return value
 
 
-def _active(model: type[SegmentJob | TrainingJob | ExportJob], condition: Q) -> int:
+def _jobs_active(*, condition: Q) -> int:
+    """Jobs of every kind matching `condition` that are queued or running and not stale."""
     stale = timezone.now() - timedelta(seconds=settings.SAM_JOB_STALE_SECONDS)
-    return model.objects.filter(
-        condition, state__in=[JobState.QUEUED, JobState.RUNNING], updated_at__gte=stale
-    ).count()
-
-
-def jobs_active_count(*, condition: Q) -> int:
-    """Jobs queued or running (and not stale) that match `condition`, of every kind."""
-    return sum(_active(model, condition) for model in (SegmentJob, TrainingJob, ExportJob))
+    return sum(
+        model.objects.filter(
+            condition, state__in=[JobState.QUEUED, JobState.RUNNING], updated_at__gte=stale
+        ).count()
+        for model in (SegmentJob, TrainingJob, ExportJob)
+    )
 
 
 def job_quota_check(*, project: Project, user: AbstractBaseUser | None) -> None:
     """Refuse a new job (HTTP 429) while the project or the user has as many jobs queued or
     running as the quota allows."""
-    in_project = jobs_active_count(condition=Q(project=project))
+    in_project = _jobs_active(condition=Q(project=project))
     if in_project >= settings.SAM_MAX_ACTIVE_JOBS_PER_PROJECT:
         raise QuotaExceededError(
             f"This project has {in_project} jobs queued or running (at most "
@@ -106,7 +105,7 @@ def job_quota_check(*, project: Project, user: AbstractBaseUser | None) -> None:
         )
     if user is None:
         return
-    mine = jobs_active_count(condition=Q(created_by_id=user.pk))
+    mine = _jobs_active(condition=Q(created_by_id=user.pk))
     if mine >= settings.SAM_MAX_ACTIVE_JOBS_PER_USER:
         raise QuotaExceededError(
             f"You have {mine} jobs queued or running (at most "
