@@ -23,5 +23,8 @@ class IdField(serializers.IntegerField):
 def job_option_field(setting: str) -> serializers.Field:
     """An optional job option bounded as the project setting that supplies its default."""
     bound = PROJECT_SETTINGS[setting]
-    field = serializers.IntegerField if bound.kind is int else serializers.FloatField
-    return field(min_value=bound.low, max_value=bound.high, required=False)
+    if bound.kind is int:
+        return serializers.IntegerField(
+            min_value=int(bound.low), max_value=int(bound.high), required=False
+        )
+    return serializers.FloatField(min_value=bound.low, max_value=bound.high, required=False)

@@ -103,13 +103,18 @@ def embeddings_requeue() -> int:
     return len(rows)
 
 
-def _get_or_create(*, sha256: str, model_key: str, project_id: int) -> tuple[Embedding, bool]:
+def _identity(*, sha256: str, model_key: str, project_id: int) -> dict[str, Any]:
+    """The lookup of the embedding that serves a project's image of `sha256`."""
     # A fine-tuned version shares its base model's (frozen) image encoder and embeddings.
-    lookup = {
+    return {
         "image_sha256": sha256,
         "model_key": embedding_model_key(model_key),
         "project_id": embedding_scope(project_id=project_id),
     }
+
+
+def _get_or_create(*, sha256: str, model_key: str, project_id: int) -> tuple[Embedding, bool]:
+    lookup = _identity(sha256=sha256, model_key=model_key, project_id=project_id)
     try:
         with transaction.atomic():
             return Embedding.objects.get_or_create(**lookup, defaults={"queued_for_id": project_id})
@@ -151,9 +156,11 @@ def embeddings_recompute(*, images: list[Image]) -> int:
     ids: list[int] = []
     for image in images:
         embedding, _ = Embedding.objects.update_or_create(
-            image_sha256=image.sha256,
-            model_key=embedding_model_key(image.project.default_model_key),
-            project_id=embedding_scope(project_id=image.project_id),
+            **_identity(
+                sha256=image.sha256,
+                model_key=image.project.default_model_key,
+                project_id=image.project_id,
+            ),
             defaults={"status": EmbeddingStatus.PENDING, "error": "", "attempts": 0},
             create_defaults={
                 "status": EmbeddingStatus.PENDING,

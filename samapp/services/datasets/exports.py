@@ -141,8 +141,9 @@ def _write_archive(job: ExportJob, options: ExportOptions) -> None:
         job.result_file.save(_archive_name(job), File(handle), save=False)
     if old and old != job.result_file.name:
         job.result_file.storage.delete(old)
-    if not ExportJob.objects.filter(pk=job.pk).update(result_file=job.result_file.name):
-        job.result_file.storage.delete(job.result_file.name)  # deleted while it ran
+    name = str(job.result_file.name)
+    if not ExportJob.objects.filter(pk=job.pk).update(result_file=name):
+        job.result_file.storage.delete(name)  # the job was deleted while it ran
         return
     _set(job, state=JobState.DONE, progress=1.0)
 
