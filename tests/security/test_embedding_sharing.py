@@ -87,3 +87,25 @@ def test_the_production_profile_does_not_share_embeddings_across_projects(
     done = manage(production_env(tmp_path), "shell", "-v", "0", "-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.django_db
+def test_recomputing_a_projects_embeddings_leaves_another_tenants_alone(
+    make_image, project, other_project, settings
+) -> None:
+    settings.SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS = False
+    mine = make_image(project, color=(9, 9, 9))
+    theirs = make_image(other_project, color=(9, 9, 9))
+    assert mine.sha256 == theirs.sha256
+    Embedding.objects.create(
+        image_sha256=theirs.sha256,
+        model_key="sam_tiny",
+        project=other_project,
+        status=EmbeddingStatus.READY,
+    )
+    assert service.embeddings_recompute(images=[mine]) == 1
+    rows = Embedding.objects.order_by("id")
+    assert [(r.project_id, r.queued_for_id, r.status) for r in rows] == [
+        (other_project.id, None, EmbeddingStatus.READY),
+        (project.id, project.id, EmbeddingStatus.PENDING),
+    ]
