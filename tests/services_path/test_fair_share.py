@@ -25,8 +25,11 @@ from tests.services_path.test_celery_worker import (
     WORKER_ARGS,
     checkpoint_missing,
     purge,
+    start_worker,
     wait_for,
 )
+
+__all__ = ["start_worker"]  # the fixture
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
