@@ -46,6 +46,11 @@ def ready_at(url: str, embedding_ids: list[int]) -> dict[int, object]:
     return dict(rows)
 
 
+def job_state(url: str, job_id: int) -> str:
+    [(state,)] = pg_query(url, "SELECT state FROM samapp_segmentjob WHERE id = %s", (job_id,))
+    return str(state)
+
+
 def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
     pg_migrated: str, tmp_path: Path, start_worker: Callable[..., Path]
 ) -> None:
@@ -64,10 +69,9 @@ def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
     a_ids = run_scenario(env, "upload-to", str(a), str(A_IMAGES), "500")["embedding_ids"]
     job_id = run_scenario(env, "segment", str(a), "64")["job_id"]
     wait_for(lambda: len(ready_at(pg_migrated, a_ids)) >= 2, 240, "A's first embeddings", log)
+    wait_for(lambda: job_state(pg_migrated, job_id) == "running", 240, "A's job", jobs_log)
 
-    [(job_state,)] = pg_query(
-        pg_migrated, "SELECT state FROM samapp_segmentjob WHERE id = %s", (job_id,)
-    )
+    state_at_upload = job_state(pg_migrated, job_id)
     a_before = len(ready_at(pg_migrated, a_ids))
     [b_id] = run_scenario(env, "upload-to", str(b), "1", "900")["embedding_ids"]
     [(uploaded_at,)] = pg_query(
@@ -76,9 +80,7 @@ def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
     b_ready = wait_for(lambda: ready_at(pg_migrated, [b_id]), 240, "B's embedding", log)[b_id]
     a_done = ready_at(pg_migrated, a_ids)
     overtaken_by = sum(1 for at in a_done.values() if uploaded_at < at < b_ready)
-    [(job_state_then,)] = pg_query(
-        pg_migrated, "SELECT state FROM samapp_segmentjob WHERE id = %s", (job_id,)
-    )
+    state_at_ready = job_state(pg_migrated, job_id)
     [(encoder_seconds,)] = pg_query(
         pg_migrated,
         "SELECT avg(compute_seconds) FROM samapp_embedding WHERE id = ANY(%s) AND status = 'ready'",
@@ -89,9 +91,10 @@ def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
         f"\nB's embedding ready {latency:.2f} s after its upload, after {overtaken_by} of A's "
         f"{A_IMAGES} (A had {a_before} ready at the upload, {len(a_done)} at B's ready); "
         f"encoder time per image {encoder_seconds:.2f} s; A's 64-point segment job: "
-        f"{job_state} at B's upload, {job_state_then} at B's ready"
+        f"{state_at_upload} at B's upload, {state_at_ready} at B's ready"
     )
     assert overtaken_by <= 2, log.read_text(errors="replace")[-4000:]
     assert len(a_done) < A_IMAGES  # B did not wait for A's whole upload
-    assert "segment_job_run_task" in jobs_log.read_text(errors="replace")
-    assert "segment_job_run_task" not in log.read_text(errors="replace")
+    received = "Task samapp.tasks.segment_job_run_task["
+    assert received in jobs_log.read_text(errors="replace")
+    assert received not in log.read_text(errors="replace")
