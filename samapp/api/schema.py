@@ -1,7 +1,9 @@
-"""OpenAPI generation: component names for the styleguide's nested serializers."""
+"""OpenAPI generation: component names for the styleguide's nested serializers, and the API
+token's security scheme."""
 
 from typing import Any
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import Direction
 
@@ -22,3 +24,10 @@ class AutoSchema(SpectacularAutoSchema):
             return super().get_serializer_name(serializer, direction)
         outer = outer.rpartition(".")[2].removesuffix("Api").removesuffix("View")
         return outer + inner.removesuffix("Serializer")
+
+
+class ApiTokenScheme(KnoxTokenScheme):
+    """``Authorization: Token sam_…`` (knox's scheme, for its subclass that the API uses)."""
+
+    target_class = "samapp.api.authentication.ApiTokenAuthentication"
+    name = "apiToken"

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
-from samapp.errors import ApplicationError, QuotaExceededError
+from samapp.errors import ApplicationError, TooManyError
 from samapp.models import ExportJob, JobState, Project, SegmentJob, TrainingJob
 from samapp.services.datasets.common import MAX_TOLERANCE
 
@@ -99,7 +99,7 @@ def job_quota_check(*, project: Project, user: AbstractBaseUser | None) -> None:
     running as the quota allows."""
     in_project = _jobs_active(condition=Q(project=project))
     if in_project >= settings.SAM_MAX_ACTIVE_JOBS_PER_PROJECT:
-        raise QuotaExceededError(
+        raise TooManyError(
             f"This project has {in_project} jobs queued or running (at most "
             f"{settings.SAM_MAX_ACTIVE_JOBS_PER_PROJECT}); start this one when one has finished."
         )
@@ -107,7 +107,7 @@ def job_quota_check(*, project: Project, user: AbstractBaseUser | None) -> None:
         return
     mine = _jobs_active(condition=Q(created_by_id=user.pk))
     if mine >= settings.SAM_MAX_ACTIVE_JOBS_PER_USER:
-        raise QuotaExceededError(
+        raise TooManyError(
             f"You have {mine} jobs queued or running (at most "
             f"{settings.SAM_MAX_ACTIVE_JOBS_PER_USER}); start this one when one has finished."
         )

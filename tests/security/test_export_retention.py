@@ -94,8 +94,8 @@ def test_an_export_deleted_while_it_runs_leaves_no_file(project, make_image, med
     job = exports.export_job_create(project=project, created_by=None, format="coco")
     write = exports.WRITERS["coco"]
 
-    def write_then_lose_the_row(**kwargs: Any) -> None:
-        write(**kwargs)
+    def write_then_lose_the_row(run: Any) -> None:
+        write(run)
         ExportJob.objects.filter(pk=job.pk).delete()
 
     exports.WRITERS["coco"] = write_then_lose_the_row
