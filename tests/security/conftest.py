@@ -2,6 +2,7 @@
 two projects, where ``attacker`` (owner of ``project``) must see nothing of ``other_project``.
 """
 
+import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
@@ -60,11 +61,13 @@ def foreign(
     from samapp.models import (
         Embedding,
         ExportJob,
+        Invitation,
         Membership,
         ModelVersion,
         ModelVersionState,
         SegmentJob,
         TrainingJob,
+        UploadSession,
     )
     from samapp.services.api_tokens import api_token_create
     from samapp.services.projects import member_add
@@ -95,7 +98,18 @@ def foreign(
         label=label,
         annotation=annotation,
         member=Membership.objects.get(project=victim, user=bob),
+        invitation=Invitation.objects.create(
+            project=victim, identifier=f"{SECRET}-invitee", invitee=bob, role="viewer"
+        ),
         token=api_token_create(user=bob)[0],
+        upload=UploadSession.objects.create(
+            id=uuid.uuid4(),
+            project=victim,
+            created_by=bob,
+            name=f"{SECRET}.png",
+            size=10,
+            chunk_size=8,
+        ),
         export=ExportJob.objects.create(project=victim),
         segment_job=SegmentJob.objects.create(project=victim, image=image, model_key="sam_tiny"),
         training_job=training,

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from backend.wsgi import application
 
 MAX_EXAMPLES = int(os.environ.get("SAM_FUZZ_EXAMPLES", "5"))
+# Upload chunks are raw bytes under the resumable-upload media type: fuzz them as such.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/", application)
 OPERATIONS = [
     (result.ok().method.upper(), result.ok().path) for result in SCHEMA.get_all_operations()
