@@ -49,6 +49,9 @@ class Project(TimeStamped):
     members = models.ManyToManyField(
         django_settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
+    # When an embedding worker last claimed work queued for this project: workers serve the
+    # project served least recently first (round-robin across projects).
+    embeddings_served_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -190,9 +193,20 @@ class EmbeddingStatus(models.TextChoices):
 
 
 class Embedding(TimeStamped):
-    """One SAM image embedding per (image content, model), shared by every project holding it."""
+    """One SAM image embedding per (image content, model): shared by every project holding
+    that content (`project` null) when `SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS` is on, else one
+    per (project, content, model)."""
 
     image_sha256 = models.CharField(max_length=64)
+    # The project this embedding is private to; null when it is shared across projects.
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="embeddings"
+    )
+    # The project whose turn computes it (the first to ask for it): workers take turns
+    # between projects, so one project's bulk upload cannot hold back another's images.
+    queued_for = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     model_key = models.CharField(max_length=64)
     status = models.CharField(
         max_length=16,
@@ -217,9 +231,17 @@ class Embedding(TimeStamped):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["image_sha256", "model_key"], name="unique_embedding_per_model"
+                fields=["image_sha256", "model_key"],
+                condition=models.Q(project__isnull=True),
+                name="unique_shared_embedding_per_model",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "image_sha256", "model_key"],
+                condition=models.Q(project__isnull=False),
+                name="unique_project_embedding_per_model",
             ),
         ]
+        indexes = [models.Index(fields=["status", "queued_for"], name="embedding_queue")]
         ordering = ["id"]
 
     def __str__(self) -> str:

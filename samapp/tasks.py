@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
-from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_batch
+from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_next
 
 RELIABLE: dict[str, Any] = {
     "acks_late": True,
@@ -27,9 +27,11 @@ RELIABLE: dict[str, Any] = {
     **RELIABLE,
 )
 def embedding_compute_task(self: Any, embedding_id: int) -> None:
-    outcome = embeddings_compute_batch(embedding_id=embedding_id)
+    # A wake-up: the worker claims the next rows in fair order across projects, which need
+    # not include `embedding_id` (one message per queued row: its turn comes with another).
+    outcome = embeddings_compute_next()
     if outcome.busy_for is not None and self.request.retries < 3:
-        # Another worker holds a live claim: look again once it would have gone stale.
+        # Other workers hold live claims: look again once the oldest would have gone stale.
         raise self.retry(countdown=outcome.busy_for + 1)
 
 
@@ -52,6 +54,13 @@ def export_run_task(job_id: int) -> None:
     from samapp.services.datasets.exports import export_job_run
 
     export_job_run(job_id=job_id)
+
+
+@shared_task(name="samapp.tasks.exports_expire_task")
+def exports_expire_task() -> int:
+    from samapp.services.datasets.exports import export_jobs_expire
+
+    return export_jobs_expire()
 
 
 @shared_task(bind=True, name="samapp.tasks.training_run_task", **RELIABLE)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SAM Studio, embedded profile, in one command: installs what is missing (.venv, Python
 # requirements, the front-end build), migrates the SQLite database, creates the demo admin
-# and demo project, then runs the ASGI server (daphne) and a local Celery worker on a broker
-# that needs no server (a spool directory). Ctrl-C stops both.
+# and demo project, then runs the ASGI server (daphne) and two local Celery workers on a
+# broker that needs no server (a spool directory). Ctrl-C stops them all.
 #
 # Environment: HOST (127.0.0.1), PORT (8000), SAM_DEMO_PASSWORD (else one generated once and
 # kept in $SAM_DATA_DIR/demo-admin-password), SAM_DATA_DIR (var/), PYTHON (python3),
@@ -47,7 +47,7 @@ PIDS=()
 stop() {
     trap - INT TERM EXIT
     if [ ${#PIDS[@]} -gt 0 ]; then
-        log "Stopping the server and the worker"
+        log "Stopping the server and the workers"
         kill -TERM "${PIDS[@]}" 2> /dev/null || true
         # A warm shutdown lets a running task finish; after 30 s, stop what is left.
         local pid _
@@ -69,16 +69,23 @@ trap 'stop; exit 130' INT
 trap 'stop; exit 143' TERM
 trap stop EXIT
 
-log "Starting the Celery worker (queues embeddings, default)"
-celery -A backend worker -Q embeddings,default -c 1 --loglevel=INFO \
-    --without-gossip --without-mingle --without-heartbeat -n "samstudio-local@%h" &
+# Two workers: embeddings get a process of their own, so a long job (segment everything,
+# proposals, training, an export) never holds back an upload; the jobs worker also runs the
+# periodic sweeps (celery beat: expired exports).
+log "Starting the Celery workers (queue embeddings; queue default with beat)"
+celery -A backend worker -Q embeddings -c 1 --loglevel=INFO \
+    --without-gossip --without-mingle --without-heartbeat -n "samstudio-embeddings@%h" &
+PIDS+=($!)
+celery -A backend worker -Q default -c 1 --loglevel=INFO -B \
+    --schedule "$SAM_DATA_DIR/celerybeat-schedule" \
+    --without-gossip --without-mingle --without-heartbeat -n "samstudio-jobs@%h" &
 PIDS+=($!)
 
 log "Starting the ASGI server (daphne) on http://$HOST:$PORT/"
 daphne -b "$HOST" -p "$PORT" backend.asgi:application &
 PIDS+=($!)
 
-# Wait until the server answers (or one of the two processes dies).
+# Wait until the server answers (or one of the processes dies).
 URL="http://$HOST:$PORT/"
 READY=0
 for _ in $(seq 1 240); do
@@ -113,5 +120,5 @@ if [ "${SAM_SKIP_DEMO:-0}" != 1 ]; then
 fi
 printf '\n  Press Ctrl-C to stop.\n\n'
 
-# Until Ctrl-C, or until either process exits (then stop the other).
+# Until Ctrl-C, or until any process exits (then stop the others).
 wait -n "${PIDS[@]}" || true

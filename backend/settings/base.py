@@ -234,6 +234,17 @@ SAM_SOCKET_RECHECK_SECONDS = env.float("SAM_SOCKET_RECHECK_SECONDS", default=60.
 if SAM_SOCKET_RECHECK_SECONDS <= 0:
     raise ImproperlyConfigured("SAM_SOCKET_RECHECK_SECONDS must be > 0.")
 
+# The cache holds DRF's throttle counts: shared through Redis by every web process when
+# there is one, else per process (the embedded profile has one).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "samstudio",
+        }
+    }
+
 # Celery: a broker that needs no server (a spool directory) unless one is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_SPOOL = DATA_DIR / "broker"
@@ -255,9 +266,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Embeddings never share a queue with the long jobs (segment everything, proposals,
+# training, exports, decoder exports: "default"), and every worker setup gives the
+# "embeddings" queue a process of its own, so a long job cannot hold back an upload.
 CELERY_TASK_ROUTES = {"samapp.tasks.embedding_*": {"queue": "embeddings"}}
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# `celery beat` (a service of its own in docker-compose.yml, `-B` on the local jobs worker).
+CELERY_BEAT_SCHEDULE = {
+    "exports-expire": {"task": "samapp.tasks.exports_expire_task", "schedule": 3600.0},
+}
 
 # SAM
 SAM_DEFAULT_MODEL = env("SAM_DEFAULT_MODEL", default="sam_tiny")
@@ -276,6 +294,27 @@ SAM_EMBEDDING_MAX_ATTEMPTS = env.int("SAM_EMBEDDING_MAX_ATTEMPTS", default=3)
 SAM_EMBEDDING_TEST_DELAY = env.float("SAM_EMBEDDING_TEST_DELAY", default=0.0)
 # How many of an annotator's next assigned images are encoded ahead when one is opened.
 SAM_PREENCODE_NEXT = env.int("SAM_PREENCODE_NEXT", default=3)
+# One embedding per (content, model) for every project holding that content (each image is
+# encoded once on the whole server), or one per project: then uploading bytes that another
+# tenant holds does not answer "ready" at once. Off in the production profile.
+SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS = env.bool(
+    "SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS", default=True
+)
+
+# Quotas on the jobs members start (HTTP 429 past them). A job counts while queued or
+# running, until it has not moved for SAM_JOB_STALE_SECONDS (a worker lost mid-job).
+SAM_MAX_ACTIVE_JOBS_PER_PROJECT = env.int("SAM_MAX_ACTIVE_JOBS_PER_PROJECT", default=4)
+SAM_MAX_ACTIVE_JOBS_PER_USER = env.int("SAM_MAX_ACTIVE_JOBS_PER_USER", default=2)
+SAM_JOB_STALE_SECONDS = env.int("SAM_JOB_STALE_SECONDS", default=6 * 3600)
+# Largest fine-tuning job (optimisation steps) and proposals run (images x points per side²).
+SAM_MAX_TRAINING_STEPS = env.int("SAM_MAX_TRAINING_STEPS", default=5000)
+SAM_MAX_PROPOSAL_POINTS = env.int("SAM_MAX_PROPOSAL_POINTS", default=200 * 32 * 32)
+
+# Exports: archives are deleted SAM_EXPORT_TTL_HOURS after their creation (a periodic
+# `manage.py sam_exports_expire` or Celery beat, and a sweep whenever exports are listed);
+# each user may start SAM_EXPORT_RATE of them (DRF throttle rate: "N/second|minute|hour|day").
+SAM_EXPORT_TTL_HOURS = env.float("SAM_EXPORT_TTL_HOURS", default=24.0)
+SAM_EXPORT_RATE = env("SAM_EXPORT_RATE", default="10/hour")
 # Browser decoders exported per model (samapp.ml.onnx_export.DECODER_VARIANTS names). The
 # default: fast_multi_int8up_tanh where it passes its parity probe (ViT models; ~20% faster
 # clicks than fast_multi), else fast_multi (prepare once per image, then ~2x faster clicks),

@@ -33,6 +33,12 @@ else:
 # The image collects static files at build time outside the data volume.
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
 
+# Each project gets its own embeddings: an upload never tells whether another tenant holds
+# the same bytes (at the cost of encoding such an image once per project).
+SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS = env.bool(
+    "SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS", default=False
+)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)

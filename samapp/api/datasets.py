@@ -4,8 +4,10 @@ Permissions: every project member may export (it reveals nothing they cannot alr
 read); importing creates images and annotations, so it needs MANAGE (as image upload does).
 """
 
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -14,6 +16,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from samapp.api.pagination import StandardPagination
@@ -21,14 +24,29 @@ from samapp.api.parsers import BoundedJSONParser
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError
 from samapp.models import ExportFormat, ExportJob, JobState
-from samapp.roles import Capability
+from samapp.roles import Capability, role_can
 from samapp.selectors.datasets import export_job_list
-from samapp.services.datasets.exports import export_job_create
+from samapp.services.datasets.exports import (
+    export_expiry,
+    export_job_create,
+    export_job_delete,
+    export_jobs_expire,
+)
 from samapp.services.datasets.importers import FORMATS, dataset_import
+
+
+class ExportCreateThrottle(UserRateThrottle):
+    """Exports each user may start (`SAM_EXPORT_RATE`, read at each request)."""
+
+    scope = "exports"
+
+    def get_rate(self) -> str:
+        return str(settings.SAM_EXPORT_RATE)
 
 
 class ExportJobOutput(serializers.ModelSerializer[ExportJob]):
     download_url = serializers.SerializerMethodField()
+    expires_at = serializers.SerializerMethodField()
 
     class Meta:
         model = ExportJob
@@ -42,8 +60,12 @@ class ExportJobOutput(serializers.ModelSerializer[ExportJob]):
             "created_by",
             "created_at",
             "updated_at",
+            "expires_at",
             "download_url",
         )
+
+    def get_expires_at(self, job: ExportJob) -> datetime:
+        return export_expiry(job)
 
     def get_download_url(self, job: ExportJob) -> str | None:
         if job.state != JobState.DONE or not job.result_file:
@@ -51,9 +73,20 @@ class ExportJobOutput(serializers.ModelSerializer[ExportJob]):
         return reverse("export-download", kwargs={"project_id": job.project_id, "job_id": job.id})
 
 
-class ExportListCreateApi(ProjectScopedMixin, APIView):
+class ExpiringExportsMixin(ProjectScopedMixin):
+    """Exports past their time are swept away before any request reads the project's."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        export_jobs_expire(project=self.project)
+
+
+class ExportListCreateApi(ExpiringExportsMixin, APIView):
     capabilities = {"POST": Capability.VIEW}
     parser_classes = [BoundedJSONParser]
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        return [ExportCreateThrottle()] if self.request.method == "POST" else []
 
     class InputSerializer(serializers.Serializer[Any]):
         format = serializers.ChoiceField(choices=ExportFormat.choices)
@@ -78,14 +111,24 @@ class ExportListCreateApi(ProjectScopedMixin, APIView):
         return Response(ExportJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-class ExportDetailApi(ProjectScopedMixin, APIView):
+class ExportDetailApi(ExpiringExportsMixin, APIView):
     @extend_schema(responses=ExportJobOutput)
     def get(self, request: Request, project_id: int, job_id: int) -> Response:
         job = get_object_or_404(export_job_list(project=self.project), pk=job_id)
         return Response(ExportJobOutput(job).data)
 
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, project_id: int, job_id: int) -> Response:
+        job = get_object_or_404(export_job_list(project=self.project), pk=job_id)
+        export_job_delete(
+            job=job,
+            user=request.user,  # type: ignore[arg-type]
+            may_manage=role_can(self.membership.role, Capability.MANAGE),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
-class ExportDownloadApi(ProjectScopedMixin, APIView):
+
+class ExportDownloadApi(ExpiringExportsMixin, APIView):
     @extend_schema(responses={(200, "application/zip"): bytes})
     def get(self, request: Request, project_id: int, job_id: int) -> FileResponse | Response:
         job = get_object_or_404(export_job_list(project=self.project), pk=job_id)

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from samapp.api.fields import IdField
+from samapp.api.fields import IdField, job_option_field
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import ModelVersion, TrainingJob
 from samapp.roles import Capability
@@ -124,11 +124,11 @@ class ProposalsApi(ProjectScopedMixin, APIView):
 
     class InputSerializer(serializers.Serializer[Any]):
         image_ids = serializers.ListField(child=IdField(), required=False, allow_empty=False)
-        pred_iou_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
-        stability_score_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
+        pred_iou_thresh = job_option_field("auto_pred_iou_thresh")
+        stability_score_thresh = job_option_field("auto_stability_score_thresh")
         max_overlap = serializers.FloatField(min_value=0, max_value=1, required=False)
         min_label_similarity = serializers.FloatField(min_value=-1, max_value=1, required=False)
-        points_per_side = serializers.IntegerField(min_value=1, max_value=64, required=False)
+        points_per_side = job_option_field("auto_points_per_side")
 
     @extend_schema(request=InputSerializer, responses={202: dict})
     def post(self, request: Request, project_id: int) -> Response:

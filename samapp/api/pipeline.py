@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from samapp.api.fields import IdField
+from samapp.api.fields import IdField, job_option_field
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Embedding, Image, ReviewState, SegmentJob
 from samapp.roles import Capability
@@ -200,10 +200,10 @@ class SegmentEverythingApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.ANNOTATE}
 
     class InputSerializer(serializers.Serializer[Any]):
-        points_per_side = serializers.IntegerField(min_value=1, max_value=64, required=False)
-        pred_iou_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
-        stability_score_thresh = serializers.FloatField(min_value=0, max_value=1, required=False)
-        min_mask_region_area = serializers.IntegerField(min_value=0, required=False)
+        points_per_side = job_option_field("auto_points_per_side")
+        pred_iou_thresh = job_option_field("auto_pred_iou_thresh")
+        stability_score_thresh = job_option_field("auto_stability_score_thresh")
+        min_mask_region_area = job_option_field("auto_min_mask_region_area")
 
     @extend_schema(request=InputSerializer, responses={202: dict})
     def post(self, request: Request, project_id: int, image_id: int) -> Response:

@@ -3,11 +3,19 @@
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q
 from django.urls import reverse
 
 from samapp.ml.model_keys import embedding_model_key
-from samapp.models import Embedding, Image
+from samapp.models import Embedding, EmbeddingStatus, Image
+
+
+def embedding_scope(*, project_id: int) -> int | None:
+    """The `Embedding.project` of a project's images: None (shared by content) when sharing
+    across projects is on, else the project itself."""
+    return None if settings.SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS else project_id
 
 
 def embedding_url(*, model_key: str, sha256: str) -> str:
@@ -41,16 +49,17 @@ def embedding_status_map(*, images: Iterable[Image]) -> dict[int, dict[str, Any]
             "pk", "default_model_key"
         )
     }
-    pairs = {(image.sha256, keys[image.project_id]) for image in images}
+    scopes = {pk: embedding_scope(project_id=pk) for pk in project_ids}
     found = {
-        (e.image_sha256, e.model_key): e
+        (e.image_sha256, e.model_key, e.project_id): e
         for e in Embedding.objects.filter(
-            image_sha256__in={sha for sha, _ in pairs}, model_key__in={key for _, key in pairs}
-        )
+            image_sha256__in={image.sha256 for image in images},
+            model_key__in=set(keys.values()),
+        ).filter(_scoped(set(scopes.values())))
     }
     return {
         image.pk: embedding_status_payload(
-            embedding=found.get((image.sha256, keys[image.project_id])),
+            embedding=found.get((image.sha256, keys[image.project_id], scopes[image.project_id])),
             model_key=keys[image.project_id],
             sha256=image.sha256,
         )
@@ -58,14 +67,32 @@ def embedding_status_map(*, images: Iterable[Image]) -> dict[int, dict[str, Any]
     }
 
 
+def _scoped(scopes: set[int | None]) -> Q:
+    """Rows of these scopes (project ids; None: shared across projects)."""
+    condition = Q(project_id__in=[scope for scope in scopes if scope is not None])
+    if None in scopes:
+        condition |= Q(project__isnull=True)
+    return condition
+
+
 def embedding_get_visible(
     *, user: AbstractBaseUser | AnonymousUser, model_key: str, sha256: str
 ) -> Embedding | None:
-    """The embedding, if `user` belongs to a project holding an image with that content."""
+    """The embedding, if `user` belongs to a project holding an image with that content: the
+    shared row, or (sharing off) the row of one of the user's projects holding it, a ready
+    one first."""
     if not user.is_authenticated:
         return None
-    if not Image.objects.filter(sha256=sha256, project__memberships__user_id=user.pk).exists():
+    project_ids = set(
+        Image.objects.filter(sha256=sha256, project__memberships__user_id=user.pk).values_list(
+            "project_id", flat=True
+        )
+    )
+    if not project_ids:
         return None
-    return Embedding.objects.filter(
-        image_sha256=sha256, model_key=embedding_model_key(model_key)
-    ).first()
+    rows = Embedding.objects.filter(
+        _scoped({embedding_scope(project_id=pk) for pk in project_ids}),
+        image_sha256=sha256,
+        model_key=embedding_model_key(model_key),
+    )
+    return min(rows, key=lambda row: (row.status != EmbeddingStatus.READY, row.pk), default=None)

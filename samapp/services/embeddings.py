@@ -1,11 +1,19 @@
-"""Embeddings: one per (image content, model), computed once by a worker and shared.
+"""Embeddings: one per (image content, model), computed once by a worker; shared by every
+project holding that content when `SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS` is on, else one per
+(project, content, model), so that an upload never reveals what another tenant holds.
 
 The database is the queue's source of truth: a Celery message only wakes a worker, which
-then *claims* up to `SAM_EMBEDDING_BATCH_SIZE` pending rows (highest priority first) with a
-conditional UPDATE (pending → running) and encodes them in one batched forward. Two workers
-can never both claim a row, a message for a row another worker already finished is a no-op,
-and a RUNNING claim older than `SAM_EMBEDDING_CLAIM_TIMEOUT` (a crashed worker) is claimed
-again — so a killed worker leads to a retry, never to a stuck image.
+then *claims* up to `SAM_EMBEDDING_BATCH_SIZE` claimable rows with a conditional UPDATE
+(pending → running) and encodes them in one batched forward. Two workers can never both
+claim a row, a message finding nothing claimable is a no-op, and a RUNNING claim older than
+`SAM_EMBEDDING_CLAIM_TIMEOUT` (a crashed worker) is claimed again — so a killed worker leads
+to a retry, never to a stuck image.
+
+Which rows a woken worker claims is decided here, not by the broker's FIFO order (see
+`_fair_candidates`): the highest priority first (an image an annotator has just opened),
+then the project served least recently (`Project.embeddings_served_at`), then that
+project's oldest row. A project that queues a thousand images therefore gets one turn in
+every round, like each other project with pending work.
 
 Blobs go through Django's `default_storage` (local disk or S3-compatible object storage):
 nothing assumes the web process and the workers share a filesystem.
@@ -16,8 +24,9 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -25,12 +34,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from samapp.ml.model_keys import embedding_model_key, is_version_key
-from samapp.models import Embedding, EmbeddingStatus, Image
+from samapp.models import Embedding, EmbeddingStatus, Image, Project
 from samapp.realtime.events import broadcast
+from samapp.selectors.embeddings import embedding_scope
 from samapp.services.images import image_bytes_read
 
 if TYPE_CHECKING:
@@ -93,39 +103,52 @@ def embeddings_requeue() -> int:
     return len(rows)
 
 
-def _get_or_create(*, sha256: str, model_key: str) -> tuple[Embedding, bool]:
+def _identity(*, sha256: str, model_key: str, project_id: int) -> dict[str, Any]:
+    """The lookup of the embedding that serves a project's image of `sha256`."""
     # A fine-tuned version shares its base model's (frozen) image encoder and embeddings.
-    model_key = embedding_model_key(model_key)
+    return {
+        "image_sha256": sha256,
+        "model_key": embedding_model_key(model_key),
+        "project_id": embedding_scope(project_id=project_id),
+    }
+
+
+def _get_or_create(*, sha256: str, model_key: str, project_id: int) -> tuple[Embedding, bool]:
+    lookup = _identity(sha256=sha256, model_key=model_key, project_id=project_id)
     try:
         with transaction.atomic():
-            return Embedding.objects.get_or_create(image_sha256=sha256, model_key=model_key)
+            return Embedding.objects.get_or_create(**lookup, defaults={"queued_for_id": project_id})
     except IntegrityError:  # a concurrent request created it first
-        return Embedding.objects.get(image_sha256=sha256, model_key=model_key), False
+        return Embedding.objects.get(**lookup), False
 
 
 def embeddings_schedule(
     *, images: list[Image], model_key: str, priority: int = PRIORITY_BULK
 ) -> list[Embedding]:
     """Make sure each image has an embedding for `model_key`; queue the missing ones after
-    commit. Images sharing content share one embedding, whichever project holds them."""
-    queued: list[int] = []
-    embeddings: list[Embedding] = []
-    for sha256 in dict.fromkeys(image.sha256 for image in images):
-        embedding, created = _get_or_create(sha256=sha256, model_key=model_key)
+    commit. Images sharing content share one embedding (within their project, or across
+    projects when sharing is on); one row per distinct (content, project) is returned."""
+    queued: dict[int, None] = {}
+    embeddings: dict[int, Embedding] = {}
+    for sha256, project_id in dict.fromkeys((image.sha256, image.project_id) for image in images):
+        embedding, created = _get_or_create(
+            sha256=sha256, model_key=model_key, project_id=project_id
+        )
+        if embedding.pk in embeddings:  # the same content in two projects, shared
+            continue
         if created or embedding.status == EmbeddingStatus.FAILED:
             if not created:
                 Embedding.objects.filter(pk=embedding.pk).update(
                     status=EmbeddingStatus.PENDING, error="", attempts=0
                 )
-            queued.append(embedding.id)
+            queued[embedding.pk] = None
         if priority > embedding.priority and embedding.status != EmbeddingStatus.READY:
             Embedding.objects.filter(pk=embedding.pk).update(priority=priority)
-            if embedding.id not in queued:
-                queued.append(embedding.id)  # wake a worker: it claims by priority
-        embeddings.append(embedding)
+            queued[embedding.pk] = None  # wake a worker: it claims by priority
+        embeddings[embedding.pk] = embedding
     if queued:
-        transaction.on_commit(lambda: _enqueue(queued, priority=priority))
-    return embeddings
+        transaction.on_commit(lambda: _enqueue(list(queued), priority=priority))
+    return list(embeddings.values())
 
 
 def embeddings_recompute(*, images: list[Image]) -> int:
@@ -133,9 +156,16 @@ def embeddings_recompute(*, images: list[Image]) -> int:
     ids: list[int] = []
     for image in images:
         embedding, _ = Embedding.objects.update_or_create(
-            image_sha256=image.sha256,
-            model_key=embedding_model_key(image.project.default_model_key),
+            **_identity(
+                sha256=image.sha256,
+                model_key=image.project.default_model_key,
+                project_id=image.project_id,
+            ),
             defaults={"status": EmbeddingStatus.PENDING, "error": "", "attempts": 0},
+            create_defaults={
+                "status": EmbeddingStatus.PENDING,
+                "queued_for_id": image.project_id,
+            },
         )
         ids.append(embedding.id)
     ids = list(dict.fromkeys(ids))
@@ -195,9 +225,18 @@ def model_for_key(*, model_key: str) -> "Sam":
     return _model(model_key)
 
 
-def _notify(*, image_sha256: str, model_key: str, event: str, payload: dict[str, Any]) -> None:
+def _holders(embedding: Embedding) -> Any:
+    """The images an embedding serves: its project's, or every project's when shared."""
+    images = Image.objects.filter(sha256=embedding.image_sha256)
+    if embedding.project_id is not None:
+        images = images.filter(project_id=embedding.project_id)
+    return images
+
+
+def _notify(*, embedding: Embedding, event: str, payload: dict[str, Any]) -> None:
+    model_key = embedding.model_key
     project_ids = (
-        Image.objects.filter(sha256=image_sha256)
+        _holders(embedding)
         .filter(
             Q(project__default_model_key=model_key)
             | Q(project__default_model_key__startswith=f"{model_key}-p")  # its versions
@@ -245,8 +284,7 @@ def _fail(embedding: Embedding, error: str) -> None:
         updated_at=timezone.now(),
     )
     _notify(
-        image_sha256=embedding.image_sha256,
-        model_key=embedding.model_key,
+        embedding=embedding,
         event="embedding.failed",
         payload={
             "sha256": embedding.image_sha256,
@@ -267,7 +305,7 @@ def _load_pixels(embedding: Embedding) -> Any:
     """The PIL image for an embedding, read through the default storage."""
     from PIL import Image as PILImage
 
-    image = Image.objects.filter(sha256=embedding.image_sha256).order_by("id").first()
+    image = _holders(embedding).order_by("id").first()
     if image is None:
         raise LookupError("no image holds this content any more")
     try:
@@ -312,8 +350,7 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
         updated_at=timezone.now(),
     )
     _notify(
-        image_sha256=embedding.image_sha256,
-        model_key=embedding.model_key,
+        embedding=embedding,
         event="embedding.ready",
         payload={"sha256": embedding.image_sha256, "model_key": embedding.model_key},
     )
@@ -327,45 +364,134 @@ def _encode(model: "Sam", images: list[Any]) -> tuple[list[Any], float]:
     return results, time.perf_counter() - started
 
 
-def _gather(*, target: Embedding, batch_size: int, wait_seconds: float) -> list[int]:
-    claimed = _claim([target.pk])
-    if not claimed:
-        return []
+NEVER_SERVED = datetime.min.replace(tzinfo=UTC)
+
+
+def _fair_candidates(*, model_key: str | None, exclude: list[int], limit: int) -> list[int]:
+    """Up to `limit` claimable rows in the order workers serve them: projects sorted by their
+    most urgent row (priority), then by when they were last served (never first), then by
+    their oldest row; the first rows of each of the first `limit` projects interleaved
+    round-robin, each project's own rows by priority, then age. Costs 2 + min(projects,
+    limit) queries, whatever the number of pending rows."""
+    rows = Embedding.objects.filter(_claimable(timezone.now())).exclude(pk__in=exclude)
+    if model_key is not None:
+        rows = rows.filter(model_key=model_key)
+    heads = list(rows.values("queued_for").annotate(top=Max("priority"), oldest=Min("id")))
+    served = dict(
+        Project.objects.filter(
+            pk__in=[head["queued_for"] for head in heads if head["queued_for"] is not None]
+        ).values_list("pk", "embeddings_served_at")
+    )
+    heads.sort(
+        key=lambda head: (
+            -head["top"],
+            served.get(head["queued_for"]) or NEVER_SERVED,
+            head["oldest"],
+        )
+    )
+    per_project = [
+        list(
+            rows.filter(queued_for=head["queued_for"])
+            .order_by("-priority", "id")
+            .values_list("pk", flat=True)[:limit]
+        )
+        for head in heads[:limit]
+    ]
+    turns = [pk for turn in zip_longest(*per_project) for pk in turn if pk is not None]
+    return turns[:limit]
+
+
+def _claim_fair(*, model_key: str | None, claimed: list[int], limit: int) -> list[int]:
+    """Claim up to `limit` more rows in fair order (another worker may win some: the next
+    candidates are taken then); returns the ids claimed."""
+    taken: list[int] = []
+    while len(taken) < limit:
+        candidates = _fair_candidates(
+            model_key=model_key, exclude=claimed + taken, limit=limit - len(taken)
+        )
+        if not candidates:
+            break
+        won = _claim(candidates)
+        taken += won
+        if model_key is None and won:
+            break  # the first row fixes the batch's model
+    return taken
+
+
+def _gather(*, first: list[int], model_key: str, batch_size: int, wait_seconds: float) -> list[int]:
+    """Fill a batch started with the claimed rows `first` (of `model_key`) in fair order,
+    waiting up to `wait_seconds` for more rows to arrive; marks the projects served."""
+    claimed = list(first)
     deadline = time.monotonic() + wait_seconds
     while len(claimed) < batch_size:
-        candidates = list(
-            Embedding.objects.filter(_claimable(timezone.now()), model_key=target.model_key)
-            .exclude(pk__in=claimed)
-            .order_by("-priority", "id")
-            .values_list("pk", flat=True)[: batch_size - len(claimed)]
+        claimed += _claim_fair(
+            model_key=model_key, claimed=claimed, limit=batch_size - len(claimed)
         )
-        claimed += _claim(candidates)
         if len(claimed) >= batch_size or time.monotonic() >= deadline:
             break
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+    served = Embedding.objects.filter(pk__in=claimed, queued_for__isnull=False)
+    Project.objects.filter(pk__in=served.values("queued_for")).update(
+        embeddings_served_at=timezone.now()
+    )
     return claimed
+
+
+def _busy_for(rows: QuerySet[Embedding]) -> float | None:
+    """Seconds until the oldest live claim among `rows` goes stale (its worker may have died:
+    then it is claimable again); None when none of them is claimed."""
+    oldest = rows.filter(status=EmbeddingStatus.RUNNING).aggregate(at=Min("claimed_at"))["at"]
+    if oldest is None:
+        return None
+    age = (timezone.now() - oldest).total_seconds()
+    return max(0.0, settings.SAM_EMBEDDING_CLAIM_TIMEOUT - age)
+
+
+def _batch_options(batch_size: int | None, wait_seconds: float | None) -> tuple[int, float]:
+    size = batch_size or settings.SAM_EMBEDDING_BATCH_SIZE
+    wait = settings.SAM_EMBEDDING_BATCH_WAIT if wait_seconds is None else wait_seconds
+    return size, wait
+
+
+def embeddings_compute_next(
+    *, batch_size: int | None = None, wait_seconds: float | None = None
+) -> BatchOutcome:
+    """What a woken worker does: claim and compute the next batch in fair order (module
+    docstring), whichever row's message woke it. When nothing is claimable, `busy_for` says
+    when the oldest live claim goes stale: the claimer may have died, and the message that
+    woke this worker may be the one meant for its row."""
+    size, wait = _batch_options(batch_size, wait_seconds)
+    first = _claim_fair(model_key=None, claimed=[], limit=1)
+    if not first:
+        return BatchOutcome(busy_for=_busy_for(Embedding.objects.all()))
+    model_key = Embedding.objects.get(pk=first[0]).model_key
+    claimed = _gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
+    return _compute_claimed(claimed)
 
 
 def embeddings_compute_batch(
     *, embedding_id: int, batch_size: int | None = None, wait_seconds: float | None = None
 ) -> BatchOutcome:
-    """Compute the embedding `embedding_id` and up to `batch_size - 1` other pending ones of
-    the same model in one forward pass. Idempotent: ready or failed rows are left alone."""
+    """Compute the embedding `embedding_id` now (a job that needs it, in its own worker) and
+    up to `batch_size - 1` other claimable ones of the same model, in fair order, in one
+    forward pass. Idempotent: ready or failed rows are left alone."""
     outcome = BatchOutcome()
     target = Embedding.objects.filter(pk=embedding_id).first()
     if target is None or target.status in (EmbeddingStatus.READY, EmbeddingStatus.FAILED):
         return outcome
-    size = batch_size or settings.SAM_EMBEDDING_BATCH_SIZE
-    wait = settings.SAM_EMBEDDING_BATCH_WAIT if wait_seconds is None else wait_seconds
-    claimed = _gather(target=target, batch_size=size, wait_seconds=wait)
-    if not claimed:
-        target.refresh_from_db()
-        if target.status == EmbeddingStatus.RUNNING and target.claimed_at is not None:
-            age = (timezone.now() - target.claimed_at).total_seconds()
-            outcome.busy_for = max(0.0, settings.SAM_EMBEDDING_CLAIM_TIMEOUT - age)
+    size, wait = _batch_options(batch_size, wait_seconds)
+    first = _claim([target.pk])
+    if not first:
+        outcome.busy_for = _busy_for(Embedding.objects.filter(pk=target.pk))
         return outcome
+    claimed = _gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
+    return _compute_claimed(claimed)
+
+
+def _compute_claimed(claimed: list[int]) -> BatchOutcome:
+    outcome = BatchOutcome()
     delay = settings.SAM_EMBEDDING_TEST_DELAY  # test hook: widen the crash window
-    if delay and Embedding.objects.filter(pk=target.pk, attempts=1).exists():
+    if delay and Embedding.objects.filter(pk=claimed[0], attempts=1).exists():
         time.sleep(delay)
     rows = list(Embedding.objects.filter(pk__in=claimed).order_by("-priority", "id"))
     try:

@@ -52,6 +52,7 @@ from samapp.services.embeddings import (
     embeddings_schedule,
     model_for_key,
 )
+from samapp.services.job_limits import job_quota_check, training_steps_check
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,10 +149,8 @@ def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedd
         if row.status != EmbeddingStatus.READY:
             embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
     ready = Embedding.objects.filter(
-        image_sha256__in=[row.image_sha256 for row in rows],
-        model_key=embedding_model_key(model_key),
-        status=EmbeddingStatus.READY,
-    )
+        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
+    ).order_by("id")
     return {row.image_sha256: row for row in ready}
 
 
@@ -287,6 +286,8 @@ def training_start(
     """Queue a fine-tuning job on the project's accepted annotations; its model version
     (state `training`) gets the next number."""
     clean = _training_options(options or {})
+    if "steps" in clean:
+        training_steps_check(steps=int(clean["steps"]))
     if TrainingJob.objects.filter(
         project=project, state__in=[JobState.QUEUED, JobState.RUNNING]
     ).exists():
@@ -296,6 +297,7 @@ def training_start(
         raise ApplicationError(
             f"Fine-tuning needs at least {MIN_TRAIN_OBJECTS} accepted annotations."
         )
+    job_quota_check(project=project, user=user)
     base = embedding_model_key(project.default_model_key)
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()

@@ -20,6 +20,7 @@ from samapp.models import (
 )
 from samapp.services.annotation_events import project_lock
 from samapp.services.api_tokens import user_sockets_recheck
+from samapp.services.job_limits import project_settings_clean
 
 MAX_LABELS = 100
 
@@ -79,10 +80,12 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     if "default_model_key" in data:
         _check_model_key(str(data["default_model_key"]))
     if "settings" in data:
-        settings = data["settings"]
-        if not isinstance(settings, dict):
-            raise ApplicationError("settings must be an object.")
-        data = {**data, "settings": {**project.settings, **settings}}
+        data = {
+            **data,
+            "settings": project_settings_clean(
+                current=project.settings or {}, changes=data["settings"]
+            ),
+        }
     for field, value in data.items():
         setattr(project, field, value)
     project.full_clean()

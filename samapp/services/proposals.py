@@ -28,6 +28,7 @@ from samapp.models import Annotation, AnnotationSource, Image, Label, Project, R
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
+from samapp.services.job_limits import job_quota_check, project_setting, proposal_points_check
 from samapp.services.model_versions import embedding_load, embeddings_ready
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ def proposals_generate(
         image=image, review_state=ReviewState.PROPOSED, prompts__has_key="proposal"
     ):
         annotation_delete(annotation=stale, expected_version=stale.version)
-    points = options.points_per_side or int(
-        (project.settings or {}).get("auto_points_per_side", 32)
+    points = options.points_per_side or project_setting(
+        project=project, name="auto_points_per_side", default=32
     )
     records = generate_masks(
         model,
@@ -197,6 +198,11 @@ def proposals_start(
         raise ApplicationError("No images to propose masks for.")
     if len(ids) > MAX_IMAGES:
         raise ApplicationError(f"At most {MAX_IMAGES} images per request.")
+    points = clean.points_per_side or project_setting(
+        project=project, name="auto_points_per_side", default=32
+    )
+    proposal_points_check(images=len(ids), points_per_side=points)
+    job_quota_check(project=project, user=user)
     payload = {k: v for k, v in clean.__dict__.items()}
 
     def enqueue() -> None:

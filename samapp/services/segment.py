@@ -17,6 +17,7 @@ from samapp.models import (
     EmbeddingStatus,
     Image,
     JobState,
+    Project,
     ReviewState,
     SegmentJob,
 )
@@ -29,14 +30,15 @@ from samapp.services.embeddings import (
     model_for_key,
 )
 from samapp.services.images import image_bytes_read
+from samapp.services.job_limits import PROJECT_SETTINGS, job_quota_check, project_setting
 
 logger = logging.getLogger(__name__)
 
 OPTION_KEYS = {
-    "points_per_side": ("auto_points_per_side", int),
-    "pred_iou_thresh": ("auto_pred_iou_thresh", float),
-    "stability_score_thresh": ("auto_stability_score_thresh", float),
-    "min_mask_region_area": ("auto_min_mask_region_area", int),
+    "points_per_side": "auto_points_per_side",
+    "pred_iou_thresh": "auto_pred_iou_thresh",
+    "stability_score_thresh": "auto_stability_score_thresh",
+    "min_mask_region_area": "auto_min_mask_region_area",
 }
 
 
@@ -59,13 +61,16 @@ def _report(job: SegmentJob, **changes: Any) -> None:
     broadcast(project_id=job.project_id, event="job.progress", payload=segment_job_payload(job))
 
 
-def segment_options(*, project_settings: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """Generator arguments: the request's options over the project's auto-segment settings."""
+def segment_options(*, project: Project, options: dict[str, Any]) -> dict[str, Any]:
+    """Generator arguments: the request's options (bounded by the API's schema) over the
+    project's auto-segment settings (checked against the same bounds)."""
     resolved: dict[str, Any] = {}
-    for name, (setting, kind) in OPTION_KEYS.items():
-        value = options.get(name, project_settings.get(setting))
+    for name, setting in OPTION_KEYS.items():
+        value = options.get(name)
+        if value is None:
+            value = project_setting(project=project, name=setting, default=None)
         if value is not None:
-            resolved[name] = kind(value)
+            resolved[name] = PROJECT_SETTINGS[setting].kind(value)
     return resolved
 
 
@@ -73,11 +78,13 @@ def segment_job_start(
     *, image: Image, user: User | None, options: dict[str, Any] | None = None
 ) -> SegmentJob:
     project = image.project
+    resolved = segment_options(project=project, options=options or {})
+    job_quota_check(project=project, user=user)
     job = SegmentJob.objects.create(
         project=project,
         image=image,
         model_key=project.default_model_key,
-        options=segment_options(project_settings=project.settings or {}, options=options or {}),
+        options=resolved,
         created_by=user,
     )
     embeddings_schedule(images=[image], model_key=job.model_key, priority=5)

@@ -5,6 +5,7 @@ with DATABASE_URL at a throwaway Postgres database), as the web process would ru
     python -m tests.services_path.scenario project PROJECT_NAME
     python -m tests.services_path.scenario upload-to PROJECT_ID COUNT FIRST_INDEX
     python -m tests.services_path.scenario read PROJECT_ID
+    python -m tests.services_path.scenario segment PROJECT_ID POINTS_PER_SIDE
 
 Prints one JSON object on the last line of stdout."""
 
@@ -22,12 +23,15 @@ django.setup()
 
 import PIL.Image  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.db.models import Q  # noqa: E402
 
 from backend.celery import ensure_broker_spool  # noqa: E402
 from samapp.ml.synthetic import generate_scene  # noqa: E402
 from samapp.models import Embedding, Image, Project  # noqa: E402
 from samapp.selectors.projects import label_list, project_list  # noqa: E402
 from samapp.services.projects import project_create  # noqa: E402
+from samapp.services.segment import segment_job_start  # noqa: E402
 from samapp.services.uploads import images_create, uploads_check  # noqa: E402
 
 SEED = 7_000_003
@@ -71,6 +75,7 @@ def upload_to(project_id: int, count: int, first: int) -> dict[str, Any]:
         "sha256": shas,
         "embedding_ids": list(
             Embedding.objects.filter(image_sha256__in=shas, model_key=target.default_model_key)
+            .filter(Q(project=target) | Q(project__isnull=True))
             .order_by("id")
             .values_list("id", flat=True)
         ),
@@ -94,6 +99,17 @@ def read(project_id: int) -> dict[str, Any]:
     }
 
 
+def segment(project_id: int, points_per_side: int) -> dict[str, Any]:
+    """Segment everything on the project's first image (a job on the "default" queue)."""
+    image = Image.objects.filter(project_id=project_id).order_by("id").first()
+    assert image is not None, "upload an image first"
+    with transaction.atomic():
+        job = segment_job_start(
+            image=image, user=owner(), options={"points_per_side": points_per_side}
+        )
+    return {"job_id": job.pk}
+
+
 def main(argv: list[str]) -> None:
     command, *args = argv
     if command == "upload":
@@ -104,6 +120,8 @@ def main(argv: list[str]) -> None:
         result = upload_to(int(args[0]), int(args[1]), int(args[2]))
     elif command == "read":
         result = read(int(args[0]))
+    elif command == "segment":
+        result = segment(int(args[0]), int(args[1]))
     else:
         raise SystemExit(f"unknown scenario {command!r}")
     print(json.dumps(result))

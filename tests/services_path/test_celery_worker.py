@@ -39,8 +39,8 @@ BROKERS = {
     "redis": ("Redis", REDIS, REDIS_BROKER_URL),
 }
 QUEUES = ("embeddings", "default")
-# As scripts/run.sh starts it: one prefork child.
-WORKER_ARGS = ("-Q", ",".join(QUEUES), "-c", "1", "--loglevel=INFO",
+# As scripts/run.sh starts its embeddings worker: one prefork child.
+WORKER_ARGS = ("-Q", "embeddings", "-c", "1", "--loglevel=INFO",
                "--without-gossip", "--without-mingle", "--without-heartbeat")  # fmt: skip
 
 
@@ -73,11 +73,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, log: Path)
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
-    """Start ``celery -A backend worker`` in its own process group; always killed at the end."""
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``start(env, args=WORKER_ARGS)``: start ``celery -A backend worker`` in its own process
+    group; always killed at the end."""
     started: list[subprocess.Popen] = []
 
-    def start(env: dict[str, str]) -> Path:
+    def start(env: dict[str, str], args: tuple[str, ...] = WORKER_ARGS) -> Path:
         log = tmp_path / f"worker-{len(started)}.log"
         process = subprocess.Popen(
             [
@@ -87,7 +88,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Path]]:
                 "-A",
                 "backend",
                 "worker",
-                *WORKER_ARGS,
+                *args,
                 "-n",
                 f"ops-test-{uuid.uuid4().hex[:8]}@%h",
             ],

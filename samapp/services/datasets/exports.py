@@ -6,14 +6,18 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, User
 from django.core.files import File
+from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from samapp.errors import ApplicationError
+from samapp.errors import ApplicationError, PermissionDeniedError
 from samapp.models import ExportFormat, ExportJob, JobState, Project
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
@@ -29,6 +33,7 @@ from samapp.services.datasets.export_label_studio import label_studio_write
 from samapp.services.datasets.export_png import png_write
 from samapp.services.datasets.export_voc import voc_write
 from samapp.services.datasets.export_yolo import yolo_write
+from samapp.services.job_limits import job_quota_check, project_setting
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +51,7 @@ WRITERS: dict[str, Callable[[ExportRun], None]] = {
 
 
 def _default_tolerance(project: Project) -> float:
-    value = (project.settings or {}).get("export_polygon_tolerance", 1.0)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1.0
+    return float(project_setting(project=project, name="export_polygon_tolerance", default=1.0))
 
 
 def export_job_create(
@@ -61,6 +65,7 @@ def export_job_create(
     cleaned = export_options_clean(
         format=format, options=options, default_tolerance=_default_tolerance(project)
     )
+    job_quota_check(project=project, user=created_by)
     job = ExportJob.objects.create(
         project=project, created_by=created_by, format=format, options=cleaned.as_dict()
     )
@@ -147,13 +152,46 @@ def _write_archive(job: ExportJob, options: ExportOptions) -> None:
         job.result_file.save(_archive_name(job), File(handle), save=False)
     if old and old != job.result_file.name:
         job.result_file.storage.delete(old)
-    ExportJob.objects.filter(pk=job.pk).update(result_file=job.result_file.name)
+    name = str(job.result_file.name)
+    if not ExportJob.objects.filter(pk=job.pk).update(result_file=name):
+        job.result_file.storage.delete(name)  # the job was deleted while it ran
+        return
     _set(job, state=JobState.DONE, progress=1.0)
 
 
-def export_job_delete(*, job: ExportJob) -> None:
-    name, storage = job.result_file.name, job.result_file.storage
+def export_job_delete(*, job: ExportJob, user: AbstractBaseUser, may_manage: bool) -> None:
+    """Delete an export and its archive: its creator may, and the project's managers."""
+    if job.created_by_id != user.pk and not may_manage:
+        raise PermissionDeniedError("Only its creator or a project manager can delete an export.")
+    _jobs_delete(ExportJob.objects.filter(pk=job.pk))
+
+
+def export_expiry(job: ExportJob) -> datetime:
+    """When the export (and its archive) is deleted."""
+    return job.created_at + timedelta(hours=settings.SAM_EXPORT_TTL_HOURS)
+
+
+def export_jobs_expire(*, project: Project | None = None) -> int:
+    """Delete the exports older than `SAM_EXPORT_TTL_HOURS` (of `project`, else of every
+    project) with their archives; a job still running (moved within the TTL) is left for a
+    later sweep. Returns how many were deleted."""
+    cutoff = timezone.now() - timedelta(hours=settings.SAM_EXPORT_TTL_HOURS)
+    expired = ExportJob.objects.filter(created_at__lt=cutoff).filter(
+        Q(state__in=[JobState.DONE, JobState.FAILED]) | Q(updated_at__lt=cutoff)
+    )
+    if project is not None:
+        expired = expired.filter(project=project)
+    return _jobs_delete(expired)
+
+
+def _jobs_delete(jobs: QuerySet[ExportJob]) -> int:
+    names = [name for name in jobs.values_list("result_file", flat=True) if name]
+
+    def delete_files() -> None:
+        for name in names:
+            default_storage.delete(name)
+
     with transaction.atomic():
-        job.delete()
-        if name:
-            transaction.on_commit(lambda: storage.delete(name))
+        count, _ = jobs.delete()
+        transaction.on_commit(delete_files)
+    return count
