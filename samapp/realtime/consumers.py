@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import project_group, user_group
 from samapp.selectors.projects import membership_get
 from samapp.services.annotation_events import (
@@ -49,7 +50,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
         await self.send_json(
             {
-                "event": "hello",
+                "event": HELLO,
                 "payload": {"role": membership.role, "user": self.user_info, "seq": seq},
             }
         )
@@ -86,7 +87,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self._error(f"unknown action {action!r}")
 
     async def _error(self, message: str) -> None:
-        await self.send_json({"event": "error", "payload": {"detail": message}})
+        await self.send_json({"event": ERROR, "payload": {"detail": message}})
 
     async def _catch_up(self, after: int) -> None:
         latest = after
@@ -99,7 +100,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
                 latest = event.seq
             if len(events) < CATCH_UP_PAGE:
                 break
-        await self.send_json({"event": "caught_up", "payload": {"seq": latest}})
+        await self.send_json({"event": CAUGHT_UP, "payload": {"seq": latest}})
 
     # -- presence -------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             for entry in self.presence.values()
         }
         ordered = sorted(users.values(), key=lambda u: (u["id"], u["image"] or 0))
-        await self.send_json({"event": "presence", "payload": {"users": ordered}})
+        await self.send_json({"event": PRESENCE, "payload": {"users": ordered}})
 
     async def presence_state(self, message: dict[str, Any]) -> None:
         self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}

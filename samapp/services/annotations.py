@@ -1,6 +1,6 @@
 """Annotation writes with optimistic concurrency; every change is broadcast once, after commit."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -9,6 +9,7 @@ from django.db.models import F
 from samapp.errors import ApplicationError, PreconditionRequiredError, VersionConflictError
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
 from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
+from samapp.realtime import contract
 from samapp.services.annotation_events import annotation_event_record, project_lock
 
 EDITABLE_FIELDS = (
@@ -22,28 +23,30 @@ EDITABLE_FIELDS = (
 )
 
 
-def annotation_payload(annotation: Annotation) -> dict[str, Any]:
+def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
     """The JSON form sent to clients, over REST and websockets alike."""
     return {
         "id": annotation.id,
         "image": annotation.image_id,
         "label": annotation.label_id,
-        "rle": annotation.rle,
+        "rle": cast(contract.CompressedRle, annotation.rle),
         "bbox": annotation.bbox,
         "area": annotation.area,
         "predicted_iou": annotation.predicted_iou,
-        "source": annotation.source,
-        "prompts": annotation.prompts,
+        "source": cast(contract.AnnotationSource, annotation.source),
+        "prompts": cast(contract.AnnotationPrompts, annotation.prompts),
         "model_key": annotation.model_key,
         "author": annotation.author_id,
         "version": annotation.version,
-        "review_state": annotation.review_state,
+        "review_state": cast(contract.ReviewState, annotation.review_state),
         "created_at": annotation.created_at.isoformat(),
         "updated_at": annotation.updated_at.isoformat(),
     }
 
 
-def _broadcast_after_commit(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
+def _broadcast_after_commit(
+    *, project_id: int, event: contract.ServerEvent[contract.P], payload: contract.P
+) -> None:
     # Logged with a per-project seq in this transaction (catch-up), broadcast after commit.
     annotation_event_record(project_id=project_id, event=event, payload=payload)
 
@@ -99,7 +102,7 @@ def annotation_create(
         )
         _broadcast_after_commit(
             project_id=image.project_id,
-            event="annotation.created",
+            event=contract.ANNOTATION_CREATED,
             payload=annotation_payload(annotation),
         )
     return annotation
@@ -139,7 +142,7 @@ def annotations_bulk_create(
         for project_id, image_ids in by_project.items():
             _broadcast_after_commit(
                 project_id=project_id,
-                event="annotations.bulk_created",
+                event=contract.ANNOTATIONS_BULK_CREATED,
                 payload={"count": len(rows), "images": sorted(image_ids)[:1000]},
             )
     return len(rows)
@@ -186,7 +189,7 @@ def annotation_update(
             )
         _broadcast_after_commit(
             project_id=image.project_id,
-            event="annotation.updated",
+            event=contract.ANNOTATION_UPDATED,
             payload=annotation_payload(current),
         )
     return current
@@ -195,6 +198,7 @@ def annotation_update(
 def annotation_delete(*, annotation: Annotation, expected_version: int | None) -> None:
     expected = _require_version(expected_version)
     project_id, annotation_id = annotation.image.project_id, annotation.pk
+    image_id = annotation.image_id
     with transaction.atomic():
         project_lock(project_id=project_id)
         deleted, _ = Annotation.objects.filter(pk=annotation_id, version=expected).delete()
@@ -208,6 +212,6 @@ def annotation_delete(*, annotation: Annotation, expected_version: int | None) -
             )
         _broadcast_after_commit(
             project_id=project_id,
-            event="annotation.deleted",
-            payload={"id": annotation_id, "version": expected + 1},
+            event=contract.ANNOTATION_DELETED,
+            payload={"id": annotation_id, "image": image_id, "version": expected + 1},
         )

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from samapp.ml.model_keys import embedding_model_key, is_version_key
 from samapp.models import Embedding, EmbeddingStatus, Image
+from samapp.realtime.contract import EMBEDDING_FAILED, EMBEDDING_READY, P, ServerEvent
 from samapp.realtime.events import broadcast
 from samapp.services.images import image_bytes_read
 
@@ -195,7 +196,7 @@ def model_for_key(*, model_key: str) -> "Sam":
     return _model(model_key)
 
 
-def _notify(*, image_sha256: str, model_key: str, event: str, payload: dict[str, Any]) -> None:
+def _notify(*, image_sha256: str, model_key: str, event: ServerEvent[P], payload: P) -> None:
     project_ids = (
         Image.objects.filter(sha256=image_sha256)
         .filter(
@@ -247,7 +248,7 @@ def _fail(embedding: Embedding, error: str) -> None:
     _notify(
         image_sha256=embedding.image_sha256,
         model_key=embedding.model_key,
-        event="embedding.failed",
+        event=EMBEDDING_FAILED,
         payload={
             "sha256": embedding.image_sha256,
             "model_key": embedding.model_key,
@@ -314,7 +315,7 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
     _notify(
         image_sha256=embedding.image_sha256,
         model_key=embedding.model_key,
-        event="embedding.ready",
+        event=EMBEDDING_READY,
         payload={"sha256": embedding.image_sha256, "model_key": embedding.model_key},
     )
 

@@ -25,6 +25,7 @@ from django.db import transaction
 
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
+from samapp.realtime.contract import JOB_PROGRESS
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
@@ -232,7 +233,7 @@ def proposals_run(
             logger.warning("no proposals for image %s: %s", image.pk, exc.message)
         broadcast(
             project_id=project_id,
-            event="job.progress",
+            event=JOB_PROGRESS,
             payload={
                 "kind": "proposals",
                 "image": image.pk,

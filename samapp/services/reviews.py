@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Project, ReviewState
+from samapp.realtime.contract import ANNOTATION_UPDATED
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.annotations import annotation_payload
 
@@ -33,7 +34,7 @@ def annotations_review(
         for annotation in Annotation.objects.filter(pk__in=to_change).order_by("pk"):
             annotation_event_record(
                 project_id=project.pk,
-                event="annotation.updated",
+                event=ANNOTATION_UPDATED,
                 payload=annotation_payload(annotation),
             )
     return {

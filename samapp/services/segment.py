@@ -20,6 +20,7 @@ from samapp.models import (
     ReviewState,
     SegmentJob,
 )
+from samapp.realtime.contract import JOB_PROGRESS, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import (
@@ -40,7 +41,7 @@ OPTION_KEYS = {
 }
 
 
-def segment_job_payload(job: SegmentJob) -> dict[str, Any]:
+def segment_job_payload(job: SegmentJob) -> SegmentProgress:
     return {
         "kind": "segment",
         "id": job.id,
@@ -56,7 +57,7 @@ def _report(job: SegmentJob, **changes: Any) -> None:
     for name, value in changes.items():
         setattr(job, name, value)
     SegmentJob.objects.filter(pk=job.pk).update(**changes, updated_at=timezone.now())
-    broadcast(project_id=job.project_id, event="job.progress", payload=segment_job_payload(job))
+    broadcast(project_id=job.project_id, event=JOB_PROGRESS, payload=segment_job_payload(job))
 
 
 def segment_options(*, project_settings: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError
 from samapp.models import ExportFormat, ExportJob, JobState, Project
+from samapp.realtime.contract import JOB_PROGRESS, ExportProgress
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
 from samapp.services.datasets.common import ExportOptions, ZipSink, export_options_clean
@@ -66,12 +67,12 @@ def export_job_create(
     return job
 
 
-def export_job_payload(job: ExportJob) -> dict[str, Any]:
+def export_job_payload(job: ExportJob) -> ExportProgress:
     return {"kind": "export", "id": job.id, "state": job.state, "progress": job.progress}
 
 
 def _job_event(job: ExportJob) -> None:
-    broadcast(project_id=job.project_id, event="job.progress", payload=export_job_payload(job))
+    broadcast(project_id=job.project_id, event=JOB_PROGRESS, payload=export_job_payload(job))
 
 
 def _set(job: ExportJob, **fields: Any) -> None:
