@@ -17,7 +17,7 @@ from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import ApplicationError
 from samapp.models import Image, ImageStatus
 from samapp.roles import Capability
-from samapp.selectors.embeddings import embedding_status_map
+from samapp.selectors.embeddings import EmbeddingStatusPayload, embedding_status_map
 from samapp.selectors.projects import image_list, member_exists
 from samapp.services.images import image_delete, image_update
 from samapp.services.uploads import images_create, uploads_check
@@ -26,7 +26,7 @@ from samapp.services.uploads import images_create, uploads_check
 class ImageOutput(serializers.ModelSerializer[Image]):
     embedding = serializers.SerializerMethodField()
 
-    def get_embedding(self, image: Image) -> dict[str, Any]:
+    def get_embedding(self, image: Image) -> EmbeddingStatusPayload:
         # One lookup for the whole page when listing (the root is then a ListSerializer).
         root = self.root
         statuses = getattr(root, "_embedding_statuses", None)

@@ -2,8 +2,12 @@
 
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import resolve_type_hint
 from drf_spectacular.utils import Direction
+
+from samapp.realtime.contract import AnnotationPayload
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -22,3 +26,16 @@ class AutoSchema(SpectacularAutoSchema):
             return super().get_serializer_name(serializer, direction)
         outer = outer.rpartition(".")[2].removesuffix("Api").removesuffix("View")
         return outer + inner.removesuffix("Serializer")
+
+
+class AnnotationOutputSchema(OpenApiSerializerExtension):
+    """`AnnotationOutput` renders `annotation_payload`: its schema is the websocket
+    contract's `AnnotationPayload`, so REST and websocket clients see one type."""
+
+    target_class = "samapp.api.annotations.AnnotationOutput"
+
+    def get_name(self, auto_schema: Any = None, direction: Any = None) -> str:
+        return "Annotation"
+
+    def map_serializer(self, auto_schema: Any, direction: Direction) -> Any:
+        return resolve_type_hint(AnnotationPayload)

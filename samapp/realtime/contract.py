@@ -121,10 +121,13 @@ class EmbeddingFailedPayload(TypedDict):
     error: str
 
 
+JobStateName = Literal["queued", "running", "done", "failed"]
+
+
 class ExportProgress(TypedDict):
     kind: Literal["export"]
     id: int
-    state: str
+    state: JobStateName
     progress: float
 
 
@@ -132,7 +135,7 @@ class SegmentProgress(TypedDict):
     kind: Literal["segment"]
     id: int
     image: int
-    state: str
+    state: JobStateName
     progress: float
     error: str
     annotations: int
@@ -141,7 +144,7 @@ class SegmentProgress(TypedDict):
 class ProposalsProgress(TypedDict):
     kind: Literal["proposals"]
     image: int
-    state: str
+    state: JobStateName
     progress: float
     annotations: int
 
@@ -152,7 +155,7 @@ class TrainingProgress(TypedDict):
 
     kind: Literal["training"]
     id: int
-    state: str
+    state: JobStateName
     progress: float
     error: str
     base_model_key: str

@@ -6,6 +6,7 @@ events' payloads also carry `seq`. The output depends only on the contract modul
 committed file can be compared with a fresh one."""
 
 import inspect
+import json
 import types
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
 
@@ -57,7 +58,7 @@ class _Writer:
         origin = get_origin(tp)
         args = get_args(tp)
         if origin is Literal:
-            return " | ".join(f'"{value}"' if isinstance(value, str) else str(value) for value in args)
+            return " | ".join(json.dumps(value) for value in args)
         if _is_union(tp):
             return " | ".join(self.ts(arg) for arg in args)
         if origin is list:
@@ -104,15 +105,18 @@ def events_typescript() -> str:
                 blocks.append(writer.interface(value))
             else:
                 blocks.append(f"export type {name} = {writer.ts(value, top=True)};")
-    return "\n\n".join(
-        [
-            HEADER.rstrip("\n"),
-            *blocks,
-            "/** The position of a logged event in the project's annotation log (catch-up). */\n"
-            "export interface Sequenced {\n  seq: number;\n}",
-            "export type ServerEvent =\n" + "\n".join(members) + ";",
-            "export type ServerEventName = ServerEvent[\"event\"];\n"
-            "export type PayloadOf<E extends ServerEventName> = "
-            "Extract<ServerEvent, { event: E }>[\"payload\"];",
-        ]
-    ) + "\n"
+    return (
+        "\n\n".join(
+            [
+                HEADER.rstrip("\n"),
+                *blocks,
+                "/** The position of a logged event in the project's annotation log (catch-up). */\n"
+                "export interface Sequenced {\n  seq: number;\n}",
+                "export type ServerEvent =\n" + "\n".join(members) + ";",
+                'export type ServerEventName = ServerEvent["event"];\n'
+                "export type PayloadOf<E extends ServerEventName> = "
+                'Extract<ServerEvent, { event: E }>["payload"];',
+            ]
+        )
+        + "\n"
+    )

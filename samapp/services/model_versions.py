@@ -22,7 +22,7 @@ import io
 import logging
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -48,6 +48,7 @@ from samapp.models import (
 from samapp.realtime.contract import (
     JOB_PROGRESS,
     MODEL_ACTIVATED,
+    JobStateName,
     ModelActivatedPayload,
     TrainingProgress,
 )
@@ -89,7 +90,7 @@ def training_job_payload(job: TrainingJob) -> TrainingProgress:
     return {
         "kind": "training",
         "id": job.id,
-        "state": job.state,
+        "state": cast(JobStateName, job.state),
         "progress": round(job.progress, 3),
         "error": job.error,
         "base_model_key": job.base_model_key,

@@ -3,7 +3,7 @@ stored embedding, and its masks become `automatic` annotations in review state `
 
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -20,7 +20,7 @@ from samapp.models import (
     ReviewState,
     SegmentJob,
 )
-from samapp.realtime.contract import JOB_PROGRESS, SegmentProgress
+from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import (
@@ -46,7 +46,7 @@ def segment_job_payload(job: SegmentJob) -> SegmentProgress:
         "kind": "segment",
         "id": job.id,
         "image": job.image_id,
-        "state": job.state,
+        "state": cast(JobStateName, job.state),
         "progress": round(job.progress, 3),
         "error": job.error,
         "annotations": job.annotation_count,

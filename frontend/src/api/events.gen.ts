@@ -88,10 +88,12 @@ export interface EmbeddingFailedPayload {
   error: string;
 }
 
+export type JobStateName = "queued" | "running" | "done" | "failed";
+
 export interface ExportProgress {
   kind: "export";
   id: number;
-  state: string;
+  state: JobStateName;
   progress: number;
 }
 
@@ -99,7 +101,7 @@ export interface SegmentProgress {
   kind: "segment";
   id: number;
   image: number;
-  state: string;
+  state: JobStateName;
   progress: number;
   error: string;
   annotations: number;
@@ -108,7 +110,7 @@ export interface SegmentProgress {
 export interface ProposalsProgress {
   kind: "proposals";
   image: number;
-  state: string;
+  state: JobStateName;
   progress: number;
   annotations: number;
 }
@@ -118,7 +120,7 @@ export interface ProposalsProgress {
 export interface TrainingProgress {
   kind: "training";
   id: number;
-  state: string;
+  state: JobStateName;
   progress: number;
   error: string;
   base_model_key: string;

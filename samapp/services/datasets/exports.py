@@ -6,7 +6,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.core.files import File
@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError
 from samapp.models import ExportFormat, ExportJob, JobState, Project
-from samapp.realtime.contract import JOB_PROGRESS, ExportProgress
+from samapp.realtime.contract import JOB_PROGRESS, ExportProgress, JobStateName
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
 from samapp.services.datasets.common import ExportOptions, ZipSink, export_options_clean
@@ -68,7 +68,8 @@ def export_job_create(
 
 
 def export_job_payload(job: ExportJob) -> ExportProgress:
-    return {"kind": "export", "id": job.id, "state": job.state, "progress": job.progress}
+    state = cast(JobStateName, job.state)
+    return {"kind": "export", "id": job.id, "state": state, "progress": job.progress}
 
 
 def _job_event(job: ExportJob) -> None:
