@@ -51,6 +51,9 @@ export type DecodeCandidate = {
   mask: Uint8Array | null;
 };
 
+/** A reply that carries nothing but its success. */
+type Empty = Record<never, never>;
+
 /** What each action answers when it succeeds. */
 export interface Results {
   init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number };
@@ -61,7 +64,7 @@ export interface Results {
     /** Of which the fast decoder's per-image graph. */
     prepareMs: number;
   };
-  prefetch: Record<string, never>;
+  prefetch: Empty;
   decode: {
     candidates: DecodeCandidate[];
     preselected: number;
@@ -74,7 +77,7 @@ export interface Results {
     runMs: number;
   };
   render: { mask: Uint8Array; outSize: Size };
-  cancel: Record<string, never>;
+  cancel: Empty;
 }
 
 export type WorkerAction = WorkerRequest["action"];

@@ -151,15 +151,13 @@ export class PromptSession {
     return decode.lowRes.slice(index * plane, (index + 1) * plane);
   }
 
-  /** A first positive click on the point whose hover preview already ran adopts its result. */
-  private async adoptPreview(prompt: Prompt, maskInput: Float32Array | null, key: string): Promise<SentDecode | null> {
+  /** The hover preview that a first positive click on its point can adopt. */
+  private matchingPreview(prompt: Prompt, maskInput: Float32Array | null, key: string): SentDecode | null {
     const preview = this.lastPreview;
     const p0 = prompt.points[0];
     if (!preview || maskInput || prompt.box || prompt.points.length !== 1 || !p0 || p0.label !== 1) return null;
-    if (preview.key !== key || Math.abs(preview.point.x - p0.x) >= 0.5 || Math.abs(preview.point.y - p0.y) >= 0.5) return null;
-    this.decoder.adopt(preview.sent.id);
-    const adopted = await preview.sent.reply.catch(() => null);
-    return adopted?.ok ? preview.sent : null;
+    const near = Math.abs(preview.point.x - p0.x) < 0.5 && Math.abs(preview.point.y - p0.y) < 0.5;
+    return preview.key === key && near ? preview.sent : null;
   }
 
   private async decode(state: EditState, target: DecodeTarget): Promise<DecodeOutcome> {
@@ -169,8 +167,10 @@ export class PromptSession {
     let reply: ResponseFor<"decode">;
     let sent: SentDecode;
     try {
-      sent = (await this.adoptPreview(prompt, maskInput, target.embeddingKey)) ??
-        this.decoder.decode(target.embeddingKey, prompt, maskInput, target.outSize);
+      const preview = this.matchingPreview(prompt, maskInput, target.embeddingKey);
+      if (preview) this.decoder.adopt(preview.id);
+      const adopted = preview ? await preview.reply.catch(() => null) : null;
+      sent = adopted?.ok && preview ? preview : this.decoder.decode(target.embeddingKey, prompt, maskInput, target.outSize);
       reply = await sent.reply;
     } catch (error) {
       return { kind: "failed", error: errorText(error) };
