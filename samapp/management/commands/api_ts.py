@@ -9,11 +9,12 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
+
+from samapp.management.generated import GeneratedFileCommand
 
 
 def frontend_dir() -> Path:
@@ -48,23 +49,12 @@ def api_typescript() -> str:
         return output.read_text(encoding="utf-8")
 
 
-class Command(BaseCommand):
+class Command(GeneratedFileCommand):
     help = "Generate frontend/src/api/schema.gen.ts from the OpenAPI schema (openapi-typescript)."
+    command_name = "api_ts"
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--output", type=Path, default=None, help="file to write")
-        parser.add_argument(
-            "--check", action="store_true", help="fail if the file is not up to date"
-        )
+    def default_output(self) -> Path:
+        return frontend_dir() / "src" / "api" / "schema.gen.ts"
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        path: Path = options["output"] or frontend_dir() / "src" / "api" / "schema.gen.ts"
-        text = api_typescript()
-        if options["check"]:
-            current = path.read_text(encoding="utf-8") if path.exists() else ""
-            if current != text:
-                raise CommandError(f"{path} is stale: run `python manage.py api_ts`.")
-            self.stdout.write(f"{path} is up to date.")
-            return
-        path.write_text(text, encoding="utf-8")
-        self.stdout.write(f"wrote {path}")
+    def generate(self) -> str:
+        return api_typescript()
