@@ -33,7 +33,7 @@ class RleField(serializers.DictField):
 
 class AnnotationOutput(serializers.Serializer[Any]):
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
-        return annotation_payload(instance)
+        return dict(annotation_payload(instance))
 
 
 class AnnotationInput(serializers.Serializer[Any]):

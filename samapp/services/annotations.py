@@ -143,7 +143,9 @@ def annotations_bulk_create(
             _broadcast_after_commit(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
-                payload={"count": len(rows), "images": sorted(image_ids)[:1000]},
+                payload=contract.AnnotationsBulkCreatedPayload(
+                    count=len(rows), images=sorted(image_ids)[:1000]
+                ),
             )
     return len(rows)
 
@@ -213,5 +215,7 @@ def annotation_delete(*, annotation: Annotation, expected_version: int | None) -
         _broadcast_after_commit(
             project_id=project_id,
             event=contract.ANNOTATION_DELETED,
-            payload={"id": annotation_id, "image": image_id, "version": expected + 1},
+            payload=contract.AnnotationDeletedPayload(
+                id=annotation_id, image=image_id, version=expected + 1
+            ),
         )

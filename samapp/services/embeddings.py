@@ -30,7 +30,14 @@ from django.utils import timezone
 
 from samapp.ml.model_keys import embedding_model_key, is_version_key
 from samapp.models import Embedding, EmbeddingStatus, Image
-from samapp.realtime.contract import EMBEDDING_FAILED, EMBEDDING_READY, P, ServerEvent
+from samapp.realtime.contract import (
+    EMBEDDING_FAILED,
+    EMBEDDING_READY,
+    EmbeddingFailedPayload,
+    EmbeddingReadyPayload,
+    P,
+    ServerEvent,
+)
 from samapp.realtime.events import broadcast
 from samapp.services.images import image_bytes_read
 
@@ -249,11 +256,9 @@ def _fail(embedding: Embedding, error: str) -> None:
         image_sha256=embedding.image_sha256,
         model_key=embedding.model_key,
         event=EMBEDDING_FAILED,
-        payload={
-            "sha256": embedding.image_sha256,
-            "model_key": embedding.model_key,
-            "error": error,
-        },
+        payload=EmbeddingFailedPayload(
+            sha256=embedding.image_sha256, model_key=embedding.model_key, error=error
+        ),
     )
 
 
@@ -316,7 +321,7 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
         image_sha256=embedding.image_sha256,
         model_key=embedding.model_key,
         event=EMBEDDING_READY,
-        payload={"sha256": embedding.image_sha256, "model_key": embedding.model_key},
+        payload=EmbeddingReadyPayload(sha256=embedding.image_sha256, model_key=embedding.model_key),
     )
 
 

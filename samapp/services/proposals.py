@@ -25,7 +25,7 @@ from django.db import transaction
 
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
-from samapp.realtime.contract import JOB_PROGRESS
+from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
@@ -234,12 +234,12 @@ def proposals_run(
         broadcast(
             project_id=project_id,
             event=JOB_PROGRESS,
-            payload={
-                "kind": "proposals",
-                "image": image.pk,
-                "progress": round(done / len(images), 3),
-                "state": "done" if done == len(images) else "running",
-                "annotations": total,
-            },
+            payload=ProposalsProgress(
+                kind="proposals",
+                image=image.pk,
+                progress=round(done / len(images), 3),
+                state="done" if done == len(images) else "running",
+                annotations=total,
+            ),
         )
     return total
