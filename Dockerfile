@@ -10,7 +10,7 @@ COPY frontend/ ./
 RUN npm run build
 
 # ---- Python app
-FROM python:3.11-slim
+FROM python:3.11-slim AS app
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -35,4 +35,14 @@ RUN DJANGO_SECRET_KEY=build-only-not-secret DJANGO_ALLOWED_HOSTS=localhost \
 USER sam
 VOLUME ["/data"]
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "backend.asgi:application"]
+# Several ASGI worker processes (WEB_WORKERS): Django runs sync views on one thread per
+# process, so one process serializes every API write of a team.
+CMD ["sh", "-c", "exec uvicorn backend.asgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_WORKERS:-2} --proxy-headers --forwarded-allow-ips='*' --no-server-header"]
+
+# ---- reverse proxy (Caddy): serves the collected static files, balances / and /ws/ over the
+# web replicas. Built with `--target proxy`; docker-compose.yml does.
+FROM caddy:2-alpine AS proxy
+COPY --from=app /app/staticfiles /srv/static
+
+# ---- the default target: the Python app image
+FROM app

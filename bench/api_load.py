@@ -14,10 +14,24 @@ final version and content match the successful writes (lost updates: a stale wri
 never overwrite). Broadcasts are followed as the app's client does: a gap in the project's event
 ``seq`` triggers a websocket ``catch_up``; one last catch-up after the writes covers trailing gaps.
 The delivery line counts the catch-ups that gaps triggered (dropped or reordered broadcasts). Prints
-throughput, latency percentiles, losses, and the throughput ratio last."""
+throughput, latency percentiles, losses, and the throughput ratio last.
+
+Team mode (``--think-time S``) models a working team instead of a saturating one, in the
+production profile (Postgres + Redis channel layer, production settings, uvicorn with
+``--web-processes`` worker processes): N annotators each on an image of their own accept a mask
+after an exponential think time of mean S seconds (a new annotation, or an edit of their last
+one), a share of their writes (``--contended``) edits one of a few annotations everybody
+touches (If-Match, retried on 412), reviewers bulk-accept what was written, viewers watch, and
+every client holds the project websocket. Per N (``--annotators 10,50,100,200``) and per web
+process count (``--web-processes 1,2``) it reports write p50/p95/p99, broadcast p50/p95/p99
+(write sent -> the last other member received it), lost updates, lost broadcasts and the web
+processes' CPU per write. Its last line: ``write p95 X ms, broadcast p95 Y ms, lost Z``.
+
+    python bench/api_load.py --annotators 50 --think-time 3 [--duration 60] [--web-processes 2]"""
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -26,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,18 +57,19 @@ sys.path[:0] = [str(ROOT / "bench")]
 from pipeline_overhead import ADMIN_DB, Profile  # noqa: E402
 
 SIZE = (48, 64)  # image height, width
+LOAD_REDIS = "redis://127.0.0.1:6379/13"
 SETUP = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from samapp.services.api_tokens import api_token_create
 from samapp.services.projects import project_create, member_add
 User = get_user_model()
 owner = User.objects.create_user(username="owner", password="x")
 project = project_create(name="load", created_by=owner, labels=[])
-tokens = [Token.objects.create(user=owner).key]
+tokens = [api_token_create(user=owner)[1]]
 for i in range({n}):
     user = User.objects.create_user(username=f"annotator{{i}}", password="x")
     member_add(project=project, user=user, role="annotator")
-    tokens.append(Token.objects.create(user=user).key)
+    tokens.append(api_token_create(user=user)[1])
 print("SETUP", project.pk, " ".join(tokens))
 """
 
@@ -303,65 +319,92 @@ def lost_updates(base: str, project_id: int, owner: str, runs: list[Run]) -> int
     return lost
 
 
+@contextlib.contextmanager
+def fresh_stack(use_pg: bool) -> Iterator[dict[str, str]]:
+    """A throwaway Postgres database and an emptied Redis database (channel layer and broker)
+    when ``use_pg``; else nothing (SQLite + spool layer). Dropped afterwards."""
+    if not use_pg:
+        yield {}
+        return
+    import psycopg
+    import redis
+
+    dbname = f"samload_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    redis.Redis.from_url(LOAD_REDIS).flushdb()
+    try:
+        yield {
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{dbname}",
+            "REDIS_URL": LOAD_REDIS,
+        }
+    finally:
+        with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        redis.Redis.from_url(LOAD_REDIS).flushdb()
+
+
+def print_logs(profile: Profile) -> None:
+    """The first traceback and the tail of each server log, after a failed run."""
+    for log in sorted(profile.logs.glob("*.log")):
+        text = log.read_text()
+        errors = [i for i, line in enumerate(text.splitlines()) if "Traceback" in line]
+        head = "\n".join(text.splitlines()[errors[0] : errors[0] + 40]) if errors else ""
+        print(f"--- {log.name} (first traceback)\n{head}", file=sys.stderr)
+        print(f"--- {log.name} (tail)\n{text[-3000:]}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument(
+        "--annotators", default="50", help="N; in team mode a comma list, e.g. 10,50,100,200"
+    )
     parser.add_argument("--writes", type=int, default=10, help="writes per annotator")
     parser.add_argument("--images", type=int, default=5)
     parser.add_argument("--deadline", type=float, default=240, help="seconds, whole load")
     parser.add_argument("--db", choices=["auto", "sqlite", "postgres"], default="auto")
+    team = parser.add_argument_group("team mode")
+    team.add_argument("--think-time", type=float, help="mean seconds between an annotator's writes")
+    team.add_argument("--duration", type=float, default=60, help="seconds of work per phase")
+    team.add_argument("--contended", type=float, default=0.1, help="share of writes on shared")
+    team.add_argument("--shared", type=int, default=5, help="annotations everybody may edit")
+    team.add_argument("--web-processes", default="2", help="uvicorn workers; a comma list")
+    team.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.think_time is not None:
+        if not (server_reachable(5432) and server_reachable(6379)):
+            sys.exit("team mode runs the production profile: PostgreSQL and Redis must answer")
+        from team_load import run_team
+
+        with tempfile.TemporaryDirectory(prefix="sam-team-load-") as tmp:
+            run_team(args, Path(tmp))
+        return
+    annotators = int(args.annotators)
     use_pg = args.db == "postgres" or (
         args.db == "auto" and server_reachable(5432) and server_reachable(6379)
     )
-    with tempfile.TemporaryDirectory(prefix="sam-api-load-") as tmp:
-        extra: dict[str, str] = {}
-        dbname = None
-        if use_pg:
-            import psycopg
-            import redis
-
-            dbname = f"samload_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{dbname}"')
-            redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
-            extra = {
-                "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{dbname}",
-                "REDIS_URL": "redis://127.0.0.1:6379/13",
-            }
+    with tempfile.TemporaryDirectory(prefix="sam-api-load-") as tmp, fresh_stack(use_pg) as extra:
         profile = LoadProfile("load", Path(tmp), extra)
         try:
-            project_id, tokens = profile.start_load(args.annotators)
+            project_id, tokens = profile.start_load(annotators)
             base = f"http://127.0.0.1:{profile.port}"
-            owner, annotators = tokens[0], tokens[1:]
+            owner, members = tokens[0], tokens[1:]
             images, shared = setup_content(base, project_id, owner, args.images)
             hard_stop = time.monotonic() + args.deadline
             solo = Run(base, project_id, hard_stop)
-            solo_s = asyncio.run(solo.run(annotators[:1], images, shared, args.writes))
+            solo_s = asyncio.run(solo.run(members[:1], images, shared, args.writes))
             crowd = Run(base, project_id, hard_stop)
-            crowd_s = asyncio.run(crowd.run(annotators, images, shared, args.writes))
+            crowd_s = asyncio.run(crowd.run(members, images, shared, args.writes))
             lost = lost_updates(base, project_id, owner, [solo, crowd])
             rows = {
                 "1 annotator (baseline)": solo.report(solo_s),
-                f"{args.annotators} annotators": crowd.report(crowd_s),
+                f"{annotators} annotators": crowd.report(crowd_s),
             }
         except Exception:
-            for log in sorted(profile.logs.glob("*.log")):
-                text = log.read_text()
-                errors = [i for i, line in enumerate(text.splitlines()) if "Traceback" in line]
-                head = "\n".join(text.splitlines()[errors[0] : errors[0] + 40]) if errors else ""
-                print(f"--- {log.name} (first traceback)\n{head}", file=sys.stderr)
-                print(f"--- {log.name} (tail)\n{text[-3000:]}", file=sys.stderr)
+            print_logs(profile)
             raise
         finally:
             profile.stop()
-            if dbname:
-                import psycopg
-                import redis
-
-                with psycopg.connect(ADMIN_DB, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-                redis.Redis.from_url("redis://127.0.0.1:6379/13").flushdb()
 
     stack = "Postgres + Redis channel layer" if use_pg else "SQLite + spool layer"
     print(
@@ -381,10 +424,10 @@ def main() -> None:
     for name, r in rows.items():
         print(f"delivery ({name}): {r['delivery']}")
     print(f"lost updates (final version/content differs from the last successful write): {lost}")
-    crowd_row = rows[f"{args.annotators} annotators"]
+    crowd_row = rows[f"{annotators} annotators"]
     solo_row = rows["1 annotator (baseline)"]
     print(
-        f"ratio {args.annotators}-annotator / 1-annotator throughput: "
+        f"ratio {annotators}-annotator / 1-annotator throughput: "
         f"{crowd_row['writes_per_s'] / solo_row['writes_per_s']:.2f}x"
     )
 

@@ -54,11 +54,11 @@ def png(seed: int) -> bytes:
 
 SETUP = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from samapp.services.api_tokens import api_token_create
 from samapp.services.projects import project_create
 user = get_user_model().objects.create_user(username="bench", password="x")
 project = project_create(name="bench", created_by=user, labels=[])
-print("SETUP", project.pk, Token.objects.create(user=user).key)
+print("SETUP", project.pk, api_token_create(user=user)[1])
 """
 
 

@@ -65,7 +65,7 @@ export default defineConfig({
   },
   plugins: [copyOrtFiles()],
   test: {
-    include: ["tests/**/*.test.ts"],
+    include: ["tests/**/*.test.ts", "src/**/*.test.ts"],
     environment: "node",
     coverage: {
       provider: "v8",

@@ -7,9 +7,11 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from knox.models import AuthToken as KnoxAuthToken
 
 from samapp.models import (
     Annotation,
+    ApiToken,
     Embedding,
     ExportFormat,
     ExportJob,
@@ -22,6 +24,7 @@ from samapp.models import (
     TrainingJob,
 )
 from samapp.selectors.embeddings import embedding_status_map
+from samapp.services.api_tokens import api_token_revoke
 from samapp.services.datasets.exports import export_job_create
 from samapp.services.embeddings import embeddings_recompute
 from samapp.services.model_versions import model_version_activate, model_version_rollback
@@ -346,3 +349,33 @@ class TrainingJobAdmin(admin.ModelAdmin[TrainingJob]):
     @admin.display(description="training loss")
     def loss_plot(self, job: TrainingJob) -> SafeString:
         return loss_curve_svg(job.loss_curve)
+
+
+# knox registers its own token model, which KNOX_TOKEN_MODEL swaps out for ApiToken.
+if admin.site.is_registered(KnoxAuthToken):
+    admin.site.unregister(KnoxAuthToken)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    """Tokens are listed and revoked here (their secrets are never stored); they are created
+    only by a login."""
+
+    list_display = ("id", "user", "created", "expiry", "last_used")
+    fields = list_display
+    readonly_fields = list_display
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        api_token_revoke(token=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        for token in queryset:
+            api_token_revoke(token=token)

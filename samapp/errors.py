@@ -28,3 +28,21 @@ class PreconditionRequiredError(ApplicationError):
     """A write without the version it is based on (HTTP 428)."""
 
     status_code = 428
+
+
+class PayloadTooLargeError(ApplicationError):
+    """A body or a declared size over a limit (HTTP 413)."""
+
+    status_code = 413
+
+
+class ConflictError(ApplicationError):
+    """A write that does not follow the object's current state (HTTP 409); `extra` says it."""
+
+    status_code = 409
+
+
+class TooManyError(ApplicationError):
+    """A per-user count limit reached (HTTP 429)."""
+
+    status_code = 429

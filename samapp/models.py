@@ -2,6 +2,8 @@
 
 from django.conf import settings as django_settings
 from django.db import models
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS as KNOX
 
 
 class TimeStamped(models.Model):
@@ -387,3 +389,41 @@ class ModelVersion(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.model_key} ({self.state})"
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token (django-rest-knox, KNOX_TOKEN_MODEL): only the SHA-512 digest of the secret
+    is stored; ``token_key`` (its first characters) narrows the lookup. Each has its own id,
+    so its owner can list and revoke it without the secret, and records when it was last
+    used (to the minute: see samapp.api.authentication)."""
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=KNOX.DIGEST_LENGTH, unique=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"token {self.id} of {self.user}"
+
+
+class UploadSession(TimeStamped):
+    """A file sent in chunks (resumable): `received` bytes of `size` are stored so far, each
+    chunk as its own storage object until the last one arrives and the file is checked."""
+
+    id = models.UUIDField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    chunk_size = models.PositiveIntegerField()
+    received = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_by", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.received}/{self.size})"

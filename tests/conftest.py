@@ -14,8 +14,9 @@ World
 
 Clients
     ``api_client``       an anonymous ``APIClient``.
-    ``client_for``       ``client_for(user_or_role_name)`` -> ``APIClient`` authenticated with a
-                         DRF token in the ``Authorization`` header (as a real script would be).
+    ``client_for``       ``client_for(user_or_role_name)`` -> ``APIClient`` authenticated with an
+                         API token in the ``Authorization`` header (as a real script would be);
+                         one token per user and test.
                          ``client_for("anonymous")`` gives an unauthenticated client.
 
 Bytes
@@ -231,19 +232,34 @@ def api_client() -> Any:
     return APIClient()
 
 
+def api_token_cache(users: dict[str, Any]) -> Callable[[Any], str]:
+    """``token_for(user_or_role_name)``: the secret of an API token of that user, created on
+    first use and reused after (each login would make a new one)."""
+    secrets: dict[int, str] = {}
+
+    def token_for(who: Any) -> str:
+        from samapp.services.api_tokens import api_token_create
+
+        user = users[who] if isinstance(who, str) else who
+        if user.pk not in secrets:
+            secrets[user.pk] = api_token_create(user=user)[1]
+        return secrets[user.pk]
+
+    return token_for
+
+
 @pytest.fixture
 def client_for(users: dict[str, Any]) -> Callable[[Any], Any]:
-    """``client_for(user)`` or ``client_for("viewer")``: an APIClient sending a DRF token."""
-    from rest_framework.authtoken.models import Token
+    """``client_for(user)`` or ``client_for("viewer")``: an APIClient sending an API token."""
     from rest_framework.test import APIClient
+
+    token_for = api_token_cache(users)
 
     def make(who: Any) -> APIClient:
         client = APIClient()
         if who in (None, "anonymous"):
             return client
-        user = users[who] if isinstance(who, str) else who
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(who)}")
         return client
 
     return make

@@ -1,9 +1,11 @@
 """Settings shared by every profile; values come from the environment (django-environ)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin and DRF generics be subscripted at run time, as the type stubs declare them.
 django_stubs_ext.monkeypatch()
@@ -30,7 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "channels",
     "axes",
@@ -123,13 +125,29 @@ STORAGES = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "samapp.api.authentication.ApiTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "samapp.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "samapp.api.errors.exception_handler",
+}
+
+# API tokens (django-rest-knox, hashed at rest): every login at /api/auth/token/ issues a new
+# token that expires SAM_TOKEN_TTL hours later (no sliding renewal); a user keeps at most
+# SAM_TOKEN_LIMIT_PER_USER live tokens, the oldest being revoked past that. Tokens are revoked
+# by logout, by their owner (one or all), on a password change and on deactivation.
+KNOX_TOKEN_MODEL = "samapp.ApiToken"  # noqa: S105 (a model name)
+SAM_TOKEN_TTL = env.float("SAM_TOKEN_TTL", default=7 * 24.0)  # hours
+SAM_TOKEN_LIMIT_PER_USER = env.int("SAM_TOKEN_LIMIT_PER_USER", default=20)
+if SAM_TOKEN_TTL <= 0 or SAM_TOKEN_LIMIT_PER_USER < 1:
+    raise ImproperlyConfigured("SAM_TOKEN_TTL must be > 0 hours, SAM_TOKEN_LIMIT_PER_USER >= 1.")
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=SAM_TOKEN_TTL),
+    # A recognisable prefix lets secret scanners find leaked tokens.
+    "TOKEN_PREFIX": "sam_",
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -153,6 +171,8 @@ if REDIS_URL:
                 # Per-socket backlog. The default (100) drops room broadcasts silently when 50
                 # annotators write at once (bench/api_load.py); clients then need catch_up.
                 "capacity": 1000,
+                # Deployments (or test runs) that share one Redis keep their rooms apart.
+                "prefix": env("CHANNEL_LAYER_PREFIX", default="asgi"),
             },
         }
     }
@@ -165,6 +185,12 @@ else:
             "CONFIG": {"spool_dir": str(DATA_DIR / "channels")},
         }
     }
+
+# Open websockets re-check their user, credential (session or token) and membership every
+# SAM_SOCKET_RECHECK_SECONDS (and when their token expires); revocations close them at once.
+SAM_SOCKET_RECHECK_SECONDS = env.float("SAM_SOCKET_RECHECK_SECONDS", default=60.0)
+if SAM_SOCKET_RECHECK_SECONDS <= 0:
+    raise ImproperlyConfigured("SAM_SOCKET_RECHECK_SECONDS must be > 0.")
 
 # Celery: a broker that needs no server (a spool directory) unless one is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
@@ -244,6 +270,15 @@ SAM_MAX_ARCHIVE_ENTRIES = env.int("SAM_MAX_ARCHIVE_ENTRIES", default=10_000)
 SAM_MAX_ARCHIVE_TOTAL_BYTES = env.int("SAM_MAX_ARCHIVE_TOTAL_BYTES", default=2 * 1024**3)
 SAM_MAX_ARCHIVE_RATIO = env.int("SAM_MAX_ARCHIVE_RATIO", default=100)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Chunked (resumable) uploads: files bigger than one request may carry. Every chunk but the last
+# is exactly SAM_UPLOAD_CHUNK_BYTES (below DATA_UPLOAD_MAX_MEMORY_SIZE); a user holds at most
+# SAM_UPLOAD_MAX_OPEN sessions declaring SAM_UPLOAD_MAX_PENDING_BYTES in all; a session untouched
+# for SAM_UPLOAD_EXPIRY_SECONDS is abandoned and deleted with its chunks.
+SAM_UPLOAD_CHUNK_BYTES = env.int("SAM_UPLOAD_CHUNK_BYTES", default=8 * 1024 * 1024)
+SAM_UPLOAD_MAX_BYTES = env.int("SAM_UPLOAD_MAX_BYTES", default=SAM_MAX_ARCHIVE_TOTAL_BYTES)
+SAM_UPLOAD_MAX_OPEN = env.int("SAM_UPLOAD_MAX_OPEN", default=20)
+SAM_UPLOAD_MAX_PENDING_BYTES = env.int("SAM_UPLOAD_MAX_PENDING_BYTES", default=4 * 1024**3)
+SAM_UPLOAD_EXPIRY_SECONDS = env.int("SAM_UPLOAD_EXPIRY_SECONDS", default=24 * 3600)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 LOGGING = {

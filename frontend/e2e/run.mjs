@@ -48,6 +48,8 @@ const EXPECTED = [/status of 409/, /status of 412/, /status of 503/];
 // expected too.
 const EXPECTED_OFFLINE = [/ERR_INTERNET_DISCONNECTED/, /WebSocket/];
 let offline = false;
+// The upload step sends a file that is not an image on purpose: the server answers 400.
+let uploading = false;
 
 function watchConsole(page, who) {
   page.on("console", (msg) => {
@@ -55,6 +57,7 @@ function watchConsole(page, who) {
     const text = msg.text();
     if (EXPECTED.some((re) => re.test(text))) return;
     if (offline && EXPECTED_OFFLINE.some((re) => re.test(text))) return;
+    if (uploading && /status of 400/.test(text)) return;
     results.consoleErrors.push(`${who}: ${text}`);
     log(`console error (${who}): ${text}`);
   });
@@ -386,6 +389,51 @@ try {
   await a.getByTestId("active-model").filter({ hasText: "sam_tiny" }).waitFor({ timeout: 15_000 });
   check("models page shows the model in use", true);
   check("manager sees the fine-tuning button", (await a.getByTestId("start-training").count()) === 1);
+
+  // 12. Upload by drag and drop onto the grid: an image twice (one is a duplicate), a bigger
+  // one that goes in chunks (the server runs with 64 KiB chunks), and a file that is not an
+  // image; each gets its own bar and its outcome in place.
+  await a.goto(`${cfg.baseUrl}/projects/${cfg.projectId}`);
+  await a.getByRole("button", { name: "Upload files…" }).waitFor({ timeout: 15_000 });
+  let chunkRequests = 0;
+  a.on("request", (r) => {
+    if (r.method() === "PATCH" && r.url().includes("/uploads/")) chunkRequests++;
+  });
+  uploading = true;
+  const dropped = await a.evaluateHandle(async () => {
+    const png = async (w, h, seed) => {
+      const canvas = new OffscreenCanvas(w, h);
+      const ctx = canvas.getContext("2d");
+      const pixels = ctx.createImageData(w, h);
+      let s = seed;
+      for (let i = 0; i < pixels.data.length; i++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        pixels.data[i] = i % 4 === 3 ? 255 : s >>> 24;
+      }
+      ctx.putImageData(pixels, 0, 0);
+      return (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer();
+    };
+    const transfer = new DataTransfer();
+    const small = await png(48, 32, 1);
+    transfer.items.add(new File([small], "e2e-small.png", { type: "image/png" }));
+    transfer.items.add(new File([small], "e2e-small-copy.png", { type: "image/png" }));
+    transfer.items.add(new File([await png(256, 256, 2)], "e2e-big.png", { type: "image/png" }));
+    transfer.items.add(new File(["not an image"], "e2e-fake.png", { type: "image/png" }));
+    return transfer;
+  });
+  await a.dispatchEvent("main.page", "drop", { dataTransfer: dropped });
+  await a.getByRole("progressbar", { name: "Overall upload progress" }).waitFor({ timeout: 15_000 });
+  check("per-file progress bars", (await a.getByRole("progressbar", { name: /^Upload progress of / }).count()) === 4);
+  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "upload.png") });
+  const summary = a.getByTestId("upload-summary");
+  await summary.filter({ hasText: "4/4 files" }).waitFor({ timeout: 120_000 });
+  uploading = false;
+  const summaryText = (await summary.textContent()) ?? "";
+  results.upload = { summary: summaryText, chunkRequests };
+  check("upload summary", /2 images added/.test(summaryText) && /1 duplicates/.test(summaryText) && /1 failed/.test(summaryText), summaryText);
+  check("the server's error shown in place", (await a.getByTestId("upload-row").filter({ hasText: "not a readable image" }).count()) === 1);
+  check("the duplicate shown in place", (await a.getByTestId("upload-row").filter({ hasText: "already in this project" }).count()) === 1);
+  check("the big file went in chunks", chunkRequests >= 2, `${chunkRequests} chunks`);
 
   check("no console errors", results.consoleErrors.length === 0, results.consoleErrors.join(" | "));
   const failed = results.checks.filter((c) => !c.ok).map((c) => c.name);

@@ -3,6 +3,8 @@ export interface AppConfig {
   wasmPaths: string;
   webgpu: boolean;
   logoutUrl: string;
+  /** Files up to this size are uploaded in one request, bigger ones in chunks of this size. */
+  uploadChunkBytes: number;
 }
 
 export function readConfig(): AppConfig {
@@ -12,6 +14,7 @@ export function readConfig(): AppConfig {
     wasmPaths: "/static/app/ort/",
     webgpu: false,
     logoutUrl: "/accounts/logout/",
+    uploadChunkBytes: 8 * 1024 * 1024,
   };
   if (!element?.textContent) return fallback;
   return { ...fallback, ...(JSON.parse(element.textContent) as Partial<AppConfig>) };

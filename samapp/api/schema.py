@@ -1,7 +1,9 @@
-"""OpenAPI generation: component names for the styleguide's nested serializers."""
+"""OpenAPI generation: component names for the styleguide's nested serializers, the API
+token's security scheme, and the annotation schema shared with the websocket contract."""
 
 from typing import Any
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import resolve_type_hint
@@ -26,6 +28,13 @@ class AutoSchema(SpectacularAutoSchema):
             return super().get_serializer_name(serializer, direction)
         outer = outer.rpartition(".")[2].removesuffix("Api").removesuffix("View")
         return outer + inner.removesuffix("Serializer")
+
+
+class ApiTokenScheme(KnoxTokenScheme):
+    """``Authorization: Token sam_…`` (knox's scheme, for its subclass that the API uses)."""
+
+    target_class = "samapp.api.authentication.ApiTokenAuthentication"
+    name = "apiToken"
 
 
 class AnnotationOutputSchema(OpenApiSerializerExtension):

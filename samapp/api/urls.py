@@ -5,7 +5,7 @@ from samapp.api.annotations import (
     AnnotationListApi,
     ImageAnnotationListCreateApi,
 )
-from samapp.api.auth import MeApi, TokenApi
+from samapp.api.auth import LogoutApi, MeApi, TokenApi, TokenDetailApi, TokenListApi
 from samapp.api.images import ImageDetailApi, ImageFileApi, ImageListCreateApi
 from samapp.api.projects import (
     LabelDetailApi,
@@ -15,11 +15,15 @@ from samapp.api.projects import (
     ProjectDetailApi,
     ProjectListCreateApi,
 )
+from samapp.api.uploads import UploadSessionCreateApi, UploadSessionDetailApi
 
 P = "projects/<int:project_id>/"
 
 urlpatterns = [
     path("auth/token/", TokenApi.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/tokens/", TokenListApi.as_view(), name="auth-token-list"),
+    path("auth/tokens/<int:token_id>/", TokenDetailApi.as_view(), name="auth-token-detail"),
     path("me/", MeApi.as_view(), name="me"),
     path("projects/", ProjectListCreateApi.as_view(), name="project-list"),
     path(P, ProjectDetailApi.as_view(), name="project-detail"),
@@ -28,6 +32,8 @@ urlpatterns = [
     path(P + "labels/", LabelListCreateApi.as_view(), name="label-list"),
     path(P + "labels/<int:label_id>/", LabelDetailApi.as_view(), name="label-detail"),
     path(P + "images/", ImageListCreateApi.as_view(), name="image-list"),
+    path(P + "uploads/", UploadSessionCreateApi.as_view(), name="upload-list"),
+    path(P + "uploads/<uuid:upload_id>/", UploadSessionDetailApi.as_view(), name="upload-detail"),
     path(P + "images/<int:image_id>/", ImageDetailApi.as_view(), name="image-detail"),
     path(P + "images/<int:image_id>/file/", ImageFileApi.as_view(), name="image-file"),
     path(

@@ -6,22 +6,26 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+from rest_framework.exceptions import AuthenticationFailed
 
 
 @database_sync_to_async
-def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+def _authenticate(key: str) -> tuple[Any, Any]:
+    from samapp.api.authentication import ApiTokenAuthentication
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    try:
+        return ApiTokenAuthentication().authenticate_credentials(key.encode())
+    except AuthenticationFailed:
+        return AnonymousUser(), None
 
 
 class TokenAuthMiddleware(BaseMiddleware):
+    """With `?token=`, the scope's user is the token's (the same checks as the REST API) and
+    ``scope["api_token"]`` the token, whose revocation or expiry closes the socket."""
+
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         query = parse_qs(scope.get("query_string", b"").decode())
         keys = query.get("token")
         if keys:
-            scope["user"] = await _user_for_token(keys[0])
+            scope["user"], scope["api_token"] = await _authenticate(keys[0])
         return await super().__call__(scope, receive, send)

@@ -3,22 +3,35 @@
 Server → client: {"event": str, "payload": {...}}. Client → server: {"action": "presence",
 "image": id|null} and {"action": "catch_up", "after": seq}. Presence needs no storage: each
 socket announces itself to the room, answers newcomers directly, and says goodbye on leaving,
-so every socket holds the room's picture whichever process it lives in."""
+so every socket holds the room's picture whichever process it lives in.
 
+A socket stays open only while its user is active, the session or API token it was opened
+with is still valid and the user may view the project: revocations (logout, token revoked,
+password change, deactivation, membership removed or changed) reach it through the user's
+group and make it re-check at once; it also re-checks every SAM_SOCKET_RECHECK_SECONDS and
+when its token expires."""
+
+import asyncio
 import contextlib
-from typing import Any
+from typing import Any, TypeGuard
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
 
+from samapp.models import Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import project_group, user_group
+from samapp.roles import Capability, role_can
+from samapp.selectors.api_tokens import socket_credential_valid
 from samapp.selectors.projects import membership_get
 from samapp.services.annotation_events import (
     annotation_events_after,
     annotation_events_latest_seq,
 )
+from samapp.services.api_tokens import session_fingerprint
 
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
@@ -32,6 +45,8 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.presence: dict[str, dict[str, Any]] = {}
         self.image: int | None = None
+        self.revoked = False
+        self.rechecks: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -40,9 +55,19 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         membership = await database_sync_to_async(membership_get)(
             project_id=self.project_id, user=user
         )
-        if membership is None:
+        if not _may_view(membership):
             await self.close(code=CLOSE_NOT_MEMBER)
             return
+        token = self.scope.get("api_token")
+        self.token_id: int | None = token.pk if token is not None else None
+        self.token_expiry = token.expiry if token is not None else None
+        session = self.scope.get("session")
+        self.session_key: str | None = None
+        if token is None and session is not None:
+            self.session_key = session.session_key
+        self.session_fingerprint = (
+            session_fingerprint(self.session_key) if self.session_key else None
+        )
         self.user_info = {"id": user.id, "username": user.get_username()}
         await self.channel_layer.group_add(project_group(self.project_id), self.channel_name)
         await self.channel_layer.group_add(user_group(user.id), self.channel_name)
@@ -55,8 +80,12 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             }
         )
         await self._announce(reply_to=self.channel_name)
+        self.rechecks = asyncio.create_task(self._recheck_periodically())
 
     async def disconnect(self, code: int) -> None:
+        rechecks = getattr(self, "rechecks", None)
+        if rechecks is not None:
+            rechecks.cancel()
         if hasattr(self, "user_info"):
             await self.channel_layer.group_send(
                 project_group(self.project_id),
@@ -141,16 +170,58 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     # -- server events --------------------------------------------------------------------
 
     async def project_event(self, message: dict[str, Any]) -> None:
-        if getattr(self, "revoked", False):
+        if self.revoked:
             return
         await self.send_json({"event": message["event"], "payload": message["payload"]})
 
-    async def membership_revoked(self, message: dict[str, Any]) -> None:
-        if message.get("project_id") == getattr(self, "project_id", None):
-            # Leave the room first: until the server delivers the disconnect, room events
-            # would still reach this consumer.
-            self.revoked = True
-            await self.channel_layer.group_discard(
-                project_group(self.project_id), self.channel_name
-            )
-            await self.close(code=CLOSE_NOT_MEMBER)
+    # -- access ---------------------------------------------------------------------------
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        """Something about the user's access changed: a revoked credential that is this
+        socket's closes it at once; anything else makes it re-check."""
+        revoked_token = message.get("revoked_token")
+        revoked_session = message.get("revoked_session")
+        if (revoked_token is not None and revoked_token == self.token_id) or (
+            revoked_session is not None and revoked_session == self.session_fingerprint
+        ):
+            await self._revoke(CLOSE_UNAUTHENTICATED)
+        else:
+            await self._recheck()
+
+    async def _recheck_periodically(self) -> None:
+        while not self.revoked:
+            delay = settings.SAM_SOCKET_RECHECK_SECONDS
+            if self.token_expiry is not None:
+                left = (self.token_expiry - timezone.now()).total_seconds()
+                delay = min(delay, max(left, 0.0))
+            await asyncio.sleep(delay)
+            await self._recheck()
+
+    async def _recheck(self) -> None:
+        if self.revoked:
+            return
+        user = self.scope["user"]
+        valid = await database_sync_to_async(socket_credential_valid)(
+            user_id=user.pk, token_id=self.token_id, session_key=self.session_key
+        )
+        if not valid:
+            await self._revoke(CLOSE_UNAUTHENTICATED)
+            return
+        membership = await database_sync_to_async(membership_get)(
+            project_id=self.project_id, user=user
+        )
+        if not _may_view(membership):
+            await self._revoke(CLOSE_NOT_MEMBER)
+
+    async def _revoke(self, code: int) -> None:
+        if self.revoked:
+            return
+        # Leave the room first: until the server delivers the disconnect, room events
+        # would still reach this consumer.
+        self.revoked = True
+        await self.channel_layer.group_discard(project_group(self.project_id), self.channel_name)
+        await self.close(code=code)
+
+
+def _may_view(membership: Membership | None) -> TypeGuard[Membership]:
+    return membership is not None and role_can(membership.role, Capability.VIEW)

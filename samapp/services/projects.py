@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from samapp.errors import ApplicationError
 from samapp.models import ExportJob, Image, Label, Membership, Project, Role
-from samapp.realtime.events import notify_user
+from samapp.services.api_tokens import user_sockets_recheck
 
 
 def _check_model_key(model_key: str) -> None:
@@ -115,19 +115,16 @@ def member_update(*, membership: Membership, role: str) -> Membership:
         _ensure_an_owner_remains(membership)
     membership.role = role
     membership.save(update_fields=["role", "updated_at"])
+    user_sockets_recheck(user_id=membership.user_id)
     return membership
 
 
 def member_remove(*, membership: Membership) -> None:
     """Remove a member; their open websockets on this project are closed."""
     _ensure_an_owner_remains(membership)
-    project_id, user_id = membership.project_id, membership.user_id
+    user_id = membership.user_id
     membership.delete()
-    transaction.on_commit(
-        lambda: notify_user(
-            user_id=user_id, message_type="membership.revoked", payload={"project_id": project_id}
-        )
-    )
+    user_sockets_recheck(user_id=user_id)
 
 
 def _validate_color(color: str) -> str:

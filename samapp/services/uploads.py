@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from PIL import ImageOps
 
 from samapp.errors import ApplicationError
@@ -211,6 +211,12 @@ def uploads_check(*, files: list[tuple[str, BinaryIO]]) -> list[CheckedImage]:
     return checked
 
 
+def _existing_image_ids(*, project: Project, sha256s: list[str]) -> dict[str, int]:
+    return dict(
+        Image.objects.filter(project=project, sha256__in=sha256s).values_list("sha256", "id")
+    )
+
+
 def images_create(
     *, project: Project, uploaded_by: User, images: list[CheckedImage]
 ) -> UploadResult:
@@ -218,11 +224,7 @@ def images_create(
     from samapp.services.embeddings import embeddings_schedule
 
     result = UploadResult()
-    existing = dict(
-        Image.objects.filter(project=project, sha256__in=[i.sha256 for i in images]).values_list(
-            "sha256", "id"
-        )
-    )
+    existing = _existing_image_ids(project=project, sha256s=[i.sha256 for i in images])
     stored: list[str] = []
     try:
         with transaction.atomic():
@@ -247,7 +249,24 @@ def images_create(
                 )
                 image.file.save(checked.name, ContentFile(checked.content), save=False)
                 stored.append(str(image.file.name))
-                image.save()
+                try:
+                    with transaction.atomic():
+                        image.save()
+                except IntegrityError:
+                    # A parallel upload of the same content committed first: a duplicate too.
+                    winner = Image.objects.get(project=project, sha256=checked.sha256)
+                    # A storage that overwrites gave both the same content-addressed name.
+                    if stored.pop() != winner.file.name:
+                        default_storage.delete(str(image.file.name))
+                    existing[checked.sha256] = winner.id
+                    result.duplicates.append(
+                        {
+                            "name": checked.name,
+                            "sha256": checked.sha256,
+                            "existing_id": winner.id,
+                        }
+                    )
+                    continue
                 existing[checked.sha256] = image.id
                 result.created.append(image)
             embeddings_schedule(images=result.created, model_key=project.default_model_key)

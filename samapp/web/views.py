@@ -40,6 +40,8 @@ def spa(request: HttpRequest, path: str = "") -> HttpResponse:
         "wasmPaths": static("app/ort/"),
         "webgpu": _webgpu_available(),
         "logoutUrl": "/accounts/logout/",
+        # Files up to one chunk go in one request; bigger ones through /uploads/ in chunks.
+        "uploadChunkBytes": settings.SAM_UPLOAD_CHUNK_BYTES,
     }
     context = {
         "script": static("app/app.js") + "?v=" + _asset_version("app.js"),

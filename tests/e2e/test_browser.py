@@ -108,6 +108,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "SAM_DEMO_PASSWORD": PASSWORD,
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "filesystem://",
+        # Small chunks: the browser's upload step sends one file through the chunked path.
+        "SAM_UPLOAD_CHUNK_BYTES": "65536",
     }
     _manage(env, "migrate", "--noinput")
     _manage(env, "collectstatic", "--noinput")
@@ -287,3 +289,11 @@ def test_click_inside_a_known_shape_matches_its_ground_truth(browser_run: dict[s
     result = browser_run["result"]
     print(f"displayed mask vs ground truth: IoU {result['iou']:.3f}, latency {result['latency']}")
     assert result["iou"] >= 0.8
+
+
+def test_upload_by_drop_with_progress_errors_and_duplicates(browser_run: dict[str, Any]) -> None:
+    upload = browser_run["result"].get("upload")
+    assert upload, "the upload step did not run"
+    assert upload["chunkRequests"] >= 2, upload
+    assert "2 images added" in upload["summary"], upload
+    assert "1 duplicates" in upload["summary"] and "1 failed" in upload["summary"], upload

@@ -1,4 +1,4 @@
-"""docker-compose.yml: the production profile's services, queues and GPU reservation.
+"""docker-compose.yml: the production profile's services, queues, web tier and GPU reservation.
 
 The file is checked as YAML here always, and by `docker compose config` where the compose
 client is installed (this machine kind has the docker CLI without the compose plugin)."""
@@ -33,15 +33,15 @@ def command_of(service: dict[str, Any]) -> str:
 
 def test_services_exist(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("web", "worker-gpu", "worker", "postgres", "redis", "minio", "migrate"):
+    for name in ("proxy", "web", "worker-gpu", "worker", "postgres", "redis", "minio", "migrate"):
         assert name in services, name
-    for name in ("pgdata", "redisdata", "samdata"):
+    for name in ("pgdata", "redisdata", "samdata", "caddydata"):
         assert name in compose["volumes"]
 
 
 def test_web_runs_the_asgi_app_after_migrations(compose: dict[str, Any]) -> None:
     web = compose["services"]["web"]
-    assert "daphne" in command_of(web) and "backend.asgi:application" in command_of(web)
+    assert "uvicorn backend.asgi:application" in command_of(web)
     assert web["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert web["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert web["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -53,6 +53,28 @@ def test_web_runs_the_asgi_app_after_migrations(compose: dict[str, Any]) -> None
     )
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")  # required, no default
+
+
+def test_web_tier_scales_out_behind_the_proxy(compose: dict[str, Any]) -> None:
+    """Several replicas of several ASGI processes each; only the proxy publishes ports."""
+    web = compose["services"]["web"]
+    assert "--workers $${WEB_WORKERS}" in command_of(web)
+    assert web["environment"]["WEB_WORKERS"] == "${WEB_WORKERS:-2}"
+    assert web["deploy"]["replicas"] == "${WEB_REPLICAS:-2}"
+    assert "ports" not in web  # a fixed host port would stop `--scale web=N`
+    proxy = compose["services"]["proxy"]
+    assert proxy["build"]["target"] == "proxy"
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    caddyfile = compose["configs"]["caddyfile"]["content"]
+    assert [c["source"] for c in proxy["configs"]] == ["caddyfile"]
+    # Static files from the proxy's own copy; /ws/ and the rest balanced over every replica,
+    # found by DNS (so a scaled-up replica joins without a restart).
+    assert "handle /static/*" in caddyfile and "file_server" in caddyfile
+    assert "path /ws/*" in caddyfile
+    assert caddyfile.count("dynamic a {") == 2 and caddyfile.count("name web") == 2
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "AS proxy" in dockerfile and "COPY --from=app /app/staticfiles /srv/static" in dockerfile
+    assert dockerfile.rstrip().splitlines()[-1] == "FROM app"  # `docker build .` = the app
 
 
 def test_gpu_worker_takes_the_embeddings_queue_on_an_nvidia_gpu(compose: dict[str, Any]) -> None:

@@ -40,13 +40,10 @@ def sam_random_fallback(settings: Any) -> None:
 
 @pytest.fixture
 def token_for(users: dict[str, Any]) -> Callable[[Any], str]:
-    from rest_framework.authtoken.models import Token
+    """``token_for(user_or_role_name)``: an API token's secret, one per user and test."""
+    from tests.conftest import api_token_cache
 
-    def make(who: Any) -> str:
-        user = users[who] if isinstance(who, str) else who
-        return Token.objects.get_or_create(user=user)[0].key
-
-    return make
+    return api_token_cache(users)
 
 
 @pytest.fixture

@@ -22,8 +22,17 @@ from tests.security.conftest import SECRET, table_snapshot
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 NOWHERE = 999_999_999
-# Routes without ids, or whose ids are not project objects: covered elsewhere.
-NO_FOREIGN_IDS = {"auth-token", "me", "project-list", "schema", "api-docs"}
+# Routes without ids, or whose ids are not project objects: covered elsewhere (the user's own
+# tokens: tests/security/test_tokens.py).
+NO_FOREIGN_IDS = {
+    "auth-token",
+    "auth-logout",
+    "auth-token-list",
+    "me",
+    "project-list",
+    "schema",
+    "api-docs",
+}
 JOB_KINDS = {  # route name prefix -> the attribute of `foreign` a job_id names
     "segment-job": "segment_job",
     "export": "export",
@@ -79,6 +88,8 @@ def foreign_kwargs(name: str, kwargs: list[str], w: SimpleNamespace, **override:
             values[key] = w.image.sha256
         elif key == "filename":
             values[key] = "decoder.onnx"
+        elif key == "token_id":
+            values[key] = w.token.id
         else:
             raise AssertionError(f"route {name!r}: map its URL kwarg {key!r} to a foreign object")
     return values

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from samapp.errors import ApplicationError
 from samapp.models import Image
+from samapp.services import uploads as uploads_module
 from samapp.services.uploads import (
     archive_check,
     image_check,
@@ -273,6 +274,32 @@ def test_duplicates_within_one_upload_are_stored_once(project, users) -> None:
     result = images_create(project=project, uploaded_by=users["owner"], images=checked)
     assert len(result.created) == 1
     assert result.duplicates[0]["existing_id"] == result.created[0].id
+
+
+def test_same_content_committed_by_a_parallel_upload_is_a_duplicate(
+    project, users, media_root, monkeypatch
+) -> None:
+    checked = uploads_check(
+        files=[("a.png", io.BytesIO(GOOD)), ("b.jpg", io.BytesIO(jpeg_bytes()))]
+    )
+    winner = images_create(project=project, uploaded_by=users["owner"], images=checked[:1])
+    # The other upload committed after this one looked for existing content.
+    real = uploads_module._existing_image_ids
+    calls: list[dict] = []
+
+    def stale_then_real(**kwargs):
+        calls.append(kwargs)
+        return {} if len(calls) == 1 else real(**kwargs)
+
+    monkeypatch.setattr(uploads_module, "_existing_image_ids", stale_then_real)
+    result = images_create(project=project, uploaded_by=users["manager"], images=checked)
+    assert [i.original_name for i in result.created] == ["b.jpg"]
+    assert [(d["name"], d["existing_id"]) for d in result.duplicates] == [
+        ("a.png", winner.created[0].id)
+    ]
+    assert Image.objects.filter(project=project).count() == 2
+    assert Image.objects.get(original_name="a.png").file.read() == GOOD
+    assert len(media_files(media_root)) == 2  # the loser's copy of the file is gone
 
 
 def test_same_content_in_another_project_is_not_a_duplicate(project, other_project, users) -> None:

@@ -29,11 +29,11 @@ def redis_layer(settings: Any) -> Iterator[None]:
 
 async def open_socket(project_id: int, user: Any) -> Any:
     from channels.testing import WebsocketCommunicator
-    from rest_framework.authtoken.models import Token
 
     from backend.asgi import application
+    from samapp.services.api_tokens import api_token_create
 
-    token = await sync_to_async(lambda: Token.objects.get_or_create(user=user)[0].key)()
+    token = await sync_to_async(lambda: api_token_create(user=user)[1])()
     communicator = WebsocketCommunicator(
         application,
         f"/ws/projects/{project_id}/?token={token}",

@@ -19,7 +19,7 @@ def test_migrations_apply_on_postgres_and_match_the_models(pg_migrated: str, tmp
         "samapp_image",
         "samapp_embedding",
         "samapp_annotation",
-        "authtoken_token",
+        "samapp_apitoken",
     ):
         assert table in tables
     # Nothing in the models that a migration does not carry.

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,7 @@ def test_login_then_shell(users: dict[str, Any]) -> None:
         assert config["user"] == {"id": user.pk, "username": user.username}
         assert config["wasmPaths"] == "/static/app/ort/"
         assert isinstance(config["webgpu"], bool)
+        assert config["uploadChunkBytes"] == settings.SAM_UPLOAD_CHUNK_BYTES
     assert "csrftoken" in client.cookies
 
 

@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/auth/logout/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Log out what authenticated this request: its API token is revoked, or its session
+         *     ended. Sockets opened with either close.
+         */
+        post: operations["auth_logout_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/token/": {
         parameters: {
             query?: never;
@@ -15,6 +35,39 @@ export interface paths {
         put?: never;
         post: operations["auth_token_create"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/tokens/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["auth_tokens_list"];
+        put?: never;
+        post?: never;
+        /** @description Revoke every token of the user (this request's too). */
+        delete: operations["auth_tokens_revoke_all"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/tokens/{token_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["auth_tokens_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["auth_tokens_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -765,6 +818,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/uploads/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        post: operations["projects_uploads_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/uploads/{upload_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        get: operations["projects_uploads_retrieve"];
+        put?: never;
+        post?: never;
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        delete: operations["projects_uploads_destroy"];
+        options?: never;
+        head?: never;
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        patch: operations["projects_uploads_partial_update"];
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -841,6 +946,31 @@ export interface components {
         AnnotationReviewStateEnum: "proposed" | "accepted" | "rejected";
         /** @enum {string} */
         AnnotationSourceEnum: "click" | "box" | "manual" | "automatic" | "imported";
+        /** @description A token's metadata; its secret is shown only once, by the login that created it. */
+        ApiTokenOutput: {
+            readonly id: number;
+            /** Format: date-time */
+            readonly created: string;
+            /** Format: date-time */
+            expiry?: string | null;
+            /** Format: date-time */
+            last_used?: string | null;
+            readonly current: boolean;
+        };
+        ChunkOutput: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** Format: int64 */
+            size: number;
+            offset: number;
+            /** Format: int64 */
+            chunk_size: number;
+            readonly expires_at: string;
+            readonly result: {
+                [key: string]: unknown;
+            } | null;
+        };
         ExportJobOutput: {
             readonly id: number;
             format?: components["schemas"]["FormatEnum"];
@@ -1018,6 +1148,12 @@ export interface components {
             username: string;
             password: string;
         };
+        TokenOutput: {
+            id: number;
+            token: string;
+            /** Format: date-time */
+            expiry: string;
+        };
         TrainingJobListCreateInputRequest: {
             steps?: number;
             images_per_step?: number;
@@ -1030,6 +1166,22 @@ export interface components {
             seed?: number;
             activate?: boolean;
         };
+        UploadSessionCreateInputRequest: {
+            name: string;
+            /** Format: int64 */
+            size: number;
+        };
+        UploadSessionOutput: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /** Format: int64 */
+            size: number;
+            offset: number;
+            /** Format: int64 */
+            chunk_size: number;
+            readonly expires_at: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1039,6 +1191,24 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    auth_logout_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     auth_token_create: {
         parameters: {
             query?: never;
@@ -1059,10 +1229,89 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": components["schemas"]["TokenOutput"];
+                };
+            };
+        };
+    };
+    auth_tokens_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenOutput"][];
+                };
+            };
+        };
+    };
+    auth_tokens_revoke_all: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
                     "application/json": {
                         [key: string]: unknown;
                     };
                 };
+            };
+        };
+    };
+    auth_tokens_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenOutput"];
+                };
+            };
+        };
+    };
+    auth_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2305,6 +2554,104 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+        };
+    };
+    projects_uploads_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UploadSessionCreateInputRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["UploadSessionCreateInputRequest"];
+                "multipart/form-data": components["schemas"]["UploadSessionCreateInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSessionOutput"];
+                };
+            };
+        };
+    };
+    projects_uploads_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadSessionOutput"];
+                };
+            };
+        };
+    };
+    projects_uploads_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    projects_uploads_partial_update: {
+        parameters: {
+            query?: never;
+            header: {
+                "Upload-Offset": number;
+            };
+            path: {
+                project_id: number;
+                upload_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/offset+octet-stream": string;
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChunkOutput"];
                 };
             };
         };

@@ -3,6 +3,9 @@ import { api, request } from "../api/client";
 import type { ImageItem, Job, Page, Project } from "../api/types";
 import { config } from "../config";
 import type { PresenceUser, ServerEvent } from "../realtime/socket";
+import { fromDataTransfer } from "../upload/files";
+import "../upload/panel";
+import type { UploadPanel } from "../upload/panel";
 import { ProjectRoomPage } from "./roomPage";
 
 interface Member {
@@ -13,6 +16,7 @@ interface Member {
 }
 
 const STATUSES = ["", "new", "in_progress", "done", "reviewed"] as const;
+const UPLOAD_ROLES = new Set(["owner", "manager"]);
 
 export class ImagesPage extends ProjectRoomPage {
   private project: Project | null = null;
@@ -28,6 +32,8 @@ export class ImagesPage extends ProjectRoomPage {
   private exportJob: Job | null = null;
   private segmentAll: { done: number; total: number; failed: number } | null = null;
   private presence: PresenceUser[] = [];
+  private dropping = false;
+  private reloadTimer: ReturnType<typeof setTimeout> | null = null;
 
   override connectedCallback(): void {
     this.readFilters();
@@ -78,6 +84,63 @@ export class ImagesPage extends ProjectRoomPage {
     }
     this.loading = false;
     this.requestUpdate();
+  }
+
+  private canUpload(): boolean {
+    return UPLOAD_ROLES.has(this.project?.role ?? "");
+  }
+
+  private onDragOver(event: DragEvent): void {
+    if (!event.dataTransfer?.types.includes("Files")) return;
+    // Taken even when refused: a file dropped on the page must not replace the app.
+    event.preventDefault();
+    event.dataTransfer.dropEffect = this.canUpload() ? "copy" : "none";
+    if (this.canUpload() && !this.dropping) {
+      this.dropping = true;
+      this.requestUpdate();
+    }
+  }
+
+  private onDragLeave(event: DragEvent): void {
+    if (event.relatedTarget instanceof Node && this.contains(event.relatedTarget)) return;
+    this.dropping = false;
+    this.requestUpdate();
+  }
+
+  private async onDrop(event: DragEvent): Promise<void> {
+    if (!event.dataTransfer) return;
+    event.preventDefault();
+    if (!this.canUpload()) {
+      this.error = "Only the project's owners and managers upload images.";
+      this.requestUpdate();
+      return;
+    }
+    this.dropping = false;
+    this.requestUpdate();
+    const picked = await fromDataTransfer(event.dataTransfer);
+    this.querySelector<UploadPanel>("upload-panel")?.add(picked);
+  }
+
+  /** New images arrive while uploads go on: refresh the grid at most once a second. */
+  private onUploaded(): void {
+    this.reloadTimer ??= setTimeout(() => {
+      this.reloadTimer = null;
+      void this.reloadAfterUpload();
+    }, 1000);
+  }
+
+  private async reloadAfterUpload(): Promise<void> {
+    try {
+      this.project = await api.project(this.projectId); // fresh status counts
+    } catch {
+      // the grid's own load below reports a lost connection
+    }
+    await this.load();
+  }
+
+  override disconnectedCallback(): void {
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    super.disconnectedCallback();
   }
 
   private setFilter(kind: "status" | "assignee", value: string): void {
@@ -155,7 +218,12 @@ export class ImagesPage extends ProjectRoomPage {
   override render(): TemplateResult {
     const p = this.project;
     const pages = Math.max(1, Math.ceil(this.count / 48));
-    return html`<main class="page">
+    return html`<main
+      class="page ${this.dropping ? "dropping" : ""}"
+      @dragover=${(e: DragEvent) => this.onDragOver(e)}
+      @dragleave=${(e: DragEvent) => this.onDragLeave(e)}
+      @drop=${(e: DragEvent) => void this.onDrop(e)}
+    >
       <nav class="crumbs"><a href="/">Projects</a> / <span>${p?.name ?? "…"}</span></nav>
       <div class="toolbar">
         <h1>${p?.name ?? "Project"}</h1>
@@ -190,6 +258,10 @@ export class ImagesPage extends ProjectRoomPage {
         <button data-testid="export-button" @click=${() => void this.startExport()}>Export</button>
         ${this.exportStatus()}
       </div>
+      ${this.canUpload()
+        ? html`<upload-panel .projectId=${this.projectId} @uploaded=${() => this.onUploaded()}></upload-panel>`
+        : null}
+      ${this.dropping ? html`<p class="drop-hint" data-testid="drop-hint">Drop images, folders or zip files to upload them</p>` : null}
       ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : null}
       ${this.loading && this.images.length === 0 ? html`<p class="muted">Loading images…</p>` : null}
       ${!this.loading && this.images.length === 0 ? html`<p class="muted">No images match these filters.</p>` : null}
