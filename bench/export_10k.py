@@ -1,6 +1,6 @@
 """Export time and peak memory for a generated 10,000-image project (64x64, 1-3 masks each).
 
-    python bench/export_10k.py [--images 10000] [--formats coco,yolo,png,voc]
+    python bench/export_10k.py [--images 10000] [--formats coco,coco-polygons,yolo,...]
 
 Builds a throw-away SQLite project under a temporary SAM_DATA_DIR (bulk_create, files written
 straight into storage), then runs each export in a fresh subprocess and reports its wall time
@@ -105,8 +105,8 @@ def run_one(fmt: str, limit: int) -> None:
 
     project = Project.objects.get(name="bench")
     options: dict[str, object] = {}
-    if fmt == "coco-polygons":
-        fmt, options = "coco", {"mask_format": "polygons", "tolerance": 1.0}
+    if fmt.endswith("-polygons"):  # coco-polygons, cvat-polygons, labelstudio-polygons
+        fmt, options = fmt.removesuffix("-polygons"), {"mask_format": "polygons", "tolerance": 1.0}
     if limit:
         all_ids = Image.objects.filter(project=project).order_by("id").values_list("id", flat=True)
         ids = list(all_ids[:limit])
@@ -141,7 +141,10 @@ def _child(data_dir: str, *args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--formats", default="coco,coco-polygons,yolo,png,voc")
+    parser.add_argument(
+        "--formats",
+        default="coco,coco-polygons,yolo,png,voc,cvat,cvat-polygons,labelstudio,labelstudio-polygons",
+    )
     parser.add_argument("--data-dir")
     parser.add_argument("--generate", action="store_true")
     parser.add_argument("--run")
@@ -171,7 +174,7 @@ def main() -> None:
     print(f"baseline process (Django + imports): peak RSS {base:.1f} MB")
     tenth = max(1, args.images // 10)
     print(
-        f"{'format':<14}{'images':>7}{'seconds':>9}{'img/s':>8}{'peak MB':>9}"
+        f"{'format':<22}{'images':>7}{'seconds':>9}{'img/s':>8}{'peak MB':>9}"
         f"{'over base':>10}{'zip MB':>8}"
     )
     for fmt in args.formats.split(","):
@@ -182,7 +185,7 @@ def main() -> None:
             n = limit or args.images
             rows[n] = result
             print(
-                f"{fmt:<14}{n:>7}{result['seconds']:>9.1f}{n / result['seconds']:>8.0f}"
+                f"{fmt:<22}{n:>7}{result['seconds']:>9.1f}{n / result['seconds']:>8.0f}"
                 f"{result['maxrss_mb']:>9.1f}{result['maxrss_mb'] - base:>10.1f}"
                 f"{result['zip_mb']:>8.1f}"
             )
@@ -190,7 +193,7 @@ def main() -> None:
         time_ratio = big["seconds"] / small["seconds"]
         rss_ratio = (big["maxrss_mb"] - base) / max(small["maxrss_mb"] - base, 0.1)
         print(
-            f"{fmt:<14} ratio {args.images}/{tenth}: time x{time_ratio:.2f}, "
+            f"{fmt:<22} ratio {args.images}/{tenth}: time x{time_ratio:.2f}, "
             f"peak RSS over baseline x{rss_ratio:.2f}"
         )
 

@@ -17,6 +17,7 @@ from samapp.models import (
     ExportJob,
     Image,
     ImageStatus,
+    Invitation,
     Label,
     Membership,
     ModelVersion,
@@ -160,7 +161,15 @@ class EmbeddingAdmin(admin.ModelAdmin[Embedding]):
 class AnnotationAdmin(admin.ModelAdmin[Annotation]):
     list_display = ("id", "image", "label", "source", "review_state", "area", "version", "author")
     list_filter = ("source", "review_state", "image__project")
-    raw_id_fields = ("image", "author", "label")
+    raw_id_fields = ("image", "author", "label", "reviewed_by")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin[Invitation]):
+    list_display = ("identifier", "project", "role", "invitee", "invited_by", "created_at")
+    list_filter = ("role", "project")
+    search_fields = ("identifier",)
+    raw_id_fields = ("invitee", "invited_by")
 
 
 @admin.register(ExportJob)

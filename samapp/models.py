@@ -24,10 +24,20 @@ def default_project_settings() -> dict[str, object]:
     }
 
 
+class ReviewPolicy(models.TextChoices):
+    """The review state an annotator's own (manual) work lands in."""
+
+    PROPOSED = "proposed", "Pending review"
+    ACCEPTED = "accepted", "Accepted"
+
+
 class Project(TimeStamped):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     default_model_key = models.CharField(max_length=64, default="sam_tiny")
+    review_policy = models.CharField(
+        max_length=16, choices=ReviewPolicy.choices, default=ReviewPolicy.PROPOSED
+    )
     settings = models.JSONField(default=default_project_settings, blank=True)
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,
@@ -70,6 +80,43 @@ class Membership(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.project} as {self.role}"
+
+
+class Invitation(TimeStamped):
+    """A pending offer of a role in a project; the invited user accepts (becoming a member)
+    or declines. `identifier` is the username or e-mail the inviter typed; `invitee` is the
+    active account it named when the invitation was made, or null when it named none (the
+    invitation then stays pending until it expires or is revoked, like any other, so the
+    inviter cannot tell the two apart)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    identifier = models.CharField(max_length=254)
+    invitee = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="invitations",
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    invited_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "identifier"], name="unique_invitation_identifier"
+            ),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} invited to {self.project} as {self.role}"
 
 
 class Label(TimeStamped):
@@ -219,6 +266,16 @@ class Annotation(TimeStamped):
     review_state = models.CharField(
         max_length=16, choices=ReviewState.choices, default=ReviewState.ACCEPTED, db_index=True
     )
+    # The last review decision: who made it, when, and the reason the author is shown.
+    review_reason = models.CharField(max_length=1000, blank=True)
+    reviewed_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["image_id", "id"]
@@ -257,11 +314,15 @@ class ExportFormat(models.TextChoices):
     YOLO = "yolo", "YOLO segmentation"
     PNG = "png", "PNG masks"
     VOC = "voc", "Pascal VOC"
+    CVAT = "cvat", "CVAT for images 1.1"
+    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
 
 
 class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
-    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.COCO)
+    format = models.CharField(
+        max_length=16, choices=ExportFormat.choices, default=ExportFormat.COCO
+    )
     options = models.JSONField(default=dict, blank=True)
     result_file = models.FileField(upload_to="exports/", blank=True, max_length=300)
 

@@ -2,7 +2,7 @@
 
 from enum import Enum
 
-from samapp.models import Role
+from samapp.models import ImageStatus, Role
 
 
 class Capability(Enum):
@@ -26,3 +26,36 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
 
 def role_can(role: str, capability: Capability) -> bool:
     return capability in ROLE_CAPABILITIES.get(role, frozenset())
+
+
+_ANY_TO_ANY = frozenset((a, b) for a in ImageStatus.values for b in ImageStatus.values if a != b)
+
+# Who may move an image from one status to another. A role may make a transition when any of
+# its capabilities allows it; staying in the same status is always allowed.
+IMAGE_TRANSITIONS: dict[Capability, frozenset[tuple[str, str]]] = {
+    Capability.ANNOTATE: frozenset(
+        {
+            (ImageStatus.NEW, ImageStatus.IN_PROGRESS),
+            (ImageStatus.NEW, ImageStatus.DONE),
+            (ImageStatus.IN_PROGRESS, ImageStatus.DONE),
+            (ImageStatus.DONE, ImageStatus.IN_PROGRESS),
+        }
+    ),
+    Capability.REVIEW: frozenset(
+        {(status, ImageStatus.REVIEWED) for status in ImageStatus.values}
+        | {
+            (ImageStatus.REVIEWED, ImageStatus.IN_PROGRESS),
+            (ImageStatus.REVIEWED, ImageStatus.DONE),
+        }
+    ),
+    Capability.MANAGE: _ANY_TO_ANY,
+}
+
+
+def role_can_move_image(role: str, current: str, wanted: str) -> bool:
+    if current == wanted:
+        return True
+    return any(
+        (current, wanted) in IMAGE_TRANSITIONS.get(capability, frozenset())
+        for capability in ROLE_CAPABILITIES.get(role, frozenset())
+    )

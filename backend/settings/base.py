@@ -156,6 +156,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Named once: the annotation's review states, and the two a review decision sets.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStateEnum": "samapp.models.ReviewState",
+        "ReviewDecisionEnum": ["accepted", "rejected"],
+    },
 }
 
 # Channels: in-memory layer unless Redis is configured.

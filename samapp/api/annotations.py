@@ -23,6 +23,7 @@ from samapp.services.annotations import (
     annotation_payload,
     annotation_update,
 )
+from samapp.services.reviews import MAX_REASON_CHARS
 
 ETAG_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
@@ -32,6 +33,28 @@ class RleField(serializers.DictField):
 
 
 class AnnotationOutput(serializers.Serializer[Any]):
+    """`annotation_payload`, the form REST and websockets share; the fields declared here
+    describe it in the OpenAPI schema (a test keeps them equal to the payload's keys)."""
+
+    id = serializers.IntegerField()
+    image = serializers.IntegerField()
+    label = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
+    rle = RleField()
+    bbox = serializers.ListField(child=serializers.FloatField())
+    area = serializers.IntegerField()
+    predicted_iou = serializers.FloatField(allow_null=True)
+    source = serializers.ChoiceField(choices=AnnotationSource.choices)  # type: ignore[assignment]
+    prompts = serializers.DictField()
+    model_key = serializers.CharField()
+    author = serializers.IntegerField(allow_null=True)
+    version = serializers.IntegerField()
+    review_state = serializers.ChoiceField(choices=ReviewState.choices)
+    review_reason = serializers.CharField(help_text="The last reviewer's reason.")
+    reviewed_by = serializers.IntegerField(allow_null=True)
+    reviewed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
         return dict(annotation_payload(instance))
 
@@ -44,6 +67,9 @@ class AnnotationInput(serializers.Serializer[Any]):
     prompts = serializers.DictField(required=False)
     model_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
     review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
+    review_reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=MAX_REASON_CHARS
+    )
     version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
 
 
@@ -84,10 +110,6 @@ class AnnotationScopedMixin(ProjectScopedMixin):
             raise ApplicationError(f"No label {label_id} in this project.")
         return label
 
-    def require_review_for(self, data: dict[str, Any]) -> None:
-        if "review_state" in data:
-            self.require(Capability.REVIEW)
-
 
 class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
     capabilities = {"POST": Capability.ANNOTATE}
@@ -110,9 +132,14 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         data.pop("version", None)
-        self.require_review_for(data)
+        data.pop("review_reason", None)
         data["label"] = self.label_for(data.get("label"))
-        annotation = annotation_create(image=image, author=request.user, **data)  # type: ignore[arg-type]
+        annotation = annotation_create(
+            image=image,
+            author=request.user,  # type: ignore[arg-type]
+            actor=self.membership,
+            **data,
+        )
         response = Response(AnnotationOutput(annotation).data, status=status.HTTP_201_CREATED)
         return _with_etag(response, annotation)
 
@@ -120,13 +147,23 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
 class AnnotationListApi(AnnotationScopedMixin, APIView):
     class FilterSerializer(serializers.Serializer[Any]):
         image = IdField(required=False)
+        review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
+        author = IdField(required=False, help_text="The annotator (user id).")
+        label = IdField(required=False)  # type: ignore[assignment]
+        source = serializers.ChoiceField(choices=AnnotationSource.choices, required=False)  # type: ignore[assignment]
 
     @extend_schema(parameters=[FilterSerializer], responses=AnnotationOutput(many=True))
     def get(self, request: Request, project_id: int) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        given = filters.validated_data
         annotations = annotation_list(
-            project=self.project, image_id=filters.validated_data.get("image")
+            project=self.project,
+            image_id=given.get("image"),
+            review_state=given.get("review_state"),
+            author_id=given.get("author"),
+            label_id=given.get("label"),
+            source=given.get("source"),
         )
         paginator = StandardPagination()
         page = paginator.paginate_queryset(annotations, request, self)
@@ -158,10 +195,11 @@ class AnnotationDetailApi(AnnotationScopedMixin, APIView):
         data = dict(serializer.validated_data)
         expected = _expected_version(request, data)
         data.pop("version", None)
-        self.require_review_for(data)
         if "label" in data:
             data["label"] = self.label_for(data["label"])
-        updated = annotation_update(annotation=annotation, expected_version=expected, data=data)
+        updated = annotation_update(
+            annotation=annotation, expected_version=expected, data=data, actor=self.membership
+        )
         return _with_etag(Response(AnnotationOutput(updated).data), updated)
 
     @extend_schema(
@@ -171,6 +209,8 @@ class AnnotationDetailApi(AnnotationScopedMixin, APIView):
     def delete(self, request: Request, project_id: int, annotation_id: int) -> Response:
         annotation = self._annotation(annotation_id)
         annotation_delete(
-            annotation=annotation, expected_version=_expected_version(request, request.data)
+            annotation=annotation,
+            expected_version=_expected_version(request, request.data),
+            actor=self.membership,
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

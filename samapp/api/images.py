@@ -14,12 +14,16 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.errors import ApplicationError
 from samapp.models import Image, ImageStatus
 from samapp.roles import Capability
 from samapp.selectors.embeddings import EmbeddingStatusPayload, embedding_status_map
-from samapp.selectors.projects import image_list, member_exists
-from samapp.services.images import image_delete, image_update
+from samapp.selectors.projects import image_list
+from samapp.services.images import (
+    MAX_ASSIGN_IMAGES,
+    image_delete,
+    image_update,
+    images_assign,
+)
 from samapp.services.uploads import images_create, uploads_check
 
 
@@ -38,7 +42,7 @@ class ImageOutput(serializers.ModelSerializer[Image]):
 
     class Meta:
         model = Image
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "original_name",
             "sha256",
@@ -128,17 +132,11 @@ class ImageDetailApi(ProjectScopedMixin, APIView):
     def patch(self, request: Request, project_id: int, image_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        if "assignee" in data:
-            self.require(Capability.MANAGE)
-            assignee_id = data["assignee"]
-            if assignee_id is not None and not member_exists(
-                project=self.project, user_id=assignee_id
-            ):
-                raise ApplicationError("The assignee must be a member of this project.")
-        if data.get("status") == ImageStatus.REVIEWED:
-            self.require(Capability.REVIEW)
-        image = image_update(image=self._image(image_id), data=dict(data))
+        image = image_update(
+            image=self._image(image_id),
+            data=dict(serializer.validated_data),
+            actor=self.membership,
+        )
         return Response(ImageOutput(image).data)
 
     @extend_schema(responses={204: None})
@@ -164,3 +162,35 @@ class ImageFileApi(ProjectScopedMixin, APIView):
         response["Cache-Control"] = "private, max-age=31536000, immutable"
         response["ETag"] = f'"{image.sha256}"'
         return response
+
+
+class ImageAssignApi(ProjectScopedMixin, APIView):
+    capabilities = {"POST": Capability.MANAGE}
+
+    @extend_schema_serializer(component_name="ImageAssign")
+    class InputSerializer(serializers.Serializer[Any]):
+        images = serializers.ListField(
+            child=IdField(), allow_empty=False, max_length=MAX_ASSIGN_IMAGES
+        )
+        assignee = IdField(allow_null=True, help_text="A member's user id, or null: nobody.")
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        assigned = serializers.ListField(child=serializers.IntegerField())
+        missing = serializers.ListField(child=serializers.IntegerField())
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        description="Assign many images to one member who can annotate (or to nobody). Ids "
+        "that are not this project's images come back in `missing`.",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = images_assign(
+            project=self.project,
+            image_ids=serializer.validated_data["images"],
+            assignee_id=serializer.validated_data["assignee"],
+            actor=self.membership,
+        )
+        return Response(result)

@@ -24,7 +24,7 @@ from samapp.services.decoders import (
     decoder_file_get,
 )
 from samapp.services.embeddings import embedding_read, embedding_request
-from samapp.services.reviews import annotations_review
+from samapp.services.reviews import MAX_REASON_CHARS, annotations_review
 from samapp.services.segment import segment_job_payload, segment_job_start
 
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -236,10 +236,21 @@ class AnnotationReviewApi(ProjectScopedMixin, APIView):
         review_state = serializers.ChoiceField(
             choices=[ReviewState.ACCEPTED.value, ReviewState.REJECTED.value]
         )
+        reason = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            max_length=MAX_REASON_CHARS,
+            help_text="Shown to the annotations' authors (e.g. why they were rejected).",
+        )
 
     @extend_schema(request=InputSerializer, responses=dict)
     def post(self, request: Request, project_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = annotations_review(project=self.project, **serializer.validated_data)
+        result = annotations_review(
+            project=self.project,
+            reviewer=request.user,  # type: ignore[arg-type]
+            **serializer.validated_data,
+        )
         return Response(result)

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
@@ -10,10 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.invitations import INVITATION_SENT, InvitationSentOutput
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Label, Membership, Project, Role
+from samapp.errors import PermissionDeniedError
+from samapp.models import Label, Membership, Project, ReviewPolicy, Role
 from samapp.roles import Capability, role_can
 from samapp.selectors.projects import (
     image_status_counts,
@@ -22,11 +22,12 @@ from samapp.selectors.projects import (
     membership_roles,
     project_list,
 )
+from samapp.services.invitations import MAX_IDENTIFIER_CHARS, invitation_create
 from samapp.services.projects import (
+    MAX_LABELS,
     label_create,
     label_delete,
     label_update,
-    member_add,
     member_remove,
     member_update,
     project_create,
@@ -34,7 +35,7 @@ from samapp.services.projects import (
     project_update,
 )
 
-User = get_user_model()
+MAX_DESCRIPTION_CHARS = 10_000
 
 
 class LabelOutput(serializers.ModelSerializer[Label]):
@@ -54,6 +55,7 @@ class ProjectOutput(serializers.ModelSerializer[Project]):
             "name",
             "description",
             "default_model_key",
+            "review_policy",
             "settings",
             "labels",
             "role",
@@ -65,14 +67,27 @@ class ProjectOutput(serializers.ModelSerializer[Project]):
         return roles.get(project.id)
 
 
+class LabelInput(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    color = serializers.CharField(max_length=7, required=False, default="#ff0000")
+
+
 class ProjectListCreateApi(APIView):
     @extend_schema_serializer(component_name="ProjectCreate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200)
-        description = serializers.CharField(required=False, allow_blank=True, default="")
+        description = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION_CHARS
+        )
         default_model_key = serializers.CharField(required=False, max_length=64)
-        labels = serializers.ListField(
-            child=serializers.DictField(child=serializers.CharField()), required=False
+        labels = serializers.ListField(child=LabelInput(), required=False, max_length=MAX_LABELS)
+        review_policy = serializers.ChoiceField(
+            choices=ReviewPolicy.choices,
+            required=False,
+            default=ReviewPolicy.PROPOSED,
+            help_text="The review state an annotator's own work lands in: 'proposed' "
+            "(pending review) or 'accepted'. Reviewers', managers' and owners' work is "
+            "accepted.",
         )
 
     @extend_schema(responses=ProjectOutput(many=True))
@@ -89,14 +104,13 @@ class ProjectListCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        labels = [
-            (item.get("name", ""), item.get("color", "#ff0000")) for item in data.get("labels", [])
-        ]
+        labels = [(item["name"], item["color"]) for item in data.get("labels", [])]
         project = project_create(
             name=data["name"],
             description=data["description"],
             default_model_key=data.get("default_model_key"),
             labels=labels,
+            review_policy=data["review_policy"],
             created_by=request.user,  # type: ignore[arg-type]
         )
         output = ProjectOutput(project, context={"roles": {project.id: Role.OWNER}})
@@ -109,8 +123,11 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
     @extend_schema_serializer(component_name="ProjectUpdate")
     class InputSerializer(serializers.Serializer[Any]):
         name = serializers.CharField(max_length=200, required=False)
-        description = serializers.CharField(required=False, allow_blank=True)
+        description = serializers.CharField(
+            required=False, allow_blank=True, max_length=MAX_DESCRIPTION_CHARS
+        )
         default_model_key = serializers.CharField(required=False, max_length=64)
+        review_policy = serializers.ChoiceField(choices=ReviewPolicy.choices, required=False)
         settings = serializers.DictField(required=False)
 
     def _output(self) -> dict[str, Any]:
@@ -154,9 +171,11 @@ def _check_owner_role_change(view: ProjectScopedMixin, *roles: str) -> None:
 class MemberListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.MANAGE}
 
-    @extend_schema_serializer(component_name="MemberCreate")
+    @extend_schema_serializer(component_name="MemberInvite")
     class InputSerializer(serializers.Serializer[Any]):
-        username = serializers.CharField()
+        username = serializers.CharField(
+            max_length=MAX_IDENTIFIER_CHARS, help_text="A username or an e-mail address."
+        )
         role = serializers.ChoiceField(choices=Role.choices)
 
     @extend_schema(responses=MemberOutput(many=True))
@@ -165,17 +184,24 @@ class MemberListCreateApi(ProjectScopedMixin, APIView):
         page = paginator.paginate_queryset(membership_list(project=self.project), request, self)
         return paginator.get_paginated_response(MemberOutput(page, many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: MemberOutput})
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: InvitationSentOutput},
+        description="Invite a username or e-mail address with a role. The answer is the same "
+        "whether or not that names an account (and for current members): the invited user "
+        "becomes a member only by accepting (`POST /api/invitations/{id}/`).",
+    )
     def post(self, request: Request, project_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        _check_owner_role_change(self, data["role"])
-        user = User.objects.filter(username=data["username"], is_active=True).first()
-        if user is None:
-            raise ApplicationError(f"No active user named {data['username']!r}.")
-        membership = member_add(project=self.project, user=user, role=data["role"])
-        return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+        invitation_create(
+            project=self.project,
+            identifier=data["username"],
+            role=data["role"],
+            inviter=self.membership,
+        )
+        return Response(INVITATION_SENT, status=status.HTTP_202_ACCEPTED)
 
 
 class MemberDetailApi(ProjectScopedMixin, APIView):

@@ -6,7 +6,14 @@ from samapp.api.annotations import (
     ImageAnnotationListCreateApi,
 )
 from samapp.api.auth import LogoutApi, MeApi, TokenApi, TokenDetailApi, TokenListApi
-from samapp.api.images import ImageDetailApi, ImageFileApi, ImageListCreateApi
+from samapp.api.images import ImageAssignApi, ImageDetailApi, ImageFileApi, ImageListCreateApi
+from samapp.api.invitations import (
+    MyInvitationDetailApi,
+    MyInvitationListApi,
+    ProjectInvitationDetailApi,
+    ProjectInvitationListApi,
+    ProjectLeaveApi,
+)
 from samapp.api.projects import (
     LabelDetailApi,
     LabelListCreateApi,
@@ -15,6 +22,7 @@ from samapp.api.projects import (
     ProjectDetailApi,
     ProjectListCreateApi,
 )
+from samapp.api.queue import QueueDoneApi, QueueListApi, QueueNextApi
 from samapp.api.uploads import UploadSessionCreateApi, UploadSessionDetailApi
 
 P = "projects/<int:project_id>/"
@@ -29,6 +37,23 @@ urlpatterns = [
     path(P, ProjectDetailApi.as_view(), name="project-detail"),
     path(P + "members/", MemberListCreateApi.as_view(), name="member-list"),
     path(P + "members/<int:member_id>/", MemberDetailApi.as_view(), name="member-detail"),
+    path(P + "invitations/", ProjectInvitationListApi.as_view(), name="project-invitation-list"),
+    path(
+        P + "invitations/<int:invitation_id>/",
+        ProjectInvitationDetailApi.as_view(),
+        name="project-invitation-detail",
+    ),
+    path(P + "leave/", ProjectLeaveApi.as_view(), name="project-leave"),
+    path("invitations/", MyInvitationListApi.as_view(), name="invitation-list"),
+    path(
+        "invitations/<int:invitation_id>/",
+        MyInvitationDetailApi.as_view(),
+        name="invitation-detail",
+    ),
+    path(P + "queue/", QueueListApi.as_view(), name="queue-list"),
+    path(P + "queue/next/", QueueNextApi.as_view(), name="queue-next"),
+    path(P + "queue/<int:image_id>/done/", QueueDoneApi.as_view(), name="queue-done"),
+    path(P + "images/assign/", ImageAssignApi.as_view(), name="image-assign"),
     path(P + "labels/", LabelListCreateApi.as_view(), name="label-list"),
     path(P + "labels/<int:label_id>/", LabelDetailApi.as_view(), name="label-detail"),
     path(P + "images/", ImageListCreateApi.as_view(), name="image-list"),

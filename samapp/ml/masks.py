@@ -3,13 +3,15 @@
 Masks are (H, W) arrays, nonzero = foreground. RLEs are COCO compressed RLE dicts
 ``{"size": [H, W], "counts": str}`` (``counts`` as ``str`` so they are JSON-safe).
 
-Polygons are flat COCO rings ``[x0, y0, x1, y1, ...]`` through the centres of the boundary
-pixels (OpenCV's convention). A mask is the even-odd combination of its rings: exterior rings
-have a negative shoelace area in image coordinates (y down), holes a positive one. Consumers
-that ignore holes (COCO polygon viewers) see the union of the exteriors.
+Polygons are flat COCO rings ``[x0, y0, x1, y1, ...]`` in continuous pixel coordinates
+(pixel (x, y) is the square from (x, y) to (x + 1, y + 1)). ``polygons_to_mask`` reads them
+as pycocotools does (every ring filled, the rings of one object united), ``mask_to_polygons``
+traces pixel edges, so pycocotools paints each ring back pixel for pixel. Exterior rings have
+a negative shoelace area in image coordinates (y down), holes a positive one; a COCO reader
+cannot cut holes with rings, so writers keep masks with holes as RLE or bridge them (YOLO).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -64,46 +66,12 @@ def mask_bbox(mask: np.ndarray) -> list[float]:
 
 def _signed_area(points: np.ndarray) -> float:
     """Shoelace area of an (N, 2) ring; negative for exteriors, positive for holes."""
-    x, y = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    return float(cv2.contourArea(np.asarray(points, np.float32).reshape(-1, 1, 2), oriented=True))
 
 
-def mask_to_polygons(
-    mask: np.ndarray, tolerance: float = 1.0, min_iou: float = 0.9
-) -> list[list[float]]:
-    """(H, W) mask -> rings (exteriors and holes of every part), simplified by Douglas-Peucker.
-
-    Arguments:
-      mask: (H, W) array, nonzero = foreground.
-      tolerance: maximum distance in pixels between a ring and its simplification
-        (``cv2.approxPolyDP`` epsilon); 0 keeps every boundary pixel.
-      min_iou: the rasterised rings (``polygons_to_mask``) keep at least this IoU with the
-        mask. A shift within the tolerance can still cost much of a thin part (a 1 px skew of
-        a hole's edge in a 4 px band loses 15%), so where the rings fall short the tolerance
-        is halved until they do not, down to tolerance 0 (exact rings, which lose only the
-        parts too small for a ring).
-
-    Returns:
-      Flat rings ``[x0, y0, x1, y1, ...]``. Rings with fewer than 3 vertices (parts or holes of
-      one or two pixels, or thinner than the tolerance) are dropped; an empty mask gives [].
-    """
-    foreground = np.ascontiguousarray(mask, dtype=np.uint8)
-    contours, _ = cv2.findContours(foreground, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
-    while True:
-        rings = _simplified_rings(contours, tolerance)
-        if tolerance == 0 or _iou(polygons_to_mask(rings, *mask.shape), mask) >= min_iou:
-            return rings
-        # Epsilons under a quarter pixel hardly simplify a pixel boundary: go exact instead.
-        tolerance = tolerance / 2 if tolerance >= 0.5 else 0.0
-
-
-def _simplified_rings(contours: Sequence[np.ndarray], tolerance: float) -> list[list[float]]:
-    rings = []
-    for contour in contours:
-        ring = cv2.approxPolyDP(contour, tolerance, True) if tolerance > 0 else contour
-        if len(ring) >= 3:
-            rings.append(ring.reshape(-1).astype(float).tolist())
-    return rings
+def is_hole(ring: Sequence[float] | np.ndarray) -> bool:
+    """Whether a ring from ``mask_to_polygons`` / ``mask_to_centre_polygons`` is a hole."""
+    return _signed_area(np.asarray(ring, dtype=np.float64).reshape(-1, 2)) > 0
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -111,21 +79,167 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(np.logical_and(a, b)) / union
 
 
-def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
-    """Rings from ``mask_to_polygons`` (or any COCO polygons) -> (height, width) bool mask.
+def _crop(mask: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """The mask's bounding box padded by one background pixel, and the box's top-left
+    corner less one (the offset of the padded crop), or None when the mask is empty."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    crop = np.pad(np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.uint8), 1)
+    return crop, int(x0) - 1, int(y0) - 1
 
-    Each exterior ring covers its interior and its boundary pixels; each hole removes its
-    interior but not its boundary (those are the foreground pixels around the hole). Rings
-    combine with the even-odd rule, so parts inside holes come back.
+
+def _oriented(points: np.ndarray, hole: bool) -> np.ndarray:
+    """Exteriors with a negative shoelace area (y down), holes with a positive one."""
+    return points[::-1] if (_signed_area(points) > 0) != hole else points
+
+
+def _pruned(points: np.ndarray) -> np.ndarray:
+    """A closed ring without repeated and collinear vertices."""
+    points = points[np.any(points != np.concatenate([points[-1:], points[:-1]]), axis=1)]
+    if len(points) < 3:
+        return points
+    before = points - np.concatenate([points[-1:], points[:-1]])
+    after = np.concatenate([before[1:], before[:1]])
+    turn = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    return points[turn != 0]
+
+
+def _corner_rings(mask: np.ndarray) -> list[np.ndarray]:
+    """Rings along the pixel edges (vertices on pixel corners, so a W x H block gives the
+    rectangle (x, y)..(x + W, y + H)): the exterior of every part and the edge of every hole.
+
+    Traced by OpenCV on the mask upscaled 2x: a boundary sub-pixel centre u + 1/2 lies a
+    quarter pixel inside the foreground, and (u + 1) // 2 rounds it to the pixel edge."""
+    cropped = _crop(mask)
+    if cropped is None:
+        return []
+    crop, dx, dy = cropped
+    doubled = np.repeat(np.repeat(crop, 2, axis=0), 2, axis=1)
+    contours, hierarchy = cv2.findContours(doubled, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    rings = []
+    for contour, links in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
+        points = _pruned((contour.reshape(-1, 2) + 1) // 2 + np.array([dx, dy]))
+        if len(points) >= 3:
+            rings.append(_oriented(points.astype(np.float64), hole=links[3] >= 0))
+    return rings
+
+
+def _centre_rings(mask: np.ndarray) -> list[np.ndarray]:
+    """Rings through the centres of the boundary pixels (x + 1/2, y + 1/2), holes through
+    the foreground pixels around them: OpenCV's contours in continuous coordinates."""
+    cropped = _crop(mask)
+    if cropped is None:
+        return []
+    crop, dx, dy = cropped
+    # Every boundary pixel: a one-pixel line keeps its way there and back.
+    contours, hierarchy = cv2.findContours(crop, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    rings = []
+    for contour, links in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
+        points = contour.reshape(-1, 2) + np.array([dx + 0.5, dy + 0.5])
+        if len(points) >= 3:
+            rings.append(_oriented(points, hole=links[3] >= 0))
+    return rings
+
+
+def _simplified(rings: list[np.ndarray], tolerance: float) -> list[list[float]]:
+    simplified = []
+    for ring in rings:
+        points = (
+            cv2.approxPolyDP(ring.astype(np.float32).reshape(-1, 1, 2), tolerance, True)
+            .reshape(-1, 2)
+            .astype(np.float64)
+            if tolerance > 0
+            else ring
+        )
+        if len(points) >= 3:
+            simplified.append(points.reshape(-1).tolist())
+    return simplified
+
+
+def _traced(
+    mask: np.ndarray,
+    rings: list[np.ndarray],
+    tolerance: float,
+    min_iou: float,
+    paint: Callable[[list[list[float]], int, int], np.ndarray],
+) -> list[list[float]]:
+    """Rings simplified at `tolerance`, halved until `paint` gives them `min_iou` with the
+    mask, down to tolerance 0 (the exact rings)."""
+    while True:
+        simplified = _simplified(rings, tolerance)
+        if tolerance == 0 or _iou(paint(simplified, *mask.shape), mask) >= min_iou:
+            return simplified
+        # Epsilons under a quarter pixel hardly simplify a pixel boundary: go exact instead.
+        tolerance = tolerance / 2 if tolerance >= 0.5 else 0.0
+
+
+def mask_to_polygons(
+    mask: np.ndarray, tolerance: float = 1.0, min_iou: float = 0.99
+) -> list[list[float]]:
+    """(H, W) mask -> rings along its pixel edges (exteriors and holes of every part),
+    simplified by Douglas-Peucker.
+
+    Arguments:
+      mask: (H, W) array, nonzero = foreground.
+      tolerance: maximum distance in pixels between a ring and its simplification
+        (``cv2.approxPolyDP`` epsilon); 0 keeps every corner of the pixel boundary.
+      min_iou: the rings painted with the even-odd rule (``rings_to_mask``) keep at least
+        this IoU with the mask. A shift within the tolerance can still cost much of a thin
+        part, so where the rings fall short the tolerance is halved until they do not, down
+        to tolerance 0 (exact rings: ``rings_to_mask`` gives the mask back).
+
+    Returns:
+      Flat rings ``[x0, y0, x1, y1, ...]`` with vertices on pixel corners (tolerance 0) in
+      pycocotools' coordinates; ``is_hole`` tells the holes. An empty mask gives [].
     """
+    return _traced(mask, _corner_rings(mask), tolerance, min_iou, rings_to_mask)
+
+
+def mask_to_centre_polygons(
+    mask: np.ndarray, tolerance: float = 1.0, min_iou: float = 0.99
+) -> list[list[float]]:
+    """(H, W) mask -> rings through the centres of its boundary pixels, at ``x + 0.5``,
+    ``y + 0.5`` (the convention of ultralytics' ``polygon2mask``: see
+    ``centre_polygons_to_mask``). Parts of one or two pixels have no ring and are dropped;
+    otherwise as ``mask_to_polygons``."""
+    return _traced(mask, _centre_rings(mask), tolerance, min_iou, centre_polygons_to_mask)
+
+
+def _coco_rles(polygons: Sequence[Sequence[float]], height: int, width: int) -> list[Any]:
+    return mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+
+
+def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
+    """COCO polygons -> (height, width) bool mask, as pycocotools reads them (``frPyObjects``
+    then ``merge``): each ring covers the pixels inside it whatever its winding, and the
+    rings of one object combine by union (so a ring cannot cut a hole)."""
+    if not polygons:
+        return np.zeros((height, width), dtype=bool)
+    merged = mask_utils.merge(_coco_rles(polygons, height, width), intersect=False)
+    return mask_utils.decode(merged).astype(bool)
+
+
+def rings_to_mask(rings: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
+    """Rings from ``mask_to_polygons`` -> mask, each ring painted as pycocotools paints it and
+    the rings combined with the even-odd rule (holes and parts inside holes come back)."""
+    mask = np.zeros((height, width), dtype=bool)
+    if rings:
+        for painted in mask_utils.decode(_coco_rles(rings, height, width)).transpose(2, 0, 1):
+            mask ^= painted.astype(bool)
+    return mask
+
+
+def centre_polygons_to_mask(
+    polygons: Sequence[Sequence[float]], height: int, width: int
+) -> np.ndarray:
+    """Polygons in pixels -> mask, as ultralytics' ``polygon2mask`` paints a YOLO segment:
+    coordinates truncated to integers, then ``cv2.fillPoly`` (even-odd, edges included)."""
     mask = np.zeros((height, width), dtype=np.uint8)
-    for polygon in polygons:
-        points = np.rint(np.asarray(polygon, dtype=np.float64).reshape(-1, 2)).astype(np.int32)
-        ring = np.zeros_like(mask)
-        cv2.fillPoly(ring, [points], 1)
-        if _signed_area(points) > 0:
-            cv2.polylines(ring, [points], isClosed=True, color=0)
-        mask ^= ring
+    points = [np.asarray(p, dtype=np.float64).reshape(-1, 2).astype(np.int32) for p in polygons]
+    if points:
+        cv2.fillPoly(mask, points, 1)
     return mask.astype(bool)
 
 

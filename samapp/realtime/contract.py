@@ -92,6 +92,9 @@ class AnnotationPayload(TypedDict):
     author: int | None
     version: int
     review_state: ReviewState
+    review_reason: str
+    reviewed_by: int | None
+    reviewed_at: str | None
     created_at: str
     updated_at: str
 

@@ -1,11 +1,30 @@
 """Reads scoped by membership: a user sees only the projects they belong to."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from datetime import datetime, timedelta
 
-from samapp.models import Annotation, Image, Label, Membership, Project
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Case, Count, F, Q, QuerySet, When
+from django.utils import timezone
+
+from samapp.models import (
+    Annotation,
+    Image,
+    ImageStatus,
+    Invitation,
+    Label,
+    Membership,
+    Project,
+    ReviewState,
+)
 
 AnyUser = AbstractBaseUser | AnonymousUser
+
+INVITATION_TTL = timedelta(days=7)
+
+
+def invitation_expiry_cutoff() -> datetime:
+    """Invitations made before this moment have expired."""
+    return timezone.now() - INVITATION_TTL
 
 
 def membership_get(*, project_id: int, user: AnyUser) -> Membership | None:
@@ -70,11 +89,76 @@ def image_status_counts(*, project: Project) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
-def annotation_list(*, project: Project, image_id: int | None = None) -> QuerySet[Annotation]:
+def annotation_list(
+    *,
+    project: Project,
+    image_id: int | None = None,
+    review_state: str | None = None,
+    author_id: int | None = None,
+    label_id: int | None = None,
+    source: str | None = None,
+) -> QuerySet[Annotation]:
+    """The project's annotations, narrowed by whichever filters are given."""
     annotations = Annotation.objects.filter(image__project=project).select_related("label")
-    if image_id is not None:
-        annotations = annotations.filter(image_id=image_id)
-    return annotations.order_by("id")
+    filters = {
+        "image_id": image_id,
+        "review_state": review_state,
+        "author_id": author_id,
+        "label_id": label_id,
+        "source": source,
+    }
+    return annotations.filter(
+        **{field: value for field, value in filters.items() if value is not None}
+    ).order_by("id")
+
+
+def invitation_list_for_user(*, user: AnyUser) -> QuerySet[Invitation]:
+    """The user's own pending invitations (not expired)."""
+    if not user.is_authenticated:
+        return Invitation.objects.none()
+    return (
+        Invitation.objects.filter(invitee_id=user.pk, created_at__gte=invitation_expiry_cutoff())
+        .select_related("project", "invited_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def invitation_list_for_project(*, project: Project) -> QuerySet[Invitation]:
+    """The project's pending invitations (not expired), as the inviters typed them."""
+    return (
+        Invitation.objects.filter(project=project, created_at__gte=invitation_expiry_cutoff())
+        .select_related("invited_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def queue_list(*, project: Project, user: AnyUser) -> QuerySet[Image]:
+    """The images assigned to `user` that are not done yet, each with `rejected_count` (the
+    user's annotations a reviewer rejected): images with rejected work first, then those in
+    progress, then new ones, by id."""
+    rejected = Count(
+        "annotations",
+        filter=Q(annotations__author_id=user.pk, annotations__review_state=ReviewState.REJECTED),
+    )
+    return (
+        Image.objects.filter(
+            project=project,
+            assignee_id=user.pk,
+            status__in=(ImageStatus.NEW, ImageStatus.IN_PROGRESS),
+        )
+        .annotate(
+            rejected_count=rejected,
+            started=Case(When(status=ImageStatus.IN_PROGRESS, then=1), default=0),
+        )
+        .order_by(F("rejected_count").desc(), "-started", "id")
+    )
+
+
+def rejected_annotations(*, image: Image, author: AnyUser) -> QuerySet[Annotation]:
+    """The author's annotations on `image` that a reviewer rejected (with the reasons)."""
+    return Annotation.objects.filter(
+        image=image, author_id=author.pk, review_state=ReviewState.REJECTED
+    ).order_by("id")
 
 
 def project_progress(*, project: Project) -> dict[str, int]:

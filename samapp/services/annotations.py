@@ -1,16 +1,33 @@
 """Annotation writes with optimistic concurrency; every change is broadcast once, after commit."""
 
+import math
 from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from samapp.errors import ApplicationError, PreconditionRequiredError, VersionConflictError
+from samapp.errors import (
+    ApplicationError,
+    PermissionDeniedError,
+    PreconditionRequiredError,
+    VersionConflictError,
+)
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
-from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
+from samapp.models import (
+    Annotation,
+    AnnotationSource,
+    Image,
+    ImageStatus,
+    Label,
+    Membership,
+    ReviewState,
+)
 from samapp.realtime import contract
+from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.services.images import image_work_check, images_reopen
 
 EDITABLE_FIELDS = (
     "label",
@@ -20,7 +37,14 @@ EDITABLE_FIELDS = (
     "prompts",
     "model_key",
     "review_state",
+    "review_reason",
 )
+# What a member's own write may claim as its source; `automatic` and `imported` annotations
+# are written only by the server's jobs (segment everything, proposals, imports).
+MEMBER_SOURCES = (AnnotationSource.MANUAL, AnnotationSource.CLICK, AnnotationSource.BOX)
+MODEL_SOURCES = (AnnotationSource.CLICK, AnnotationSource.BOX)
+CONTENT_FIELDS = frozenset({"label", "rle", "prompts", "source", "model_key", "predicted_iou"})
+REVIEW_FIELDS = frozenset({"review_state", "review_reason"})
 
 
 def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
@@ -39,6 +63,9 @@ def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
         "author": annotation.author_id,
         "version": annotation.version,
         "review_state": cast(contract.ReviewState, annotation.review_state),
+        "review_reason": annotation.review_reason,
+        "reviewed_by": annotation.reviewed_by_id,
+        "reviewed_at": annotation.reviewed_at.isoformat() if annotation.reviewed_at else None,
         "created_at": annotation.created_at.isoformat(),
         "updated_at": annotation.updated_at.isoformat(),
     }
@@ -73,6 +100,68 @@ def _derived_fields(rle: dict[str, Any]) -> dict[str, Any]:
     return {"bbox": rle_bbox(rle), "area": rle_area(rle)}
 
 
+def _require(actor: Membership, capability: Capability) -> None:
+    if not role_can(actor.role, capability):
+        raise PermissionDeniedError(
+            f"Your role ({actor.role}) cannot {capability.value} in this project."
+        )
+
+
+def _check_actor(*, actor: Membership, image: Image) -> None:
+    if actor.project_id != image.project_id:
+        raise ApplicationError("That image belongs to another project.")
+    _require(actor, Capability.ANNOTATE)
+    image_work_check(image=image, actor=actor)
+
+
+def _clean_provenance(
+    *, image: Image, source: str, model_key: str, predicted_iou: float | None
+) -> tuple[str, str, float | None]:
+    """A member's claim of how a mask was made, as stored: a manual mask names no model and
+    no predicted IoU (whatever was sent); a click or box mask was decoded by the project's
+    current model (filled in when omitted, refused when another is named) with a predicted
+    IoU in [0, 1]."""
+    if source not in MEMBER_SOURCES:
+        raise ApplicationError(
+            f"source must be one of {', '.join(MEMBER_SOURCES)}; "
+            "automatic and imported annotations are made by the server's jobs."
+        )
+    if predicted_iou is not None and not (
+        math.isfinite(predicted_iou) and 0.0 <= predicted_iou <= 1.0
+    ):
+        raise ApplicationError("predicted_iou must be between 0 and 1.")
+    if source not in MODEL_SOURCES:
+        return source, "", None
+    project_model = image.project.default_model_key
+    if model_key and model_key != project_model:
+        raise ApplicationError(
+            f"model_key {model_key!r} is not this project's model ({project_model!r}): "
+            "reload the model and try again."
+        )
+    return source, project_model, predicted_iou
+
+
+def _submitted_state(actor: Membership) -> str:
+    """Where a member's own work lands: reviewers' and managers' work is accepted; an
+    annotator's follows the project's review policy."""
+    if role_can(actor.role, Capability.REVIEW):
+        return ReviewState.ACCEPTED
+    return str(actor.project.review_policy)
+
+
+def _review_fields(*, actor: Membership, state: str, reason: str | None) -> dict[str, Any]:
+    _require(actor, Capability.REVIEW)
+    return {
+        "review_state": state,
+        "review_reason": reason or "",
+        "reviewed_by": actor.user,
+        "reviewed_at": timezone.now(),
+    }
+
+
+UNREVIEWED = {"review_reason": "", "reviewed_by": None, "reviewed_at": None}
+
+
 def annotation_create(
     *,
     image: Image,
@@ -83,11 +172,35 @@ def annotation_create(
     source: str = AnnotationSource.MANUAL,
     prompts: dict[str, Any] | None = None,
     model_key: str = "",
-    review_state: str = ReviewState.ACCEPTED,
+    review_state: str | None = None,
+    actor: Membership | None = None,
 ) -> Annotation:
+    """Store one annotation. Without `actor` this is a server-side write (jobs, imports,
+    staff tools) whose fields are taken as given (`review_state` defaults to accepted).
+
+    With `actor` (a member's own write, made by them as `author`) the role rules apply: the
+    member must be able to annotate this image; provenance is checked
+    (`_clean_provenance`); `review_state` may be set only by reviewers and otherwise
+    follows `_submitted_state`; a `new` image becomes `in_progress`."""
     clean = _clean_rle(image=image, rle=rle)
+    review: dict[str, Any] = {"review_state": review_state or ReviewState.ACCEPTED}
+    if actor is not None:
+        _check_actor(actor=actor, image=image)
+        source, model_key, predicted_iou = _clean_provenance(
+            image=image, source=source, model_key=model_key, predicted_iou=predicted_iou
+        )
+        review = (
+            _review_fields(actor=actor, state=review_state, reason="")
+            if review_state is not None
+            else {"review_state": _submitted_state(actor)}
+        )
     with transaction.atomic():
         project_lock(project_id=image.project_id)
+        if actor is not None and image.status == ImageStatus.NEW:
+            Image.objects.filter(pk=image.pk, status=ImageStatus.NEW).update(
+                status=ImageStatus.IN_PROGRESS, updated_at=timezone.now()
+            )
+            image.status = ImageStatus.IN_PROGRESS
         annotation = Annotation.objects.create(
             image=image,
             label=_clean_label(image=image, label=label),
@@ -97,7 +210,7 @@ def annotation_create(
             prompts=prompts or {},
             model_key=model_key,
             author=author,
-            review_state=review_state,
+            **review,
             **_derived_fields(clean),
         )
         _broadcast_after_commit(
@@ -158,10 +271,46 @@ def _require_version(expected_version: int | None) -> int:
     return expected_version
 
 
+def _check_author(*, annotation: Annotation, actor: Membership) -> None:
+    _check_actor(actor=actor, image=annotation.image)
+    if not role_can(actor.role, Capability.REVIEW) and annotation.author_id != actor.user_id:
+        raise PermissionDeniedError("Annotators change only their own annotations.")
+
+
+def _member_changes(
+    *, annotation: Annotation, actor: Membership, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The role rules of a member's edit: annotators edit their own work only, and any
+    change they make to its content is a new submission (it lands in the review policy's
+    state, the previous review cleared); review fields need a reviewer; provenance is
+    checked as on creation."""
+    _check_author(annotation=annotation, actor=actor)
+    if changes.keys() & {"source", "model_key", "predicted_iou"}:
+        source, model_key, predicted_iou = _clean_provenance(
+            image=annotation.image,
+            source=changes.get("source", annotation.source),
+            model_key=changes.get("model_key", ""),
+            predicted_iou=changes.get("predicted_iou", annotation.predicted_iou),
+        )
+        changes.update(source=source, model_key=model_key, predicted_iou=predicted_iou)
+    if changes.keys() & REVIEW_FIELDS:
+        state = changes.pop("review_state", annotation.review_state)
+        reason = changes.pop("review_reason", None)
+        changes.update(_review_fields(actor=actor, state=state, reason=reason))
+    elif changes.keys() & CONTENT_FIELDS and not role_can(actor.role, Capability.REVIEW):
+        changes.update(review_state=_submitted_state(actor), **UNREVIEWED)
+    return changes
+
+
 def annotation_update(
-    *, annotation: Annotation, expected_version: int | None, data: dict[str, Any]
+    *,
+    annotation: Annotation,
+    expected_version: int | None,
+    data: dict[str, Any],
+    actor: Membership | None = None,
 ) -> Annotation:
-    """Apply `data` only if the stored version is still `expected_version`.
+    """Apply `data` only if the stored version is still `expected_version`; with `actor` (a
+    member's edit) under the rules of `_member_changes`.
 
     The check and the write are one UPDATE … WHERE version = expected, so two writers
     racing on the same version cannot both win."""
@@ -171,6 +320,8 @@ def annotation_update(
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
     changes = dict(data)
     image = annotation.image
+    if actor is not None:
+        changes = _member_changes(annotation=annotation, actor=actor, changes=changes)
     if "rle" in changes:
         changes["rle"] = _clean_rle(image=image, rle=changes["rle"])
         changes.update(_derived_fields(changes["rle"]))
@@ -189,6 +340,8 @@ def annotation_update(
                 f"Version {expected} is stale: the annotation is at version {current.version}.",
                 {"current": annotation_payload(current)},
             )
+        if changes.get("review_state") == ReviewState.REJECTED:
+            images_reopen(images=Image.objects.filter(pk=image.pk))
         _broadcast_after_commit(
             project_id=image.project_id,
             event=contract.ANNOTATION_UPDATED,
@@ -197,8 +350,23 @@ def annotation_update(
     return current
 
 
-def annotation_delete(*, annotation: Annotation, expected_version: int | None) -> None:
+def annotation_delete(
+    *, annotation: Annotation, expected_version: int | None, actor: Membership | None = None
+) -> None:
+    """Delete if the stored version is still `expected_version`; with `actor` (a member),
+    annotators delete only their own work that no reviewer has accepted."""
     expected = _require_version(expected_version)
+    if actor is not None:
+        _check_author(annotation=annotation, actor=actor)
+        if (
+            not role_can(actor.role, Capability.REVIEW)
+            and annotation.review_state == ReviewState.ACCEPTED
+            and annotation.reviewed_at is not None
+        ):
+            raise PermissionDeniedError(
+                "A reviewer accepted this annotation: edit it (it goes back to review) "
+                "or ask a reviewer to remove it."
+            )
     project_id, annotation_id = annotation.image.project_id, annotation.pk
     image_id = annotation.image_id
     with transaction.atomic():

@@ -5,10 +5,23 @@ from collections.abc import Iterable
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from samapp.errors import ApplicationError
-from samapp.models import ExportJob, Image, Label, Membership, Project, Role
+from samapp.models import (
+    ExportJob,
+    Image,
+    Invitation,
+    Label,
+    Membership,
+    Project,
+    ReviewPolicy,
+    Role,
+)
+from samapp.services.annotation_events import project_lock
 from samapp.services.api_tokens import user_sockets_recheck
+
+MAX_LABELS = 100
 
 
 def _check_model_key(model_key: str) -> None:
@@ -30,16 +43,26 @@ def project_create(
     description: str = "",
     default_model_key: str | None = None,
     labels: Iterable[tuple[str, str]] = (),
+    review_policy: str = ReviewPolicy.PROPOSED,
 ) -> Project:
-    """Create a project; its creator becomes its owner."""
+    """Create a project with its labels in one transaction; its creator becomes its owner."""
     if not name.strip():
         raise ApplicationError("A project needs a name.")
     if default_model_key:
         _check_model_key(default_model_key)
+    if review_policy not in ReviewPolicy.values:
+        raise ApplicationError(
+            f"Unknown review policy {review_policy!r}; choose one of "
+            f"{', '.join(ReviewPolicy.values)}."
+        )
+    labels = list(labels)
+    if len(labels) > MAX_LABELS:
+        raise ApplicationError(f"A project has at most {MAX_LABELS} labels.")
     project = Project.objects.create(
         name=name.strip(),
         description=description,
         created_by=created_by,
+        review_policy=review_policy,
         **({"default_model_key": default_model_key} if default_model_key else {}),
     )
     Membership.objects.create(project=project, user=created_by, role=Role.OWNER)
@@ -49,7 +72,7 @@ def project_create(
 
 
 def project_update(*, project: Project, data: dict[str, object]) -> Project:
-    allowed = {"name", "description", "default_model_key", "settings"}
+    allowed = {"name", "description", "default_model_key", "settings", "review_policy"}
     unknown = set(data) - allowed
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -91,6 +114,8 @@ def _storage_delete(names: list[str]) -> None:
 
 
 def member_add(*, project: Project, user: User, role: str) -> Membership:
+    """Make `user` a member directly, without their consent: for staff tools and the
+    invitation service only; the API invites (`samapp.services.invitations`)."""
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
     try:
@@ -101,13 +126,17 @@ def member_add(*, project: Project, user: User, role: str) -> Membership:
 
 
 def _ensure_an_owner_remains(membership: Membership) -> None:
+    """Inside the caller's transaction: the project row lock makes two owners stepping down
+    at once take turns, so the second sees the first one gone."""
     if membership.role != Role.OWNER:
         return
+    project_lock(project_id=membership.project_id)
     owners = Membership.objects.filter(project_id=membership.project_id, role=Role.OWNER)
     if owners.count() <= 1:
         raise ApplicationError("A project must keep at least one owner.")
 
 
+@transaction.atomic
 def member_update(*, membership: Membership, role: str) -> Membership:
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
@@ -120,10 +149,18 @@ def member_update(*, membership: Membership, role: str) -> Membership:
 
 
 def member_remove(*, membership: Membership) -> None:
-    """Remove a member; their open websockets on this project are closed."""
-    _ensure_an_owner_remains(membership)
-    user_id = membership.user_id
-    membership.delete()
+    """Remove a member (or a member leaves); their images go back to nobody's queue, the
+    invitations they sent and any still pending to them are revoked (so nobody rejoins
+    through an invitation sent before the removal), and their open websockets on this
+    project are closed."""
+    project_id, user_id = membership.project_id, membership.user_id
+    with transaction.atomic():
+        _ensure_an_owner_remains(membership)
+        membership.delete()
+        Image.objects.filter(project_id=project_id, assignee_id=user_id).update(assignee=None)
+        Invitation.objects.filter(
+            Q(invited_by_id=user_id) | Q(invitee_id=user_id), project_id=project_id
+        ).delete()
     user_sockets_recheck(user_id=user_id)
 
 

@@ -1,37 +1,63 @@
-"""Bulk review: accept or reject many annotations (e.g. segment-everything proposals) at once."""
+"""Review decisions: accept or reject many annotations (e.g. segment-everything proposals or an
+annotator's work) at once, with a reason the authors are shown."""
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, Project, ReviewState
+from samapp.models import Annotation, Image, Project, ReviewState
 from samapp.realtime.contract import ANNOTATION_UPDATED
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.annotations import annotation_payload
+from samapp.services.images import images_reopen
 
 MAX_REVIEW_IDS = 5000
+MAX_REASON_CHARS = 1000
 
 
 def annotations_review(
-    *, project: Project, ids: list[int], review_state: str
+    *,
+    project: Project,
+    ids: list[int],
+    review_state: str,
+    reason: str = "",
+    reviewer: User | None = None,
 ) -> dict[str, list[int]]:
-    """Set `review_state` on the project's annotations among `ids`; each change bumps the
-    version and is logged and broadcast once. Unknown ids (or other projects') are reported."""
+    """Set `review_state` (with `reason`, the reviewer and the time) on the project's
+    annotations among `ids`; each change bumps the version and is logged and broadcast once.
+    Unknown ids (or other projects') are reported. A rejection sends its image back to
+    `in_progress` if it was done or reviewed, so it returns to its annotator's queue."""
     if review_state not in (ReviewState.ACCEPTED, ReviewState.REJECTED):
         raise ApplicationError("review_state must be 'accepted' or 'rejected'.")
     if len(ids) > MAX_REVIEW_IDS:
         raise ApplicationError(f"At most {MAX_REVIEW_IDS} annotations per request.")
+    if len(reason) > MAX_REASON_CHARS:
+        raise ApplicationError(f"A reason has at most {MAX_REASON_CHARS} characters.")
     wanted = list(dict.fromkeys(ids))
+    now = timezone.now()
     with transaction.atomic():
         project_lock(project_id=project.pk)
         found = Annotation.objects.filter(image__project=project, pk__in=wanted)
         found_ids = set(found.values_list("pk", flat=True))
-        to_change = list(found.exclude(review_state=review_state).values_list("pk", flat=True))
-        Annotation.objects.filter(pk__in=to_change).update(
-            review_state=review_state, version=F("version") + 1, updated_at=timezone.now()
+        to_change = list(
+            found.exclude(review_state=review_state, review_reason=reason).values_list(
+                "pk", flat=True
+            )
         )
-        for annotation in Annotation.objects.filter(pk__in=to_change).order_by("pk"):
+        changed = Annotation.objects.filter(pk__in=to_change)
+        changed.update(
+            review_state=review_state,
+            review_reason=reason,
+            reviewed_by=reviewer,
+            reviewed_at=now,
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        if review_state == ReviewState.REJECTED:
+            images_reopen(images=Image.objects.filter(pk__in=changed.values("image_id")))
+        for annotation in changed.order_by("pk"):
             annotation_event_record(
                 project_id=project.pk,
                 event=ANNOTATION_UPDATED,

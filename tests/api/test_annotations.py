@@ -59,9 +59,19 @@ def test_create_derives_bbox_and_area_and_sets_provenance(annotator, image, user
     assert body["rle"]["size"] == [6, 8]
     assert (body["label"], body["source"], body["model_key"]) == (cat.id, "click", "sam_tiny")
     assert body["author"] == users["annotator"].id
-    assert body["review_state"] == "accepted"
+    # the project reviews annotators' work (the default policy): it waits for a reviewer
+    assert body["review_state"] == "proposed"
     assert body["prompts"] == {"points": [[2, 2]], "labels": [1]}
     assert Annotation.objects.get(pk=body["id"]).area == 6
+    image.refresh_from_db()
+    assert image.status == "in_progress"  # the first annotation starts the image
+
+
+def test_the_schema_describes_every_key_of_the_payload(annotator, image) -> None:
+    from samapp.api.annotations import AnnotationOutput
+
+    body = create(annotator, image).json()
+    assert set(AnnotationOutput().fields) == set(body)
 
 
 def test_create_accepts_uncompressed_rle(annotator, image) -> None:
@@ -107,9 +117,9 @@ def test_update_with_if_match_bumps_the_version(annotator, image, project) -> No
     assert (response.json()["version"], response.json()["label"]) == (2, dog.id)
     assert (response.json()["area"], response.json()["bbox"]) == (48, [0.0, 0.0, 8.0, 6.0])
     # a weak ETag and the body's version are accepted too
-    response = annotator.patch(url, {"model_key": "x"}, format="json", HTTP_IF_MATCH='W/"2"')
+    response = annotator.patch(url, {"prompts": {"n": 1}}, format="json", HTTP_IF_MATCH='W/"2"')
     assert response.json()["version"] == 3
-    response = annotator.patch(url, {"model_key": "y", "version": 3}, format="json")
+    response = annotator.patch(url, {"prompts": {"n": 2}, "version": 3}, format="json")
     assert response.json()["version"] == 4
     assert Annotation.objects.get(pk=created["id"]).version == 4
 
@@ -117,18 +127,18 @@ def test_update_with_if_match_bumps_the_version(annotator, image, project) -> No
 def test_stale_write_is_412_with_the_current_version(annotator, client_for, image, project) -> None:
     created = create(annotator, image).json()
     url = detail_url(created["id"], project.id)
-    mine = annotator.patch(url, {"model_key": "mine"}, format="json", HTTP_IF_MATCH='"1"')
+    mine = annotator.patch(url, {"prompts": {"by": "mine"}}, format="json", HTTP_IF_MATCH='"1"')
     assert mine.status_code == 200
     theirs = client_for("reviewer").patch(
-        url, {"model_key": "theirs"}, format="json", HTTP_IF_MATCH='"1"'
+        url, {"prompts": {"by": "theirs"}}, format="json", HTTP_IF_MATCH='"1"'
     )
     assert theirs.status_code == 412
     body = theirs.json()
     assert body["current"]["version"] == 2
-    assert body["current"]["model_key"] == "mine"
+    assert body["current"]["prompts"] == {"by": "mine"}
     assert "stale" in body["detail"]
     # nothing silently overwritten
-    assert Annotation.objects.get(pk=created["id"]).model_key == "mine"
+    assert Annotation.objects.get(pk=created["id"]).prompts == {"by": "mine"}
     # a stale delete is refused the same way
     stale_delete = annotator.delete(url, HTTP_IF_MATCH='"1"')
     assert stale_delete.status_code == 412
@@ -254,9 +264,8 @@ def test_concurrent_http_writers_on_one_version(
     """Ten clients read version 1 and PATCH with If-Match "1" at once: exactly one wins, the
     others get 412 with the winner's version. (Same rule as the service-level stress test.)"""
     annotation = make_annotation(image)
-    clients = [
-        client_for(role) for role in ("owner", "manager", "annotator", "reviewer", "extra") * 2
-    ]
+    # every writer may edit it: its author (annotator) and the roles that review
+    clients = [client_for(role) for role in ("owner", "manager", "annotator", "reviewer") * 2]
     barrier = threading.Barrier(len(clients))
     results: list[int] = []
     lock = threading.Lock()
@@ -268,7 +277,7 @@ def test_concurrent_http_writers_on_one_version(
             barrier.wait()
             response = client.patch(
                 detail_url(annotation.id, project.id),
-                {"model_key": f"writer-{index}"},
+                {"prompts": {"writer": index}},
                 format="json",
                 HTTP_IF_MATCH='"1"',
             )
@@ -316,12 +325,12 @@ ENDPOINTS: dict[str, tuple[str, Any, list[str]]] = {
     "project-create": (
         "post",
         lambda w: "/api/projects/",
-        ["name", "description", "default_model_key", "labels"],
+        ["name", "description", "default_model_key", "labels", "review_policy"],
     ),
     "project-update": (
         "patch",
         lambda w: f"/api/projects/{w['project'].id}/",
-        ["name", "description", "default_model_key", "settings"],
+        ["name", "description", "default_model_key", "settings", "review_policy"],
     ),
     "member-create": (
         "post",
@@ -359,6 +368,7 @@ ENDPOINTS: dict[str, tuple[str, Any, list[str]]] = {
             "prompts",
             "model_key",
             "review_state",
+            "review_reason",
             "version",
         ],
     ),
@@ -373,6 +383,7 @@ ENDPOINTS: dict[str, tuple[str, Any, list[str]]] = {
             "prompts",
             "model_key",
             "review_state",
+            "review_reason",
             "version",
         ],
     ),
@@ -380,6 +391,11 @@ ENDPOINTS: dict[str, tuple[str, Any, list[str]]] = {
         "delete",
         lambda w: detail_url(w["annotation"].id, w["project"].id),
         ["version"],
+    ),
+    "image-assign": (
+        "post",
+        lambda w: f"/api/projects/{w['project'].id}/images/assign/",
+        ["images", "assignee"],
     ),
     "token": ("post", lambda w: "/api/auth/token/", ["username", "password"]),
 }

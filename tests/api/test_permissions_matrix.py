@@ -9,8 +9,8 @@ Rules under test (issue 3 / DESIGN.md):
   but leaves the project out;
 - viewers read only; annotators (and above) write annotations and work on image status;
   reviewers (and above) change review states and mark images reviewed; managers manage
-  labels, images, members and assignments; only owners delete the project or grant the
-  owner role;
+  labels, images, invitations and assignments; only owners delete the project or grant the
+  owner role (posting to the member list invites: 202, and nobody joins until they accept);
 - a method a view does not offer is 405 for members (404 for non-members: nothing leaks);
 - a refused request changes no row; an accepted write changes some.
 """
@@ -23,7 +23,15 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from samapp.models import Annotation, Embedding, Image, Label, Membership, Project
+from samapp.models import (
+    Annotation,
+    Embedding,
+    Image,
+    Invitation,
+    Label,
+    Membership,
+    Project,
+)
 from tests.conftest import ROLES, png_bytes, rle_box
 
 MEMBERS = frozenset(ROLES)
@@ -49,6 +57,7 @@ class Row:
     build: Builder
     scoped: bool = True  # under /projects/<id>/: non-members get 404
     allowed: bool = True  # False: the view does not offer this method (405)
+    success: int | None = None  # when not SUCCESS[method] (202: an invitation is sent)
 
     @property
     def id(self) -> str:
@@ -127,12 +136,14 @@ ROWS: list[Row] = [
         "POST",
         "manage",
         json_body(members, {"username": "newcomer", "role": "annotator"}),
+        success=202,
     ),
     Row(
         "member-list grant-owner",
         "POST",
         "own",
         json_body(members, {"username": "newcomer", "role": "owner"}),
+        success=202,
     ),
     *not_offered("member-list", members, "PATCH", "DELETE"),
     Row("member-detail", "GET", "view", url(member)),
@@ -216,13 +227,14 @@ def expected_status(row: Row, principal: str) -> set[int]:
         return {404}
     if not row.allowed:
         return {405}
-    return {SUCCESS[row.method]} if principal in CAN[row.needs] else {403}
+    success = row.success or SUCCESS[row.method]
+    return {success} if principal in CAN[row.needs] else {403}
 
 
 def snapshot() -> dict[str, list[dict[str, Any]]]:
     return {
         model.__name__: list(model.objects.order_by("pk").values())
-        for model in (Project, Membership, Label, Image, Annotation, Embedding)
+        for model in (Project, Membership, Invitation, Label, Image, Annotation, Embedding)
     }
 
 

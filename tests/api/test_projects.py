@@ -72,6 +72,33 @@ def test_create_project_makes_the_creator_owner(client_for, users) -> None:
     assert (membership.user, membership.role) == (users["outsider"], "owner")
 
 
+def test_create_project_in_one_request_with_labels_model_and_review_policy(client_for) -> None:
+    client = client_for("outsider")
+    response = client.post(
+        "/api/projects/",
+        {
+            "name": "Cells",
+            "labels": [{"name": "nucleus", "color": "#112233"}],
+            "default_model_key": "sam_tiny",
+            "review_policy": "accepted",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["review_policy"], body["default_model_key"]) == ("accepted", "sam_tiny")
+    assert [label["name"] for label in body["labels"]] == ["nucleus"]
+    # the default is to review annotators' work; a manager may switch it
+    default = client.post("/api/projects/", {"name": "Default"}, format="json").json()
+    assert default["review_policy"] == "proposed"
+    switched = client.patch(
+        f"/api/projects/{default['id']}/", {"review_policy": "accepted"}, format="json"
+    )
+    assert switched.json()["review_policy"] == "accepted"
+    refused = client.post("/api/projects/", {"name": "x", "review_policy": "never"}, format="json")
+    assert refused.status_code == 400
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -199,35 +226,44 @@ def test_member_list(client_for, project) -> None:
     }
 
 
-def test_add_member_errors(client_for, project, users) -> None:
+def test_invite_errors(client_for, project, users) -> None:
+    from samapp.models import Invitation
+
     client = client_for("manager")
-    unknown = client.post(
-        members_url(project), {"username": "ghost", "role": "viewer"}, format="json"
-    )
-    assert unknown.status_code == 400
-    assert "ghost" in unknown.json()["detail"]
-    twice = client.post(
-        members_url(project), {"username": "viewer", "role": "viewer"}, format="json"
-    )
-    assert twice.status_code == 400
-    assert "already" in twice.json()["detail"]
-    bad_role = client.post(
-        members_url(project), {"username": "outsider", "role": "god"}, format="json"
-    )
-    assert bad_role.status_code == 400
+    for body in (
+        {"username": "outsider", "role": "god"},
+        {"username": "   ", "role": "viewer"},
+        {"username": "x" * 255, "role": "viewer"},
+        {"role": "viewer"},
+    ):
+        response = client.post(members_url(project), body, format="json")
+        assert response.status_code == 400, body
+        assert response.json()["detail"]
+    assert not Invitation.objects.exists()
     assert not Membership.objects.filter(user=users["outsider"], project=project).exists()
 
 
-def test_added_member_gains_access_and_removed_member_loses_it(client_for, project, users) -> None:
+def test_invited_member_gains_access_on_accepting_and_loses_it_when_removed(
+    client_for, project, users
+) -> None:
     outsider = client_for("outsider")
     url = f"/api/projects/{project.id}/"
     assert outsider.get(url).status_code == 404
-    added = client_for("manager").post(
+    invited = client_for("manager").post(
         members_url(project), {"username": "outsider", "role": "viewer"}, format="json"
     )
-    assert added.status_code == 201
-    assert outsider.get(url).status_code == 200
-    removed = client_for("manager").delete(f"{members_url(project)}{added.json()['id']}/")
+    assert invited.status_code == 202
+    assert outsider.get(url).status_code == 404  # not a member before accepting
+    (invitation,) = outsider.get("/api/invitations/").json()["results"]
+    assert invitation["project"] == {"id": project.id, "name": project.name}
+    assert (invitation["role"], invitation["invited_by"]) == ("viewer", "manager")
+    joined = outsider.post(f"/api/invitations/{invitation['id']}/")
+    assert joined.status_code == 200
+    assert joined.json() == {"project": project.id, "role": "viewer"}
+    assert outsider.get(url).json()["role"] == "viewer"
+    assert outsider.get("/api/invitations/").json()["count"] == 0
+    member_id = membership(project, users["outsider"]).id
+    removed = client_for("manager").delete(f"{members_url(project)}{member_id}/")
     assert removed.status_code == 204
     assert outsider.get(url).status_code == 404
 

@@ -38,7 +38,7 @@ def test_schema_generates_without_warnings_and_validates(tmp_path: Path) -> None
     assert any(p["name"] == "If-Match" and p["in"] == "header" for p in patch["parameters"])
     # request components have distinct names (no silent "InputRequest" collisions)
     components = schema["components"]["schemas"]
-    assert {"ProjectCreateRequest", "LabelCreateRequest", "MemberCreateRequest"} <= set(components)
+    assert {"ProjectCreateRequest", "LabelCreateRequest", "MemberInviteRequest"} <= set(components)
 
 
 def test_schema_endpoint_serves_openapi(api_client) -> None:

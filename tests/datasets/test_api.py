@@ -50,7 +50,7 @@ def test_export_flow(
     assert download["X-Content-Type-Options"] == "nosniff"
     assert download["Content-Disposition"].startswith("attachment;")
     archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
-    assert "annotations.json" in archive.namelist()
+    assert "annotations/instances_train.json" in archive.namelist()
     listing = client.get(_exports(dataset_project)).json()
     assert [job["id"] for job in listing["results"]] == [body["id"]]
 
@@ -64,6 +64,7 @@ def test_export_validation_errors_are_located(dataset_project: Any, client_for: 
             "options": {
                 "tolerance": -1,
                 "mask_format": "mesh",
+                "holes": "keep",
                 "filters": {"status": ["x"]},
                 "zip": 1,
             },
@@ -74,6 +75,7 @@ def test_export_validation_errors_are_located(dataset_project: Any, client_for: 
     problems = response.json()["problems"]
     assert any(p.startswith("options.tolerance:") for p in problems)
     assert any(p.startswith("options.mask_format:") for p in problems)
+    assert any(p.startswith("options.holes:") for p in problems)
     assert any(p.startswith("options.filters.status:") for p in problems)
     assert any(p.startswith("options.zip:") for p in problems)
     assert (
@@ -158,6 +160,39 @@ def test_import_needs_manage_export_needs_view(
     else:
         assert response.status_code == 403
         assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("format", "entry"), [("cvat", "annotations.xml"), ("labelstudio", "tasks.json")]
+)
+def test_cvat_and_label_studio_export_then_import_over_rest(
+    dataset_project: Any,
+    client_for: Any,
+    django_capture_on_commit_callbacks: Any,
+    format: str,
+    entry: str,
+) -> None:
+    client = client_for("owner")
+    with django_capture_on_commit_callbacks(execute=True):
+        body = client.post(
+            _exports(dataset_project),
+            {"format": format, "options": {"mask_format": "polygons", "holes": "fill"}},
+            format="json",
+        ).json()
+    detail = client.get(f"{_exports(dataset_project)}{body['id']}/").json()
+    assert detail["state"] == "done" and detail["options"]["holes"] == "fill"
+    payload = b"".join(client.get(detail["download_url"]).streaming_content)
+    assert entry in zipfile.ZipFile(io.BytesIO(payload)).namelist()
+    upload = io.BytesIO(payload)
+    upload.name = "d.zip"
+    response = client.post(
+        f"/api/projects/{dataset_project.id}/imports/",
+        {"file": upload, "format": format},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["format"] == format
+    assert response.json()["annotations_created"] == 3  # labeled, not rejected
 
 
 def test_import_rejection_is_a_400_listing_problems(project: Any, client_for: Any) -> None:

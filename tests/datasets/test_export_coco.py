@@ -7,18 +7,22 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from samapp.ml.masks import polygons_to_mask, rle_to_mask
+from samapp.ml.masks import mask_to_rle, polygons_to_mask, rle_to_mask
 from samapp.models import Annotation, Image
+from samapp.services.datasets.common import ExportOptions
+from samapp.services.datasets.export_coco import coco_segmentation
 from samapp.services.datasets.importers import dataset_import
 from samapp.services.projects import project_create
-from tests.datasets.conftest import export_zip
+from tests.datasets.conftest import disk, export_zip
 
 pytestmark = pytest.mark.django_db
 
+TRAIN = "annotations/instances_train.json"
+
 
 def _coco_from_zip(archive: zipfile.ZipFile, tmp_path: Path) -> COCO:
-    path = tmp_path / "annotations.json"
-    path.write_bytes(archive.read("annotations.json"))
+    path = tmp_path / "instances_train.json"
+    path.write_bytes(archive.read(TRAIN))
     return COCO(str(path))
 
 
@@ -36,7 +40,7 @@ def test_coco_loads_in_pycocotools_and_masks_match(
         ("empty.png", 32, 24),
     ]
     for image in images:
-        assert archive.read("images/" + image["file_name"])[:8] == b"\x89PNG\r\n\x1a\n"
+        assert archive.read("images/train/" + image["file_name"])[:8] == b"\x89PNG\r\n\x1a\n"
     ours = list(
         Annotation.objects.filter(label__isnull=False)
         .exclude(review_state="rejected")
@@ -46,53 +50,60 @@ def test_coco_loads_in_pycocotools_and_masks_match(
     assert len(theirs) == len(ours) == 3  # rejected and unlabeled ones are left out
     for ann, annotation in zip(theirs, ours, strict=True):
         expected = rle_to_mask(annotation.rle)
-        theirs_mask = coco.annToMask(ann).astype(bool)
-        if mask_format == "rle":
-            assert np.array_equal(theirs_mask, expected)  # pixel for pixel
-        else:
-            # Polygons are lossy for pycocotools: it unions rings (no holes) and rasterizes
-            # vertices as pixel corners, not centres. Our even-odd reading is exact (tol 0).
-            assert np.array_equal(polygons_to_mask(ann["segmentation"], 24, 32), expected)
-            iou = (theirs_mask & expected).sum() / (theirs_mask | expected).sum()
-            assert iou > 0.65
+        assert np.array_equal(coco.annToMask(ann).astype(bool), expected)  # pixel for pixel
         assert ann["area"] == annotation.area and ann["bbox"] == annotation.bbox
         assert ann["iscrowd"] == 0
-        if mask_format == "polygons":
-            assert isinstance(ann["segmentation"], list)
-            assert all(len(ring) >= 6 and len(ring) % 2 == 0 for ring in ann["segmentation"])
-        else:
-            assert set(ann["segmentation"]) == {"size", "counts"}
+    segmentations = [ann["segmentation"] for ann in theirs]
+    if mask_format == "polygons":
+        # The donut's hole cannot be cut by a COCO ring: it stays RLE; the others are rings.
+        assert set(segmentations[0]) == {"size", "counts"}
+        assert all(isinstance(s, list) for s in segmentations[1:])
+        assert all(len(ring) >= 6 and len(ring) % 2 == 0 for s in segmentations[1:] for ring in s)
+    else:
+        assert all(set(s) == {"size", "counts"} for s in segmentations)
 
 
-def test_coco_polygons_keep_holes_in_even_odd_reading(dataset_project: Any) -> None:
-    archive = export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 0})
-    document = json.loads(archive.read("annotations.json"))
+def test_coco_holes_fill_option_writes_the_outline(dataset_project: Any) -> None:
+    archive = export_zip(
+        dataset_project, "coco", {"mask_format": "polygons", "tolerance": 0, "holes": "fill"}
+    )
+    document = json.loads(archive.read(TRAIN))
     donut_rings = document["annotations"][0]["segmentation"]
-    assert len(donut_rings) == 2  # exterior + hole
-    first = Annotation.objects.order_by("id").first()
-    assert np.array_equal(polygons_to_mask(donut_rings, 24, 32), rle_to_mask(first.rle))
+    assert len(donut_rings) == 1  # the exterior only: the hole is filled (the stated loss)
+    filled = rle_to_mask(Annotation.objects.order_by("id").first().rle).copy()
+    filled[5:10, 7:12] = True
+    assert np.array_equal(polygons_to_mask(donut_rings, 24, 32), filled)
 
 
-def test_coco_tolerance_simplifies(dataset_project: Any) -> None:
-    exact = json.loads(
-        export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 0}).read(
-            "annotations.json"
-        )
-    )
-    rough = json.loads(
-        export_zip(dataset_project, "coco", {"mask_format": "polygons", "tolerance": 3}).read(
-            "annotations.json"
-        )
-    )
-    count = lambda doc: sum(len(r) for a in doc["annotations"] for r in a["segmentation"])  # noqa: E731
-    assert count(rough) < count(exact)
+def test_coco_tolerance_simplifies_while_pycocotools_keeps_iou() -> None:
+    disc = disk(200, 200, cx=100, cy=90, r=60).astype(bool)
+    rle = mask_to_rle(disc)
+    exact, _ = coco_segmentation(rle, ExportOptions(mask_format="polygons", tolerance=0))
+    rough, _ = coco_segmentation(rle, ExportOptions(mask_format="polygons", tolerance=3))
+    assert isinstance(exact, list) and isinstance(rough, list)
+    assert sum(map(len, rough)) < sum(map(len, exact)) / 2
+    painted = polygons_to_mask(rough, 200, 200)
+    assert (painted & disc).sum() / (painted | disc).sum() >= 0.99
 
 
 def test_crowd_rle_option(dataset_project: Any) -> None:
-    document = json.loads(
-        export_zip(dataset_project, "coco", {"crowd_rle": True}).read("annotations.json")
-    )
+    document = json.loads(export_zip(dataset_project, "coco", {"crowd_rle": True}).read(TRAIN))
     assert {a["iscrowd"] for a in document["annotations"]} == {1}
+
+
+def test_val_split_writes_one_file_per_subset(project: Any, make_image: Any) -> None:
+    for _ in range(12):
+        make_image(project, width=16, height=16)
+    archive = export_zip(project, "coco", {"val_split": 0.5})
+    files = sorted(n for n in archive.namelist() if n.startswith("annotations/"))
+    assert files == ["annotations/instances_train.json", "annotations/instances_val.json"]
+    for subset in ("train", "val"):
+        document = json.loads(archive.read(f"annotations/instances_{subset}.json"))
+        assert document["images"]
+        assert all(
+            f"images/{subset}/{image['file_name']}" in archive.namelist()
+            for image in document["images"]
+        )
 
 
 def _reimport_and_export(
@@ -103,7 +114,7 @@ def _reimport_and_export(
     payload.seek(0)
     result = dataset_import(project=fresh, user=users["owner"], name="export.zip", stream=payload)
     assert result.format == "coco"
-    return export_zip(fresh, "coco", options).read("annotations.json"), fresh
+    return export_zip(fresh, "coco", options).read(TRAIN), fresh
 
 
 @pytest.mark.parametrize(
@@ -114,7 +125,7 @@ def test_coco_export_import_export_is_byte_identical(
 ) -> None:
     first = export_zip(dataset_project, "coco", options)
     again, fresh = _reimport_and_export(first, users, options)
-    assert again == first.read("annotations.json")  # byte for byte
+    assert again == first.read(TRAIN)  # byte for byte
     assert Image.objects.filter(project=fresh).count() == 3
     assert set(
         Annotation.objects.filter(image__project=fresh).values_list("source", "review_state")
@@ -128,7 +139,7 @@ def test_filters_select_the_subset(dataset_project: Any) -> None:
             dataset_project,
             "coco",
             {"filters": {"labels": [cat.id], "only_annotated": True, "status": ["new", "done"]}},
-        ).read("annotations.json")
+        ).read(TRAIN)
     )
     assert [c["name"] for c in document["categories"]] == ["cat"]
     assert [i["file_name"] for i in document["images"]] == ["first.png", "second.png"]
@@ -138,7 +149,7 @@ def test_filters_select_the_subset(dataset_project: Any) -> None:
             dataset_project,
             "coco",
             {"filters": {"status": ["done"], "review_states": ["rejected"]}},
-        ).read("annotations.json")
+        ).read(TRAIN)
     )
     assert [i["file_name"] for i in done_only["images"]] == ["second.png"]
     assert [a["category_id"] for a in done_only["annotations"]] == [2]
@@ -157,8 +168,5 @@ def test_duplicate_and_unsafe_names_are_made_unique(project: Any, make_image: An
     make_image(project, name="A.png")
     make_image(project, name="..\\evil:name.png")
     make_image(project, name="noext")
-    names = [
-        i["file_name"]
-        for i in json.loads(export_zip(project, "coco").read("annotations.json"))["images"]
-    ]
+    names = [i["file_name"] for i in json.loads(export_zip(project, "coco").read(TRAIN))["images"]]
     assert names == ["a.png", "A_2.png", "evil_name.png", "noext.png"]

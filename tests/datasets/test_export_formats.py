@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image as PILImage
 
-from samapp.ml.masks import polygons_to_mask, rle_to_mask
+from samapp.ml.masks import centre_polygons_to_mask, rle_to_mask
 from samapp.models import Annotation
 from tests.datasets.conftest import export_zip, run_export
 
@@ -55,16 +55,16 @@ def test_yolo_layout_and_rules(dataset_project: Any) -> None:
     assert labels["labels/train/empty.txt"] == []
     first = labels["labels/train/first.txt"]
     assert [row[0] for row in first] == [0, 1]  # donut: cat, two parts merged: dog
-    # the two-part mask is one polygon covering both parts
+    # the two-part mask is one polygon covering both parts, painted as polygon2mask paints it
     points = np.asarray(first[1][1:]).reshape(-1, 2) * [32, 24]
-    painted = polygons_to_mask([points.reshape(-1).tolist()], 24, 32)
+    painted = centre_polygons_to_mask([points.reshape(-1)], 24, 32)
     dog = rle_to_mask(Annotation.objects.filter(label__name="dog").order_by("id")[0].rle)
     assert (painted & dog).sum() == dog.sum()  # both parts, whole
-    assert (painted & ~dog).sum() < 20  # plus the one-pixel bridge between them
-    # the donut loses its hole (YOLO has none) but keeps its outline
+    assert 0 < (painted & ~dog).sum() < 20  # plus the one-pixel bridge between them
+    # the donut keeps its hole: one polygon bridged into it, cut out by even-odd filling
     donut = rle_to_mask(Annotation.objects.order_by("id")[0].rle)
     outline = np.asarray(first[0][1:]).reshape(-1, 2) * [32, 24]
-    assert polygons_to_mask([outline.reshape(-1).tolist()], 24, 32).sum() > donut.sum()
+    assert np.array_equal(centre_polygons_to_mask([outline.reshape(-1)], 24, 32), donut)
 
 
 def test_yolo_split_is_stable_and_complete(project: Any, make_image: Any) -> None:
@@ -96,7 +96,7 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
         "cat:255,0,0::",
         "dog:0,255,0::",
     ]
-    semantic = _png(archive, "masks/semantic/first.png")
+    semantic = _png(archive, "masks/first.png")
     assert semantic.mode == "P" and semantic.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
     classes = np.asarray(semantic)
     first = list(Annotation.objects.filter(image__original_name="first.png").order_by("id"))
@@ -104,7 +104,7 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
     # they overlap: the smaller (two parts) is painted over the larger (donut)
     assert (classes[donut & ~parts] == 1).all() and (classes[parts] == 2).all()
     assert (classes[~(donut | parts)] == 0).all()
-    instance = _png(archive, "masks/instance/first.png")
+    instance = _png(archive, "instance_masks/first.png")
     assert instance.mode == "P"
     ids = np.asarray(instance)
     rows = [json.loads(line) for line in archive.read("instances.jsonl").decode().splitlines()]
@@ -112,7 +112,10 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
     by_id = {entry["id"]: entry["label"] for entry in rows[0]["instances"]}
     assert by_id[int(ids[donut & ~parts][0])] == "cat" and by_id[int(ids[parts][0])] == "dog"
     assert len(np.unique(ids)) == 3
-    assert np.asarray(_png(archive, "masks/semantic/empty.png")).max() == 0
+    assert np.asarray(_png(archive, "masks/empty.png")).max() == 0
+    meta = json.loads(archive.read("dataset_meta.json"))
+    assert meta["label_map"] == {"0": "background", "1": "cat", "2": "dog"}
+    assert meta["segmentation_colors"] == [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
 
 
 def test_png_paints_small_objects_over_large_ones(
@@ -122,9 +125,7 @@ def test_png_paints_small_objects_over_large_ones(
     image = make_image(project, width=20, height=20)
     make_annotation(image, label=dog, box=(5, 5, 8, 8))  # small, first
     make_annotation(image, label=cat, box=(0, 0, 20, 20))  # large, later
-    classes = np.asarray(
-        _png(export_zip(project, "png"), f"masks/semantic/{image.original_name[:-4]}.png")
-    )
+    classes = np.asarray(_png(export_zip(project, "png"), f"masks/{image.original_name[:-4]}.png"))
     assert classes[6, 6] == 2 and classes[0, 0] == 1
 
 
@@ -145,11 +146,7 @@ def test_voc_layout(dataset_project: Any) -> None:
         "empty",
     ]
     assert archive.read("ImageSets/Segmentation/val.txt") == b""
-    assert sorted(archive.read("ImageSets/Segmentation/trainval.txt").decode().split()) == [
-        "empty",
-        "first",
-        "second",
-    ]
+    assert "ImageSets/Segmentation/trainval.txt" not in names  # each image in one list
     klass = _png(archive, "SegmentationClass/second.png")
     assert klass.mode == "P"
     palette = klass.getpalette()

@@ -13,7 +13,7 @@ from samapp.ml.masks import mask_to_polygons, mask_to_rle, rle_to_mask
 from samapp.models import Annotation, Image, Label
 from samapp.services.datasets.importers import dataset_import
 from tests.conftest import media_files, png_bytes, zip_bytes
-from tests.datasets.conftest import disk, donut, export_zip
+from tests.datasets.conftest import disk, donut, export_zip, two_parts
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(
 ) -> None:
     picture = png_bytes(32, 24, (1, 2, 3))
     rle = mask_to_rle(disk(24, 32))
-    polygons = mask_to_polygons(donut(24, 32), 0)
+    polygons = mask_to_polygons(two_parts(24, 32), 0)
     uncompressed = {"size": [24, 32], "counts": [5, 10, 24 * 32 - 15]}
     result = _import(
         project,
@@ -68,9 +68,30 @@ def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(
         ("imported", "proposed", "bird")
     }
     assert rows[0].rle == rle
-    assert np.array_equal(rle_to_mask(rows[1].rle), donut(24, 32).astype(bool))
+    assert np.array_equal(rle_to_mask(rows[1].rle), two_parts(24, 32).astype(bool))
     assert rows[2].area == 10
     assert Image.objects.get().original_name == "pic.png"
+
+
+def test_coco_polygons_of_one_object_unite_as_in_pycocotools(
+    project: Any, users: dict[str, Any]
+) -> None:
+    # A donut's exterior and hole rings: pycocotools fills every ring and unites them.
+    rings = mask_to_polygons(donut(24, 32), 0)
+    _import(
+        project,
+        users["manager"],
+        {
+            "images/pic.png": png_bytes(32, 24, (1, 2, 3)),
+            "instances.json": _coco(
+                [{"id": 1, "file_name": "pic.png", "width": 32, "height": 24}],
+                [{"id": 1, "image_id": 1, "category_id": 7, "segmentation": rings}],
+            ),
+        },
+    )
+    filled = donut(24, 32).astype(bool)
+    filled[5:10, 7:12] = True
+    assert np.array_equal(rle_to_mask(Annotation.objects.get().rle), filled)
 
 
 def test_existing_images_are_reused(project: Any, users: dict[str, Any], make_image: Any) -> None:
@@ -80,13 +101,13 @@ def test_existing_images_are_reused(project: Any, users: dict[str, Any], make_im
     archive = export_zip(project, "coco")
     with run_export(project, "coco").result_file.open("rb") as handle:
         payload = handle.read()
-    document = json.loads(archive.read("annotations.json"))
+    document = json.loads(archive.read("annotations/instances_train.json"))
     document["categories"] = [{"id": 1, "name": "cat"}]
     document["annotations"] = [
         {"id": 1, "image_id": 1, "category_id": 1, "segmentation": mask_to_rle(disk(24, 32))}
     ]
     entries = {
-        "images/x.png": archive.read("images/x.png"),
+        "images/x.png": archive.read("images/train/x.png"),
         "a.json": json.dumps(document).encode(),
     }
     result = _import(project, users["manager"], entries)

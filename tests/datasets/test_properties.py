@@ -21,6 +21,10 @@ from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
+    cvat_object_to_rle,
+    cvat_parse,
+    label_studio_parse,
+    ls_result_to_mask,
     yolo_labels_parse,
     yolo_names_parse,
 )
@@ -134,6 +138,62 @@ def test_yolo_plan_on_anything_raises_only_application_error(data: bytes) -> Non
         _yolo_plan(_archive(files))
     with contextlib.suppress(ApplicationError):
         yolo_names_parse(data=data, where="data.yaml")
+
+
+cvat_shapes = st.sampled_from(
+    [
+        '<polygon label="{}" points="{}"/>',
+        '<mask label="{}" rle="{}" left="1" top="2" width="3" height="2"/>',
+        '<box label="{}" xtl="{}" ytl="1" xbr="4" ybr="4"/>',
+    ]
+)
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            cvat_shapes,
+            st.text(alphabet="ab ", max_size=3),
+            st.text(alphabet="0123456789,;.- ex", max_size=30),
+        ),
+        max_size=4,
+    ),
+    st.sampled_from(["32", "0", "x", "-4"]),
+)
+def test_cvat_parse_on_near_cvat_raises_only_application_error(
+    shapes: list[tuple[str, str, str]], width: str
+) -> None:
+    body = "".join(template.format(label, value) for template, label, value in shapes)
+    image = f'<image id="0" name="p.png" width="{width}" height="24">{body}</image>'
+    xml = f"<annotations>{image}</annotations>"
+    try:
+        dataset = cvat_parse(data=xml.encode(), where="a.xml")
+    except ApplicationError:
+        return
+    problems = Problems("a.xml")
+    for image in dataset.images:
+        for item in image.objects:
+            rle = cvat_object_to_rle(item, image.height, image.width, problems)
+            assert rle is None or rle_to_mask(rle).shape == (24, 32)
+    assert all(message.startswith("a.xml: image[0].") for message in problems.items)
+
+
+@FAST
+@given(json_values, st.sampled_from(["brushlabels", "polygonlabels", "rectanglelabels"]))
+def test_label_studio_results_raise_only_value_error(value: Any, kind: str) -> None:
+    try:
+        _label, mask = ls_result_to_mask({"type": kind, "value": value}, 6, 5)
+    except ValueError:
+        return
+    assert mask.shape == (6, 5)
+
+
+@FAST
+@given(json_values)
+def test_label_studio_parse_on_anything_raises_only_application_error(document: Any) -> None:
+    with contextlib.suppress(ApplicationError):
+        label_studio_parse(data=json.dumps(document).encode(), where="t.json")
 
 
 @FAST

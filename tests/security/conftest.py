@@ -60,6 +60,7 @@ def foreign(
     from samapp.models import (
         Embedding,
         ExportJob,
+        Invitation,
         Membership,
         ModelVersion,
         ModelVersionState,
@@ -95,6 +96,9 @@ def foreign(
         label=label,
         annotation=annotation,
         member=Membership.objects.get(project=victim, user=bob),
+        invitation=Invitation.objects.create(
+            project=victim, identifier=f"{SECRET}-invitee", invitee=bob, role="viewer"
+        ),
         token=api_token_create(user=bob)[0],
         export=ExportJob.objects.create(project=victim),
         segment_job=SegmentJob.objects.create(project=victim, image=image, model_key="sam_tiny"),

@@ -32,6 +32,7 @@ NO_FOREIGN_IDS = {
     "project-list",
     "schema",
     "api-docs",
+    "invitation-list",
 }
 JOB_KINDS = {  # route name prefix -> the attribute of `foreign` a job_id names
     "segment-job": "segment_job",
@@ -78,6 +79,8 @@ def foreign_kwargs(name: str, kwargs: list[str], w: SimpleNamespace, **override:
             values[key] = w.annotation.id
         elif key == "version_id":
             values[key] = w.version.id
+        elif key == "invitation_id":
+            values[key] = w.invitation.id
         elif key == "job_id":
             kind = next((v for k, v in JOB_KINDS.items() if name.startswith(k)), None)
             assert kind, f"map the job_id of route {name!r} in JOB_KINDS"
@@ -252,8 +255,8 @@ def test_foreign_ids_in_bodies_of_own_routes(
 
 @pytest.mark.django_db
 def test_lists_never_show_foreign_rows(project: Any, foreign: SimpleNamespace, attacker) -> None:
-    for name, kwargs in [*BODY_ROUTES, ("project-list", [])]:
+    for name, kwargs in [*BODY_ROUTES, ("project-list", []), ("invitation-list", [])]:
         path = reverse(name, kwargs={"project_id": project.id} if kwargs else None)
         response = attacker.get(path)
-        assert response.status_code in (200, 405), (path, response.status_code)
+        assert response.status_code in (200, 204, 405), (path, response.status_code)
         assert SECRET.encode() not in response.content, path

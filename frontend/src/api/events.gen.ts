@@ -60,6 +60,9 @@ export interface AnnotationPayload {
   author: number | null;
   version: number;
   review_state: ReviewState;
+  review_reason: string;
+  reviewed_by: number | null;
+  reviewed_at: string | null;
   created_at: string;
   updated_at: string;
 }

@@ -93,6 +93,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/invitations/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["invitations_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/invitations/{invitation_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["invitations_retrieve"];
+        put?: never;
+        /** @description Accept: you become a member with the offered role. */
+        post: operations["invitations_create"];
+        /** @description Decline the invitation. */
+        delete: operations["invitations_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/me/": {
         parameters: {
             query?: never;
@@ -510,6 +544,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/images/assign/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Assign many images to one member who can annotate (or to nobody). Ids that are not this project's images come back in `missing`. */
+        post: operations["projects_images_assign_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/imports/": {
         parameters: {
             query?: never;
@@ -526,6 +577,49 @@ export interface paths {
          */
         post: operations["projects_imports_create"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/invitations/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        get: operations["projects_invitations_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/invitations/{invitation_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description For views under /projects/<project_id>/: resolves the membership once per request.
+         *
+         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
+         */
+        get: operations["projects_invitations_retrieve"];
+        put?: never;
+        post?: never;
+        /** @description Revoke a pending invitation. */
+        delete: operations["projects_invitations_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -588,6 +682,23 @@ export interface paths {
         patch: operations["projects_labels_partial_update"];
         trace?: never;
     };
+    "/api/projects/{project_id}/leave/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Leave the project (any member). The last owner cannot leave: make another member an owner first. */
+        post: operations["projects_leave_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/members/": {
         parameters: {
             query?: never;
@@ -602,11 +713,7 @@ export interface paths {
          */
         get: operations["projects_members_list"];
         put?: never;
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Invite a username or e-mail address with a role. The answer is the same whether or not that names an account (and for current members): the invited user becomes a member only by accepting (`POST /api/invitations/{id}/`). */
         post: operations["projects_members_create"];
         delete?: never;
         options?: never;
@@ -744,6 +851,57 @@ export interface paths {
          *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
          */
         post: operations["projects_proposals_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/queue/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The images assigned to you that are not done: those with rejected work first, then those in progress, then new ones. */
+        get: operations["projects_queue_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/queue/{image_id}/done/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Mark the image done (by the role-by-transition table) and get the next image of your queue (null when it is empty). */
+        post: operations["projects_queue_done_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/queue/next/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The first image of your queue, with your rejected annotations on it and the reviewers' reasons; 204 when the queue is empty. */
+        get: operations["projects_queue_next_retrieve"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -897,6 +1055,9 @@ export interface components {
             author: number | null;
             version: number;
             review_state: components["schemas"]["AnnotationReviewStateEnum"];
+            review_reason: string;
+            reviewed_by: number | null;
+            reviewed_at: string | null;
             created_at: string;
             updated_at: string;
         };
@@ -913,16 +1074,10 @@ export interface components {
                 [key: string]: unknown;
             };
             model_key?: string;
-            review_state?: components["schemas"]["AnnotationInputReviewStateEnum"];
+            review_state?: components["schemas"]["ReviewStateEnum"];
+            review_reason?: string;
             version?: number;
         };
-        /**
-         * @description * `proposed` - Proposed
-         *     * `accepted` - Accepted
-         *     * `rejected` - Rejected
-         * @enum {string}
-         */
-        AnnotationInputReviewStateEnum: "proposed" | "accepted" | "rejected";
         /**
          * @description * `manual` - Manual
          *     * `click` - Click
@@ -934,14 +1089,13 @@ export interface components {
         AnnotationInputSourceEnum: "manual" | "click" | "box" | "automatic" | "imported";
         AnnotationReviewInputRequest: {
             ids: number[];
-            review_state: components["schemas"]["AnnotationReviewInputReviewStateEnum"];
+            review_state: components["schemas"]["ReviewDecisionEnum"];
+            /**
+             * @description Shown to the annotations' authors (e.g. why they were rejected).
+             * @default
+             */
+            reason: string;
         };
-        /**
-         * @description * `accepted` - accepted
-         *     * `rejected` - rejected
-         * @enum {string}
-         */
-        AnnotationReviewInputReviewStateEnum: "accepted" | "rejected";
         /** @enum {string} */
         AnnotationReviewStateEnum: "proposed" | "accepted" | "rejected";
         /** @enum {string} */
@@ -995,9 +1149,23 @@ export interface components {
          *     * `yolo` - YOLO segmentation
          *     * `png` - PNG masks
          *     * `voc` - Pascal VOC
+         *     * `cvat` - CVAT for images 1.1
+         *     * `labelstudio` - Label Studio JSON
          * @enum {string}
          */
-        FormatEnum: "coco" | "yolo" | "png" | "voc";
+        FormatEnum: "coco" | "yolo" | "png" | "voc" | "cvat" | "labelstudio";
+        ImageAssignOutput: {
+            assigned: number[];
+            missing: number[];
+        };
+        ImageAssignRequest: {
+            images: number[];
+            /**
+             * Format: int64
+             * @description A member's user id, or null: nobody.
+             */
+            assignee: number | null;
+        };
         ImageOutput: {
             readonly id: number;
             original_name: string;
@@ -1019,7 +1187,32 @@ export interface components {
                 model_key: string;
             };
         };
+        /**
+         * @description A pending invitation as its project's managers see it: the identifier they typed
+         *     (whether it names an account is not shown).
+         */
+        InvitationOutput: {
+            readonly id: number;
+            identifier: string;
+            role?: components["schemas"]["RoleEnum"];
+            invited_by?: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            readonly expires_at: string;
+        };
+        InvitationSentOutput: {
+            detail: string;
+        };
+        JoinedOutput: {
+            project: number;
+            role?: components["schemas"]["RoleEnum"];
+        };
         LabelCreateRequest: {
+            name: string;
+            /** @default #ff0000 */
+            color: string;
+        };
+        LabelInputRequest: {
             name: string;
             /** @default #ff0000 */
             color: string;
@@ -1029,7 +1222,8 @@ export interface components {
             name: string;
             color?: string;
         };
-        MemberCreateRequest: {
+        MemberInviteRequest: {
+            /** @description A username or an e-mail address. */
             username: string;
             role: components["schemas"]["RoleEnum"];
         };
@@ -1042,6 +1236,16 @@ export interface components {
         ModelVersionActivateInputRequest: {
             /** @default false */
             force: boolean;
+        };
+        /** @description A pending invitation as the invited user sees it. */
+        MyInvitationOutput: {
+            readonly id: number;
+            project: components["schemas"]["ProjectSummary"];
+            role?: components["schemas"]["RoleEnum"];
+            invited_by?: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            readonly expires_at: string;
         };
         PatchedAnnotationInputRequest: {
             /** Format: int64 */
@@ -1056,7 +1260,8 @@ export interface components {
                 [key: string]: unknown;
             };
             model_key?: string;
-            review_state?: components["schemas"]["AnnotationInputReviewStateEnum"];
+            review_state?: components["schemas"]["ReviewStateEnum"];
+            review_reason?: string;
             version?: number;
         };
         PatchedImageUpdateRequest: {
@@ -1075,6 +1280,7 @@ export interface components {
             name?: string;
             description?: string;
             default_model_key?: string;
+            review_policy?: components["schemas"]["ReviewPolicyEnum"];
             settings?: {
                 [key: string]: unknown;
             };
@@ -1084,20 +1290,31 @@ export interface components {
             /** @default  */
             description: string;
             default_model_key?: string;
-            labels?: {
-                [key: string]: string;
-            }[];
+            labels?: components["schemas"]["LabelInputRequest"][];
+            /**
+             * @description The review state an annotator's own work lands in: 'proposed' (pending review) or 'accepted'. Reviewers', managers' and owners' work is accepted.
+             *
+             *     * `proposed` - Pending review
+             *     * `accepted` - Accepted
+             * @default proposed
+             */
+            review_policy: components["schemas"]["ReviewPolicyEnum"];
         };
         ProjectOutput: {
             readonly id: number;
             name: string;
             description?: string;
             default_model_key?: string;
+            review_policy?: components["schemas"]["ReviewPolicyEnum"];
             settings?: unknown;
             readonly labels: components["schemas"]["LabelOutput"][];
             readonly role: string | null;
             /** Format: date-time */
             readonly created_at: string;
+        };
+        ProjectSummary: {
+            id: number;
+            name: string;
         };
         ProposalsInputRequest: {
             image_ids?: number[];
@@ -1111,6 +1328,78 @@ export interface components {
             min_label_similarity?: number;
             points_per_side?: number;
         };
+        QueueDoneOutput: {
+            image: components["schemas"]["ImageOutput"];
+            next: components["schemas"]["QueueNextOutput"] | null;
+        };
+        QueueImageOutput: {
+            readonly id: number;
+            original_name: string;
+            sha256: string;
+            format: string;
+            /** Format: int64 */
+            width: number;
+            /** Format: int64 */
+            height: number;
+            status?: components["schemas"]["StatusEnum"];
+            assignee?: number | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** @description An image's embedding: `url` once ready, `error` once failed. */
+            readonly embedding: {
+                status: string;
+                url: string | null;
+                error: string;
+                model_key: string;
+            };
+            /** @description Your annotations on this image that a reviewer rejected. */
+            readonly rejected_count: number;
+        };
+        QueueNextOutput: {
+            readonly id: number;
+            original_name: string;
+            sha256: string;
+            format: string;
+            /** Format: int64 */
+            width: number;
+            /** Format: int64 */
+            height: number;
+            status?: components["schemas"]["StatusEnum"];
+            assignee?: number | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** @description An image's embedding: `url` once ready, `error` once failed. */
+            readonly embedding: {
+                status: string;
+                url: string | null;
+                error: string;
+                model_key: string;
+            };
+            /** @description Your annotations on this image that a reviewer rejected. */
+            readonly rejected_count: number;
+            readonly rejections: {
+                [key: string]: unknown;
+            }[];
+        };
+        /**
+         * @description * `accepted` - accepted
+         *     * `rejected` - rejected
+         * @enum {string}
+         */
+        ReviewDecisionEnum: "accepted" | "rejected";
+        /**
+         * @description * `proposed` - Pending review
+         *     * `accepted` - Accepted
+         * @enum {string}
+         */
+        ReviewPolicyEnum: "proposed" | "accepted";
+        /**
+         * @description * `proposed` - Proposed
+         *     * `accepted` - Accepted
+         *     * `rejected` - Rejected
+         * @enum {string}
+         */
+        ReviewStateEnum: "proposed" | "accepted" | "rejected";
         /**
          * @description * `owner` - Owner
          *     * `manager` - Manager
@@ -1346,6 +1635,87 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+        };
+    };
+    invitations_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyInvitationOutput"][];
+                };
+            };
+        };
+    };
+    invitations_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyInvitationOutput"];
+                };
+            };
+        };
+    };
+    invitations_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JoinedOutput"];
+                };
+            };
+        };
+    };
+    invitations_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1594,7 +1964,24 @@ export interface operations {
     projects_annotations_list: {
         parameters: {
             query?: {
+                /** @description The annotator (user id). */
+                author?: number;
                 image?: number;
+                label?: number;
+                /**
+                 * @description * `proposed` - Proposed
+                 *     * `accepted` - Accepted
+                 *     * `rejected` - Rejected
+                 */
+                review_state?: "proposed" | "accepted" | "rejected";
+                /**
+                 * @description * `manual` - Manual
+                 *     * `click` - Click
+                 *     * `box` - Box
+                 *     * `automatic` - Automatic
+                 *     * `imported` - Imported
+                 */
+                source?: "manual" | "click" | "box" | "automatic" | "imported";
             };
             header?: never;
             path: {
@@ -2059,6 +2446,33 @@ export interface operations {
             };
         };
     };
+    projects_images_assign_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageAssignRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ImageAssignRequest"];
+                "multipart/form-data": components["schemas"]["ImageAssignRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageAssignOutput"];
+                };
+            };
+        };
+    };
     projects_imports_create: {
         parameters: {
             query?: never;
@@ -2074,7 +2488,7 @@ export interface operations {
                     /** Format: binary */
                     file: string;
                     /** @enum {string} */
-                    format?: "coco" | "yolo";
+                    format?: "coco" | "yolo" | "cvat" | "labelstudio";
                 };
             };
         };
@@ -2088,6 +2502,70 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+        };
+    };
+    projects_invitations_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationOutput"][];
+                };
+            };
+        };
+    };
+    projects_invitations_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvitationOutput"];
+                };
+            };
+        };
+    };
+    projects_invitations_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                invitation_id: number;
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2210,6 +2688,26 @@ export interface operations {
             };
         };
     };
+    projects_leave_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     projects_members_list: {
         parameters: {
             query?: never;
@@ -2242,18 +2740,18 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["MemberCreateRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["MemberCreateRequest"];
-                "multipart/form-data": components["schemas"]["MemberCreateRequest"];
+                "application/json": components["schemas"]["MemberInviteRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["MemberInviteRequest"];
+                "multipart/form-data": components["schemas"]["MemberInviteRequest"];
             };
         };
         responses: {
-            201: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["MemberOutput"];
+                    "application/json": components["schemas"]["InvitationSentOutput"];
                 };
             };
         };
@@ -2455,6 +2953,77 @@ export interface operations {
                         [key: string]: unknown;
                     };
                 };
+            };
+        };
+    };
+    projects_queue_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueImageOutput"][];
+                };
+            };
+        };
+    };
+    projects_queue_done_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: number;
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueDoneOutput"];
+                };
+            };
+        };
+    };
+    projects_queue_next_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueueNextOutput"];
+                };
+            };
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

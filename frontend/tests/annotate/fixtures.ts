@@ -22,6 +22,9 @@ export function annotation(id: number, image: number, pixels: number[] = [0], ve
     author: 1,
     version,
     review_state: "accepted",
+    review_reason: "",
+    reviewed_by: null,
+    reviewed_at: null,
     created_at: "2026-12-01T00:00:00Z",
     updated_at: "2026-12-01T00:00:00Z",
   };

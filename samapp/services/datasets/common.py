@@ -5,15 +5,16 @@ import io
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
 
 from samapp.errors import ApplicationError
-from samapp.models import ExportFormat, Image, ImageStatus, Label, ReviewState
-from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters
+from samapp.ml.masks import is_hole, mask_to_polygons, rle_to_mask
+from samapp.models import ExportFormat, Image, ImageStatus, Label, Project, ReviewState
+from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters, DatasetItem
 
 # Fixed entry timestamps: the same data gives the same archive bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -27,7 +28,8 @@ Progress = Callable[[int, int], None]
 class ExportOptions:
     """Checked export options; `as_dict` is what the job row stores."""
 
-    mask_format: str = "rle"  # COCO: "rle" (lossless) or "polygons"
+    mask_format: str = "rle"  # COCO, CVAT, Label Studio: "rle" (lossless) or "polygons"
+    holes: str = "rle"  # polygons of a mask with holes: "rle" (kept raster) or "fill" (lost)
     tolerance: float = 1.0  # polygon simplification, pixels (Douglas-Peucker epsilon)
     crowd_rle: bool = False  # COCO: mark RLE annotations iscrowd=1 (COCOeval ignores crowds)
     val_split: float = 0.0  # YOLO / VOC: fraction of images in the validation split
@@ -37,6 +39,7 @@ class ExportOptions:
     def as_dict(self) -> dict[str, Any]:
         return {
             "mask_format": self.mask_format,
+            "holes": self.holes,
             "tolerance": self.tolerance,
             "crowd_rle": self.crowd_rle,
             "val_split": self.val_split,
@@ -76,7 +79,15 @@ def _ids(value: Any, where: str, problems: list[str]) -> tuple[int, ...]:
 
 
 FILTER_KEYS = ("status", "images", "labels", "review_states", "only_annotated")
-OPTION_KEYS = ("mask_format", "tolerance", "crowd_rle", "val_split", "include_images", "filters")
+OPTION_KEYS = (
+    "mask_format",
+    "holes",
+    "tolerance",
+    "crowd_rle",
+    "val_split",
+    "include_images",
+    "filters",
+)
 
 
 def filters_clean(raw: Any, problems: list[str]) -> DatasetFilters:
@@ -122,6 +133,9 @@ def export_options_clean(
     mask_format = options.get("mask_format", "rle")
     if mask_format not in ("rle", "polygons"):
         problems.append(f"options.mask_format: expected 'rle' or 'polygons', got {mask_format!r}")
+    holes = options.get("holes", "rle")
+    if holes not in ("rle", "fill"):
+        problems.append(f"options.holes: expected 'rle' or 'fill', got {holes!r}")
     tolerance = _number(
         options.get("tolerance", default_tolerance),
         "options.tolerance",
@@ -132,6 +146,7 @@ def export_options_clean(
     val_split = _number(options.get("val_split", 0.0), "options.val_split", 0.0, 1.0, problems)
     cleaned = ExportOptions(
         mask_format=mask_format,
+        holes=holes,
         tolerance=tolerance,
         crowd_rle=_bool(options.get("crowd_rle", False), "options.crowd_rle", problems),
         val_split=val_split,
@@ -145,6 +160,31 @@ def export_options_clean(
             f"Invalid export options: {problems[0]}", {"problems": problems[:20]}
         )
     return cleaned
+
+
+@dataclass(frozen=True)
+class ExportRun:
+    """What a format writer gets: the archive, the project's labels and items (images with
+    their annotations, streamed), the checked options, and a per-image progress callback."""
+
+    sink: "ZipSink"
+    project: Project
+    labels: list[Label]
+    items: Iterable[DatasetItem]
+    options: ExportOptions
+    progress: Callable[[], None]
+
+
+# ---------------------------------------------------------------- polygons
+
+
+def polygon_rings(rle: dict[str, Any], options: ExportOptions) -> list[list[float]]:
+    """The exterior rings (pixel-edge polygons) of a mask for formats whose readers fill
+    every ring, or [] when the mask has holes and `options.holes` keeps it raster."""
+    rings = mask_to_polygons(rle_to_mask(rle), options.tolerance)
+    if options.holes == "rle" and any(is_hole(ring) for ring in rings):
+        return []
+    return [ring for ring in rings if not is_hole(ring)]
 
 
 # ---------------------------------------------------------------- names, splits, colors
@@ -216,12 +256,17 @@ def voc_color(index: int) -> tuple[int, int, int]:
 
 def class_palette(labels: list[Label]) -> list[int]:
     """768 palette entries: 0 background (black), i the color of labels[i-1], the rest the
-    VOC color map (255, VOC's 'void', white-ish)."""
+    VOC color map (255, VOC's 'void', white-ish). Readers map mask colors back to classes,
+    so a label whose color is taken already gets the first VOC color still free."""
     colors = [voc_color(i) for i in range(256)]
     colors[0] = (0, 0, 0)
-    for index, label in enumerate(labels, start=1):
-        colors[index] = hex_rgb(label.color)
     colors[255] = (224, 224, 192)
+    taken = {colors[0], colors[255]}
+    spare = (color for color in colors[1:255] if color not in taken)
+    for index, label in enumerate(labels, start=1):
+        color = hex_rgb(label.color)
+        colors[index] = color if color not in taken else next(c for c in spare if c not in taken)
+        taken.add(colors[index])
     return [channel for color in colors for channel in color]
 
 

@@ -1,9 +1,11 @@
-"""PNG masks: semantic and instance label maps with a palette, and their label maps.
+"""PNG masks: semantic and instance label maps with a palette, and their label maps; the
+images, masks/ and dataset_meta.json are datumaro's `common_semantic_segmentation` layout.
 
 images/<name>                      the image (unless include_images is false)
-masks/semantic/<stem>.png          8-bit palette PNG: 0 background, i = the i-th label
-masks/instance/<stem>.png          8-bit palette PNG: 0 background, 1..n instances
+masks/<stem>.png                   8-bit palette PNG: 0 background, i = the i-th label
+instance_masks/<stem>.png          8-bit palette PNG: 0 background, 1..n instances
                                    (16-bit grayscale PNG when an image has over 254)
+dataset_meta.json                  datumaro's label map: index -> name, palette colors
 instances.jsonl                    per image: its instances' label and category index
 labelmap.json, labelmap.txt        index -> label name and color (txt: CVAT's format)
 """
@@ -12,14 +14,11 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
 
-from samapp.models import Label, Project
-from samapp.selectors.datasets import DatasetItem
+from samapp.models import Label
 from samapp.services.datasets.common import (
-    ExportOptions,
+    ExportRun,
     NameRegistry,
-    ZipSink,
     class_palette,
     hex_rgb,
     instance_palette,
@@ -32,6 +31,17 @@ from samapp.services.datasets.raster import (
     paint,
     palette_png,
 )
+
+
+def dataset_meta(labels: list[Label]) -> dict[str, object]:
+    """datumaro's dataset_meta.json: masks are read by their colors, which are distinct."""
+    palette = class_palette(labels)
+    names = ["background", *(label.name for label in labels)]
+    return {
+        "label_map": {str(index): name for index, name in enumerate(names)},
+        "segmentation_colors": [palette[3 * i : 3 * i + 3] for i in range(len(names))],
+        "background_label": "0",
+    }
 
 
 def label_map(labels: list[Label]) -> list[dict[str, object]]:
@@ -56,49 +66,44 @@ def label_map_txt(labels: list[Label]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def png_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    check_label_count(len(labels))
-    class_of = {label.id: index for index, label in enumerate(labels, start=1)}
-    name_of = {index: label.name for index, label in enumerate(labels, start=1)}
-    palette, instance_colors = class_palette(labels), instance_palette()
+def png_write(run: ExportRun) -> None:
+    check_label_count(len(run.labels))
+    class_of = {label.id: index for index, label in enumerate(run.labels, start=1)}
+    name_of = {index: label.name for index, label in enumerate(run.labels, start=1)}
+    palette, instance_colors = class_palette(run.labels), instance_palette()
     names = NameRegistry()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as instances_file:
-        for item in items:
+        for item in run.items:
             name = names.name_for(item.image)
             stem = stem_of(name)
-            if options.include_images:
-                sink.write_image(f"images/{name}", item.image)
+            if run.options.include_images:
+                run.sink.write_image(f"images/{name}", item.image)
             classes, instances, instance_classes = paint(item, class_of)
-            sink.write_bytes(
-                f"masks/semantic/{stem}.png", palette_png(classes, palette), compress=False
-            )
+            run.sink.write_bytes(f"masks/{stem}.png", palette_png(classes, palette), compress=False)
             instance_png = (
                 palette_png(instances, instance_colors)
                 if len(instance_classes) <= MAX_PALETTE_INDEX
                 else gray16_png(instances)
             )
-            sink.write_bytes(f"masks/instance/{stem}.png", instance_png, compress=False)
+            run.sink.write_bytes(f"instance_masks/{stem}.png", instance_png, compress=False)
             row = {
                 "file_name": name,
-                "semantic": f"masks/semantic/{stem}.png",
-                "instance": f"masks/instance/{stem}.png",
+                "semantic": f"masks/{stem}.png",
+                "instance": f"instance_masks/{stem}.png",
                 "instances": [
                     {"id": number, "category": index, "label": name_of[index]}
                     for number, index in enumerate(instance_classes, start=1)
                 ],
             }
             instances_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-            progress()
+            run.progress()
         instances_file.seek(0)
-        with sink.open_text("instances.jsonl") as target:
+        with run.sink.open_text("instances.jsonl") as target:
             shutil.copyfileobj(instances_file, target)
-    sink.write_text("labelmap.json", json.dumps(label_map(labels), indent=1, ensure_ascii=False))
-    sink.write_text("labelmap.txt", label_map_txt(labels))
+    run.sink.write_text(
+        "dataset_meta.json", json.dumps(dataset_meta(run.labels), indent=1, ensure_ascii=False)
+    )
+    run.sink.write_text(
+        "labelmap.json", json.dumps(label_map(run.labels), indent=1, ensure_ascii=False)
+    )
+    run.sink.write_text("labelmap.txt", label_map_txt(run.labels))

@@ -3,22 +3,22 @@
   JPEGImages/<stem>.jpg              the image (JPEG files as they are, others re-encoded)
   SegmentationClass/<stem>.png       palette PNG: 0 background, i = the i-th label
   SegmentationObject/<stem>.png      palette PNG (VOC colors): 1..n instances
-  ImageSets/Segmentation/{train,val,trainval}.txt
+  ImageSets/Segmentation/{train,val}.txt   each image in exactly one (trainval is their
+                                           concatenation: a reader such as datumaro takes
+                                           every list as a subset, so it is not written)
   labelmap.txt                       label colors (CVAT's VOC label map format)
 
 Masks carry no 255 "void" border (VOC's evaluation ignores it when present).
 """
 
 import io
-from collections.abc import Callable, Iterable
 
 import PIL.Image
 
 from samapp.errors import ApplicationError
-from samapp.models import Image, Label, Project
-from samapp.selectors.datasets import DatasetItem
+from samapp.models import Image
 from samapp.services.datasets.common import (
-    ExportOptions,
+    ExportRun,
     NameRegistry,
     ZipSink,
     class_palette,
@@ -45,44 +45,34 @@ def _write_jpeg(sink: ZipSink, name: str, image: Image) -> None:
     sink.write_bytes(name, buffer.getvalue(), compress=False)
 
 
-def voc_write(
-    *,
-    sink: ZipSink,
-    project: Project,
-    labels: list[Label],
-    items: Iterable[DatasetItem],
-    options: ExportOptions,
-    progress: Callable[[], None],
-) -> None:
-    check_label_count(len(labels))
-    class_of = {label.id: index for index, label in enumerate(labels, start=1)}
-    palette, instance_colors = class_palette(labels), instance_palette()
+def voc_write(run: ExportRun) -> None:
+    check_label_count(len(run.labels))
+    class_of = {label.id: index for index, label in enumerate(run.labels, start=1)}
+    palette, instance_colors = class_palette(run.labels), instance_palette()
     names = NameRegistry()
     splits: dict[str, list[str]] = {"train": [], "val": []}
-    for item in items:
+    for item in run.items:
         stem = stem_of(names.name_for(item.image))
-        splits[split_of(item.image, options.val_split)].append(stem)
-        if options.include_images:
-            _write_jpeg(sink, f"JPEGImages/{stem}.jpg", item.image)
+        splits[split_of(item.image, run.options.val_split)].append(stem)
+        if run.options.include_images:
+            _write_jpeg(run.sink, f"JPEGImages/{stem}.jpg", item.image)
         classes, instances, instance_classes = paint(item, class_of)
         if len(instance_classes) > MAX_PALETTE_INDEX:
             raise ApplicationError(
                 f"{item.image.original_name}: {len(instance_classes)} objects do not fit VOC's "
                 f"8-bit object masks (at most {MAX_PALETTE_INDEX}); export PNG masks instead."
             )
-        sink.write_bytes(
+        run.sink.write_bytes(
             f"SegmentationClass/{stem}.png", palette_png(classes, palette), compress=False
         )
-        sink.write_bytes(
+        run.sink.write_bytes(
             f"SegmentationObject/{stem}.png",
             palette_png(instances, instance_colors),
             compress=False,
         )
-        progress()
+        run.progress()
     for split in ("train", "val"):
-        sink.write_text(
+        run.sink.write_text(
             f"ImageSets/Segmentation/{split}.txt", "".join(f"{s}\n" for s in splits[split])
         )
-    both = splits["train"] + splits["val"]
-    sink.write_text("ImageSets/Segmentation/trainval.txt", "".join(f"{s}\n" for s in sorted(both)))
-    sink.write_text("labelmap.txt", label_map_txt(labels))
+    run.sink.write_text("labelmap.txt", label_map_txt(run.labels))

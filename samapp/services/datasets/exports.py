@@ -18,8 +18,15 @@ from samapp.models import ExportFormat, ExportJob, JobState, Project
 from samapp.realtime.contract import JOB_PROGRESS, ExportProgress, JobStateName
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
-from samapp.services.datasets.common import ExportOptions, ZipSink, export_options_clean
+from samapp.services.datasets.common import (
+    ExportOptions,
+    ExportRun,
+    ZipSink,
+    export_options_clean,
+)
 from samapp.services.datasets.export_coco import coco_write
+from samapp.services.datasets.export_cvat import cvat_write
+from samapp.services.datasets.export_label_studio import label_studio_write
 from samapp.services.datasets.export_png import png_write
 from samapp.services.datasets.export_voc import voc_write
 from samapp.services.datasets.export_yolo import yolo_write
@@ -29,11 +36,13 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-WRITERS: dict[str, Callable[..., None]] = {
+WRITERS: dict[str, Callable[[ExportRun], None]] = {
     ExportFormat.COCO: coco_write,
     ExportFormat.YOLO: yolo_write,
     ExportFormat.PNG: png_write,
     ExportFormat.VOC: voc_write,
+    ExportFormat.CVAT: cvat_write,
+    ExportFormat.LABEL_STUDIO: label_studio_write,
 }
 
 
@@ -126,12 +135,14 @@ def _write_archive(job: ExportJob, options: ExportOptions) -> None:
     with tempfile.TemporaryFile(prefix="samstudio-export-") as handle:
         with zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
             WRITERS[job.format](
-                sink=ZipSink(archive),
-                project=project,
-                labels=dataset_labels(project=project, filters=filters),
-                items=dataset_iter(project=project, filters=filters),
-                options=options,
-                progress=progress,
+                ExportRun(
+                    sink=ZipSink(archive),
+                    project=project,
+                    labels=dataset_labels(project=project, filters=filters),
+                    items=dataset_iter(project=project, filters=filters),
+                    options=options,
+                    progress=progress,
+                )
             )
         handle.seek(0)
         old = job.result_file.name

@@ -1,4 +1,5 @@
-"""Dataset import: a zip of images with COCO instances or YOLO-seg labels, as pre-annotations.
+"""Dataset import: a zip of images with COCO instances, YOLO-seg labels, CVAT for images 1.1
+XML or Label Studio JSON, as pre-annotations.
 
 All or nothing: the archive is checked entry by entry (no absolute paths, no '..', no links,
 bounded counts and sizes), every image is sniffed, every annotation is parsed and matched
@@ -12,6 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -19,12 +21,17 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from samapp.errors import ApplicationError
+from samapp.ml.masks import mask_to_rle
 from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
 from samapp.services.annotations import annotations_bulk_create
 from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
+    cvat_object_to_rle,
+    cvat_parse,
+    label_studio_parse,
+    ls_result_to_mask,
     yolo_classes_parse,
     yolo_labels_parse,
     yolo_names_parse,
@@ -43,8 +50,10 @@ from samapp.services.uploads import (
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 CLASS_FILES = ("classes.txt", "obj.names", "names.txt")
-FORMATS = ("coco", "yolo")
+FORMATS = ("coco", "yolo", "cvat", "labelstudio")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+INSTANCES_FILE = re.compile(r"instances_(.+)\.json", re.IGNORECASE)
+LS_UPLOAD_PREFIX = re.compile(r"[0-9a-f]{8}-(.+)")
 
 
 @dataclass
@@ -129,7 +138,7 @@ def _archive_read(name: str, stream: BinaryIO) -> _Archive:
                     result.images[path] = image_check(name=path, content=content)
                 except ApplicationError as exc:
                     problems.add("", exc.message)
-            elif path.lower().endswith((".json", ".txt", ".yaml", ".yml", ".names")):
+            elif path.lower().endswith((".json", ".txt", ".yaml", ".yml", ".names", ".xml")):
                 result.files[path] = content
             else:
                 result.ignored.append(path)
@@ -138,13 +147,32 @@ def _archive_read(name: str, stream: BinaryIO) -> _Archive:
     return result
 
 
+def _json_files(archive: _Archive) -> list[str]:
+    return sorted(path for path in archive.files if path.lower().endswith(".json"))
+
+
+def _is_cvat(content: bytes) -> bool:
+    return b"<annotations" in content[:4096]
+
+
 def _detect_format(archive: _Archive) -> str:
-    if any(path.lower().endswith(".json") for path in archive.files):
+    json_files = _json_files(archive)
+    if (
+        len(json_files) == 1
+        and archive.files[json_files[0]].lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
+    ):
+        return "labelstudio"
+    if any(
+        path.lower().endswith(".xml") and _is_cvat(data) for path, data in archive.files.items()
+    ):
+        return "cvat"
+    if json_files:
         return "coco"
     if any(path.lower().endswith((".txt", ".yaml", ".yml", ".names")) for path in archive.files):
         return "yolo"
     raise ApplicationError(
-        "No annotation file found: expected a COCO .json, or YOLO labels with data.yaml."
+        "No annotation file found: expected a COCO .json, YOLO labels with data.yaml, a CVAT "
+        "annotations.xml or a Label Studio JSON export."
     )
 
 
@@ -157,46 +185,68 @@ class _Plan:
     annotations: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
-def _coco_plan(archive: _Archive) -> _Plan:
-    json_files = sorted(path for path in archive.files if path.lower().endswith(".json"))
+def _coco_files(archive: _Archive) -> list[tuple[str, str]]:
+    """(path, images folder) of each COCO file: annotations/instances_<subset>.json with
+    images/<subset>/ (pycocotools' and datumaro's layout), or the only .json of the archive."""
+    json_files = _json_files(archive)
+    instances = [
+        (path, match.group(1))
+        for path in json_files
+        if (match := INSTANCES_FILE.fullmatch(PurePosixPath(path).name))
+    ]
+    if instances:
+        return [
+            (path, str(PurePosixPath(path).parent.parent / "images" / subset))
+            for path, subset in instances
+        ]
     if len(json_files) != 1:
         raise ApplicationError(
-            f"Expected one COCO .json file in the archive, found {len(json_files)}: "
-            + ", ".join(json_files[:5])
+            f"Expected annotations/instances_<subset>.json or one COCO .json file in the "
+            f"archive, found {len(json_files)}: " + ", ".join(json_files[:5])
         )
-    where = json_files[0]
-    dataset = coco_parse(data=archive.files[where], where=where)
-    problems = Problems()
-    path_of: dict[int, str] = {}
-    for image in dataset.images:
-        path, why = archive.match(image.file_name)
-        at = f"{where}: images[{image.index}].file_name"
-        if path is None:
-            problems.add(at, why)
-            continue
-        checked = archive.images[path]
-        if (checked.width, checked.height) != (image.width, image.height):
-            problems.add(
-                f"{where}: images[{image.index}]",
-                f"size {image.width}x{image.height} differs from "
-                f"{path}'s {checked.width}x{checked.height}",
-            )
-            continue
-        path_of[image.id] = path
+    return [(json_files[0], "")]
+
+
+def _coco_plan(archive: _Archive) -> _Plan:
     plan = _Plan(images=dict(archive.images))
-    name_of = {category.id: category.name for category in dataset.categories}
-    plan.label_names = [(category.name, category.color) for category in dataset.categories]
-    for annotation in dataset.annotations:
-        path = path_of.get(annotation.image_id)
-        if path is None:
-            continue  # its image is reported already
-        checked = archive.images[path]
-        try:
-            rle = coco_segmentation_to_rle(annotation.segmentation, checked.height, checked.width)
-        except (ValueError, TypeError, OverflowError) as exc:
-            problems.add(f"{where}: annotations[{annotation.index}].segmentation", str(exc))
-            continue
-        plan.annotations.append((path, name_of[annotation.category_id], rle))
+    problems = Problems()
+    for where, folder in _coco_files(archive):
+        dataset = coco_parse(data=archive.files[where], where=where)
+        path_of: dict[int, str] = {}
+        for image in dataset.images:
+            in_folder = f"{folder}/{image.file_name}".lstrip("/") if folder else ""
+            path, why = (
+                (in_folder, "") if in_folder in archive.images else archive.match(image.file_name)
+            )
+            at = f"{where}: images[{image.index}].file_name"
+            if path is None:
+                problems.add(at, why)
+                continue
+            checked = archive.images[path]
+            if (checked.width, checked.height) != (image.width, image.height):
+                problems.add(
+                    f"{where}: images[{image.index}]",
+                    f"size {image.width}x{image.height} differs from "
+                    f"{path}'s {checked.width}x{checked.height}",
+                )
+                continue
+            path_of[image.id] = path
+        name_of = {category.id: category.name for category in dataset.categories}
+        known = {name for name, _ in plan.label_names}
+        plan.label_names += [(c.name, c.color) for c in dataset.categories if c.name not in known]
+        for annotation in dataset.annotations:
+            path = path_of.get(annotation.image_id)
+            if path is None:
+                continue  # its image is reported already
+            checked = archive.images[path]
+            try:
+                rle = coco_segmentation_to_rle(
+                    annotation.segmentation, checked.height, checked.width
+                )
+            except (ValueError, TypeError, OverflowError) as exc:
+                problems.add(f"{where}: annotations[{annotation.index}].segmentation", str(exc))
+                continue
+            plan.annotations.append((path, name_of[annotation.category_id], rle))
     problems.raise_if_any("COCO import rejected")
     return plan
 
@@ -263,6 +313,96 @@ def _yolo_plan(archive: _Archive) -> _Plan:
     return plan
 
 
+def _only_file(archive: _Archive, suffix: str, kind: str) -> str:
+    files = sorted(
+        path
+        for path, data in archive.files.items()
+        if path.lower().endswith(suffix) and (suffix != ".xml" or _is_cvat(data))
+    )
+    if len(files) != 1:
+        raise ApplicationError(
+            f"Expected one {kind} file ({suffix}) in the archive, found {len(files)}: "
+            + ", ".join(files[:5])
+        )
+    return files[0]
+
+
+def _cvat_plan(archive: _Archive) -> _Plan:
+    where = _only_file(archive, ".xml", "CVAT annotations")
+    dataset = cvat_parse(data=archive.files[where], where=where)
+    plan = _Plan(images=dict(archive.images), label_names=dataset.labels)
+    problems = Problems(where)
+    for image in dataset.images:
+        at = f"image[{image.index}]"
+        path, why = archive.match(image.name)
+        if path is None:
+            problems.add(f"{at}.name", why)
+            continue
+        checked = archive.images[path]
+        if (checked.width, checked.height) != (image.width, image.height):
+            problems.add(
+                at,
+                f"size {image.width}x{image.height} differs from "
+                f"{path}'s {checked.width}x{checked.height}",
+            )
+            continue
+        for item in image.objects:
+            rle = cvat_object_to_rle(item, image.height, image.width, problems)
+            if rle is not None:
+                plan.annotations.append((path, item.label, rle))
+    problems.raise_if_any("CVAT import rejected")
+    archive.ignored += [
+        f"{where}: {count} <{tag}>" for tag, count in sorted(dataset.ignored.items())
+    ]
+    return plan
+
+
+def _ls_image(archive: _Archive, url: str) -> tuple[str | None, str]:
+    """The archive image a task's data.image names: its file name, from the path or from a
+    local-files `?d=` query, URL-decoded; Label Studio's upload prefix (8 hex digits and
+    a dash) is tried away when the name itself is not found."""
+    parts = urlsplit(url)
+    name = PurePosixPath(unquote(parse_qs(parts.query).get("d", [parts.path])[0])).name
+    path, why = archive.match(name)
+    upload = LS_UPLOAD_PREFIX.fullmatch(name)
+    if path is None and upload:
+        path, _ = archive.match(upload.group(1))
+    return path, why
+
+
+def _label_studio_plan(archive: _Archive) -> _Plan:
+    where = _only_file(archive, ".json", "Label Studio JSON")
+    plan = _Plan(images=dict(archive.images))
+    problems = Problems()
+    labels: dict[str, None] = {}
+    for task in label_studio_parse(data=archive.files[where], where=where):
+        path, why = _ls_image(archive, task.image)
+        if path is None:
+            problems.add(f"{where}: [{task.index}].data.image", why)
+            continue
+        checked = archive.images[path]
+        for at, result in task.results:
+            try:
+                label, mask = ls_result_to_mask(result, checked.height, checked.width)
+            except ValueError as exc:
+                problems.add(f"{where}: {at}", str(exc))
+                continue
+            if mask.any():
+                labels[label] = None
+                plan.annotations.append((path, label, mask_to_rle(mask)))
+    problems.raise_if_any("Label Studio import rejected")
+    plan.label_names = [(label, None) for label in labels]
+    return plan
+
+
+PLANS = {
+    "coco": _coco_plan,
+    "yolo": _yolo_plan,
+    "cvat": _cvat_plan,
+    "labelstudio": _label_studio_plan,
+}
+
+
 def _labels_ensure(
     *, project: Project, wanted: list[tuple[str, str | None]]
 ) -> tuple[dict[str, Label], list[str]]:
@@ -293,7 +433,7 @@ def dataset_import(
     if not archive.images:
         raise ApplicationError(f"{name}: the archive holds no images.")
     chosen = format or _detect_format(archive)
-    plan = _coco_plan(archive) if chosen == "coco" else _yolo_plan(archive)
+    plan = PLANS[chosen](archive)
     result = ImportResult(format=chosen, ignored=archive.ignored[:20])
     created: list[Image] = []
     try:
