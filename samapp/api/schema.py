@@ -1,15 +1,11 @@
-"""OpenAPI generation: component names for the styleguide's nested serializers, the API
-token's security scheme, and the annotation schema shared with the websocket contract."""
+"""OpenAPI generation: component names for the styleguide's nested serializers, and the API
+token's security scheme."""
 
 from typing import Any
 
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
-from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.plumbing import resolve_type_hint
 from drf_spectacular.utils import Direction
-
-from samapp.realtime.contract import AnnotationPayload
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -35,16 +31,3 @@ class ApiTokenScheme(KnoxTokenScheme):
 
     target_class = "samapp.api.authentication.ApiTokenAuthentication"
     name = "apiToken"
-
-
-class AnnotationOutputSchema(OpenApiSerializerExtension):
-    """`AnnotationOutput` renders `annotation_payload`: its schema is the websocket
-    contract's `AnnotationPayload`, so REST and websocket clients see one type."""
-
-    target_class = "samapp.api.annotations.AnnotationOutput"
-
-    def get_name(self, auto_schema: Any = None, direction: Any = None) -> str:
-        return "Annotation"
-
-    def map_serializer(self, auto_schema: Any, direction: Direction) -> Any:
-        return resolve_type_hint(AnnotationPayload)

@@ -270,7 +270,8 @@ export class Editor implements PointerHost {
     const candidate = s.edited ? null : s.decode?.candidates[s.selected];
     const { width, height } = this.host.size;
     const body = {
-      label: labelId, rle: encodeRle(mask, height, width), predicted_iou: candidate?.iou ?? null,
+      // SAM's IoU head can overshoot 1; the server takes an IoU in [0, 1].
+      label: labelId, rle: encodeRle(mask, height, width), predicted_iou: candidate ? Math.min(1, Math.max(0, candidate.iou)) : null,
       source, prompts, model_key: this.host.embedding.model?.info.modelKey ?? "",
     };
     this.saving = true;

@@ -1032,35 +1032,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description An annotation as REST and the websocket send it (`annotation_payload`). */
-        Annotation: {
-            id: number;
-            image: number;
-            label: number | null;
-            rle: {
-                size: number[];
-                counts: string;
-            };
-            bbox: number[];
-            area: number;
-            /** Format: double */
-            predicted_iou: number | null;
-            source: components["schemas"]["AnnotationSourceEnum"];
-            prompts: {
-                points?: number[][];
-                labels?: number[];
-                box?: number[] | null;
-            };
-            model_key: string;
-            author: number | null;
-            version: number;
-            review_state: components["schemas"]["AnnotationReviewStateEnum"];
-            review_reason: string;
-            reviewed_by: number | null;
-            reviewed_at: string | null;
-            created_at: string;
-            updated_at: string;
-        };
         AnnotationInputRequest: {
             /** Format: int64 */
             label?: number | null;
@@ -1069,7 +1040,7 @@ export interface components {
             };
             /** Format: double */
             predicted_iou?: number | null;
-            source?: components["schemas"]["AnnotationInputSourceEnum"];
+            source?: components["schemas"]["SourceEnum"];
             prompts?: {
                 [key: string]: unknown;
             };
@@ -1079,14 +1050,38 @@ export interface components {
             version?: number;
         };
         /**
-         * @description * `manual` - Manual
-         *     * `click` - Click
-         *     * `box` - Box
-         *     * `automatic` - Automatic
-         *     * `imported` - Imported
-         * @enum {string}
+         * @description `annotation_payload`, the form REST and websockets share; the fields declared here
+         *     describe it in the OpenAPI schema (a test keeps them equal to the payload's keys).
          */
-        AnnotationInputSourceEnum: "manual" | "click" | "box" | "automatic" | "imported";
+        AnnotationOutput: {
+            id: number;
+            image: number;
+            label: number | null;
+            rle: {
+                [key: string]: unknown;
+            };
+            bbox: number[];
+            area: number;
+            /** Format: double */
+            predicted_iou: number | null;
+            source: components["schemas"]["SourceEnum"];
+            prompts: {
+                [key: string]: unknown;
+            };
+            model_key: string;
+            author: number | null;
+            version: number;
+            review_state: components["schemas"]["ReviewStateEnum"];
+            /** @description The last reviewer's reason. */
+            review_reason: string;
+            reviewed_by: number | null;
+            /** Format: date-time */
+            reviewed_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
         AnnotationReviewInputRequest: {
             ids: number[];
             review_state: components["schemas"]["ReviewDecisionEnum"];
@@ -1096,10 +1091,6 @@ export interface components {
              */
             reason: string;
         };
-        /** @enum {string} */
-        AnnotationReviewStateEnum: "proposed" | "accepted" | "rejected";
-        /** @enum {string} */
-        AnnotationSourceEnum: "click" | "box" | "manual" | "automatic" | "imported";
         /** @description A token's metadata; its secret is shown only once, by the login that created it. */
         ApiTokenOutput: {
             readonly id: number;
@@ -1255,7 +1246,7 @@ export interface components {
             };
             /** Format: double */
             predicted_iou?: number | null;
-            source?: components["schemas"]["AnnotationInputSourceEnum"];
+            source?: components["schemas"]["SourceEnum"];
             prompts?: {
                 [key: string]: unknown;
             };
@@ -1417,6 +1408,15 @@ export interface components {
             stability_score_thresh?: number;
             min_mask_region_area?: number;
         };
+        /**
+         * @description * `manual` - Manual
+         *     * `click` - Click
+         *     * `box` - Box
+         *     * `automatic` - Automatic
+         *     * `imported` - Imported
+         * @enum {string}
+         */
+        SourceEnum: "manual" | "click" | "box" | "automatic" | "imported";
         /**
          * @description * `queued` - Queued
          *     * `running` - Running
@@ -1996,7 +1996,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Annotation"][];
+                    "application/json": components["schemas"]["AnnotationOutput"][];
                 };
             };
         };
@@ -2018,7 +2018,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Annotation"];
+                    "application/json": components["schemas"]["AnnotationOutput"];
                 };
             };
         };
@@ -2071,7 +2071,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Annotation"];
+                    "application/json": components["schemas"]["AnnotationOutput"];
                 };
             };
         };
@@ -2337,7 +2337,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Annotation"][];
+                    "application/json": components["schemas"]["AnnotationOutput"][];
                 };
             };
         };
@@ -2365,7 +2365,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Annotation"];
+                    "application/json": components["schemas"]["AnnotationOutput"];
                 };
             };
         };
