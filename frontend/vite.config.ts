@@ -67,5 +67,13 @@ export default defineConfig({
   test: {
     include: ["tests/**/*.test.ts", "src/**/*.test.ts"],
     environment: "node",
+    coverage: {
+      provider: "v8",
+      // The workspace's DOM-free core and the decoder worker's message plumbing: `npm test`
+      // fails when their line coverage drops below the threshold.
+      include: ["src/annotate/core/**/*.ts", "src/sam/dispatch.ts", "src/sam/decoderClient.ts"],
+      reporter: ["text-summary", "text"],
+      thresholds: { lines: 80 },
+    },
   },
 });

@@ -318,6 +318,16 @@ try {
   check("a save made offline goes through when the network is back", true);
   await a.keyboard.press("Escape");
 
+  // 8c. A deletes an annotation (its button found by its accessible name) while B has the
+  // image open: it disappears there live.
+  const doomed = await a.evaluate(() => window.samStudio.annotations().at(-1).id);
+  await b.waitForFunction((id) => window.samStudio.annotations().some((x) => x.id === id), doomed, { timeout: 15_000 });
+  await a.getByRole("button", { name: `Delete annotation ${doomed}` }).click();
+  const deletedAt = Date.now();
+  await b.waitForFunction((id) => !window.samStudio.annotations().some((x) => x.id === id), doomed, { timeout: 15_000 });
+  results.deletionSeenMs = Date.now() - deletedAt;
+  check("a teammate's deletion disappears live", true, `${results.deletionSeenMs} ms after the click`);
+
   // Proposals for the review view, as "segment everything" would make them (created through
   // the API here: the eager test server would run the whole job inside the request).
   const made = await a.evaluate(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { History } from "../src/ui/history";
+import { History } from "../src/annotate/core/history";
 import { parseRoute } from "../src/ui/router";
 import { hexToRgb, paintMask, paintMaskInBox } from "../src/ui/colors";
 import { clickX, lossPoints, miouPoints, miouY } from "../src/ui/plots";

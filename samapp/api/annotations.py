@@ -106,7 +106,7 @@ class AnnotationOutput(serializers.Serializer[Any]):
     updated_at = serializers.DateTimeField()
 
     def to_representation(self, instance: Annotation) -> dict[str, Any]:
-        return annotation_payload(instance)
+        return dict(annotation_payload(instance))
 
 
 class AnnotationInput(serializers.Serializer[Any]):

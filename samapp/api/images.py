@@ -16,7 +16,7 @@ from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Image, ImageStatus
 from samapp.roles import Capability
-from samapp.selectors.embeddings import embedding_status_map
+from samapp.selectors.embeddings import EmbeddingStatusPayload, embedding_status_map
 from samapp.selectors.projects import image_list
 from samapp.services.images import (
     MAX_ASSIGN_IMAGES,
@@ -30,7 +30,7 @@ from samapp.services.uploads import images_create, uploads_check
 class ImageOutput(serializers.ModelSerializer[Image]):
     embedding = serializers.SerializerMethodField()
 
-    def get_embedding(self, image: Image) -> dict[str, Any]:
+    def get_embedding(self, image: Image) -> EmbeddingStatusPayload:
         # One lookup for the whole page when listing (the root is then a ListSerializer).
         root = self.root
         statuses = getattr(root, "_embedding_statuses", None)

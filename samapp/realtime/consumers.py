@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from samapp.json_input import json_parse_bounded
 from samapp.models import Membership
+from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import project_group, user_group
 from samapp.roles import Capability, role_can
 from samapp.selectors.api_tokens import socket_credential_valid
@@ -75,7 +76,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
         await self.send_json(
             {
-                "event": "hello",
+                "event": HELLO,
                 "payload": {"role": membership.role, "user": self.user_info, "seq": seq},
             }
         )
@@ -131,7 +132,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self._error(f"unknown action {action!r}")
 
     async def _error(self, message: str) -> None:
-        await self.send_json({"event": "error", "payload": {"detail": message}})
+        await self.send_json({"event": ERROR, "payload": {"detail": message}})
 
     async def _catch_up(self, after: int) -> None:
         latest = after
@@ -144,7 +145,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
                 latest = event.seq
             if len(events) < CATCH_UP_PAGE:
                 break
-        await self.send_json({"event": "caught_up", "payload": {"seq": latest}})
+        await self.send_json({"event": CAUGHT_UP, "payload": {"seq": latest}})
 
     # -- presence -------------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             for entry in self.presence.values()
         }
         ordered = sorted(users.values(), key=lambda u: (u["id"], u["image"] or 0))
-        await self.send_json({"event": "presence", "payload": {"users": ordered}})
+        await self.send_json({"event": PRESENCE, "payload": {"users": ordered}})
 
     async def presence_state(self, message: dict[str, Any]) -> None:
         self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}

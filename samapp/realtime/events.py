@@ -5,6 +5,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from samapp.realtime.contract import P, ServerEvent
+
 
 def project_group(project_id: int) -> str:
     return f"project.{project_id}"
@@ -14,13 +16,14 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def broadcast(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
+def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
     """Send `event` to every socket in the project's room (no-op without a channel layer)."""
     layer = get_channel_layer()
     if layer is None:
         return
     async_to_sync(layer.group_send)(
-        project_group(project_id), {"type": "project.event", "event": event, "payload": payload}
+        project_group(project_id),
+        {"type": "project.event", "event": str(event), "payload": dict(payload)},
     )
 
 

@@ -1,7 +1,7 @@
 """Embedding reads, scoped by membership."""
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -22,9 +22,18 @@ def embedding_url(*, model_key: str, sha256: str) -> str:
     return reverse("embedding-file", kwargs={"model_key": model_key, "sha256": sha256})
 
 
+class EmbeddingStatusPayload(TypedDict):
+    """An image's embedding: `url` once ready, `error` once failed."""
+
+    status: str
+    url: str | None
+    error: str
+    model_key: str
+
+
 def embedding_status_payload(
     *, embedding: Embedding | None, model_key: str, sha256: str
-) -> dict[str, Any]:
+) -> EmbeddingStatusPayload:
     """The `embedding` JSON of an image: status, url once ready, error once failed."""
     if embedding is None:
         return {"status": "missing", "url": None, "error": "", "model_key": model_key}
@@ -37,7 +46,7 @@ def embedding_status_payload(
     }
 
 
-def embedding_status_map(*, images: Iterable[Image]) -> dict[int, dict[str, Any]]:
+def embedding_status_map(*, images: Iterable[Image]) -> dict[int, EmbeddingStatusPayload]:
     """`embedding_status_payload` for each image (by id) for its project's model, in 2 queries."""
     images = list(images)
     project_ids = {image.project_id for image in images}

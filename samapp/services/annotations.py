@@ -1,7 +1,7 @@
 """Annotation writes with optimistic concurrency; every change is broadcast once, after commit."""
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -24,6 +24,7 @@ from samapp.models import (
     Membership,
     ReviewState,
 )
+from samapp.realtime import contract
 from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.images import image_work_check, images_reopen
@@ -46,22 +47,22 @@ CONTENT_FIELDS = frozenset({"label", "rle", "prompts", "source", "model_key", "p
 REVIEW_FIELDS = frozenset({"review_state", "review_reason"})
 
 
-def annotation_payload(annotation: Annotation) -> dict[str, Any]:
+def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
     """The JSON form sent to clients, over REST and websockets alike."""
     return {
         "id": annotation.id,
         "image": annotation.image_id,
         "label": annotation.label_id,
-        "rle": annotation.rle,
+        "rle": cast(contract.CompressedRle, annotation.rle),
         "bbox": annotation.bbox,
         "area": annotation.area,
         "predicted_iou": annotation.predicted_iou,
-        "source": annotation.source,
-        "prompts": annotation.prompts,
+        "source": cast(contract.AnnotationSource, annotation.source),
+        "prompts": cast(contract.AnnotationPrompts, annotation.prompts),
         "model_key": annotation.model_key,
         "author": annotation.author_id,
         "version": annotation.version,
-        "review_state": annotation.review_state,
+        "review_state": cast(contract.ReviewState, annotation.review_state),
         "review_reason": annotation.review_reason,
         "reviewed_by": annotation.reviewed_by_id,
         "reviewed_at": annotation.reviewed_at.isoformat() if annotation.reviewed_at else None,
@@ -70,7 +71,9 @@ def annotation_payload(annotation: Annotation) -> dict[str, Any]:
     }
 
 
-def _broadcast_after_commit(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
+def _broadcast_after_commit(
+    *, project_id: int, event: contract.ServerEvent[contract.P], payload: contract.P
+) -> None:
     # Logged with a per-project seq in this transaction (catch-up), broadcast after commit.
     annotation_event_record(project_id=project_id, event=event, payload=payload)
 
@@ -207,7 +210,7 @@ def annotation_create(
         )
         _broadcast_after_commit(
             project_id=image.project_id,
-            event="annotation.created",
+            event=contract.ANNOTATION_CREATED,
             payload=annotation_payload(annotation),
         )
     return annotation
@@ -247,8 +250,10 @@ def annotations_bulk_create(
         for project_id, image_ids in by_project.items():
             _broadcast_after_commit(
                 project_id=project_id,
-                event="annotations.bulk_created",
-                payload={"count": len(rows), "images": sorted(image_ids)[:1000]},
+                event=contract.ANNOTATIONS_BULK_CREATED,
+                payload=contract.AnnotationsBulkCreatedPayload(
+                    count=len(rows), images=sorted(image_ids)[:1000]
+                ),
             )
     return len(rows)
 
@@ -334,7 +339,7 @@ def annotation_update(
             images_reopen(images=Image.objects.filter(pk=image.pk))
         _broadcast_after_commit(
             project_id=image.project_id,
-            event="annotation.updated",
+            event=contract.ANNOTATION_UPDATED,
             payload=annotation_payload(current),
         )
     return current
@@ -358,6 +363,7 @@ def annotation_delete(
                 "or ask a reviewer to remove it."
             )
     project_id, annotation_id = annotation.image.project_id, annotation.pk
+    image_id = annotation.image_id
     with transaction.atomic():
         project_lock(project_id=project_id)
         deleted, _ = Annotation.objects.filter(pk=annotation_id, version=expected).delete()
@@ -371,6 +377,8 @@ def annotation_delete(
             )
         _broadcast_after_commit(
             project_id=project_id,
-            event="annotation.deleted",
-            payload={"id": annotation_id, "version": expected + 1},
+            event=contract.ANNOTATION_DELETED,
+            payload=contract.AnnotationDeletedPayload(
+                id=annotation_id, image=image_id, version=expected + 1
+            ),
         )

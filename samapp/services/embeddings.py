@@ -39,6 +39,14 @@ from django.utils import timezone
 
 from samapp.ml.model_keys import embedding_model_key, is_version_key
 from samapp.models import Embedding, EmbeddingStatus, Image, Project
+from samapp.realtime.contract import (
+    EMBEDDING_FAILED,
+    EMBEDDING_READY,
+    EmbeddingFailedPayload,
+    EmbeddingReadyPayload,
+    P,
+    ServerEvent,
+)
 from samapp.realtime.events import broadcast
 from samapp.selectors.embeddings import embedding_scope
 from samapp.services.images import image_bytes_read
@@ -233,7 +241,7 @@ def _holders(embedding: Embedding) -> Any:
     return images
 
 
-def _notify(*, embedding: Embedding, event: str, payload: dict[str, Any]) -> None:
+def _notify(*, embedding: Embedding, event: ServerEvent[P], payload: P) -> None:
     model_key = embedding.model_key
     project_ids = (
         _holders(embedding)
@@ -285,12 +293,10 @@ def _fail(embedding: Embedding, error: str) -> None:
     )
     _notify(
         embedding=embedding,
-        event="embedding.failed",
-        payload={
-            "sha256": embedding.image_sha256,
-            "model_key": embedding.model_key,
-            "error": error,
-        },
+        event=EMBEDDING_FAILED,
+        payload=EmbeddingFailedPayload(
+            sha256=embedding.image_sha256, model_key=embedding.model_key, error=error
+        ),
     )
 
 
@@ -351,8 +357,8 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
     )
     _notify(
         embedding=embedding,
-        event="embedding.ready",
-        payload={"sha256": embedding.image_sha256, "model_key": embedding.model_key},
+        event=EMBEDDING_READY,
+        payload=EmbeddingReadyPayload(sha256=embedding.image_sha256, model_key=embedding.model_key),
     )
 
 

@@ -22,7 +22,7 @@ import io
 import logging
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -44,6 +44,13 @@ from samapp.models import (
     Project,
     ReviewState,
     TrainingJob,
+)
+from samapp.realtime.contract import (
+    JOB_PROGRESS,
+    MODEL_ACTIVATED,
+    JobStateName,
+    ModelActivatedPayload,
+    TrainingProgress,
 )
 from samapp.realtime.events import broadcast
 from samapp.services.embeddings import (
@@ -79,12 +86,12 @@ TRAINING_OPTIONS = {
 # ---------------------------------------------------------------- payloads
 
 
-def training_job_payload(job: TrainingJob) -> dict[str, Any]:
+def training_job_payload(job: TrainingJob) -> TrainingProgress:
     version = ModelVersion.objects.filter(training_job=job).only("pk", "model_key").first()
     return {
         "kind": "training",
         "id": job.id,
-        "state": job.state,
+        "state": cast(JobStateName, job.state),
         "progress": round(job.progress, 3),
         "error": job.error,
         "base_model_key": job.base_model_key,
@@ -350,7 +357,7 @@ class _Reporter:
         payload["loss_from"] = self.sent
         payload["loss_curve"] = payload["loss_curve"][self.sent :]
         self.sent = len(self.job.loss_curve)
-        broadcast(project_id=self.job.project_id, event="job.progress", payload=payload)
+        broadcast(project_id=self.job.project_id, event=JOB_PROGRESS, payload=payload)
 
 
 def _finetune_config(options: dict[str, Any]) -> Any:
@@ -443,12 +450,12 @@ def _beats(metrics: dict[str, Any], baseline: dict[str, Any]) -> bool:
 
 
 def _announce(project: Project, version: ModelVersion | None) -> None:
-    payload = {
+    payload: ModelActivatedPayload = {
         "model_key": project.default_model_key,
         "model_version": version.pk if version else None,
     }
     transaction.on_commit(
-        lambda: broadcast(project_id=project.pk, event="model.activated", payload=payload)
+        lambda: broadcast(project_id=project.pk, event=MODEL_ACTIVATED, payload=payload)
     )
 
 

@@ -25,6 +25,7 @@ from django.db import transaction
 
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
+from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
@@ -238,13 +239,13 @@ def proposals_run(
             logger.warning("no proposals for image %s: %s", image.pk, exc.message)
         broadcast(
             project_id=project_id,
-            event="job.progress",
-            payload={
-                "kind": "proposals",
-                "image": image.pk,
-                "progress": round(done / len(images), 3),
-                "state": "done" if done == len(images) else "running",
-                "annotations": total,
-            },
+            event=JOB_PROGRESS,
+            payload=ProposalsProgress(
+                kind="proposals",
+                image=image.pk,
+                progress=round(done / len(images), 3),
+                state="done" if done == len(images) else "running",
+                annotations=total,
+            ),
         )
     return total

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Project, ReviewState
+from samapp.realtime.contract import ANNOTATION_UPDATED
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.images import images_reopen
@@ -59,7 +60,7 @@ def annotations_review(
         for annotation in changed.order_by("pk"):
             annotation_event_record(
                 project_id=project.pk,
-                event="annotation.updated",
+                event=ANNOTATION_UPDATED,
                 payload=annotation_payload(annotation),
             )
     return {

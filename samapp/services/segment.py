@@ -3,7 +3,7 @@ stored embedding, and its masks become `automatic` annotations in review state `
 
 import io
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -21,6 +21,7 @@ from samapp.models import (
     ReviewState,
     SegmentJob,
 )
+from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import (
@@ -42,12 +43,12 @@ OPTION_KEYS = {
 }
 
 
-def segment_job_payload(job: SegmentJob) -> dict[str, Any]:
+def segment_job_payload(job: SegmentJob) -> SegmentProgress:
     return {
         "kind": "segment",
         "id": job.id,
         "image": job.image_id,
-        "state": job.state,
+        "state": cast(JobStateName, job.state),
         "progress": round(job.progress, 3),
         "error": job.error,
         "annotations": job.annotation_count,
@@ -58,7 +59,7 @@ def _report(job: SegmentJob, **changes: Any) -> None:
     for name, value in changes.items():
         setattr(job, name, value)
     SegmentJob.objects.filter(pk=job.pk).update(**changes, updated_at=timezone.now())
-    broadcast(project_id=job.project_id, event="job.progress", payload=segment_job_payload(job))
+    broadcast(project_id=job.project_id, event=JOB_PROGRESS, payload=segment_job_payload(job))
 
 
 def segment_options(*, project: Project, options: dict[str, Any]) -> dict[str, Any]:

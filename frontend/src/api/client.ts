@@ -11,6 +11,7 @@ import type {
   Page,
   Project,
   ReviewState,
+  SegmentJob,
   TrainingJob,
   User,
 } from "./types";
@@ -121,7 +122,7 @@ export const api = {
   review: (projectId: number, ids: number[], review_state: ReviewState) =>
     request<unknown>("POST", `${P(projectId)}/annotations/review/`, { ids, review_state }),
   segmentEverything: (projectId: number, imageId: number) =>
-    request<Job>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
+    request<SegmentJob>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
   startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
     request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
   exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),

@@ -1,4 +1,19 @@
+/** REST types. Generated: `schema.gen.ts` from the OpenAPI schema (`python manage.py api_ts`,
+ * openapi-typescript) and `events.gen.ts` from the websocket contract (`python manage.py
+ * events_ts`: the server builds annotations and job payloads with the same functions for
+ * REST and the websocket). Declared here: the responses the schema does not describe yet
+ * (decoder manifests, model versions). */
+import type { components } from "./schema.gen";
+import type { AnnotationPayload, AnnotationPrompts, SegmentProgress, TrainingProgress } from "./events.gen";
 import type { CompressedRle } from "../sam/rle";
+
+export type { ReviewState } from "./events.gen";
+
+
+type Schemas = components["schemas"];
+/** A response holds every field of its serializer; the schema marks fields that have a model
+ * default as optional, which is true of requests only. */
+type Output<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
 
 export interface Page<T> {
   count: number;
@@ -12,80 +27,24 @@ export interface User {
   username: string;
 }
 
-export interface Label {
-  id: number;
-  name: string;
-  color: string;
-}
-
-export type Role = "owner" | "manager" | "annotator" | "reviewer" | "viewer";
-
-export interface Project {
-  id: number;
-  name: string;
-  description: string;
-  default_model_key: string;
+export type Label = Output<Schemas["LabelOutput"]>;
+export type Role = Schemas["RoleEnum"];
+export type Project = Output<Omit<Schemas["ProjectOutput"], "labels">> & {
   labels: Label[];
-  role: Role | null;
+  /** Only in the answer for one project. */
   status_counts?: Record<string, number>;
-}
-
-export type ImageStatus = "new" | "in_progress" | "done" | "reviewed";
-
-export interface EmbeddingInfo {
-  status: string;
-  url: string | null;
-  error: string | null;
-  model_key?: string;
-}
-
-export interface ImageItem {
-  id: number;
-  original_name: string;
-  sha256: string;
-  width: number;
-  height: number;
-  status: ImageStatus;
-  assignee: number | null;
-  embedding?: EmbeddingInfo | null;
-}
-
-export type AnnotationSource = "click" | "box" | "manual" | "automatic" | "imported";
-export type ReviewState = "proposed" | "accepted" | "rejected";
-
-export interface AnnotationPrompts {
-  points?: [number, number][];
-  labels?: number[];
-  box?: [number, number, number, number] | null;
-}
-
-export interface Annotation {
-  id: number;
-  image: number;
-  label: number | null;
+};
+export type ImageStatus = Schemas["StatusEnum"];
+export type ImageItem = Output<Schemas["ImageOutput"]>;
+export type EmbeddingInfo = ImageItem["embedding"];
+export type Annotation = AnnotationPayload;
+export type AnnotationInput = Omit<Schemas["AnnotationInputRequest"], "rle" | "prompts" | "version"> & {
   rle: CompressedRle;
-  bbox: number[];
-  area: number;
-  predicted_iou: number | null;
-  source: AnnotationSource;
-  prompts: AnnotationPrompts;
-  model_key: string;
-  author: number | null;
-  version: number;
-  review_state: ReviewState;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface AnnotationInput {
-  label: number | null;
-  rle: CompressedRle;
-  predicted_iou?: number | null;
-  source?: AnnotationSource;
   prompts?: AnnotationPrompts;
-  model_key?: string;
-  review_state?: ReviewState;
-}
+};
+export type Job = Output<Schemas["ExportJobOutput"]>;
+export type SegmentJob = SegmentProgress;
+export type TrainingJob = Omit<TrainingProgress, "loss_from">;
 
 export interface TensorSpec {
   name: string;
@@ -125,14 +84,6 @@ export interface DecoderManifest {
   rejected?: Record<string, { reason: string; parity: { mean_iou: number; min_iou: number } }>;
 }
 
-export interface Job {
-  id: number;
-  state: string;
-  progress: number;
-  download_url?: string | null;
-  error?: string | null;
-}
-
 /** Held-out evaluation of a model version (issue 8): mIoU after k simulated clicks, NoC. */
 export interface EvaluationMetrics {
   objects?: number;
@@ -156,21 +107,4 @@ export interface ModelVersion {
   training_job: number | null;
   activated_at: string | null;
   created_at: string;
-}
-
-export interface TrainingJob {
-  kind: "training";
-  id: number;
-  state: string;
-  progress: number;
-  error: string;
-  base_model_key: string;
-  train_images: number;
-  train_objects: number;
-  held_out_images: number;
-  held_out_objects: number;
-  seconds: number | null;
-  loss_curve: number[];
-  model_version: number | null;
-  model_key: string | null;
 }

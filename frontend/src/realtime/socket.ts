@@ -1,37 +1,8 @@
 /** The project room websocket: reconnects with backoff and asks the server to replay what
  * it missed (`catch_up` with the last sequence number seen). */
-import type { Annotation } from "../api/types";
+import type { ServerEvent } from "../api/events.gen";
 
-export interface PresenceUser {
-  id: number;
-  username: string;
-  image: number | null;
-}
-
-/** A job's progress; training jobs also carry the loss points added since the last event
- * (`loss_curve`, starting at index `loss_from`). */
-export interface JobProgress {
-  kind: string;
-  id: number;
-  state: string;
-  progress: number;
-  image?: number;
-  error?: string;
-  loss_from?: number;
-  loss_curve?: number[];
-  model_key?: string | null;
-}
-
-export type ServerEvent =
-  | { event: "hello"; payload: { role: string; user?: { id: number; username: string } } }
-  | { event: "embedding.ready"; payload: { sha256: string; model_key: string } }
-  | { event: "embedding.failed"; payload: { sha256: string; model_key: string; error?: string } }
-  | { event: "annotation.created" | "annotation.updated"; payload: Annotation & { seq?: number } }
-  | { event: "annotation.deleted"; payload: { id: number; image: number; seq?: number } }
-  | { event: "presence"; payload: { users: PresenceUser[] } }
-  | { event: "job.progress"; payload: JobProgress }
-  | { event: "caught_up"; payload: { seq: number } }
-  | { event: "model.activated"; payload: { model_key: string; model_version: number | null } };
+export type { JobProgress, PresenceUser, ServerEvent } from "../api/events.gen";
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 

@@ -3,7 +3,7 @@ import { ApiError, api } from "../api/client";
 import type { DecoderManifest } from "../api/types";
 import { config } from "../config";
 import { DecoderClient } from "./decoderClient";
-import type { DecoderModelInfo } from "./protocol";
+import type { LoadedModel } from "./protocol";
 import { chooseVariant, modelInfo } from "./variants";
 
 /** The first request for a model's decoder starts its ONNX export on the server (503 with
@@ -20,12 +20,7 @@ async function manifestWithRetry(modelKey: string): Promise<DecoderManifest> {
   }
 }
 
-export interface LoadedModel {
-  info: DecoderModelInfo;
-  backend: string;
-  threads: number;
-  loadMs: number;
-}
+export type { LoadedModel } from "./protocol";
 
 export class SamEngine {
   readonly client = new DecoderClient();
@@ -38,9 +33,10 @@ export class SamEngine {
       const wanted = new URLSearchParams(location.search).get("variant");
       const variant = wanted && manifest.variants[wanted] ? wanted : chooseVariant(manifest);
       const info = modelInfo(manifest, variant);
-      const result = await this.client.init(info, config.wasmPaths, config.webgpu);
-      if (result.error) throw new Error(result.error);
-      return { info, backend: result.backend ?? "wasm", threads: result.threads ?? 1, loadMs: result.loadMs ?? 0 };
+      const threads = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+      const result = await this.client.init(info, config.wasmPaths, config.webgpu, threads);
+      if (!result.ok) throw new Error(result.error);
+      return { info, backend: result.backend, threads: result.threads, loadMs: result.loadMs };
     })();
     this.current = { key: modelKey, promise };
     promise.catch(() => {

@@ -1,6 +1,6 @@
 /** Messages between the UI thread and `decoder.worker.ts` (a discriminated union on `action`).
- * Every request carries an `id`; the reply to it has the same `id` and `action`, and either
- * the result or `error`. */
+ * Every request carries an `id`; the reply to it has the same `id` and `action`, and is
+ * `{ok: true, ...result}` or `{ok: false, error}`. */
 import type { Prompt, Size } from "./prompts";
 
 export interface DecoderModelInfo {
@@ -51,48 +51,60 @@ export type DecodeCandidate = {
   mask: Uint8Array | null;
 };
 
-export type WorkerResponse =
-  | {
-      action: "init";
-      id: number;
-      error?: string;
-      backend?: "webgpu" | "wasm";
-      threads?: number;
-      crossOriginIsolated?: boolean;
-      loadMs?: number;
-    }
-  | {
-      action: "setEmbedding";
-      id: number;
-      error?: string;
-      /** HTTP status when the embedding is not ready (409) or missing. */
-      status?: number;
-      embeddingStatus?: string;
-      inputSize?: Size;
-      originalSize?: Size;
-      fetchMs?: number;
-      /** Of which the fast decoder's per-image graph. */
-      prepareMs?: number;
-    }
-  | { action: "prefetch"; id: number; error?: string }
-  | {
-      action: "decode";
-      id: number;
-      error?: string;
-      cancelled?: boolean;
-      candidates?: DecodeCandidate[];
-      preselected?: number;
-      outSize?: Size;
-      /** Low-res logits of every output mask (1, M, L, L), for refinement. */
-      lowRes?: Float32Array;
-      lowSide?: number;
-      decodeMs?: number;
-      /** Of which session.run. */
-      runMs?: number;
-    }
-  | { action: "render"; id: number; error?: string; mask?: Uint8Array; outSize?: Size }
-  | { action: "cancel"; id: number; error?: string };
+/** A reply that carries nothing but its success. */
+type Empty = Record<never, never>;
+
+/** What each action answers when it succeeds. */
+export interface Results {
+  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number };
+  setEmbedding: {
+    inputSize: Size;
+    originalSize: Size;
+    fetchMs: number;
+    /** Of which the fast decoder's per-image graph. */
+    prepareMs: number;
+  };
+  prefetch: Empty;
+  decode: {
+    candidates: DecodeCandidate[];
+    preselected: number;
+    outSize: Size;
+    /** Low-res logits of every output mask (1, M, L, L), for refinement. */
+    lowRes: Float32Array;
+    lowSide: number;
+    decodeMs: number;
+    /** Of which session.run. */
+    runMs: number;
+  };
+  render: { mask: Uint8Array; outSize: Size };
+  cancel: Empty;
+}
 
 export type WorkerAction = WorkerRequest["action"];
-export type ResponseFor<A extends WorkerAction> = Extract<WorkerResponse, { action: A }>;
 export type RequestFor<A extends WorkerAction> = Extract<WorkerRequest, { action: A }>;
+
+export type Success<A extends WorkerAction> = { id: number; action: A; ok: true } & Results[A];
+
+export interface Failure {
+  id: number;
+  action: WorkerAction;
+  ok: false;
+  error: string;
+  /** A queued decode dropped by a newer hover preview. */
+  cancelled?: true;
+  /** HTTP status of an embedding that is not ready (409) or missing. */
+  status?: number;
+  embeddingStatus?: string;
+}
+
+/** The reply to one request: its id and action, then the result or the error. */
+export type ResponseFor<A extends WorkerAction> = Success<A> | Failure;
+export type WorkerResponse = { [A in WorkerAction]: Success<A> }[WorkerAction] | Failure;
+
+/** A decoder loaded in the worker, as the page sees it. */
+export interface LoadedModel {
+  info: DecoderModelInfo;
+  backend: string;
+  threads: number;
+  loadMs: number;
+}

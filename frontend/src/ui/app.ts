@@ -3,7 +3,7 @@ import { config } from "../config";
 import { navigate, parseRoute, type Route } from "./router";
 import "./projects";
 import "./images";
-import "./workspace";
+import "../annotate/workspace";
 import "./review";
 import "./models";
 

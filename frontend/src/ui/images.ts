@@ -53,7 +53,7 @@ export class ImagesPage extends ProjectRoomPage {
     }
     if (event.event === "job.progress" && event.payload.kind === "export" && this.exportJob && event.payload.id === this.exportJob.id) {
       this.exportJob = { ...this.exportJob, state: event.payload.state, progress: event.payload.progress };
-      if (event.payload.state === "done" || event.payload.state === "succeeded") void this.pollExport();
+      if (event.payload.state === "done") void this.pollExport();
       this.requestUpdate();
     }
   }
@@ -205,7 +205,7 @@ export class ImagesPage extends ProjectRoomPage {
     if (!job) return null;
     if (job.download_url)
       return html`<a class="button" data-testid="export-download" href=${job.download_url} download>Download export</a>`;
-    if (job.state === "failed" || job.state === "error")
+    if (job.state === "failed")
       return html`<span class="error">Export failed${job.error ? `: ${job.error}` : ""}</span>`;
     return html`<span class="muted" data-testid="export-progress">Exporting… ${Math.round((job.progress ?? 0) * 100)}%</span>`;
   }

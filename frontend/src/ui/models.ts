@@ -4,7 +4,7 @@
 import { html, nothing, svg, type TemplateResult } from "lit";
 import { api } from "../api/client";
 import type { EvaluationMetrics, ModelVersion, Project, TrainingJob } from "../api/types";
-import type { JobProgress, ServerEvent } from "../realtime/socket";
+import type { ServerEvent, TrainingProgress } from "../api/events.gen";
 import { EVALUATED_CLICKS, clickX, lossPoints, miouPoints, miouY, type PlotBox } from "./plots";
 import { ProjectRoomPage } from "./roomPage";
 
@@ -46,7 +46,7 @@ export class ModelsPage extends ProjectRoomPage {
     }
   }
 
-  private mergeProgress(progress: JobProgress): void {
+  private mergeProgress(progress: TrainingProgress): void {
     const job = this.jobs.find((j) => j.id === progress.id);
     if (!job) {
       void this.load();
@@ -54,8 +54,8 @@ export class ModelsPage extends ProjectRoomPage {
     }
     job.state = progress.state;
     job.progress = progress.progress;
-    job.error = progress.error ?? job.error;
-    if (progress.loss_curve && progress.loss_from !== undefined) {
+    job.error = progress.error;
+    if (progress.loss_from !== undefined) {
       job.loss_curve = [...job.loss_curve.slice(0, progress.loss_from), ...progress.loss_curve];
     }
     if (progress.state === "done" || progress.state === "failed") void this.load();

@@ -7,7 +7,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, User
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError, PermissionDeniedError
 from samapp.models import ExportFormat, ExportJob, JobState, Project
+from samapp.realtime.contract import JOB_PROGRESS, ExportProgress, JobStateName
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
 from samapp.services.datasets.common import (
@@ -80,12 +81,13 @@ def export_job_create(
     return job
 
 
-def export_job_payload(job: ExportJob) -> dict[str, Any]:
-    return {"kind": "export", "id": job.id, "state": job.state, "progress": job.progress}
+def export_job_payload(job: ExportJob) -> ExportProgress:
+    state = cast(JobStateName, job.state)
+    return {"kind": "export", "id": job.id, "state": state, "progress": job.progress}
 
 
 def _job_event(job: ExportJob) -> None:
-    broadcast(project_id=job.project_id, event="job.progress", payload=export_job_payload(job))
+    broadcast(project_id=job.project_id, event=JOB_PROGRESS, payload=export_job_payload(job))
 
 
 def _set(job: ExportJob, **fields: Any) -> None:

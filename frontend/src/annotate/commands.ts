@@ -1,0 +1,92 @@
+/** What each keyboard command does in the workspace (the buttons run the same commands). */
+import type { Label } from "../api/types";
+import type { Command } from "./core/keys";
+import type { Editor } from "./editor";
+import type { Tool } from "./view/panels";
+
+export interface CommandTarget {
+  tool: Tool;
+  brushRadius: number;
+  polygonView: boolean;
+  opacity: number;
+  showHelp: boolean;
+  spaceDown: boolean;
+  labelId: number | null;
+  readonly project: { labels: Label[] } | null;
+  set(change: { labelId: number | null }): void;
+  fitView(): void;
+  go(delta: number): void;
+  segmentEverything(): void;
+  deleteAnnotation(id: number): void;
+  editAnnotation(id: number, refine: boolean): void;
+}
+
+export function runCommand(w: CommandTarget, editor: Editor, command: Command): void {
+  const selected = editor.store.selected;
+  const labels = w.project?.labels ?? [];
+  switch (command) {
+    case "candidate-1":
+    case "candidate-2":
+    case "candidate-3":
+      void editor.selectCandidate(Number(command.slice(-1)) - 1);
+      break;
+    case "accept":
+      void editor.accept(w.labelId);
+      break;
+    case "clear":
+      if (w.showHelp) w.showHelp = false;
+      else editor.clear();
+      break;
+    case "undo":
+      editor.undo();
+      break;
+    case "redo":
+      editor.redo();
+      break;
+    case "delete":
+      if (selected !== null) w.deleteAnnotation(selected);
+      break;
+    case "tool-sam":
+    case "tool-brush":
+    case "tool-eraser":
+      w.tool = command.slice(5) as Tool;
+      break;
+    case "brush-smaller":
+      w.brushRadius = Math.max(1, Math.round(w.brushRadius / 1.25));
+      break;
+    case "brush-larger":
+      w.brushRadius = Math.min(500, Math.round(w.brushRadius * 1.25) + 1);
+      break;
+    case "polygons":
+      w.polygonView = !w.polygonView;
+      break;
+    case "fit":
+      w.fitView();
+      break;
+    case "refine":
+    case "edit":
+      if (selected !== null) w.editAnnotation(selected, command === "refine");
+      break;
+    case "next-label": {
+      const index = labels.findIndex((l) => l.id === w.labelId);
+      w.set({ labelId: labels[(index + 1) % Math.max(1, labels.length)]?.id ?? null });
+      break;
+    }
+    case "opacity":
+      w.opacity = w.opacity >= 0.9 ? 0.2 : Math.round((w.opacity + 0.1) * 10) / 10;
+      break;
+    case "segment-everything":
+      w.segmentEverything();
+      break;
+    case "next-image":
+    case "previous-image":
+      w.go(command === "next-image" ? 1 : -1);
+      break;
+    case "help":
+      w.showHelp = !w.showHelp;
+      break;
+    case "pan":
+      w.spaceDown = true;
+      break;
+  }
+}

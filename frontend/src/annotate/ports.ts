@@ -1,0 +1,27 @@
+/** The core's ports bound to the REST client and the decoder worker. */
+import { api } from "../api/client";
+import { samEngine } from "../sam/engine";
+import type { EmbeddingPorts } from "./core/embedding";
+import type { SavePorts } from "./core/saver";
+
+export function embeddingPorts(projectId: () => number): EmbeddingPorts {
+  return {
+    loadModel: (key) => samEngine().ensureModel(key),
+    requestEmbedding: (id) => api.requestEmbedding(projectId(), id),
+    embeddingOf: async (id) => (await api.image(projectId(), id)).embedding,
+    setEmbedding: (ref) => samEngine().client.setEmbedding(ref),
+    embeddingUrl: api.embeddingUrl,
+    schedule: (run, ms) => {
+      const timer = window.setTimeout(run, ms);
+      return () => window.clearTimeout(timer);
+    },
+  };
+}
+
+export function savePorts(at: () => { projectId: number; imageId: number }): SavePorts {
+  return {
+    create: (body) => api.createAnnotation(at().projectId, at().imageId, body),
+    update: (id, version, data) => api.updateAnnotation(at().projectId, id, version, data),
+    remove: (id, version) => api.deleteAnnotation(at().projectId, id, version),
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * SAM's prompt encoder + mask decoder, run with onnxruntime-web off the UI thread: the state
+ * of the decoder worker and one handler per action (`dispatch.ts` routes the messages).
+ *
+ * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
+ * reload does not download them again) and warmed up with a dummy prompt. A fast variant
+ * (samapp.ml.fast_decoder) brings two more: its prepare graph, run once per embedding when it
+ * opens, and the single-graph decoder used for clicks that refine a mask. Embeddings are
+ * fetched as fp16 (or int8), converted to float32 here, and kept in a small LRU so that
+ * prefetched neighbours open instantly. Decodes run one at a time in arrival order; queued
+ * ones can be cancelled (stale hover previews), and the reply carries low-res logits for
+ * refinement plus thresholded masks at the requested size.
+ */
+import type * as ortWasm from "onnxruntime-web/wasm";
+import { DecoderError, type Handled, type Handlers } from "./dispatch";
+import { fetchEmbedding, fetchModel, type Embedding } from "./fetching";
+import { lowResToMask } from "./masks";
+import { buildPromptTensors, candidateIndices } from "./prompts";
+import type { DecodeCandidate, DecoderModelInfo, EmbeddingRef, RequestFor } from "./protocol";
+
+export type Ort = typeof ortWasm;
+
+export interface WorkerScope {
+  crossOriginIsolated: boolean;
+  navigator: { hardwareConcurrency: number; gpu?: { requestAdapter(): Promise<unknown> } };
+}
+
+type Tensors = Record<string, ortWasm.Tensor>;
+
+/** Prepare-graph outputs per embedding key; ViT-B's are 10 MB, so only the latest few. */
+const PREPARED_CACHE = 2;
+const EMBEDDING_CACHE = 8;
+const RENDER_ALL_PIXELS = 512 * 512;
+
+interface LastDecode {
+  id: number;
+  logits: Float32Array;
+  side: number;
+  embedding: Embedding;
+}
+
+function lruGet<V>(cache: Map<string, V>, key: string): V | undefined {
+  const hit = cache.get(key);
+  if (hit !== undefined) {
+    cache.delete(key);
+    cache.set(key, hit);
+  }
+  return hit;
+}
+
+function lruTrim<V>(cache: Map<string, V>, limit: number): void {
+  for (const key of cache.keys()) {
+    if (cache.size <= limit) break;
+    cache.delete(key);
+  }
+}
+
+export class DecoderContext implements Handlers {
+  private session: ortWasm.InferenceSession | null = null;
+  private prepareSession: ortWasm.InferenceSession | null = null;
+  private maskInputSession: ortWasm.InferenceSession | null = null;
+  private model: DecoderModelInfo | null = null;
+  private readonly prepared = new Map<string, Promise<Tensors>>();
+  private lowSide = 0;
+  private zeroMask = new Float32Array(0);
+  private readonly embeddings = new Map<string, Embedding>();
+  private readonly pending = new Map<string, Promise<Embedding>>();
+  private readonly lastDecodes: LastDecode[] = [];
+  // Runs of the sessions (decodes, prepares, warm-ups) go one at a time through this chain.
+  private runChain: Promise<unknown> = Promise.resolve();
+  // Decodes wait here for their turn; a queued one can be cancelled.
+  private readonly queue: { id: number; start: () => void; cancel: () => void }[] = [];
+  private running = false;
+
+  constructor(
+    private ort: Ort,
+    private readonly scope: WorkerScope,
+    private readonly loadWebgpu: () => Promise<Ort>,
+  ) {}
+
+  private exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.runChain.then(run);
+    this.runChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private feeds(target: ortWasm.InferenceSession, embedding: Embedding, extra: Tensors | null, prompt: ReturnType<typeof buildPromptTensors>, maskInput: Float32Array | null): Tensors {
+    const ort = this.ort;
+    const { height, width } = embedding.originalSize;
+    const all: Record<string, () => ortWasm.Tensor> = {
+      image_embeddings: () => embedding.tensor,
+      point_coords: () => new ort.Tensor("float32", prompt.pointCoords, [1, prompt.numPoints, 2]),
+      point_labels: () => new ort.Tensor("float32", prompt.pointLabels, [1, prompt.numPoints]),
+      mask_input: () => new ort.Tensor("float32", maskInput ?? this.zeroMask, [1, 1, this.lowSide, this.lowSide]),
+      has_mask_input: () => new ort.Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
+      orig_im_size: () => new ort.Tensor("float32", new Float32Array([height, width]), [2]),
+    };
+    for (const [name, tensor] of Object.entries(extra ?? {})) all[name] = () => tensor;
+    const result: Tensors = {};
+    for (const name of target.inputNames) {
+      const make = all[name];
+      if (!make) throw new Error(`decoder input ${name} is not supported`);
+      result[name] = make();
+    }
+    return result;
+  }
+
+  private async createSession(file: { url: string; sha256: string }, providers: string[]): Promise<ortWasm.InferenceSession> {
+    const bytes = await fetchModel(file.url, file.sha256);
+    return await this.ort.InferenceSession.create(new Uint8Array(bytes), {
+      executionProviders: providers,
+      graphOptimizationLevel: "all",
+    });
+  }
+
+  /** The prepare-graph outputs of an embedding (computed once, shared by concurrent callers),
+   * or null when the decoder has no prepare graph. */
+  private preparedFor(key: string, embedding: ortWasm.Tensor): Promise<Tensors> | null {
+    const graph = this.prepareSession;
+    if (!graph) return null;
+    const hit = lruGet(this.prepared, key);
+    if (hit) return hit;
+    const promise = this.exclusive(() => graph.run({ image_embeddings: embedding }));
+    this.prepared.set(key, promise);
+    promise.catch(() => this.prepared.delete(key));
+    lruTrim(this.prepared, PREPARED_CACHE);
+    return promise;
+  }
+
+  /** The session and inputs of one decode: a fast decoder's click graph, or, for a click that
+   * refines a mask, its mask-input decoder. */
+  private async decodeFeeds(key: string, embedding: Embedding, prompt: ReturnType<typeof buildPromptTensors>, maskInput: Float32Array | null): Promise<{ target: ortWasm.InferenceSession; inputs: Tensors }> {
+    const main = this.session;
+    if (!main) throw new Error("decoder not initialised");
+    const target = maskInput && this.maskInputSession ? this.maskInputSession : main;
+    const ready = target === main ? await this.preparedFor(key, embedding.tensor) : null;
+    return { target, inputs: this.feeds(target, embedding, ready, prompt, maskInput) };
+  }
+
+  async init(request: RequestFor<"init">): Promise<Handled<"init">> {
+    const started = performance.now();
+    let backend: "webgpu" | "wasm" = "wasm";
+    if (request.webgpu && this.scope.navigator.gpu) {
+      try {
+        if (await this.scope.navigator.gpu.requestAdapter()) {
+          this.ort = await this.loadWebgpu();
+          backend = "webgpu";
+        }
+      } catch {
+        backend = "wasm";
+      }
+    }
+    const env = this.ort.env;
+    env.wasm.wasmPaths = request.wasmPaths;
+    env.wasm.numThreads = this.scope.crossOriginIsolated ? request.threads : 1;
+    env.wasm.simd = true;
+    env.logLevel = "error";
+    const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
+    const info = request.model;
+    this.session = await this.createSession(info, providers);
+    this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
+    this.maskInputSession = info.maskInputModel ? await this.createSession(info.maskInputModel, providers) : null;
+    this.prepared.clear();
+    this.model = info;
+    this.lowSide = 4 * (info.embeddingShape[2] ?? 16);
+    this.zeroMask = new Float32Array(this.lowSide * this.lowSide);
+    // Warm-up of every graph: the first run allocates and compiles kernels.
+    const count = info.embeddingShape.reduce((a, b) => a * b, 1);
+    const side = { height: info.imgSize, width: info.imgSize };
+    const dummy: Embedding = {
+      tensor: new this.ort.Tensor("float32", new Float32Array(count), info.embeddingShape),
+      inputSize: side,
+      originalSize: side,
+    };
+    const prompt = buildPromptTensors({ points: [{ x: 1, y: 1, label: 1 }], box: null }, side, side);
+    for (const maskInput of this.maskInputSession ? [null, this.zeroMask] : [null]) {
+      const { target, inputs } = await this.decodeFeeds("", dummy, prompt, maskInput);
+      await this.exclusive(() => target.run(inputs));
+    }
+    this.prepared.clear();
+    const result = {
+      backend,
+      threads: env.wasm.numThreads ?? 1,
+      crossOriginIsolated: this.scope.crossOriginIsolated,
+      loadMs: performance.now() - started,
+    };
+    return { result };
+  }
+
+  private async loadEmbedding(ref: EmbeddingRef): Promise<Embedding> {
+    const cached = lruGet(this.embeddings, ref.key);
+    if (cached) return cached;
+    const inflight = this.pending.get(ref.key);
+    if (inflight) return inflight;
+    const promise = fetchEmbedding(this.ort, ref.url);
+    this.pending.set(ref.key, promise);
+    try {
+      const embedding = await promise;
+      this.embeddings.set(ref.key, embedding);
+      lruTrim(this.embeddings, EMBEDDING_CACHE);
+      return embedding;
+    } finally {
+      this.pending.delete(ref.key);
+    }
+  }
+
+  async setEmbedding(request: RequestFor<"setEmbedding">): Promise<Handled<"setEmbedding">> {
+    const started = performance.now();
+    const embedding = await this.loadEmbedding(request.embedding);
+    const fetchMs = performance.now() - started;
+    // The fast decoder's per-image work happens now, before the first click.
+    await this.preparedFor(request.embedding.key, embedding.tensor);
+    const { inputSize, originalSize } = embedding;
+    return { result: { inputSize, originalSize, fetchMs, prepareMs: performance.now() - started - fetchMs } };
+  }
+
+  async prefetch(request: RequestFor<"prefetch">): Promise<Handled<"prefetch">> {
+    for (const ref of request.embeddings) {
+      try {
+        await this.loadEmbedding(ref);
+      } catch {
+        // Not ready yet: it will be fetched when opened.
+      }
+    }
+    return { result: {} };
+  }
+
+  /** Decodes run strictly one after another, in arrival order. */
+  async decode(request: RequestFor<"decode">): Promise<Handled<"decode">> {
+    await new Promise<void>((start, reject) => {
+      this.queue.push({ id: request.id, start, cancel: () => reject(new DecoderError("cancelled", { cancelled: true })) });
+      this.pump();
+    });
+    try {
+      return await this.runDecode(request);
+    } finally {
+      this.running = false;
+      this.pump();
+    }
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    this.running = true;
+    next.start();
+  }
+
+  private async runDecode(request: RequestFor<"decode">): Promise<Handled<"decode">> {
+    const started = performance.now();
+    const model = this.model;
+    if (!this.session || !model) throw new Error("decoder not initialised");
+    const embedding = this.embeddings.get(request.embeddingKey);
+    if (!embedding) throw new Error("embedding not loaded");
+    const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize);
+    const { target, inputs } = await this.decodeFeeds(request.embeddingKey, embedding, prompt, request.maskInput);
+    const runStarted = performance.now();
+    const output = await this.exclusive(() => target.run(inputs));
+    const runMs = performance.now() - runStarted;
+    const iouTensor = output["iou_predictions"];
+    const lowTensor = output["low_res_masks"];
+    if (!iouTensor || !lowTensor) throw new Error("decoder outputs lack iou_predictions/low_res_masks");
+    const iou = Float32Array.from(iouTensor.data as Float32Array);
+    const lowRes = Float32Array.from(lowTensor.data as Float32Array);
+    const side = lowTensor.dims[3] ?? this.lowSide;
+    const plane = side * side;
+    const { indices, preselected } = candidateIndices(iou, request.prompt);
+    // Small outputs: every candidate now (switching is instant); large ones: the preselected
+    // one, the others on demand ("render").
+    const { outSize } = request;
+    const renderAll = !request.previewOnly && outSize.width * outSize.height <= RENDER_ALL_PIXELS;
+    const candidates: DecodeCandidate[] = indices.map((index) => ({
+      index,
+      iou: iou[index] ?? 0,
+      mask:
+        renderAll || index === preselected
+          ? lowResToMask(lowRes, index * plane, side, model.imgSize, embedding.inputSize, outSize)
+          : null,
+    }));
+    this.lastDecodes.push({ id: request.id, logits: lowRes, side, embedding });
+    while (this.lastDecodes.length > 4) this.lastDecodes.shift();
+    const lowCopy = lowRes.slice();
+    const transfer: Transferable[] = [lowCopy.buffer as ArrayBuffer];
+    for (const c of candidates) if (c.mask) transfer.push(c.mask.buffer as ArrayBuffer);
+    const decodeMs = performance.now() - started;
+    return { result: { candidates, preselected, outSize, lowRes: lowCopy, lowSide: side, decodeMs, runMs }, transfer };
+  }
+
+  render(request: RequestFor<"render">): Handled<"render"> {
+    const last = this.lastDecodes.find((d) => d.id === request.decodeId);
+    if (!last || !this.model) throw new Error("decode result no longer available");
+    const { side } = last;
+    const offset = request.index * side * side;
+    const mask = lowResToMask(last.logits, offset, side, this.model.imgSize, last.embedding.inputSize, request.outSize);
+    return { result: { mask, outSize: request.outSize }, transfer: [mask.buffer as ArrayBuffer] };
+  }
+
+  cancel(request: RequestFor<"cancel">): Handled<"cancel"> {
+    const ids = new Set(request.ids);
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const queued = this.queue[i];
+      if (queued && ids.has(queued.id)) {
+        this.queue.splice(i, 1);
+        queued.cancel();
+      }
+    }
+    return { result: {} };
+  }
+}
