@@ -345,18 +345,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Exports past their time are swept away before any request reads the project's. */
         get: operations["projects_exports_list"];
         put?: never;
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Exports past their time are swept away before any request reads the project's. */
         post: operations["projects_exports_create"];
         delete?: never;
         options?: never;
@@ -371,15 +363,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Exports past their time are swept away before any request reads the project's. */
         get: operations["projects_exports_retrieve"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** @description Exports past their time are swept away before any request reads the project's. */
+        delete: operations["projects_exports_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -392,11 +381,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Exports past their time are swept away before any request reads the project's. */
         get: operations["projects_exports_download_retrieve"];
         put?: never;
         post?: never;
@@ -1041,9 +1026,7 @@ export interface components {
             /** Format: double */
             predicted_iou?: number | null;
             source?: components["schemas"]["SourceEnum"];
-            prompts?: {
-                [key: string]: unknown;
-            };
+            prompts?: components["schemas"]["PromptsInputRequest"];
             model_key?: string;
             review_state?: components["schemas"]["ReviewStateEnum"];
             review_reason?: string;
@@ -1129,6 +1112,8 @@ export interface components {
             readonly created_at: string;
             /** Format: date-time */
             readonly updated_at: string;
+            /** Format: date-time */
+            readonly expires_at: string;
             readonly download_url: string | null;
         };
         ExportListCreateInputRequest: {
@@ -1247,9 +1232,7 @@ export interface components {
             /** Format: double */
             predicted_iou?: number | null;
             source?: components["schemas"]["SourceEnum"];
-            prompts?: {
-                [key: string]: unknown;
-            };
+            prompts?: components["schemas"]["PromptsInputRequest"];
             model_key?: string;
             review_state?: components["schemas"]["ReviewStateEnum"];
             review_reason?: string;
@@ -1306,6 +1289,13 @@ export interface components {
         ProjectSummary: {
             id: number;
             name: string;
+        };
+        PromptsInputRequest: {
+            points?: number[][];
+            labels?: number[];
+            box?: number[] | null;
+            /** Format: int64 */
+            mask?: number | null;
         };
         ProposalsInputRequest: {
             image_ids?: number[];
@@ -2170,6 +2160,27 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ExportJobOutput"];
                 };
+            };
+        };
+    };
+    projects_exports_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: number;
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
