@@ -328,27 +328,6 @@ try {
   results.deletionSeenMs = Date.now() - deletedAt;
   check("a teammate's deletion disappears live", true, `${results.deletionSeenMs} ms after the click`);
 
-  // Proposals for the review view, as "segment everything" would make them (created through
-  // the API here: the eager test server would run the whole job inside the request).
-  const made = await a.evaluate(
-    async ([projectId, rles]) => {
-      const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
-      const imageId = location.pathname.split("/")[4];
-      let ok = 0;
-      for (const rle of rles) {
-        const r = await fetch(`/api/projects/${projectId}/images/${imageId}/annotations/`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-          body: JSON.stringify({ label: null, rle, source: "automatic", review_state: "proposed", predicted_iou: 0.9 }),
-        });
-        if (r.status === 201) ok++;
-      }
-      return ok;
-    },
-    [cfg.projectId, cfg.proposalRles ?? []],
-  );
-  check("proposals created", made === (cfg.proposalRles ?? []).length, `${made}`);
-
   // 9. Export (COCO) and download the archive; the Python side looks inside.
   await a.goto(`${cfg.baseUrl}/`);
   await a.getByTestId("project-link").filter({ hasText: cfg.projectName }).first().click();

@@ -86,8 +86,22 @@ User = get_user_model()
 user = User.objects.filter(username="{TEAMMATE}").first()
 if user is None:
     user = User.objects.create_user(username="{TEAMMATE}", password="{PASSWORD}")
-    member_add(project=project, user=user, role="annotator")
-print("PROJECT_ID", project.id)
+    # A manager: the scenario has the teammate edit the owner's annotation, which the
+    # review rules allow only to managers and owners.
+    member_add(project=project, user=user, role="manager")
+# Proposals for the review view on the second demo image, made server-side as segment
+# everything makes them (the eager test server would run the whole job inside a request).
+from samapp.management.commands.sam_demo import DEMO_SEED
+from samapp.ml.masks import mask_to_rle
+from samapp.ml.synthetic import generate_scene
+from samapp.models import AnnotationSource, ReviewState
+from samapp.services.annotations import annotation_create
+second = project.images.get(original_name="demo-02.png")
+if not second.annotations.exists():
+    for mask in generate_scene(DEMO_SEED, 1).masks:
+        annotation_create(image=second, author=None, rle=mask_to_rle(mask), predicted_iou=0.9,
+                          source=AnnotationSource.AUTOMATIC, review_state=ReviewState.PROPOSED)
+print("PROJECT_ID", project.id, "PROPOSALS", second.annotations.count())
 """
 
 
@@ -223,7 +237,6 @@ def _scenario(server: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         "click": [float(x) + 0.5, float(y) + 0.5],
         "gtRle": mask_to_rle(target),
         "latencyClicks": clicks,
-        "proposalRles": [mask_to_rle(m) for m in scene.masks if m is not target],
         "parity": parity,
         "minParityIou": 0.98,
         "outFile": str(out_dir / "result.json"),
