@@ -2,7 +2,6 @@
 profile. See api_load.py's docstring; run it through api_load.py."""
 
 import asyncio
-import json
 import os
 import random
 import secrets
@@ -13,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import requests
-import websockets
 from api_load import SIZE, LoadProfile, Run, fresh_stack, png, rle
 from pipeline_overhead import PY
 
@@ -97,67 +95,63 @@ class TeamRun(Run):
         self.writer_of: dict[tuple[int, int], int] = {}  # (id, version) -> socket index
         self.review_requests = 0
 
-    def record_by(self, payload: dict[str, Any], sent: float, tag: str, socket: int) -> None:
-        self.record(payload, sent, tag)
+    def record_by(self, payload: dict[str, Any], sent: float, socket: int) -> None:
+        self.record(payload, sent)
         self.writer_of[(payload["id"], payload["version"])] = socket
 
-    async def patch(
-        self, session: requests.Session, target: int, versions: dict[int, int], tag: str, seed: int
+    async def write(
+        self, session: requests.Session, image: int, own: dict[int, int], seed: int, edit: bool
     ) -> dict[str, Any] | None:
+        """A new annotation on ``image``, or (``edit``) a new mask for this annotator's last
+        one there, retried on 412 (a reviewer's accept moves its version meanwhile)."""
         prefix = f"/api/projects/{self.project_id}"
+        if not edit or image not in own:
+            response, sent = await self.http(
+                session,
+                "POST",
+                f"{prefix}/images/{image}/annotations/",
+                json={"rle": rle(seed), "source": "click"},
+            )
+            if response.status_code != 201:
+                raise RuntimeError(response.text)
+            own[image] = response.json()["id"]
+            return {**response.json(), "_sent": sent}
+        target = own[image]
+        got, _ = await self.http(session, "GET", f"{prefix}/annotations/{target}/")
+        version = got.json()["version"]
         for _ in range(50):  # bounded retries on 412
-            if target not in versions:
-                got, _ = await self.http(session, "GET", f"{prefix}/annotations/{target}/")
-                versions[target] = got.json()["version"]
             response, sent = await self.http(
                 session,
                 "PATCH",
                 f"{prefix}/annotations/{target}/",
-                json={"rle": rle(seed), "prompts": {"tag": tag}},
-                headers={"If-Match": f'"{versions[target]}"'},
+                json={"rle": rle(seed)},
+                headers={"If-Match": f'"{version}"'},
             )
             if response.status_code == 200:
-                payload = response.json()
-                versions[target] = payload["version"]
-                return {**payload, "_sent": sent}
+                return {**response.json(), "_sent": sent}
             if response.status_code != 412:
                 raise RuntimeError(f"{response.status_code} {response.text}")
-            versions[target] = response.json()["current"]["version"]
+            version = response.json()["current"]["version"]
         return None
 
     async def annotator(  # type: ignore[override]
-        self, index: int, token: str, image: int, shared: list[int], spec: dict[str, float]
+        self, index: int, token: str, image: int, shared: int, spec: dict[str, float]
     ) -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
         rng = random.Random(self.rng.random())
-        own: int | None = None
-        versions: dict[int, int] = {}
+        own: dict[int, int] = {}  # image -> this annotator's latest annotation there
         step = 0
         while True:
             await asyncio.sleep(rng.expovariate(1 / spec["think"]))
             if time.monotonic() >= spec["end"]:
                 return
             step += 1
-            tag = f"{index}-{step}"
-            if rng.random() < spec["contended"]:
-                target = shared[rng.randrange(len(shared))]
-                written = await self.patch(session, target, versions, tag, index * 1000 + step)
-            elif own is None or rng.random() < 0.6:
-                response, sent = await self.http(
-                    session,
-                    "POST",
-                    f"/api/projects/{self.project_id}/images/{image}/annotations/",
-                    json={"rle": rle(index + step), "source": "click", "prompts": {"tag": tag}},
-                )
-                if response.status_code != 201:
-                    raise RuntimeError(response.text)
-                written = {**response.json(), "_sent": sent}
-                own = written["id"]
-            else:
-                written = await self.patch(session, own, versions, tag, index * 1000 + step)
+            target = shared if rng.random() < spec["contended"] else image
+            seed = index * 100_000 + step
+            written = await self.write(session, target, own, seed, edit=rng.random() >= 0.6)
             if written is not None:
-                self.record_by(written, written.pop("_sent"), tag, index)
+                self.record_by(written, written.pop("_sent"), index)
 
     async def reviewer(self, token: str, spec: dict[str, float]) -> None:
         """Bulk-accepts the newest writes every few think times, as a reviewer works."""
@@ -182,49 +176,19 @@ class TeamRun(Run):
             self.review_requests += 1
 
     async def team(
-        self, tokens: dict[str, list[str]], images: list[int], shared: list[int], spec: dict
+        self, tokens: dict[str, list[str]], images: list[int], shared: int, spec: dict
     ) -> float:
-        members = tokens["annotator"] + tokens["reviewer"] + tokens["viewer"]
-        ws_base = self.base.replace("http", "ws")
-        stop = asyncio.Event()
-        sockets = []
-        for token in members:
-            ws = await websockets.connect(
-                f"{ws_base}/ws/projects/{self.project_id}/?token={token}",
-                origin=self.base,
-                max_queue=None,
-            )
-            hello = json.loads(await ws.recv())
-            assert hello["event"] == "hello", hello
-            sockets.append((ws, hello["payload"]["seq"]))
-            self.received.append({})
-        listeners = [
-            asyncio.create_task(self.listen(ws, seen, stop, seq))
-            for (ws, seq), seen in zip(sockets, self.received, strict=True)
-        ]
-        start = time.perf_counter()
         spec = {**spec, "end": time.monotonic() + spec["duration"]}
-        await asyncio.gather(
-            *(
-                self.annotator(i, token, images[i], shared, spec)
-                for i, token in enumerate(tokens["annotator"])
+        return await self.observe(
+            tokens["annotator"] + tokens["reviewer"] + tokens["viewer"],
+            lambda: asyncio.gather(
+                *(
+                    self.annotator(i, token, images[i], shared, spec)
+                    for i, token in enumerate(tokens["annotator"])
+                ),
+                *(self.reviewer(token, spec) for token in tokens["reviewer"]),
             ),
-            *(self.reviewer(token, spec) for token in tokens["reviewer"]),
         )
-        elapsed = time.perf_counter() - start
-        self.writers_done.set()
-        expected = {(a, v) for a, v, _ in self.writes}
-        grace = time.monotonic() + 15
-        while time.monotonic() < grace and any(
-            not expected <= seen.keys() for seen in self.received
-        ):
-            await asyncio.sleep(0.1)
-        stop.set()
-        await asyncio.gather(*listeners)
-        for ws, _ in sockets:
-            await ws.close()
-        self.pool.shutdown()
-        return elapsed
 
     def team_report(self, elapsed: float, cpu: float) -> dict[str, Any]:
         write_ms = np.array(self.latencies) * 1000
@@ -255,28 +219,20 @@ class TeamRun(Run):
         }
 
 
-def team_content(base: str, project_id: int, owner: str, count: int, shared: int) -> tuple:
-    """One image per annotator, and ``shared`` annotations on one image that all may edit."""
+def team_content(base: str, project_id: int, owner: str, count: int) -> tuple[list[int], int]:
+    """One image per annotator, and one more that every annotator works on now and then."""
     session = requests.Session()
     session.headers["Authorization"] = f"Token {owner}"
-    prefix = f"{base}/api/projects/{project_id}"
     images = []
     for i in range(count + 1):
         response = session.post(
-            f"{prefix}/images/", files={"file": (f"{i}.png", png(), "image/png")}, timeout=60
-        )
-        assert response.status_code == 201, response.text
-        images.append(response.json()["created"][0]["id"])
-    contended = []
-    for i in range(shared):
-        response = session.post(
-            f"{prefix}/images/{images[-1]}/annotations/",
-            json={"rle": rle(5000 + i), "prompts": {"tag": "owner"}},
+            f"{base}/api/projects/{project_id}/images/",
+            files={"file": (f"{i}.png", png(), "image/png")},
             timeout=60,
         )
         assert response.status_code == 201, response.text
-        contended.append(response.json()["id"])
-    return images[:-1], contended
+        images.append(response.json()["created"][0]["id"])
+    return images[:-1], images[-1]
 
 
 def phase(
@@ -289,7 +245,7 @@ def phase(
         project_id, tokens = profile.start_team(count, reviewers, viewers)
         base = f"http://127.0.0.1:{profile.port}"
         owner = tokens["owner"][0]
-        images, shared = team_content(base, project_id, owner, count, args.shared)
+        images, shared = team_content(base, project_id, owner, count)
         run = TeamRun(base, project_id, time.monotonic() + args.duration + 60, args.seed)
         spec = {"think": args.think_time, "contended": args.contended, "duration": args.duration}
         cpu_before = profile.web_cpu_seconds()
@@ -310,7 +266,7 @@ def run_team(args: Any, tmp: Path) -> None:
     print(
         f"machine: {os.cpu_count()} CPUs; production settings, Postgres + Redis channel layer, "
         f"uvicorn on loopback; think time {args.think_time} s (exponential), "
-        f"{args.contended:.0%} of writes on {args.shared} shared annotations, "
+        f"{args.contended:.0%} of writes on one image everybody works on, "
         f"{args.duration:.0f} s per phase; image {SIZE[1]}x{SIZE[0]}"
     )
     header = (
