@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from samapp.realtime.events import project_group, user_group
+from samapp.realtime.events import MODELS_GROUP, project_group, user_group
 from samapp.selectors.projects import membership_get
 from samapp.services.annotation_events import (
     annotation_events_after,
@@ -45,6 +45,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.user_info = {"id": user.id, "username": user.get_username()}
         await self.channel_layer.group_add(project_group(self.project_id), self.channel_name)
         await self.channel_layer.group_add(user_group(user.id), self.channel_name)
+        await self.channel_layer.group_add(MODELS_GROUP, self.channel_name)
         await self.accept()
         seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
         await self.send_json(
@@ -67,6 +68,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(user_group(user.id), self.channel_name)
+            await self.channel_layer.group_discard(MODELS_GROUP, self.channel_name)
 
     # -- client actions -------------------------------------------------------------------
 

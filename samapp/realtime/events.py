@@ -10,6 +10,10 @@ def project_group(project_id: int) -> str:
     return f"project.{project_id}"
 
 
+# Every socket joins it: registry model availability (downloads) concerns all pages.
+MODELS_GROUP = "models"
+
+
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
@@ -21,6 +25,16 @@ def broadcast(*, project_id: int, event: str, payload: dict[str, Any]) -> None:
         return
     async_to_sync(layer.group_send)(
         project_group(project_id), {"type": "project.event", "event": event, "payload": payload}
+    )
+
+
+def broadcast_models(*, event: str, payload: dict[str, Any]) -> None:
+    """Send `event` to every socket (the models group; no-op without a channel layer)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(
+        MODELS_GROUP, {"type": "project.event", "event": event, "payload": payload}
     )
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.ml.model_keys import embedding_model_key
 from samapp.models import (
     Annotation,
     AnnotationSource,
@@ -49,7 +50,21 @@ def segment_job_payload(job: SegmentJob) -> dict[str, Any]:
         "progress": round(job.progress, 3),
         "error": job.error,
         "annotations": job.annotation_count,
+        "options": job.options,
+        "summary": _summary(job),
     }
+
+
+def _summary(job: SegmentJob) -> str:
+    """One line for the page: how many masks the job kept, and what to try when none."""
+    if job.state != JobState.DONE:
+        return ""
+    if job.annotation_count == 0:
+        threshold = job.options.get("pred_iou_thresh")
+        now = f" (now {threshold:g})" if isinstance(threshold, int | float) else ""
+        return f"0 masks kept — try a lower predicted-IoU threshold{now}."
+    plural = "" if job.annotation_count == 1 else "s"
+    return f"{job.annotation_count} mask{plural} kept, waiting for review."
 
 
 def _report(job: SegmentJob, **changes: Any) -> None:
@@ -59,9 +74,14 @@ def _report(job: SegmentJob, **changes: Any) -> None:
     broadcast(project_id=job.project_id, event="job.progress", payload=segment_job_payload(job))
 
 
-def segment_options(*, project_settings: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """Generator arguments: the request's options over the project's auto-segment settings."""
-    resolved: dict[str, Any] = {}
+def segment_options(
+    *, project_settings: dict[str, Any], options: dict[str, Any], model_key: str
+) -> dict[str, Any]:
+    """Generator arguments: the request's options over the project's auto-segment settings
+    over the defaults of the project's model (`samapp.ml.registry.automatic_defaults`)."""
+    from samapp.ml.registry import automatic_defaults
+
+    resolved: dict[str, Any] = automatic_defaults(embedding_model_key(model_key))
     for name, (setting, kind) in OPTION_KEYS.items():
         value = options.get(name, project_settings.get(setting))
         if value is not None:
@@ -77,7 +97,11 @@ def segment_job_start(
         project=project,
         image=image,
         model_key=project.default_model_key,
-        options=segment_options(project_settings=project.settings or {}, options=options or {}),
+        options=segment_options(
+            project_settings=project.settings or {},
+            options=options or {},
+            model_key=project.default_model_key,
+        ),
         created_by=user,
     )
     embeddings_schedule(images=[image], model_key=job.model_key, priority=5)

@@ -384,7 +384,8 @@ async function decode(request: RequestFor<"decode">): Promise<void> {
   const renderAll = !request.previewOnly && request.outSize.width * request.outSize.height <= RENDER_ALL_PIXELS;
   const candidates: DecodeCandidate[] = indices.map((index) => ({
     index,
-    iou: iou[index] ?? 0,
+    // The IoU head is an unbounded regression: the score shown is clipped to [0, 1].
+    iou: Math.min(1, Math.max(0, iou[index] ?? 0)),
     mask:
       renderAll || index === preselected
         ? lowResToMask(lowRes, index * plane, side, model?.imgSize ?? 0, embedding.inputSize, request.outSize)
