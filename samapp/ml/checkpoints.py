@@ -30,6 +30,8 @@ class TextSink(Protocol):
 
 
 CHUNK_BYTES = 1 << 20
+# Bytes read from the network per write: a connection that breaks off loses at most this.
+READ_BYTES = 1 << 16
 
 
 class CheckpointDownloadError(RuntimeError):
@@ -143,12 +145,17 @@ def _fetch(
                 f.seek(offset)
                 f.truncate()
                 done = offset
-                for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                for chunk in response.iter_content(chunk_size=READ_BYTES):
                     f.write(chunk)
                     bar.update(len(chunk))
                     done += len(chunk)
                     if on_progress is not None:
                         on_progress("downloading", done, total)
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise OfflineError(
+            f"The connection to {url} broke off after {part.stat().st_size} bytes; "
+            "retry to resume."
+        ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise OfflineError(
             f"Cannot reach {url} ({type(exc).__name__}): no network? "

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from samapp.ml.registry import MODELS, UnknownModelError, get_spec
 from samapp.selectors.models import DEMO_NOTICE, model_is_present
-from samapp.services.decoders import decoder_export
+from samapp.services import decoders
 from samapp.services.model_downloads import (
     model_default_for_new_project,
     model_download_run,
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         for key in MODELS:
             if model_is_present(model_key=key):
                 start = time.monotonic()
-                decoder_export(model_key=key)
+                decoders.decoder_export(model_key=key)
                 self.stdout.write(f"Decoder of {key} ready ({time.monotonic() - start:.1f} s).")
 
     def _download_default(self) -> None:
