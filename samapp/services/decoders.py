@@ -25,7 +25,7 @@ class DecoderUnavailableError(Exception):
 
 
 @lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def _file_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
     from samapp.ml.checkpoints import sha256_file
 
     return sha256_file(path)
@@ -46,7 +46,7 @@ def checkpoint_digest(*, model_key: str) -> str | None:
     if not path.is_file():
         return None
     stat = path.stat()
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _folder(model_key: str) -> str:
