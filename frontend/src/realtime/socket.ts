@@ -1,6 +1,6 @@
 /** The project room websocket: reconnects with backoff and asks the server to replay what
  * it missed (`catch_up` with the last sequence number seen). */
-import type { Annotation } from "../api/types";
+import type { Annotation, RegistryModel } from "../api/types";
 
 export interface PresenceUser {
   id: number;
@@ -31,7 +31,8 @@ export type ServerEvent =
   | { event: "presence"; payload: { users: PresenceUser[] } }
   | { event: "job.progress"; payload: JobProgress }
   | { event: "caught_up"; payload: { seq: number } }
-  | { event: "model.activated"; payload: { model_key: string; model_version: number | null } };
+  | { event: "model.activated"; payload: { model_key: string; model_version: number | null } }
+  | { event: "model.download"; payload: RegistryModel };
 
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
