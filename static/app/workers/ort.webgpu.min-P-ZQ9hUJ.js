@@ -1,4 +1,4 @@
-import{t as e}from"./decoder.worker-C3fuU195.js";
+import{t as e}from"./decoder.worker-yqDkr9sB.js";
 /*!
 * ONNX Runtime Web v1.30.0
 * Copyright (c) Microsoft Corporation. All rights reserved.
