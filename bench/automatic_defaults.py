@@ -17,13 +17,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from samapp.ml.automatic import generate_masks  # noqa: E402
-from samapp.ml.evaluation import HELD_OUT_SEED, evaluate_automatic, match_shapes  # noqa: E402
-from samapp.ml.masks import rle_to_mask  # noqa: E402
-from samapp.ml.registry import automatic_defaults, load_model  # noqa: E402
-from samapp.ml.synthetic import generate_scene  # noqa: E402
+from samapp.ml.automatic import generate_masks
+from samapp.ml.evaluation import HELD_OUT_SEED, evaluate_automatic, match_shapes
+from samapp.ml.masks import rle_to_mask
+from samapp.ml.registry import automatic_defaults, load_model
+from samapp.ml.synthetic import generate_scene
 
 
 def main() -> None:

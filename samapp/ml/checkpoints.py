@@ -153,8 +153,7 @@ def _fetch(
                         on_progress("downloading", done, total)
     except requests.exceptions.ChunkedEncodingError as exc:
         raise OfflineError(
-            f"The connection to {url} broke off after {part.stat().st_size} bytes; "
-            "retry to resume."
+            f"The connection to {url} broke off after {part.stat().st_size} bytes; retry to resume."
         ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise OfflineError(

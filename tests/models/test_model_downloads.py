@@ -135,6 +135,8 @@ def test_a_failed_download_says_why_without_a_server_command(
 def test_a_download_whose_worker_died_shows_failed_and_restarts(
     client_for, project, mobile_sam, monkeypatch
 ):
+    from datetime import timedelta
+
     from django.utils import timezone
 
     started: list[str] = []
@@ -142,7 +144,7 @@ def test_a_download_whose_worker_died_shows_failed_and_restarts(
     ModelDownload.objects.create(
         model_key="mobile_sam", state=ModelDownloadState.DOWNLOADING, bytes_done=10
     )
-    ModelDownload.objects.update(updated_at=timezone.now() - timezone.timedelta(hours=1))
+    ModelDownload.objects.update(updated_at=timezone.now() - timedelta(hours=1))
     assert _state(client_for("viewer"), "mobile_sam")["state"] == "failed"
     model_download_start(model_key="mobile_sam", user=None)
     assert ModelDownload.objects.get().bytes_done == 0
