@@ -18,8 +18,8 @@ def default_project_settings() -> dict[str, object]:
     return {
         "export_polygon_tolerance": 1.0,
         "auto_points_per_side": 32,
-        "auto_pred_iou_thresh": 0.88,
-        "auto_stability_score_thresh": 0.95,
+        # Segment-everything thresholds left unset follow the project's model
+        # (samapp.ml.registry.automatic_defaults).
         "auto_min_mask_region_area": 0,
     }
 
@@ -510,3 +510,37 @@ class UploadSession(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.received}/{self.size})"
+
+
+class ModelDownloadState(models.TextChoices):
+    DOWNLOADING = "downloading", "Downloading"
+    VERIFYING = "verifying", "Verifying"
+    PRESENT = "present", "Present"
+    FAILED = "failed", "Failed"
+
+
+class ModelDownload(TimeStamped):
+    """The latest download of a registry model's checkpoint (one row per model).
+
+    Whether a checkpoint is present is read from the checkpoint directory; this row carries
+    what the directory cannot say: progress, the failure's reason, and the projects waiting
+    to switch to the model once it is present (`switch_projects`, project ids)."""
+
+    model_key = models.CharField(max_length=64, unique=True)
+    state = models.CharField(
+        max_length=16, choices=ModelDownloadState.choices, default=ModelDownloadState.DOWNLOADING
+    )
+    bytes_done = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    switch_projects = models.JSONField(default=list, blank=True)
+    started_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.model_key} ({self.state})"

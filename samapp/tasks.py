@@ -81,3 +81,12 @@ def proposals_run_task(
     from samapp.services.proposals import proposals_run
 
     proposals_run(project_id=project_id, image_ids=image_ids, user_id=user_id, options=options)
+
+
+@shared_task(name="samapp.tasks.model_download_task", acks_late=True, reject_on_worker_lost=True)
+def model_download_task(model_key: str) -> None:
+    # Not retried automatically: a failure is shown with its reason, and a new start
+    # resumes the partial file. A worker lost mid-download re-runs it (acks late).
+    from samapp.services.model_downloads import model_download_run
+
+    model_download_run(model_key=model_key)

@@ -6,7 +6,8 @@
 #
 # Environment: HOST (127.0.0.1), PORT (8000), SAM_DEMO_PASSWORD (else one generated once and
 # kept in $SAM_DATA_DIR/demo-admin-password), SAM_DATA_DIR (var/), PYTHON (python3),
-# SAM_SKIP_DEMO=1 to skip the demo data. Settings come from backend.settings.local unless
+# SAM_SKIP_DEMO=1 to skip the demo data, SAM_DEFAULT_MODEL (auto), SAM_DOWNLOAD_BASE_URL (a
+# checkpoint mirror). Settings come from backend.settings.local unless
 # DJANGO_SETTINGS_MODULE says otherwise.
 set -euo pipefail
 
@@ -28,6 +29,12 @@ log "Migrating the database"
 python manage.py migrate --noinput
 log "Collecting static files"
 python manage.py collectstatic --noinput -v0
+
+# SAM_DEFAULT_MODEL=auto: MobileSAM is downloaded when the network allows (falling back to
+# the offline demo model within SAM_DOWNLOAD_CONNECT_TIMEOUT s); every present model's
+# browser decoder is exported now, so the first workspace opened does not wait for one.
+log "Preparing the models"
+python manage.py sam_models_prepare
 
 USERNAME=admin
 if [ "${SAM_SKIP_DEMO:-0}" != 1 ]; then

@@ -278,7 +278,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # SAM
-SAM_DEFAULT_MODEL = env("SAM_DEFAULT_MODEL", default="sam_tiny")
+# The model of new projects: a registry key, or "auto": the first present model of
+# SAM_AUTO_MODELS (downloaded at start-up by `manage.py sam_models_prepare` when the network
+# allows), else the bundled offline demo model sam_tiny.
+SAM_DEFAULT_MODEL = env("SAM_DEFAULT_MODEL", default="auto")
+SAM_AUTO_MODELS = env.list("SAM_AUTO_MODELS", default=["mobile_sam"])
+# A mirror holding the checkpoints under their official file names (default: official URLs).
+SAM_DOWNLOAD_BASE_URL = env("SAM_DOWNLOAD_BASE_URL", default="")
+# Seconds to wait for the download host's connection: an offline start falls back fast.
+SAM_DOWNLOAD_CONNECT_TIMEOUT = env.float("SAM_DOWNLOAD_CONNECT_TIMEOUT", default=3.0)
 SAM_CHECKPOINT_DIR = Path(env("SAM_CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints")))
 SAM_DEVICE = env("SAM_DEVICE", default="auto")
 # Keep random weights when a checkpoint is missing (tests, demos without the file only).

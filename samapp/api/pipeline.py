@@ -20,8 +20,8 @@ from samapp.selectors.embeddings import embedding_get_visible, embedding_status_
 from samapp.selectors.model_versions import model_key_visible
 from samapp.services.decoders import (
     DecoderUnavailableError,
-    decoder_export_request,
     decoder_file_get,
+    decoder_state,
 )
 from samapp.services.embeddings import embedding_read, embedding_request
 from samapp.services.reviews import MAX_REASON_CHARS, annotations_review
@@ -29,6 +29,10 @@ from samapp.services.segment import segment_job_payload, segment_job_start
 
 IMMUTABLE = "private, max-age=31536000, immutable"
 DTYPES = {"fp16": "float16", "int8": "int8"}
+PENDING_DETAIL = {
+    "downloading": "The model is being downloaded; its decoder is prepared right after.",
+    "exporting": "The model's browser decoder is being prepared.",
+}
 
 
 def _not_modified(request: Request, etag: str) -> bool:
@@ -143,20 +147,21 @@ class DecoderManifestApi(APIView):
     """Which browser decoder files exist for a model; the first request starts the export."""
 
     @extend_schema(
-        operation_id="models_decoder_manifest", responses={200: dict, 404: dict, 503: dict}
+        operation_id="models_decoder_manifest", responses={200: dict, 202: dict, 404: dict}
     )
     def get(self, request: Request, model_key: str) -> Response:
         if not model_key_visible(user=request.user, model_key=model_key):
             raise Http404("No such model.")  # another project's fine-tuned version
         try:
-            manifest = decoder_export_request(model_key=model_key)
+            state, manifest = decoder_state(model_key=model_key)
         except DecoderUnavailableError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+            return Response({"detail": str(exc), "status": "absent"}, status=404)
         if manifest is None:
+            # An expected wait, not an error: the page shows the state and asks again.
             return Response(
-                {"detail": "The decoder is being exported; retry shortly.", "status": "exporting"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "5"},
+                {"detail": PENDING_DETAIL[state], "status": state},
+                status=status.HTTP_202_ACCEPTED,
+                headers={"Retry-After": "2"},
             )
         return Response(_manifest_output(manifest))
 

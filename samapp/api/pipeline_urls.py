@@ -9,6 +9,7 @@ from samapp.api.pipeline import (
     SegmentEverythingApi,
     SegmentJobDetailApi,
 )
+from samapp.api.registry_models import ModelDetailApi, ModelDownloadApi, ModelListApi
 
 P = "projects/<int:project_id>/"
 
@@ -18,6 +19,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
         EmbeddingFileApi.as_view(),
         name="embedding-file",
     ),
+    path("models/", ModelListApi.as_view(), name="model-list"),
+    path("models/<slug:model_key>/", ModelDetailApi.as_view(), name="model-detail"),
+    path("models/<slug:model_key>/download/", ModelDownloadApi.as_view(), name="model-download"),
     path("models/<slug:model_key>/decoder/", DecoderManifestApi.as_view(), name="decoder-manifest"),
     path(
         "models/<slug:model_key>/decoder/<str:filename>",

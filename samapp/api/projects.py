@@ -15,6 +15,7 @@ from samapp.api.permissions import ProjectScopedMixin
 from samapp.errors import PermissionDeniedError
 from samapp.models import Label, Membership, Project, ReviewPolicy, Role
 from samapp.roles import Capability, role_can
+from samapp.selectors.models import project_pending_model_key
 from samapp.selectors.projects import (
     image_status_counts,
     label_list,
@@ -135,6 +136,8 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
             self.project, context={"roles": {self.project.id: self.membership.role}}
         ).data
         data["status_counts"] = image_status_counts(project=self.project)
+        # The model the project switches to once its download completes (None: none).
+        data["pending_model_key"] = project_pending_model_key(project=self.project)
         return data
 
     @extend_schema(responses=ProjectOutput)

@@ -6,13 +6,18 @@ hash are right, so a reader never sees a half-written or corrupt checkpoint.
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 from tqdm import tqdm
 
-from samapp.ml.registry import checkpoint_path, default_checkpoint_dir, get_spec
+from samapp.ml.registry import checkpoint_path, default_checkpoint_dir, download_url, get_spec
+
+# on_progress(stage, done_bytes, total_bytes): stage is "downloading" (after each chunk) or
+# "verifying" (once, before the hash is checked); total_bytes is None when unknown.
+ProgressCallback = Callable[[str, int, int | None], None]
 
 
 class TextSink(Protocol):
@@ -25,6 +30,8 @@ class TextSink(Protocol):
 
 
 CHUNK_BYTES = 1 << 20
+# Bytes read from the network per write: a connection that breaks off loses at most this.
+READ_BYTES = 1 << 16
 
 
 class CheckpointDownloadError(RuntimeError):
@@ -56,6 +63,8 @@ def download(
     progress: bool = True,
     progress_file: TextSink | None = None,
     timeout: float = 30.0,
+    connect_timeout: float | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Download ``url`` to ``dest``, resuming a previous partial download.
 
@@ -66,7 +75,9 @@ def download(
       size_bytes: expected size; None skips the check.
       progress: show a tqdm progress bar.
       progress_file: stream for the progress bar (default stderr).
-      timeout: seconds for connecting and for each read.
+      timeout: seconds for each read (and for connecting, unless ``connect_timeout``).
+      connect_timeout: seconds to wait for the connection (an offline host fails fast).
+      on_progress: called with the stage and byte counts (see ``ProgressCallback``).
 
     Returns:
       ``dest``. An existing ``dest`` with the right hash is kept without any network access.
@@ -86,7 +97,10 @@ def download(
         part.unlink()
         offset = 0
     if size_bytes is None or offset < size_bytes:
-        _fetch(url, part, offset, progress, progress_file, timeout)
+        timeouts = (connect_timeout or timeout, timeout)
+        _fetch(url, part, offset, progress, progress_file, timeouts, on_progress)
+    if on_progress is not None:
+        on_progress("verifying", part.stat().st_size, size_bytes)
     _verify(part, sha256, size_bytes)
     os.replace(part, dest)
     return dest
@@ -98,7 +112,8 @@ def _fetch(
     offset: int,
     progress: bool,
     progress_file: TextSink | None,
-    timeout: float,
+    timeout: tuple[float, float],
+    on_progress: ProgressCallback | None,
 ) -> None:
     """Append the bytes from ``offset`` on to ``part`` (restart if the server ignores Range)."""
     headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -129,9 +144,17 @@ def _fetch(
             ):
                 f.seek(offset)
                 f.truncate()
-                for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
+                done = offset
+                for chunk in response.iter_content(chunk_size=READ_BYTES):
                     f.write(chunk)
                     bar.update(len(chunk))
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress("downloading", done, total)
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise OfflineError(
+            f"The connection to {url} broke off after {part.stat().st_size} bytes; retry to resume."
+        ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise OfflineError(
             f"Cannot reach {url} ({type(exc).__name__}): no network? "
@@ -159,18 +182,32 @@ def download_model(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     progress_file: TextSink | None = None,
+    base_url: str | None = None,
+    connect_timeout: float | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> Path:
     """Download the official checkpoint of registry model ``name``; returns its path.
 
-    Raises ``CheckpointDownloadError`` for a model without a download URL (``sam_tiny``
-    ships with the repository) and whatever ``download`` raises.
+    ``base_url`` names a mirror holding the files under their official names (see
+    ``registry.download_url``). Raises ``CheckpointDownloadError`` for a model without a
+    download URL (``sam_tiny`` ships with the repository) and whatever ``download`` raises.
     """
     spec = get_spec(name)
-    if spec.url is None:
+    url = download_url(name, base_url)
+    if url is None:
         path = checkpoint_path(name, checkpoint_dir)
         state = "present" if path.is_file() else "missing; rebuild it with sam_train_tiny"
         raise CheckpointDownloadError(
             f"Model {name!r} has no download URL: it ships with the repository ({path}, {state})."
         )
     dest = Path(checkpoint_dir or default_checkpoint_dir()) / spec.filename
-    return download(spec.url, dest, spec.sha256, spec.size_bytes, progress, progress_file)
+    return download(
+        url,
+        dest,
+        spec.sha256,
+        spec.size_bytes,
+        progress,
+        progress_file,
+        connect_timeout=connect_timeout,
+        on_progress=on_progress,
+    )

@@ -229,3 +229,58 @@ def evaluate_sam_tiny(
         "noc_85": round(result.noc(0.85), 2),
         "noc_90": round(result.noc(0.90), 2),
     }
+
+
+@dataclass(frozen=True)
+class AutomaticResult:
+    """Segment-everything on generated scenes.
+
+    Attributes:
+      shapes: ground-truth shapes in the scenes.
+      found: shapes matched by at least one kept mask at IoU >= ``iou``.
+      masks: masks the generator kept, over all scenes.
+      iou: the matching threshold.
+    """
+
+    shapes: int
+    found: int
+    masks: int
+    iou: float
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.shapes if self.shapes else 0.0
+
+
+def match_shapes(
+    predicted: Sequence[np.ndarray], shapes: Sequence[np.ndarray], iou: float = 0.8
+) -> int:
+    """How many of ``shapes`` some mask of ``predicted`` covers at IoU >= ``iou``."""
+    if not predicted or not shapes:
+        return 0
+    stacked = np.stack([p.astype(bool) for p in predicted])
+    return sum(int(_ious(stacked[None], gt.astype(bool)[None]).max() >= iou) for gt in shapes)
+
+
+def evaluate_automatic(
+    sam: Sam,
+    scenes: int = 40,
+    iou: float = 0.8,
+    seed: int = HELD_OUT_SEED,
+    **generator_kwargs: object,
+) -> AutomaticResult:
+    """Share of the held-out scenes' shapes that segment everything finds at IoU >= ``iou``
+    with ``generator_kwargs`` (``AutomaticMaskGenerator`` arguments)."""
+    from samapp.ml.automatic import generate_masks
+    from samapp.ml.masks import rle_to_mask
+    from samapp.ml.synthetic import generate_scene
+
+    shapes = found = kept = 0
+    for index in range(scenes):
+        scene = generate_scene(seed, index)
+        records = generate_masks(sam, scene.image, **generator_kwargs)  # type: ignore[arg-type]
+        predicted = [rle_to_mask(r["segmentation"]) for r in records]
+        shapes += len(scene.masks)
+        found += match_shapes(predicted, scene.masks, iou)
+        kept += len(records)
+    return AutomaticResult(shapes=shapes, found=found, masks=kept, iou=iou)

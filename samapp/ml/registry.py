@@ -10,8 +10,9 @@ values published by many independent projects that pin these files (e.g. micro-s
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from segment_anything import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
@@ -47,6 +48,11 @@ class ModelSpec:
       sha256: hex digest of the official file (None when not published).
       size_bytes: size of the official file (None when not published).
       bundled_path: checkpoint committed to the repository, used when present.
+      automatic: segment-everything defaults (``AutomaticMaskGenerator`` arguments) for
+        this model, used where a request and the project's settings leave one unset.
+      licence: licence of the checkpoint.
+      source: where the weights come from (paper or repository).
+      runs_on: what the worker needs ("CPU", "GPU recommended").
     """
 
     name: str
@@ -57,6 +63,14 @@ class ModelSpec:
     sha256: str | None = None
     size_bytes: int | None = None
     bundled_path: Path | None = None
+    automatic: dict[str, Any] = field(default_factory=dict)
+    licence: str = "Apache-2.0"
+    source: str = "https://github.com/facebookresearch/segment-anything"
+    runs_on: str = "CPU"
+
+
+# SAM's own SamAutomaticMaskGenerator defaults, calibrated on natural images.
+_SAM_AUTOMATIC = {"points_per_side": 32, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
 
 
 def _build_sam_tiny() -> Sam:
@@ -76,6 +90,8 @@ MODELS: dict[str, ModelSpec] = {
             url=_SAM_URL + "sam_vit_b_01ec64.pth",
             sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
             size_bytes=375_042_383,
+            automatic=_SAM_AUTOMATIC,
+            runs_on="CPU (slow: ~1 min per image on 2 cores), GPU recommended",
         ),
         ModelSpec(
             name="sam_vit_l",
@@ -85,6 +101,8 @@ MODELS: dict[str, ModelSpec] = {
             url=_SAM_URL + "sam_vit_l_0b3195.pth",
             sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
             size_bytes=1_249_524_607,
+            automatic=_SAM_AUTOMATIC,
+            runs_on="GPU",
         ),
         ModelSpec(
             name="sam_vit_h",
@@ -94,6 +112,8 @@ MODELS: dict[str, ModelSpec] = {
             url=_SAM_URL + "sam_vit_h_4b8939.pth",
             sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
             size_bytes=2_564_550_879,
+            automatic=_SAM_AUTOMATIC,
+            runs_on="GPU",
         ),
         ModelSpec(
             name="mobile_sam",
@@ -103,6 +123,8 @@ MODELS: dict[str, ModelSpec] = {
             url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
             sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
             size_bytes=40_728_226,
+            automatic=_SAM_AUTOMATIC,
+            source="https://github.com/ChaoningZhang/MobileSAM",
         ),
         ModelSpec(
             name="sam_tiny",
@@ -110,6 +132,15 @@ MODELS: dict[str, ModelSpec] = {
             build=_build_sam_tiny,
             filename="sam_tiny.pt",
             bundled_path=SAM_TINY_CHECKPOINT,
+            # Calibrated with bench/automatic_defaults.py on the held-out generated scenes
+            # (docs/models.md): its soft masks fail SAM's stability filter (0.95 kept none),
+            # and 16 points per side find as many shapes as 32 at a quarter of the cost.
+            automatic={
+                "points_per_side": 16,
+                "pred_iou_thresh": 0.6,
+                "stability_score_thresh": 0.7,
+            },
+            source="trained here on generated shapes (manage.py sam_train_tiny)",
         ),
     )
 }
@@ -122,6 +153,22 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(MODELS))
         raise UnknownModelError(f"Unknown model {name!r}; known models: {known}") from None
+
+
+def automatic_defaults(name: str) -> dict[str, Any]:
+    """Segment-everything defaults of registry model ``name`` (a copy)."""
+    return dict(get_spec(name).automatic)
+
+
+def download_url(name: str, base_url: str | None = None) -> str | None:
+    """Where the checkpoint of ``name`` is downloaded from: ``base_url`` + its file name when
+    a mirror is configured, else its official URL (None for a bundled checkpoint)."""
+    spec = get_spec(name)
+    if spec.url is None:
+        return None
+    if base_url:
+        return base_url.rstrip("/") + "/" + spec.filename
+    return spec.url
 
 
 def default_checkpoint_dir() -> Path:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from samapp.json_input import json_parse_bounded
 from samapp.models import Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
-from samapp.realtime.events import project_group, user_group
+from samapp.realtime.events import MODELS_GROUP, project_group, user_group
 from samapp.roles import Capability, role_can
 from samapp.selectors.api_tokens import socket_credential_valid
 from samapp.selectors.projects import membership_get
@@ -72,6 +72,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.user_info = {"id": user.id, "username": user.get_username()}
         await self.channel_layer.group_add(project_group(self.project_id), self.channel_name)
         await self.channel_layer.group_add(user_group(user.id), self.channel_name)
+        await self.channel_layer.group_add(MODELS_GROUP, self.channel_name)
         await self.accept()
         seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
         await self.send_json(
@@ -98,6 +99,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
             await self.channel_layer.group_discard(user_group(user.id), self.channel_name)
+            await self.channel_layer.group_discard(MODELS_GROUP, self.channel_name)
 
     # -- client actions -------------------------------------------------------------------
 

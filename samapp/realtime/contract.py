@@ -142,6 +142,10 @@ class SegmentProgress(TypedDict):
     progress: float
     error: str
     annotations: int
+    # The generator's arguments as resolved (request, project settings, model defaults).
+    options: dict[str, float]
+    # One line for the page: how many masks were kept, and what to try when none.
+    summary: str
 
 
 class ProposalsProgress(TypedDict):
@@ -182,6 +186,25 @@ class ModelActivatedPayload(TypedDict):
     model_version: int | None
 
 
+class RegistryModelPayload(TypedDict):
+    """A registry model's availability on this server (also `GET /api/models/<key>/`)."""
+
+    key: str
+    title: str
+    state: Literal["absent", "downloading", "verifying", "present", "failed"]
+    bytes_done: int
+    bytes_total: int | None
+    percent: float | None
+    error: str
+    downloadable: bool
+    size_bytes: int | None
+    runs_on: str
+    licence: str
+    source: str
+    automatic_defaults: dict[str, float]
+    notice: str
+
+
 # ---------------------------------------------------------------- events
 
 HELLO = ServerEvent[HelloPayload]("hello", HelloPayload)
@@ -204,6 +227,7 @@ EMBEDDING_READY = ServerEvent[EmbeddingReadyPayload]("embedding.ready", Embeddin
 EMBEDDING_FAILED = ServerEvent[EmbeddingFailedPayload]("embedding.failed", EmbeddingFailedPayload)
 JOB_PROGRESS = ServerEvent[JobProgress]("job.progress", JobProgress)
 MODEL_ACTIVATED = ServerEvent[ModelActivatedPayload]("model.activated", ModelActivatedPayload)
+MODEL_DOWNLOAD = ServerEvent[RegistryModelPayload]("model.download", RegistryModelPayload)
 
 SERVER_EVENTS: tuple[ServerEvent[Any], ...] = (
     HELLO,
@@ -218,4 +242,5 @@ SERVER_EVENTS: tuple[ServerEvent[Any], ...] = (
     EMBEDDING_FAILED,
     JOB_PROGRESS,
     MODEL_ACTIVATED,
+    MODEL_DOWNLOAD,
 )

@@ -12,6 +12,10 @@ def project_group(project_id: int) -> str:
     return f"project.{project_id}"
 
 
+# Every socket joins it: registry model availability (downloads) concerns all pages.
+MODELS_GROUP = "models"
+
+
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
@@ -24,6 +28,16 @@ def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
     async_to_sync(layer.group_send)(
         project_group(project_id),
         {"type": "project.event", "event": str(event), "payload": dict(payload)},
+    )
+
+
+def broadcast_models(*, event: ServerEvent[P], payload: P) -> None:
+    """Send `event` to every socket (the models group; no-op without a channel layer)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(
+        MODELS_GROUP, {"type": "project.event", "event": str(event), "payload": dict(payload)}
     )
 
 

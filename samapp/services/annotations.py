@@ -95,6 +95,12 @@ def _derived_fields(rle: dict[str, Any]) -> dict[str, Any]:
     return {"bbox": rle_bbox(rle), "area": rle_area(rle)}
 
 
+def clip_predicted_iou(value: float | None) -> float | None:
+    """A model's IoU head is a regression without bounds (it can say 1.02 or -0.1): the
+    score stored and shown is clipped to [0, 1]."""
+    return None if value is None else min(1.0, max(0.0, float(value)))
+
+
 def _require(actor: Membership, capability: Capability) -> None:
     if not role_can(actor.role, capability):
         raise PermissionDeniedError(
@@ -200,7 +206,7 @@ def annotation_create(
             image=image,
             label=_clean_label(image=image, label=label),
             rle=clean,
-            predicted_iou=predicted_iou,
+            predicted_iou=clip_predicted_iou(predicted_iou),
             source=source,
             prompts=prompts or {},
             model_key=model_key,
@@ -322,6 +328,8 @@ def annotation_update(
         changes.update(_derived_fields(changes["rle"]))
     if "label" in changes:
         changes["label"] = _clean_label(image=image, label=changes["label"])
+    if "predicted_iou" in changes:
+        changes["predicted_iou"] = clip_predicted_iou(changes["predicted_iou"])
     with transaction.atomic():
         project_lock(project_id=image.project_id)
         updated = Annotation.objects.filter(pk=annotation.pk, version=expected).update(

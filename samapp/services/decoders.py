@@ -5,6 +5,7 @@ names, so they can be served with immutable caching by any web process."""
 import json
 import logging
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,31 @@ logger = logging.getLogger(__name__)
 
 class DecoderUnavailableError(Exception):
     """The model is unknown or has no checkpoint: nothing can be exported (HTTP 404)."""
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    from samapp.ml.checkpoints import sha256_file
+
+    return sha256_file(path)
+
+
+def checkpoint_digest(*, model_key: str) -> str | None:
+    """sha256 of a registry model's checkpoint file (hashed once per file version), or None
+    for a fine-tuned version (its key names its weights) or a missing file."""
+    from samapp.ml.model_keys import is_version_key
+    from samapp.ml.registry import UnknownModelError, checkpoint_path
+
+    if is_version_key(model_key):
+        return None
+    try:
+        path = checkpoint_path(model_key, settings.SAM_CHECKPOINT_DIR)
+    except UnknownModelError:
+        return None
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _folder(model_key: str) -> str:
@@ -42,6 +68,8 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
     # A lossy variant that failed its parity probe is listed as rejected, not exported again.
     if not wanted <= set(manifest.get("variants", {})) | set(manifest.get("rejected", {})):
         return None  # exported with another variant list: export again
+    if manifest.get("checkpoint_sha256") != checkpoint_digest(model_key=model_key):
+        return None  # exported from other weights (a retrained or replaced checkpoint)
     return manifest
 
 
@@ -64,9 +92,22 @@ def decoder_model_check(*, model_key: str) -> None:
         settings.SAM_RANDOM_INIT_FALLBACK
     ):
         raise DecoderUnavailableError(
-            f"No checkpoint for model {model_key!r}: run `python manage.py sam_download "
-            f"{model_key}` (or sam_train_tiny for sam_tiny)."
+            f"Model {model_key!r} is not on this server yet: a manager can download it "
+            "from the Models page."
         )
+
+
+def decoder_state(*, model_key: str) -> tuple[str, dict[str, Any] | None]:
+    """("ready", manifest), ("downloading", None) while the model's checkpoint is being
+    downloaded, or ("exporting", None) while a worker exports it (queued here if needed).
+    Raises DecoderUnavailableError for an unknown or absent model."""
+    from samapp.ml.model_keys import is_version_key
+    from samapp.selectors.models import model_download_active
+
+    if not is_version_key(model_key) and model_download_active(model_key=model_key):
+        return "downloading", None
+    manifest = decoder_export_request(model_key=model_key)
+    return ("ready", manifest) if manifest is not None else ("exporting", None)
 
 
 def decoder_export_request(*, model_key: str) -> dict[str, Any] | None:
@@ -95,6 +136,7 @@ def decoder_export(*, model_key: str) -> dict[str, Any]:
         manifest = export_decoders(
             model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)
         )
+        manifest["checkpoint_sha256"] = checkpoint_digest(model_key=model_key)
         for entry in _file_entries(manifest):
             name = decoder_file_path(model_key=model_key, filename=entry["filename"])
             if not default_storage.exists(name):  # content-hashed: same name, same bytes

@@ -46,11 +46,21 @@ def project_create(
     labels: Iterable[tuple[str, str]] = (),
     review_policy: str = ReviewPolicy.PROPOSED,
 ) -> Project:
-    """Create a project with its labels in one transaction; its creator becomes its owner."""
+    """Create a project with its labels in one transaction; its creator becomes its owner.
+    Without a model key it gets the default model (`SAM_DEFAULT_MODEL`; with `auto`, the
+    first present real model, or sam_tiny while one downloads, switched once it is present)."""
+    from samapp.services.model_downloads import (
+        model_default_for_new_project,
+        project_model_switch,
+    )
+
     if not name.strip():
         raise ApplicationError("A project needs a name.")
+    pending = None
     if default_model_key:
         _check_model_key(default_model_key)
+    else:
+        default_model_key, pending = model_default_for_new_project()
     if review_policy not in ReviewPolicy.values:
         raise ApplicationError(
             f"Unknown review policy {review_policy!r}; choose one of "
@@ -64,8 +74,10 @@ def project_create(
         description=description,
         created_by=created_by,
         review_policy=review_policy,
-        **({"default_model_key": default_model_key} if default_model_key else {}),
+        default_model_key=default_model_key,
     )
+    if pending is not None:
+        project_model_switch(project=project, model_key=pending)
     Membership.objects.create(project=project, user=created_by, role=Role.OWNER)
     for label_name, color in labels:
         label_create(project=project, name=label_name, color=color)
@@ -78,7 +90,14 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
     if "default_model_key" in data:
-        _check_model_key(str(data["default_model_key"]))
+        from samapp.services.model_downloads import project_model_switch
+
+        data = dict(data)
+        model_key = str(data.pop("default_model_key"))
+        _check_model_key(model_key)
+        if model_key != project.default_model_key:
+            project_model_switch(project=project, model_key=model_key)
+            project.refresh_from_db(fields=["default_model_key"])
     if "settings" in data:
         data = {
             **data,

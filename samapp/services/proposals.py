@@ -31,6 +31,7 @@ from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
 from samapp.services.job_limits import job_quota_check, project_setting, proposal_points_check
 from samapp.services.model_versions import embedding_load, embeddings_ready
+from samapp.services.segment import segment_options
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +44,18 @@ class ProposalOptions:
     """Filters of the semi-automatic stage.
 
     Attributes:
-      pred_iou_thresh: minimum predicted IoU (SAM's generator filter).
-      stability_score_thresh: minimum stability score (SAM's generator filter).
+      pred_iou_thresh: minimum predicted IoU (SAM's generator filter); None: the model's
+        default (`samapp.ml.registry.automatic_defaults`).
+      stability_score_thresh: minimum stability score (SAM's generator filter); None: the
+        model's default.
       max_overlap: drop a mask when more than this share of it is already annotated.
       min_label_similarity: cosine similarity to the nearest labelled example needed to
         label a proposal (below it, the proposal is unlabelled).
       points_per_side: point grid of the generator (the project's setting when None).
     """
 
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.92
+    pred_iou_thresh: float | None = None
+    stability_score_thresh: float | None = None
     max_overlap: float = 0.5
     min_label_similarity: float = 0.8
     points_per_side: int | None = None
@@ -123,17 +126,15 @@ def proposals_generate(
         image=image, review_state=ReviewState.PROPOSED, prompts__has_key="proposal"
     ):
         annotation_delete(annotation=stale, expected_version=stale.version)
-    points = options.points_per_side or project_setting(
-        project=project, name="auto_points_per_side", default=32
+    generator = segment_options(
+        project=project,
+        options={
+            name: value
+            for name in ("points_per_side", "pred_iou_thresh", "stability_score_thresh")
+            if (value := getattr(options, name)) is not None
+        },
     )
-    records = generate_masks(
-        model,
-        _pixels(image),
-        stored,
-        points_per_side=points,
-        pred_iou_thresh=options.pred_iou_thresh,
-        stability_score_thresh=options.stability_score_thresh,
-    )
+    records = generate_masks(model, _pixels(image), stored, **generator)
     covered = np.zeros((image.height, image.width), bool)
     for annotation in Annotation.objects.filter(image=image).exclude(
         review_state=ReviewState.REJECTED

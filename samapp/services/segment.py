@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.ml.model_keys import embedding_model_key
 from samapp.models import (
     Annotation,
     AnnotationSource,
@@ -52,7 +53,21 @@ def segment_job_payload(job: SegmentJob) -> SegmentProgress:
         "progress": round(job.progress, 3),
         "error": job.error,
         "annotations": job.annotation_count,
+        "options": job.options,
+        "summary": _summary(job),
     }
+
+
+def _summary(job: SegmentJob) -> str:
+    """One line for the page: how many masks the job kept, and what to try when none."""
+    if job.state != JobState.DONE:
+        return ""
+    if job.annotation_count == 0:
+        threshold = job.options.get("pred_iou_thresh")
+        now = f" (now {threshold:g})" if isinstance(threshold, int | float) else ""
+        return f"0 masks kept — try a lower predicted-IoU threshold{now}."
+    plural = "" if job.annotation_count == 1 else "s"
+    return f"{job.annotation_count} mask{plural} kept, waiting for review."
 
 
 def _report(job: SegmentJob, **changes: Any) -> None:
@@ -64,8 +79,11 @@ def _report(job: SegmentJob, **changes: Any) -> None:
 
 def segment_options(*, project: Project, options: dict[str, Any]) -> dict[str, Any]:
     """Generator arguments: the request's options (bounded by the API's schema) over the
-    project's auto-segment settings (checked against the same bounds)."""
-    resolved: dict[str, Any] = {}
+    project's auto-segment settings (checked against the same bounds) over the defaults of
+    the project's model (`samapp.ml.registry.automatic_defaults`)."""
+    from samapp.ml.registry import automatic_defaults
+
+    resolved: dict[str, Any] = automatic_defaults(embedding_model_key(project.default_model_key))
     for name, setting in OPTION_KEYS.items():
         value = options.get(name)
         if value is None:

@@ -1,16 +1,13 @@
-"""Checkpoint download against a local HTTP server (no external network)."""
+"""Checkpoint download against a local HTTP server standing in for the download host."""
 
-import hashlib
-import http.server
 import io
-import socket
 import subprocess
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 
 from samapp.ml import registry
@@ -21,65 +18,25 @@ from samapp.ml.checkpoints import (
     download,
     download_model,
 )
+from tests.download_host import DATA, SHA, DownloadHostHandler, download_host, refused_base_url
 
-DATA = bytes(range(256)) * 4000  # 1 MB
-SHA = hashlib.sha256(DATA).hexdigest()
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """/good honours Range, /norange ignores it, /corrupt serves other bytes, else 404."""
-
-    ranges: list[str | None] = []
-
-    def do_GET(self):
-        body = {"/good": DATA, "/norange": DATA, "/corrupt": DATA[::-1]}.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        range_header = self.headers.get("Range")
-        type(self).ranges.append(range_header)
-        start = 0
-        if range_header and self.path != "/norange":
-            start = int(range_header.removeprefix("bytes=").split("-")[0])
-            if start >= len(body):
-                self.send_response(416)
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with download_host() as url:
+        yield url
 
 
 @pytest.fixture
 def refused_url():
-    """A URL on a local port nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/good"
+    return refused_base_url() + "/good"
 
 
 @pytest.fixture(autouse=True)
 def _reset_ranges():
-    _Handler.ranges.clear()
+    DownloadHostHandler.ranges.clear()
 
 
 def test_full_download_with_progress_bar(server, tmp_path):
@@ -94,7 +51,7 @@ def test_resume_from_truncated_partial_file(server, tmp_path):
     (tmp_path / "m.pth.part").write_bytes(DATA[:300_000])
     path = download(f"{server}/good", tmp_path / "m.pth", SHA, len(DATA), progress=False)
     assert path.read_bytes() == DATA
-    assert _Handler.ranges == ["bytes=300000-"]
+    assert DownloadHostHandler.ranges == ["bytes=300000-"]
 
 
 def test_restart_when_server_ignores_range(server, tmp_path):
@@ -107,7 +64,7 @@ def test_complete_partial_file_is_verified_and_renamed(server, tmp_path):
     (tmp_path / "m.pth.part").write_bytes(DATA)
     path = download(f"{server}/good", tmp_path / "m.pth", SHA, len(DATA), progress=False)
     assert path.read_bytes() == DATA
-    assert _Handler.ranges == []  # size already right: no request at all
+    assert DownloadHostHandler.ranges == []  # size already right: no request at all
 
 
 def test_corrupt_download_is_deleted_and_reported(server, tmp_path):
@@ -192,3 +149,65 @@ def test_command_exits_non_zero_with_message():
     )
     assert result.returncode == 1
     assert "CommandError: Unknown model 'sam_vit_x'" in result.stderr
+
+
+def test_progress_is_reported_by_stage(server, tmp_path):
+    calls = []
+    download(
+        f"{server}/good",
+        tmp_path / "m.pth",
+        SHA,
+        len(DATA),
+        progress=False,
+        on_progress=lambda stage, done, total: calls.append((stage, done, total)),
+    )
+    downloading = [c for c in calls if c[0] == "downloading"]
+    assert [d for _, d, _ in downloading] == sorted(d for _, d, _ in downloading)
+    assert downloading[-1] == ("downloading", len(DATA), len(DATA))
+    assert calls[-1] == ("verifying", len(DATA), len(DATA))
+
+
+def test_truncated_download_keeps_its_part_and_resumes(server, tmp_path):
+    with pytest.raises(OfflineError, match="broke off"):
+        download(f"{server}/truncated", tmp_path / "m.pth", SHA, len(DATA), progress=False)
+    kept = (tmp_path / "m.pth.part").stat().st_size
+    assert len(DATA) // 4 < kept <= len(DATA) // 2  # what arrived, to the last full read
+    path = download(f"{server}/good", tmp_path / "m.pth", SHA, len(DATA), progress=False)
+    assert path.read_bytes() == DATA
+    assert DownloadHostHandler.ranges[-1] == f"bytes={kept}-"
+
+
+def test_stalled_download_times_out_then_resumes(server, tmp_path):
+    with pytest.raises(OfflineError):
+        download(f"{server}/slow", tmp_path / "m.pth", SHA, len(DATA), progress=False, timeout=0.5)
+    kept = (tmp_path / "m.pth.part").stat().st_size
+    assert 0 < kept < len(DATA)
+    path = download(f"{server}/good", tmp_path / "m.pth", SHA, len(DATA), progress=False)
+    assert path.read_bytes() == DATA
+    assert DownloadHostHandler.ranges[-1] == f"bytes={kept}-"
+
+
+def test_connect_timeout_is_separate_from_the_read_timeout(monkeypatch, tmp_path):
+    seen = []
+
+    def refuse(url, **kwargs):
+        seen.append(kwargs["timeout"])
+        raise requests.ConnectTimeout("timed out")
+
+    monkeypatch.setattr(requests, "get", refuse)
+    with pytest.raises(OfflineError):
+        download("http://download.invalid/m", tmp_path / "m.pth", connect_timeout=2.5, timeout=30)
+    assert seen == [(2.5, 30)]
+
+
+def test_a_mirror_serves_the_registry_files(server, monkeypatch, tmp_path):
+    monkeypatch.setitem(DownloadHostHandler.files, "mobile_sam.pt", DATA)
+    spec = replace(registry.MODELS["mobile_sam"], sha256=SHA, size_bytes=len(DATA))
+    monkeypatch.setitem(registry.MODELS, "mobile_sam", spec)
+    assert (
+        registry.download_url("mobile_sam", f"{server}/files/") == f"{server}/files/mobile_sam.pt"
+    )
+    assert registry.download_url("mobile_sam") == spec.url
+    assert registry.download_url("sam_tiny", server) is None
+    path = download_model("mobile_sam", tmp_path, progress=False, base_url=f"{server}/files")
+    assert path.read_bytes() == DATA

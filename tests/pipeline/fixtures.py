@@ -124,10 +124,11 @@ def pg_database_url() -> Any:
 
 def decoder_manifest(client: Any, capture_on_commit: Any, key: str = "sam_tiny") -> dict[str, Any]:
     """``key``'s decoder manifest as the workspace fetches it: the first request queues the
-    export, which the (eager) task runs on commit, so a 503 is asked again once."""
+    export, which the (eager) task runs on commit, so a 202 ("exporting") is asked again once."""
     with capture_on_commit(execute=True):
         response = client.get(f"/api/models/{key}/decoder/")
-    if response.status_code == 503:
+    if response.status_code == 202:
+        assert response.json()["status"] == "exporting"
         response = client.get(f"/api/models/{key}/decoder/")
     assert response.status_code == 200, response.content
     manifest: dict[str, Any] = response.json()

@@ -56,6 +56,40 @@ def test_manifest_exports_once_and_serves_files(
         assert client.get("/api/models/sam_tiny/decoder/").json() == manifest
 
 
+def test_expected_waits_are_states_not_errors(client_for, variants, settings, monkeypatch) -> None:
+    from samapp.models import ModelDownload, ModelDownloadState
+
+    client = client_for("viewer")
+    queued: list[str] = []
+    monkeypatch.setattr("samapp.tasks.decoder_export_task.delay", queued.append)
+    exporting = client.get("/api/models/sam_tiny/decoder/")  # export queued, not run yet
+    assert exporting.status_code == 202 and exporting.json()["status"] == "exporting"
+    settings.SAM_CHECKPOINT_DIR = "/nonexistent"
+    ModelDownload.objects.create(model_key="mobile_sam", state=ModelDownloadState.DOWNLOADING)
+    downloading = client.get("/api/models/mobile_sam/decoder/")
+    assert downloading.status_code == 202 and downloading.json()["status"] == "downloading"
+
+
+def test_an_export_from_other_weights_is_made_again(
+    client_for, variants, settings, tmp_path, django_capture_on_commit_callbacks
+) -> None:
+    import torch
+
+    from samapp.ml.tiny import SAM_TINY_CHECKPOINT
+    from samapp.services.decoders import decoder_manifest_get
+
+    client = client_for("viewer")
+    first = decoder_manifest(client, django_capture_on_commit_callbacks)
+    settings.SAM_CHECKPOINT_DIR = tmp_path  # a checkpoint here wins over the bundled one
+    (tmp_path / "sam_tiny.pt").write_bytes(SAM_TINY_CHECKPOINT.read_bytes())
+    assert decoder_manifest(client, django_capture_on_commit_callbacks) == first  # same bytes
+    state = torch.load(SAM_TINY_CHECKPOINT, weights_only=True)
+    state["mask_decoder.iou_prediction_head.layers.0.bias"].add_(1.0)
+    torch.save(state, tmp_path / "new.pt")
+    (tmp_path / "new.pt").replace(tmp_path / "sam_tiny.pt")  # as a download lands
+    assert decoder_manifest_get(model_key="sam_tiny") is None  # the next request exports again
+
+
 def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, variants) -> None:
     client = client_for("viewer")
     unknown = client.get("/api/models/nope/decoder/")
@@ -63,7 +97,9 @@ def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, 
     settings.SAM_RANDOM_INIT_FALLBACK = False
     settings.SAM_CHECKPOINT_DIR = "/nonexistent"
     missing = client.get("/api/models/sam_vit_h/decoder/")
-    assert missing.status_code == 404 and "sam_download sam_vit_h" in missing.json()["detail"]
+    assert missing.status_code == 404 and missing.json()["status"] == "absent"
+    assert "Models page" in missing.json()["detail"]
+    assert "manage.py" not in missing.json()["detail"]  # no server command for annotators
 
 
 def test_fast_variant_serves_its_prepare_graph(

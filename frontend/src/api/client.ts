@@ -3,6 +3,7 @@ import type {
   Annotation,
   AnnotationInput,
   DecoderManifest,
+  DecoderPending,
   EmbeddingInfo,
   ImageItem,
   Job,
@@ -10,6 +11,8 @@ import type {
   ModelVersion,
   Page,
   Project,
+  RegistryModel,
+  RegistryModels,
   ReviewState,
   SegmentJob,
   TrainingJob,
@@ -100,7 +103,14 @@ export const api = {
   requestEmbedding: (projectId: number, imageId: number) =>
     request<EmbeddingInfo>("POST", `${P(projectId)}/images/${imageId}/embedding/`, {}),
   embeddingUrl: (modelKey: string, sha256: string) => `/api/embeddings/${modelKey}/${sha256}/`,
-  decoder: (modelKey: string) => request<DecoderManifest>("GET", `/api/models/${modelKey}/decoder/`),
+  /** The manifest, or (HTTP 202) the state of an expected wait: downloading, exporting. */
+  decoder: (modelKey: string) =>
+    request<DecoderManifest | DecoderPending>("GET", `/api/models/${modelKey}/decoder/`),
+  models: () => request<RegistryModels>("GET", "/api/models/"),
+  downloadModel: (modelKey: string) => request<RegistryModel>("POST", `/api/models/${modelKey}/download/`, {}),
+  /** Switch the project's model: applied when present, else pending until its download ends. */
+  setProjectModel: (projectId: number, modelKey: string) =>
+    request<Project>("PATCH", `${P(projectId)}/`, { default_model_key: modelKey }),
   annotations: async (projectId: number, imageId: number): Promise<Annotation[]> => {
     const all: Annotation[] = [];
     let url: string | null = `${P(projectId)}/images/${imageId}/annotations/?page_size=500`;

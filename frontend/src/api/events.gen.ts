@@ -108,6 +108,8 @@ export interface SegmentProgress {
   progress: number;
   error: string;
   annotations: number;
+  options: Record<string, number>;
+  summary: string;
 }
 
 export interface ProposalsProgress {
@@ -146,6 +148,24 @@ export interface ModelActivatedPayload {
   model_version: number | null;
 }
 
+/** A registry model's availability on this server (also `GET /api/models/<key>/`). */
+export interface RegistryModelPayload {
+  key: string;
+  title: string;
+  state: "absent" | "downloading" | "verifying" | "present" | "failed";
+  bytes_done: number;
+  bytes_total: number | null;
+  percent: number | null;
+  error: string;
+  downloadable: boolean;
+  size_bytes: number | null;
+  runs_on: string;
+  licence: string;
+  source: string;
+  automatic_defaults: Record<string, number>;
+  notice: string;
+}
+
 /** The position of a logged event in the project's annotation log (catch-up). */
 export interface Sequenced {
   seq: number;
@@ -163,7 +183,8 @@ export type ServerEvent =
   | { event: "embedding.ready"; payload: EmbeddingReadyPayload }
   | { event: "embedding.failed"; payload: EmbeddingFailedPayload }
   | { event: "job.progress"; payload: JobProgress }
-  | { event: "model.activated"; payload: ModelActivatedPayload };
+  | { event: "model.activated"; payload: ModelActivatedPayload }
+  | { event: "model.download"; payload: RegistryModelPayload };
 
 export type ServerEventName = ServerEvent["event"];
 export type PayloadOf<E extends ServerEventName> = Extract<ServerEvent, { event: E }>["payload"];

@@ -33,7 +33,42 @@ export type Project = Output<Omit<Schemas["ProjectOutput"], "labels">> & {
   labels: Label[];
   /** Only in the answer for one project. */
   status_counts?: Record<string, number>;
+  /** The model the project switches to once its download completes. */
+  pending_model_key?: string | null;
 };
+
+export type ModelState = "absent" | "downloading" | "verifying" | "present" | "failed";
+
+/** A registry model and whether its checkpoint is on the server (GET /api/models/). */
+export interface RegistryModel {
+  key: string;
+  title: string;
+  state: ModelState;
+  bytes_done: number;
+  bytes_total: number | null;
+  percent: number | null;
+  error: string;
+  downloadable: boolean;
+  size_bytes: number | null;
+  runs_on: string;
+  licence: string;
+  source: string;
+  automatic_defaults: Record<string, number>;
+  /** What users should know about the model (the offline demo model says so). */
+  notice: string;
+}
+
+export interface RegistryModels {
+  results: RegistryModel[];
+  default_model: string;
+  can_download: boolean;
+}
+
+/** The decoder manifest's answer while an expected wait lasts (HTTP 202). */
+export interface DecoderPending {
+  status: "exporting" | "downloading";
+  detail: string;
+}
 export type ImageStatus = Schemas["StatusEnum"];
 export type ImageItem = Output<Schemas["ImageOutput"]>;
 export type EmbeddingInfo = ImageItem["embedding"];

@@ -272,7 +272,8 @@ export class DecoderContext implements Handlers {
     const renderAll = !request.previewOnly && outSize.width * outSize.height <= RENDER_ALL_PIXELS;
     const candidates: DecodeCandidate[] = indices.map((index) => ({
       index,
-      iou: iou[index] ?? 0,
+      // The IoU head is an unbounded regression: the score shown is clipped to [0, 1].
+      iou: Math.min(1, Math.max(0, iou[index] ?? 0)),
       mask:
         renderAll || index === preselected
           ? lowResToMask(lowRes, index * plane, side, model.imgSize, embedding.inputSize, outSize)

@@ -1,22 +1,23 @@
 /** One decoder worker for the page; the model is loaded once per model key. */
-import { ApiError, api } from "../api/client";
-import type { DecoderManifest } from "../api/types";
+import { api } from "../api/client";
+import type { DecoderManifest, DecoderPending } from "../api/types";
 import { config } from "../config";
 import { DecoderClient } from "./decoderClient";
 import type { LoadedModel } from "./protocol";
 import { chooseVariant, modelInfo } from "./variants";
 
-/** The first request for a model's decoder starts its ONNX export on the server (503 with
- * Retry-After until it is done). */
-async function manifestWithRetry(modelKey: string): Promise<DecoderManifest> {
-  const deadline = performance.now() + 300_000;
+/** Wait states of a decoder manifest (the model being downloaded, its decoder exported):
+ * the server answers 202 with the state until the manifest is ready. */
+export type DecoderWait = (state: DecoderPending) => void;
+
+async function manifestWhenReady(modelKey: string, onWait?: DecoderWait): Promise<DecoderManifest> {
+  const deadline = performance.now() + 600_000;
   for (;;) {
-    try {
-      return await api.decoder(modelKey);
-    } catch (error) {
-      if (!(error instanceof ApiError) || error.status !== 503 || performance.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }
+    const answer = await api.decoder(modelKey);
+    if ("variants" in answer) return answer;
+    onWait?.(answer);
+    if (performance.now() > deadline) throw new Error(answer.detail);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
   }
 }
 
@@ -26,10 +27,10 @@ export class SamEngine {
   readonly client = new DecoderClient();
   private current: { key: string; promise: Promise<LoadedModel> } | null = null;
 
-  ensureModel(modelKey: string): Promise<LoadedModel> {
+  ensureModel(modelKey: string, onWait?: DecoderWait): Promise<LoadedModel> {
     if (this.current?.key === modelKey) return this.current.promise;
     const promise = (async (): Promise<LoadedModel> => {
-      const manifest = await manifestWithRetry(modelKey);
+      const manifest = await manifestWhenReady(modelKey, onWait);
       const wanted = new URLSearchParams(location.search).get("variant");
       const variant = wanted && manifest.variants[wanted] ? wanted : chooseVariant(manifest);
       const info = modelInfo(manifest, variant);

@@ -1,11 +1,14 @@
-/** Models page (the data engine's model-in-the-loop step): the project's model versions with
+/** Models page: the registry models on this server (absent / downloading / verifying /
+ * present / failed, live over the websocket) with download and "use for this project" for
+ * managers; then the data engine's model-in-the-loop step: the project's model versions with
  * their held-out evaluation as a table and a plot, fine-tuning jobs with live progress and
  * loss curve, and, for managers, starting a job, activating a version and rolling back. */
 import { html, nothing, svg, type TemplateResult } from "lit";
 import { api } from "../api/client";
-import type { EvaluationMetrics, ModelVersion, Project, TrainingJob } from "../api/types";
+import type { EvaluationMetrics, ModelVersion, Project, RegistryModel, TrainingJob } from "../api/types";
 import type { ServerEvent, TrainingProgress } from "../api/events.gen";
 import { EVALUATED_CLICKS, clickX, lossPoints, miouPoints, miouY, type PlotBox } from "./plots";
+import { baseModelKey, megabytes, modelStateText } from "./modelState";
 import { ProjectRoomPage } from "./roomPage";
 
 const MIOU_PLOT: PlotBox = { width: 360, height: 220, pad: 28 };
@@ -29,6 +32,8 @@ export class ModelsPage extends ProjectRoomPage {
   private versions: ModelVersion[] = [];
   private activeKey = "";
   private jobs: TrainingJob[] = [];
+  private serverModels: RegistryModel[] = [];
+  private canDownload = false;
   private steps = 300;
   private error = "";
   private notice = "";
@@ -42,8 +47,19 @@ export class ModelsPage extends ProjectRoomPage {
     if (event.event === "job.progress" && event.payload.kind === "training") {
       this.mergeProgress(event.payload);
     } else if (event.event === "model.activated") {
+      this.project = null;
       void this.load();
+    } else if (event.event === "model.download") {
+      this.mergeModel(event.payload);
     }
+  }
+
+  private mergeModel(model: RegistryModel): void {
+    const index = this.serverModels.findIndex((m) => m.key === model.key);
+    if (index < 0) return;
+    this.serverModels[index] = model;
+    if (model.state === "present" && this.project?.pending_model_key === model.key) this.project = null;
+    this.requestUpdate();
   }
 
   private mergeProgress(progress: TrainingProgress): void {
@@ -65,10 +81,13 @@ export class ModelsPage extends ProjectRoomPage {
   protected override async load(): Promise<void> {
     try {
       this.project ??= await api.project(this.projectId);
-      const [versions, jobs] = await Promise.all([
+      const [versions, jobs, models] = await Promise.all([
         api.modelVersions(this.projectId),
         api.trainingJobs(this.projectId),
+        api.models(),
       ]);
+      this.serverModels = models.results;
+      this.canDownload = models.can_download;
       this.versions = versions.results;
       this.activeKey = versions.active_model_key;
       this.jobs = jobs.results;
@@ -93,6 +112,47 @@ export class ModelsPage extends ProjectRoomPage {
     }
     this.busy = false;
     this.requestUpdate();
+  }
+
+  private renderServerModels(): TemplateResult {
+    const current = baseModelKey(this.project?.default_model_key ?? "");
+    const pending = this.project?.pending_model_key ?? null;
+    const notice = this.serverModels.find((m) => m.key === current)?.notice;
+    return html`${notice ? html`<div class="banner" role="note" data-testid="model-notice">${notice}</div>` : nothing}
+      ${pending ? html`<p class="small" data-testid="pending-model">Switching to ${pending} when its download completes; ${current} stays in use until then.</p>` : nothing}
+      <table class="versions" data-testid="server-models">
+        <thead><tr><th>Model</th><th>Size</th><th>Runs on</th><th>State</th><th></th></tr></thead>
+        <tbody>
+          ${this.serverModels.map(
+            (m) => html`<tr data-testid="server-model" data-key=${m.key} data-state=${m.state}>
+              <td>${m.title} <span class="small muted">${m.key}</span>
+                ${m.key === current ? html` <span class="badge">in use</span>` : nothing}</td>
+              <td>${megabytes(m.size_bytes)}</td>
+              <td class="small">${m.runs_on}</td>
+              <td class="small">${modelStateText(m)}
+                ${m.state === "downloading" || m.state === "verifying"
+                  ? html`<progress max="100" .value=${m.percent ?? 0}></progress>`
+                  : nothing}</td>
+              <td>
+                ${this.canDownload && m.downloadable && (m.state === "absent" || m.state === "failed")
+                  ? html`<button ?disabled=${this.busy} data-testid="download-model"
+                      @click=${() => void this.act(() => api.downloadModel(m.key), `Downloading ${m.title}…`)}>
+                      ${m.state === "failed" ? "Retry download" : "Download"}</button>`
+                  : nothing}
+                ${this.canManage && m.key !== current && m.key !== pending && m.state !== "absent" && m.state !== "failed"
+                  ? html`<button ?disabled=${this.busy} data-testid="use-model"
+                      @click=${() => void this.act(() => this.useModel(m), m.state === "present" ? `${m.title} is in use.` : `Switching when ${m.title} is downloaded.`)}>
+                      Use for this project</button>`
+                  : nothing}
+              </td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>`;
+  }
+
+  private async useModel(model: RegistryModel): Promise<void> {
+    this.project = await api.setProjectModel(this.projectId, model.key);
   }
 
   private renderJobs(): TemplateResult {
@@ -210,6 +270,10 @@ export class ModelsPage extends ProjectRoomPage {
       </div>
       ${this.error ? html`<div class="banner error" role="alert">${this.error}</div>` : nothing}
       ${this.notice ? html`<div class="banner" role="status">${this.notice}</div>` : nothing}
+      <section>
+        <h2>Models on this server</h2>
+        ${this.renderServerModels()}
+      </section>
       <section>
         <h2>Held-out evaluation</h2>
         ${this.versions.length ? this.renderPlot() : nothing}
