@@ -77,6 +77,8 @@ def project_setting(*, project: Project, name: str, default: Any) -> Any:
     """A setting's stored value (`default` when unset), checked against its bound: a value
     stored before the bound existed stops the job with a message instead of running it."""
     value = (project.settings or {}).get(name, default)
+    if value is None:  # unset: the caller's fallback (e.g. the model's default) applies
+        return None
     problem = PROJECT_SETTINGS[name].problem(name, value)
     if problem is not None:
         raise ApplicationError(f"Project setting {problem}; change the project's settings.")

@@ -4,24 +4,32 @@ predicted IoU clipped to [0, 1], and a job's result told truthfully."""
 import pytest
 
 from samapp.ml.registry import automatic_defaults
-from samapp.models import JobState, SegmentJob
+from samapp.models import AnnotationSource, JobState, SegmentJob
+from samapp.services.annotations import annotation_create
 from samapp.services.segment import segment_job_payload, segment_options
 
 
-def test_unset_options_follow_the_projects_model():
+def _options_for(project, model_key, settings=None, options=None):
+    project.default_model_key = model_key
+    project.settings = settings or {}
+    return segment_options(project=project, options=options or {})
+
+
+def test_unset_options_follow_the_projects_model(project):
     tiny = automatic_defaults("sam_tiny")
-    assert segment_options(project_settings={}, options={}, model_key="sam_tiny") == tiny
+    assert _options_for(project, "sam_tiny") == tiny
     # A fine-tuned version uses its base model's defaults.
-    assert segment_options(project_settings={}, options={}, model_key="sam_tiny-p3v2") == tiny
-    vit = segment_options(project_settings={}, options={}, model_key="sam_vit_b")
+    assert _options_for(project, "sam_tiny-p3v2") == tiny
+    vit = _options_for(project, "sam_vit_b")
     assert vit["pred_iou_thresh"] == 0.88 and tiny["pred_iou_thresh"] < 0.88
 
 
-def test_project_settings_and_the_request_override_the_defaults():
-    resolved = segment_options(
-        project_settings={"auto_pred_iou_thresh": 0.7, "auto_points_per_side": 8},
+def test_project_settings_and_the_request_override_the_defaults(project):
+    resolved = _options_for(
+        project,
+        "sam_tiny",
+        settings={"auto_pred_iou_thresh": 0.7, "auto_points_per_side": 8},
         options={"pred_iou_thresh": 0.2},
-        model_key="sam_tiny",
     )
     assert resolved["pred_iou_thresh"] == 0.2
     assert resolved["points_per_side"] == 8
@@ -37,15 +45,34 @@ def test_new_projects_leave_the_thresholds_to_the_model(project):
 
 
 @pytest.mark.parametrize(("sent", "stored"), [(1.02, 1.0), (-0.1, 0.0), (0.5, 0.5), (None, None)])
-def test_predicted_iou_is_stored_clipped(client_for, project, make_image, rle_box, sent, stored):
+def test_a_jobs_predicted_iou_is_stored_clipped(project, make_image, rle_box, sent, stored):
+    """Server-side writes (segment everything, proposals) store the IoU head's score
+    clipped: the head is an unbounded regression."""
+    image = make_image(project, width=20, height=10)
+    annotation = annotation_create(
+        image=image,
+        author=None,
+        rle=rle_box(10, 20, (2, 2, 8, 8)),
+        predicted_iou=sent,
+        source=AnnotationSource.AUTOMATIC,
+    )
+    assert annotation.predicted_iou == stored
+
+
+@pytest.mark.parametrize(("sent", "status"), [(1.02, 400), (-0.1, 400), (0.5, 201)])
+def test_a_members_predicted_iou_must_be_a_score(
+    client_for, project, make_image, rle_box, sent, status
+):
+    """A member's claim is checked, not clipped (the browser clips what it shows)."""
     image = make_image(project, width=20, height=10)
     response = client_for("annotator").post(
         f"/api/projects/{project.pk}/images/{image.pk}/annotations/",
-        {"rle": rle_box(10, 20, (2, 2, 8, 8)), "predicted_iou": sent},
+        {"rle": rle_box(10, 20, (2, 2, 8, 8)), "predicted_iou": sent, "source": "click"},
         format="json",
     )
-    assert response.status_code == 201, response.content
-    assert response.json()["predicted_iou"] == stored
+    assert response.status_code == status, response.content
+    if status == 201:
+        assert response.json()["predicted_iou"] == sent
 
 
 def test_a_job_that_kept_nothing_says_so(project, make_image):

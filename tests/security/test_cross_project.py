@@ -34,6 +34,10 @@ NO_FOREIGN_IDS = {
     "schema",
     "api-docs",
     "invitation-list",
+    # The server's registry models: one set for every user, no project's objects.
+    "model-list",
+    "model-detail",
+    "model-download",
 }
 JOB_KINDS = {  # route name prefix -> the attribute of `foreign` a job_id names
     "segment-job": "segment_job",

@@ -31,7 +31,14 @@ def test_migrations_apply_on_postgres_and_match_the_models(pg_migrated: str, tmp
 
 def test_upload_then_read_through_the_services_on_postgres(pg_migrated: str, tmp_path: Path):
     # No broker configured: tasks go to the spool directory. A user of this test's own.
-    env = production_env(pg_migrated, tmp_path, SCENARIO_USER=f"owner-{uuid.uuid4().hex[:8]}")
+    # Sharing embeddings across projects on (production leaves it off): the second project
+    # below reuses the first one's.
+    env = production_env(
+        pg_migrated,
+        tmp_path,
+        SCENARIO_USER=f"owner-{uuid.uuid4().hex[:8]}",
+        SAM_SHARE_EMBEDDINGS_ACROSS_PROJECTS="true",
+    )
     first = run_scenario(env, "upload", "Postgres project", "3", "0")
     assert first["database_vendor"] == "postgresql"
     assert first["created"] == 3

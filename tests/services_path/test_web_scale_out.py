@@ -61,9 +61,9 @@ def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float
         if process.poll() is not None:
             raise AssertionError(f"the web process exited: {process.communicate()[0]}")
         try:
-            requests.get(base + "/api/me/", timeout=2)
+            requests.get(base + "/api/me/", timeout=10)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or its first answer is slow
             time.sleep(0.3)
     raise AssertionError(f"{base} did not answer within {timeout} s")
 
