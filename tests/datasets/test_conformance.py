@@ -12,7 +12,7 @@ and pillow 12, so it runs with the oracle environment's interpreter ($SAM_ORACLE
 tests/datasets/oracles-requirements.txt). Without it the datumaro tests skip, saying why;
 under CI=true they fail instead.
 
-Bars (issue 28): RLE and raster formats pixel-exact; polygons >= 0.99 IoU per instance
+Bars: RLE and raster formats pixel-exact; polygons >= 0.99 IoU per instance
 (>= 0.97 under 20 pixels); holes kept wherever the format can hold them.
 """
 

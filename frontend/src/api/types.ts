@@ -4,7 +4,13 @@
  * REST and the websocket). Declared here: the responses the schema does not describe yet
  * (decoder manifests, model versions). */
 import type { components } from "./schema.gen";
-import type { AnnotationPayload, AnnotationPrompts, SegmentProgress, TrainingProgress } from "./events.gen";
+import type {
+  AnnotationPayload,
+  AnnotationPrompts,
+  RegistryModelPayload,
+  SegmentProgress,
+  TrainingProgress,
+} from "./events.gen";
 import type { CompressedRle } from "../sam/rle";
 
 export type { ReviewState } from "./events.gen";
@@ -37,26 +43,9 @@ export type Project = Output<Omit<Schemas["ProjectOutput"], "labels">> & {
   pending_model_key?: string | null;
 };
 
-export type ModelState = "absent" | "downloading" | "verifying" | "present" | "failed";
-
 /** A registry model and whether its checkpoint is on the server (GET /api/models/). */
-export interface RegistryModel {
-  key: string;
-  title: string;
-  state: ModelState;
-  bytes_done: number;
-  bytes_total: number | null;
-  percent: number | null;
-  error: string;
-  downloadable: boolean;
-  size_bytes: number | null;
-  runs_on: string;
-  licence: string;
-  source: string;
-  automatic_defaults: Record<string, number>;
-  /** What users should know about the model (the offline demo model says so). */
-  notice: string;
-}
+export type RegistryModel = RegistryModelPayload;
+export type ModelState = RegistryModel["state"];
 
 export interface RegistryModels {
   results: RegistryModel[];
