@@ -130,9 +130,9 @@ class Profile:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=2)
+                requests.get(f"http://127.0.0.1:{self.port}/api/me/", timeout=10)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or its first answer is slow
                 time.sleep(0.3)
 
     def start(self) -> tuple[int, str]:

@@ -107,7 +107,7 @@ def queue(
 def test_one_image_of_project_b_waits_for_at_most_one_run_of_a_bulk_upload_in_a(
     worker, queue, project, other_project
 ) -> None:
-    """Issue 27's fair-share scenario with the real encoder (sam_tiny): project A queues 200
+    """The fair-share scenario with the real encoder (sam_tiny): project A queues 200
     images, a worker is on A's first one when B uploads one image; B's embedding is the very
     next one computed, so it is ready within 2 encoder times (3 allowed)."""
     queue(project, A_IMAGES)
