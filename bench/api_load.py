@@ -151,6 +151,49 @@ class Run:
         if previous is None or previous[0] < payload["version"]:
             self.content[payload["id"]] = (payload["version"], payload["rle"]["counts"])
 
+    async def create(
+        self, session: requests.Session, image: int, seed: int
+    ) -> tuple[dict[str, Any], float]:
+        """A new annotation with mask ``seed`` on ``image``: its payload and send time."""
+        response, sent = await self.http(
+            session,
+            "POST",
+            f"/api/projects/{self.project_id}/images/{image}/annotations/",
+            json={"rle": rle(seed), "source": "click"},
+        )
+        if response.status_code != 201:
+            raise RuntimeError(response.text)
+        return response.json(), sent
+
+    async def patch(
+        self, session: requests.Session, target: int, version: int, seed: int
+    ) -> tuple[dict[str, Any], float] | None:
+        """Mask ``seed`` for annotation ``target``, based on ``version`` and retried (bounded,
+        before the deadline) with the current version on 412: the landed payload and its
+        send time, or None."""
+        for _ in range(50):
+            if time.monotonic() > self.deadline:
+                return None
+            response, sent = await self.http(
+                session,
+                "PATCH",
+                f"/api/projects/{self.project_id}/annotations/{target}/",
+                json={"rle": rle(seed)},
+                headers={"If-Match": f'"{version}"'},
+            )
+            if response.status_code == 200:
+                return response.json(), sent
+            if response.status_code != 412:
+                raise RuntimeError(f"{response.status_code} {response.text}")
+            version = response.json()["current"]["version"]
+        return None
+
+    async def version_of(self, session: requests.Session, target: int) -> int:
+        got, _ = await self.http(
+            session, "GET", f"/api/projects/{self.project_id}/annotations/{target}/"
+        )
+        return int(got.json()["version"])
+
     async def listen(
         self, ws: Any, seen: dict[tuple[int, int], float], stop: asyncio.Event, start_seq: int
     ) -> None:
@@ -193,42 +236,19 @@ class Run:
     ) -> None:
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
-        prefix = f"/api/projects/{self.project_id}"
-        image = images[index % len(images)]
-        response, sent = await self.http(
-            session,
-            "POST",
-            f"{prefix}/images/{image}/annotations/",
-            json={"rle": rle(index), "source": "click"},
-        )
-        if response.status_code != 201:
-            raise RuntimeError(response.text)
-        own = response.json()
+        own, sent = await self.create(session, images[index % len(images)], index)
         self.record(own, sent)
         versions = {own["id"]: own["version"]}
         for step in range(1, writes):
             target = own["id"] if step % 2 else shared[index % len(shared)]
-            for _ in range(50):  # bounded retries on 412
-                if time.monotonic() > self.deadline:
-                    return
-                if target not in versions:
-                    got, _ = await self.http(session, "GET", f"{prefix}/annotations/{target}/")
-                    versions[target] = got.json()["version"]
-                response, sent = await self.http(
-                    session,
-                    "PATCH",
-                    f"{prefix}/annotations/{target}/",
-                    json={"rle": rle(index * 100 + step)},
-                    headers={"If-Match": f'"{versions[target]}"'},
-                )
-                if response.status_code == 200:
-                    payload = response.json()
-                    versions[target] = payload["version"]
-                    self.record(payload, sent)
-                    break
-                if response.status_code != 412:
-                    raise RuntimeError(f"{response.status_code} {response.text}")
-                versions[target] = response.json()["current"]["version"]
+            if target not in versions:
+                versions[target] = await self.version_of(session, target)
+            landed = await self.patch(session, target, versions[target], index * 100 + step)
+            if landed is None:
+                return
+            payload, sent = landed
+            versions[target] = payload["version"]
+            self.record(payload, sent)
 
     async def run(self, tokens: list[str], images: list[int], shared: list[int], writes: int):
         return await self.observe(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import requests
-from api_load import SIZE, LoadProfile, Run, fresh_stack, png, rle
+from api_load import SIZE, LoadProfile, Run, fresh_stack, png
 from pipeline_overhead import PY
 
 TEAM_SETUP = """
@@ -101,38 +101,15 @@ class TeamRun(Run):
 
     async def write(
         self, session: requests.Session, image: int, own: dict[int, int], seed: int, edit: bool
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], float] | None:
         """A new annotation on ``image``, or (``edit``) a new mask for this annotator's last
         one there, retried on 412 (a reviewer's accept moves its version meanwhile)."""
-        prefix = f"/api/projects/{self.project_id}"
         if not edit or image not in own:
-            response, sent = await self.http(
-                session,
-                "POST",
-                f"{prefix}/images/{image}/annotations/",
-                json={"rle": rle(seed), "source": "click"},
-            )
-            if response.status_code != 201:
-                raise RuntimeError(response.text)
-            own[image] = response.json()["id"]
-            return {**response.json(), "_sent": sent}
+            created, sent = await self.create(session, image, seed)
+            own[image] = created["id"]
+            return created, sent
         target = own[image]
-        got, _ = await self.http(session, "GET", f"{prefix}/annotations/{target}/")
-        version = got.json()["version"]
-        for _ in range(50):  # bounded retries on 412
-            response, sent = await self.http(
-                session,
-                "PATCH",
-                f"{prefix}/annotations/{target}/",
-                json={"rle": rle(seed)},
-                headers={"If-Match": f'"{version}"'},
-            )
-            if response.status_code == 200:
-                return {**response.json(), "_sent": sent}
-            if response.status_code != 412:
-                raise RuntimeError(f"{response.status_code} {response.text}")
-            version = response.json()["current"]["version"]
-        return None
+        return await self.patch(session, target, await self.version_of(session, target), seed)
 
     async def annotator(  # type: ignore[override]
         self, index: int, token: str, image: int, shared: int, spec: dict[str, float]
@@ -151,7 +128,7 @@ class TeamRun(Run):
             seed = index * 100_000 + step
             written = await self.write(session, target, own, seed, edit=rng.random() >= 0.6)
             if written is not None:
-                self.record_by(written, written.pop("_sent"), index)
+                self.record_by(*written, index)
 
     async def reviewer(self, token: str, spec: dict[str, float]) -> None:
         """Bulk-accepts the newest writes every few think times, as a reviewer works."""
