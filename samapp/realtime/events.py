@@ -20,25 +20,23 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
-    """Send `event` to every socket in the project's room (no-op without a channel layer)."""
+def _event_send(group: str, event: ServerEvent[P], payload: P) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     async_to_sync(layer.group_send)(
-        project_group(project_id),
-        {"type": "project.event", "event": str(event), "payload": dict(payload)},
+        group, {"type": "project.event", "event": str(event), "payload": dict(payload)}
     )
+
+
+def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
+    """Send `event` to every socket in the project's room (no-op without a channel layer)."""
+    _event_send(project_group(project_id), event, payload)
 
 
 def broadcast_models(*, event: ServerEvent[P], payload: P) -> None:
     """Send `event` to every socket (the models group; no-op without a channel layer)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    async_to_sync(layer.group_send)(
-        MODELS_GROUP, {"type": "project.event", "event": str(event), "payload": dict(payload)}
-    )
+    _event_send(MODELS_GROUP, event, payload)
 
 
 def notify_user(*, user_id: int, message_type: str, payload: dict[str, Any]) -> None:
