@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from samapp.errors import ApplicationError, PermissionDeniedError
+from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
 from samapp.ml.registry import get_spec
 from samapp.models import Image, Membership, ModelDownload, ModelDownloadState, Project, Role
 from samapp.realtime.contract import MODEL_ACTIVATED, MODEL_DOWNLOAD, ModelActivatedPayload
@@ -40,10 +40,8 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-class ModelNotPresentError(ApplicationError):
+class ModelNotPresentError(ConflictError):
     """The model's checkpoint is not on this server (HTTP 409)."""
-
-    status_code = 409
 
 
 def _announce_state(model_key: str) -> None:
