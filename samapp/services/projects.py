@@ -95,9 +95,9 @@ def project_update(*, project: Project, data: dict[str, object]) -> Project:
         data = dict(data)
         model_key = str(data.pop("default_model_key"))
         _check_model_key(model_key)
-        if model_key != project.default_model_key:
-            project_model_switch(project=project, model_key=model_key)
-            project.refresh_from_db(fields=["default_model_key"])
+        # Also for the model in use: that drops a switch still waiting for a download.
+        project_model_switch(project=project, model_key=model_key)
+        project.refresh_from_db(fields=["default_model_key"])
     if "settings" in data:
         data = {
             **data,
