@@ -199,9 +199,9 @@ def model_download_run(*, model_key: str, progress_file: Any = None) -> str:
                 switch_projects=[],
                 updated_at=timezone.now(),
             )
-            for project_id in waiting:  # they keep their model
-                _announce_pending(project_id=project_id, model_key=None)
-        _announce_state(model_key)
+        _announce_state(model_key)  # first: its reason is what an open workspace shows
+        for project_id in waiting:  # they keep their model
+            _announce_pending(project_id=project_id, model_key=None)
         return ModelDownloadState.FAILED
     ModelDownload.objects.filter(model_key=model_key).update(
         state=ModelDownloadState.PRESENT, error="", updated_at=timezone.now()

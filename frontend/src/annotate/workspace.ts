@@ -147,6 +147,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
       });
       this.socket.setImage(this.imageId);
       const file = api.imageFileUrl(this.projectId, this.imageId);
+      this.embedding.setPending(project.pending_model_key ?? null);
       await Promise.all([this.loadImage(file), this.loadAnnotations(), this.embedding.open(image, project.default_model_key)]);
       void this.loadNeighbours();
     } catch (error) {
@@ -200,12 +201,11 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     }
     if (change.kind !== "none") this.editor.repaintAnnotations();
     if (event.event === "model.activated") {
-      const switching = this.embedding.switchModel(event.payload.model_key);
-      if (!switching || !this.project) return;
-      this.project = { ...this.project, default_model_key: event.payload.model_key };
-      this.editor.reset();
-      this.set({ notice: `A new model (${event.payload.model_key}) was activated for this project: loading its decoder…` });
-      void switching.then(() => this.set({ notice: "" }));
+      const key = event.payload.model_key;
+      if (this.project) this.project = { ...this.project, default_model_key: key, pending_model_key: null };
+      // The prompts and candidates belong to the old model's embedding.
+      if (this.embedding.switchModel(key)) this.editor.reset();
+      this.redraw();
     } else if (event.event === "presence") {
       this.presence = event.payload.users.filter((u) => u.image === this.imageId && u.id !== config.user.id);
       this.requestUpdate();

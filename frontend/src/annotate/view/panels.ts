@@ -129,6 +129,32 @@ function annotationList(w: WorkspaceModel, labels: Label[]): TemplateResult {
   </section>`;
 }
 
+/** The project's model: its name, the server's notice about it (the offline demo model says
+ * where a real one comes from: the Models page, never a server command), a switch that waits
+ * for a download, and why such a wait ended. In the side panel: it never covers the image. */
+function modelSection(w: WorkspaceModel): TemplateResult {
+  const e = w.embedding;
+  const key = e.modelKeyInUse || (w.project?.default_model_key ?? "");
+  const pending = e.pending;
+  return html`<section aria-label="Model" data-testid="model-section">
+    <h3>Model</h3>
+    <p class="small" data-testid="model-in-use">${key || "…"}${e.switching ? " (switching…)" : ""}</p>
+    ${e.notice
+      ? html`<p class="small" role="note" data-testid="model-notice">${e.notice}
+          <a href="/projects/${w.projectId}/models">Open the Models page</a></p>`
+      : nothing}
+    ${pending
+      ? html`<p class="small" role="status" data-testid="model-pending">Switching to ${pending.key} when its download completes${
+          pending.percent === null ? "" : ` (${pending.percent.toFixed(0)} %)`
+        }; ${key} keeps working until then.</p>`
+      : nothing}
+    ${e.pendingEnded
+      ? html`<p class="small" role="status" data-testid="model-pending-ended">${e.pendingEnded}
+          <button class="link" aria-label="Dismiss the model notice" @click=${() => e.dismissPendingEnded()}>✕</button></p>`
+      : nothing}
+  </section>`;
+}
+
 export function sidePanel(w: WorkspaceModel): TemplateResult {
   const labels = w.project?.labels ?? [];
   const { index, total } = w.position;
@@ -147,6 +173,7 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
         ${STATUSES.map((st) => html`<option value=${st} ?selected=${w.image?.status === st}>${st.replace("_", " ")}</option>`)}
       </select>
     </label>
+    ${modelSection(w)}
     ${w.presence.length ? html`<p class="presence small" data-testid="presence">Also here: ${w.presence.map((u) => html`<span class="avatar">${u.username}</span>`)}</p>` : nothing}
     <section aria-label="Tool">
       <h3>Tool</h3>
@@ -181,7 +208,10 @@ function statusBanner(w: WorkspaceModel): TemplateResult | typeof nothing {
   const e = w.embedding;
   if (e.modelError)
     return html`<div class="banner error" role="alert">The decoder could not be loaded: ${e.modelError} <button @click=${() => w.reloadModel()}>Retry</button></div>`;
-  if (!e.model) return html`<div class="banner" role="status" data-testid="model-loading"><span class="spinner"></span>Loading the SAM decoder…</div>`;
+  if (!e.model)
+    return html`<div class="banner" role="status" data-testid="model-loading"><span class="spinner"></span>${
+      e.switching ? `The project now uses ${e.switching}: loading its decoder…` : "Loading the SAM decoder…"
+    }</div>`;
   switch (e.state) {
     case "loading":
       return html`<div class="banner" role="status"><span class="spinner"></span>Loading the image embedding…</div>`;
