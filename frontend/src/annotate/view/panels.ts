@@ -10,7 +10,7 @@ import { maskArea, maskIoU } from "../../sam/masks";
 import type { EmbeddingMachine } from "../core/embedding";
 import { BINDINGS, HELP_ROWS, type Command } from "../core/keys";
 import type { Conflict } from "../core/saver";
-import type { PromptSession } from "../core/session";
+import { iouScore, type PromptSession } from "../core/session";
 import type { AnnotationStore } from "../core/store";
 
 export type Tool = "sam" | "brush" | "eraser";
@@ -92,7 +92,7 @@ function maskSection(w: WorkspaceModel): TemplateResult {
     ${s.decode && !s.edited
       ? html`<div class="candidates" data-testid="candidates" role="group" aria-label="Candidate masks">
           ${s.decode.candidates.map((c, i) => html`<button class="cand ${i === s.selected ? "on" : ""}" data-testid="candidate-${i + 1}" aria-pressed=${i === s.selected ? "true" : "false"}
-            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${c.iou.toFixed(2)}" @click=${() => w.run(`candidate-${i + 1}` as Command)}><kbd>${i + 1}</kbd> IoU ${c.iou.toFixed(2)}</button>`)}
+            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${iouScore(c.iou).toFixed(2)}" @click=${() => w.run(`candidate-${i + 1}` as Command)}><kbd>${i + 1}</kbd> IoU ${iouScore(c.iou).toFixed(2)}</button>`)}
         </div>`
       : html`<p class="small muted">${s.edited ? "Edited by hand." : "Click an object, or drag a box."}</p>`}
     <div class="row">
@@ -200,7 +200,7 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
       </div>
     </section>
     ${annotationList(w, labels)}
-    <p class="small muted">${model ? `decoder ${model.info.variant} · ${model.backend}${model.backend === "wasm" ? ` ×${model.threads}` : ""}` : ""}${w.currentIou != null ? ` · predicted IoU ${w.currentIou.toFixed(2)}` : ""}</p>
+    <p class="small muted">${model ? `decoder ${model.info.variant} · ${model.backend}${model.backend === "wasm" ? ` ×${model.threads}` : ""}` : ""}${w.currentIou != null ? ` · predicted IoU ${iouScore(w.currentIou).toFixed(2)}` : ""}</p>
   </aside>`;
 }
 
