@@ -118,7 +118,8 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             stderr=subprocess.STDOUT,
             text=True,
         )
-        scenario = {
+        result_path = out_dir / "result.json"
+        scenario: dict[str, Any] = {
             "baseUrl": base,
             "projectId": project_id,
             "imageId": image_id,
@@ -129,7 +130,7 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             "downloadingModel": DOWNLOADING,
             "absentModel": ABSENT,
             "cutUrl": f"{host}/cut",
-            "outFile": str(out_dir / "result.json"),
+            "outFile": str(result_path),
         }
         config = out_dir / "scenario.json"
         config.write_text(json.dumps(scenario))
@@ -151,7 +152,6 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                 worker.kill()
                 worker_out, _ = worker.communicate()
             DownloadHostHandler.trickle.pop(spec.filename, None)
-        result_path = Path(scenario["outFile"])
         result = json.loads(result_path.read_text()) if result_path.exists() else {}
         print("\n" + run.stdout[-6000:])
         yield {
