@@ -110,7 +110,17 @@ try {
     notice: await text(page, "model-notice"),
     modelsLink: await page.getByRole("link", { name: "Open the Models page" }).getAttribute("href").catch(() => null),
   };
-  log(`first mask after page load: ${first.toFixed(0)} ms (ready at ${readyMs.toFixed(0)} ms)`);
+  // Where the time went: the requests on the way (page clock, ms) and the decoder's start.
+  results.first.timeline = await page.evaluate(() => [
+    { name: "DOMContentLoaded", start: 0, end: Math.round(performance.getEntriesByType("navigation")[0]?.domContentLoadedEventEnd ?? 0) },
+    ...performance
+      .getEntriesByType("resource")
+      .filter((e) => /\/api\/|\.onnx$|\.wasm$|\.js$/.test(new URL(e.name).pathname))
+      .map((e) => ({ name: new URL(e.name).pathname, start: Math.round(e.startTime), end: Math.round(e.responseEnd) })),
+  ]);
+  results.first.decoderInitMs = (await workspaceState(page)).modelLoadMs;
+  log(`first mask after page load: ${first.toFixed(0)} ms (ready at ${readyMs.toFixed(0)} ms; decoder init ${results.first.decoderInitMs?.toFixed(0)} ms)`);
+  for (const t of results.first.timeline) log(`  ${String(t.start).padStart(6)} → ${String(t.end).padStart(6)} ms  ${t.name}`);
   await page.keyboard.press("Escape");
   await page.evaluate(() => {
     window.__samSamePage = true; // gone if the workspace reloaded

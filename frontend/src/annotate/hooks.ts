@@ -56,6 +56,7 @@ export function installHooks(w: Inspected, metrics: Metrics, canvasRect: () => D
         pendingModel: w.embedding.pending?.key ?? null,
         backend: model?.backend ?? null,
         threads: model?.threads ?? null,
+        modelLoadMs: model?.loadMs ?? null,
         embedding: w.embedding.state,
         connection: w.connection,
         tool: w.tool,

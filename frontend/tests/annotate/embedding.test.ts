@@ -97,6 +97,18 @@ describe("embedding state machine", () => {
     expect(changes).toBeGreaterThan(1);
   });
 
+  it("asks for the embedding while the decoder loads, and opens it once both are there", async () => {
+    const ports = new Ports();
+    ports.hold = true;
+    ports.requested.push(info("ready", { url: "/e/1/" }));
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    const opening = machine.open(image(), "sam_tiny");
+    expect([ports.requests, ports.opened, machine.state]).toEqual([1, [], "loading"]);
+    await ports.release("sam_tiny");
+    await opening;
+    expect([ports.requests, ports.opened, machine.state]).toEqual([1, ["/e/1/"], "ready"]);
+  });
+
   it("waits while the server computes it, polls, and opens it on embedding.ready", async () => {
     const ports = new Ports();
     ports.requested.push(info("pending"));

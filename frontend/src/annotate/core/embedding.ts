@@ -101,6 +101,10 @@ export class EmbeddingMachine {
     this.modelKey = modelKey;
     this.readNotice(modelKey);
     this.set("loading", "");
+    // Ask for the embedding while the decoder loads (the server queues it first when it is
+    // not ready): the first click then waits for the slower of the two, not for both.
+    const requested = this.ports.requestEmbedding(image.id);
+    requested.catch(() => undefined); // read by `load`, unless this open is superseded
     try {
       const model = await this.ports.loadModel(modelKey);
       if (run !== this.opens) return;
@@ -112,7 +116,7 @@ export class EmbeddingMachine {
       this.set("idle");
       return;
     }
-    if (this.image === image) await this.load(false);
+    if (this.image === image) await this.load(false, requested);
   }
 
   private readNotice(modelKey: string): void {
@@ -180,8 +184,9 @@ export class EmbeddingMachine {
     this.cancelPoll = this.ports.schedule(() => void this.load(true), ms);
   }
 
-  /** `requested`: the server already queued it; only read its state. */
-  private async load(requested: boolean): Promise<void> {
+  /** `requested`: the server already queued it; only read its state. `asked`: the answer of
+   * a request already sent. */
+  private async load(requested: boolean, asked?: Promise<EmbeddingInfo>): Promise<void> {
     const image = this.image;
     if (!image || !this.model) return;
     const run = this.opens;
@@ -192,7 +197,7 @@ export class EmbeddingMachine {
     try {
       info = requested
         ? ((await this.ports.embeddingOf(image.id)) ?? (await this.ports.requestEmbedding(image.id)))
-        : await this.ports.requestEmbedding(image.id);
+        : await (asked ?? this.ports.requestEmbedding(image.id));
     } catch (error) {
       if (stale()) return;
       this.set("pending", errorText(error));
