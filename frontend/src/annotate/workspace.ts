@@ -133,10 +133,10 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     this.store.open(this.imageId);
     this.editor.reset();
     try {
-      const [project, image] = await Promise.all([
-        this.project?.id === this.projectId ? this.project : api.project(this.projectId),
-        api.image(this.projectId, this.imageId),
-      ]);
+      const known = this.project?.id === this.projectId ? this.project : null;
+      const [project, image] = await Promise.all([known ?? api.project(this.projectId), api.image(this.projectId, this.imageId)]);
+      // A project kept from the previous image is older than the model events since.
+      if (!known) this.embedding.setPending(project.pending_model_key ?? null);
       this.project = project;
       this.image = image;
       this.size = { width: image.width, height: image.height };
@@ -147,7 +147,6 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
       });
       this.socket.setImage(this.imageId);
       const file = api.imageFileUrl(this.projectId, this.imageId);
-      this.embedding.setPending(project.pending_model_key ?? null);
       await Promise.all([this.loadImage(file), this.loadAnnotations(), this.embedding.open(image, project.default_model_key)]);
       void this.loadNeighbours();
     } catch (error) {
