@@ -209,8 +209,9 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
       this.presence = event.payload.users.filter((u) => u.image === this.imageId && u.id !== config.user.id);
       this.requestUpdate();
     } else if (event.event === "job.progress" && event.payload.kind === "segment" && event.payload.image === this.imageId) {
-      const { state, progress, annotations, error } = event.payload;
-      const done = annotations > 0 ? `Segment everything kept ${annotations} masks: review them on the review page.` : "Segment everything kept 0 masks.";
+      const { state, progress, annotations, error, summary } = event.payload;
+      // The server's line: the count it kept, and what to try when it kept none.
+      const done = `Segment everything: ${summary}${annotations > 0 ? " Review them on the review page." : ""}`;
       const running = `Segmenting everything… ${Math.round(progress * 100)}%`;
       this.set({ notice: state === "done" ? done : state === "failed" ? `Segment everything failed: ${error}` : running });
     }
