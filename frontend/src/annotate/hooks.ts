@@ -57,6 +57,7 @@ export function installHooks(w: Inspected, metrics: Metrics, canvasRect: () => D
         backend: model?.backend ?? null,
         threads: model?.threads ?? null,
         modelLoadMs: model?.loadMs ?? null,
+        modelSessionsMs: model?.sessionsMs ?? null,
         embedding: w.embedding.state,
         connection: w.connection,
         tool: w.tool,

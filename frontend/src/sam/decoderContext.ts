@@ -160,6 +160,7 @@ export class DecoderContext implements Handlers {
     this.session = await this.createSession(info, providers);
     this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
     this.maskInputSession = info.maskInputModel ? await this.createSession(info.maskInputModel, providers) : null;
+    const sessionsMs = performance.now() - started;
     this.prepared.clear();
     this.model = info;
     this.lowSide = 4 * (info.embeddingShape[2] ?? 16);
@@ -183,6 +184,7 @@ export class DecoderContext implements Handlers {
       threads: env.wasm.numThreads ?? 1,
       crossOriginIsolated: this.scope.crossOriginIsolated,
       loadMs: performance.now() - started,
+      sessionsMs,
     };
     return { result };
   }

@@ -56,7 +56,9 @@ type Empty = Record<never, never>;
 
 /** What each action answers when it succeeds. */
 export interface Results {
-  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number };
+  /** `sessionsMs`: graphs fetched and their sessions created (the WASM runtime starts with
+   * the first); the rest of `loadMs` is the warm-up runs. */
+  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number; sessionsMs: number };
   setEmbedding: {
     inputSize: Size;
     originalSize: Size;
@@ -107,4 +109,5 @@ export interface LoadedModel {
   backend: string;
   threads: number;
   loadMs: number;
+  sessionsMs: number;
 }

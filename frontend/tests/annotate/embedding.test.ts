@@ -9,6 +9,7 @@ const MODEL: LoadedModel = {
   backend: "wasm",
   threads: 2,
   loadMs: 1,
+  sessionsMs: 1,
 };
 
 const REGISTRY: RegistryModelPayload = {
