@@ -58,6 +58,7 @@ export function installHooks(w: Inspected, metrics: Metrics, canvasRect: () => D
         threads: model?.threads ?? null,
         modelLoadMs: model?.loadMs ?? null,
         modelSessionsMs: model?.sessionsMs ?? null,
+        modelFirstSessionMs: model?.firstSessionMs ?? null,
         embedding: w.embedding.state,
         connection: w.connection,
         tool: w.tool,

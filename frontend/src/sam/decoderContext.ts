@@ -158,6 +158,7 @@ export class DecoderContext implements Handlers {
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     const info = request.model;
     this.session = await this.createSession(info, providers);
+    const firstSessionMs = performance.now() - started;
     this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
     this.maskInputSession = info.maskInputModel ? await this.createSession(info.maskInputModel, providers) : null;
     const sessionsMs = performance.now() - started;
@@ -185,6 +186,7 @@ export class DecoderContext implements Handlers {
       crossOriginIsolated: this.scope.crossOriginIsolated,
       loadMs: performance.now() - started,
       sessionsMs,
+      firstSessionMs,
     };
     return { result };
   }

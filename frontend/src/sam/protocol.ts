@@ -56,9 +56,9 @@ type Empty = Record<never, never>;
 
 /** What each action answers when it succeeds. */
 export interface Results {
-  /** `sessionsMs`: graphs fetched and their sessions created (the WASM runtime starts with
-   * the first); the rest of `loadMs` is the warm-up runs. */
-  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number; sessionsMs: number };
+  /** `sessionsMs`: graphs fetched and their sessions created, of which `firstSessionMs` the
+   * first (the WASM runtime starts with it); the rest of `loadMs` is the warm-up runs. */
+  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number; sessionsMs: number; firstSessionMs: number };
   setEmbedding: {
     inputSize: Size;
     originalSize: Size;
@@ -110,4 +110,5 @@ export interface LoadedModel {
   threads: number;
   loadMs: number;
   sessionsMs: number;
+  firstSessionMs: number;
 }

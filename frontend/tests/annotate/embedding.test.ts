@@ -10,6 +10,7 @@ const MODEL: LoadedModel = {
   threads: 2,
   loadMs: 1,
   sessionsMs: 1,
+  firstSessionMs: 1,
 };
 
 const REGISTRY: RegistryModelPayload = {
