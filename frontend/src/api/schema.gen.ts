@@ -699,11 +699,7 @@ export interface paths {
         get: operations["projects_labels_retrieve"];
         put?: never;
         post?: never;
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Delete a label. While annotations carry it the answer is 409 with `annotation_count`, unless `annotations` says what to do with them. */
         delete: operations["projects_labels_destroy"];
         options?: never;
         head?: never;
@@ -1231,6 +1227,13 @@ export interface components {
             project: number;
             role?: components["schemas"]["RoleEnum"];
         };
+        LabelCountOutput: {
+            readonly id: number;
+            name: string;
+            color?: string;
+            /** @description How many annotations carry this label. */
+            readonly annotation_count: number;
+        };
         LabelCreateRequest: {
             name: string;
             /** @default #ff0000 */
@@ -1306,6 +1309,8 @@ export interface components {
             settings?: {
                 [key: string]: unknown;
             };
+            /** @description true archives the project, false unarchives it. */
+            archived?: boolean;
         };
         ProjectCreateRequest: {
             name: string;
@@ -1322,6 +1327,33 @@ export interface components {
              */
             review_policy: components["schemas"]["ReviewPolicyEnum"];
         };
+        ProjectDetailOutput: {
+            readonly id: number;
+            name: string;
+            description?: string;
+            default_model_key?: string;
+            review_policy?: components["schemas"]["ReviewPolicyEnum"];
+            settings?: unknown;
+            readonly labels: components["schemas"]["LabelOutput"][];
+            readonly role: string | null;
+            /**
+             * Format: date-time
+             * @description When the project was archived; null: active.
+             */
+            readonly archived_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** @description Images per status. */
+            status_counts: {
+                [key: string]: number;
+            };
+            /** @description The model the project switches to once its download completes (null: none). */
+            pending_model_key: string | null;
+            /** @description Each key of `settings` with its type and inclusive bounds (PATCH checks them). */
+            settings_bounds: {
+                [key: string]: components["schemas"]["SettingBoundOutput"];
+            };
+        };
         ProjectOutput: {
             readonly id: number;
             name: string;
@@ -1331,6 +1363,11 @@ export interface components {
             settings?: unknown;
             readonly labels: components["schemas"]["LabelOutput"][];
             readonly role: string | null;
+            /**
+             * Format: date-time
+             * @description When the project was archived; null: active.
+             */
+            readonly archived_at: string | null;
             /** Format: date-time */
             readonly created_at: string;
         };
@@ -1446,6 +1483,11 @@ export interface components {
             stability_score_thresh?: number;
             min_mask_region_area?: number;
         };
+        SettingBoundOutput: {
+            type: components["schemas"]["TypeEnum"];
+            minimum: number;
+            maximum: number;
+        };
         /**
          * @description * `manual` - Manual
          *     * `click` - Click
@@ -1493,6 +1535,12 @@ export interface components {
             seed?: number;
             activate?: boolean;
         };
+        /**
+         * @description * `integer` - integer
+         *     * `number` - number
+         * @enum {string}
+         */
+        TypeEnum: "integer" | "number";
         UploadSessionCreateInputRequest: {
             name: string;
             /** Format: int64 */
@@ -1970,7 +2018,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProjectOutput"];
+                    "application/json": components["schemas"]["ProjectDetailOutput"];
                 };
             };
         };
@@ -2017,7 +2065,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProjectOutput"];
+                    "application/json": components["schemas"]["ProjectDetailOutput"];
                 };
             };
         };
@@ -2711,7 +2759,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LabelOutput"][];
+                    "application/json": components["schemas"]["LabelCountOutput"][];
                 };
             };
         };
@@ -2767,7 +2815,17 @@ export interface operations {
     };
     projects_labels_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description What becomes of the annotations that carry the label: 'reassign' (to `reassign_to`) or 'delete'. Required when any do.
+                 *
+                 *     * `reassign` - reassign
+                 *     * `delete` - delete
+                 */
+                annotations?: "reassign" | "delete";
+                /** @description The label that takes over the annotations. */
+                reassign_to?: number;
+            };
             header?: never;
             path: {
                 label_id: number;

@@ -6,6 +6,8 @@ import "./images";
 import "../annotate/workspace";
 import "./review";
 import "./models";
+import "./projectSettings";
+import "./members";
 
 /** Top-level shell: header, client-side routing, global link interception. */
 export class SamApp extends LitElement {
@@ -65,6 +67,10 @@ export class SamApp extends LitElement {
         return html`<review-page .projectId=${r.projectId}></review-page>`;
       case "models":
         return html`<models-page .projectId=${r.projectId}></models-page>`;
+      case "settings":
+        return html`<project-settings-page .projectId=${r.projectId}></project-settings-page>`;
+      case "members":
+        return html`<members-page .projectId=${r.projectId}></members-page>`;
       default:
         return html`<main class="page"><h2>Not found</h2><a href="/">Back to projects</a></main>`;
     }

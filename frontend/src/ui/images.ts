@@ -6,6 +6,7 @@ import type { PresenceUser, ServerEvent } from "../realtime/socket";
 import { fromDataTransfer } from "../upload/files";
 import "../upload/panel";
 import type { UploadPanel } from "../upload/panel";
+import { projectNav } from "./projectNav";
 import { ProjectRoomPage } from "./roomPage";
 
 interface Member {
@@ -224,7 +225,7 @@ export class ImagesPage extends ProjectRoomPage {
       @dragleave=${(e: DragEvent) => this.onDragLeave(e)}
       @drop=${(e: DragEvent) => void this.onDrop(e)}
     >
-      <nav class="crumbs"><a href="/">Projects</a> / <span>${p?.name ?? "…"}</span></nav>
+      ${projectNav(this.projectId, p?.name, "images")}
       <div class="toolbar">
         <h1>${p?.name ?? "Project"}</h1>
         <span class="spacer"></span>

@@ -6,6 +6,7 @@ import type { Annotation, Project, ReviewState } from "../api/types";
 import type { ServerEvent } from "../realtime/socket";
 import { decodeRle } from "../sam/rle";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
+import { projectNav } from "./projectNav";
 import { ProjectRoomPage } from "./roomPage";
 
 export class ReviewPage extends ProjectRoomPage {
@@ -127,7 +128,7 @@ export class ReviewPage extends ProjectRoomPage {
     const ids = this.items.map((a) => a.id);
     const chosen = [...this.selected];
     return html`<main class="page">
-      <nav class="crumbs"><a href="/">Projects</a> / <a href="/projects/${this.projectId}">${this.project?.name ?? "…"}</a> / <span>Review</span></nav>
+      ${projectNav(this.projectId, this.project?.name, "review")}
       <div class="toolbar">
         <h1>Review</h1>
         <select data-testid="review-filter" @change=${(e: Event) => { this.filter = (e.target as HTMLSelectElement).value as ReviewState; void this.load(); }}>

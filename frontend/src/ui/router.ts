@@ -4,6 +4,8 @@ export type Route =
   | { page: "workspace"; projectId: number; imageId: number }
   | { page: "review"; projectId: number }
   | { page: "models"; projectId: number }
+  | { page: "settings"; projectId: number }
+  | { page: "members"; projectId: number }
   | { page: "notFound" };
 
 export function parseRoute(path: string): Route {
@@ -16,6 +18,8 @@ export function parseRoute(path: string): Route {
   if (parts.length === 2) return { page: "images", projectId };
   if (parts[2] === "review") return { page: "review", projectId };
   if (parts[2] === "models") return { page: "models", projectId };
+  if (parts[2] === "settings") return { page: "settings", projectId };
+  if (parts[2] === "members") return { page: "members", projectId };
   if (parts[2] === "images" && parts[3]) {
     const imageId = Number(parts[3]);
     if (Number.isInteger(imageId)) return { page: "workspace", projectId, imageId };
