@@ -344,7 +344,8 @@ class LabelDetailApi(ProjectScopedMixin, APIView):
             choices=LabelAnnotations.CHOICES,
             required=False,
             help_text="What becomes of the annotations that carry the label: 'reassign' "
-            "(to `reassign_to`) or 'delete'. Required when any do.",
+            "(to `reassign_to`), 'unlabel' (kept without a label) or 'delete'. Required when "
+            "any do.",
         )
         reassign_to = IdField(
             required=False, help_text="The label that takes over the annotations."

@@ -239,8 +239,9 @@ class LabelAnnotations:
     """What deleting a label does to the annotations that carry it."""
 
     REASSIGN = "reassign"
+    UNLABEL = "unlabel"
     DELETE = "delete"
-    CHOICES = (REASSIGN, DELETE)
+    CHOICES = (REASSIGN, UNLABEL, DELETE)
 
 
 def label_delete(
@@ -268,12 +269,13 @@ def label_delete(
         if count and annotations is None:
             raise ConflictError(
                 f"{count} annotations carry the label {label.name!r}: reassign them to "
-                "another label or delete them.",
+                "another label, keep them unlabelled or delete them.",
                 {"annotation_count": count},
             )
-        if annotations == LabelAnnotations.REASSIGN:
+        if annotations in (LabelAnnotations.REASSIGN, LabelAnnotations.UNLABEL):
             ids = list(carried.values_list("pk", flat=True))
-            carried.update(label=reassign_to, version=F("version") + 1, updated_at=timezone.now())
+            target = reassign_to if annotations == LabelAnnotations.REASSIGN else None
+            carried.update(label=target, version=F("version") + 1, updated_at=timezone.now())
             for annotation in Annotation.objects.filter(pk__in=ids).order_by("pk"):
                 annotation_event_record(
                     project_id=project_id,

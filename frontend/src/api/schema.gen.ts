@@ -2817,12 +2817,13 @@ export interface operations {
         parameters: {
             query?: {
                 /**
-                 * @description What becomes of the annotations that carry the label: 'reassign' (to `reassign_to`) or 'delete'. Required when any do.
+                 * @description What becomes of the annotations that carry the label: 'reassign' (to `reassign_to`), 'unlabel' (kept without a label) or 'delete'. Required when any do.
                  *
                  *     * `reassign` - reassign
+                 *     * `unlabel` - unlabel
                  *     * `delete` - delete
                  */
-                annotations?: "reassign" | "delete";
+                annotations?: "reassign" | "unlabel" | "delete";
                 /** @description The label that takes over the annotations. */
                 reassign_to?: number;
             };

@@ -57,7 +57,9 @@ export type ProjectInvitation = Output<Schemas["InvitationOutput"]>;
 /** A pending invitation as the invited user sees it. */
 export type MyInvitation = Output<Schemas["MyInvitationOutput"]>;
 /** What deleting a label that annotations carry does to them. */
-export type LabelDeletion = { annotations: "delete" } | { annotations: "reassign"; reassign_to: number };
+export type LabelDeletion =
+  | { annotations: "delete" | "unlabel" }
+  | { annotations: "reassign"; reassign_to: number };
 
 /** A registry model and whether its checkpoint is on the server (GET /api/models/). */
 export type RegistryModel = RegistryModelPayload;

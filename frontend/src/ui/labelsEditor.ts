@@ -112,12 +112,16 @@ export class LabelsEditor extends LitElement {
     const d = this.deletion;
     if (!d) return;
     const choice: LabelDeletion =
-      d.mode === "reassign" && d.target !== null ? { annotations: "reassign", reassign_to: d.target } : { annotations: "delete" };
+      d.mode === "reassign" && d.target !== null
+        ? { annotations: "reassign", reassign_to: d.target }
+        : { annotations: d.mode === "unlabel" ? "unlabel" : "delete" };
     const target = this.labels.find((l) => l.id === d.target)?.name ?? "";
-    const done =
-      choice.annotations === "reassign"
-        ? `Label ${d.label.name} deleted; its annotations moved to ${target}.`
-        : `Label ${d.label.name} deleted with ${plural(d.count, "annotation")}.`;
+    const outcome = {
+      reassign: `its annotations moved to ${target}`,
+      unlabel: "its annotations are kept without a label",
+      delete: `${plural(d.count, "annotation")} deleted with it`,
+    }[choice.annotations];
+    const done = `Label ${d.label.name} deleted; ${outcome}.`;
     this.closeDeletion();
     await this.act(() => api.deleteLabel(this.projectId, d.label.id, choice), done);
   }
@@ -139,6 +143,9 @@ export class LabelsEditor extends LitElement {
                 @change=${(e: Event) => (d.target = Number((e.target as HTMLSelectElement).value))}>
                 ${others.map((l) => html`<option value=${l.id} ?selected=${l.id === d.target}>${l.name}</option>`)}
               </select>
+              <br />
+              <label><input type="radio" name="label-delete-mode" .checked=${d.mode === "unlabel"}
+                @change=${() => { d.mode = "unlabel"; this.requestUpdate(); }} /> Keep them without a label</label>
               <br />
               <label><input type="radio" name="label-delete-mode" .checked=${d.mode === "delete"}
                 @change=${() => { d.mode = "delete"; this.requestUpdate(); }} /> Delete them</label>
