@@ -18,6 +18,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     if reason:
         _skip_or_fail(reason)
     data_dir = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "backend.settings.test",
@@ -130,6 +130,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     _manage(env, "sam_demo", "--password", PASSWORD, "--images", "4")
     out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
     project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
+    with serve(env, data_dir) as base:
+        yield {
+            "base": base,
+            "project_id": project_id,
+            "data_dir": data_dir,
+            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
+        }
+
+
+@contextmanager
+def serve(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """daphne on a free port with `env`, logging to `data_dir/server.log`; yields its base URL
+    once the login page answers, and stops it afterwards."""
+    port = _free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
         [
@@ -161,12 +175,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                         "server did not start:\n" + (data_dir / "server.log").read_text()
                     ) from None
                 time.sleep(0.3)
-        yield {
-            "base": base,
-            "project_id": project_id,
-            "data_dir": data_dir,
-            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
-        }
+        yield base
     finally:
         process.terminate()
         try:
