@@ -3,8 +3,8 @@
 // and accessible name. Reads its scenario from the JSON file named by SAM_E2E_CONFIG:
 //   { baseUrl, owner: {username, password}, invitee: {username, password},
 //     seededProject, newProject, outFile, screenshotDir }
-// The owner creates a project with two labels (a server validation error shown in place
-// first), invites the invitee (and an unknown e-mail: same answer), who signs in and accepts;
+// The owner creates a project with two labels (the server's refusal of a repeated label name
+// shown at that row first), invites the invitee (and an unknown e-mail: same answer), who signs in and accepts;
 // the owner cannot leave as the last owner; on the seeded project (annotations carry its
 // labels) the owner sees label counts, recolours a label, deletes a used label moving its
 // annotations, is held to the settings' bounds; then archives the new project. Exits 0 when
@@ -75,22 +75,25 @@ async function createProject(owner) {
   const dialog = owner.getByRole("dialog", { name: "New project" });
   await dialog.getByRole("textbox", { name: "Name", exact: true }).fill(name);
   await dialog.getByRole("textbox", { name: "Description" }).fill("Birds and their nests, spring survey");
-  // Longer than the server takes (the field's maxlength binds typing, not scripts).
-  await dialog.getByRole("textbox", { name: "Label 1 name" }).fill("b".repeat(101));
+  // Two labels with one name: the server refuses the second one at its row.
+  await dialog.getByRole("textbox", { name: "Label 1 name" }).fill("bird");
   await dialog.getByRole("textbox", { name: "Label 1 colour" }).fill("#2e8b57");
   await dialog.getByRole("button", { name: "Add label" }).click();
-  await dialog.getByRole("textbox", { name: "Label 2 name" }).fill("nest");
+  await dialog.getByRole("textbox", { name: "Label 2 name" }).fill("bird");
   const tiny = dialog.getByRole("option", { name: /SAM tiny/ });
   check("a present model is offered", !(await tiny.isDisabled()));
   check("review policy defaults to pending review", await dialog.getByRole("radio", { name: "Pending review" }).isChecked());
   expectRefusal = true;
   await dialog.getByRole("button", { name: "Create project" }).click();
-  const error = dialog.getByRole("alert").filter({ hasText: "no more than 100 characters" });
-  await error.waitFor();
+  const error = dialog.getByRole("listitem").filter({ hasText: "Another label is named 'bird'." });
+  await error.getByRole("alert").waitFor();
   expectRefusal = false;
-  check("the server's validation error is shown at its field", await error.isVisible());
-  await dialog.getByRole("textbox", { name: "Label 1 name" }).fill("bird");
+  check(
+    "the server's validation error is shown at its field",
+    await error.getByRole("textbox", { name: "Label 2 name" }).isVisible(),
+  );
   await shot(owner, "new-project.png");
+  await dialog.getByRole("textbox", { name: "Label 2 name" }).fill("nest");
   await dialog.getByRole("button", { name: "Create project" }).click();
   await owner.waitForURL(/\/projects\/\d+$/);
   await projectNav(owner).getByText(name).waitFor();
@@ -99,7 +102,7 @@ async function createProject(owner) {
 
 async function invite(owner, who) {
   await owner.getByRole("textbox", { name: "Username or e-mail" }).fill(who);
-  await owner.getByRole("combobox", { name: "Role" }).selectOption("annotator");
+  await owner.getByRole("combobox", { name: "Role", exact: true }).selectOption("annotator");
   await owner.getByRole("button", { name: "Invite", exact: true }).click();
   const sent = status(owner, `${who} as annotator: Invitation sent if the user exists.`);
   await sent.waitFor();
@@ -122,11 +125,16 @@ async function settingsOfSeeded(owner) {
   const max = Number(await points.getAttribute("max"));
   await points.fill(String(max + 1));
   await owner.getByRole("button", { name: "Save defaults" }).click();
-  check("a setting beyond the server's bound is refused in place", await owner.getByRole("alert").filter({ hasText: `From 1 to ${max}.` }).isVisible());
+  await owner.getByRole("alert").filter({ hasText: `From 1 to ${max}.` }).waitFor();
+  check("a setting beyond the server's bound is refused in place", true);
   await points.fill("24");
   await owner.getByRole("button", { name: "Save defaults" }).click();
   await status(owner, "Defaults saved.").waitFor();
+  // The page scrolls inside the app shell: a tall window shows the labels and the defaults.
+  await owner.setViewportSize({ width: 1280, height: 1500 });
+  await owner.getByRole("heading", { name: "Settings", level: 1 }).scrollIntoViewIfNeeded();
   await shot(owner, "settings.png");
+  await owner.setViewportSize({ width: 1280, height: 820 });
 
   await owner.getByRole("button", { name: `Delete label ${used.name}` }).click();
   const dialog = owner.getByRole("dialog", { name: `Delete label ${used.name}?` });

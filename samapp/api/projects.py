@@ -145,6 +145,19 @@ class ProjectListCreateApi(APIView):
             "accepted.",
         )
 
+        def validate_labels(self, labels: list[dict[str, str]]) -> list[dict[str, str]]:
+            """Each repeated name is reported at its row, so a form can mark that field."""
+            seen: set[str] = set()
+            errors: list[dict[str, list[str]]] = []
+            for item in labels:
+                name = item["name"].strip()
+                repeated = name in seen
+                seen.add(name)
+                errors.append({"name": [f"Another label is named {name!r}."]} if repeated else {})
+            if any(errors):
+                raise serializers.ValidationError(errors)
+            return labels
+
     @extend_schema(responses=ProjectOutput(many=True))
     def get(self, request: Request) -> Response:
         projects = project_list(user=request.user).prefetch_related("labels")

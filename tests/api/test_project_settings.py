@@ -24,6 +24,16 @@ def used_labels(project, make_image, make_annotation) -> dict[str, Label]:
     return labels
 
 
+def test_create_reports_a_repeated_label_name_at_its_row(client_for) -> None:
+    body = {"name": "Cells", "labels": [{"name": "cell"}, {"name": "wall"}, {"name": " cell "}]}
+    response = client_for("outsider").post("/api/projects/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "labels": [{}, {}, {"name": ["Another label is named 'cell'."]}]
+    }
+    assert not Project.objects.filter(name="Cells").exists()
+
+
 def test_label_list_counts_annotations_per_label(client_for, project, used_labels) -> None:
     response = client_for("viewer").get(f"/api/projects/{project.id}/labels/")
     assert response.status_code == 200

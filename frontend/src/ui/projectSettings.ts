@@ -189,19 +189,22 @@ export class ProjectSettingsPage extends LitElement {
     return html`<section class="panel" aria-labelledby="defaults-title">
       <h2 id="defaults-title">Segment everything and export defaults</h2>
       <p class="small muted">Empty fields follow the model's defaults (shown greyed).</p>
-      <form @submit=${(e: SubmitEvent) => void this.saveSettings(e)}>
+      <!-- novalidate: the bounds are checked by saveSettings, which shows each message at its field -->
+      <form novalidate @submit=${(e: SubmitEvent) => void this.saveSettings(e)}>
         <div class="form-grid">
           ${Object.entries(p.settings_bounds).map(([key, bound]) => {
             const attrs = boundAttributes(bound);
             const value = stored[key];
             const fallback = model?.automatic_defaults[key.replace(/^auto_/, "")];
             return html`<label for="setting-${key}">${SETTING_TITLES[key] ?? key}</label>
+              <span class="row">
               <input id="setting-${key}" type="number" min=${attrs.min} max=${attrs.max} step=${attrs.step}
                 ?disabled=${!this.canManage} .value=${typeof value === "number" ? String(value) : ""}
                 placeholder=${fallback === undefined ? "" : String(fallback)}
                 aria-describedby="setting-${key}-range"
                 @input=${(e: Event) => this.settingsDraft.set(key, (e.target as HTMLInputElement).value)} />
               <span class="small muted" id="setting-${key}-range">${attrs.min} to ${attrs.max}</span>
+              </span>
               ${fieldError(this.errors, `settings.${key}`, `setting-${key}-error`)}`;
           })}
         </div>
