@@ -4,6 +4,7 @@
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { ApiError, api } from "../api/client";
 import type { Project, RegistryModel, ReviewPolicy } from "../api/types";
+import { fieldError } from "./fieldError";
 import { formErrors, nextLabelColor, type FormErrors } from "./forms";
 import { modelStateText } from "./modelState";
 
@@ -13,11 +14,6 @@ interface LabelRow {
 }
 
 const NO_ERRORS: FormErrors = { general: "", fields: new Map() };
-
-export function fieldError(errors: FormErrors, field: string, id: string): TemplateResult | typeof nothing {
-  const message = errors.fields.get(field);
-  return message ? html`<span class="field-error" id=${id} role="alert">${message}</span>` : nothing;
-}
 
 export class NewProjectDialog extends LitElement {
   private name = "";

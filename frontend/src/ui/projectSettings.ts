@@ -5,10 +5,10 @@
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, ProjectUpdate, RegistryModel, ReviewPolicy } from "../api/types";
+import { fieldError } from "./fieldError";
 import { boundAttributes, boundProblem, formErrors, type FormErrors } from "./forms";
 import "./labelsEditor";
 import { baseModelKey, modelStateText } from "./modelState";
-import { fieldError } from "./newProject";
 import { projectNav } from "./projectNav";
 import { navigate } from "./router";
 
