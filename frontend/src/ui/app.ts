@@ -5,6 +5,7 @@ import "./projects";
 import "./images";
 import "../annotate/workspace";
 import "./review";
+import "../work/queuePage";
 import "./models";
 
 /** Top-level shell: header, client-side routing, global link interception. */
@@ -63,6 +64,8 @@ export class SamApp extends LitElement {
         return html`<annotation-workspace .projectId=${r.projectId} .imageId=${r.imageId}></annotation-workspace>`;
       case "review":
         return html`<review-page .projectId=${r.projectId}></review-page>`;
+      case "queue":
+        return html`<queue-page .projectId=${r.projectId}></queue-page>`;
       case "models":
         return html`<models-page .projectId=${r.projectId}></models-page>`;
       default:
