@@ -6,15 +6,12 @@ import type {
   DecoderPending,
   EmbeddingInfo,
   ImageItem,
-  Job,
   Label,
   ModelVersion,
   Page,
   Project,
   RegistryModel,
   RegistryModels,
-  ReviewState,
-  SegmentJob,
   TrainingJob,
   User,
 } from "./types";
@@ -79,7 +76,7 @@ export async function request<T>(
 
 const P = (projectId: number): string => `/api/projects/${projectId}`;
 
-function query(params: Record<string, string | number | null | undefined>): string {
+export function query(params: object): string {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
   const s = search.toString();
@@ -121,21 +118,12 @@ export const api = {
     }
     return all;
   },
-  projectAnnotations: (projectId: number, filters: { page?: number; page_size?: number; review_state?: string }) =>
-    request<Page<Annotation>>("GET", `${P(projectId)}/annotations/${query(filters)}`),
   createAnnotation: (projectId: number, imageId: number, data: AnnotationInput) =>
     request<Annotation>("POST", `${P(projectId)}/images/${imageId}/annotations/`, data),
   updateAnnotation: (projectId: number, annotationId: number, version: number, data: Partial<AnnotationInput>) =>
     request<Annotation>("PATCH", `${P(projectId)}/annotations/${annotationId}/`, data, { "If-Match": `"${version}"` }),
   deleteAnnotation: (projectId: number, annotationId: number, version: number) =>
     request<void>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
-  review: (projectId: number, ids: number[], review_state: ReviewState) =>
-    request<unknown>("POST", `${P(projectId)}/annotations/review/`, { ids, review_state }),
-  segmentEverything: (projectId: number, imageId: number) =>
-    request<SegmentJob>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
-  startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
-    request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
-  exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
   modelVersions: (projectId: number) =>
     request<{ active_model_key: string; results: ModelVersion[] }>("GET", `${P(projectId)}/model-versions/`),
   activateModelVersion: (projectId: number, versionId: number) =>

@@ -1,6 +1,6 @@
 /** REST calls of the work pages: queue, assignment, review with reasons, job options,
  * segment jobs, export history and dataset import. */
-import { ApiError, csrfToken, request } from "./client";
+import { ApiError, csrfToken, query, request } from "./client";
 import type { components } from "./schema.gen";
 import type { Annotation, ImageItem, Job, Page, ReviewState, SegmentJob } from "./types";
 
@@ -32,13 +32,6 @@ export interface ImportResult {
 }
 
 const P = (projectId: number): string => `/api/projects/${projectId}`;
-
-function query(params: object): string {
-  const search = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
-  const s = search.toString();
-  return s ? `?${s}` : "";
-}
 
 /** Every page of a paginated list (bounded: a page list is never a download). */
 async function all<T>(url: string, limit = 20): Promise<T[]> {

@@ -83,7 +83,7 @@ export class SegmentDialog extends WorkDialog {
   private field(name: string, option: JobOption): TemplateResult {
     const [label, hint] = NAMES[name] ?? [name, ""];
     const value = this.values[name];
-    return html`<label class="field">
+    return html`<div class="field"><label class="field">
       <span>${label} <span class="small muted">(${option.min}–${option.max})</span></span>
       <input type="number" name=${name} min=${option.min} max=${option.max} step=${optionStep(option)} .value=${value === undefined ? "" : String(value)}
         placeholder="model default" ?disabled=${this.running} aria-describedby="hint-${name}"
@@ -92,9 +92,9 @@ export class SegmentDialog extends WorkDialog {
           if (input.value === "") delete this.values[name];
           else this.values[name] = clampOption(Number(input.value), option);
           input.value = this.values[name] === undefined ? "" : String(this.values[name]);
-        }} />
+        }} /></label>
       <span class="small muted" id="hint-${name}">${hint}</span>
-    </label>`;
+    </div>`;
   }
 
   override render(): TemplateResult {
