@@ -3,7 +3,7 @@
 // tests/e2e/test_work_pages.py against a real server; reads its scenario from the JSON file
 // named by SAM_E2E_CONFIG:
 //   { baseUrl, projectId, owner, annotator, annotation, other, reason, outFile, exportFile,
-//     screenshotDir }
+//     badImport, screenshotDir }
 // Elements are found by role and accessible name. Exits 0 when every check passed.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -25,14 +25,16 @@ function check(name, ok, detail = "") {
 }
 
 // Answers the app expects and handles: an embedding not ready yet (409), a decoder still
-// being prepared (503).
+// being prepared (503); the refused import (400) is shown in its dialog.
 const EXPECTED = [/status of 409/, /status of 503/];
+let importing = false;
 
 async function login(browser, user) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
   const page = await context.newPage();
   page.on("console", (msg) => {
-    if (msg.type() === "error" && !EXPECTED.some((re) => re.test(msg.text()))) results.pageErrors.push(`${user.username}: ${msg.text()}`);
+    const expected = EXPECTED.some((re) => re.test(msg.text())) || (importing && /status of 400/.test(msg.text()));
+    if (msg.type() === "error" && !expected) results.pageErrors.push(`${user.username}: ${msg.text()}`);
   });
   page.on("pageerror", (error) => results.pageErrors.push(`${user.username}: ${error.message}`));
   await page.goto(`${cfg.baseUrl}/`);
@@ -162,9 +164,23 @@ try {
   check("an export is deleted from the history", true);
   await exportDialog.getByRole("button", { name: /^Close/ }).click();
 
-  // 7. An upload in progress (the server's answers held back a moment for the picture).
+  // 7. An import the server refuses lists its located errors.
+  await owner.getByRole("button", { name: "Import…" }).click();
+  const importDialog = owner.getByRole("dialog", { name: "Import annotations" });
+  await importDialog.getByLabel("Zip archive").setInputFiles(cfg.badImport);
+  importing = true;
+  await importDialog.getByRole("button", { name: "Import" }).click();
+  const problems = importDialog.getByRole("alert");
+  await problems.getByText(/image_id: no image with id 99/).waitFor();
+  check("the import's located errors are listed", (await problems.getByText(/category_id: no category with id 7/).count()) === 1);
+  importing = false;
+  await importDialog.getByRole("button", { name: /^Close/ }).click();
+
+  // 8. An upload in progress: the first two files go through, the server's answers to the
+  // others are held back a moment for the picture.
+  let posted = 0;
   await owner.route("**/api/projects/*/images/", async (route) => {
-    if (route.request().method() === "POST") await new Promise((r) => setTimeout(r, 2500));
+    if (route.request().method() === "POST" && ++posted > 2) await new Promise((r) => setTimeout(r, 4000));
     await route.continue();
   });
   const files = await owner.evaluateHandle(async () => {
@@ -181,7 +197,8 @@ try {
     return transfer;
   });
   await owner.dispatchEvent("main.page", "drop", { dataTransfer: files });
-  await owner.getByRole("progressbar", { name: "Overall upload progress" }).waitFor();
+  await owner.getByText(/2\/4 files/).waitFor({ timeout: 60_000 });
+  check("the upload shows its progress", await owner.getByRole("progressbar", { name: "Overall upload progress" }).isVisible());
   await shot(owner, "upload.png");
   await owner.getByText(/4\/4 files/).waitFor({ timeout: 60_000 });
   await owner.unroute("**/api/projects/*/images/");

@@ -46,6 +46,27 @@ print("ANNOTATION", mine.id, "OTHER", other.id)
 """
 
 
+def _bad_coco_zip(path: Path) -> None:
+    """A COCO archive whose one annotation points at an image and a category it lacks."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(png, format="PNG")
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [
+            {"id": 1, "image_id": 99, "category_id": 7, "segmentation": [[0, 0, 4, 0, 4, 4]]}
+        ],
+    }
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images/a.png", png.getvalue())
+        zf.writestr("annotations.json", json.dumps(coco))
+
+
 @pytest.fixture(scope="module")
 def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     env = {
@@ -58,6 +79,8 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     annotation = int(out.split("ANNOTATION", 1)[1].split()[0])
     other = int(out.split("OTHER", 1)[1].split()[0])
     out_dir = tmp_path_factory.mktemp("e2e-work")
+    bad_import = out_dir / "bad-coco.zip"
+    _bad_coco_zip(bad_import)
     shots = ROOT / "docs" / "screens" if os.environ.get("SAM_E2E_SCREENSHOTS") == "1" else None
     scenario = {
         "baseUrl": server["base"],
@@ -69,6 +92,7 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         "reason": "The mask leaks into the background on the left.",
         "outFile": str(out_dir / "result.json"),
         "exportFile": str(out_dir / "export.zip"),
+        "badImport": str(bad_import),
         "screenshotDir": str(shots) if shots else None,
     }
     config = out_dir / "scenario.json"
