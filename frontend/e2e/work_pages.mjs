@@ -171,8 +171,8 @@ try {
   importing = true;
   await importDialog.getByRole("button", { name: "Import" }).click();
   const problems = importDialog.getByRole("alert");
-  await problems.getByText(/image_id: no image with id 99/).waitFor();
-  check("the import's located errors are listed", (await problems.getByText(/category_id: no category with id 7/).count()) === 1);
+  await problems.getByText(/annotations\[0\]\.image_id: no image with id 99/).waitFor();
+  check("the import's located errors are listed", (await problems.getByText(/annotations\[1\]\.category_id: no category with id 7/).count()) === 1);
   importing = false;
   await importDialog.getByRole("button", { name: /^Close/ }).click();
 

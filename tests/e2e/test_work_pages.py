@@ -47,7 +47,7 @@ print("ANNOTATION", mine.id, "OTHER", other.id)
 
 
 def _bad_coco_zip(path: Path) -> None:
-    """A COCO archive whose one annotation points at an image and a category it lacks."""
+    """A COCO archive whose annotations point at an image and a category it lacks."""
     import io
     import zipfile
 
@@ -59,7 +59,8 @@ def _bad_coco_zip(path: Path) -> None:
         "images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
         "categories": [{"id": 1, "name": "thing"}],
         "annotations": [
-            {"id": 1, "image_id": 99, "category_id": 7, "segmentation": [[0, 0, 4, 0, 4, 4]]}
+            {"id": 1, "image_id": 99, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4]]},
+            {"id": 2, "image_id": 1, "category_id": 7, "segmentation": [[0, 0, 4, 0, 4, 4]]},
         ],
     }
     with zipfile.ZipFile(path, "w") as zf:
