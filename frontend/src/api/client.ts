@@ -6,7 +6,6 @@ import type {
   DecoderPending,
   EmbeddingInfo,
   ImageItem,
-  Job,
   Label,
   LabelDeletion,
   LabelWithCount,
@@ -21,8 +20,6 @@ import type {
   ProjectUpdate,
   RegistryModel,
   RegistryModels,
-  ReviewState,
-  SegmentJob,
   TrainingJob,
   User,
 } from "./types";
@@ -87,7 +84,7 @@ export async function request<T>(
 
 const P = (projectId: number): string => `/api/projects/${projectId}`;
 
-function query(params: Record<string, string | number | null | undefined>): string {
+export function query(params: object): string {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
   const s = search.toString();
@@ -157,21 +154,12 @@ export const api = {
     }
     return all;
   },
-  projectAnnotations: (projectId: number, filters: { page?: number; page_size?: number; review_state?: string }) =>
-    request<Page<Annotation>>("GET", `${P(projectId)}/annotations/${query(filters)}`),
   createAnnotation: (projectId: number, imageId: number, data: AnnotationInput) =>
     request<Annotation>("POST", `${P(projectId)}/images/${imageId}/annotations/`, data),
   updateAnnotation: (projectId: number, annotationId: number, version: number, data: Partial<AnnotationInput>) =>
     request<Annotation>("PATCH", `${P(projectId)}/annotations/${annotationId}/`, data, { "If-Match": `"${version}"` }),
   deleteAnnotation: (projectId: number, annotationId: number, version: number) =>
     request<void>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
-  review: (projectId: number, ids: number[], review_state: ReviewState) =>
-    request<unknown>("POST", `${P(projectId)}/annotations/review/`, { ids, review_state }),
-  segmentEverything: (projectId: number, imageId: number) =>
-    request<SegmentJob>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
-  startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
-    request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
-  exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
   modelVersions: (projectId: number) =>
     request<{ active_model_key: string; results: ModelVersion[] }>("GET", `${P(projectId)}/model-versions/`),
   activateModelVersion: (projectId: number, versionId: number) =>

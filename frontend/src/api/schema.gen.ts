@@ -658,6 +658,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/job-options/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The options of segment everything (`segment`, by request key) and of exports (`export`): the bounds the API enforces and this project's defaults. */
+        get: operations["projects_job_options_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/labels/": {
         parameters: {
             query?: never;
@@ -1223,10 +1240,36 @@ export interface components {
         InvitationSentOutput: {
             detail: string;
         };
+        JobOptionOutput: {
+            kind: components["schemas"]["KindEnum"];
+            /** Format: double */
+            min: number;
+            /** Format: double */
+            max: number;
+            /**
+             * Format: double
+             * @description What a job uses when the request leaves the option out.
+             */
+            default: number | null;
+        };
+        JobOptionsOutput: {
+            segment: {
+                [key: string]: components["schemas"]["JobOptionOutput"];
+            };
+            export: {
+                [key: string]: components["schemas"]["JobOptionOutput"];
+            };
+        };
         JoinedOutput: {
             project: number;
             role?: components["schemas"]["RoleEnum"];
         };
+        /**
+         * @description * `int` - int
+         *     * `float` - float
+         * @enum {string}
+         */
+        KindEnum: "int" | "float";
         LabelCountOutput: {
             readonly id: number;
             name: string;
@@ -1443,9 +1486,15 @@ export interface components {
             };
             /** @description Your annotations on this image that a reviewer rejected. */
             readonly rejected_count: number;
-            readonly rejections: {
-                [key: string]: unknown;
-            }[];
+            readonly rejections: components["schemas"]["RejectionOutput"][];
+        };
+        RejectionOutput: {
+            readonly id: number;
+            label?: number | null;
+            review_reason?: string;
+            reviewed_by?: number | null;
+            /** Format: date-time */
+            reviewed_at?: string | null;
         };
         /**
          * @description * `accepted` - accepted
@@ -2740,6 +2789,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    projects_job_options_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOptionsOutput"];
+                };
             };
         };
     };

@@ -5,6 +5,7 @@ import "./projects";
 import "./images";
 import "../annotate/workspace";
 import "./review";
+import "../work/queuePage";
 import "./models";
 import "./projectSettings";
 import "./members";
@@ -65,6 +66,8 @@ export class SamApp extends LitElement {
         return html`<annotation-workspace .projectId=${r.projectId} .imageId=${r.imageId}></annotation-workspace>`;
       case "review":
         return html`<review-page .projectId=${r.projectId}></review-page>`;
+      case "queue":
+        return html`<queue-page .projectId=${r.projectId}></queue-page>`;
       case "models":
         return html`<models-page .projectId=${r.projectId}></models-page>`;
       case "settings":
