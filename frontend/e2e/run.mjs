@@ -295,8 +295,10 @@ try {
   // 9. Export (COCO) and download the archive; the Python side looks inside.
   await a.goto(`${cfg.baseUrl}/`);
   await a.getByTestId("project-link").filter({ hasText: cfg.projectName }).first().click();
-  await a.getByTestId("export-button").click();
-  const link = a.getByTestId("export-download");
+  await a.getByRole("button", { name: "Export…" }).click();
+  const exportDialog = a.getByRole("dialog", { name: "Export" });
+  await exportDialog.getByRole("button", { name: "Start export" }).click();
+  const link = exportDialog.getByRole("link", { name: /^Download export \d+/ }).first();
   await link.waitFor({ timeout: 120_000 });
   const [download] = await Promise.all([a.waitForEvent("download"), link.click()]);
   if (cfg.exportFile) {
@@ -304,6 +306,7 @@ try {
     await download.saveAs(cfg.exportFile);
   }
   check("export downloaded", true);
+  await exportDialog.getByRole("button", { name: /^Close/ }).click();
 
   // 10. Review view (proposals), screenshot.
   await a.goto(`${cfg.baseUrl}/projects/${cfg.projectId}/review`);
@@ -315,13 +318,17 @@ try {
     await a.screenshot({ path: join(cfg.screenshotDir, "review.png") });
   }
   if (proposals > 0) {
-    await a.getByTestId("accept-one").first().click();
+    const first = await a.getByTestId("proposal").first().getAttribute("data-id");
+    await a.getByRole("button", { name: `Accept annotation ${first}` }).click();
     await a.waitForFunction((n) => document.querySelectorAll("[data-testid=proposal]").length < n, proposals);
     check("proposal accepted one by one", true);
     const left = await a.getByTestId("proposal").count();
     if (left > 0) {
       await a.getByTestId("select-all").check();
-      await a.getByTestId("bulk-reject").click();
+      await a.getByRole("button", { name: /^Reject selected/ }).click();
+      const reject = a.getByRole("dialog", { name: /^Reject \d+ annotation/ });
+      await reject.getByRole("textbox", { name: /^Reason/ }).fill("not an object");
+      await reject.getByRole("button", { name: "Reject", exact: true }).click();
       await a.getByTestId("review-empty").waitFor({ timeout: 15_000 });
       check("proposals rejected in bulk", true);
     }

@@ -17,6 +17,7 @@ from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Embedding, Image, ReviewState, SegmentJob
 from samapp.roles import Capability
 from samapp.selectors.embeddings import embedding_get_visible, embedding_status_payload
+from samapp.selectors.job_options import job_options
 from samapp.selectors.model_versions import model_key_visible
 from samapp.services.decoders import (
     DecoderUnavailableError,
@@ -224,6 +225,30 @@ class SegmentEverythingApi(ProjectScopedMixin, APIView):
         )
         job.refresh_from_db()
         return Response(segment_job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class JobOptionOutput(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["int", "float"])
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+    default = serializers.FloatField(
+        allow_null=True, help_text="What a job uses when the request leaves the option out."
+    )
+
+
+class JobOptionsOutput(serializers.Serializer[Any]):
+    segment = serializers.DictField(child=JobOptionOutput())
+    export = serializers.DictField(child=JobOptionOutput())
+
+
+class JobOptionsApi(ProjectScopedMixin, APIView):
+    @extend_schema(
+        responses=JobOptionsOutput,
+        description="The options of segment everything (`segment`, by request key) and of "
+        "exports (`export`): the bounds the API enforces and this project's defaults.",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(JobOptionsOutput(job_options(project=self.project)).data)
 
 
 class SegmentJobDetailApi(ProjectScopedMixin, APIView):

@@ -6,6 +6,7 @@ from samapp.api.pipeline import (
     DecoderManifestApi,
     EmbeddingFileApi,
     ImageEmbeddingApi,
+    JobOptionsApi,
     SegmentEverythingApi,
     SegmentJobDetailApi,
 )
@@ -38,6 +39,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         SegmentEverythingApi.as_view(),
         name="segment-everything",
     ),
+    path(P + "job-options/", JobOptionsApi.as_view(), name="job-options"),
     path(
         P + "segment-jobs/<int:job_id>/", SegmentJobDetailApi.as_view(), name="segment-job-detail"
     ),

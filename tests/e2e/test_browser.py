@@ -123,9 +123,32 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    reason = _missing()
+    if reason:
+        _skip_or_fail(reason)
+    data_dir = tmp_path_factory.mktemp("e2e-server")
+    # Small chunks: the browser's upload step sends one file through the chunked path.
+    env = server_env(data_dir, SAM_UPLOAD_CHUNK_BYTES="65536")
+    _manage(env, "migrate", "--noinput")
+    _manage(env, "collectstatic", "--noinput")
+    _manage(env, "sam_demo", "--password", PASSWORD, "--images", "4")
+    out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
+    project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
+    with serve(env, data_dir) as base:
+        yield {
+            "base": base,
+            "project_id": project_id,
+            "data_dir": data_dir,
+            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
+        }
+
+
 @contextmanager
-def serving(env: dict[str, str], data_dir: Path) -> Iterator[str]:
-    """Run daphne on a free port until the block ends; yields its base URL once it answers."""
+def serve(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """daphne on a free port with `env`, logging to `data_dir/server.log`; yields its base URL
+    once the login page answers, and stops it afterwards."""
     port = _free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
@@ -166,28 +189,6 @@ def serving(env: dict[str, str], data_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    reason = _missing()
-    if reason:
-        _skip_or_fail(reason)
-    data_dir = tmp_path_factory.mktemp("e2e-server")
-    # Small chunks: the browser's upload step sends one file through the chunked path.
-    env = server_env(data_dir, SAM_UPLOAD_CHUNK_BYTES="65536")
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput")
-    _manage(env, "sam_demo", "--password", PASSWORD, "--images", "4")
-    out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
-    project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
-    with serving(env, data_dir) as base:
-        yield {
-            "base": base,
-            "project_id": project_id,
-            "data_dir": data_dir,
-            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
-        }
 
 
 def _depth(mask: np.ndarray) -> np.ndarray:

@@ -32,8 +32,8 @@ from tests.e2e.test_browser import (
     _manage,
     _missing,
     _skip_or_fail,
+    serve,
     server_env,
-    serving,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -109,7 +109,7 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     spec = MODELS[DOWNLOADING]
     DownloadHostHandler.trickle[spec.filename] = spec.size_bytes or 0
     DownloadHostHandler.cut.clear()
-    with download_host() as host, serving(env, data_dir) as base:
+    with download_host() as host, serve(env, data_dir) as base:
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "shell", "-c", DOWNLOAD],
             cwd=ROOT,

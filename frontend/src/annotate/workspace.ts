@@ -4,6 +4,7 @@
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import type { PresenceUser, ServerEvent } from "../api/events.gen";
 import { api } from "../api/client";
+import { work } from "../api/work";
 import type { Annotation, ImageItem, Project } from "../api/types";
 import { config } from "../config";
 import { ProjectSocket, type ConnectionState } from "../realtime/socket";
@@ -11,6 +12,7 @@ import { samEngine } from "../sam/engine";
 import type { Size } from "../sam/prompts";
 import { UNLABELLED_COLOR } from "../ui/colors";
 import { navigate } from "../ui/router";
+import "../work/segmentDialog";
 import { EmbeddingMachine } from "./core/embedding";
 import { runCommand } from "./commands";
 import { commandFor, type Command } from "./core/keys";
@@ -66,6 +68,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   private resizeObserver: ResizeObserver | null = null;
   private socket: ProjectSocket | null = null;
   showHelp = false;
+  private showSegment = false;
   private drawQueued = false;
 
   protected override createRenderRoot(): HTMLElement {
@@ -334,9 +337,15 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   }
 
   segmentEverything(): void {
-    api.segmentEverything(this.projectId, this.imageId).then(
-      () => this.set({ notice: "Segment everything started: proposals appear as they are found." }),
-      (error: unknown) => this.set({ error: `Segment everything failed: ${message(error)}` }),
+    this.showSegment = true;
+    this.requestUpdate();
+  }
+
+  /** Done with this image: the server moves it on; open the next one of my queue. */
+  markDone(): void {
+    work.queueDone(this.projectId, this.imageId).then(
+      ({ next }) => navigate(`/projects/${this.projectId}/${next ? `images/${next.id}` : "queue"}`),
+      (error: unknown) => this.set({ error: `Could not mark the image done: ${message(error)}` }),
     );
   }
 
@@ -357,7 +366,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   };
 
   private readonly onKeyDown = (event: KeyboardEvent): void => {
-    if (typing(event)) return;
+    if (typing(event) || this.showSegment) return;
     const command = commandFor(event);
     if (!command) return;
     // Buttons take Enter and Space themselves when focused.
@@ -381,6 +390,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
         ${notices(this)}
       </div>
       ${this.showHelp ? helpDialog(() => this.run("help")) : nothing}
+      ${this.showSegment ? html`<segment-dialog .projectId=${this.projectId} .imageIds=${[this.imageId]} @close=${() => { this.showSegment = false; this.requestUpdate(); }}></segment-dialog>` : nothing}
       ${this.editor.conflict ? conflictDialog(this, this.editor.conflict, resolve) : nothing}
     </div>`;
   }

@@ -6,6 +6,7 @@ import { styleMap } from "lit/directives/style-map.js";
 import type { ConnectionState } from "../../realtime/socket";
 import type { PresenceUser } from "../../api/events.gen";
 import type { ImageItem, Label, Project } from "../../api/types";
+import { config } from "../../config";
 import { maskArea, maskIoU } from "../../sam/masks";
 import type { EmbeddingMachine } from "../core/embedding";
 import { BINDINGS, HELP_ROWS, type Command } from "../core/keys";
@@ -120,6 +121,7 @@ function annotationList(w: WorkspaceModel, labels: Label[]): TemplateResult {
           ${labels.map((l) => html`<option value=${l.id} ?selected=${l.id === a.label}>${l.name}</option>`)}
         </select>
         ${a.review_state !== "accepted" ? html`<span class="small muted">${a.review_state}</span>` : nothing}
+        ${a.review_state === "rejected" ? html`<p class="rejection small" data-testid="rejection">Rejected: ${a.review_reason || "no reason given"}</p>` : nothing}
         <span class="spacer"></span>
         <button class="link" title="Edit with brush / eraser (select, then M)" aria-label="Edit annotation ${a.id}" @click=${() => w.editAnnotation(a.id, false)}>edit</button>
         <button class="link" title="Refine with clicks (select, then R)" aria-label="Refine annotation ${a.id}" @click=${() => w.editAnnotation(a.id, true)}>refine</button>
@@ -173,6 +175,9 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
         ${STATUSES.map((st) => html`<option value=${st} ?selected=${w.image?.status === st}>${st.replace("_", " ")}</option>`)}
       </select>
     </label>
+    ${w.image?.assignee === config.user.id && (w.image.status === "new" || w.image.status === "in_progress")
+      ? html`<div class="row">${commandButton(w, "done", "Done, next image", { cls: "primary", testid: "done" })}<a href="/projects/${w.projectId}/queue">My queue</a></div>`
+      : nothing}
     ${modelSection(w)}
     ${w.presence.length ? html`<p class="presence small" data-testid="presence">Also here: ${w.presence.map((u) => html`<span class="avatar">${u.username}</span>`)}</p>` : nothing}
     <section aria-label="Tool">
