@@ -23,7 +23,7 @@ from samapp.services.decoders import (
     decoder_file_get,
     decoder_state,
 )
-from samapp.services.embeddings import embedding_read, embedding_request
+from samapp.services.embeddings import embedding_is_packed, embedding_read, embedding_request
 from samapp.services.reviews import MAX_REASON_CHARS, annotations_review
 from samapp.services.segment import segment_job_payload, segment_job_start
 
@@ -62,7 +62,9 @@ def _etag(embedding: Embedding, fmt: str) -> str:
 
 class EmbeddingFileApi(APIView):
     """An image embedding: fp16 (1, C, H, W) little-endian, or int8 (C float32 per-channel
-    scales, then C*H*W int8). Immutable: the URL is (model, content) addressed."""
+    scales, then C*H*W int8). For SAM 2 (``X-Embedding-Layout: packed``) the body packs its
+    three feature maps behind a JSON header (layout in samapp.ml.sam2_embedding); the shape
+    header is the image embedding's. Immutable: the URL is (model, content) addressed."""
 
     class FilterSerializer(serializers.Serializer[Any]):
         dtype = serializers.ChoiceField(choices=list(DTYPES), default="fp16")
@@ -96,6 +98,7 @@ class EmbeddingFileApi(APIView):
             X_Input_Size=",".join(str(n) for n in embedding.input_size),
             X_Original_Size=",".join(str(n) for n in embedding.original_size),
             X_Model_Key=embedding.model_key,
+            X_Embedding_Layout="packed" if embedding_is_packed(embedding=embedding) else "raw",
         )
 
 

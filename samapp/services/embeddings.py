@@ -363,10 +363,14 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
 
 
 def _encode(model: "Sam", images: list[Any]) -> tuple[list[Any], float]:
+    """SAM's embeddings, or SAM 2's three feature maps (stored packed, see ml/sam2_embedding)."""
     from samapp.ml.embedding import compute_embeddings
+    from samapp.ml.sam2_embedding import compute_sam2_features
+    from samapp.ml.sam2_models import is_sam2
 
+    encode = compute_sam2_features if is_sam2(model) else compute_embeddings
     started = time.perf_counter()
-    results = compute_embeddings(model, images, batch_size=max(1, len(images)))
+    results = encode(model, images, batch_size=max(1, len(images)))
     return results, time.perf_counter() - started
 
 
@@ -563,6 +567,15 @@ def embedding_compute(*, embedding_id: int) -> Embedding | None:
     """Compute one embedding (batching with whatever else is pending); returns its row."""
     embeddings_compute_batch(embedding_id=embedding_id)
     return Embedding.objects.filter(pk=embedding_id).first()
+
+
+def embedding_is_packed(*, embedding: Embedding) -> bool:
+    """True when the stored blob is SAM 2's packed feature maps (self-describing header, see
+    samapp.ml.sam2_embedding), False for SAM's one raw embedding tensor."""
+    from samapp.ml.registry import MODELS
+
+    spec = MODELS.get(embedding_model_key(embedding.model_key))
+    return spec is not None and spec.family == "sam2"
 
 
 def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:

@@ -1,0 +1,75 @@
+"""SAM 2.1 embeddings by the worker: the three feature maps stored packed per (content, model),
+served in one response, equal to ``SAM2ImagePredictor``'s features on the same image."""
+
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from django.core.files.storage import default_storage
+from PIL import Image as PILImage
+
+from samapp.ml.sam2_embedding import FEATURE_NAMES, sam2_predictor, unpack_tensors
+from samapp.models import EmbeddingStatus
+from samapp.services import embeddings as service
+
+pytestmark = pytest.mark.django_db
+KEY = "sam2.1_hiera_tiny"
+SHAPES = {
+    "image_embeddings": (256, 64, 64),
+    "high_res_feats_0": (32, 256, 256),
+    "high_res_feats_1": (64, 128, 128),
+}
+
+
+def test_worker_stores_sam2_features_served_in_one_packed_response(
+    client_for, make_image, project
+) -> None:
+    image = make_image(project, width=40, height=30)
+    with mock.patch.object(service, "_enqueue"):
+        (row,) = service.embeddings_schedule(images=[image], model_key=KEY)
+    assert service.embeddings_compute_batch(embedding_id=row.pk).ready == [row.pk]
+    row.refresh_from_db()
+    assert row.status == EmbeddingStatus.READY and row.model_key == KEY
+    assert row.shape == [1, 256, 64, 64]
+    assert row.input_size == [1024, 1024] and row.original_size == [30, 40]
+    # 2 + 4 + 2 MiB of fp16 maps behind a header of a few hundred bytes (SAM's: 2 MiB).
+    assert 8 * 2**20 < row.byte_size < 8 * 2**20 + 1024
+
+    response = client_for("viewer").get(f"/api/embeddings/{KEY}/{image.sha256}/")
+    assert response.status_code == 200
+    assert response["X-Embedding-Layout"] == "packed"
+    assert response["X-Embedding-Shape"] == "1,256,64,64"
+    assert response["X-Input-Size"] == "1024,1024"
+    assert len(response.content) == row.byte_size
+    maps = unpack_tensors(response.content)
+    assert list(maps) == list(FEATURE_NAMES)
+    assert {name: array.shape for name, array in maps.items()} == SHAPES
+
+    # The same maps as the package's predictor on the same image (fp16 rounding apart).
+    with default_storage.open(image.file.name, "rb") as handle:
+        pixels = np.asarray(PILImage.open(handle).convert("RGB"))
+    predictor = sam2_predictor(service._model(KEY))
+    predictor.set_image(pixels)
+    expected = [predictor._features["image_embed"][0], *predictor._features["high_res_feats"]]
+    for name, tensor in zip(FEATURE_NAMES, expected, strict=True):
+        want = tensor.reshape(SHAPES[name]).float().numpy()
+        np.testing.assert_allclose(maps[name], want, rtol=2e-3, atol=2e-3)
+
+    int8 = client_for("viewer").get(f"/api/embeddings/{KEY}/{image.sha256}/?dtype=int8")
+    assert int8["X-Embedding-Dtype"] == "int8" and int8["X-Embedding-Layout"] == "packed"
+    assert len(int8.content) < len(response.content) * 0.51
+    for name, array in unpack_tensors(int8.content).items():
+        scale = np.abs(maps[name]).max(axis=(1, 2), keepdims=True) / 127
+        assert (np.abs(array - maps[name]) <= scale * 0.5 + 1e-3).all(), name
+
+
+def test_sam_embeddings_stay_raw(client_for, make_image, project) -> None:
+    image = make_image(project, width=20, height=20)
+    with mock.patch.object(service, "_enqueue"):
+        (row,) = service.embeddings_schedule(images=[image], model_key="sam_tiny")
+    service.embeddings_compute_batch(embedding_id=row.pk)
+    response: Any = client_for("viewer").get(f"/api/embeddings/sam_tiny/{image.sha256}/")
+    assert response["X-Embedding-Layout"] == "raw"
+    assert torch.from_numpy(np.frombuffer(response.content, "<f2").copy()).numel() > 0
