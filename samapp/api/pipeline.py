@@ -143,6 +143,10 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
         "variants": variants,
         # Lossy variants that failed their parity probe: {variant: {"reason", "parity"}}.
         "rejected": manifest.get("rejected", {}),
+        # "sam2": the graphs also take the high-resolution maps of the packed embedding
+        # ({input name: [C, h, w]}) and append SAM 2's padding point themselves.
+        "family": manifest.get("family", "sam"),
+        "extra_inputs": manifest.get("extra_inputs", {}),
     }
 
 

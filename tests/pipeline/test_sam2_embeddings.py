@@ -73,3 +73,29 @@ def test_sam_embeddings_stay_raw(client_for, make_image, project) -> None:
     response: Any = client_for("viewer").get(f"/api/embeddings/sam_tiny/{image.sha256}/")
     assert response["X-Embedding-Layout"] == "raw"
     assert torch.from_numpy(np.frombuffer(response.content, "<f2").copy()).numel() > 0
+
+
+def test_sam2_decoder_manifest_names_the_high_res_inputs(
+    client_for, settings, django_capture_on_commit_callbacks
+) -> None:
+    from django.core.cache import cache
+
+    from tests.pipeline.fixtures import decoder_manifest
+
+    cache.clear()
+    client = client_for("viewer")
+    manifest = decoder_manifest(client, django_capture_on_commit_callbacks, key=KEY)
+    assert manifest["family"] == "sam2" and manifest["img_size"] == 1024
+    assert manifest["embedding_shape"] == [1, 256, 64, 64]
+    assert manifest["extra_inputs"] == {
+        k: list(v) for k, v in SHAPES.items() if k != FEATURE_NAMES[0]
+    }
+    assert manifest["default_variant"] in manifest["variants"]
+    fp32 = manifest["variants"]["lowres_multi"]
+    assert [i["name"] for i in fp32["inputs"]][:3] == list(FEATURE_NAMES)
+    response = client.get(fp32["url"])
+    assert response.status_code == 200 and len(response.content) == fp32["bytes"]
+    # Stored with its own variant list: asked again, it is not exported again.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("samapp.ml.sam2_onnx.export_sam2_decoders", None)
+        assert client.get(f"/api/models/{KEY}/decoder/").json() == manifest
