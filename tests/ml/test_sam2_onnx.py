@@ -128,7 +128,7 @@ def test_export_writes_a_manifest_with_the_extra_inputs(setup, tmp_path):
     assert [spec["name"] for spec in fp32["inputs"]] == INPUTS
     assert (tmp_path / fp32["filename"]).is_file()
     # The int8 graph is stored only when its probe passes; either way the figure is reported.
-    int8 = manifest["variants"].get("lowres_multi_int8") or manifest["rejected"][
-        "lowres_multi_int8"
-    ]
+    int8 = (
+        manifest["variants"].get("lowres_multi_int8") or manifest["rejected"]["lowres_multi_int8"]
+    )
     assert 0.0 <= int8["parity"]["min_iou"] <= int8["parity"]["mean_iou"] <= 1.0

@@ -44,6 +44,12 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
     inputs: variant.inputs.map(tensorName),
     outputs: variant.outputs.map(tensorName),
   };
+  if (manifest.family === "sam2") {
+    info.family = "sam2";
+    info.extraInputs = Object.fromEntries(
+      Object.entries(manifest.extra_inputs ?? {}).map(([name, shape]) => [name, [1, ...shape]]),
+    );
+  }
   if (variant.prepare) {
     const fallback = variant.mask_input_variant;
     if (!fallback || fallback === variantName || !manifest.variants[fallback]) {
