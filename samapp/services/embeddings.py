@@ -569,15 +569,6 @@ def embedding_compute(*, embedding_id: int) -> Embedding | None:
     return Embedding.objects.filter(pk=embedding_id).first()
 
 
-def embedding_is_packed(*, embedding: Embedding) -> bool:
-    """True when the stored blob is SAM 2's packed feature maps (self-describing header, see
-    samapp.ml.sam2_embedding), False for SAM's one raw embedding tensor."""
-    from samapp.ml.registry import MODELS
-
-    spec = MODELS.get(embedding_model_key(embedding.model_key))
-    return spec is not None and spec.family == "sam2"
-
-
 def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
     """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
     path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)

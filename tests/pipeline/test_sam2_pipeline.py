@@ -1,5 +1,6 @@
-"""SAM 2.1 embeddings by the worker: the three feature maps stored packed per (content, model),
-served in one response, equal to ``SAM2ImagePredictor``'s features on the same image."""
+"""SAM 2.1 on the server: the worker's three feature maps stored packed per (content, model),
+served in one response, equal to ``SAM2ImagePredictor``'s features on the same image; the
+browser decoder's manifest; segment everything on the stored features."""
 
 from typing import Any
 from unittest import mock
@@ -99,3 +100,44 @@ def test_sam2_decoder_manifest_names_the_high_res_inputs(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("samapp.ml.sam2_onnx.export_sam2_decoders", None)
         assert client.get(f"/api/models/{KEY}/decoder/").json() == manifest
+
+
+def test_segment_everything_runs_sam2s_generator_on_the_stored_features(
+    client_for, project, make_image, django_capture_on_commit_callbacks
+) -> None:
+    from samapp.models import Annotation, JobState, SegmentJob
+
+    project.default_model_key = KEY
+    project.save(update_fields=["default_model_key"])
+    image = make_image(project, width=48, height=32)
+    url = f"/api/projects/{project.id}/images/{image.id}/segment-everything/"
+    options = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    with (
+        mock.patch.object(service, "_encode", wraps=service._encode) as encode,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client_for("annotator").post(url, options, format="json")
+    assert response.status_code == 202, response.json()
+    job = SegmentJob.objects.get(pk=response.json()["id"])
+    assert job.state == JobState.DONE, job.error
+    assert encode.call_count == 1  # the features, once; the generator reused them
+    proposals = list(Annotation.objects.filter(image=image))
+    assert len(proposals) == job.annotation_count > 0
+    assert {(a.source, a.review_state, a.model_key) for a in proposals} == {
+        ("automatic", "proposed", KEY)
+    }
+    assert all(a.rle["size"] == [32, 48] and a.area > 0 for a in proposals)
+
+
+@pytest.mark.parametrize(
+    ("path", "what"), [("training-jobs/", "Fine-tuning is"), ("proposals/", "Proposals are")]
+)
+def test_sam2_projects_get_a_clear_answer_where_sam2_is_not_supported_yet(
+    client_for, project, make_image, path, what
+) -> None:
+    make_image(project)
+    project.default_model_key = KEY
+    project.save(update_fields=["default_model_key"])
+    response = client_for("manager").post(f"/api/projects/{project.id}/{path}", {}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(f"{what} not available for SAM 2.1")
