@@ -78,6 +78,15 @@ const MANIFEST: DecoderManifest = {
 describe("SAM 2 decoder inputs", () => {
   const info = modelInfo(MANIFEST, chooseVariant(MANIFEST));
 
+  it("prefers the int8 graph where the server exported it (its parity probe passed)", () => {
+    const withInt8: DecoderManifest = {
+      ...MANIFEST,
+      variants: { ...MANIFEST.variants, lowres_multi_int8: { ...MANIFEST.variants["lowres_multi"]!, int8: true } },
+    };
+    expect(chooseVariant(withInt8)).toBe("lowres_multi_int8");
+    expect(chooseVariant(MANIFEST)).toBe("lowres_multi");
+  });
+
   it("takes the family and the high-resolution maps (batch first) from the manifest", () => {
     expect(info.variant).toBe("lowres_multi");
     expect(info.family).toBe("sam2");
