@@ -3,13 +3,16 @@
 A project's fine-tuned model is a registry model whose prompt encoder and mask decoder were
 trained further; its image encoder is the base model's, frozen, so the image embeddings of
 the base model are the version's embeddings too. Its key is
-``"{base}-p{project_id}v{number}"`` (e.g. ``"sam_tiny-p3v2"``): slug-safe (it appears in URLs
-and storage paths), and the base key is recoverable without a database.
+``"{base}-p{project_id}v{number}"`` (e.g. ``"sam_tiny-p3v2"``): a slug with at most single
+dots between its parts (it appears in URLs and storage paths, as the registry keys such as
+``sam2.1_hiera_tiny`` do), and the base key is recoverable without a database.
 """
 
 import re
 
-_VERSION_KEY = re.compile(r"^(?P<base>[A-Za-z0-9_]+)-p(?P<project>[0-9]+)v(?P<number>[0-9]+)$")
+_VERSION_KEY = re.compile(
+    r"^(?P<base>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)-p(?P<project>[0-9]+)v(?P<number>[0-9]+)$"
+)
 
 
 def version_model_key(base_model_key: str, project_id: int, number: int) -> str:

@@ -82,7 +82,9 @@ export interface paths {
         };
         /**
          * @description An image embedding: fp16 (1, C, H, W) little-endian, or int8 (C float32 per-channel
-         *     scales, then C*H*W int8). Immutable: the URL is (model, content) addressed.
+         *     scales, then C*H*W int8). For SAM 2 (``X-Embedding-Layout: packed``) the body packs its
+         *     three feature maps behind a JSON header (layout in samapp.ml.sam2_embedding); the shape
+         *     header is the image embedding's. Immutable: the URL is (model, content) addressed.
          */
         get: operations["embeddings_retrieve"];
         put?: never;

@@ -124,6 +124,10 @@ export interface DecoderManifest {
   variants: Record<string, DecoderVariant>;
   /** Lossy variants the server did not export: their parity probe fell below the bar. */
   rejected?: Record<string, { reason: string; parity: { mean_iou: number; min_iou: number } }>;
+  /** "sam2": the graphs also take `extra_inputs` (the packed embedding's high-resolution maps,
+   * name -> [C, h, w]) and append SAM 2's padding point themselves. */
+  family?: "sam" | "sam2";
+  extra_inputs?: Record<string, number[]>;
 }
 
 /** Held-out evaluation of a model version (issue 8): mIoU after k simulated clicks, NoC. */

@@ -18,6 +18,12 @@ export interface DecoderModelInfo {
   prepare?: { url: string; sha256: string };
   /** The decoder for clicks that refine a mask, when this one takes no mask input. */
   maskInputModel?: DecoderModelInfo;
+  /** Inputs fed from the embedding beside `image_embeddings` (SAM 2's high-resolution maps),
+   * name -> (1, C, h, w). */
+  extraInputs?: Record<string, number[]>;
+  /** "sam2": the graph appends the padding point itself (prompts are sent without it), and
+   * low-res masks are upscaled to the image in one step, as SAM2Transforms.postprocess_masks. */
+  family?: "sam" | "sam2";
 }
 
 export interface EmbeddingRef {
