@@ -5,11 +5,11 @@
 // scenario from the JSON file named by SAM_E2E_CONFIG:
 //   { baseUrl, owner: {username, password}, annotator: {username, email, password}, project,
 //     labels: [[name, colour], ...], files: [path, ...], images, shapes: {name: {click}},
-//     reason, outFile, exportFile }
+//     reason, outFile, exportFile, screenshotDir }
 // Exits 0 when every check passed and no page or console error happened; writes what the
 // Python side checks (the accepted annotation, the deletion's delay) to outFile.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
 const cfg = JSON.parse(readFileSync(process.env.SAM_E2E_CONFIG ?? "", "utf8"));
@@ -45,6 +45,12 @@ async function newPage(browser, who) {
   return page;
 }
 
+async function shot(page, name) {
+  if (!cfg.screenshotDir) return;
+  mkdirSync(cfg.screenshotDir, { recursive: true });
+  await page.screenshot({ path: join(cfg.screenshotDir, name) });
+}
+
 const status = (page, text) => page.getByRole("status").filter({ hasText: text });
 const projectNav = (page) => page.getByRole("navigation", { name: "Project" });
 const imageOf = (url) => Number(/\/images\/(\d+)/.exec(url)?.[1] ?? NaN);
@@ -74,6 +80,7 @@ async function signUp(page, user) {
   await page.getByRole("textbox", { name: "E-mail" }).fill(user.email);
   await page.getByLabel("Password", { exact: true }).fill(user.password);
   await page.getByLabel("Password confirmation").fill(user.password);
+  await shot(page, "signup.png");
   await Promise.all([
     page.waitForURL((url) => !url.pathname.startsWith("/accounts/")),
     page.getByRole("button", { name: "Create account" }).click(),

@@ -7,6 +7,8 @@ with a reason and accepts another, the annotator sees the rejection, a deletion 
 disappears from the annotator's open image within 2 s, and the COCO polygons exported from
 the dialog open in pycocotools. Only the SPA's pages, found by role and accessible name: no
 admin page, no API call from the test. Any page or console error fails it.
+
+``SAM_E2E_SCREENSHOTS=1`` writes the sign-up page's screenshot into ``docs/screens/``.
 """
 
 import io
@@ -21,7 +23,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, FRONTEND, PASSWORD, _depth, _manage, _missing, serve
+from tests.e2e.test_browser import (
+    CHROMIUM,
+    FRONTEND,
+    PASSWORD,
+    ROOT,
+    _depth,
+    _manage,
+    _missing,
+    serve,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -108,6 +119,9 @@ def full_job(
         "reason": "The mask misses the lower edge of the shape.",
         "outFile": str(out_dir / "result.json"),
         "exportFile": str(out_dir / "export.zip"),
+        "screenshotDir": (
+            str(ROOT / "docs" / "screens") if os.environ.get("SAM_E2E_SCREENSHOTS") == "1" else None
+        ),
     }
     config = out_dir / "scenario.json"
     config.write_text(json.dumps(scenario))
