@@ -1,6 +1,7 @@
 """Self sign-up (`/accounts/signup/`) in its three modes (`SAM_SIGNUP`), its refusals, its
 per-IP throttle, and the invitations a new account takes over."""
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -82,6 +83,10 @@ def test_bad_input_is_refused_at_its_field(
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert any(message in e for e in errors[field]), errors
+    # The message is tied to its input for assistive technology.
+    html = response.content.decode()
+    assert f'id="id_{field}_error"' in html
+    assert re.search(rf'<input[^>]*aria-invalid="true"[^>]*id="id_{field}"', html), html
     assert not get_user_model().objects.filter(email="dora@example.com").exists()
 
 
