@@ -25,7 +25,7 @@ from samapp.models import (
     ReviewState,
 )
 from samapp.realtime import contract
-from samapp.roles import Capability, role_can
+from samapp.roles import Capability, membership_require, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.images import image_work_check, images_reopen
 
@@ -101,17 +101,10 @@ def clip_predicted_iou(value: float | None) -> float | None:
     return None if value is None else min(1.0, max(0.0, float(value)))
 
 
-def _require(actor: Membership, capability: Capability) -> None:
-    if not role_can(actor.role, capability):
-        raise PermissionDeniedError(
-            f"Your role ({actor.role}) cannot {capability.value} in this project."
-        )
-
-
 def _check_actor(*, actor: Membership, image: Image) -> None:
     if actor.project_id != image.project_id:
         raise ApplicationError("That image belongs to another project.")
-    _require(actor, Capability.ANNOTATE)
+    membership_require(actor, Capability.ANNOTATE)
     image_work_check(image=image, actor=actor)
 
 
@@ -151,7 +144,7 @@ def _submitted_state(actor: Membership) -> str:
 
 
 def _review_fields(*, actor: Membership, state: str, reason: str | None) -> dict[str, Any]:
-    _require(actor, Capability.REVIEW)
+    membership_require(actor, Capability.REVIEW)
     return {
         "review_state": state,
         "review_reason": reason or "",

@@ -53,6 +53,7 @@ from samapp.realtime.contract import (
     TrainingProgress,
 )
 from samapp.realtime.events import broadcast
+from samapp.roles import project_writable_check
 from samapp.services.embeddings import (
     embedding_read,
     embeddings_compute_batch,
@@ -311,6 +312,7 @@ def training_start(
         raise ApplicationError(
             f"Fine-tuning needs at least {MIN_TRAIN_OBJECTS} accepted annotations."
         )
+    project_writable_check(project)
     job_quota_check(project=project, user=user)
     base = embedding_model_key(project.default_model_key)
     with transaction.atomic():

@@ -27,6 +27,7 @@ from samapp.errors import ApplicationError
 from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
 from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
+from samapp.roles import project_writable_check
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import model_for_key
 from samapp.services.job_limits import job_quota_check, project_setting, proposal_points_check
@@ -210,6 +211,7 @@ def proposals_start(
         project=project, name="auto_points_per_side", default=32
     )
     proposal_points_check(images=len(ids), points_per_side=points)
+    project_writable_check(project)
     job_quota_check(project=project, user=user)
     payload = {k: v for k, v in clean.__dict__.items()}
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Project, ReviewState
 from samapp.realtime.contract import ANNOTATION_UPDATED
+from samapp.roles import project_writable_check
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.images import images_reopen
@@ -29,6 +30,7 @@ def annotations_review(
     annotations among `ids`; each change bumps the version and is logged and broadcast once.
     Unknown ids (or other projects') are reported. A rejection sends its image back to
     `in_progress` if it was done or reviewed, so it returns to its annotator's queue."""
+    project_writable_check(project)
     if review_state not in (ReviewState.ACCEPTED, ReviewState.REJECTED):
         raise ApplicationError("review_state must be 'accepted' or 'rejected'.")
     if len(ids) > MAX_REVIEW_IDS:

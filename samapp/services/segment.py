@@ -24,6 +24,7 @@ from samapp.models import (
 )
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
+from samapp.roles import project_writable_check
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import (
     embedding_read,
@@ -98,6 +99,7 @@ def segment_job_start(
 ) -> SegmentJob:
     project = image.project
     resolved = segment_options(project=project, options=options or {})
+    project_writable_check(project)
     job_quota_check(project=project, user=user)
     job = SegmentJob.objects.create(
         project=project,
