@@ -10,7 +10,7 @@ from tests.pipeline.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db
 
-FAST = {"steps": 2, "images_per_step": 2, "iterations": 1}
+FAST = {"steps": 2, "images_per_step": 2, "iterations": 1, "encoder_mode": "frozen"}
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def decoder_variants(settings: Any) -> list[str]:
 
 
 def _run(project: Any, user: Any, **options: Any) -> TrainingJob:
-    from samapp.services.model_versions import training_run, training_start
+    from samapp.services.training_jobs import training_run, training_start
 
     job = training_start(project=project, user=user, options={**FAST, **options})
     training_run(job_id=job.pk)
@@ -38,7 +38,7 @@ def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
     from django.core.files.storage import default_storage
 
     events: list[dict[str, Any]] = []
-    monkeypatch.setattr("samapp.services.model_versions.broadcast", lambda **e: events.append(e))
+    monkeypatch.setattr("samapp.services.training_jobs.broadcast", lambda **e: events.append(e))
     shapes_project(project, 6)
     job = _run(project, users["manager"], activate=False)
     assert job.state == JobState.DONE, job.error
@@ -64,7 +64,7 @@ def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
 
 
 def test_training_needs_accepted_annotations(project, users) -> None:
-    from samapp.services.model_versions import training_start
+    from samapp.services.training_jobs import training_start
 
     with pytest.raises(ApplicationError, match="accepted annotations"):
         training_start(project=project, user=users["manager"])
@@ -76,7 +76,7 @@ def _version(project: Any, number: int, miou: float, baseline: float, parent: st
     """A READY version without training: the base model's own decoder weights."""
     from samapp.ml.finetune import trained_state_dict
     from samapp.services.embeddings import model_for_key
-    from samapp.services.model_versions import _checkpoint_store
+    from samapp.services.model_versions import version_checkpoint_store
 
     version = ModelVersion.objects.create(
         project=project,
@@ -88,7 +88,7 @@ def _version(project: Any, number: int, miou: float, baseline: float, parent: st
         metrics={"miou_1": miou},
         baseline_metrics={"miou_1": baseline},
     )
-    _checkpoint_store(version, trained_state_dict(model_for_key(model_key="sam_tiny")))
+    version_checkpoint_store(version, trained_state_dict(model_for_key(model_key="sam_tiny")))
     return version
 
 
