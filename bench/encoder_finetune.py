@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "decoder_prompt": {"train_prompt_encoder": True},
     "lora_all_r4": {"encoder_mode": "lora", "encoder_rank": 4},
     "lora_all_r8": {"encoder_mode": "lora", "encoder_rank": 8},
+    "lora_only_r8": {"encoder_mode": "lora", "encoder_rank": 8, "decoder_lr_scale": 0.0},
     "lora_last2_r8": {"encoder_mode": "lora", "encoder_rank": 8, "encoder_blocks": 2},
     "blocks_last1": {"encoder_mode": "blocks", "encoder_blocks": 1, "encoder_lr_scale": 0.3},
     "blocks_last2": {"encoder_mode": "blocks", "encoder_blocks": 2, "encoder_lr_scale": 0.3},

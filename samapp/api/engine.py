@@ -49,8 +49,7 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         held_out_percent = serializers.IntegerField(min_value=1, max_value=50, required=False)
         seed = serializers.IntegerField(min_value=0, required=False)
         activate = serializers.BooleanField(required=False)
-        # What of the image encoder is trained: "auto" adapts it where the current model
-        # fits the project's images poorly (samapp.services.training_jobs).
+        # What of the image encoder is trained (samapp.services.training_jobs).
         encoder_mode = serializers.ChoiceField(choices=ENCODER_MODE_CHOICES, required=False)
         encoder_blocks = serializers.IntegerField(min_value=0, max_value=64, required=False)
         encoder_rank = serializers.IntegerField(min_value=1, max_value=64, required=False)

@@ -20,15 +20,14 @@ embeddings). Works with any encoder whose attention modules expose ``qkv`` and `
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from torch import Tensor, nn
 
-EncoderMode = Literal["frozen", "lora", "blocks"]
-ENCODER_MODES: tuple[EncoderMode, ...] = ("frozen", "lora", "blocks")
+from samapp.ml.model_keys import ENCODER_MODES, EncoderMode
+
 ENCODER_PREFIX = "image_encoder."
 LORA_TARGETS = ("qkv", "proj")
 LORA_SUFFIXES = (".lora_a", ".lora_b")

@@ -90,6 +90,8 @@ class FinetuneConfig:
       encoder_mode, encoder_blocks, encoder_rank, encoder_lr_scale: how the image
         encoder is adapted (``EncoderAdaptConfig``; "frozen" trains the decoder on
         stored embeddings).
+      decoder_lr_scale: the decoder modules' learning rate relative to ``lr``; 0 keeps
+        them frozen (only the encoder adapts).
     """
 
     steps: int = 300
@@ -107,6 +109,7 @@ class FinetuneConfig:
     encoder_blocks: int = 0
     encoder_rank: int = 4
     encoder_lr_scale: float = 1.0
+    decoder_lr_scale: float = 1.0
 
     def encoder_config(self) -> EncoderAdaptConfig:
         return EncoderAdaptConfig(
@@ -293,11 +296,12 @@ def _trainable(sam: Sam, config: FinetuneConfig) -> list[dict[str, object]]:
     modules: list[torch.nn.Module] = [sam.mask_decoder]
     if config.train_prompt_encoder:
         modules.append(sam.prompt_encoder)
-    for module in modules:
-        module.requires_grad_(True)
-    groups: list[dict[str, object]] = [
-        {"params": [p for module in modules for p in module.parameters()]}
-    ]
+    groups: list[dict[str, object]] = []
+    if config.decoder_lr_scale > 0 or not config.trains_encoder:
+        for module in modules:
+            module.requires_grad_(True)
+        params = [p for module in modules for p in module.parameters()]
+        groups.append({"params": params, "lr": config.lr * config.decoder_lr_scale})
     encoder = config.encoder_config()
     encoder_params = adapt_encoder(sam, encoder)
     if encoder_params:

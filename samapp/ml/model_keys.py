@@ -11,6 +11,12 @@ and the embedding key are recoverable without a database.
 """
 
 import re
+from typing import Literal
+
+# What a fine-tuning job trains of the image encoder (``samapp.ml.encoder_adapt``): only
+# "frozen" keeps the base model's embeddings valid.
+EncoderMode = Literal["frozen", "lora", "blocks"]
+ENCODER_MODES: tuple[EncoderMode, ...] = ("frozen", "lora", "blocks")
 
 _VERSION_KEY = re.compile(
     r"^(?P<base>[A-Za-z0-9_]+)-p(?P<project>[0-9]+)v(?P<number>[0-9]+)(?P<encoder>e?)$"

@@ -14,10 +14,9 @@ its browser decoder; the version becomes active if it beats the current model.
   `e`), so before it becomes active the project's images are embedded again under its key,
   in this job, with progress, through the embedding scheduling services (other workers
   take their share of the queued rows).
-- "auto" (the default): "lora" where the project's data needs it, i.e. where the current
-  model's held-out 1-click mIoU is under `AUTO_ENCODER_BELOW` (its features do not fit the
-  project's images well) and its encoder is small enough to train on the worker's device;
-  "frozen" otherwise.
+
+"frozen" is the default: on the generated "novel" style neither encoder mode has beaten it
+yet at the same budget (`bench/encoder_finetune.py`, docs/models.md).
 """
 
 import io
@@ -34,6 +33,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError
 from samapp.ml.model_keys import (
+    ENCODER_MODES,
     embedding_model_key,
     has_own_encoder,
     is_version_key,
@@ -58,7 +58,6 @@ from samapp.services.images import image_bytes_read
 from samapp.services.job_limits import job_quota_check, training_steps_check
 from samapp.services.model_versions import (
     DEFAULT_HELD_OUT_PERCENT,
-    PRIMARY_METRIC,
     Split,
     model_version_activate,
     model_version_state,
@@ -69,7 +68,6 @@ from samapp.services.model_versions import (
 
 if TYPE_CHECKING:
     import numpy as np
-    from segment_anything.modeling import Sam
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +84,7 @@ TRAINING_OPTIONS = {
     "encoder_blocks",
     "encoder_rank",
 }
-ENCODER_MODE_CHOICES = ("auto", "frozen", "lora", "blocks")
-# "auto" adapts the encoder below this held-out 1-click mIoU of the current model...
-AUTO_ENCODER_BELOW = 0.8
-# ... when its encoder has at most this many parameters (or the worker has a GPU): a CPU
-# trains sam_tiny's (0.2 M) or MobileSAM's (5.7 M) in minutes, not ViT-B's (86 M).
-AUTO_ENCODER_MAX_CPU_PARAMETERS = 10_000_000
+ENCODER_MODE_CHOICES = ENCODER_MODES
 # The job's progress: splits and baseline to 0.15, training to 0.85, evaluation and the
 # decoder export to 0.9, the re-embedding of a version with its own encoder to 0.99.
 TRAIN_START, TRAIN_END, EMBED_START, EMBED_END = 0.15, 0.85, 0.9, 0.99
@@ -125,7 +118,7 @@ def _training_options(options: dict[str, Any]) -> dict[str, Any]:
     percent = int(options.get("held_out_percent", DEFAULT_HELD_OUT_PERCENT))
     if not 1 <= percent <= 50:
         raise ApplicationError("held_out_percent must be between 1 and 50.")
-    mode = options.get("encoder_mode", "auto")
+    mode = options.get("encoder_mode", "frozen")
     if mode not in ENCODER_MODE_CHOICES:
         raise ApplicationError(f"encoder_mode must be one of {', '.join(ENCODER_MODE_CHOICES)}.")
     return {
@@ -211,24 +204,11 @@ class _Reporter:
         broadcast(project_id=self.job.project_id, event=JOB_PROGRESS, payload=payload)
 
 
-def _encoder_mode(options: dict[str, Any], parent: "Sam", baseline: dict[str, Any]) -> str:
-    """The job's encoder mode, "auto" resolved (module docstring)."""
-    mode = str(options.get("encoder_mode", "auto"))
-    if mode != "auto":
-        return mode
-    if float(baseline.get(PRIMARY_METRIC, 1.0)) >= AUTO_ENCODER_BELOW:
-        return "frozen"
-    on_gpu = next(parent.parameters()).device.type == "cuda"
-    size = sum(p.numel() for p in parent.image_encoder.parameters())
-    return "lora" if on_gpu or size <= AUTO_ENCODER_MAX_CPU_PARAMETERS else "frozen"
-
-
-def _finetune_config(options: dict[str, Any], encoder_mode: str) -> Any:
+def _finetune_config(options: dict[str, Any]) -> Any:
     from samapp.ml.finetune import FinetuneConfig
 
     names = {f.name for f in fields(FinetuneConfig)}
-    chosen = {k: v for k, v in options.items() if k in names}
-    return FinetuneConfig(**{**chosen, "encoder_mode": encoder_mode})
+    return FinetuneConfig(**{k: v for k, v in options.items() if k in names})
 
 
 def training_run(*, job_id: int) -> TrainingJob | None:
@@ -266,20 +246,6 @@ def _pixels(project: Project, split: Split) -> list["np.ndarray"]:
     ]
 
 
-def _use_own_encoder(version: ModelVersion) -> None:
-    """Give a version whose encoder turned out adapted ("auto") its own-encoder key."""
-    if has_own_encoder(version.model_key):
-        return
-    base, project_id, number = (
-        registry_model_key(version.model_key),
-        version.project_id,
-        version.number,
-    )
-    version.model_key = version_model_key(base, project_id, number, own_encoder=True)
-    version.save(update_fields=["model_key", "updated_at"])
-    _decoder_forget(model_key=version.model_key)
-
-
 def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     import copy
 
@@ -312,11 +278,8 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     version.baseline_metrics = evaluate_embeddings(parent, held_out.embeddings, held_out.masks)
     version.held_out_images = held_out.shas
     version.save(update_fields=["baseline_metrics", "held_out_images"])
-    config = _finetune_config(
-        job.options, _encoder_mode(job.options, parent, version.baseline_metrics)
-    )
+    config = _finetune_config(job.options)
     if config.trains_encoder:
-        _use_own_encoder(version)
         pixels = _pixels(job.project, train)
         samples = [
             make_image_sample(parent, p, m) for p, m in zip(pixels, train.masks, strict=True)

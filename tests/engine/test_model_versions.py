@@ -159,3 +159,64 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
     outsider = client_for("outsider")
     assert outsider.get(f"/api/models/{key}/decoder/").status_code == 404
     assert outsider.get(url).status_code == 404
+
+
+def test_an_encoder_version_embeds_the_project_again_before_it_becomes_active(
+    project,
+    users,
+    shapes_project,
+    decoder_variants,
+    monkeypatch,
+    client_for,
+    django_capture_on_commit_callbacks,
+) -> None:
+    from samapp.models import Embedding, EmbeddingStatus
+    from samapp.selectors.embeddings import embedding_status_map
+    from samapp.services.model_versions import model_version_state
+
+    events: list[dict[str, Any]] = []
+    monkeypatch.setattr("samapp.services.training_jobs.broadcast", lambda **e: events.append(e))
+    # Two steps learn nothing: let the version win so that the whole path runs.
+    monkeypatch.setattr("samapp.services.training_jobs.version_beats", lambda *_: True)
+    images = shapes_project(project, 6)
+    job = _run(project, users["manager"], encoder_mode="lora", encoder_rank=2, encoder_blocks=1)
+    assert job.state == JobState.DONE, job.error
+    version = ModelVersion.objects.get(training_job=job)
+    assert version.model_key == f"sam_tiny-p{project.pk}v1e"  # its own encoder
+    assert version.state == ModelVersionState.ACTIVE and version.metrics["encoder_mode"] == "lora"
+    state = model_version_state(model_key=version.model_key)
+    lora = {k for k in state if k.startswith("image_encoder.")}
+    assert lora and all(k.endswith((".lora_a", ".lora_b")) for k in lora)
+    # Every image embedded under the version's key before activation, progress reported.
+    rows = Embedding.objects.filter(model_key=version.model_key)
+    assert rows.count() == len(images)
+    assert set(rows.values_list("status", flat=True)) == {EmbeddingStatus.READY}
+    base_rows = Embedding.objects.filter(model_key="sam_tiny").order_by("image_sha256")
+    ours = {r.image_sha256: r.storage_path for r in rows}
+    assert all(ours[r.image_sha256] != r.storage_path for r in base_rows)  # other features
+    progress = [e["payload"]["progress"] for e in events if e["event"] == "job.progress"]
+    assert progress == sorted(progress) and any(0.9 < p < 1.0 for p in progress)
+    project.refresh_from_db()
+    assert project.default_model_key == version.model_key
+    assert {s["model_key"] for s in embedding_status_map(images=images).values()} == {
+        version.model_key
+    }
+    manifest = decoder_manifest(
+        client_for("viewer"), django_capture_on_commit_callbacks, version.model_key
+    )
+    assert manifest["model_key"] == version.model_key
+
+
+def test_encoder_mode_is_validated(project, users, shapes_project, client_for) -> None:
+    from samapp.services.training_jobs import training_start
+
+    shapes_project(project, 2)
+    with pytest.raises(ApplicationError, match="encoder_mode must be one of"):
+        training_start(project=project, user=users["manager"], options={"encoder_mode": "all"})
+    response = client_for("manager").post(
+        f"/api/projects/{project.pk}/training-jobs/",
+        {"encoder_mode": "everything", "encoder_rank": 0},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert {"encoder_mode", "encoder_rank"} <= set(response.json()["errors"])

@@ -201,3 +201,19 @@ def test_own_encoder_version_keys() -> None:
         not has_own_encoder("sam_tiny-p4v2") and embedding_model_key("sam_tiny-p4v2") == "sam_tiny"
     )
     assert not has_own_encoder("sam_tiny")
+
+
+def test_adapters_train_through_the_sdpa_encoder(small) -> None:
+    from samapp.ml.fast_encoder import use_sdpa_attention
+
+    sam, scenes = small
+    pixels = torch.stack([encoder_input(sam, s.image) for s in scenes[:2]])
+    grads = []
+    for model in (copy.deepcopy(sam), use_sdpa_attention(copy.deepcopy(sam))):
+        params = adapt_encoder(model, EncoderAdaptConfig(mode="lora", rank=2))
+        with torch.no_grad():
+            for p in params[1::2]:  # B: nonzero, so that A gets a gradient too
+                p.fill_(0.01)
+        model.image_encoder(pixels).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)
