@@ -177,7 +177,8 @@ def test_an_encoder_version_embeds_the_project_again_before_it_becomes_active(
     events: list[dict[str, Any]] = []
     monkeypatch.setattr("samapp.services.training_jobs.broadcast", lambda **e: events.append(e))
     # Two steps learn nothing: let the version win so that the whole path runs.
-    monkeypatch.setattr("samapp.services.training_jobs.version_beats", lambda *_: True)
+    for module in ("training_jobs", "model_versions"):
+        monkeypatch.setattr(f"samapp.services.{module}.version_beats", lambda *_: True)
     images = shapes_project(project, 6)
     job = _run(project, users["manager"], encoder_mode="lora", encoder_rank=2, encoder_blocks=1)
     assert job.state == JobState.DONE, job.error
