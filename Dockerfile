@@ -23,8 +23,9 @@ RUN apt-get update \
     && useradd --create-home --uid 1000 sam \
     && mkdir -p /data && chown sam:sam /data
 WORKDIR /app
-COPY requirements.txt ./
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-sam2.txt ./
+RUN pip install -r requirements.txt \
+    && SAM2_BUILD_CUDA=0 pip install --no-build-isolation -r requirements-sam2.txt
 COPY . .
 COPY --from=frontend /src/static/app ./static/app
 # Static files are collected at build time; the settings need these values, not real ones.

@@ -11,8 +11,11 @@ single-graph decoder it used before and still uses for clicks that refine a mask
 
     python bench/decoder_browser.py [--clicks 30] [--threads 2]
 
-Also checks mask agreement: thresholded low-res masks of ours (from the browser) against SAM's
-fp32 torch decoder on the same prompts (ViT-B), and the same check with native onnxruntime on
+With SAM 2.1 Hiera-T's browser graphs (``samapp.ml.sam2_onnx``, fp32 and int8; ``--no-sam2``
+skips them) in the same page, fed its three feature maps of the same photo, checked against
+``SAM2ImagePredictor``. Also checks mask agreement: thresholded low-res masks of ours (from the
+browser) against SAM's fp32 torch decoder on the same prompts (ViT-B), and the same check with
+native onnxruntime on
 ``sam_tiny`` (committed checkpoint when present) over its held-out generated test images.
 Prints a table, the op-type profile of our click graph (native onnxruntime, 2 threads), and the
 official/ours p50 ratio last."""
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -40,9 +44,16 @@ from samapp.ml.embedding import compute_embeddings  # noqa: E402
 from samapp.ml.fast_decoder import PREPARE_OUTPUTS, export_fast_decoder  # noqa: E402
 from samapp.ml.onnx_export import SamOnnxLowRes, export_decoder  # noqa: E402
 from samapp.ml.registry import load_model  # noqa: E402
+from samapp.ml.sam2_embedding import (  # noqa: E402
+    compute_sam2_features,
+    sam2_predictor,
+    set_sam2_predictor_features,
+)
+from samapp.ml.sam2_onnx import export_sam2_decoder  # noqa: E402
 from samapp.ml.synthetic import generate_scene  # noqa: E402
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT  # noqa: E402
 
+SAM2 = "sam2.1_hiera_tiny"
 # Our click-graph variants besides the exact fp32 one ("fast"): int8 weights for the two
 # output-upscaling matmuls (half the per-click MACs) and the tanh GELU there (erf is slow in WASM).
 OURS = {
@@ -80,6 +91,42 @@ def synthetic_photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
     scene = generate_scene(seed, 0, size=512)
     return np.asarray(Image.fromarray(scene.image).resize((size[1], size[0])))
+
+
+def sam2_setup(out: Path, orig: tuple[int, ...], models: dict[str, str], config: dict) -> Any:
+    """SAM 2.1 Hiera-T (random init): its features of the same photo and its browser graphs
+    (fp32 and int8), added to the page's config; returns (model, features)."""
+    torch.manual_seed(0)
+    model = load_model(SAM2, random_init=True)
+    features = compute_sam2_features(model, [synthetic_photo(orig)])[0]
+    models["sam2_lowres_multi"] = export_sam2_decoder(model, out / "sam2.onnx").name
+    models["sam2_lowres_multi_int8"] = export_sam2_decoder(
+        model, out / "sam2_int8.onnx", int8=True
+    ).name
+    files, shapes = {}, {}
+    for name, array in features.arrays().items():
+        files[name] = f"sam2_{name}.f32"
+        shapes[name] = list(array.shape)
+        (out / files[name]).write_bytes(array.astype("<f4").tobytes())
+    config["sam2"] = {"img_size": model.image_size, "files": files, "shapes": shapes}
+    return model, features
+
+
+def sam2_agreement(sam2: Any, result: dict, clicks: list) -> dict[str, tuple[float, float]]:
+    """The browser's shown SAM 2 masks (best-scored multimask output) against
+    ``SAM2ImagePredictor`` on the same clicks and features."""
+    model, features = sam2
+    predictor = sam2_predictor(model)
+    set_sam2_predictor_features(predictor, features)
+    agreement = {}
+    for name in ("sam2_lowres_multi", "sam2_lowres_multi_int8"):
+        values = []
+        for k, b64 in enumerate(result["masks"][name]):
+            logits = np.frombuffer(base64.b64decode(b64), "<f4").reshape(256, 256)
+            _, scores, low = predictor.predict(np.array([clicks[k]]), np.array([1]))
+            values.append(iou(low[int(np.argmax(scores))] > 0, logits > 0))
+        agreement[name] = (float(np.mean(values)), float(np.min(values)))
+    return agreement
 
 
 def tiny_check(out: Path, images: int) -> dict[str, float]:
@@ -155,6 +202,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", default="1200x1600", help="original image HxW")
     parser.add_argument("--tiny-images", type=int, default=10)
+    parser.add_argument(
+        "--no-sam2", dest="sam2", action="store_false", help="skip the SAM 2.1 Hiera-T graphs"
+    )
     args = parser.parse_args()
     ensure_frontend_modules()
     orig = tuple(int(v) for v in args.size.split("x"))
@@ -194,6 +244,7 @@ def main() -> None:
             "threads": args.threads,
             "return_masks": return_masks,
         }
+        sam2 = sam2_setup(out, orig, models, config) if args.sam2 else None
         (out / "config.json").write_text(json.dumps(config))
         with serve(out) as base:
             result = run_page(f"{base}/bench/decoder.html")
@@ -208,6 +259,8 @@ def main() -> None:
                 coords = np.array([[c * scale for c in clicks[k]], [0.0, 0.0]])
                 values.append(iou(torch_reference(model, emb.embedding, coords) > 0, logits > 0))
             agreement[name] = (float(np.mean(values)), float(np.min(values)))
+        if sam2 is not None:
+            agreement |= sam2_agreement(sam2, result, clicks)
         tiny = tiny_check(out, args.tiny_images)
         profile = native_profile(fast, embedding[None], runs=5)
         sizes = {name: (out / file).stat().st_size for name, file in models.items()}
@@ -243,6 +296,12 @@ def main() -> None:
         "our click graph, time share by op (native ORT): "
         + ", ".join(f"{op} {share:.0%}" for op, share in profile.items())
     )
+    if "sam2_lowres_multi" in ms:
+        for name in ("sam2_lowres_multi", "sam2_lowres_multi_int8"):
+            print(
+                f"SAM 2.1 Hiera-T {name} vs SAM ViT-B lowres_multi p50: "
+                f"{ms[name]['p50']:.1f} / {ms['lowres_multi']['p50']:.1f} ms"
+            )
     before = ms["lowres_multi"]["p50"]
     for name in ("fast_multi", "fast_multi_int8up_tanh"):
         print(

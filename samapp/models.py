@@ -52,6 +52,8 @@ class Project(TimeStamped):
     # When an embedding worker last claimed work queued for this project: workers serve the
     # project served least recently first (round-robin across projects).
     embeddings_served_at = models.DateTimeField(null=True, blank=True)
+    # Archived projects stay readable and listed apart; their members unarchive them.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -8,7 +8,8 @@ die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 # A stamp: the sha256 of the given files' contents (missing files count as empty).
 files_hash() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
-# .venv with requirements.txt installed; pip runs only when requirements.txt changed.
+# .venv with requirements.txt then requirements-sam2.txt installed (sam2's sdist builds against
+# the torch installed by the first step); pip runs only when either file changed.
 ensure_venv() {
     local python=${PYTHON:-python3}
     if [ ! -x .venv/bin/python ]; then
@@ -18,12 +19,15 @@ ensure_venv() {
     # shellcheck disable=SC1091
     . .venv/bin/activate
     local want have
-    want=$(files_hash requirements.txt)
+    want=$(files_hash requirements.txt requirements-sam2.txt)
     have=$(cat .venv/.requirements.sha256 2>/dev/null || true)
     if [ "$want" != "$have" ]; then
         log "Installing Python requirements (torch comes from the local wheel store; a first install takes a few minutes)"
         python -m pip install --disable-pip-version-check -q -r requirements.txt \
             || die "pip install -r requirements.txt failed"
+        SAM2_BUILD_CUDA=0 python -m pip install --disable-pip-version-check -q \
+            --no-build-isolation -r requirements-sam2.txt \
+            || die "pip install -r requirements-sam2.txt failed"
         echo "$want" > .venv/.requirements.sha256
     else
         echo "Python requirements up to date (.venv)."

@@ -4,6 +4,8 @@ Paths: ``/good`` honours Range; ``/norange`` ignores it; ``/corrupt`` serves oth
 ``/truncated`` announces the full length but closes the connection halfway; ``/slow`` sends
 half, then stalls for ``STALL_SECONDS`` (longer than the tests' read timeout) before the rest;
 ``/files/NAME`` serves ``FILES[NAME]`` with Range (a mirror: ``SAM_DOWNLOAD_BASE_URL``);
+``/trickle/NAME`` announces ``trickle[NAME]`` bytes and sends zeros slowly until ``/cut`` is
+requested, then closes the connection (a download that stays under way, then breaks);
 anything else is a 404. ``ranges`` records the Range header of each request.
 """
 
@@ -19,11 +21,27 @@ from contextlib import contextmanager
 DATA = bytes(range(256)) * 4000  # 1 MB
 SHA = hashlib.sha256(DATA).hexdigest()
 STALL_SECONDS = 3.0
+TRICKLE_CHUNK = 64 * 1024
+TRICKLE_EVERY_SECONDS = 0.25
 
 
 class DownloadHostHandler(http.server.BaseHTTPRequestHandler):
     ranges: list[str | None] = []
     files: dict[str, bytes] = {}
+    trickle: dict[str, int] = {}
+    cut = threading.Event()
+
+    def _trickle(self, size: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        sent = 0
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            while sent + TRICKLE_CHUNK < size and not type(self).cut.wait(TRICKLE_EVERY_SECONDS):
+                self.wfile.write(bytes(TRICKLE_CHUNK))
+                self.wfile.flush()
+                sent += TRICKLE_CHUNK
+        self.close_connection = True
 
     def _body(self) -> bytes | None:
         if self.path.startswith("/files/"):
@@ -37,6 +55,15 @@ class DownloadHostHandler(http.server.BaseHTTPRequestHandler):
         }.get(self.path)
 
     def do_GET(self) -> None:
+        if self.path == "/cut":
+            type(self).cut.set()
+            self.send_response(204)
+            self.end_headers()
+            return
+        size = type(self).trickle.get(self.path.removeprefix("/trickle/"))
+        if self.path.startswith("/trickle/") and size is not None:
+            self._trickle(size)
+            return
         body = self._body()
         if body is None:
             self.send_error(404)

@@ -104,6 +104,22 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"
 
+# Self sign-up at /accounts/signup/ (samapp.services.accounts): "open" (anyone), "invite"
+# (only an e-mail address a project has a pending invitation for) or "closed" (staff create
+# accounts in the admin). The embedded profile opens it; a server defaults to invitations.
+SAM_SIGNUP = env("SAM_SIGNUP", default="invite")
+# Sign-up attempts per client IP address (a DRF throttle rate, "N/second|minute|hour|day").
+SAM_SIGNUP_RATE = env("SAM_SIGNUP_RATE", default="10/hour")
+
+
+def check_signup_mode(mode: str) -> str:
+    if mode not in ("open", "invite", "closed"):
+        raise ImproperlyConfigured(f"SAM_SIGNUP must be open, invite or closed, not {mode!r}.")
+    return mode
+
+
+SAM_SIGNUP = check_signup_mode(SAM_SIGNUP)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

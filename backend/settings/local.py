@@ -10,7 +10,7 @@ private to the account running it: the process creates files 0600 and folders 07
 import os
 
 from .base import *  # noqa: F403
-from .base import DATA_DIR, DATABASES
+from .base import DATA_DIR, DATABASES, check_signup_mode, env
 
 os.umask(0o077)
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -22,3 +22,6 @@ if DATA_DIR.stat().st_uid == os.getuid():
 _database = DATABASES["default"]
 if _database["ENGINE"] == "django.db.backends.sqlite3" and os.path.isfile(_database["NAME"]):
     os.chmod(_database["NAME"], 0o600)
+
+# One person on their own machine: anyone who reaches it may make an account.
+SAM_SIGNUP = check_signup_mode(env("SAM_SIGNUP", default="open"))

@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import check_signup_mode, env
 
 DATA_DIR = Path(env("SAM_DATA_DIR", default=tempfile.mkdtemp(prefix="samstudio-test-")))
 MEDIA_ROOT = DATA_DIR / "media"
@@ -16,3 +16,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# As the embedded profile; tests that need another mode override it.
+SAM_SIGNUP = check_signup_mode(env("SAM_SIGNUP", default="open"))

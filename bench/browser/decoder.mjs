@@ -73,11 +73,11 @@ async function main() {
     const plane = lowSide * lowSide;
     return masks.data.subarray(best * plane, (best + 1) * plane);
   };
-  const drawLow = (logits) => {
+  const drawLow = (logits, cropW = iw / 4, cropH = ih / 4) => {
     for (let i = 0; i < lowU32.length; i++) lowU32[i] = logits[i] > 0 ? COLOR : 0;
     lowCtx.putImageData(lowMask, 0, 0);
     ctx.clearRect(0, 0, W, H);
-    ctx.drawImage(lowCanvas, 0, 0, iw / 4, ih / 4, 0, 0, W, H);
+    ctx.drawImage(lowCanvas, 0, 0, cropW, cropH, 0, 0, W, H);
     flush();
   };
 
@@ -133,12 +133,44 @@ async function main() {
     };
   }
 
+  // SAM 2.1 (bench/decoder_browser.py, unless --no-sam2): its graph takes the two
+  // high-resolution maps too, pads the prompt itself, and its input is the whole image resized
+  // to a square.
+  let current = [0, 0];
+  if (cfg.sam2) {
+    const maps = {};
+    for (const [name, shape] of Object.entries(cfg.sam2.shapes)) {
+      const data = new Float32Array(await (await fetch(`/data/${cfg.sam2.files[name]}`)).arrayBuffer());
+      maps[name] = new ort.Tensor('float32', data, [1, ...shape]);
+    }
+    const side = cfg.sam2.img_size;
+    const coords2 = new Float32Array(2);
+    const feeds = {
+      ...maps,
+      point_coords: new ort.Tensor('float32', coords2, [1, 1, 2]),
+      point_labels: new ort.Tensor('float32', new Float32Array([1]), [1, 1]),
+      mask_input: maskInput,
+      has_mask_input: hasMask,
+    };
+    for (const name of Object.keys(cfg.models).filter((k) => k.startsWith('sam2'))) {
+      const session = await load(name);
+      variants[name] = async () => {
+        coords2[0] = (current[0] * side) / W;
+        coords2[1] = (current[1] * side) / H;
+        const out = await session.run(feeds);
+        drawLow(shown(out), lowSide, lowSide);
+        return out;
+      };
+    }
+  }
+
   const names = Object.keys(variants);
   const total = Object.fromEntries(names.map((n) => [n, []]));
   const masks = Object.fromEntries(names.map((n) => [n, []]));
   const ious = Object.fromEntries(names.map((n) => [n, []]));
   for (let c = 0; c < cfg.warmup + cfg.clicks.length; c++) {
     const [x, y] = cfg.clicks[Math.max(0, c - cfg.warmup)];
+    current = [x, y];
     const order = c % 2 ? [...names].reverse() : names;
     for (const name of order) {
       t = performance.now();

@@ -8,7 +8,7 @@
 // Exits 0 when every check passed; writes measurements (IoU, latency p50/p95) to outFile.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { chromium } from "playwright-core";
+import { clickImage, launchChromium, login as loginAs, waitForMask } from "./lib.mjs";
 
 const configPath = process.env.SAM_E2E_CONFIG;
 if (!configPath) {
@@ -16,7 +16,6 @@ if (!configPath) {
   process.exit(2);
 }
 const cfg = JSON.parse(readFileSync(configPath, "utf8"));
-const executablePath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const results = { checks: [], consoleErrors: [] };
 const started = Date.now();
 
@@ -67,15 +66,8 @@ function watchConsole(page, who) {
   });
 }
 
-async function login(context, user, who) {
-  const page = await context.newPage();
-  watchConsole(page, who);
-  await page.goto(`${cfg.baseUrl}/`);
-  await page.waitForURL(/\/accounts\/login\//);
-  await page.fill("#id_username", user.username);
-  await page.fill("#id_password", user.password);
-  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith("/accounts/login")), page.click("button[type=submit]")]);
-  return page;
+function login(context, user, who) {
+  return loginAs(context, cfg.baseUrl, user, (page) => watchConsole(page, who));
 }
 
 async function openImage(page) {
@@ -92,35 +84,7 @@ async function openImage(page) {
   );
 }
 
-async function clickImage(page, x, y, options = {}) {
-  const [cx, cy] = await page.evaluate(([ix, iy]) => window.samStudio.imageToClient(ix, iy), [x, y]);
-  await page.mouse.click(cx, cy, options);
-}
-
-async function waitForMask(page, previousCount) {
-  try {
-    await page.waitForFunction((n) => window.samStudio.latencies.length > n, previousCount, { timeout: 30_000 });
-  } catch (error) {
-    const state = await page.evaluate(() => window.samStudio?.state()).catch(() => null);
-    const notice = await page.getByTestId("notice").textContent().catch(() => null);
-    throw new Error(`no mask appeared: state ${JSON.stringify(state)}, notice ${notice}\n${error}`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 let exitCode = 0;
 try {
@@ -331,8 +295,10 @@ try {
   // 9. Export (COCO) and download the archive; the Python side looks inside.
   await a.goto(`${cfg.baseUrl}/`);
   await a.getByTestId("project-link").filter({ hasText: cfg.projectName }).first().click();
-  await a.getByTestId("export-button").click();
-  const link = a.getByTestId("export-download");
+  await a.getByRole("button", { name: "Export…" }).click();
+  const exportDialog = a.getByRole("dialog", { name: "Export" });
+  await exportDialog.getByRole("button", { name: "Start export" }).click();
+  const link = exportDialog.getByRole("link", { name: /^Download export \d+/ }).first();
   await link.waitFor({ timeout: 120_000 });
   const [download] = await Promise.all([a.waitForEvent("download"), link.click()]);
   if (cfg.exportFile) {
@@ -340,6 +306,7 @@ try {
     await download.saveAs(cfg.exportFile);
   }
   check("export downloaded", true);
+  await exportDialog.getByRole("button", { name: /^Close/ }).click();
 
   // 10. Review view (proposals), screenshot.
   await a.goto(`${cfg.baseUrl}/projects/${cfg.projectId}/review`);
@@ -351,13 +318,17 @@ try {
     await a.screenshot({ path: join(cfg.screenshotDir, "review.png") });
   }
   if (proposals > 0) {
-    await a.getByTestId("accept-one").first().click();
+    const first = await a.getByTestId("proposal").first().getAttribute("data-id");
+    await a.getByRole("button", { name: `Accept annotation ${first}` }).click();
     await a.waitForFunction((n) => document.querySelectorAll("[data-testid=proposal]").length < n, proposals);
     check("proposal accepted one by one", true);
     const left = await a.getByTestId("proposal").count();
     if (left > 0) {
       await a.getByTestId("select-all").check();
-      await a.getByTestId("bulk-reject").click();
+      await a.getByRole("button", { name: /^Reject selected/ }).click();
+      const reject = a.getByRole("dialog", { name: /^Reject \d+ annotation/ });
+      await reject.getByRole("textbox", { name: /^Reason/ }).fill("not an object");
+      await reject.getByRole("button", { name: "Reject", exact: true }).click();
       await a.getByTestId("review-empty").waitFor({ timeout: 15_000 });
       check("proposals rejected in bulk", true);
     }

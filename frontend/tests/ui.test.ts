@@ -35,6 +35,7 @@ describe("routes", () => {
     expect(parseRoute("/projects/3")).toEqual({ page: "images", projectId: 3 });
     expect(parseRoute("/projects/3/images/9")).toEqual({ page: "workspace", projectId: 3, imageId: 9 });
     expect(parseRoute("/projects/3/review")).toEqual({ page: "review", projectId: 3 });
+    expect(parseRoute("/projects/3/queue")).toEqual({ page: "queue", projectId: 3 });
     expect(parseRoute("/projects/x/review")).toEqual({ page: "notFound" });
     expect(parseRoute("/elsewhere")).toEqual({ page: "notFound" });
   });

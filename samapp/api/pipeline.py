@@ -16,7 +16,12 @@ from samapp.api.fields import IdField, job_option_field
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.models import Embedding, Image, ReviewState, SegmentJob
 from samapp.roles import Capability
-from samapp.selectors.embeddings import embedding_get_visible, embedding_status_payload
+from samapp.selectors.embeddings import (
+    embedding_get_visible,
+    embedding_is_packed,
+    embedding_status_payload,
+)
+from samapp.selectors.job_options import job_options
 from samapp.selectors.model_versions import model_key_visible
 from samapp.services.decoders import (
     DecoderUnavailableError,
@@ -62,7 +67,9 @@ def _etag(embedding: Embedding, fmt: str) -> str:
 
 class EmbeddingFileApi(APIView):
     """An image embedding: fp16 (1, C, H, W) little-endian, or int8 (C float32 per-channel
-    scales, then C*H*W int8). Immutable: the URL is (model, content) addressed."""
+    scales, then C*H*W int8). For SAM 2 (``X-Embedding-Layout: packed``) the body packs its
+    three feature maps behind a JSON header (layout in samapp.ml.sam2_embedding); the shape
+    header is the image embedding's. Immutable: the URL is (model, content) addressed."""
 
     class FilterSerializer(serializers.Serializer[Any]):
         dtype = serializers.ChoiceField(choices=list(DTYPES), default="fp16")
@@ -96,6 +103,7 @@ class EmbeddingFileApi(APIView):
             X_Input_Size=",".join(str(n) for n in embedding.input_size),
             X_Original_Size=",".join(str(n) for n in embedding.original_size),
             X_Model_Key=embedding.model_key,
+            X_Embedding_Layout="packed" if embedding_is_packed(embedding=embedding) else "raw",
         )
 
 
@@ -140,6 +148,10 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
         "variants": variants,
         # Lossy variants that failed their parity probe: {variant: {"reason", "parity"}}.
         "rejected": manifest.get("rejected", {}),
+        # "sam2": the graphs also take the high-resolution maps of the packed embedding
+        # ({input name: [C, h, w]}) and append SAM 2's padding point themselves.
+        "family": manifest.get("family", "sam"),
+        "extra_inputs": manifest.get("extra_inputs", {}),
     }
 
 
@@ -224,6 +236,30 @@ class SegmentEverythingApi(ProjectScopedMixin, APIView):
         )
         job.refresh_from_db()
         return Response(segment_job_payload(job), status=status.HTTP_202_ACCEPTED)
+
+
+class JobOptionOutput(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["int", "float"])
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+    default = serializers.FloatField(
+        allow_null=True, help_text="What a job uses when the request leaves the option out."
+    )
+
+
+class JobOptionsOutput(serializers.Serializer[Any]):
+    segment = serializers.DictField(child=JobOptionOutput())
+    export = serializers.DictField(child=JobOptionOutput())
+
+
+class JobOptionsApi(ProjectScopedMixin, APIView):
+    @extend_schema(
+        responses=JobOptionsOutput,
+        description="The options of segment everything (`segment`, by request key) and of "
+        "exports (`export`): the bounds the API enforces and this project's defaults.",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(JobOptionsOutput(job_options(project=self.project)).data)
 
 
 class SegmentJobDetailApi(ProjectScopedMixin, APIView):

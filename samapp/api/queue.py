@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -39,7 +39,7 @@ class QueueNextOutput(QueueImageOutput):
     class Meta(QueueImageOutput.Meta):
         fields = (*QueueImageOutput.Meta.fields, "rejections")
 
-    @extend_schema(responses=RejectionOutput(many=True))
+    @extend_schema_field(RejectionOutput(many=True))
     def get_rejections(self, image: Image) -> list[dict[str, Any]]:
         user = self.context["user"]
         return RejectionOutput(rejected_annotations(image=image, author=user), many=True).data  # type: ignore[return-value]

@@ -6,8 +6,9 @@ possibly its image encoder) were trained further. Its key is
 base model's, frozen: the base model's image embeddings are the version's embeddings too. A
 version whose image encoder differs from the base model's (adapted itself, or trained from
 a version that was) ends in ``e`` (``"sam_tiny-p3v2e"``) and its embeddings are stored under
-its own key. Keys are slug-safe (they appear in URLs and storage paths), and the base key
-and the embedding key are recoverable without a database.
+its own key. Keys are slugs with at most single dots between their parts (they appear in
+URLs and storage paths, as registry keys such as ``sam2.1_hiera_tiny`` do), and the base
+key and the embedding key are recoverable without a database.
 """
 
 import re
@@ -19,7 +20,8 @@ EncoderMode = Literal["frozen", "lora", "blocks"]
 ENCODER_MODES: tuple[EncoderMode, ...] = ("frozen", "lora", "blocks")
 
 _VERSION_KEY = re.compile(
-    r"^(?P<base>[A-Za-z0-9_]+)-p(?P<project>[0-9]+)v(?P<number>[0-9]+)(?P<encoder>e?)$"
+    r"^(?P<base>[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)-p(?P<project>[0-9]+)v(?P<number>[0-9]+)"
+    r"(?P<encoder>e?)$"
 )
 
 

@@ -1,27 +1,37 @@
 """Every model the app can run: builder, official checkpoint URL, sha256 and size.
 
-``load_model(name)`` returns a ``segment_anything.modeling.Sam`` for each entry, so SAM's
-own ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work on it unchanged.
+``load_model(name)`` returns a ``segment_anything.modeling.Sam`` for each SAM entry, so SAM's
+own ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work on it unchanged, and the ``sam2``
+package's ``SAM2Base`` for each SAM 2.1 entry (family ``"sam2"``: ``SAM2ImagePredictor``).
 
 Hashes and sizes of the official files were not measured here (no network); they are the
 values published by many independent projects that pin these files (e.g. micro-sam's
-``_CHECKSUMS`` and several download scripts), and agree with one another.
+``_CHECKSUMS`` and several download scripts), and agree with one another. The SAM 2.1 values
+are the Git LFS pointers (sha256 and size) of Meta's own ``facebook/sam2.1-hiera-*`` Hugging
+Face repositories, which agree with several mirrors of the ``dl.fbaipublicfiles.com`` files.
 """
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 import torch
+from sam2.modeling.sam2_base import SAM2Base
 from segment_anything import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from segment_anything.modeling import Sam
 
 from samapp.ml.mobile_sam import build_mobile_sam
+from samapp.ml.model_keys import registry_model_key
+from samapp.ml.sam2_models import SAM2_CONFIGS, build_sam2_model, sam2_state_dict
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# What ``load_model`` returns: SAM's model or SAM 2's (see ``ModelSpec.family``).
+AnySam: TypeAlias = Sam | SAM2Base
+Family = Literal["sam", "sam2"]
 
 
 class UnknownModelError(KeyError):
@@ -43,6 +53,8 @@ class ModelSpec:
       name: registry key, also the model key stored with embeddings and annotations.
       title: human-readable name.
       build: builds the architecture with random weights, in eval mode, on the CPU.
+      family: ``"sam"`` (a ``Sam``; its checkpoint is a bare state dict) or ``"sam2"`` (a
+        ``SAM2Base``; its checkpoint holds ``{"model": state_dict}``).
       filename: checkpoint file name inside the checkpoint directory.
       url: official download URL, or None for a checkpoint shipped with the repository.
       sha256: hex digest of the official file (None when not published).
@@ -57,7 +69,7 @@ class ModelSpec:
 
     name: str
     title: str
-    build: Callable[[], Sam]
+    build: Callable[[], AnySam]
     filename: str
     url: str | None = None
     sha256: str | None = None
@@ -67,6 +79,7 @@ class ModelSpec:
     licence: str = "Apache-2.0"
     source: str = "https://github.com/facebookresearch/segment-anything"
     runs_on: str = "CPU"
+    family: Family = "sam"
 
 
 # SAM's own SamAutomaticMaskGenerator defaults, calibrated on natural images.
@@ -78,6 +91,29 @@ def _build_sam_tiny() -> Sam:
 
 
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+# SAM2AutomaticMaskGenerator's own defaults.
+_SAM2_AUTOMATIC = {"points_per_side": 32, "pred_iou_thresh": 0.8, "stability_score_thresh": 0.95}
+
+
+def _sam2_spec(
+    key: str, title: str, sha256: str, size_bytes: int, runs_on: str = "CPU"
+) -> ModelSpec:
+    config = SAM2_CONFIGS[key]
+    return ModelSpec(
+        name=key,
+        title=title,
+        build=lambda: build_sam2_model(config),
+        filename=f"{key}.pt",
+        url=_SAM2_URL + f"{key}.pt",
+        sha256=sha256,
+        size_bytes=size_bytes,
+        automatic=_SAM2_AUTOMATIC,
+        source="https://github.com/facebookresearch/sam2",
+        runs_on=runs_on,
+        family="sam2",
+    )
+
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -142,6 +178,32 @@ MODELS: dict[str, ModelSpec] = {
             },
             source="trained here on generated shapes (manage.py sam_train_tiny)",
         ),
+        _sam2_spec(
+            "sam2.1_hiera_tiny",
+            "SAM 2.1 Hiera-T (39M)",
+            "7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69",
+            156_008_466,
+        ),
+        _sam2_spec(
+            "sam2.1_hiera_small",
+            "SAM 2.1 Hiera-S (46M)",
+            "6d1aa6f30de5c92224f8172114de081d104bbd23dd9dc5c58996f0cad5dc4d38",
+            184_416_285,
+        ),
+        _sam2_spec(
+            "sam2.1_hiera_base_plus",
+            "SAM 2.1 Hiera-B+ (81M)",
+            "a2345aede8715ab1d5d31b4a509fb160c5a4af1970f199d9054ccfb746c004c5",
+            323_606_802,
+            runs_on="CPU (slow), GPU recommended",
+        ),
+        _sam2_spec(
+            "sam2.1_hiera_large",
+            "SAM 2.1 Hiera-L (224M)",
+            "2647878d5dfa5098f2f8649825738a9345572bae2d4350a2468587ece47dd318",
+            898_083_611,
+            runs_on="GPU",
+        ),
     )
 }
 
@@ -153,6 +215,13 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(MODELS))
         raise UnknownModelError(f"Unknown model {name!r}; known models: {known}") from None
+
+
+def model_family(model_key: str) -> Family | None:
+    """``"sam"`` or ``"sam2"`` for a registry key or a fine-tuned version key (its base
+    model's); None for an unknown key."""
+    spec = MODELS.get(registry_model_key(model_key))
+    return None if spec is None else spec.family
 
 
 def automatic_defaults(name: str) -> dict[str, Any]:
@@ -209,7 +278,7 @@ def load_model(
     dtype: torch.dtype | None = None,
     checkpoint_dir: str | Path | None = None,
     random_init: bool = False,
-) -> Sam:
+) -> AnySam:
     """Build model ``name`` and load its checkpoint.
 
     Arguments:
@@ -222,7 +291,7 @@ def load_model(
       random_init: skip loading and keep random weights (tests, shape checks). Never implied.
 
     Returns:
-      The ``Sam`` in eval mode on ``device``.
+      The ``Sam`` (or, for a ``"sam2"`` entry, the ``SAM2Base``) in eval mode on ``device``.
 
     Raises:
       UnknownModelError: ``name`` is not registered.
@@ -239,5 +308,7 @@ def load_model(
     model = spec.build()
     if not random_init:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if spec.family == "sam2":
+            state_dict = sam2_state_dict(state_dict)
         model.load_state_dict(state_dict, strict=True)
     return model.to(device=resolve_device(device), dtype=dtype).eval()

@@ -186,6 +186,15 @@ class ModelActivatedPayload(TypedDict):
     model_version: int | None
 
 
+class ModelPendingPayload(TypedDict):
+    """A project's model switch that waits for a download: `model_key` is the model it
+    switches to once present, None when the wait ended without a switch (the download failed
+    or another switch replaced it); `current_model_key` stays in use meanwhile."""
+
+    model_key: str | None
+    current_model_key: str
+
+
 class RegistryModelPayload(TypedDict):
     """A registry model's availability on this server (also `GET /api/models/<key>/`)."""
 
@@ -227,6 +236,7 @@ EMBEDDING_READY = ServerEvent[EmbeddingReadyPayload]("embedding.ready", Embeddin
 EMBEDDING_FAILED = ServerEvent[EmbeddingFailedPayload]("embedding.failed", EmbeddingFailedPayload)
 JOB_PROGRESS = ServerEvent[JobProgress]("job.progress", JobProgress)
 MODEL_ACTIVATED = ServerEvent[ModelActivatedPayload]("model.activated", ModelActivatedPayload)
+MODEL_PENDING = ServerEvent[ModelPendingPayload]("model.pending", ModelPendingPayload)
 MODEL_DOWNLOAD = ServerEvent[RegistryModelPayload]("model.download", RegistryModelPayload)
 
 SERVER_EVENTS: tuple[ServerEvent[Any], ...] = (
@@ -242,5 +252,6 @@ SERVER_EVENTS: tuple[ServerEvent[Any], ...] = (
     EMBEDDING_FAILED,
     JOB_PROGRESS,
     MODEL_ACTIVATED,
+    MODEL_PENDING,
     MODEL_DOWNLOAD,
 )

@@ -105,3 +105,11 @@ def embedding_get_visible(
         model_key=embedding_model_key(model_key),
     )
     return min(rows, key=lambda row: (row.status != EmbeddingStatus.READY, row.pk), default=None)
+
+
+def embedding_is_packed(*, embedding: Embedding) -> bool:
+    """True when the stored blob is SAM 2's packed feature maps (self-describing header, see
+    samapp.ml.sam2_embedding), False for SAM's one raw embedding tensor."""
+    from samapp.ml.registry import model_family
+
+    return model_family(embedding.model_key) == "sam2"

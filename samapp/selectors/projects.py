@@ -67,6 +67,13 @@ def label_list(*, project: Project) -> QuerySet[Label]:
     return Label.objects.filter(project=project)
 
 
+def label_list_with_counts(*, project: Project) -> QuerySet[Label]:
+    """The project's labels, each with `annotation_count` (the annotations that carry it)."""
+    return (
+        label_list(project=project).annotate(annotation_count=Count("annotations")).order_by("id")
+    )
+
+
 def image_list(
     *,
     project: Project,

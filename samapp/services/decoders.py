@@ -65,6 +65,10 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
     with default_storage.open(path, "rb") as handle:
         manifest: dict[str, Any] = json.loads(handle.read())
     wanted = set(settings.SAM_DECODER_VARIANTS)
+    if manifest.get("family") == "sam2":  # SAM 2 has its own variants (samapp.ml.sam2_onnx)
+        from samapp.ml.sam2_onnx import SAM2_VARIANTS
+
+        wanted = set(SAM2_VARIANTS)
     # A lossy variant that failed its parity probe is listed as rejected, not exported again.
     if not wanted <= set(manifest.get("variants", {})) | set(manifest.get("rejected", {})):
         return None  # exported with another variant list: export again
@@ -127,15 +131,20 @@ def decoder_export_request(*, model_key: str) -> dict[str, Any] | None:
 def decoder_export(*, model_key: str) -> dict[str, Any]:
     """Export the configured variants of `model_key` into storage (idempotent)."""
     from samapp.ml.onnx_export import export_decoders
+    from samapp.ml.sam2_models import is_sam2
+    from samapp.ml.sam2_onnx import export_sam2_decoders
 
     existing = decoder_manifest_get(model_key=model_key)
     if existing is not None:
         return existing
     model = model_for_key(model_key=model_key)
     with tempfile.TemporaryDirectory(prefix="sam-decoder-") as tmp:
-        manifest = export_decoders(
-            model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)
-        )
+        if is_sam2(model):
+            manifest = export_sam2_decoders(model, model_key, tmp)
+        else:
+            manifest = export_decoders(
+                model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)
+            )
         manifest["checkpoint_sha256"] = checkpoint_digest(model_key=model_key)
         for entry in _file_entries(manifest):
             name = decoder_file_path(model_key=model_key, filename=entry["filename"])

@@ -363,10 +363,14 @@ def _store(embedding: Embedding, result: Any, compute_seconds: float) -> None:
 
 
 def _encode(model: "Sam", images: list[Any]) -> tuple[list[Any], float]:
+    """SAM's embeddings, or SAM 2's three feature maps (stored packed, see ml/sam2_embedding)."""
     from samapp.ml.embedding import compute_embeddings
+    from samapp.ml.sam2_embedding import compute_sam2_features
+    from samapp.ml.sam2_models import is_sam2
 
+    encode = compute_sam2_features if is_sam2(model) else compute_embeddings
     started = time.perf_counter()
-    results = compute_embeddings(model, images, batch_size=max(1, len(images)))
+    results = encode(model, images, batch_size=max(1, len(images)))
     return results, time.perf_counter() - started
 
 

@@ -54,6 +54,18 @@ PROJECT_SETTINGS: dict[str, Bound] = {
 }
 
 
+def project_settings_bounds() -> dict[str, dict[str, Any]]:
+    """Each setting's type ("integer" or "number") and inclusive bounds, for clients."""
+    return {
+        name: {
+            "type": "integer" if bound.kind is int else "number",
+            "minimum": bound.kind(bound.low),
+            "maximum": bound.kind(bound.high),
+        }
+        for name, bound in PROJECT_SETTINGS.items()
+    }
+
+
 def project_settings_clean(*, current: dict[str, Any], changes: Any) -> dict[str, Any]:
     """`current` updated with `changes`, every problem reported at once (HTTP 400)."""
     if not isinstance(changes, dict):

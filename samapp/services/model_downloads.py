@@ -3,9 +3,11 @@ projects, switching a project's model, and what happens when a model becomes pre
 
 A project only ever runs a model whose checkpoint is here. Switching to a model that is
 being downloaded is queued on its `ModelDownload` row and applied when the download
-completes; switching to an absent model is refused (HTTP 409). When a model becomes present
-its browser decoder is exported first, then the waiting projects switch, the embeddings of
-every project running it are scheduled, and open workspaces get `model.activated`.
+completes (open workspaces get `model.pending`, and keep the current model meanwhile); a
+later switch replaces a queued one; switching to an absent model is refused (HTTP 409). When
+a model becomes present its browser decoder is exported first, then the waiting projects
+switch, the embeddings of every project running it are scheduled, and open workspaces get
+`model.activated`. A failed download ends the wait: `model.pending` with no model.
 
 Progress goes to every socket (the `models` group) as `model.download` events.
 """
@@ -23,7 +25,13 @@ from django.utils import timezone
 from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
 from samapp.ml.registry import get_spec
 from samapp.models import Image, Membership, ModelDownload, ModelDownloadState, Project, Role
-from samapp.realtime.contract import MODEL_ACTIVATED, MODEL_DOWNLOAD, ModelActivatedPayload
+from samapp.realtime.contract import (
+    MODEL_ACTIVATED,
+    MODEL_DOWNLOAD,
+    MODEL_PENDING,
+    ModelActivatedPayload,
+    ModelPendingPayload,
+)
 from samapp.realtime.events import broadcast, broadcast_models
 from samapp.selectors.models import (
     ACTIVE_STATES,
@@ -46,6 +54,32 @@ class ModelNotPresentError(ConflictError):
 
 def _announce_state(model_key: str) -> None:
     broadcast_models(event=MODEL_DOWNLOAD, payload=model_state_payload(model_key=model_key))
+
+
+def _announce_pending(*, project_id: int, model_key: str | None) -> None:
+    """Tell the project's sockets, after commit, which model its switch waits for."""
+
+    def send() -> None:
+        current = Project.objects.filter(pk=project_id).values_list("default_model_key", flat=True)
+        payload = ModelPendingPayload(model_key=model_key, current_model_key=current.first() or "")
+        broadcast(project_id=project_id, event=MODEL_PENDING, payload=payload)
+
+    transaction.on_commit(send)
+
+
+def _switch_unqueue(*, project_id: int, keep: str | None = None) -> bool:
+    """Take `project_id` off the waiting list of every download but `keep`'s; True when it
+    was waiting for one (a newer switch replaces a queued one)."""
+    removed = False
+    with transaction.atomic():
+        for row in ModelDownload.objects.select_for_update().exclude(model_key=keep or ""):
+            if project_id in row.switch_projects:
+                # An UPDATE that leaves `updated_at` alone: that is the download's heartbeat.
+                ModelDownload.objects.filter(pk=row.pk).update(
+                    switch_projects=[pk for pk in row.switch_projects if pk != project_id]
+                )
+                removed = True
+    return removed
 
 
 def model_download_allowed(*, user: AbstractBaseUser) -> bool:
@@ -156,13 +190,18 @@ def model_download_run(*, model_key: str, progress_file: Any = None) -> str:
         )
     except (CheckpointDownloadError, OSError) as exc:
         logger.warning("download of %s failed: %s", model_key, exc)
-        ModelDownload.objects.filter(model_key=model_key).update(
-            state=ModelDownloadState.FAILED,
-            error=_failure_message(exc),
-            switch_projects=[],
-            updated_at=timezone.now(),
-        )
-        _announce_state(model_key)
+        with transaction.atomic():
+            row = ModelDownload.objects.select_for_update().get(model_key=model_key)
+            waiting = list(row.switch_projects)
+            ModelDownload.objects.filter(pk=row.pk).update(
+                state=ModelDownloadState.FAILED,
+                error=_failure_message(exc),
+                switch_projects=[],
+                updated_at=timezone.now(),
+            )
+        _announce_state(model_key)  # first: its reason is what an open workspace shows
+        for project_id in waiting:  # they keep their model
+            _announce_pending(project_id=project_id, model_key=None)
         return ModelDownloadState.FAILED
     ModelDownload.objects.filter(model_key=model_key).update(
         state=ModelDownloadState.PRESENT, error="", updated_at=timezone.now()
@@ -206,6 +245,7 @@ def project_model_apply(*, project: Project, model_key: str) -> Project:
 
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
+        _switch_unqueue(project_id=project.pk)
         if project.default_model_key != model_key:
             project.default_model_key = model_key
             project.save(update_fields=["default_model_key", "updated_at"])
@@ -220,8 +260,14 @@ def project_model_apply(*, project: Project, model_key: str) -> Project:
 
 def project_model_switch(*, project: Project, model_key: str) -> bool:
     """Ask for `project` to run registry model `model_key`: applied now when present (True),
-    queued until its download completes when one is running (False). Raises
-    `ModelNotPresentError` for a model that is neither: the project keeps its model."""
+    queued until its download completes when one is running (False); either replaces a
+    switch queued before. Asking for the model in use only drops a queued switch. Raises
+    `ModelNotPresentError` for a model that is neither: the project keeps its model and any
+    queued switch."""
+    if model_key == project.default_model_key:
+        if _switch_unqueue(project_id=project.pk):
+            _announce_pending(project_id=project.pk, model_key=None)
+        return True
     if model_is_present(model_key=model_key):
         project_model_apply(project=project, model_key=model_key)
         return True
@@ -234,9 +280,11 @@ def project_model_switch(*, project: Project, model_key: str) -> bool:
                 f"{project.default_model_key} until then."
             )
         row = ModelDownload.objects.select_for_update().get(pk=row.pk)
+        _switch_unqueue(project_id=project.pk, keep=model_key)
         if project.pk not in row.switch_projects:
             row.switch_projects = [*row.switch_projects, project.pk]
             row.save(update_fields=["switch_projects", "updated_at"])
+        _announce_pending(project_id=project.pk, model_key=model_key)
     return False
 
 

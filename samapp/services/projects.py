@@ -5,10 +5,12 @@ from collections.abc import Iterable
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
-from samapp.errors import ApplicationError
+from samapp.errors import ApplicationError, ConflictError
 from samapp.models import (
+    Annotation,
     ExportJob,
     Image,
     Invitation,
@@ -18,7 +20,9 @@ from samapp.models import (
     ReviewPolicy,
     Role,
 )
-from samapp.services.annotation_events import project_lock
+from samapp.realtime import contract
+from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.services.annotations import annotation_payload
 from samapp.services.api_tokens import user_sockets_recheck
 from samapp.services.job_limits import project_settings_clean
 
@@ -85,19 +89,30 @@ def project_create(
 
 
 def project_update(*, project: Project, data: dict[str, object]) -> Project:
-    allowed = {"name", "description", "default_model_key", "settings", "review_policy"}
+    """Change the project's fields; `archived` (a bool) archives or unarchives it."""
+    allowed = {"name", "description", "default_model_key", "settings", "review_policy", "archived"}
     unknown = set(data) - allowed
     if unknown:
         raise ApplicationError(f"Cannot change {', '.join(sorted(unknown))}.")
+    if "name" in data:
+        name = str(data["name"]).strip()
+        if not name:
+            raise ApplicationError("A project needs a name.")
+        data = {**data, "name": name}
+    if "archived" in data:
+        data = dict(data)
+        archived = bool(data.pop("archived"))
+        if archived != (project.archived_at is not None):
+            data["archived_at"] = timezone.now() if archived else None
     if "default_model_key" in data:
         from samapp.services.model_downloads import project_model_switch
 
         data = dict(data)
         model_key = str(data.pop("default_model_key"))
         _check_model_key(model_key)
-        if model_key != project.default_model_key:
-            project_model_switch(project=project, model_key=model_key)
-            project.refresh_from_db(fields=["default_model_key"])
+        # Also for the model in use: that drops a switch still waiting for a download.
+        project_model_switch(project=project, model_key=model_key)
+        project.refresh_from_db(fields=["default_model_key"])
     if "settings" in data:
         data = {
             **data,
@@ -220,5 +235,62 @@ def label_update(*, label: Label, name: str | None = None, color: str | None = N
     return label
 
 
-def label_delete(*, label: Label) -> None:
-    label.delete()
+class LabelAnnotations:
+    """What deleting a label does to the annotations that carry it."""
+
+    REASSIGN = "reassign"
+    UNLABEL = "unlabel"
+    DELETE = "delete"
+    CHOICES = (REASSIGN, UNLABEL, DELETE)
+
+
+def label_delete(
+    *, label: Label, annotations: str | None = None, reassign_to: Label | None = None
+) -> None:
+    """Delete `label`. When annotations carry it, the caller says what becomes of them:
+    `reassign` gives them `reassign_to` (another label of the project), `delete` deletes
+    them; without a choice the deletion is refused (HTTP 409, with their count). Each changed
+    annotation bumps its version and is logged and broadcast, as any edit is."""
+    if annotations is not None and annotations not in LabelAnnotations.CHOICES:
+        raise ApplicationError(
+            f"annotations must be one of {', '.join(LabelAnnotations.CHOICES)}, "
+            f"got {annotations!r}."
+        )
+    if annotations == LabelAnnotations.REASSIGN:
+        if reassign_to is None:
+            raise ApplicationError("Choose the label that takes over the annotations.")
+        if reassign_to.project_id != label.project_id or reassign_to.pk == label.pk:
+            raise ApplicationError("Reassign to another label of this project.")
+    project_id = label.project_id
+    with transaction.atomic():
+        project_lock(project_id=project_id)
+        carried = Annotation.objects.filter(label=label)
+        count = carried.count()
+        if count and annotations is None:
+            raise ConflictError(
+                f"{count} annotations carry the label {label.name!r}: reassign them to "
+                "another label, keep them unlabelled or delete them.",
+                {"annotation_count": count},
+            )
+        if annotations in (LabelAnnotations.REASSIGN, LabelAnnotations.UNLABEL):
+            ids = list(carried.values_list("pk", flat=True))
+            target = reassign_to if annotations == LabelAnnotations.REASSIGN else None
+            carried.update(label=target, version=F("version") + 1, updated_at=timezone.now())
+            for annotation in Annotation.objects.filter(pk__in=ids).order_by("pk"):
+                annotation_event_record(
+                    project_id=project_id,
+                    event=contract.ANNOTATION_UPDATED,
+                    payload=annotation_payload(annotation),
+                )
+        elif annotations == LabelAnnotations.DELETE:
+            gone = list(carried.values_list("pk", "image_id", "version"))
+            carried.delete()
+            for pk, image_id, version in gone:
+                annotation_event_record(
+                    project_id=project_id,
+                    event=contract.ANNOTATION_DELETED,
+                    payload=contract.AnnotationDeletedPayload(
+                        id=pk, image=image_id, version=version + 1
+                    ),
+                )
+        label.delete()

@@ -189,6 +189,12 @@ def proposals_start(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Queue proposals for `image_ids` (default: the project's images that are not done)."""
+    from samapp.ml.registry import model_family
+
+    if model_family(project.default_model_key) == "sam2":
+        raise ApplicationError(
+            "Proposals are not available for SAM 2.1 models yet: switch the project to a SAM model."
+        )
     clean = ProposalOptions(**(options or {}))
     images = Image.objects.filter(project=project)
     if image_ids is not None:

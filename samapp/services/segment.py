@@ -127,13 +127,35 @@ def _embedding_for(job: SegmentJob) -> Embedding:
     return embedding
 
 
+def _generate(*, job: SegmentJob, embedding: Embedding, pixels: Any) -> list[dict[str, Any]]:
+    """The generator's records for the job's image, on its stored embedding: SAM's generator
+    (samapp.ml.automatic), or SAM 2's own on its stored feature maps."""
+    from samapp.ml.automatic import generate_masks
+    from samapp.ml.embedding import ImageEmbedding
+    from samapp.ml.sam2_automatic import generate_sam2_masks
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
+    from samapp.ml.sam2_models import is_sam2
+
+    model = model_for_key(model_key=job.model_key)
+    blob = embedding_read(embedding=embedding)
+    if is_sam2(model):
+        features = Sam2ImageFeatures.from_bytes(
+            blob, input_size=embedding.input_size, original_size=embedding.original_size
+        )
+        return generate_sam2_masks(model, pixels, features, **job.options)
+    stored = ImageEmbedding.from_bytes(
+        blob,
+        shape=embedding.shape[1:],
+        input_size=embedding.input_size,
+        original_size=embedding.original_size,
+    )
+    return generate_masks(model, pixels, stored, **job.options)
+
+
 def segment_job_run(*, job_id: int) -> SegmentJob | None:
     """Run one job (idempotent: a finished job is left alone; a re-delivered one replaces the
     proposals its first attempt wrote)."""
     from PIL import Image as PILImage
-
-    from samapp.ml.automatic import generate_masks
-    from samapp.ml.embedding import ImageEmbedding
 
     started = SegmentJob.objects.filter(
         Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING), pk=job_id
@@ -148,21 +170,13 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
             annotation_delete(annotation=stale, expected_version=stale.version)
         embedding = _embedding_for(job)
         _report(job, progress=0.2)
-        stored = ImageEmbedding.from_bytes(
-            embedding_read(embedding=embedding),
-            shape=embedding.shape[1:],
-            input_size=embedding.input_size,
-            original_size=embedding.original_size,
-        )
         pixels = PILImage.open(io.BytesIO(image_bytes_read(image=image)))
         pixels.load()
         # With its filters opened (thresholds 0) SAM's generator also returns the candidates
         # that threshold to no pixel at all; an empty proposal is never worth reviewing.
         records = [
             record
-            for record in generate_masks(
-                model_for_key(model_key=job.model_key), pixels, stored, **job.options
-            )
+            for record in _generate(job=job, embedding=embedding, pixels=pixels)
             if record["area"] > 0
         ]
         _report(job, progress=0.6)

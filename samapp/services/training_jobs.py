@@ -134,6 +134,13 @@ def training_start(
 ) -> TrainingJob:
     """Queue a fine-tuning job on the project's accepted annotations; its model version
     (state `training`) gets the next number."""
+    from samapp.ml.registry import model_family
+
+    if model_family(project.default_model_key) == "sam2":
+        raise ApplicationError(
+            "Fine-tuning is not available for SAM 2.1 models yet: switch the project to a SAM"
+            " model."
+        )
     clean = _training_options(options or {})
     if "steps" in clean:
         training_steps_check(steps=int(clean["steps"]))

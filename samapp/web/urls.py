@@ -1,14 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from samapp.web.views import spa
+from samapp.web.accounts import signup
+from samapp.web.views import LoginPage, spa
 
 urlpatterns = [
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html"),
+        LoginPage.as_view(),
         name="login",
     ),
+    path("accounts/signup/", signup, name="signup"),
     path(
         "accounts/logout/",
         auth_views.LogoutView.as_view(next_page="/accounts/login/"),

@@ -11,10 +11,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.csrf import ensure_csrf_cookie
+
+from samapp.services.accounts import SignupMode, signup_mode
 
 APP_DIR = Path(settings.BASE_DIR) / "static" / "app"
 
@@ -50,3 +53,14 @@ def spa(request: HttpRequest, path: str = "") -> HttpResponse:
         "bundle_missing": not (APP_DIR / "app.js").exists(),
     }
     return render(request, "web/spa.html", context)
+
+
+class LoginPage(LoginView):
+    """Django's login view; the page links to sign-up unless `SAM_SIGNUP` is `closed`."""
+
+    template_name = "registration/login.html"
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        context = super().get_context_data(**kwargs)
+        context["signup_open"] = signup_mode() != SignupMode.CLOSED
+        return context

@@ -157,7 +157,8 @@ ROWS: list[Row] = [
     *not_offered("label-list", labels, "PATCH", "DELETE"),
     Row("label-detail", "GET", "view", url(label)),
     Row("label-detail", "PATCH", "manage", json_body(label, {"name": "kitten"})),
-    Row("label-detail", "DELETE", "manage", url(label)),
+    # the world's annotation carries the label: its deletion says what becomes of it
+    Row("label-detail", "DELETE", "manage", url(lambda w: label(w) + "?annotations=unlabel")),
     *not_offered("label-detail", label, "POST"),
     # images
     Row("image-list", "GET", "view", url(images)),

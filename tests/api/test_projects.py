@@ -325,14 +325,15 @@ def test_label_crud_and_rules(client_for, project, other_project) -> None:
     assert client.get(label_url).status_code == 404
 
 
-def test_deleting_a_label_keeps_its_annotations(
+def test_deleting_a_label_can_keep_its_annotations_unlabelled(
     client_for, project, make_image, make_annotation
 ) -> None:
     cat = project.labels.get(name="cat")
     annotation = make_annotation(make_image(project), label=cat)
-    assert client_for("manager").delete(f"{labels_url(project)}{cat.id}/").status_code == 204
+    url = f"{labels_url(project)}{cat.id}/?annotations=unlabel"
+    assert client_for("manager").delete(url).status_code == 204
     annotation.refresh_from_db()
-    assert annotation.label is None
+    assert (annotation.label, annotation.version) == (None, 2)
 
 
 @pytest.mark.parametrize("key", ["no_such_model", "sam_tiny-p999v1"])

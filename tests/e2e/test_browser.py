@@ -18,6 +18,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,14 +106,10 @@ print("PROJECT_ID", project.id, "PROPOSALS", second.annotations.count())
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    reason = _missing()
-    if reason:
-        _skip_or_fail(reason)
-    data_dir = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
-    env = {
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of an e2e server on `data_dir`: test settings, a fresh SQLite file,
+    eager Celery, the spool channel layer (so management commands reach its sockets)."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "backend.settings.test",
         "SAM_DATA_DIR": str(data_dir),
@@ -122,14 +119,37 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "SAM_DEMO_PASSWORD": PASSWORD,
         "REDIS_URL": "",
         "CELERY_BROKER_URL": "filesystem://",
-        # Small chunks: the browser's upload step sends one file through the chunked path.
-        "SAM_UPLOAD_CHUNK_BYTES": "65536",
+        **extra,
     }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    reason = _missing()
+    if reason:
+        _skip_or_fail(reason)
+    data_dir = tmp_path_factory.mktemp("e2e-server")
+    # Small chunks: the browser's upload step sends one file through the chunked path.
+    env = server_env(data_dir, SAM_UPLOAD_CHUNK_BYTES="65536")
     _manage(env, "migrate", "--noinput")
     _manage(env, "collectstatic", "--noinput")
     _manage(env, "sam_demo", "--password", PASSWORD, "--images", "4")
     out = _manage(env, "shell", "-c", SETUP_TEAMMATE)
     project_id = int(out.split("PROJECT_ID", 1)[1].split()[0])
+    with serve(env, data_dir) as base:
+        yield {
+            "base": base,
+            "project_id": project_id,
+            "data_dir": data_dir,
+            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
+        }
+
+
+@contextmanager
+def serve(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """daphne on a free port with `env`, logging to `data_dir/server.log`; yields its base URL
+    once the login page answers, and stops it afterwards."""
+    port = _free_port()
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
         [
@@ -161,12 +181,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                         "server did not start:\n" + (data_dir / "server.log").read_text()
                     ) from None
                 time.sleep(0.3)
-        yield {
-            "base": base,
-            "project_id": project_id,
-            "data_dir": data_dir,
-            "checkpoint_dir": env.get("SAM_CHECKPOINT_DIR", str(data_dir / "checkpoints")),
-        }
+        yield base
     finally:
         process.terminate()
         try:

@@ -241,3 +241,50 @@ def test_prepare_offline_falls_back_to_the_demo_model(db, mobile_sam, settings):
 def test_prepare_exports_the_decoder_of_every_present_model(db, mobile_sam):
     call_command("sam_models_prepare", "--no-download", stdout=io.StringIO())
     assert mobile_sam["exports"] == ["sam_tiny"]
+
+
+def _pending_events(seen: dict[str, Any], project: Project) -> list[dict[str, Any]]:
+    return [p for pk, e, p in seen["project"] if pk == project.pk and e == "model.pending"]
+
+
+def test_a_queued_switch_is_announced_and_a_failed_download_ends_it(
+    client_for, project, mobile_sam, monkeypatch, django_capture_on_commit_callbacks
+):
+    model_download_start(model_key="mobile_sam", user=None, enqueue=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for("owner").patch(
+            f"/api/projects/{project.pk}/", {"default_model_key": "mobile_sam"}, format="json"
+        )
+    assert _pending_events(mobile_sam, project) == [
+        {"model_key": "mobile_sam", "current_model_key": "sam_tiny"}
+    ]
+    monkeypatch.setitem(DownloadHostHandler.files, "mobile_sam.pt", DATA[::-1])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert model_download_run(model_key="mobile_sam") == "failed"
+    assert _pending_events(mobile_sam, project)[-1] == {
+        "model_key": None,
+        "current_model_key": "sam_tiny",
+    }
+    body = client_for("annotator").get(f"/api/projects/{project.pk}/").json()
+    assert body["default_model_key"] == "sam_tiny" and body["pending_model_key"] is None
+
+
+def test_a_later_switch_replaces_a_queued_one(
+    client_for, project, mobile_sam, embedding_tasks, django_capture_on_commit_callbacks
+):
+    model_download_start(model_key="mobile_sam", user=None, enqueue=False)
+    owner = client_for("owner")
+    url = f"/api/projects/{project.pk}/"
+    owner.patch(url, {"default_model_key": "mobile_sam"}, format="json")
+    # An absent model is refused and leaves the queued switch as it was.
+    assert owner.patch(url, {"default_model_key": "sam_vit_b"}, format="json").status_code == 409
+    assert owner.get(url).json()["pending_model_key"] == "mobile_sam"
+    # Asking for the model in use drops the queued switch: the download no longer moves it.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner.patch(url, {"default_model_key": "sam_tiny"}, format="json")
+    assert response.status_code == 200 and response.json()["pending_model_key"] is None
+    assert _pending_events(mobile_sam, project)[-1]["model_key"] is None
+    assert ModelDownload.objects.get().switch_projects == []
+    assert model_download_run(model_key="mobile_sam") == "present"
+    project.refresh_from_db()
+    assert project.default_model_key == "sam_tiny"

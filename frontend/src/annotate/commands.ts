@@ -17,6 +17,7 @@ export interface CommandTarget {
   fitView(): void;
   go(delta: number): void;
   segmentEverything(): void;
+  markDone(): void;
   deleteAnnotation(id: number): void;
   editAnnotation(id: number, refine: boolean): void;
 }
@@ -81,6 +82,9 @@ export function runCommand(w: CommandTarget, editor: Editor, command: Command): 
     case "next-image":
     case "previous-image":
       w.go(command === "next-image" ? 1 : -1);
+      break;
+    case "done":
+      w.markDone();
       break;
     case "help":
       w.showHelp = !w.showHelp;

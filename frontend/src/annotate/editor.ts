@@ -8,7 +8,7 @@ import type { Box, Size } from "../sam/prompts";
 import { encodeRle } from "../sam/rle";
 import type { EmbeddingMachine } from "./core/embedding";
 import type { Conflict, SaveOutcome, Saver } from "./core/saver";
-import type { DecodeOutcome, DecodeTarget, PromptSession } from "./core/session";
+import { iouScore, type DecodeOutcome, type DecodeTarget, type PromptSession } from "./core/session";
 import type { AnnotationStore, StoredAnnotation } from "./core/store";
 import { inside, type Viewport } from "./core/viewport";
 import type { Metrics } from "./hooks";
@@ -271,7 +271,7 @@ export class Editor implements PointerHost {
     const { width, height } = this.host.size;
     const body = {
       // SAM's IoU head can overshoot 1; the server takes an IoU in [0, 1].
-      label: labelId, rle: encodeRle(mask, height, width), predicted_iou: candidate ? Math.min(1, Math.max(0, candidate.iou)) : null,
+      label: labelId, rle: encodeRle(mask, height, width), predicted_iou: candidate ? iouScore(candidate.iou) : null,
       source, prompts, model_key: this.host.embedding.model?.info.modelKey ?? "",
     };
     this.saving = true;

@@ -50,8 +50,15 @@ export function installHooks(w: Inspected, metrics: Metrics, canvasRect: () => D
       const model = w.embedding.model;
       return {
         model: model?.info.variant ?? null,
+        modelKey: model?.info.modelKey ?? null,
+        embeddingKey: w.embedding.key,
+        switching: w.embedding.switching,
+        pendingModel: w.embedding.pending?.key ?? null,
         backend: model?.backend ?? null,
         threads: model?.threads ?? null,
+        modelLoadMs: model?.loadMs ?? null,
+        modelSessionsMs: model?.sessionsMs ?? null,
+        modelFirstSessionMs: model?.firstSessionMs ?? null,
         embedding: w.embedding.state,
         connection: w.connection,
         tool: w.tool,

@@ -4,6 +4,7 @@
 import { LitElement, html, nothing, type TemplateResult } from "lit";
 import type { PresenceUser, ServerEvent } from "../api/events.gen";
 import { api } from "../api/client";
+import { work } from "../api/work";
 import type { Annotation, ImageItem, Project } from "../api/types";
 import { config } from "../config";
 import { ProjectSocket, type ConnectionState } from "../realtime/socket";
@@ -11,6 +12,7 @@ import { samEngine } from "../sam/engine";
 import type { Size } from "../sam/prompts";
 import { UNLABELLED_COLOR } from "../ui/colors";
 import { navigate } from "../ui/router";
+import "../work/segmentDialog";
 import { EmbeddingMachine } from "./core/embedding";
 import { runCommand } from "./commands";
 import { commandFor, type Command } from "./core/keys";
@@ -66,6 +68,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   private resizeObserver: ResizeObserver | null = null;
   private socket: ProjectSocket | null = null;
   showHelp = false;
+  private showSegment = false;
   private drawQueued = false;
 
   protected override createRenderRoot(): HTMLElement {
@@ -133,10 +136,10 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     this.store.open(this.imageId);
     this.editor.reset();
     try {
-      const [project, image] = await Promise.all([
-        this.project?.id === this.projectId ? this.project : api.project(this.projectId),
-        api.image(this.projectId, this.imageId),
-      ]);
+      const known = this.project?.id === this.projectId ? this.project : null;
+      const [project, image] = await Promise.all([known ?? api.project(this.projectId), api.image(this.projectId, this.imageId)]);
+      // A project kept from the previous image is older than the model events since.
+      if (!known) this.embedding.setPending(project.pending_model_key ?? null);
       this.project = project;
       this.image = image;
       this.size = { width: image.width, height: image.height };
@@ -200,18 +203,18 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     }
     if (change.kind !== "none") this.editor.repaintAnnotations();
     if (event.event === "model.activated") {
-      const switching = this.embedding.switchModel(event.payload.model_key);
-      if (!switching || !this.project) return;
-      this.project = { ...this.project, default_model_key: event.payload.model_key };
-      this.editor.reset();
-      this.set({ notice: `A new model (${event.payload.model_key}) was activated for this project: loading its decoder…` });
-      void switching.then(() => this.set({ notice: "" }));
+      const key = event.payload.model_key;
+      if (this.project) this.project = { ...this.project, default_model_key: key, pending_model_key: null };
+      // The prompts and candidates belong to the old model's embedding.
+      if (this.embedding.switchModel(key)) this.editor.reset();
+      this.redraw();
     } else if (event.event === "presence") {
       this.presence = event.payload.users.filter((u) => u.image === this.imageId && u.id !== config.user.id);
       this.requestUpdate();
     } else if (event.event === "job.progress" && event.payload.kind === "segment" && event.payload.image === this.imageId) {
-      const { state, progress, annotations, error } = event.payload;
-      const done = annotations > 0 ? `Segment everything kept ${annotations} masks: review them on the review page.` : "Segment everything kept 0 masks.";
+      const { state, progress, annotations, error, summary } = event.payload;
+      // The server's line: the count it kept, and what to try when it kept none.
+      const done = `Segment everything: ${summary}${annotations > 0 ? " Review them on the review page." : ""}`;
       const running = `Segmenting everything… ${Math.round(progress * 100)}%`;
       this.set({ notice: state === "done" ? done : state === "failed" ? `Segment everything failed: ${error}` : running });
     }
@@ -276,9 +279,9 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 
   // ------------------------------------------------------------------ actions (WorkspaceModel)
 
+  /** The server moves a `new` image to `in progress` inside the create; this mirrors it. */
   saved(annotation: Annotation): void {
     if (this.image?.status !== "new" || annotation.image !== this.imageId) return;
-    api.updateImage(this.projectId, this.imageId, { status: "in_progress" }).catch(() => undefined);
     this.image = { ...this.image, status: "in_progress" };
   }
 
@@ -334,9 +337,15 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   }
 
   segmentEverything(): void {
-    api.segmentEverything(this.projectId, this.imageId).then(
-      () => this.set({ notice: "Segment everything started: proposals appear as they are found." }),
-      (error: unknown) => this.set({ error: `Segment everything failed: ${message(error)}` }),
+    this.showSegment = true;
+    this.requestUpdate();
+  }
+
+  /** Done with this image: the server moves it on; open the next one of my queue. */
+  markDone(): void {
+    work.queueDone(this.projectId, this.imageId).then(
+      ({ next }) => navigate(`/projects/${this.projectId}/${next ? `images/${next.id}` : "queue"}`),
+      (error: unknown) => this.set({ error: `Could not mark the image done: ${message(error)}` }),
     );
   }
 
@@ -357,7 +366,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   };
 
   private readonly onKeyDown = (event: KeyboardEvent): void => {
-    if (typing(event)) return;
+    if (typing(event) || this.showSegment) return;
     const command = commandFor(event);
     if (!command) return;
     // Buttons take Enter and Space themselves when focused.
@@ -381,6 +390,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
         ${notices(this)}
       </div>
       ${this.showHelp ? helpDialog(() => this.run("help")) : nothing}
+      ${this.showSegment ? html`<segment-dialog .projectId=${this.projectId} .imageIds=${[this.imageId]} @close=${() => { this.showSegment = false; this.requestUpdate(); }}></segment-dialog>` : nothing}
       ${this.editor.conflict ? conflictDialog(this, this.editor.conflict, resolve) : nothing}
     </div>`;
   }

@@ -6,15 +6,20 @@ import type {
   DecoderPending,
   EmbeddingInfo,
   ImageItem,
-  Job,
   Label,
+  LabelDeletion,
+  LabelWithCount,
+  Member,
   ModelVersion,
+  MyInvitation,
   Page,
   Project,
+  ProjectCreate,
+  ProjectDetail,
+  ProjectInvitation,
+  ProjectUpdate,
   RegistryModel,
   RegistryModels,
-  ReviewState,
-  SegmentJob,
   TrainingJob,
   User,
 } from "./types";
@@ -79,7 +84,7 @@ export async function request<T>(
 
 const P = (projectId: number): string => `/api/projects/${projectId}`;
 
-function query(params: Record<string, string | number | null | undefined>): string {
+export function query(params: object): string {
   const search = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") search.set(k, String(v));
   const s = search.toString();
@@ -90,8 +95,36 @@ export const api = {
   me: () => request<User>("GET", "/api/me/"),
   projects: (page = 1) => request<Page<Project>>("GET", `/api/projects/${query({ page })}`),
   project: (id: number) => request<Project>("GET", `${P(id)}/`),
+  projectDetail: (id: number) => request<ProjectDetail>("GET", `${P(id)}/`),
+  createProject: (data: ProjectCreate) => request<Project>("POST", "/api/projects/", data),
+  updateProject: (id: number, data: ProjectUpdate) => request<ProjectDetail>("PATCH", `${P(id)}/`, data),
+  deleteProject: (id: number) => request<void>("DELETE", `${P(id)}/`),
+  labels: (projectId: number) =>
+    request<Page<LabelWithCount>>("GET", `${P(projectId)}/labels/${query({ page_size: 500 })}`),
   createLabel: (projectId: number, name: string, color: string) =>
     request<Label>("POST", `${P(projectId)}/labels/`, { name, color }),
+  updateLabel: (projectId: number, labelId: number, data: { name?: string; color?: string }) =>
+    request<Label>("PATCH", `${P(projectId)}/labels/${labelId}/`, data),
+  /** Without `choice` the server refuses (409) a label that annotations carry. */
+  deleteLabel: (projectId: number, labelId: number, choice?: LabelDeletion) =>
+    request<void>("DELETE", `${P(projectId)}/labels/${labelId}/${query({ ...choice })}`),
+  members: (projectId: number) =>
+    request<Page<Member>>("GET", `${P(projectId)}/members/${query({ page_size: 500 })}`),
+  /** The answer is the same whether or not `username` names an account. */
+  invite: (projectId: number, username: string, role: string) =>
+    request<{ detail: string }>("POST", `${P(projectId)}/members/`, { username, role }),
+  updateMember: (projectId: number, memberId: number, role: string) =>
+    request<Member>("PATCH", `${P(projectId)}/members/${memberId}/`, { role }),
+  removeMember: (projectId: number, memberId: number) =>
+    request<void>("DELETE", `${P(projectId)}/members/${memberId}/`),
+  leaveProject: (projectId: number) => request<void>("POST", `${P(projectId)}/leave/`, {}),
+  projectInvitations: (projectId: number) =>
+    request<Page<ProjectInvitation>>("GET", `${P(projectId)}/invitations/${query({ page_size: 500 })}`),
+  revokeInvitation: (projectId: number, invitationId: number) =>
+    request<void>("DELETE", `${P(projectId)}/invitations/${invitationId}/`),
+  myInvitations: () => request<Page<MyInvitation>>("GET", `/api/invitations/${query({ page_size: 500 })}`),
+  acceptInvitation: (id: number) => request<{ project: number; role: string }>("POST", `/api/invitations/${id}/`, {}),
+  declineInvitation: (id: number) => request<void>("DELETE", `/api/invitations/${id}/`),
   images: (
     projectId: number,
     filters: { status?: string; assignee?: string | number; label?: string | number; page?: number; page_size?: number },
@@ -121,21 +154,12 @@ export const api = {
     }
     return all;
   },
-  projectAnnotations: (projectId: number, filters: { page?: number; page_size?: number; review_state?: string }) =>
-    request<Page<Annotation>>("GET", `${P(projectId)}/annotations/${query(filters)}`),
   createAnnotation: (projectId: number, imageId: number, data: AnnotationInput) =>
     request<Annotation>("POST", `${P(projectId)}/images/${imageId}/annotations/`, data),
   updateAnnotation: (projectId: number, annotationId: number, version: number, data: Partial<AnnotationInput>) =>
     request<Annotation>("PATCH", `${P(projectId)}/annotations/${annotationId}/`, data, { "If-Match": `"${version}"` }),
   deleteAnnotation: (projectId: number, annotationId: number, version: number) =>
     request<void>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
-  review: (projectId: number, ids: number[], review_state: ReviewState) =>
-    request<unknown>("POST", `${P(projectId)}/annotations/review/`, { ids, review_state }),
-  segmentEverything: (projectId: number, imageId: number) =>
-    request<SegmentJob>("POST", `${P(projectId)}/images/${imageId}/segment-everything/`, {}),
-  startExport: (projectId: number, format: string, options: Record<string, unknown> = {}) =>
-    request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
-  exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
   modelVersions: (projectId: number) =>
     request<{ active_model_key: string; results: ModelVersion[] }>("GET", `${P(projectId)}/model-versions/`),
   activateModelVersion: (projectId: number, versionId: number) =>

@@ -148,6 +148,14 @@ export interface ModelActivatedPayload {
   model_version: number | null;
 }
 
+/** A project's model switch that waits for a download: `model_key` is the model it
+ * switches to once present, None when the wait ended without a switch (the download failed
+ * or another switch replaced it); `current_model_key` stays in use meanwhile. */
+export interface ModelPendingPayload {
+  model_key: string | null;
+  current_model_key: string;
+}
+
 /** A registry model's availability on this server (also `GET /api/models/<key>/`). */
 export interface RegistryModelPayload {
   key: string;
@@ -184,6 +192,7 @@ export type ServerEvent =
   | { event: "embedding.failed"; payload: EmbeddingFailedPayload }
   | { event: "job.progress"; payload: JobProgress }
   | { event: "model.activated"; payload: ModelActivatedPayload }
+  | { event: "model.pending"; payload: ModelPendingPayload }
   | { event: "model.download"; payload: RegistryModelPayload };
 
 export type ServerEventName = ServerEvent["event"];

@@ -82,7 +82,9 @@ export interface paths {
         };
         /**
          * @description An image embedding: fp16 (1, C, H, W) little-endian, or int8 (C float32 per-channel
-         *     scales, then C*H*W int8). Immutable: the URL is (model, content) addressed.
+         *     scales, then C*H*W int8). For SAM 2 (``X-Embedding-Layout: packed``) the body packs its
+         *     three feature maps behind a JSON header (layout in samapp.ml.sam2_embedding); the shape
+         *     header is the image embedding's. Immutable: the URL is (model, content) addressed.
          */
         get: operations["embeddings_retrieve"];
         put?: never;
@@ -658,6 +660,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/job-options/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The options of segment everything (`segment`, by request key) and of exports (`export`): the bounds the API enforces and this project's defaults. */
+        get: operations["projects_job_options_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/labels/": {
         parameters: {
             query?: never;
@@ -699,11 +718,7 @@ export interface paths {
         get: operations["projects_labels_retrieve"];
         put?: never;
         post?: never;
-        /**
-         * @description For views under /projects/<project_id>/: resolves the membership once per request.
-         *
-         *     `capabilities` maps HTTP methods to the capability they need; reads need VIEW.
-         */
+        /** @description Delete a label. While annotations carry it the answer is 409 with `annotation_count`, unless `annotations` says what to do with them. */
         delete: operations["projects_labels_destroy"];
         options?: never;
         head?: never;
@@ -1234,9 +1249,42 @@ export interface components {
         InvitationSentOutput: {
             detail: string;
         };
+        JobOptionOutput: {
+            kind: components["schemas"]["KindEnum"];
+            /** Format: double */
+            min: number;
+            /** Format: double */
+            max: number;
+            /**
+             * Format: double
+             * @description What a job uses when the request leaves the option out.
+             */
+            default: number | null;
+        };
+        JobOptionsOutput: {
+            segment: {
+                [key: string]: components["schemas"]["JobOptionOutput"];
+            };
+            export: {
+                [key: string]: components["schemas"]["JobOptionOutput"];
+            };
+        };
         JoinedOutput: {
             project: number;
             role?: components["schemas"]["RoleEnum"];
+        };
+        /**
+         * @description * `int` - int
+         *     * `float` - float
+         * @enum {string}
+         */
+        KindEnum: "int" | "float";
+        LabelCountOutput: {
+            readonly id: number;
+            name: string;
+            color?: string;
+            /** @description How many annotations carry this label. */
+            readonly annotation_count: number;
         };
         LabelCreateRequest: {
             name: string;
@@ -1313,6 +1361,8 @@ export interface components {
             settings?: {
                 [key: string]: unknown;
             };
+            /** @description true archives the project, false unarchives it. */
+            archived?: boolean;
         };
         ProjectCreateRequest: {
             name: string;
@@ -1329,6 +1379,33 @@ export interface components {
              */
             review_policy: components["schemas"]["ReviewPolicyEnum"];
         };
+        ProjectDetailOutput: {
+            readonly id: number;
+            name: string;
+            description?: string;
+            default_model_key?: string;
+            review_policy?: components["schemas"]["ReviewPolicyEnum"];
+            settings?: unknown;
+            readonly labels: components["schemas"]["LabelOutput"][];
+            readonly role: string | null;
+            /**
+             * Format: date-time
+             * @description When the project was archived; null: active.
+             */
+            readonly archived_at: string | null;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** @description Images per status. */
+            status_counts: {
+                [key: string]: number;
+            };
+            /** @description The model the project switches to once its download completes (null: none). */
+            pending_model_key: string | null;
+            /** @description Each key of `settings` with its type and inclusive bounds (PATCH checks them). */
+            settings_bounds: {
+                [key: string]: components["schemas"]["SettingBoundOutput"];
+            };
+        };
         ProjectOutput: {
             readonly id: number;
             name: string;
@@ -1338,6 +1415,11 @@ export interface components {
             settings?: unknown;
             readonly labels: components["schemas"]["LabelOutput"][];
             readonly role: string | null;
+            /**
+             * Format: date-time
+             * @description When the project was archived; null: active.
+             */
+            readonly archived_at: string | null;
             /** Format: date-time */
             readonly created_at: string;
         };
@@ -1413,9 +1495,15 @@ export interface components {
             };
             /** @description Your annotations on this image that a reviewer rejected. */
             readonly rejected_count: number;
-            readonly rejections: {
-                [key: string]: unknown;
-            }[];
+            readonly rejections: components["schemas"]["RejectionOutput"][];
+        };
+        RejectionOutput: {
+            readonly id: number;
+            label?: number | null;
+            review_reason?: string;
+            reviewed_by?: number | null;
+            /** Format: date-time */
+            reviewed_at?: string | null;
         };
         /**
          * @description * `accepted` - accepted
@@ -1452,6 +1540,11 @@ export interface components {
             /** Format: double */
             stability_score_thresh?: number;
             min_mask_region_area?: number;
+        };
+        SettingBoundOutput: {
+            type: components["schemas"]["TypeEnum"];
+            minimum: number;
+            maximum: number;
         };
         /**
          * @description * `manual` - Manual
@@ -1503,6 +1596,12 @@ export interface components {
             encoder_blocks?: number;
             encoder_rank?: number;
         };
+        /**
+         * @description * `integer` - integer
+         *     * `number` - number
+         * @enum {string}
+         */
+        TypeEnum: "integer" | "number";
         UploadSessionCreateInputRequest: {
             name: string;
             /** Format: int64 */
@@ -1980,7 +2079,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProjectOutput"];
+                    "application/json": components["schemas"]["ProjectDetailOutput"];
                 };
             };
         };
@@ -2027,7 +2126,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ProjectOutput"];
+                    "application/json": components["schemas"]["ProjectDetailOutput"];
                 };
             };
         };
@@ -2705,6 +2804,27 @@ export interface operations {
             };
         };
     };
+    projects_job_options_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobOptionsOutput"];
+                };
+            };
+        };
+    };
     projects_labels_list: {
         parameters: {
             query?: never;
@@ -2721,7 +2841,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["LabelOutput"][];
+                    "application/json": components["schemas"]["LabelCountOutput"][];
                 };
             };
         };
@@ -2777,7 +2897,18 @@ export interface operations {
     };
     projects_labels_destroy: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description What becomes of the annotations that carry the label: 'reassign' (to `reassign_to`), 'unlabel' (kept without a label) or 'delete'. Required when any do.
+                 *
+                 *     * `reassign` - reassign
+                 *     * `unlabel` - unlabel
+                 *     * `delete` - delete
+                 */
+                annotations?: "reassign" | "unlabel" | "delete";
+                /** @description The label that takes over the annotations. */
+                reassign_to?: number;
+            };
             header?: never;
             path: {
                 label_id: number;

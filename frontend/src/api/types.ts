@@ -43,6 +43,24 @@ export type Project = Output<Omit<Schemas["ProjectOutput"], "labels">> & {
   pending_model_key?: string | null;
 };
 
+/** One project as GET /api/projects/<id>/ answers: image counts, a pending model switch and
+ * the bounds of every setting. */
+export type ProjectDetail = Output<Omit<Schemas["ProjectDetailOutput"], "labels">> & { labels: Label[] };
+export type SettingBound = Schemas["SettingBoundOutput"];
+export type ReviewPolicy = Schemas["ReviewPolicyEnum"];
+export type ProjectCreate = Schemas["ProjectCreateRequest"];
+export type ProjectUpdate = Schemas["PatchedProjectUpdateRequest"];
+export type LabelWithCount = Output<Schemas["LabelCountOutput"]>;
+export type Member = Output<Schemas["MemberOutput"]>;
+/** A pending invitation as the project's managers see it. */
+export type ProjectInvitation = Output<Schemas["InvitationOutput"]>;
+/** A pending invitation as the invited user sees it. */
+export type MyInvitation = Output<Schemas["MyInvitationOutput"]>;
+/** What deleting a label that annotations carry does to them. */
+export type LabelDeletion =
+  | { annotations: "delete" | "unlabel" }
+  | { annotations: "reassign"; reassign_to: number };
+
 /** A registry model and whether its checkpoint is on the server (GET /api/models/). */
 export type RegistryModel = RegistryModelPayload;
 export type ModelState = RegistryModel["state"];
@@ -106,6 +124,10 @@ export interface DecoderManifest {
   variants: Record<string, DecoderVariant>;
   /** Lossy variants the server did not export: their parity probe fell below the bar. */
   rejected?: Record<string, { reason: string; parity: { mean_iou: number; min_iou: number } }>;
+  /** "sam2": the graphs also take `extra_inputs` (the packed embedding's high-resolution maps,
+   * name -> [C, h, w]) and append SAM 2's padding point themselves. */
+  family?: "sam" | "sam2";
+  extra_inputs?: Record<string, number[]>;
 }
 
 /** Held-out evaluation of a model version (issue 8): mIoU after k simulated clicks, NoC. */

@@ -9,13 +9,15 @@
  * fetched as fp16 (or int8), converted to float32 here, and kept in a small LRU so that
  * prefetched neighbours open instantly. Decodes run one at a time in arrival order; queued
  * ones can be cancelled (stale hover previews), and the reply carries low-res logits for
- * refinement plus thresholded masks at the requested size.
+ * refinement plus thresholded masks at the requested size. SAM 2's decoder takes two more
+ * inputs, the high-resolution maps that come with its (packed) embedding.
  */
 import type * as ortWasm from "onnxruntime-web/wasm";
 import { DecoderError, type Handled, type Handlers } from "./dispatch";
+import { decoderFeeds } from "./feeds";
 import { fetchEmbedding, fetchModel, type Embedding } from "./fetching";
-import { lowResToMask } from "./masks";
-import { buildPromptTensors, candidateIndices } from "./prompts";
+import { lowResToMask, lowResToMaskDirect } from "./masks";
+import { buildPromptTensors, candidateIndices, type Size } from "./prompts";
 import type { DecodeCandidate, DecoderModelInfo, EmbeddingRef, RequestFor } from "./protocol";
 
 export type Ort = typeof ortWasm;
@@ -86,23 +88,15 @@ export class DecoderContext implements Handlers {
 
   private feeds(target: ortWasm.InferenceSession, embedding: Embedding, extra: Tensors | null, prompt: ReturnType<typeof buildPromptTensors>, maskInput: Float32Array | null): Tensors {
     const ort = this.ort;
-    const { height, width } = embedding.originalSize;
-    const all: Record<string, () => ortWasm.Tensor> = {
-      image_embeddings: () => embedding.tensor,
-      point_coords: () => new ort.Tensor("float32", prompt.pointCoords, [1, prompt.numPoints, 2]),
-      point_labels: () => new ort.Tensor("float32", prompt.pointLabels, [1, prompt.numPoints]),
-      mask_input: () => new ort.Tensor("float32", maskInput ?? this.zeroMask, [1, 1, this.lowSide, this.lowSide]),
-      has_mask_input: () => new ort.Tensor("float32", new Float32Array([maskInput ? 1 : 0]), [1]),
-      orig_im_size: () => new ort.Tensor("float32", new Float32Array([height, width]), [2]),
-    };
-    for (const [name, tensor] of Object.entries(extra ?? {})) all[name] = () => tensor;
-    const result: Tensors = {};
-    for (const name of target.inputNames) {
-      const make = all[name];
-      if (!make) throw new Error(`decoder input ${name} is not supported`);
-      result[name] = make();
-    }
-    return result;
+    return decoderFeeds(target.inputNames, (data, dims) => new ort.Tensor("float32", data, dims), {
+      embedding: embedding.tensor,
+      extra: { ...embedding.extra, ...extra },
+      prompt,
+      maskInput,
+      zeroMask: this.zeroMask,
+      lowSide: this.lowSide,
+      originalSize: embedding.originalSize,
+    });
   }
 
   private async createSession(file: { url: string; sha256: string }, providers: string[]): Promise<ortWasm.InferenceSession> {
@@ -158,8 +152,10 @@ export class DecoderContext implements Handlers {
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     const info = request.model;
     this.session = await this.createSession(info, providers);
+    const firstSessionMs = performance.now() - started;
     this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
     this.maskInputSession = info.maskInputModel ? await this.createSession(info.maskInputModel, providers) : null;
+    const sessionsMs = performance.now() - started;
     this.prepared.clear();
     this.model = info;
     this.lowSide = 4 * (info.embeddingShape[2] ?? 16);
@@ -167,12 +163,17 @@ export class DecoderContext implements Handlers {
     // Warm-up of every graph: the first run allocates and compiles kernels.
     const count = info.embeddingShape.reduce((a, b) => a * b, 1);
     const side = { height: info.imgSize, width: info.imgSize };
+    const extra: Tensors = {};
+    for (const [name, dims] of Object.entries(info.extraInputs ?? {})) {
+      extra[name] = new this.ort.Tensor("float32", new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+    }
     const dummy: Embedding = {
       tensor: new this.ort.Tensor("float32", new Float32Array(count), info.embeddingShape),
       inputSize: side,
       originalSize: side,
+      extra,
     };
-    const prompt = buildPromptTensors({ points: [{ x: 1, y: 1, label: 1 }], box: null }, side, side);
+    const prompt = buildPromptTensors({ points: [{ x: 1, y: 1, label: 1 }], box: null }, side, side, info.family !== "sam2");
     for (const maskInput of this.maskInputSession ? [null, this.zeroMask] : [null]) {
       const { target, inputs } = await this.decodeFeeds("", dummy, prompt, maskInput);
       await this.exclusive(() => target.run(inputs));
@@ -183,6 +184,8 @@ export class DecoderContext implements Handlers {
       threads: env.wasm.numThreads ?? 1,
       crossOriginIsolated: this.scope.crossOriginIsolated,
       loadMs: performance.now() - started,
+      sessionsMs,
+      firstSessionMs,
     };
     return { result };
   }
@@ -253,7 +256,7 @@ export class DecoderContext implements Handlers {
     if (!this.session || !model) throw new Error("decoder not initialised");
     const embedding = this.embeddings.get(request.embeddingKey);
     if (!embedding) throw new Error("embedding not loaded");
-    const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize);
+    const prompt = buildPromptTensors(request.prompt, embedding.originalSize, embedding.inputSize, model.family !== "sam2");
     const { target, inputs } = await this.decodeFeeds(request.embeddingKey, embedding, prompt, request.maskInput);
     const runStarted = performance.now();
     const output = await this.exclusive(() => target.run(inputs));
@@ -276,7 +279,7 @@ export class DecoderContext implements Handlers {
       iou: Math.min(1, Math.max(0, iou[index] ?? 0)),
       mask:
         renderAll || index === preselected
-          ? lowResToMask(lowRes, index * plane, side, model.imgSize, embedding.inputSize, outSize)
+          ? this.toMask(lowRes, index * plane, side, embedding, outSize)
           : null,
     }));
     this.lastDecodes.push({ id: request.id, logits: lowRes, side, embedding });
@@ -288,12 +291,20 @@ export class DecoderContext implements Handlers {
     return { result: { candidates, preselected, outSize, lowRes: lowCopy, lowSide: side, decodeMs, runMs }, transfer };
   }
 
+  /** One low-res plane thresholded at the output size, upscaled as the model's predictor does. */
+  private toMask(logits: Float32Array, offset: number, side: number, embedding: Embedding, outSize: Size): Uint8Array {
+    const model = this.model;
+    if (!model) throw new Error("decoder not initialised");
+    if (model.family === "sam2") return lowResToMaskDirect(logits, offset, side, outSize);
+    return lowResToMask(logits, offset, side, model.imgSize, embedding.inputSize, outSize);
+  }
+
   render(request: RequestFor<"render">): Handled<"render"> {
     const last = this.lastDecodes.find((d) => d.id === request.decodeId);
     if (!last || !this.model) throw new Error("decode result no longer available");
     const { side } = last;
     const offset = request.index * side * side;
-    const mask = lowResToMask(last.logits, offset, side, this.model.imgSize, last.embedding.inputSize, request.outSize);
+    const mask = this.toMask(last.logits, offset, side, last.embedding, request.outSize);
     return { result: { mask, outSize: request.outSize }, transfer: [mask.buffer as ArrayBuffer] };
   }
 

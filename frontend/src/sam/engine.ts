@@ -37,7 +37,7 @@ export class SamEngine {
       const threads = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
       const result = await this.client.init(info, config.wasmPaths, config.webgpu, threads);
       if (!result.ok) throw new Error(result.error);
-      return { info, backend: result.backend, threads: result.threads, loadMs: result.loadMs };
+      return { info, backend: result.backend, threads: result.threads, loadMs: result.loadMs, sessionsMs: result.sessionsMs, firstSessionMs: result.firstSessionMs };
     })();
     this.current = { key: modelKey, promise };
     promise.catch(() => {

@@ -1,14 +1,18 @@
 /** Downloads of the decoder worker: ONNX graphs (kept in Cache Storage) and image embeddings
- * (fp16 or int8 + scales, converted to float32). */
+ * (fp16 or int8 + scales, converted to float32; SAM 2's packed maps, see `packed.ts`). */
 import type * as ortWasm from "onnxruntime-web/wasm";
 import { DecoderError } from "./dispatch";
 import { fp16ToFloat32, int8ToFloat32 } from "./fp16";
+import { unpackTensors } from "./packed";
 import type { Size } from "./prompts";
 
 export interface Embedding {
+  /** `image_embeddings`, (1, C, h, w). */
   tensor: ortWasm.Tensor;
   inputSize: Size;
   originalSize: Size;
+  /** Further decoder inputs from the same response (SAM 2's high-resolution maps). */
+  extra?: Record<string, ortWasm.Tensor>;
 }
 
 async function download(url: string): Promise<ArrayBuffer> {
@@ -64,6 +68,13 @@ export async function fetchEmbedding(ort: typeof ortWasm, url: string): Promise<
     throw new Error("embedding response lacks its shape headers");
   }
   const buffer = await response.arrayBuffer();
+  if (response.headers.get("X-Embedding-Layout") === "packed") {
+    const [main, ...rest] = unpackTensors(buffer);
+    if (!main) throw new Error("packed embedding holds no tensor");
+    const extra: Record<string, ortWasm.Tensor> = {};
+    for (const t of rest) extra[t.name] = new ort.Tensor("float32", t.data, [1, ...t.shape]);
+    return { tensor: new ort.Tensor("float32", main.data, [1, ...main.shape]), inputSize, originalSize, extra };
+  }
   const [, c = 0, h = 0, w = 0] = shape;
   let data: Float32Array;
   if (dtype.startsWith("int8")) data = int8ToFloat32(buffer, c, h * w);

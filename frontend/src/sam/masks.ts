@@ -103,6 +103,22 @@ export function lowResToMask(
   return mask;
 }
 
+/** Threshold one (L, L) plane of low-res logits at 0 after one bilinear upsampling straight to
+ * `out`, as SAM 2's predictor does (its input is the whole image resized to a square, with no
+ * padding to crop). */
+export function lowResToMaskDirect(
+  logits: Float32Array,
+  planeOffset: number,
+  lowSide: number,
+  out: Size,
+  threshold = 0,
+): Uint8Array {
+  const mask = new Uint8Array(out.width * out.height);
+  const xs = axis(out.width, lowSide, out.width);
+  resize(logits, planeOffset, lowSide, xs, axis(out.height, lowSide, out.height), mask, threshold);
+  return mask;
+}
+
 export function maskArea(mask: Uint8Array): number {
   let n = 0;
   for (let i = 0; i < mask.length; i++) if (mask[i]) n++;

@@ -47,8 +47,10 @@ export interface PromptTensors {
   numPoints: number;
 }
 
-/** Build point_coords / point_labels for the decoder, coordinates in the input frame. */
-export function buildPromptTensors(prompt: Prompt, original: Size, input: Size): PromptTensors {
+/** Build point_coords / point_labels for the decoder, coordinates in the input frame.
+ * `pad` false leaves out SAM's padding point, for graphs that append it themselves (SAM 2's
+ * prompt encoder always appends one, box or not). */
+export function buildPromptTensors(prompt: Prompt, original: Size, input: Size, pad = true): PromptTensors {
   const coords: number[] = [];
   const labels: number[] = [];
   if (prompt.box) {
@@ -60,7 +62,7 @@ export function buildPromptTensors(prompt: Prompt, original: Size, input: Size):
     coords.push(...toInputFrame(p.x, p.y, original, input));
     labels.push(p.label);
   }
-  if (!prompt.box) {
+  if (!prompt.box && pad) {
     coords.push(0, 0);
     labels.push(-1);
   }

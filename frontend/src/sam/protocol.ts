@@ -18,6 +18,12 @@ export interface DecoderModelInfo {
   prepare?: { url: string; sha256: string };
   /** The decoder for clicks that refine a mask, when this one takes no mask input. */
   maskInputModel?: DecoderModelInfo;
+  /** Inputs fed from the embedding beside `image_embeddings` (SAM 2's high-resolution maps),
+   * name -> (1, C, h, w). */
+  extraInputs?: Record<string, number[]>;
+  /** "sam2": the graph appends the padding point itself (prompts are sent without it), and
+   * low-res masks are upscaled to the image in one step, as SAM2Transforms.postprocess_masks. */
+  family?: "sam" | "sam2";
 }
 
 export interface EmbeddingRef {
@@ -56,7 +62,9 @@ type Empty = Record<never, never>;
 
 /** What each action answers when it succeeds. */
 export interface Results {
-  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number };
+  /** `sessionsMs`: graphs fetched and their sessions created, of which `firstSessionMs` the
+   * first (the WASM runtime starts with it); the rest of `loadMs` is the warm-up runs. */
+  init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number; sessionsMs: number; firstSessionMs: number };
   setEmbedding: {
     inputSize: Size;
     originalSize: Size;
@@ -107,4 +115,6 @@ export interface LoadedModel {
   backend: string;
   threads: number;
   loadMs: number;
+  sessionsMs: number;
+  firstSessionMs: number;
 }

@@ -17,8 +17,13 @@ export const VARIANT_PREFERENCE = [
   "lowres_multi_int8",
 ];
 
-export function chooseVariant(manifest: DecoderManifest, preference = VARIANT_PREFERENCE): string {
-  for (const name of preference) if (manifest.variants[name]) return name;
+/** SAM 2.1's graphs (samapp.ml.sam2_onnx): the int8 one first, exported only where its masks
+ * pass the parity probe against fp32 (0.67x the fp32 graph's time per click in the bench). */
+export const SAM2_VARIANT_PREFERENCE = ["lowres_multi_int8", "lowres_multi"];
+
+export function chooseVariant(manifest: DecoderManifest, preference?: string[]): string {
+  const order = preference ?? (manifest.family === "sam2" ? SAM2_VARIANT_PREFERENCE : VARIANT_PREFERENCE);
+  for (const name of order) if (manifest.variants[name]) return name;
   // Described by flags: low-res, multi-mask, fp32 first.
   const flagged = Object.entries(manifest.variants).filter(([, v]) => v.low_res !== undefined);
   const score = (v: DecoderManifest["variants"][string]): number =>
@@ -44,6 +49,12 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
     inputs: variant.inputs.map(tensorName),
     outputs: variant.outputs.map(tensorName),
   };
+  if (manifest.family === "sam2") {
+    info.family = "sam2";
+    info.extraInputs = Object.fromEntries(
+      Object.entries(manifest.extra_inputs ?? {}).map(([name, shape]) => [name, [1, ...shape]]),
+    );
+  }
   if (variant.prepare) {
     const fallback = variant.mask_input_variant;
     if (!fallback || fallback === variantName || !manifest.variants[fallback]) {

@@ -5,7 +5,10 @@ import "./projects";
 import "./images";
 import "../annotate/workspace";
 import "./review";
+import "../work/queuePage";
 import "./models";
+import "./projectSettings";
+import "./members";
 
 /** Top-level shell: header, client-side routing, global link interception. */
 export class SamApp extends LitElement {
@@ -63,8 +66,14 @@ export class SamApp extends LitElement {
         return html`<annotation-workspace .projectId=${r.projectId} .imageId=${r.imageId}></annotation-workspace>`;
       case "review":
         return html`<review-page .projectId=${r.projectId}></review-page>`;
+      case "queue":
+        return html`<queue-page .projectId=${r.projectId}></queue-page>`;
       case "models":
         return html`<models-page .projectId=${r.projectId}></models-page>`;
+      case "settings":
+        return html`<project-settings-page .projectId=${r.projectId}></project-settings-page>`;
+      case "members":
+        return html`<members-page .projectId=${r.projectId}></members-page>`;
       default:
         return html`<main class="page"><h2>Not found</h2><a href="/">Back to projects</a></main>`;
     }

@@ -1,22 +1,25 @@
 import { html, type TemplateResult } from "lit";
-import { api, request } from "../api/client";
-import type { ImageItem, Job, Page, Project } from "../api/types";
+import { live } from "lit/directives/live.js";
+import { api } from "../api/client";
+import type { ImageItem, Project } from "../api/types";
+import { problemsOf, work, type Member } from "../api/work";
 import { config } from "../config";
 import type { PresenceUser, ServerEvent } from "../realtime/socket";
 import { fromDataTransfer } from "../upload/files";
 import "../upload/panel";
 import type { UploadPanel } from "../upload/panel";
+import { projectNav } from "./projectNav";
+import { Selection } from "../work/selection";
+import "../work/exportDialog";
+import "../work/importDialog";
+import "../work/segmentDialog";
 import { ProjectRoomPage } from "./roomPage";
 
-interface Member {
-  id: number;
-  user: number;
-  username: string;
-  role: string;
-}
+type Dialog = "export" | "import" | "segment" | null;
 
 const STATUSES = ["", "new", "in_progress", "done", "reviewed"] as const;
 const UPLOAD_ROLES = new Set(["owner", "manager"]);
+const ANNOTATING_ROLES = new Set(["owner", "manager", "reviewer", "annotator"]);
 
 export class ImagesPage extends ProjectRoomPage {
   private project: Project | null = null;
@@ -28,9 +31,10 @@ export class ImagesPage extends ProjectRoomPage {
   private assignee = "";
   private error = "";
   private loading = true;
-  private exportFormat = "coco";
-  private exportJob: Job | null = null;
-  private segmentAll: { done: number; total: number; failed: number } | null = null;
+  private readonly selection = new Selection();
+  private assignTo = "";
+  private dialog: Dialog = null;
+  private notice = "";
   private presence: PresenceUser[] = [];
   private dropping = false;
   private reloadTimer: ReturnType<typeof setTimeout> | null = null;
@@ -51,11 +55,6 @@ export class ImagesPage extends ProjectRoomPage {
       this.presence = event.payload.users.filter((u) => u.id !== config.user.id && u.image !== null);
       this.requestUpdate();
     }
-    if (event.event === "job.progress" && event.payload.kind === "export" && this.exportJob && event.payload.id === this.exportJob.id) {
-      this.exportJob = { ...this.exportJob, state: event.payload.state, progress: event.payload.progress };
-      if (event.payload.state === "done") void this.pollExport();
-      this.requestUpdate();
-    }
   }
 
   protected override async load(): Promise<void> {
@@ -63,13 +62,7 @@ export class ImagesPage extends ProjectRoomPage {
     this.requestUpdate();
     try {
       this.project ??= await api.project(this.projectId);
-      if (this.members.length === 0) {
-        try {
-          this.members = (await request<Page<Member>>("GET", `/api/projects/${this.projectId}/members/`)).results;
-        } catch {
-          this.members = [];
-        }
-      }
+      if (this.members.length === 0) this.members = await work.members(this.projectId).catch(() => []);
       const page = await api.images(this.projectId, {
         status: this.status,
         assignee: this.assignee,
@@ -78,6 +71,7 @@ export class ImagesPage extends ProjectRoomPage {
       });
       this.images = page.results;
       this.count = page.count;
+      this.selection.keepOnly(this.images.map((i) => i.id));
       this.error = "";
     } catch (error) {
       this.error = error instanceof Error ? error.message : String(error);
@@ -155,59 +149,28 @@ export class ImagesPage extends ProjectRoomPage {
     void this.load();
   }
 
-  private async startExport(): Promise<void> {
-    try {
-      this.exportJob = await api.startExport(this.projectId, this.exportFormat);
-      this.requestUpdate();
-      await this.pollExport();
-    } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
-      this.requestUpdate();
-    }
-  }
-
-  private async pollExport(): Promise<void> {
-    const job = this.exportJob;
-    if (!job) return;
-    for (let i = 0; i < 600; i++) {
-      const fresh = await api.exportJob(this.projectId, job.id);
-      this.exportJob = fresh;
-      this.requestUpdate();
-      if (fresh.download_url || ["done", "succeeded", "failed", "error"].includes(fresh.state)) return;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-
-  /** "Segment everything" over the whole project: one job per image, queued one by one. */
-  private async segmentProject(): Promise<void> {
-    if (this.segmentAll) return;
-    const ids: number[] = [];
-    for (let page = 1; ; page++) {
-      const result = await api.images(this.projectId, { page, page_size: 200 });
-      ids.push(...result.results.map((i) => i.id));
-      if (!result.next) break;
-    }
-    this.segmentAll = { done: 0, total: ids.length, failed: 0 };
+  private pick(event: MouseEvent, id: number): void {
+    this.selection.click(id, this.images.map((i) => i.id), event.shiftKey);
     this.requestUpdate();
-    for (const id of ids) {
-      try {
-        await api.segmentEverything(this.projectId, id);
-      } catch {
-        this.segmentAll.failed++;
-      }
-      this.segmentAll.done++;
+  }
+
+  private async assign(): Promise<void> {
+    const ids = this.selection.ids();
+    if (ids.length === 0 || this.assignTo === "") return;
+    try {
+      const result = await work.assign(this.projectId, ids, this.assignTo === "none" ? null : Number(this.assignTo));
+      this.notice = `${result.assigned.length} image${result.assigned.length === 1 ? "" : "s"} assigned to ${this.assignTo === "none" ? "nobody" : this.memberName(Number(this.assignTo))}.`;
+      this.selection.clear();
+      await this.load();
+    } catch (error) {
+      this.error = problemsOf(error).join(" ");
       this.requestUpdate();
     }
   }
 
-  private exportStatus(): TemplateResult | null {
-    const job = this.exportJob;
-    if (!job) return null;
-    if (job.download_url)
-      return html`<a class="button" data-testid="export-download" href=${job.download_url} download>Download export</a>`;
-    if (job.state === "failed")
-      return html`<span class="error">Export failed${job.error ? `: ${job.error}` : ""}</span>`;
-    return html`<span class="muted" data-testid="export-progress">Exporting… ${Math.round((job.progress ?? 0) * 100)}%</span>`;
+  private open(dialog: Dialog): void {
+    this.dialog = dialog;
+    this.requestUpdate();
   }
 
   private memberName(id: number | null): string {
@@ -224,14 +187,14 @@ export class ImagesPage extends ProjectRoomPage {
       @dragleave=${(e: DragEvent) => this.onDragLeave(e)}
       @drop=${(e: DragEvent) => void this.onDrop(e)}
     >
-      <nav class="crumbs"><a href="/">Projects</a> / <span>${p?.name ?? "…"}</span></nav>
+      ${projectNav(this.projectId, p?.name, "images")}
       <div class="toolbar">
         <h1>${p?.name ?? "Project"}</h1>
         <span class="spacer"></span>
-        ${this.segmentAll
-          ? html`<span class="small muted" data-testid="segment-all-progress">Segment everything: ${this.segmentAll.done}/${this.segmentAll.total} images queued${this.segmentAll.failed ? `, ${this.segmentAll.failed} failed` : ""}</span>`
-          : html`<button data-testid="segment-all" @click=${() => void this.segmentProject()}>Segment everything (all images)</button>`}
-        <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review proposals</a>
+        <a class="button" href="/projects/${this.projectId}/queue">My queue</a>
+        <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review</a>
+        <button @click=${() => this.open("export")}>Export…</button>
+        ${this.canUpload() ? html`<button @click=${() => this.open("import")}>Import…</button>` : null}
         <a class="button" href="/projects/${this.projectId}/models" data-testid="models-link">Models</a>
       </div>
       ${p?.status_counts
@@ -249,25 +212,21 @@ export class ImagesPage extends ProjectRoomPage {
             ${this.members.map((m) => html`<option value=${m.user} ?selected=${String(m.user) === this.assignee}>${m.username}</option>`)}
           </select>
         </label>
-        <span class="spacer"></span>
-        <label>Export
-          <select @change=${(e: Event) => (this.exportFormat = (e.target as HTMLSelectElement).value)}>
-            ${["coco", "yolo", "png", "voc"].map((f) => html`<option value=${f}>${f.toUpperCase()}</option>`)}
-          </select>
-        </label>
-        <button data-testid="export-button" @click=${() => void this.startExport()}>Export</button>
-        ${this.exportStatus()}
       </div>
+      ${this.selectionBar()}
       ${this.canUpload()
         ? html`<upload-panel .projectId=${this.projectId} @uploaded=${() => this.onUploaded()}></upload-panel>`
         : null}
       ${this.dropping ? html`<p class="drop-hint" data-testid="drop-hint">Drop images, folders or zip files to upload them</p>` : null}
       ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : null}
+      ${this.notice ? html`<p class="small" role="status">${this.notice}</p>` : null}
       ${this.loading && this.images.length === 0 ? html`<p class="muted">Loading images…</p>` : null}
       ${!this.loading && this.images.length === 0 ? html`<p class="muted">No images match these filters.</p>` : null}
       <ul class="grid">
         ${this.images.map(
-          (img) => html`<li class="tile">
+          (img) => html`<li class="tile ${this.selection.has(img.id) ? "on" : ""}">
+            <label class="pick"><input type="checkbox" .checked=${live(this.selection.has(img.id))} aria-label="Select ${img.original_name}"
+              @click=${(e: MouseEvent) => this.pick(e, img.id)} /></label>
             <a href="/projects/${this.projectId}/images/${img.id}" data-testid="image-tile" data-name=${img.original_name}>
               <img loading="lazy" src=${api.imageFileUrl(this.projectId, img.id)} alt=${img.original_name} />
               <span class="tile-name">${img.original_name}</span>
@@ -287,7 +246,44 @@ export class ImagesPage extends ProjectRoomPage {
             <button ?disabled=${this.page >= pages} @click=${() => { this.page++; void this.load(); }}>Next ›</button>
           </div>`
         : null}
+      ${this.dialogs()}
     </main>`;
+  }
+
+  private selectionBar(): TemplateResult {
+    const ids = this.images.map((i) => i.id);
+    const n = this.selection.size;
+    const manager = this.canUpload();
+    return html`<div class="filters selection-bar" role="group" aria-label="Selected images">
+      <button @click=${() => { this.selection.selectAll(ids); this.requestUpdate(); }}>Select all</button>
+      <button ?disabled=${n === 0} @click=${() => { this.selection.clear(); this.requestUpdate(); }}>Select none</button>
+      <span class="small muted" role="status">${n} selected <span class="small">(shift-click picks a range)</span></span>
+      ${manager
+        ? html`<label>Assign to
+            <select @change=${(e: Event) => { this.assignTo = (e.target as HTMLSelectElement).value; this.requestUpdate(); }}>
+              <option value="" ?selected=${this.assignTo === ""}>choose a member…</option>
+              <option value="none" ?selected=${this.assignTo === "none"}>nobody (unassign)</option>
+              ${this.members.filter((m) => ANNOTATING_ROLES.has(m.role)).map((m) => html`<option value=${m.user} ?selected=${String(m.user) === this.assignTo}>${m.username} (${m.role})</option>`)}
+            </select>
+          </label>
+          <button class="primary" ?disabled=${n === 0 || this.assignTo === ""} @click=${() => void this.assign()}>Assign ${n || ""}</button>`
+        : null}
+      <button ?disabled=${n === 0} @click=${() => this.open("segment")}>Segment everything…</button>
+    </div>`;
+  }
+
+  private dialogs(): TemplateResult | null {
+    const close = (): void => this.open(null);
+    switch (this.dialog) {
+      case "export":
+        return html`<export-dialog .projectId=${this.projectId} .labels=${this.project?.labels ?? []} @close=${close}></export-dialog>`;
+      case "import":
+        return html`<import-dialog .projectId=${this.projectId} @close=${close} @imported=${() => void this.reloadAfterUpload()}></import-dialog>`;
+      case "segment":
+        return html`<segment-dialog .projectId=${this.projectId} .imageIds=${this.selection.ids()} @close=${close}></segment-dialog>`;
+      default:
+        return null;
+    }
   }
 }
 customElements.define("images-page", ImagesPage);

@@ -9,6 +9,7 @@ import type { EvaluationMetrics, ModelVersion, Project, RegistryModel, TrainingJ
 import type { ServerEvent, TrainingProgress } from "../api/events.gen";
 import { EVALUATED_CLICKS, clickX, lossPoints, miouPoints, miouY, type PlotBox } from "./plots";
 import { baseModelKey, megabytes, modelStateText } from "./modelState";
+import { projectNav } from "./projectNav";
 import { ProjectRoomPage } from "./roomPage";
 
 const MIOU_PLOT: PlotBox = { width: 360, height: 220, pad: 28 };
@@ -251,7 +252,7 @@ export class ModelsPage extends ProjectRoomPage {
   override render(): TemplateResult {
     const p = this.project;
     return html`<main class="page">
-      <nav class="crumbs"><a href="/">Projects</a> / <a href="/projects/${this.projectId}">${p?.name ?? "…"}</a> / <span>Models</span></nav>
+      ${projectNav(this.projectId, p?.name, "models")}
       <div class="toolbar">
         <h1>Models</h1>
         <span class="small muted" data-testid="active-model">in use: ${this.activeKey || p?.default_model_key || "…"}</span>

@@ -1,10 +1,16 @@
-import { LitElement, html, type TemplateResult } from "lit";
+/** Projects page: the signed-in user's pending invitations (accept / decline), "New project",
+ * their projects, and the archived ones apart. */
+import { LitElement, html, nothing, type TemplateResult } from "lit";
 import { api } from "../api/client";
-import type { Project } from "../api/types";
+import type { MyInvitation, Project } from "../api/types";
+import "./newProject";
+import { navigate } from "./router";
 
 export class ProjectsPage extends LitElement {
   private projects: Project[] | null = null;
+  private invitations: MyInvitation[] = [];
   private error = "";
+  private notice = "";
 
   protected override createRenderRoot(): HTMLElement {
     return this;
@@ -17,28 +23,85 @@ export class ProjectsPage extends LitElement {
 
   private async load(): Promise<void> {
     try {
-      this.projects = (await api.projects()).results;
+      const [projects, invitations] = await Promise.all([api.projects(), api.myInvitations()]);
+      this.projects = projects.results;
+      this.invitations = invitations.results;
+      this.error = "";
     } catch (error) {
       this.error = error instanceof Error ? error.message : String(error);
     }
     this.requestUpdate();
   }
 
-  override render(): TemplateResult {
-    return html`<main class="page">
-      <h1>Projects</h1>
-      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : null}
-      ${this.projects === null && !this.error ? html`<p class="muted">Loading…</p>` : null}
-      ${this.projects?.length === 0 ? html`<p class="muted">No projects yet: ask a manager to add you.</p>` : null}
-      <ul class="cards">
-        ${(this.projects ?? []).map(
-          (p) => html`<li class="card">
-            <a href="/projects/${p.id}" data-testid="project-link">${p.name}</a>
-            <p class="muted">${p.description}</p>
-            <p class="small">Role: ${p.role ?? "—"} · model ${p.default_model_key} · ${p.labels.length} labels</p>
+  private async answer(invitation: MyInvitation, accept: boolean): Promise<void> {
+    this.error = "";
+    try {
+      if (accept) await api.acceptInvitation(invitation.id);
+      else await api.declineInvitation(invitation.id);
+      this.notice = accept
+        ? `You joined ${invitation.project.name} as ${invitation.role}.`
+        : `You declined the invitation to ${invitation.project.name}.`;
+    } catch (error) {
+      this.error = error instanceof Error ? error.message : String(error);
+    }
+    await this.load();
+  }
+
+  private renderInvitations(): TemplateResult | typeof nothing {
+    if (this.invitations.length === 0) return nothing;
+    return html`<section class="panel" aria-labelledby="invitations-title">
+      <h2 id="invitations-title">Invitations</h2>
+      <ul class="label-rows">
+        ${this.invitations.map(
+          (inv) => html`<li>
+            <span><strong>${inv.project.name}</strong> as ${inv.role}
+              <span class="small muted">from ${inv.invited_by ?? "someone"}, until ${new Date(inv.expires_at).toLocaleDateString()}</span></span>
+            <button class="primary" aria-label="Accept invitation to ${inv.project.name}"
+              @click=${() => void this.answer(inv, true)}>Accept</button>
+            <button aria-label="Decline invitation to ${inv.project.name}"
+              @click=${() => void this.answer(inv, false)}>Decline</button>
           </li>`,
         )}
       </ul>
+    </section>`;
+  }
+
+  private renderCards(projects: Project[]): TemplateResult {
+    return html`<ul class="cards">
+      ${projects.map(
+        (p) => html`<li class="card">
+          <a href="/projects/${p.id}" data-testid="project-link">${p.name}</a>
+          <p class="muted">${p.description}</p>
+          <p class="small">Role: ${p.role ?? "—"} · model ${p.default_model_key} · ${p.labels.length} labels</p>
+        </li>`,
+      )}
+    </ul>`;
+  }
+
+  override render(): TemplateResult {
+    const active = (this.projects ?? []).filter((p) => !p.archived_at);
+    const archived = (this.projects ?? []).filter((p) => p.archived_at);
+    return html`<main class="page">
+      <div class="toolbar">
+        <h1>Projects</h1>
+        <span class="spacer"></span>
+        <new-project-dialog @created=${(e: CustomEvent<Project>) => navigate(`/projects/${e.detail.id}`)}></new-project-dialog>
+      </div>
+      ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}
+      ${this.notice ? html`<p role="status">${this.notice}</p>` : nothing}
+      ${this.renderInvitations()}
+      ${this.projects === null && !this.error ? html`<p class="muted">Loading…</p>` : nothing}
+      ${this.projects?.length === 0
+        ? html`<p class="muted">No projects yet. Create one with <strong>New project</strong>, or accept an
+            invitation when a teammate invites you.</p>`
+        : nothing}
+      ${this.renderCards(active)}
+      ${archived.length
+        ? html`<section aria-labelledby="archived-title">
+            <h2 id="archived-title">Archived</h2>
+            ${this.renderCards(archived)}
+          </section>`
+        : nothing}
     </main>`;
   }
 }

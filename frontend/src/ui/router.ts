@@ -3,7 +3,10 @@ export type Route =
   | { page: "images"; projectId: number }
   | { page: "workspace"; projectId: number; imageId: number }
   | { page: "review"; projectId: number }
+  | { page: "queue"; projectId: number }
   | { page: "models"; projectId: number }
+  | { page: "settings"; projectId: number }
+  | { page: "members"; projectId: number }
   | { page: "notFound" };
 
 export function parseRoute(path: string): Route {
@@ -15,7 +18,10 @@ export function parseRoute(path: string): Route {
   if (!Number.isInteger(projectId)) return { page: "notFound" };
   if (parts.length === 2) return { page: "images", projectId };
   if (parts[2] === "review") return { page: "review", projectId };
+  if (parts[2] === "queue") return { page: "queue", projectId };
   if (parts[2] === "models") return { page: "models", projectId };
+  if (parts[2] === "settings") return { page: "settings", projectId };
+  if (parts[2] === "members") return { page: "members", projectId };
   if (parts[2] === "images" && parts[3]) {
     const imageId = Number(parts[3]);
     if (Number.isInteger(imageId)) return { page: "workspace", projectId, imageId };

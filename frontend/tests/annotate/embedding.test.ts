@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { RegistryModelPayload, ServerEvent } from "../../src/api/events.gen";
 import type { EmbeddingInfo, ImageItem } from "../../src/api/types";
 import { EmbeddingMachine, POLL_MS, RETRY_MS, type EmbeddingPorts } from "../../src/annotate/core/embedding";
 import type { LoadedModel, ResponseFor } from "../../src/sam/protocol";
@@ -8,6 +9,13 @@ const MODEL: LoadedModel = {
   backend: "wasm",
   threads: 2,
   loadMs: 1,
+  sessionsMs: 1,
+  firstSessionMs: 1,
+};
+
+const REGISTRY: RegistryModelPayload = {
+  key: "", title: "", state: "downloading", bytes_done: 0, bytes_total: null, percent: null, error: "", downloadable: true,
+  size_bytes: null, runs_on: "CPU", licence: "Apache-2.0", source: "", automatic_defaults: {}, notice: "",
 };
 
 function image(id = 3, status = "missing"): ImageItem {
@@ -28,9 +36,25 @@ class Ports implements EmbeddingPorts {
   openReply: ResponseFor<"setEmbedding"> = { id: 1, action: "setEmbedding", ok: true, inputSize: { width: 256, height: 192 }, originalSize: { width: 4, height: 3 }, fetchMs: 1, prepareMs: 0 };
   requests = 0;
 
+  notices: Record<string, string> = {};
+  noticeAsked: string[] = [];
+  /** Model loads held back until `release(key)` (none: they resolve at once). */
+  held = new Map<string, () => void>();
+  hold = false;
+
   loadModel(key: string): Promise<LoadedModel> {
     if (this.modelError) return Promise.reject(this.modelError);
-    return Promise.resolve({ ...MODEL, info: { ...MODEL.info, modelKey: key } });
+    const model = { ...MODEL, info: { ...MODEL.info, modelKey: key } };
+    if (!this.hold) return Promise.resolve(model);
+    return new Promise((resolve) => this.held.set(key, () => resolve(model)));
+  }
+  release(key: string): Promise<void> {
+    this.held.get(key)?.();
+    return new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  modelNotice(key: string): Promise<string> {
+    this.noticeAsked.push(key);
+    return Promise.resolve(this.notices[key] ?? "");
   }
   requestEmbedding(): Promise<EmbeddingInfo> {
     this.requests++;
@@ -73,6 +97,18 @@ describe("embedding state machine", () => {
     expect(machine.key).toBe("/e/1/");
     expect(ports.opened).toEqual(["/e/1/"]);
     expect(changes).toBeGreaterThan(1);
+  });
+
+  it("asks for the embedding while the decoder loads, and opens it once both are there", async () => {
+    const ports = new Ports();
+    ports.hold = true;
+    ports.requested.push(info("ready", { url: "/e/1/" }));
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    const opening = machine.open(image(), "sam_tiny");
+    expect([ports.requests, ports.opened, machine.state]).toEqual([1, [], "loading"]);
+    await ports.release("sam_tiny");
+    await opening;
+    expect([ports.requests, ports.opened, machine.state]).toEqual([1, ["/e/1/"], "ready"]);
   });
 
   it("waits while the server computes it, polls, and opens it on embedding.ready", async () => {
@@ -136,5 +172,130 @@ describe("embedding state machine", () => {
     await machine.switchModel("sam_tiny-p1-v1");
     expect(machine.model?.info.modelKey).toBe("sam_tiny-p1-v1");
     expect(machine.ref(image(5)).url).toBe("/api/embeddings/sam_tiny-p1-v1/sha5/");
+  });
+
+  it("switches live to an activated model: its decoder, then this image's embedding under its key", async () => {
+    const ports = new Ports();
+    ports.requested.push(info("ready", { url: "/api/embeddings/sam_tiny/sha3/" }));
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    await machine.open(image(), "sam_tiny");
+    ports.hold = true;
+    ports.requested.push(info("ready", { url: "/api/embeddings/mobile_sam/sha3/", model_key: "mobile_sam" }));
+    const switching = machine.switchModel("mobile_sam");
+    expect(switching).not.toBeNull();
+    // While the new decoder loads, nothing decodes with the old embedding.
+    expect([machine.switching, machine.model, machine.key, machine.ready]).toEqual(["mobile_sam", null, "", false]);
+    await ports.release("mobile_sam");
+    await switching;
+    expect(machine.model?.info.modelKey).toBe("mobile_sam");
+    expect([machine.state, machine.key, machine.switching]).toEqual(["ready", "/api/embeddings/mobile_sam/sha3/", null]);
+    expect(ports.opened).toEqual(["/api/embeddings/sam_tiny/sha3/", "/api/embeddings/mobile_sam/sha3/"]);
+    expect(ports.requests).toBe(2);
+    expect(machine.switchModel("mobile_sam")).toBeNull();
+  });
+
+  it("drops a superseded model load: the newest switch wins", async () => {
+    const ports = new Ports();
+    ports.hold = true;
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    const first = machine.open(image(), "sam_tiny");
+    ports.requested.push(info("ready", { url: "/e/mobile/" }));
+    const second = machine.switchModel("mobile_sam");
+    await ports.release("sam_tiny");
+    await first;
+    expect([machine.model, machine.state]).toEqual([null, "loading"]);
+    await ports.release("mobile_sam");
+    await second;
+    expect(machine.model?.info.modelKey).toBe("mobile_sam");
+    expect([machine.state, machine.key, machine.switching]).toEqual(["ready", "/e/mobile/", null]);
+    expect(ports.opened).toEqual(["/e/mobile/"]);
+  });
+
+  it("drops an embedding answer that arrives after a switch began", async () => {
+    const ports = new Ports();
+    let answer: (value: EmbeddingInfo) => void = () => undefined;
+    ports.requestEmbedding = () => {
+      ports.requests++;
+      return new Promise((resolve) => (answer = resolve));
+    };
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    void machine.open(image(), "sam_tiny");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const oldAnswer = answer;
+    ports.hold = true;
+    const switching = machine.switchModel("mobile_sam");
+    oldAnswer(info("ready", { url: "/e/old/" }));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect([machine.state, machine.key]).toEqual(["loading", ""]);
+    await ports.release("mobile_sam");
+    answer(info("ready", { url: "/e/new/", model_key: "mobile_sam" }));
+    await switching;
+    expect(ports.opened).toEqual(["/e/new/"]);
+    expect(machine.key).toBe("/e/new/");
+  });
+
+  it("follows a switch that waits for a download: progress, failure, or the switch itself", async () => {
+    const ports = new Ports();
+    ports.requested.push(info("ready"));
+    let changes = 0;
+    const machine = new EmbeddingMachine(ports, () => changes++);
+    await machine.open(image(), "sam_tiny");
+    machine.setPending("sam_vit_b");
+    expect(machine.pending).toEqual({ key: "sam_vit_b", percent: null });
+    const download = (state: RegistryModelPayload["state"], percent: number | null, error = ""): ServerEvent => ({
+      event: "model.download",
+      payload: { ...REGISTRY, key: "sam_vit_b", title: "SAM ViT-B (91M)", state, percent, error },
+    });
+    expect(machine.apply(download("downloading", 42.5))).toBe(true);
+    expect(machine.pending).toEqual({ key: "sam_vit_b", percent: 42.5 });
+    expect(machine.apply({ event: "model.download", payload: { ...REGISTRY, key: "mobile_sam" } })).toBe(false);
+    const before = changes;
+    expect(machine.apply(download("failed", null, "the download host cannot be reached"))).toBe(true);
+    expect(changes).toBeGreaterThan(before);
+    expect(machine.pending).toBeNull();
+    expect(machine.pendingEnded).toBe("The download of SAM ViT-B (91M) failed (the download host cannot be reached): sam_tiny stays in use.");
+    // The server's own word that the wait is over adds nothing once the failure was shown.
+    expect(machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny" } })).toBe(true);
+    expect(machine.pendingEnded).toContain("failed");
+    machine.dismissPendingEnded();
+    expect(machine.pendingEnded).toBe("");
+    // Queued again from another page, then replaced by a switch to the model in use.
+    machine.apply({ event: "model.pending", payload: { model_key: "mobile_sam", current_model_key: "sam_tiny" } });
+    expect(machine.pending?.key).toBe("mobile_sam");
+    machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny" } });
+    expect([machine.pending, machine.pendingEnded]).toEqual([null, "The switch to mobile_sam was called off: sam_tiny stays in use."]);
+    // A switch the download completed: model.activated ends the wait and switches.
+    machine.setPending("mobile_sam");
+    ports.requested.push(info("ready", { url: "/e/m/" }));
+    await machine.switchModel("mobile_sam");
+    expect([machine.pending, machine.model?.info.modelKey, machine.key]).toEqual([null, "mobile_sam", "/e/m/"]);
+    // Still the model in use (a switch back while the download ran): only the wait ends.
+    machine.setPending("sam_vit_b");
+    expect(machine.switchModel("mobile_sam")).toBeNull();
+    expect(machine.pending).toBeNull();
+  });
+
+  it("reads the server's notice about each model once, and drops one that comes too late", async () => {
+    const ports = new Ports();
+    ports.notices = { sam_tiny: "sam_tiny is the offline demo model…" };
+    ports.requested.push(info("ready"), info("ready"), info("ready"));
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    await machine.open(image(), "sam_tiny");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(machine.notice).toBe("sam_tiny is the offline demo model…");
+    await machine.open(image(4), "sam_tiny");
+    expect(ports.noticeAsked).toEqual(["sam_tiny"]);
+    const answers = new Map<string, (notice: string) => void>();
+    ports.modelNotice = (key) => {
+      ports.noticeAsked.push(key);
+      return new Promise((resolve) => answers.set(key, resolve));
+    };
+    await machine.switchModel("mobile_sam");
+    expect(machine.notice).toBe("");
+    await machine.switchModel("sam_tiny");
+    answers.get("mobile_sam")?.("stale");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(machine.notice).toBe("");
+    expect(ports.noticeAsked).toEqual(["sam_tiny", "mobile_sam", "sam_tiny"]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EMPTY, PromptSession, type DecoderPort, type SentDecode } from "../../src/annotate/core/session";
+import { EMPTY, PromptSession, iouScore, type DecoderPort, type SentDecode } from "../../src/annotate/core/session";
 import type { Prompt, Size } from "../../src/sam/prompts";
 import type { ResponseFor } from "../../src/sam/protocol";
 
@@ -172,5 +172,11 @@ describe("prompt session", () => {
     void session.setBox([0, 0, 2, 2], TARGET);
     expect(session.promptRecord().source).toBe("box");
     expect(await session.fullMask(FULL, () => new Uint8Array(0))).toBeNull();
+  });
+});
+
+describe("predicted IoU score", () => {
+  it("is SAM's IoU head clipped to [0, 1]", () => {
+    expect([iouScore(1.02), iouScore(-0.1), iouScore(0.734)]).toEqual([1, 0, 0.734]);
   });
 });

@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from samapp.ml.onnx_export import DECODER_VARIANTS, export_decoders
 from samapp.ml.registry import CheckpointNotFoundError, UnknownModelError, load_model
+from samapp.ml.sam2_models import is_sam2
+from samapp.ml.sam2_onnx import export_sam2_decoders
 
 
 class Command(BaseCommand):
@@ -44,7 +46,10 @@ class Command(BaseCommand):
             )
         except (UnknownModelError, CheckpointNotFoundError, RuntimeError) as error:
             raise CommandError(str(error)) from error
-        manifest = export_decoders(model, options["model"], out, options["variants"])
+        if is_sam2(model):  # its own graph and variants (samapp.ml.sam2_onnx)
+            manifest = export_sam2_decoders(model, options["model"], out)
+        else:
+            manifest = export_decoders(model, options["model"], out, options["variants"])
         for name, entry in manifest["variants"].items():
             self.stdout.write(f"{name}: {entry['filename']} ({entry['bytes']} bytes)")
         self.stdout.write(self.style.SUCCESS(f"wrote {out / 'manifest.json'}"))

@@ -51,7 +51,8 @@ WRITERS: dict[str, Callable[[ExportRun], None]] = {
 }
 
 
-def _default_tolerance(project: Project) -> float:
+def export_default_tolerance(project: Project) -> float:
+    """The polygon tolerance an export uses when its options leave it out."""
     return float(project_setting(project=project, name="export_polygon_tolerance", default=1.0))
 
 
@@ -64,7 +65,7 @@ def export_job_create(
 ) -> ExportJob:
     """Check the options, store the job, and queue it once the row is committed."""
     cleaned = export_options_clean(
-        format=format, options=options, default_tolerance=_default_tolerance(project)
+        format=format, options=options, default_tolerance=export_default_tolerance(project)
     )
     job_quota_check(project=project, user=created_by)
     job = ExportJob.objects.create(
@@ -113,7 +114,7 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
         options = export_options_clean(
             format=job.format,
             options=job.options,
-            default_tolerance=_default_tolerance(job.project),
+            default_tolerance=export_default_tolerance(job.project),
         )
         _write_archive(job, options)
     except ApplicationError as exc:

@@ -24,6 +24,7 @@ export type Command =
   | "segment-everything"
   | "next-image"
   | "previous-image"
+  | "done"
   | "help"
   | "pan";
 
@@ -60,6 +61,7 @@ export const BINDINGS: Record<Command, Binding> = {
   "segment-everything": { keys: ["g"], label: "G", aria: "G" },
   "next-image": { keys: [".", "PageDown"], label: ".", aria: ". PageDown" },
   "previous-image": { keys: [",", "PageUp"], label: ",", aria: ", PageUp" },
+  done: { keys: ["D"], label: "Shift+D", aria: "Shift+D" },
   help: { keys: ["?", "h"], label: "?", aria: "? H" },
   pan: { keys: [" "], label: "Space", aria: "Space" },
 };
@@ -98,7 +100,8 @@ export const HELP_ROWS: [string, string][] = [
   ["Ctrl+click", "select the annotation under the cursor"],
   ["Delete", "delete the selected annotation"],
   ["L / O", "next label / mask opacity"],
-  ["G", "segment everything (proposals to review)"],
+  ["G", "segment everything: thresholds, progress, proposals to review"],
+  ["Shift+D", "mark the image done and open the next one of your queue"],
   ["Wheel / Space+drag / middle drag", "zoom / pan; F fits the image"],
   [", / .", "previous / next image"],
   ["Tab", "move between the controls; each shows its key"],

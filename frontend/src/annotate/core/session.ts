@@ -68,6 +68,12 @@ export interface CurrentMask {
   iou: number | null;
 }
 
+/** SAM's predicted IoU as a score in [0, 1]: its IoU head is an unbounded regression (it
+ * can say 1.02), so the score shown and saved is clipped; candidates are ranked raw. */
+export function iouScore(iou: number): number {
+  return Math.min(1, Math.max(0, iou));
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -6,11 +6,12 @@ import { styleMap } from "lit/directives/style-map.js";
 import type { ConnectionState } from "../../realtime/socket";
 import type { PresenceUser } from "../../api/events.gen";
 import type { ImageItem, Label, Project } from "../../api/types";
+import { config } from "../../config";
 import { maskArea, maskIoU } from "../../sam/masks";
 import type { EmbeddingMachine } from "../core/embedding";
 import { BINDINGS, HELP_ROWS, type Command } from "../core/keys";
 import type { Conflict } from "../core/saver";
-import type { PromptSession } from "../core/session";
+import { iouScore, type PromptSession } from "../core/session";
 import type { AnnotationStore } from "../core/store";
 
 export type Tool = "sam" | "brush" | "eraser";
@@ -92,7 +93,7 @@ function maskSection(w: WorkspaceModel): TemplateResult {
     ${s.decode && !s.edited
       ? html`<div class="candidates" data-testid="candidates" role="group" aria-label="Candidate masks">
           ${s.decode.candidates.map((c, i) => html`<button class="cand ${i === s.selected ? "on" : ""}" data-testid="candidate-${i + 1}" aria-pressed=${i === s.selected ? "true" : "false"}
-            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${c.iou.toFixed(2)}" @click=${() => w.run(`candidate-${i + 1}` as Command)}><kbd>${i + 1}</kbd> IoU ${c.iou.toFixed(2)}</button>`)}
+            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${iouScore(c.iou).toFixed(2)}" @click=${() => w.run(`candidate-${i + 1}` as Command)}><kbd>${i + 1}</kbd> IoU ${iouScore(c.iou).toFixed(2)}</button>`)}
         </div>`
       : html`<p class="small muted">${s.edited ? "Edited by hand." : "Click an object, or drag a box."}</p>`}
     <div class="row">
@@ -120,12 +121,39 @@ function annotationList(w: WorkspaceModel, labels: Label[]): TemplateResult {
           ${labels.map((l) => html`<option value=${l.id} ?selected=${l.id === a.label}>${l.name}</option>`)}
         </select>
         ${a.review_state !== "accepted" ? html`<span class="small muted">${a.review_state}</span>` : nothing}
+        ${a.review_state === "rejected" ? html`<p class="rejection small" data-testid="rejection">Rejected: ${a.review_reason || "no reason given"}</p>` : nothing}
         <span class="spacer"></span>
         <button class="link" title="Edit with brush / eraser (select, then M)" aria-label="Edit annotation ${a.id}" @click=${() => w.editAnnotation(a.id, false)}>edit</button>
         <button class="link" title="Refine with clicks (select, then R)" aria-label="Refine annotation ${a.id}" @click=${() => w.editAnnotation(a.id, true)}>refine</button>
         <button class="link danger" title="Delete (select, then Delete)" aria-label="Delete annotation ${a.id}" @click=${() => w.deleteAnnotation(a.id)}>✕</button>
       </li>`)}
     </ul>
+  </section>`;
+}
+
+/** The project's model: its name, the server's notice about it (the offline demo model says
+ * where a real one comes from: the Models page, never a server command), a switch that waits
+ * for a download, and why such a wait ended. In the side panel: it never covers the image. */
+function modelSection(w: WorkspaceModel): TemplateResult {
+  const e = w.embedding;
+  const key = e.modelKeyInUse || (w.project?.default_model_key ?? "");
+  const pending = e.pending;
+  return html`<section aria-label="Model" data-testid="model-section">
+    <h3>Model</h3>
+    <p class="small" data-testid="model-in-use">${key || "…"}${e.switching ? " (switching…)" : ""}</p>
+    ${e.notice
+      ? html`<p class="small" role="note" data-testid="model-notice">${e.notice}
+          <a href="/projects/${w.projectId}/models">Open the Models page</a></p>`
+      : nothing}
+    ${pending
+      ? html`<p class="small" role="status" data-testid="model-pending">Switching to ${pending.key} when its download completes${
+          pending.percent === null ? "" : ` (${pending.percent.toFixed(0)} %)`
+        }; ${key} keeps working until then.</p>`
+      : nothing}
+    ${e.pendingEnded
+      ? html`<p class="small" role="status" data-testid="model-pending-ended">${e.pendingEnded}
+          <button class="link" aria-label="Dismiss the model notice" @click=${() => e.dismissPendingEnded()}>✕</button></p>`
+      : nothing}
   </section>`;
 }
 
@@ -147,6 +175,10 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
         ${STATUSES.map((st) => html`<option value=${st} ?selected=${w.image?.status === st}>${st.replace("_", " ")}</option>`)}
       </select>
     </label>
+    ${w.image?.assignee === config.user.id && (w.image.status === "new" || w.image.status === "in_progress")
+      ? html`<div class="row">${commandButton(w, "done", "Done, next image", { cls: "primary", testid: "done" })}<a href="/projects/${w.projectId}/queue">My queue</a></div>`
+      : nothing}
+    ${modelSection(w)}
     ${w.presence.length ? html`<p class="presence small" data-testid="presence">Also here: ${w.presence.map((u) => html`<span class="avatar">${u.username}</span>`)}</p>` : nothing}
     <section aria-label="Tool">
       <h3>Tool</h3>
@@ -173,7 +205,7 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
       </div>
     </section>
     ${annotationList(w, labels)}
-    <p class="small muted">${model ? `decoder ${model.info.variant} · ${model.backend}${model.backend === "wasm" ? ` ×${model.threads}` : ""}` : ""}${w.currentIou != null ? ` · predicted IoU ${w.currentIou.toFixed(2)}` : ""}</p>
+    <p class="small muted">${model ? `decoder ${model.info.variant} · ${model.backend}${model.backend === "wasm" ? ` ×${model.threads}` : ""}` : ""}${w.currentIou != null ? ` · predicted IoU ${iouScore(w.currentIou).toFixed(2)}` : ""}</p>
   </aside>`;
 }
 
@@ -181,7 +213,10 @@ function statusBanner(w: WorkspaceModel): TemplateResult | typeof nothing {
   const e = w.embedding;
   if (e.modelError)
     return html`<div class="banner error" role="alert">The decoder could not be loaded: ${e.modelError} <button @click=${() => w.reloadModel()}>Retry</button></div>`;
-  if (!e.model) return html`<div class="banner" role="status" data-testid="model-loading"><span class="spinner"></span>Loading the SAM decoder…</div>`;
+  if (!e.model)
+    return html`<div class="banner" role="status" data-testid="model-loading"><span class="spinner"></span>${
+      e.switching ? `The project now uses ${e.switching}: loading its decoder…` : "Loading the SAM decoder…"
+    }</div>`;
   switch (e.state) {
     case "loading":
       return html`<div class="banner" role="status"><span class="spinner"></span>Loading the image embedding…</div>`;
