@@ -65,7 +65,7 @@ def exports_expire_task() -> int:
 
 @shared_task(bind=True, name="samapp.tasks.training_run_task", **RELIABLE)
 def training_run_task(self: Any, job_id: int) -> None:
-    from samapp.services.model_versions import training_run
+    from samapp.services.training_jobs import training_run
 
     training_run(job_id=job_id)
 

@@ -226,7 +226,7 @@ def _model(model_key: str) -> "Sam":
 
 
 def model_for_key(*, model_key: str) -> "Sam":
-    if is_version_key(model_key):  # a project's fine-tuned decoder on the base encoder
+    if is_version_key(model_key):  # a project's fine-tuned model on the registry model
         from samapp.services.model_versions import model_version_model
 
         return model_version_model(model_key=model_key)
@@ -532,7 +532,7 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         return outcome
     model_key = loaded[0][0].model_key
     try:
-        model = _model(model_key)
+        model = model_for_key(model_key=model_key)
     except Exception as exc:
         for row, _ in loaded:
             _fail(row, f"Model {model_key} unavailable: {exc}")

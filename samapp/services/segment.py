@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from samapp.ml.model_keys import embedding_model_key
+from samapp.ml.model_keys import registry_model_key
 from samapp.models import (
     Annotation,
     AnnotationSource,
@@ -84,7 +84,7 @@ def segment_options(*, project: Project, options: dict[str, Any]) -> dict[str, A
     the project's model (`samapp.ml.registry.automatic_defaults`)."""
     from samapp.ml.registry import automatic_defaults
 
-    resolved: dict[str, Any] = automatic_defaults(embedding_model_key(project.default_model_key))
+    resolved: dict[str, Any] = automatic_defaults(registry_model_key(project.default_model_key))
     for name, setting in OPTION_KEYS.items():
         value = options.get(name)
         if value is None:
