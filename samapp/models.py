@@ -52,6 +52,10 @@ class Project(TimeStamped):
     # When an embedding worker last claimed work queued for this project: workers serve the
     # project served least recently first (round-robin across projects).
     embeddings_served_at = models.DateTimeField(null=True, blank=True)
+    # The `seq` of the project's last annotation event (AnnotationEvent): incremented under
+    # the project lock by the transaction that records the event, so allocating a seq costs
+    # one UPDATE rather than a MAX over the log.
+    annotation_seq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
