@@ -56,6 +56,9 @@ class TeamProfile(LoadProfile):
             *(PY, "-m", "uvicorn", "backend.asgi:application", "--host", "127.0.0.1"),
             *("--port", str(self.port), "--workers", str(self.web_processes)),
             *("--no-access-log", "--log-level", "warning"),
+            # Above the longest think time: with uvicorn's 5 s default an annotator's next
+            # request can race the server closing its idle keep-alive connection (a reset).
+            *("--timeout-keep-alive", "75"),
         )
 
     def start_team(self, annotators: int, reviewers: int, viewers: int) -> tuple[int, dict]:

@@ -20,6 +20,7 @@ when its token expires."""
 
 import asyncio
 import contextlib
+import json
 from typing import Any, TypeGuard
 
 from channels.db import database_sync_to_async
@@ -44,6 +45,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_MEMBER = 4404
 CLOSE_TOO_SLOW = 4429
 CATCH_UP_PAGE = 500
+PRESENCE_COALESCE_SECONDS = 0.05
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
@@ -63,6 +65,9 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.catch_up_task: asyncio.Task[None] | None = None
         self.catch_up_next = 0.0
         self.drop: asyncio.Task[None] | None = None
+        self.presence_due: asyncio.TimerHandle | None = None
+        self.room_inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.room_reader: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -89,6 +94,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(MODELS_GROUP, self.channel_name)
         await self.accept()
         self.writer = asyncio.create_task(self._write())
+        self.room_reader = asyncio.create_task(self._room_messages())
         seq = await hub_for(self.channel_layer).join(self.project_id, self)
         self.in_room = True
         # No await suspends between joining and queuing the hello: the room's events after
@@ -103,7 +109,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.rechecks = asyncio.create_task(self._recheck_periodically())
 
     async def disconnect(self, code: int) -> None:
-        for task in ("rechecks", "writer", "catch_up_task"):
+        for task in ("rechecks", "writer", "catch_up_task", "room_reader", "presence_due"):
             running = getattr(self, task, None)
             if running is not None:
                 running.cancel()
@@ -238,13 +244,31 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def _announce(self, *, reply_to: str | None) -> None:
         await self.channel_layer.group_send(project_group(self.project_id), self._state(reply_to))
 
-    async def _send_presence(self) -> None:
+    def _send_presence(self) -> None:
+        """Send the room's picture soon: changes that come together (a team joining at once
+        answers every newcomer) make one frame, not one per change."""
+        if self.presence_due is None:
+            self.presence_due = asyncio.get_running_loop().call_later(
+                PRESENCE_COALESCE_SECONDS, self._flush_presence
+            )
+
+    def _flush_presence(self) -> None:
+        self.presence_due = None
         users = {
             (entry["user"]["id"], entry["image"]): {**entry["user"], "image": entry["image"]}
             for entry in self.presence.values()
         }
         ordered = sorted(users.values(), key=lambda u: (u["id"], u["image"] or 0))
-        await self.send_json({"event": PRESENCE, "payload": {"users": ordered}})
+        self.deliver(json.dumps({"event": PRESENCE, "payload": {"users": ordered}}))
+
+    def room_message(self, message: dict[str, Any]) -> None:
+        self.room_inbox.put_nowait(message)
+
+    async def _room_messages(self) -> None:
+        """Room messages other than events (presence), handled in this socket's own task so
+        that the room never waits on one member."""
+        while True:
+            await self.dispatch(await self.room_inbox.get())
 
     async def presence_state(self, message: dict[str, Any]) -> None:
         self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}
@@ -254,11 +278,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             # raising here would close this member's socket (1011) and lose its broadcasts.
             with contextlib.suppress(ChannelFull):
                 await self.channel_layer.send(reply_to, self._state(None))
-        await self._send_presence()
+        self._send_presence()
 
     async def presence_leave(self, message: dict[str, Any]) -> None:
         if self.presence.pop(message["channel"], None) is not None:
-            await self._send_presence()
+            self._send_presence()
 
     # -- access ---------------------------------------------------------------------------
 

@@ -38,8 +38,8 @@ class Member(Protocol):
     def deliver(self, frame: str) -> None:
         """Queue `frame` (websocket text) to the client without waiting."""
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Handle a room message that is not an event (presence)."""
+    def room_message(self, message: dict[str, Any]) -> None:
+        """Take a room message that is not an event (presence) without waiting."""
 
 
 class Room:
@@ -80,7 +80,7 @@ class Room:
                 self.event(message["event"], message["payload"])
             else:
                 for member in list(self.members):
-                    await member.dispatch(message)
+                    member.room_message(message)
             # A burst read from the layer does not suspend: let the members' writers drain
             # their queues between messages, so only a client that stopped reading fills its own.
             await asyncio.sleep(0)

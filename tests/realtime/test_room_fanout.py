@@ -30,7 +30,7 @@ class Recorder:
     def deliver(self, frame: str) -> None:
         self.frames.append(frame)
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
+    def room_message(self, message: dict[str, Any]) -> None:
         """Presence is not under test here."""
 
 
