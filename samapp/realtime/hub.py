@@ -110,9 +110,13 @@ class Room:
             member.deliver(frame)
 
     async def _fill_gap(self) -> None:
-        """Wait for a missing seq to arrive, then read it from the log."""
-        await asyncio.sleep(settings.SAM_SOCKET_GAP_WAIT)
+        """Wait for a missing seq to arrive, then read it from the log; again until nothing
+        is held (a read can run before the missing write is visible: it is committed before
+        any later seq is broadcast, so a later read finds it)."""
         while self.held:
+            await asyncio.sleep(settings.SAM_SOCKET_GAP_WAIT)
+            if not self.held:
+                break
             rows = await database_sync_to_async(annotation_events_after)(
                 project_id=self.project_id, after=self.seq, limit=GAP_PAGE
             )
@@ -120,8 +124,6 @@ class Room:
                 if row.seq > self.seq:
                     self.held.setdefault(row.seq, {"event": row.event, "payload": row.payload})
             self._release()
-            if not rows:
-                break
 
 
 class Hub:
