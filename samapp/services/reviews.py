@@ -10,7 +10,7 @@ from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Project, ReviewState
 from samapp.realtime.contract import ANNOTATION_UPDATED
 from samapp.roles import project_writable_check
-from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.services.annotation_events import annotation_events_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.images import images_reopen
 
@@ -59,12 +59,13 @@ def annotations_review(
         )
         if review_state == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk__in=changed.values("image_id")))
-        for annotation in changed.order_by("pk"):
-            annotation_event_record(
-                project_id=project.pk,
-                event=ANNOTATION_UPDATED,
-                payload=annotation_payload(annotation),
-            )
+        annotation_events_record(
+            project_id=project.pk,
+            events=[
+                (ANNOTATION_UPDATED, annotation_payload(annotation))
+                for annotation in changed.order_by("pk")
+            ],
+        )
     return {
         "updated": sorted(to_change),
         "unchanged": sorted(found_ids - set(to_change)),
