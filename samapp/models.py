@@ -1,5 +1,7 @@
 """SAM Studio's domain: projects, members, labels, images, embeddings, annotations, jobs."""
 
+from typing import Any
+
 from django.conf import settings as django_settings
 from django.db import models
 from knox.models import AbstractAuthToken
@@ -64,6 +66,18 @@ class Project(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a loaded project never writes `annotation_seq` back: the instance's copy may
+        be stale by the events recorded since it was read, and writing it would hand out
+        those seqs again. Only the event log's own UPDATE moves the counter."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "annotation_seq"
+            ]
+        super().save(*args, **kwargs)
 
 
 class Role(models.TextChoices):

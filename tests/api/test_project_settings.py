@@ -193,7 +193,9 @@ def test_an_archived_project_takes_no_new_work_until_unarchived(
     assert manager.patch(f"{base}/", {"archived": True}, format="json").status_code == 200
 
     def attempts() -> dict[str, Any]:
-        upload = SimpleUploadedFile("new.png", png_bytes(color=(9, 200, 30)), content_type="image/png")
+        upload = SimpleUploadedFile(
+            "new.png", png_bytes(color=(9, 200, 30)), content_type="image/png"
+        )
         return {
             "annotate": manager.post(
                 f"{base}/images/{image.id}/annotations/",

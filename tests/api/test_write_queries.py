@@ -117,3 +117,15 @@ def test_seqs_are_consecutive_and_the_counter_is_the_logs_last(
     assert len(seqs) == 3 + 1 + 3
     assert Project.objects.get(pk=project.pk).annotation_seq == seqs[-1]
     assert annotation_events_latest_seq(project_id=project.pk) == seqs[-1]
+
+
+def test_saving_a_stale_project_does_not_hand_out_seqs_again(client_for, image, project) -> None:
+    manager = client_for("manager")
+    stale = Project.objects.get(pk=project.pk)
+    create(manager, image, seed=1)
+    stale.review_policy = "accepted"
+    stale.save()
+    assert create(manager, image, seed=2).status_code == 201
+    seqs = list(AnnotationEvent.objects.filter(project=project).values_list("seq", flat=True))
+    assert seqs == [1, 2]
+    assert Project.objects.get(pk=project.pk).review_policy == "accepted"
