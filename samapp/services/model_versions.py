@@ -63,9 +63,11 @@ from samapp.services.job_limits import job_quota_check, training_steps_check
 
 if TYPE_CHECKING:
     import numpy as np
+    from sam2.modeling.sam2_base import SAM2Base
     from segment_anything.modeling import Sam
 
     from samapp.ml.embedding import ImageEmbedding
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +141,8 @@ def image_is_held_out(*, sha256: str, percent: int = DEFAULT_HELD_OUT_PERCENT) -
 
 @dataclass
 class _Split:
-    embeddings: list["ImageEmbedding"]
+    # SAM's embeddings, or SAM 2's three maps per image.
+    embeddings: list[Any]
     masks: list[list["np.ndarray"]]
     shas: list[str]
 
@@ -173,6 +176,50 @@ def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
     )
 
 
+def _features_load(*, embedding: Embedding) -> "ImageEmbedding | Sam2ImageFeatures":
+    """What the decoder of the row's model reads: SAM's embedding or SAM 2's packed maps."""
+    from samapp.ml.registry import model_family
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
+
+    if model_family(embedding.model_key) == "sam2":
+        return Sam2ImageFeatures.from_bytes(
+            embedding_read(embedding=embedding),
+            input_size=embedding.input_size,
+            original_size=embedding.original_size,
+        )
+    return embedding_load(embedding=embedding)
+
+
+@dataclass(frozen=True)
+class _FinetuneOps:
+    """The fine-tuning functions of a model family (``samapp.ml.finetune`` for SAM,
+    ``samapp.ml.sam2_finetune`` for SAM 2)."""
+
+    make_sample: Any
+    finetune: Any
+    apply_trained_state: Any
+    evaluate: Any
+
+
+def _finetune_ops(model: "Sam | SAM2Base") -> _FinetuneOps:
+    from samapp.ml import finetune, sam2_finetune
+    from samapp.ml.sam2_models import is_sam2
+
+    if is_sam2(model):
+        return _FinetuneOps(
+            lambda e, m: sam2_finetune.make_sam2_sample(e, m, model.image_size),
+            sam2_finetune.finetune_sam2,
+            sam2_finetune.apply_sam2_trained_state,
+            sam2_finetune.evaluate_sam2_features,
+        )
+    return _FinetuneOps(
+        lambda e, m: finetune.make_sample(e, m, model.image_encoder.img_size),
+        finetune.finetune,
+        finetune.apply_trained_state,
+        finetune.evaluate_embeddings,
+    )
+
+
 def _project_splits(*, project: Project, model_key: str, percent: int) -> tuple[_Split, _Split]:
     """(train, held-out) of the project's accepted annotations with their embeddings."""
     from samapp.ml.masks import rle_to_mask
@@ -195,7 +242,7 @@ def _project_splits(*, project: Project, model_key: str, percent: int) -> tuple[
         row = embeddings.get(image.sha256)
         if row is None:
             continue  # failed embedding: logged on the row, skipped here
-        stored = embedding_load(embedding=row)
+        stored = _features_load(embedding=row)
         masks = [rle_to_mask(a.rle).astype(bool) for a in by_image[image.pk]]
         masks = [m for m in masks if m.shape == tuple(row.original_size) and m.any()]
         if not masks:
@@ -212,14 +259,11 @@ def project_held_out_evaluate(
 ) -> dict[str, Any]:
     """Interactive metrics of `model_key` on the project's held-out split (see
     `samapp.ml.finetune.evaluate_embeddings`)."""
-    from samapp.ml.finetune import evaluate_embeddings
-
     _, held_out = _project_splits(project=project, model_key=model_key, percent=held_out_percent)
     if not held_out.embeddings:
         raise ApplicationError("The held-out split has no annotated image yet.")
-    return evaluate_embeddings(
-        model_for_key(model_key=model_key), held_out.embeddings, held_out.masks
-    )
+    model = model_for_key(model_key=model_key)
+    return dict(_finetune_ops(model).evaluate(model, held_out.embeddings, held_out.masks))
 
 
 # ---------------------------------------------------------------- weights
@@ -231,20 +275,20 @@ def _checkpoint_read(path: str) -> bytes:
 
 
 @lru_cache(maxsize=4)
-def _version_model(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> "Sam":
+def _version_model(
+    model_key: str, checkpoint_path: str, checkpoint_sha256: str
+) -> "Sam | SAM2Base":
     import torch
-
-    from samapp.ml.finetune import apply_trained_state
 
     data = _checkpoint_read(checkpoint_path)
     if hashlib.sha256(data).hexdigest() != checkpoint_sha256:
         raise RuntimeError(f"The checkpoint of {model_key} does not match its hash")
     state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     base = model_for_key(model_key=embedding_model_key(model_key))
-    return apply_trained_state(copy.deepcopy(base), state).eval()
+    return _finetune_ops(base).apply_trained_state(copy.deepcopy(base), state).eval()
 
 
-def model_version_model(*, model_key: str) -> "Sam":
+def model_version_model(*, model_key: str) -> "Sam | SAM2Base":
     """The model of a version key: the base model with the version's decoder weights.
     Loaded once per process (cached by checkpoint hash)."""
     version = ModelVersion.objects.filter(model_key=model_key).first()
@@ -292,13 +336,6 @@ def training_start(
 ) -> TrainingJob:
     """Queue a fine-tuning job on the project's accepted annotations; its model version
     (state `training`) gets the next number."""
-    from samapp.ml.registry import model_family
-
-    if model_family(project.default_model_key) == "sam2":
-        raise ApplicationError(
-            "Fine-tuning is not available for SAM 2.1 models yet: switch the project to a SAM"
-            " model."
-        )
     clean = _training_options(options or {})
     if "steps" in clean:
         training_steps_check(steps=int(clean["steps"]))
@@ -395,7 +432,6 @@ def training_run(*, job_id: int) -> TrainingJob | None:
 
 
 def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
-    from samapp.ml.finetune import apply_trained_state, evaluate_embeddings, finetune, make_sample
     from samapp.services.decoders import decoder_export
 
     report(progress=0.02)
@@ -413,14 +449,14 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
         held_out_objects=held_out.objects,
     )
     parent = model_for_key(model_key=version.parent_model_key)
-    version.baseline_metrics = evaluate_embeddings(parent, held_out.embeddings, held_out.masks)
+    ops = _finetune_ops(parent)
+    version.baseline_metrics = ops.evaluate(parent, held_out.embeddings, held_out.masks)
     version.held_out_images = held_out.shas
     version.save(update_fields=["baseline_metrics", "held_out_images"])
     report(progress=0.15)
 
     config = _finetune_config(job.options)
-    size = parent.image_encoder.img_size
-    samples = [make_sample(e, m, size) for e, m in zip(train.embeddings, train.masks, strict=True)]
+    samples = [ops.make_sample(e, m) for e, m in zip(train.embeddings, train.masks, strict=True)]
     losses: list[float] = []
     every = max(1, config.steps // 50)
 
@@ -429,12 +465,12 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
         if step % every == 0 or step == config.steps:
             report(progress=0.15 + 0.7 * step / config.steps, loss_curve=list(losses))
 
-    result = finetune(parent, samples, config, on_step=on_step)
+    result = ops.finetune(parent, samples, config, on_step=on_step)
     report(seconds=round(result.seconds, 2))
     _checkpoint_store(version, result.state_dict)
     # Evaluated with the stored (fp16) weights, exactly what the version will run.
-    trained = apply_trained_state(copy.deepcopy(parent), result.state_dict).eval()
-    version.metrics = evaluate_embeddings(trained, held_out.embeddings, held_out.masks)
+    trained = ops.apply_trained_state(copy.deepcopy(parent), result.state_dict).eval()
+    version.metrics = ops.evaluate(trained, held_out.embeddings, held_out.masks)
     version.metrics["training_seconds"] = round(result.seconds, 2)
     version.save(update_fields=["metrics"])
     report(progress=0.9)
