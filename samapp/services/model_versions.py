@@ -20,6 +20,7 @@ import copy
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -195,10 +196,10 @@ class _FinetuneOps:
     """The fine-tuning functions of a model family (``samapp.ml.finetune`` for SAM,
     ``samapp.ml.sam2_finetune`` for SAM 2)."""
 
-    make_sample: Any
-    finetune: Any
-    apply_trained_state: Any
-    evaluate: Any
+    make_sample: Callable[[Any, list["np.ndarray"]], Any]
+    finetune: Callable[..., Any]
+    apply_trained_state: Callable[[Any, dict[str, Any]], Any]
+    evaluate: Callable[[Any, list[Any], list[list["np.ndarray"]]], dict[str, Any]]
 
 
 def _finetune_ops(model: "Sam | SAM2Base") -> _FinetuneOps:
