@@ -66,9 +66,7 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
         manifest: dict[str, Any] = json.loads(handle.read())
     wanted = set(settings.SAM_DECODER_VARIANTS)
     if manifest.get("family") == "sam2":  # SAM 2 has its own variants (samapp.ml.sam2_onnx)
-        from samapp.ml.sam2_onnx import SAM2_VARIANTS
-
-        wanted = set(SAM2_VARIANTS)
+        wanted = set(settings.SAM2_DECODER_VARIANTS)
     # A lossy variant that failed its parity probe is listed as rejected, not exported again.
     if not wanted <= set(manifest.get("variants", {})) | set(manifest.get("rejected", {})):
         return None  # exported with another variant list: export again
@@ -140,7 +138,9 @@ def decoder_export(*, model_key: str) -> dict[str, Any]:
     model = model_for_key(model_key=model_key)
     with tempfile.TemporaryDirectory(prefix="sam-decoder-") as tmp:
         if is_sam2(model):
-            manifest = export_sam2_decoders(model, model_key, tmp)
+            manifest = export_sam2_decoders(
+                model, model_key, tmp, variants=list(settings.SAM2_DECODER_VARIANTS)
+            )
         else:
             manifest = export_decoders(
                 model, model_key, tmp, variants=list(settings.SAM_DECODER_VARIANTS)

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -53,9 +54,11 @@ from samapp.services.embeddings import (
 
 if TYPE_CHECKING:
     import numpy as np
+    from sam2.modeling.sam2_base import SAM2Base
     from segment_anything.modeling import Sam
 
     from samapp.ml.embedding import ImageEmbedding
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +101,8 @@ def image_is_held_out(*, sha256: str, percent: int = DEFAULT_HELD_OUT_PERCENT) -
 
 @dataclass
 class Split:
-    embeddings: list["ImageEmbedding"]
+    # SAM's embeddings, or SAM 2's three maps per image.
+    embeddings: list[Any]
     masks: list[list["np.ndarray"]]
     shas: list[str]
 
@@ -132,6 +136,53 @@ def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
     )
 
 
+def features_load(*, embedding: Embedding) -> "ImageEmbedding | Sam2ImageFeatures":
+    """What the decoder of the row's model reads: SAM's embedding or SAM 2's packed maps."""
+    from samapp.ml.registry import model_family
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
+
+    if model_family(embedding.model_key) == "sam2":
+        return Sam2ImageFeatures.from_bytes(
+            embedding_read(embedding=embedding),
+            input_size=embedding.input_size,
+            original_size=embedding.original_size,
+        )
+    return embedding_load(embedding=embedding)
+
+
+@dataclass(frozen=True)
+class _FinetuneOps:
+    """The fine-tuning functions of a model family (``samapp.ml.finetune`` for SAM,
+    ``samapp.ml.sam2_finetune`` for SAM 2)."""
+
+    family: str
+    make_sample: Callable[[Any, list["np.ndarray"]], Any]
+    finetune: Callable[..., Any]
+    apply_trained_state: Callable[[Any, dict[str, Any]], Any]
+    evaluate: Callable[[Any, list[Any], list[list["np.ndarray"]]], dict[str, Any]]
+
+
+def finetune_ops(model: "Sam | SAM2Base") -> _FinetuneOps:
+    from samapp.ml import finetune, sam2_finetune
+    from samapp.ml.sam2_models import is_sam2
+
+    if is_sam2(model):
+        return _FinetuneOps(
+            "sam2",
+            lambda e, m: sam2_finetune.make_sam2_sample(e, m, model.image_size),
+            sam2_finetune.finetune_sam2,
+            sam2_finetune.apply_sam2_trained_state,
+            sam2_finetune.evaluate_sam2_features,
+        )
+    return _FinetuneOps(
+        "sam",
+        lambda e, m: finetune.make_sample(e, m, model.image_encoder.img_size),
+        finetune.finetune,
+        finetune.apply_trained_state,
+        finetune.evaluate_embeddings,
+    )
+
+
 def project_splits(*, project: Project, model_key: str, percent: int) -> tuple[Split, Split]:
     """(train, held-out) of the project's accepted annotations with their embeddings."""
     from samapp.ml.masks import rle_to_mask
@@ -154,7 +205,7 @@ def project_splits(*, project: Project, model_key: str, percent: int) -> tuple[S
         row = embeddings.get(image.sha256)
         if row is None:
             continue  # failed embedding: logged on the row, skipped here
-        stored = embedding_load(embedding=row)
+        stored = features_load(embedding=row)
         masks = [rle_to_mask(a.rle).astype(bool) for a in by_image[image.pk]]
         masks = [m for m in masks if m.shape == tuple(row.original_size) and m.any()]
         if not masks:
@@ -171,14 +222,11 @@ def project_held_out_evaluate(
 ) -> dict[str, Any]:
     """Interactive metrics of `model_key` on the project's held-out split (see
     `samapp.ml.finetune.evaluate_embeddings`)."""
-    from samapp.ml.finetune import evaluate_embeddings
-
     _, held_out = project_splits(project=project, model_key=model_key, percent=held_out_percent)
     if not held_out.embeddings:
         raise ApplicationError("The held-out split has no annotated image yet.")
-    return evaluate_embeddings(
-        model_for_key(model_key=model_key), held_out.embeddings, held_out.masks
-    )
+    model = model_for_key(model_key=model_key)
+    return dict(finetune_ops(model).evaluate(model, held_out.embeddings, held_out.masks))
 
 
 # ---------------------------------------------------------------- weights
@@ -199,12 +247,12 @@ def _checkpoint_state(model_key: str, checkpoint_path: str, checkpoint_sha256: s
 
 
 @lru_cache(maxsize=4)
-def _version_model(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> "Sam":
-    from samapp.ml.finetune import apply_trained_state
-
+def _version_model(
+    model_key: str, checkpoint_path: str, checkpoint_sha256: str
+) -> "Sam | SAM2Base":
     state = _checkpoint_state(model_key, checkpoint_path, checkpoint_sha256)
     base = model_for_key(model_key=registry_model_key(model_key))
-    return apply_trained_state(copy.deepcopy(base), state).eval()
+    return finetune_ops(base).apply_trained_state(copy.deepcopy(base), state).eval()
 
 
 def _stored_version(model_key: str) -> ModelVersion:
@@ -214,7 +262,7 @@ def _stored_version(model_key: str) -> ModelVersion:
     return version
 
 
-def model_version_model(*, model_key: str) -> "Sam":
+def model_version_model(*, model_key: str) -> "Sam | SAM2Base":
     """The model of a version key: the registry model with the version's weights (decoder,
     and the encoder's adapters or blocks). Loaded once per process (cached by hash)."""
     version = _stored_version(model_key)

@@ -60,6 +60,7 @@ from samapp.services.job_limits import job_quota_check, training_steps_check
 from samapp.services.model_versions import (
     DEFAULT_HELD_OUT_PERCENT,
     Split,
+    finetune_ops,
     model_version_activate,
     model_version_state,
     project_splits,
@@ -135,13 +136,7 @@ def training_start(
 ) -> TrainingJob:
     """Queue a fine-tuning job on the project's accepted annotations; its model version
     (state `training`) gets the next number."""
-    from samapp.ml.registry import model_family
 
-    if model_family(project.default_model_key) == "sam2":
-        raise ApplicationError(
-            "Fine-tuning is not available for SAM 2.1 models yet: switch the project to a SAM"
-            " model."
-        )
     clean = _training_options(options or {})
     if "steps" in clean:
         training_steps_check(steps=int(clean["steps"]))
@@ -259,14 +254,7 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     import copy
 
     from samapp.ml.embedding import compute_embeddings
-    from samapp.ml.finetune import (
-        apply_trained_state,
-        combine_states,
-        evaluate_embeddings,
-        finetune,
-        make_image_sample,
-        make_sample,
-    )
+    from samapp.ml.finetune import combine_states, make_image_sample
     from samapp.services.decoders import decoder_export
 
     report(progress=0.02)
@@ -284,19 +272,21 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
         held_out_objects=held_out.objects,
     )
     parent = model_for_key(model_key=version.parent_model_key)
-    version.baseline_metrics = evaluate_embeddings(parent, held_out.embeddings, held_out.masks)
+    ops = finetune_ops(parent)
+    version.baseline_metrics = ops.evaluate(parent, held_out.embeddings, held_out.masks)
     version.held_out_images = held_out.shas
     version.save(update_fields=["baseline_metrics", "held_out_images"])
     config = _finetune_config(job.options)
+    if config.trains_encoder and ops.family != "sam":
+        raise ApplicationError("Encoder adaptation is available for SAM models only.")
     if config.trains_encoder:
         pixels = _pixels(job.project, train)
         samples = [
             make_image_sample(parent, p, m) for p, m in zip(pixels, train.masks, strict=True)
         ]
     else:
-        size = parent.image_encoder.img_size
         samples = [
-            make_sample(e, m, size) for e, m in zip(train.embeddings, train.masks, strict=True)
+            ops.make_sample(e, m) for e, m in zip(train.embeddings, train.masks, strict=True)
         ]
     report(progress=TRAIN_START)
     losses: list[float] = []
@@ -308,18 +298,18 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
             progress = TRAIN_START + (TRAIN_END - TRAIN_START) * step / config.steps
             report(progress=progress, loss_curve=list(losses))
 
-    result = finetune(parent, samples, config, on_step=on_step)
+    result = ops.finetune(parent, samples, config, on_step=on_step)
     report(seconds=round(result.seconds, 2))
     state = result.state_dict
     if is_version_key(version.parent_model_key):  # stored relative to the registry model
         state = combine_states(model_version_state(model_key=version.parent_model_key), state)
     version_checkpoint_store(version, state)
     # Evaluated with the stored (fp16) weights, exactly what the version will run.
-    trained = apply_trained_state(copy.deepcopy(parent), result.state_dict).eval()
+    trained = ops.apply_trained_state(copy.deepcopy(parent), result.state_dict).eval()
     held_out_embeddings = held_out.embeddings
     if config.trains_encoder:
         held_out_embeddings = compute_embeddings(trained, _pixels(job.project, held_out))
-    version.metrics = evaluate_embeddings(trained, held_out_embeddings, held_out.masks)
+    version.metrics = ops.evaluate(trained, held_out_embeddings, held_out.masks)
     version.metrics["training_seconds"] = round(result.seconds, 2)
     version.metrics["encoder_mode"] = config.encoder_mode
     version.save(update_fields=["metrics"])

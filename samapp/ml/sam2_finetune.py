@@ -1,0 +1,301 @@
+"""Fine-tuning SAM 2's mask decoder (and optionally its prompt encoder) on stored features.
+
+The same data-engine step as ``finetune`` for SAM: the image encoder stays frozen, so the
+three stored maps (``sam2_embedding``) stay valid for the new weights. The loss and the click
+simulation are SAM's (``training.interactive_loss``: focal:dice 20:1 on the best multimask
+output plus the single-mask output, IoU-head MSE, corrective clicks with the previous logits as
+mask prompt); SAM 2's prompt encoder has SAM's interface, and ``Sam2AsSam`` gives its mask
+decoder SAM's, fed the image's high-resolution maps.
+
+The evaluation is ``evaluation``'s click protocol (mIoU after 1, 3, 5 clicks, NoC@85/90)
+through ``SAM2ImagePredictor`` on the stored features.
+
+The decoder's ``conv_s0`` / ``conv_s1`` stay frozen: the stored high-resolution maps have
+already been through them. A version stores ``sam_mask_decoder.*`` and
+``sam_prompt_encoder.*`` in fp16 (about 8 MiB for Hiera-T).
+"""
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import torch
+from sam2.modeling.sam.mask_decoder import MaskDecoder
+from sam2.modeling.sam2_base import SAM2Base
+from sam2.sam2_image_predictor import SAM2ImagePredictor
+from torch import Tensor, nn
+
+from samapp.ml.evaluation import InteractiveResult, _click_through
+from samapp.ml.finetune import EVAL_CLICKS, FinetuneConfig, FinetuneResult, interactive_metrics
+from samapp.ml.sam2_embedding import Sam2ImageFeatures, sam2_predictor, set_sam2_predictor_features
+from samapp.ml.training import interactive_loss, make_optimizer, optimizer_step
+
+TRAINED_PREFIXES = ("sam_mask_decoder.", "sam_prompt_encoder.")
+# Applied by the image encoder's pass: the stored maps are their outputs.
+FROZEN_PREFIXES = ("sam_mask_decoder.conv_s0.", "sam_mask_decoder.conv_s1.")
+
+
+@dataclass(frozen=True)
+class Sam2FinetuneSample:
+    """One image of the fine-tuning set.
+
+    Attributes:
+      features: the stored maps (float32, CPU): image_embed (C, s, s), high_res_feats
+        (C0, 4s, 4s) and (C1, 2s, 2s).
+      masks: (N, S, S) bool ground-truth masks in SAM 2's input frame (the image resized to
+        the S x S square, S = ``model.image_size``), N >= 1.
+    """
+
+    features: Sam2ImageFeatures
+    masks: Tensor
+
+
+def masks_to_sam2_frame(masks: np.ndarray, image_size: int) -> Tensor:
+    """(N, H, W) bool masks in the original frame -> (N, S, S) bool in SAM 2's input frame
+    (resized to the square as SAM 2 resizes the image; nearest neighbour keeps them binary)."""
+    out = [
+        cv2.resize(m.astype(np.uint8), (image_size, image_size), interpolation=cv2.INTER_NEAREST)
+        for m in masks
+    ]
+    return torch.from_numpy(np.stack(out).astype(bool))
+
+
+def make_sam2_sample(
+    features: Sam2ImageFeatures, masks: Sequence[np.ndarray], image_size: int
+) -> Sam2FinetuneSample:
+    """A sample from stored features and its objects' (H, W) bool masks in the original frame
+    (objects that vanish at the input resolution are dropped)."""
+    gt = masks_to_sam2_frame(np.stack([np.asarray(m, bool) for m in masks]), image_size)
+    return Sam2FinetuneSample(features=features, masks=gt[gt.flatten(1).any(1)])
+
+
+class _DecoderView(nn.Module):
+    """SAM's ``predict_masks`` over SAM 2's mask decoder, for the objects of one image whose
+    high-resolution maps ((1, C0, 4s, 4s), (1, C1, 2s, 2s)) are set in ``high_res``."""
+
+    def __init__(self, decoder: MaskDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.high_res: list[Tensor] = []
+
+    def predict_masks(
+        self,
+        image_embeddings: Tensor,
+        image_pe: Tensor,
+        sparse_prompt_embeddings: Tensor,
+        dense_prompt_embeddings: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """(N, 4, 4s, 4s) low-res logits (0: single-mask token, 1-3: multimask) and (N, 4)
+        predicted IoU for N objects of the image (``image_embeddings`` (1, C, s, s))."""
+        masks, iou, _, _ = self.decoder.predict_masks(
+            image_embeddings=image_embeddings,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse_prompt_embeddings,
+            dense_prompt_embeddings=dense_prompt_embeddings,
+            repeat_image=True,
+            high_res_features=self.high_res,
+        )
+        return masks, iou
+
+
+class Sam2AsSam(nn.Module):
+    """SAM 2's prompt encoder and mask decoder behind the attributes SAM's training code uses
+    (``prompt_encoder``, ``mask_decoder.predict_masks``, ``image_encoder.img_size``,
+    ``mask_threshold``); shares ``model``'s weights."""
+
+    def __init__(self, model: SAM2Base) -> None:
+        super().__init__()
+        self.prompt_encoder = model.sam_prompt_encoder
+        self.mask_decoder = _DecoderView(model.sam_mask_decoder)
+        self.image_encoder = SimpleNamespace(img_size=model.image_size)
+        self.mask_threshold = 0.0
+
+
+def sam2_batch_loss(
+    view: Sam2AsSam,
+    samples: Sequence[Sam2FinetuneSample],
+    boxes: Sequence[bool],
+    generator: torch.Generator,
+    config: FinetuneConfig,
+) -> tuple[Tensor, Tensor]:
+    """``interactive_loss`` over the objects of several images, one image at a time (its
+    objects share its maps by broadcasting; several images' high-resolution maps per object
+    would take hundreds of MiB).
+
+    Arguments:
+      samples: the images, each with (N_i, S, S) bool objects (at most ``config.max_objects``
+        are drawn per image).
+      boxes: per image, start its objects from noisy boxes instead of points.
+
+    Returns:
+      The scalar float32 loss (mean over all objects) and the (sum N_i,) IoU of the final
+      shown masks.
+    """
+    train_config = config.train_config()
+    device = next(view.parameters()).device
+    losses, ious = [], []
+    for sample, box in zip(samples, boxes, strict=True):
+        gt = sample.masks.to(device)
+        if gt.shape[0] > config.max_objects:
+            keep = torch.randperm(gt.shape[0], generator=generator, device=device)
+            gt = gt[keep[: config.max_objects]]
+        features = sample.features
+        view.mask_decoder.high_res = [f[None].to(device) for f in features.high_res_feats]
+        embedding = features.image_embed[None].to(device)
+        loss, iou = interactive_loss(view, embedding, gt, generator, train_config, box)
+        losses.append(loss * gt.shape[0])
+        ious.append(iou)
+    all_ious = torch.cat(ious)
+    return torch.stack(losses).sum() / all_ious.numel(), all_ious
+
+
+def _trainable(model: SAM2Base, config: FinetuneConfig) -> list[nn.Parameter]:
+    model.requires_grad_(False)
+    modules: list[nn.Module] = [model.sam_mask_decoder]
+    if config.train_prompt_encoder:
+        modules.append(model.sam_prompt_encoder)
+    for module in modules:
+        module.requires_grad_(True)
+    model.sam_mask_decoder.conv_s0.requires_grad_(False)
+    model.sam_mask_decoder.conv_s1.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def sam2_trained_state_dict(model: SAM2Base) -> dict[str, Tensor]:
+    """The fine-tunable part of ``model``'s state dict, fp16 on the CPU (both modules, so a
+    version trained from another version is complete on top of the base model)."""
+    return {
+        k: v.detach().half().cpu()
+        for k, v in model.state_dict().items()
+        if k.startswith(TRAINED_PREFIXES)
+    }
+
+
+def apply_sam2_trained_state(model: SAM2Base, state_dict: dict[str, Tensor]) -> SAM2Base:
+    """Load a ``sam2_trained_state_dict`` into ``model`` in place (its dtype and device).
+
+    Raises:
+      KeyError: a key is not a fine-tunable one of ``model``, or a module is only partly
+        present (a mismatched base model).
+    """
+    own = model.state_dict()
+    foreign = sorted(k for k in state_dict if k not in own or not k.startswith(TRAINED_PREFIXES))
+    if foreign:
+        raise KeyError(f"Not fine-tunable keys of this model: {foreign[:5]}")
+    for prefix in TRAINED_PREFIXES:
+        expected = {k for k in own if k.startswith(prefix)}
+        given = {k for k in state_dict if k.startswith(prefix)}
+        if given and given != expected:
+            raise KeyError(f"Partial {prefix[:-1]} state: missing {sorted(expected - given)[:5]}")
+    model.load_state_dict({**own, **state_dict}, strict=True)
+    return model
+
+
+def finetune_sam2(
+    model: SAM2Base,
+    samples: Sequence[Sam2FinetuneSample],
+    config: FinetuneConfig | None = None,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a copy of ``model`` on ``samples`` as ``finetune.finetune`` does SAM
+    (``config`` defaults to ``FinetuneConfig()``); ``model`` is left unchanged. Returns the
+    trained modules' fp16 state dict (``sam2_trained_state_dict``), the per-step loss and IoU
+    curves and the wall time."""
+    if not samples:
+        raise ValueError("Fine-tuning needs at least one image with objects")
+    config = config or FinetuneConfig()
+    trained = copy.deepcopy(model)
+    device = next(trained.parameters()).device
+    params = _trainable(trained, config)
+    optimizer, scheduler = make_optimizer(params, config.train_config())
+    view = Sam2AsSam(trained)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    order = torch.Generator().manual_seed(config.seed)
+    queue: list[int] = []
+    result = FinetuneResult(state_dict={})
+    trained.train()
+    started = time.monotonic()
+    for step in range(1, config.steps + 1):
+        batch: list[Sam2FinetuneSample] = []
+        while len(batch) < min(config.images_per_step, len(samples)):
+            if not queue:
+                queue = torch.randperm(len(samples), generator=order).tolist()
+            batch.append(samples[queue.pop()])
+        draws = torch.rand(len(batch), generator=generator, device=device)
+        boxes = [bool(d < config.box_probability) for d in draws]
+        loss, ious = sam2_batch_loss(view, batch, boxes, generator, config)
+        optimizer_step(optimizer, loss, config.train_config().grad_clip)
+        scheduler.step()
+        result.loss_curve.append(loss.item())
+        result.iou_curve.append(ious.mean().item())
+        if on_step is not None:
+            on_step(step, result.loss_curve[-1], result.iou_curve[-1])
+    result.seconds = time.monotonic() - started
+    trained.eval()
+    result.state_dict = sam2_trained_state_dict(trained)
+    return result
+
+
+class _Sam2Clicks:
+    """What ``evaluation``'s click simulation uses of a ``SamPredictor`` (``model.mask_threshold``,
+    ``device``, ``original_size``, ``transform.apply_coords``, ``predict_torch``), answered by
+    a ``SAM2ImagePredictor`` whose features are set."""
+
+    def __init__(self, predictor: SAM2ImagePredictor) -> None:
+        self.predictor = predictor
+        self.model = SimpleNamespace(mask_threshold=predictor.mask_threshold)
+        self.device = predictor.device
+        self.original_size = predictor._orig_hw[-1]
+        self.transform = self
+
+    def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> Tensor:
+        """(..., 2) xy in the original frame -> SAM 2's input frame (float32)."""
+        return self.predictor._transforms.transform_coords(
+            torch.as_tensor(coords), normalize=True, orig_hw=original_size
+        )
+
+    def predict_torch(
+        self,
+        point_coords: Tensor,
+        point_labels: Tensor,
+        mask_input: Tensor | None,
+        multimask_output: bool,
+        return_logits: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(N, M, H, W) masks or logits, (N, M) IoU, (N, M, 4s, 4s) low-res logits."""
+        return self.predictor._predict(
+            point_coords,
+            point_labels,
+            mask_input=mask_input,
+            multimask_output=multimask_output,
+            return_logits=return_logits,
+        )
+
+
+def evaluate_sam2_features(
+    model: SAM2Base,
+    features: Sequence[Sam2ImageFeatures],
+    masks: Sequence[Sequence[np.ndarray]],
+    clicks: int | None = None,
+) -> dict[str, float | int]:
+    """``finetune.interactive_metrics`` of ``model`` on stored features and their objects'
+    (H, W) bool masks in the original frame (the held-out split), over ``clicks`` clicks
+    (default ``EVAL_CLICKS``), with the click protocol of ``evaluation.evaluate_interactive``."""
+    predictor = sam2_predictor(model.eval())
+    ious, oracle = [], []
+    with torch.inference_mode():
+        for image_features, image_masks in zip(features, masks, strict=True):
+            set_sam2_predictor_features(predictor, image_features)
+            shown, best = _click_through(
+                _Sam2Clicks(predictor),  # type: ignore[arg-type]
+                np.stack(image_masks),
+                clicks or EVAL_CLICKS,
+                None,
+            )
+            ious.append(shown)
+            oracle.append(best)
+    return interactive_metrics(InteractiveResult(np.concatenate(ious), np.concatenate(oracle)))
