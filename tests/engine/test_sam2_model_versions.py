@@ -23,11 +23,8 @@ def test_a_sam2_project_trains_a_version_that_serves_its_own_decoder(
 
     from samapp.ml.sam2_finetune import TRAINED_PREFIXES
     from samapp.services.embeddings import model_for_key
-    from samapp.services.model_versions import (
-        model_version_activate,
-        training_run,
-        training_start,
-    )
+    from samapp.services.model_versions import model_version_activate
+    from samapp.services.training_jobs import training_run, training_start
 
     settings.SAM_RANDOM_INIT_FALLBACK = True  # no checkpoint here: random-init weights
     settings.SAM2_DECODER_VARIANTS = ["lowres_multi"]  # the int8 probe adds nothing here
