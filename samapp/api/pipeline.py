@@ -19,16 +19,14 @@ from samapp.roles import Capability
 from samapp.selectors.embeddings import (
     embedding_get_visible,
     embedding_is_packed,
+    embedding_read,
     embedding_status_payload,
 )
 from samapp.selectors.job_options import job_options
 from samapp.selectors.model_versions import model_key_visible
-from samapp.services.decoders import (
-    DecoderUnavailableError,
-    decoder_file_get,
-    decoder_state,
-)
-from samapp.services.embeddings import embedding_read, embedding_request
+from samapp.services.decoders import decoder_file_get, decoder_state
+from samapp.services.embeddings import embedding_request
+from samapp.services.model_runtime import DecoderUnavailableError
 from samapp.services.reviews import MAX_REASON_CHARS, annotations_review
 from samapp.services.segment import segment_job_payload, segment_job_start
 

@@ -32,9 +32,7 @@ d = Ci / H, N = h * w image tokens, T = 1 + num_mask_tokens + num_points prompt 
 """
 
 import contextlib
-import logging
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +42,6 @@ import onnx
 import onnx.numpy_helper
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
 from segment_anything.modeling.transformer import Attention
 from segment_anything.utils.onnx import SamOnnxModel
@@ -52,7 +49,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.onnx import symbolic_helper, symbolic_opset9
 
-from samapp.ml.onnx_export import OPSET, _root_logger_level
+from samapp.ml.onnx_common import (
+    OPSET,
+    POINT_AXES,
+    quantize_weights,
+    require_cpu_float32,
+    trace_to_onnx,
+)
 
 PREPARE_INPUTS = ["image_embeddings"]
 PREPARE_OUTPUTS = ["src", "k0", "v0", "q0"]
@@ -378,27 +381,13 @@ def _fused_tanh_gelu() -> Iterator[None]:
 
 def _export(
     module: nn.Module,
-    inputs: tuple,
+    inputs: tuple[torch.Tensor, ...],
     names: tuple[list[str], list[str]],
     path: Path,
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
-    with _fused_tanh_gelu(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            module,
-            inputs,
-            str(path),
-            export_params=True,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            input_names=names[0],
-            output_names=names[1],
-            dynamic_axes=dynamic_axes,
-            dynamo=False,
-        )
+    with _fused_tanh_gelu():
+        trace_to_onnx(module, inputs, names, path, dynamic_axes)
 
 
 def export_fast_decoder(
@@ -419,8 +408,7 @@ def export_fast_decoder(
     ``multimask`` (every mask token's output) ``_multi``. The prepare graph stays float32 (it
     runs once per image). Returns {"prepare": path, "click": path}.
     """
-    if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
-        raise ValueError("Export needs the model on the CPU in float32")
+    require_cpu_float32(model)
     mode = "all" if int8 is True else (int8 or "")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -445,19 +433,11 @@ def export_fast_decoder(
         (*prepared, coords, labels),
         (CLICK_INPUTS, CLICK_OUTPUTS),
         target,
-        {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+        POINT_AXES,
     )
     if mode:
         nodes = _upscale_matmuls(target, click) if mode == "upscale" else None
-        with _root_logger_level(logging.ERROR):
-            quantize_dynamic(
-                target,
-                click_path,
-                weight_type=QuantType.QUInt8,
-                per_channel=per_channel,
-                nodes_to_quantize=nodes,
-            )
-        target.unlink()
+        quantize_weights(target, click_path, per_channel=per_channel, nodes_to_quantize=nodes)
     for path in (prepare_path, click_path):
         onnx.checker.check_model(str(path))
     return {"prepare": prepare_path, "click": click_path}

@@ -26,12 +26,12 @@ from samapp.models import Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import MODELS_GROUP, project_group, user_group
 from samapp.roles import Capability, role_can
-from samapp.selectors.api_tokens import socket_credential_valid
-from samapp.selectors.projects import membership_get
-from samapp.services.annotation_events import (
+from samapp.selectors.annotation_events import (
     annotation_events_after,
     annotation_events_latest_seq,
 )
+from samapp.selectors.api_tokens import socket_credential_valid
+from samapp.selectors.projects import membership_get
 from samapp.services.api_tokens import session_fingerprint
 
 # Close codes in the 4000 range are the application's own.

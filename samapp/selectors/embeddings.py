@@ -1,15 +1,19 @@
 """Embedding reads, scoped by membership."""
 
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.urls import reverse
 
 from samapp.ml.model_keys import embedding_model_key
 from samapp.models import Embedding, EmbeddingStatus, Image
+
+if TYPE_CHECKING:
+    from samapp.ml.embedding import ImageEmbedding
 
 
 def embedding_scope(*, project_id: int) -> int | None:
@@ -113,3 +117,27 @@ def embedding_is_packed(*, embedding: Embedding) -> bool:
     from samapp.ml.registry import model_family
 
     return model_family(embedding.model_key) == "sam2"
+
+
+def int8_path(fp16_path: str) -> str:
+    """The storage path of the int8 copy stored next to an fp16 embedding blob."""
+    return fp16_path.removesuffix(".f16") + ".i8"
+
+
+def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
+    """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
+    path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)
+    with default_storage.open(path, "rb") as handle:
+        return handle.read()
+
+
+def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
+    """A READY embedding row's tensor and sizes, read from storage."""
+    from samapp.ml.embedding import ImageEmbedding
+
+    return ImageEmbedding.from_bytes(
+        embedding_read(embedding=embedding),
+        shape=embedding.shape[1:],
+        input_size=embedding.input_size,
+        original_size=embedding.original_size,
+    )

@@ -30,16 +30,3 @@ def annotation_event_record(*, project_id: int, event: ServerEvent[P], payload: 
     AnnotationEvent.objects.create(project_id=project_id, seq=seq, event=str(event), payload=body)
     transaction.on_commit(lambda: broadcast(project_id=project_id, event=event, payload=body))
     return seq
-
-
-def annotation_events_after(
-    *, project_id: int, after: int, limit: int = 10_000
-) -> list[AnnotationEvent]:
-    return list(
-        AnnotationEvent.objects.filter(project_id=project_id, seq__gt=after).order_by("seq")[:limit]
-    )
-
-
-def annotation_events_latest_seq(*, project_id: int) -> int:
-    last = AnnotationEvent.objects.filter(project_id=project_id).aggregate(m=Max("seq"))["m"]
-    return int(last or 0)

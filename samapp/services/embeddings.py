@@ -25,7 +25,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from samapp.ml.model_keys import embedding_model_key, is_version_key
+from samapp.ml.model_keys import embedding_model_key
 from samapp.models import Embedding, EmbeddingStatus, Image, Project
 from samapp.realtime.contract import (
     EMBEDDING_FAILED,
@@ -48,8 +47,10 @@ from samapp.realtime.contract import (
     ServerEvent,
 )
 from samapp.realtime.events import broadcast
-from samapp.selectors.embeddings import embedding_scope
+from samapp.selectors.embeddings import embedding_scope, int8_path
+from samapp.services.enqueue import enqueue
 from samapp.services.images import image_bytes_read
+from samapp.services.model_runtime import base_model
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -70,23 +71,17 @@ def embedding_storage_path(*, image_sha256: str, model_key: str, digest: str, fm
     return f"embeddings/{model_key}/{image_sha256[:2]}/{image_sha256}.{digest}.{suffix}"
 
 
-def int8_path(fp16_path: str) -> str:
-    return fp16_path.removesuffix(".f16") + ".i8"
-
-
 def _enqueue(embedding_ids: list[int], *, priority: int = 0) -> None:
     """Wake a worker for each id. Runs after commit: a broker that is down must not fail the
     request whose rows are already saved, so the rows stay PENDING and `embeddings_requeue`
     (run each time a worker connects to the broker) wakes a worker for them later."""
     from kombu.exceptions import KombuError
 
-    from samapp.tasks import embedding_compute_task
-
     for embedding_id in embedding_ids:
         # Celery priority helps brokers that honour it; the claim order (priority column)
         # is what makes an opened image jump ahead whatever the broker does.
         try:
-            embedding_compute_task.apply_async(args=[embedding_id], priority=min(priority, 9))
+            enqueue("embedding_compute_task", embedding_id, priority=min(priority, 9))
         except (KombuError, OSError) as exc:
             logger.warning(
                 "broker unreachable (%s): %d embedding(s) stay pending until a worker "
@@ -201,36 +196,6 @@ def embedding_request(
             embeddings_schedule(images=nexts, model_key=model_key, priority=PRIORITY_NEXT)
     embedding.refresh_from_db()
     return embedding
-
-
-@lru_cache(maxsize=2)
-def _model(model_key: str) -> "Sam":
-    # Loaded once per worker process, then reused for every batch. The encoder's attention
-    # runs through SDPA (same embeddings within float rounding; bench/embedding_throughput.py).
-    from samapp.ml.fast_encoder import use_sdpa_attention
-    from samapp.ml.registry import CheckpointNotFoundError, load_model
-
-    try:
-        return use_sdpa_attention(
-            load_model(
-                model_key, device=settings.SAM_DEVICE, checkpoint_dir=settings.SAM_CHECKPOINT_DIR
-            )
-        )
-    except CheckpointNotFoundError:
-        if not settings.SAM_RANDOM_INIT_FALLBACK:
-            raise
-        logger.warning("no checkpoint for %s: using random weights (fallback on)", model_key)
-        return use_sdpa_attention(
-            load_model(model_key, device=settings.SAM_DEVICE, random_init=True)
-        )
-
-
-def model_for_key(*, model_key: str) -> "Sam":
-    if is_version_key(model_key):  # a project's fine-tuned decoder on the base encoder
-        from samapp.services.model_versions import model_version_model
-
-        return model_version_model(model_key=model_key)
-    return _model(model_key)
 
 
 def _holders(embedding: Embedding) -> Any:
@@ -498,6 +463,19 @@ def embeddings_compute_batch(
     return _compute_claimed(claimed)
 
 
+def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedding]:
+    """Ready embeddings of `images` for `model_key` (its base model's), by image sha256;
+    missing ones are computed here, in the calling worker. Failed ones are left out."""
+    rows = embeddings_schedule(images=images, model_key=model_key)
+    for row in rows:
+        if row.status != EmbeddingStatus.READY:
+            embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
+    ready = Embedding.objects.filter(
+        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
+    ).order_by("id")
+    return {row.image_sha256: row for row in ready}
+
+
 def _compute_claimed(claimed: list[int]) -> BatchOutcome:
     outcome = BatchOutcome()
     delay = settings.SAM_EMBEDDING_TEST_DELAY  # test hook: widen the crash window
@@ -532,7 +510,7 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         return outcome
     model_key = loaded[0][0].model_key
     try:
-        model = _model(model_key)
+        model = base_model(model_key)
     except Exception as exc:
         for row, _ in loaded:
             _fail(row, f"Model {model_key} unavailable: {exc}")
@@ -561,16 +539,3 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         _store(row, result, per_image)
         outcome.ready.append(row.pk)
     return outcome
-
-
-def embedding_compute(*, embedding_id: int) -> Embedding | None:
-    """Compute one embedding (batching with whatever else is pending); returns its row."""
-    embeddings_compute_batch(embedding_id=embedding_id)
-    return Embedding.objects.filter(pk=embedding_id).first()
-
-
-def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
-    """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
-    path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)
-    with default_storage.open(path, "rb") as handle:
-        return handle.read()

@@ -21,7 +21,6 @@ import hashlib
 import io
 import logging
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import User
@@ -35,8 +34,6 @@ from samapp.errors import ApplicationError
 from samapp.ml.model_keys import embedding_model_key, parse_version_key, version_model_key
 from samapp.models import (
     Annotation,
-    Embedding,
-    EmbeddingStatus,
     Image,
     JobState,
     ModelVersion,
@@ -53,17 +50,15 @@ from samapp.realtime.contract import (
     TrainingProgress,
 )
 from samapp.realtime.events import broadcast
-from samapp.services.embeddings import (
-    embedding_read,
-    embeddings_compute_batch,
-    embeddings_schedule,
-    model_for_key,
-)
+from samapp.selectors.embeddings import embedding_load
+from samapp.services.decoders import decoder_export, decoder_file_path
+from samapp.services.embeddings import embeddings_ready
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.job_limits import job_quota_check, training_steps_check
+from samapp.services.model_runtime import model_for_key
 
 if TYPE_CHECKING:
     import numpy as np
-    from segment_anything.modeling import Sam
 
     from samapp.ml.embedding import ImageEmbedding
 
@@ -148,31 +143,6 @@ class _Split:
         return sum(len(m) for m in self.masks)
 
 
-def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedding]:
-    """Ready embeddings of `images` for `model_key` (its base model's), by image sha256;
-    missing ones are computed here, in the calling worker. Failed ones are left out."""
-    rows = embeddings_schedule(images=images, model_key=model_key)
-    for row in rows:
-        if row.status != EmbeddingStatus.READY:
-            embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
-    ready = Embedding.objects.filter(
-        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
-    ).order_by("id")
-    return {row.image_sha256: row for row in ready}
-
-
-def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
-    """A READY embedding row's tensor and sizes, read from storage."""
-    from samapp.ml.embedding import ImageEmbedding
-
-    return ImageEmbedding.from_bytes(
-        embedding_read(embedding=embedding),
-        shape=embedding.shape[1:],
-        input_size=embedding.input_size,
-        original_size=embedding.original_size,
-    )
-
-
 def _project_splits(*, project: Project, model_key: str, percent: int) -> tuple[_Split, _Split]:
     """(train, held-out) of the project's accepted annotations with their embeddings."""
     from samapp.ml.masks import rle_to_mask
@@ -223,39 +193,6 @@ def project_held_out_evaluate(
 
 
 # ---------------------------------------------------------------- weights
-
-
-def _checkpoint_read(path: str) -> bytes:
-    with default_storage.open(path, "rb") as handle:
-        return handle.read()
-
-
-@lru_cache(maxsize=4)
-def _version_model(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> "Sam":
-    import torch
-
-    from samapp.ml.finetune import apply_trained_state
-
-    data = _checkpoint_read(checkpoint_path)
-    if hashlib.sha256(data).hexdigest() != checkpoint_sha256:
-        raise RuntimeError(f"The checkpoint of {model_key} does not match its hash")
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    base = model_for_key(model_key=embedding_model_key(model_key))
-    return apply_trained_state(copy.deepcopy(base), state).eval()
-
-
-def model_version_model(*, model_key: str) -> "Sam":
-    """The model of a version key: the base model with the version's decoder weights.
-    Loaded once per process (cached by checkpoint hash)."""
-    version = ModelVersion.objects.filter(model_key=model_key).first()
-    if version is None or not version.checkpoint_path:
-        raise LookupError(f"No trained model version {model_key!r}")
-    return _version_model(model_key, version.checkpoint_path, version.checkpoint_sha256)
-
-
-def model_version_available(*, model_key: str) -> bool:
-    """Whether `model_key` names a version whose weights are stored."""
-    return ModelVersion.objects.filter(model_key=model_key).exclude(checkpoint_path="").exists()
 
 
 def _checkpoint_store(version: ModelVersion, state_dict: dict[str, Any]) -> None:
@@ -330,19 +267,12 @@ def training_start(
         )
     _decoder_forget(model_key=version.model_key)
 
-    def enqueue() -> None:
-        from samapp.tasks import training_run_task
-
-        training_run_task.delay(job.pk)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("training_run_task", job.pk)
     return job
 
 
 def _decoder_forget(*, model_key: str) -> None:
     """Drop a stored decoder manifest left under a reused key (a reset database)."""
-    from samapp.services.decoders import decoder_file_path
-
     path = decoder_file_path(model_key=model_key, filename="manifest.json")
     if default_storage.exists(path):
         default_storage.delete(path)
@@ -396,7 +326,6 @@ def training_run(*, job_id: int) -> TrainingJob | None:
 
 def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     from samapp.ml.finetune import apply_trained_state, evaluate_embeddings, finetune, make_sample
-    from samapp.services.decoders import decoder_export
 
     report(progress=0.02)
     percent = job.options.get("held_out_percent", DEFAULT_HELD_OUT_PERCENT)

@@ -75,7 +75,7 @@ def test_training_needs_accepted_annotations(project, users) -> None:
 def _version(project: Any, number: int, miou: float, baseline: float, parent: str) -> Any:
     """A READY version without training: the base model's own decoder weights."""
     from samapp.ml.finetune import trained_state_dict
-    from samapp.services.embeddings import model_for_key
+    from samapp.services.model_runtime import model_for_key
     from samapp.services.model_versions import _checkpoint_store
 
     version = ModelVersion.objects.create(
@@ -131,7 +131,8 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
 ) -> None:
     from samapp.models import Embedding
     from samapp.selectors.embeddings import embedding_status_map
-    from samapp.services.embeddings import embeddings_schedule, model_for_key
+    from samapp.services.embeddings import embeddings_schedule
+    from samapp.services.model_runtime import model_for_key
     from samapp.services.model_versions import model_version_activate
 
     image = make_image(project, width=32, height=24)

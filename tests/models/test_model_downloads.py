@@ -34,14 +34,12 @@ def mobile_sam(monkeypatch, settings, tmp_path, host) -> dict[str, Any]:
     settings.SAM_DEFAULT_MODEL = "auto"
     settings.SAM_AUTO_MODELS = ["mobile_sam"]
     seen: dict[str, Any] = {"exports": [], "models": [], "project": [], "tasks": []}
-    monkeypatch.setattr(
-        "samapp.services.decoders.decoder_export",
-        lambda *, model_key: seen["exports"].append(model_key) or {},
-    )
-    monkeypatch.setattr(
-        "samapp.services.decoders.decoder_export_request",
-        lambda *, model_key: seen["exports"].append(model_key) or {},
-    )
+    for name in (
+        "samapp.services.decoders.decoder_export",  # sam_models_prepare's
+        "samapp.services.model_downloads.decoder_export",
+        "samapp.services.model_downloads.decoder_export_request",
+    ):
+        monkeypatch.setattr(name, lambda *, model_key: seen["exports"].append(model_key) or {})
     monkeypatch.setattr(
         "samapp.services.model_downloads.broadcast_models",
         lambda *, event, payload: seen["models"].append((event, payload)),

@@ -8,6 +8,7 @@ import pytest
 
 from samapp.ml.tiny import SAM_TINY_CONFIG
 from samapp.models import Embedding, EmbeddingStatus
+from samapp.selectors.embeddings import embedding_read
 from samapp.services import embeddings as service
 
 C, S, IMG = (
@@ -49,7 +50,7 @@ def test_embedding_bytes_and_headers(client_for, ready) -> None:
     assert "Content-Encoding" not in response  # fp16 barely compresses: sent as is
     body = response.content
     assert len(body) == C * S * S * 2
-    assert body == service.embedding_read(embedding=row)
+    assert body == embedding_read(embedding=row)
 
 
 def test_int8_form_is_scales_then_values_and_close_to_fp16(client_for, ready) -> None:

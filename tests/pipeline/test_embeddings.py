@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from samapp.ml.tiny import SAM_TINY_CONFIG
 from samapp.models import Embedding, EmbeddingStatus
+from samapp.selectors.embeddings import embedding_read
 from samapp.services import embeddings as service
 from tests.conftest import png_bytes
 from tests.pipeline.fixtures import drain, receive_until
@@ -51,10 +52,10 @@ async def test_upload_stores_embedding_and_tells_members_only(
     assert embedding.status == EmbeddingStatus.READY and embedding.attempts == 1
     assert embedding.shape == [1, C, S, S]
     assert embedding.original_size == [30, 40] and embedding.input_size == [IMG * 3 // 4, IMG]
-    blob = await sync_to_async(service.embedding_read)(embedding=embedding)
+    blob = await sync_to_async(embedding_read)(embedding=embedding)
     assert len(blob) == embedding.byte_size == C * S * S * 2
     assert np.isfinite(np.frombuffer(blob, dtype="<f2")).all()
-    int8 = await sync_to_async(service.embedding_read)(embedding=embedding, fmt="int8")
+    int8 = await sync_to_async(embedding_read)(embedding=embedding, fmt="int8")
     assert len(int8) == C * 4 + C * S * S
     assert not [m for m in await drain(stranger) if m["event"].startswith("embedding.")]
 

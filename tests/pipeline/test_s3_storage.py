@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 
 from samapp.models import EmbeddingStatus
+from samapp.selectors.embeddings import int8_path
 from samapp.services import embeddings as service
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def test_embedding_round_trip_through_s3(s3, make_image, project, client_for, me
     row.refresh_from_db()
     assert row.status == EmbeddingStatus.READY, row.error
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="sam-embeddings")["Contents"]}
-    assert row.storage_path in keys and service.int8_path(row.storage_path) in keys
+    assert row.storage_path in keys and int8_path(row.storage_path) in keys
     assert image.file.name in keys
     assert not list(media_root.rglob("*"))  # nothing on the local disk
     response = client_for("viewer").get(f"/api/embeddings/sam_tiny/{image.sha256}/")

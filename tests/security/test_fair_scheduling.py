@@ -83,7 +83,7 @@ def worker(embedding_tasks: list[int], settings: Any) -> Iterator[Worker]:
 def fast_encoder() -> Iterator[None]:
     with (
         mock.patch.object(service, "_encode", fake_encode),
-        mock.patch.object(service, "_model", lambda key: None),
+        mock.patch.object(service, "base_model", lambda key: None),
     ):
         yield
 

@@ -34,6 +34,7 @@ from samapp.services.datasets.export_label_studio import label_studio_write
 from samapp.services.datasets.export_png import png_write
 from samapp.services.datasets.export_voc import voc_write
 from samapp.services.datasets.export_yolo import yolo_write
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.job_limits import job_quota_check, project_setting
 
 logger = logging.getLogger(__name__)
@@ -73,12 +74,7 @@ def export_job_create(
     )
     _job_event(job)
 
-    def enqueue() -> None:
-        from samapp.tasks import export_run_task
-
-        export_run_task.delay(job.id)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("export_run_task", job.id)
     return job
 
 
