@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from samapp.errors import ApplicationError
 from samapp.ml.masks import is_hole, mask_to_polygons, rle_to_mask
@@ -173,6 +173,13 @@ class ExportRun:
     items: Iterable[DatasetItem]
     options: ExportOptions
     progress: Callable[[], None]
+
+
+class ExportWriter(Protocol):
+    """A dataset format: writes one run's labels and items into `run.sink` (one module per
+    format, `export_<format>.py`; `exports.WRITERS` maps `ExportFormat` to it)."""
+
+    def __call__(self, run: ExportRun, /) -> None: ...
 
 
 # ---------------------------------------------------------------- polygons

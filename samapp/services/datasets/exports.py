@@ -5,7 +5,6 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -25,6 +24,7 @@ from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_label
 from samapp.services.datasets.common import (
     ExportOptions,
     ExportRun,
+    ExportWriter,
     ZipSink,
     export_options_clean,
 )
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-WRITERS: dict[str, Callable[[ExportRun], None]] = {
+WRITERS: dict[str, ExportWriter] = {
     ExportFormat.COCO: coco_write,
     ExportFormat.YOLO: yolo_write,
     ExportFormat.PNG: png_write,
