@@ -178,7 +178,7 @@ class ExportJobAdmin(admin.ModelAdmin[ExportJob]):
     list_filter = ("state", "format")
 
 
-# ---------------------------------------------------------------- data engine (issue 8)
+# ---------------------------------------------------------------- data engine
 
 EVALUATION_ROWS = (
     ("miou_1", "mIoU after 1 click"),

@@ -396,7 +396,7 @@ class AnnotationEvent(models.Model):
 
 
 class TrainingJob(Job):
-    """Fine-tuning of a project's decoder on its accepted annotations (issue 8); its result is
+    """Fine-tuning of a project's decoder on its accepted annotations; its result is
     a `ModelVersion`. `loss_curve` holds the per-step training loss."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")

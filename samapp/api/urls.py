@@ -72,8 +72,7 @@ urlpatterns = [
         AnnotationDetailApi.as_view(),
         name="annotation-detail",
     ),
-    # Embeddings, decoder models, jobs (issue 5) and datasets (issue 7) add their own routes.
     path("", include("samapp.api.pipeline_urls")),
     path("", include("samapp.api.dataset_urls")),
-    path("", include("samapp.api.engine_urls")),  # data engine (issue 8)
+    path("", include("samapp.api.engine_urls")),
 ]

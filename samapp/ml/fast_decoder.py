@@ -371,7 +371,8 @@ def _gelu_symbolic(g: Any, x: Any, approximate: str = "none") -> Any:
 
 @contextlib.contextmanager
 def _fused_tanh_gelu() -> Iterator[None]:
-    """Export aten::gelu with ``_gelu_symbolic`` inside the block only (the registry is global)."""
+    """Export aten::gelu with ``_gelu_symbolic`` inside the block (or decorated function) only:
+    the registry is global."""
     torch.onnx.register_custom_op_symbolic("aten::gelu", _gelu_symbolic, OPSET)
     try:
         yield
@@ -379,17 +380,7 @@ def _fused_tanh_gelu() -> Iterator[None]:
         torch.onnx.unregister_custom_op_symbolic("aten::gelu", OPSET)
 
 
-def _export(
-    module: nn.Module,
-    inputs: tuple[torch.Tensor, ...],
-    names: tuple[list[str], list[str]],
-    path: Path,
-    dynamic_axes: dict[str, dict[int, str]],
-) -> None:
-    with _fused_tanh_gelu():
-        trace_to_onnx(module, inputs, names, path, dynamic_axes)
-
-
+@_fused_tanh_gelu()
 def export_fast_decoder(
     model: Sam,
     out_dir: str | Path,
@@ -417,7 +408,7 @@ def export_fast_decoder(
     embeddings = torch.randn(1, c, h, w)
     prepare = FastDecoderPrepare(model).eval()
     prepare_path = out_dir / f"{prefix}_prepare.onnx"
-    _export(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
+    trace_to_onnx(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
     click = FastDecoderClick(model, approximate_gelu=approximate_gelu, multimask=multimask).eval()
     prepared = prepare(embeddings)
     coords = torch.randint(0, model.image_encoder.img_size, (1, 2, 2)).float()
@@ -428,7 +419,7 @@ def export_fast_decoder(
     suffix += "_tanh" if approximate_gelu else ""
     click_path = out_dir / f"{prefix}_click{suffix}.onnx"
     target = click_path.with_suffix(".fp32.onnx") if mode else click_path
-    _export(
+    trace_to_onnx(
         click,
         (*prepared, coords, labels),
         (CLICK_INPUTS, CLICK_OUTPUTS),

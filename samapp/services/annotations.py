@@ -71,13 +71,6 @@ def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
     }
 
 
-def _broadcast_after_commit(
-    *, project_id: int, event: contract.ServerEvent[contract.P], payload: contract.P
-) -> None:
-    # Logged with a per-project seq in this transaction (catch-up), broadcast after commit.
-    annotation_event_record(project_id=project_id, event=event, payload=payload)
-
-
 def _clean_rle(*, image: Image, rle: Any) -> dict[str, Any]:
     try:
         return rle_validate(rle, shape=(image.height, image.width))
@@ -214,7 +207,7 @@ def annotation_create(
             **review,
             **_derived_fields(clean),
         )
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=image.project_id,
             event=contract.ANNOTATION_CREATED,
             payload=annotation_payload(annotation),
@@ -254,7 +247,7 @@ def annotations_bulk_create(
             project_lock(project_id=project_id)
         Annotation.objects.bulk_create(rows, batch_size=500)
         for project_id, image_ids in by_project.items():
-            _broadcast_after_commit(
+            annotation_event_record(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
                 payload=contract.AnnotationsBulkCreatedPayload(
@@ -345,7 +338,7 @@ def annotation_update(
             )
         if changes.get("review_state") == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk=image.pk))
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=image.project_id,
             event=contract.ANNOTATION_UPDATED,
             payload=annotation_payload(current),
@@ -383,7 +376,7 @@ def annotation_delete(
                 f"Version {expected} is stale: the annotation is at version {current.version}.",
                 {"current": annotation_payload(current)},
             )
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=project_id,
             event=contract.ANNOTATION_DELETED,
             payload=contract.AnnotationDeletedPayload(

@@ -1,4 +1,4 @@
-"""Issue 8's acceptance test: fine-tuning on an unseen style beats the tiny model and the
+"""Acceptance test: fine-tuning on an unseen style beats the tiny model and the
 browser's decoder follows the new active version.
 
 A project of generated scenes in the "novel" style (stars, rings and crosses with
@@ -51,7 +51,7 @@ def browser_decoder(client: Any, project: Any, capture: Any) -> dict[str, Any]:
     reason=(
         "fine-tuning the committed sam_tiny's decoder on the unseen style does not gain +0.05 "
         "1-click mIoU (measured -0.06 to +0.01): its frozen tiny encoder's features do not "
-        "carry the new shapes' boundaries (issue 4's quality)"
+        "carry the new shapes' boundaries"
     ),
 )
 def test_finetuning_on_an_unseen_style_beats_sam_tiny_and_becomes_active(

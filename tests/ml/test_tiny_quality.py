@@ -121,11 +121,11 @@ def test_held_out_set_is_not_the_training_stream():
     assert TrainConfig().seed != HELD_OUT_SEED
 
 
-# The issue's targets, kept as they are. The committed checkpoint misses them (1 click 0.754,
+# The quality targets, kept as they are. The committed checkpoint misses them (1 click 0.754,
 # 3 clicks 0.813: masks follow the click, but occluded shapes and look-alike neighbours leak),
 # so they are expected failures; strict, so the marker must go once a checkpoint reaches them.
 QUALITY_TARGET_NOT_MET = pytest.mark.xfail(
-    strict=True, reason="committed sam_tiny misses the issue-4 quality targets (issue 4 open)"
+    strict=True, reason="committed sam_tiny misses the quality targets"
 )
 
 

@@ -1,6 +1,6 @@
 """Lost updates on the production database: 20 writers x 25 read-modify-write updates on
-one annotation (20 x 100 in the issue; 25 keeps the run near half a minute on 2 shared
-cores: raise SAM_SECURITY_WRITES to run more). Each writer retries on 412 until its write
+one annotation (25 keeps the run near half a minute on 2 shared cores: raise
+SAM_SECURITY_WRITES to run more). Each writer retries on 412 until its write
 lands; every write must survive. The HTTP rules (stale If-Match 412, missing 428) are
 covered in tests/api/test_annotations.py; DELETE's are added here."""
 

@@ -1,8 +1,8 @@
 """Workers: forced kills during embedding jobs (a real Celery worker on Redis, Postgres),
 and a job redelivered while it still runs (a broker visibility timeout shorter than the job).
 
-KILLS workers are SIGKILLed right after they claim a job (5 here, not the issue's 100: each
-cycle starts a worker process, ~10 s on 2 cores); then one worker runs to the end. Every job
+KILLS workers are SIGKILLed right after they claim a job (5 by default: each cycle
+starts a worker process, ~10 s on 2 cores); then one worker runs to the end. Every job
 must be READY, once: one row and one stored blob per image."""
 
 import os

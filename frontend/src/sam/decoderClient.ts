@@ -100,14 +100,14 @@ export class DecoderClient {
   decode(embeddingKey: string, prompt: Prompt, maskInput: Float32Array | null, outSize: Size): Sent<"decode"> {
     this.cancelPreviews();
     const input = maskInput ? maskInput.slice() : null;
-    return this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: input, outSize, previewOnly: false });
+    return this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: input, outSize });
   }
 
   /** A hover preview: any older preview still queued is cancelled first. All candidates are
    * rendered, so that a click on the previewed point can reuse the result. */
   preview(embeddingKey: string, prompt: Prompt, outSize: Size): Sent<"decode"> {
     this.cancelPreviews();
-    const sent = this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: null, outSize, previewOnly: false });
+    const sent = this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: null, outSize });
     this.previewIds.push(sent.id);
     const forget = (): void => {
       this.previewIds = this.previewIds.filter((id) => id !== sent.id);

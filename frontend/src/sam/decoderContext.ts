@@ -272,7 +272,7 @@ export class DecoderContext implements Handlers {
     // Small outputs: every candidate now (switching is instant); large ones: the preselected
     // one, the others on demand ("render").
     const { outSize } = request;
-    const renderAll = !request.previewOnly && outSize.width * outSize.height <= RENDER_ALL_PIXELS;
+    const renderAll = outSize.width * outSize.height <= RENDER_ALL_PIXELS;
     const candidates: DecodeCandidate[] = indices.map((index) => ({
       index,
       // The IoU head is an unbounded regression: the score shown is clipped to [0, 1].

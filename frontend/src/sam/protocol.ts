@@ -44,8 +44,6 @@ export type WorkerRequest =
       maskInput: Float32Array | null;
       /** Output mask size (the original size, or smaller for previews). */
       outSize: Size;
-      /** Only the preselected candidate (hover previews). */
-      previewOnly: boolean;
     }
   | { action: "render"; id: number; decodeId: number; index: number; outSize: Size }
   | { action: "cancel"; id: number; ids: number[] };
@@ -53,7 +51,7 @@ export type WorkerRequest =
 export type DecodeCandidate = {
   index: number;
   iou: number;
-  /** Row-major 0/1 mask of outSize, or null when not rendered (previewOnly). */
+  /** Row-major 0/1 mask of outSize, or null until rendered ("render"). */
   mask: Uint8Array | null;
 };
 

@@ -216,7 +216,7 @@ export class EmbeddingMachine {
       } else {
         this.set("failed", result.error);
       }
-    } else if (status === "failed" || status === "error") {
+    } else if (status === "failed") {
       this.set("failed", info.error || FAILED);
     } else {
       this.set("pending");
