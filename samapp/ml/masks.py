@@ -158,6 +158,11 @@ def _simplified(rings: list[np.ndarray], tolerance: float) -> list[list[float]]:
     return simplified
 
 
+# Epsilons under a quarter pixel (half of this, once halved) hardly simplify a pixel boundary:
+# below it, tracing goes exact instead.
+MIN_TOLERANCE = 0.5
+
+
 def _traced(
     mask: np.ndarray,
     rings: list[np.ndarray],
@@ -171,8 +176,7 @@ def _traced(
         simplified = _simplified(rings, tolerance)
         if tolerance == 0 or _iou(paint(simplified, *mask.shape), mask) >= min_iou:
             return simplified
-        # Epsilons under a quarter pixel hardly simplify a pixel boundary: go exact instead.
-        tolerance = tolerance / 2 if tolerance >= 0.5 else 0.0
+        tolerance = tolerance / 2 if tolerance >= MIN_TOLERANCE else 0.0
 
 
 def mask_to_polygons(

@@ -373,7 +373,8 @@ def scene_batch(
     if size != SCENE_SIZE:
         images = F.interpolate(images, (size, size), mode="bilinear", antialias=True)
         masks = [F.interpolate(m, (size, size), mode="area") for m in masks]
-    return images.to(device), [(m[:, 0] >= 0.5).to(device) for m in masks]
+    # Area-resized masks are coverage fractions: a pixel is in when at least half covered.
+    return images.to(device), [(m[:, 0] >= 0.5).to(device) for m in masks]  # noqa: PLR2004
 
 
 def train_step(

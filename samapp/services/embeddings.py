@@ -489,7 +489,8 @@ def _compute_claimed(claimed: list[int]) -> BatchOutcome:
         raise
 
 
-def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
+def _load_rows(rows: list[Embedding], outcome: BatchOutcome) -> list[tuple[Embedding, Any]]:
+    """(row, pixels) of the rows whose image reads; the others fail (recorded in `outcome`)."""
     loaded: list[tuple[Embedding, Any]] = []
     for row in rows:
         if row.attempts > settings.SAM_EMBEDDING_MAX_ATTEMPTS:
@@ -506,6 +507,11 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         except Exception as exc:
             _fail(row, f"Unreadable image: {type(exc).__name__}: {exc}")
             outcome.failed.append(row.pk)
+    return loaded
+
+
+def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
+    loaded = _load_rows(rows, outcome)
     if not loaded:
         return outcome
     model_key = loaded[0][0].model_key

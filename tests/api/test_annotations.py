@@ -95,7 +95,8 @@ def test_read_list_and_filter(client_for, project, make_image, make_annotation) 
     ]
     assert viewer.get(base, {"image": "two"}).status_code == 400
     per_image = viewer.get(list_url(second), {"page_size": 1}).json()
-    assert per_image["count"] == 2 and len(per_image["results"]) == 1
+    assert per_image["count"] == 2
+    assert len(per_image["results"]) == 1
     detail = viewer.get(detail_url(a.id, project.id))
     assert detail.status_code == 200
     assert detail["ETag"] == '"1"'

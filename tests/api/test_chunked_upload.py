@@ -134,7 +134,8 @@ def test_resume_after_an_interrupted_chunk(manager, project) -> None:
     response = None
     for offset in range(status["offset"], len(content), CHUNK):
         response = send_chunk(manager, project, upload_id, offset, content[offset : offset + CHUNK])
-    assert response is not None and response.status_code == 200, response.json()
+    assert response is not None, response.json()
+    assert response.status_code == 200, response.json()
     [created] = response.json()["result"]["created"]
     assert Image.objects.get(pk=created["id"]).file.read() == content
 
@@ -336,7 +337,8 @@ def test_a_lost_chunk_is_a_clean_400(manager, project, media_root) -> None:
     response = None
     for offset in range(CHUNK, len(content), CHUNK):
         response = send_chunk(manager, project, upload_id, offset, content[offset : offset + CHUNK])
-    assert response is not None and response.status_code == 400
+    assert response is not None
+    assert response.status_code == 400
     assert "missing" in response.json()["detail"]
     assert UploadSession.objects.count() == 0
     assert media_files(media_root) == []

@@ -43,15 +43,20 @@ def test_rates_clicks_and_unchanged_share(project, users, make_image, make_annot
     rows = {(r["annotator"], r["label"]): r for r in annotation_analytics(project=project)}
     assert set(rows) == {("annotator", "cat"), ("annotator", "dog"), ("extra", "cat")}
     a_cat = rows[("annotator", "cat")]
-    assert a_cat["objects"] == 2 and a_cat["timed_objects"] == 1
-    assert a_cat["seconds_per_object"] == 20.0 and a_cat["objects_per_hour"] == 180.0
+    assert a_cat["objects"] == 2
+    assert a_cat["timed_objects"] == 1
+    assert a_cat["seconds_per_object"] == 20.0
+    assert a_cat["objects_per_hour"] == 180.0
     assert a_cat["clicks_per_object"] == 2.0  # (1 + 3) / 2
     assert a_cat["accepted_unchanged_share"] == 0.5  # the second one was edited
     a_dog = rows[("annotator", "dog")]
-    assert a_dog["objects"] == 2 and a_dog["seconds_per_object"] == 30.0
-    assert a_dog["clicks_per_object"] == 0.5 and a_dog["accepted_unchanged_share"] == 0.5
+    assert a_dog["objects"] == 2
+    assert a_dog["seconds_per_object"] == 30.0
+    assert a_dog["clicks_per_object"] == 0.5
+    assert a_dog["accepted_unchanged_share"] == 0.5
     e_cat = rows[("extra", "cat")]
-    assert e_cat["objects"] == 1 and e_cat["seconds_per_object"] is None
+    assert e_cat["objects"] == 1
+    assert e_cat["seconds_per_object"] is None
     assert e_cat["objects_per_hour"] is None
 
     table = list(csv.DictReader(io.StringIO(analytics_csv_export(project=project))))

@@ -30,10 +30,12 @@ def test_training_jobs_need_manage_and_membership(
         response = client_for("manager").post(url(project, "training-jobs/"), body, format="json")
     assert response.status_code == 202, response.content
     job = response.json()
-    assert job["kind"] == "training" and job["state"] == "queued"
+    assert job["kind"] == "training"
+    assert job["state"] == "queued"
     assert job["model_key"] == f"sam_tiny-p{project.pk}v1"
     again = client_for("manager").post(url(project, "training-jobs/"), body, format="json")
-    assert again.status_code == 400 and "already running" in again.json()["detail"]
+    assert again.status_code == 400
+    assert "already running" in again.json()["detail"]
     listing = client_for("viewer").get(url(project, "training-jobs/")).json()["results"]
     assert [j["id"] for j in listing] == [job["id"]]
     detail = client_for("viewer").get(url(project, f"training-jobs/{job['id']}/"))
@@ -61,13 +63,17 @@ def test_activate_and_rollback_endpoints(project, client_for) -> None:
     path = url(project, f"model-versions/{version.pk}/activate/")
     assert client_for("annotator").post(path).status_code == 403
     refused = client_for("manager").post(path, {}, format="json")
-    assert refused.status_code == 400 and "does not beat" in refused.json()["detail"]
+    assert refused.status_code == 400
+    assert "does not beat" in refused.json()["detail"]
     forced = client_for("manager").post(path, {"force": True}, format="json")
-    assert forced.status_code == 200 and forced.json()["state"] == "active"
+    assert forced.status_code == 200
+    assert forced.json()["state"] == "active"
     detail = client_for("viewer").get(url(project, f"model-versions/{version.pk}/")).json()
-    assert detail["state"] == "active" and detail["metrics"] == {"miou_1": 0.5}
+    assert detail["state"] == "active"
+    assert detail["metrics"] == {"miou_1": 0.5}
     rollback = client_for("manager").post(url(project, "model-versions/rollback/"))
-    assert rollback.status_code == 200 and rollback.json() == {"active_model_key": "sam_tiny"}
+    assert rollback.status_code == 200
+    assert rollback.json() == {"active_model_key": "sam_tiny"}
     assert client_for("reviewer").post(url(project, "model-versions/rollback/")).status_code == 403
 
 
@@ -87,7 +93,8 @@ def test_analytics_is_for_managers_and_exports_csv(
     assert "attachment" in response["Content-Disposition"]
     lines = response.content.decode().splitlines()
     assert lines[0].startswith("annotator_id,annotator,label_id,label,objects,objects_per_hour")
-    assert len(lines) == 2 and ",annotator," in lines[1]
+    assert len(lines) == 2
+    assert ",annotator," in lines[1]
 
 
 def test_proposals_endpoint_queues_a_run(project, client_for, make_image, monkeypatch) -> None:

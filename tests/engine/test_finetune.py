@@ -39,19 +39,24 @@ def small() -> tuple:
 
 def test_version_keys_round_trip() -> None:
     key = version_model_key("sam_tiny", 12, 3)
-    assert key == "sam_tiny-p12v3" and is_version_key(key)
+    assert key == "sam_tiny-p12v3"
+    assert is_version_key(key)
     assert parse_version_key(key) == ("sam_tiny", 12, 3)
     assert embedding_model_key(key) == "sam_tiny" == embedding_model_key("sam_tiny")
-    assert parse_version_key("sam_vit_b") is None and not is_version_key("mobile_sam")
+    assert parse_version_key("sam_vit_b") is None
+    assert not is_version_key("mobile_sam")
 
 
 def test_masks_go_to_the_padded_input_frame() -> None:
     mask = np.zeros((50, 100), bool)
     mask[10:20, 50:100] = True
     frame = masks_to_input_frame(mask[None], 64)
-    assert frame.shape == (1, 64, 64) and frame.dtype == torch.bool
+    assert frame.shape == (1, 64, 64)
+    assert frame.dtype == torch.bool
     assert not frame[0, 32:].any()  # 100x50 -> 64x32, padded below
-    assert frame[0, 8, 40] and frame[0, 8, 63] and not frame[0, 8, 20]
+    assert frame[0, 8, 40]
+    assert frame[0, 8, 63]
+    assert not frame[0, 8, 20]
 
 
 def test_finetune_trains_only_the_decoder_and_learns(small) -> None:
@@ -65,7 +70,8 @@ def test_finetune_trains_only_the_decoder_and_learns(small) -> None:
         FinetuneConfig(steps=40, images_per_step=2, lr=5e-3, iterations=1, warmup_steps=2),
         on_step=lambda step, loss, iou: steps.append(step),
     )
-    assert steps == list(range(1, 41)) and len(result.loss_curve) == 40
+    assert steps == list(range(1, 41))
+    assert len(result.loss_curve) == 40
     assert np.mean(result.loss_curve[-10:]) < np.mean(result.loss_curve[:10])
     assert all(torch.equal(v, before[k]) for k, v in sam.state_dict().items())  # untouched
     keys = set(result.state_dict)
@@ -94,7 +100,8 @@ def test_apply_trained_state_rejects_foreign_or_partial_weights(small) -> None:
 def test_evaluation_report_on_stored_embeddings(small) -> None:
     sam, scenes, embeddings = small
     metrics = evaluate_embeddings(sam, embeddings, [s.masks for s in scenes], clicks=5)
-    assert metrics["objects"] == sum(len(s.masks) for s in scenes) and metrics["clicks"] == 5
+    assert metrics["objects"] == sum(len(s.masks) for s in scenes)
+    assert metrics["clicks"] == 5
     assert {"miou_1", "miou_3", "miou_5", "noc_85", "noc_90"} <= set(metrics)
     assert 1 <= metrics["noc_85"] <= metrics["noc_90"] <= 5
     # Same numbers from the image itself: the embedding path is the predictor's own.
@@ -111,8 +118,10 @@ def test_mask_embeddings_label_by_nearest_examples() -> None:
     bottom = np.zeros((64, 64), bool)
     bottom[48:] = True
     a, b = mask_embedding(embedding, top, 64), mask_embedding(embedding, bottom, 64)
-    assert a is not None and b is not None
-    assert a == pytest.approx([1, 0, 0, 0]) and b == pytest.approx([0, 1, 0, 0])
+    assert a is not None
+    assert b is not None
+    assert a == pytest.approx([1, 0, 0, 0])
+    assert b == pytest.approx([0, 1, 0, 0])
     assert mask_embedding(embedding, np.zeros((64, 64), bool), 64) is None
     examples = np.stack([a, b, b])
     assert nearest_label(a, examples, [7, 9, 9], k=1) == (7, pytest.approx(1.0))

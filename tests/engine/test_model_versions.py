@@ -45,16 +45,19 @@ def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
     # Progress and the loss curve over the websocket, each loss point sent once.
     progress = [e["payload"] for e in events if e["event"] == "job.progress"]
     assert all(p["kind"] == "training" and p["id"] == job.pk for p in progress)
-    assert progress[-1]["state"] == "done" and progress[-1]["progress"] == 1.0
+    assert progress[-1]["state"] == "done"
+    assert progress[-1]["progress"] == 1.0
     assert [x for p in progress for x in p["loss_curve"]] == job.loss_curve
-    assert job.train_images + job.held_out_images == 6 and job.held_out_images >= 1
+    assert job.train_images + job.held_out_images == 6
+    assert job.held_out_images >= 1
     assert len(job.loss_curve) == FAST["steps"]
     version = ModelVersion.objects.get(training_job=job)
     assert version.state == ModelVersionState.READY
     assert version.model_key == f"sam_tiny-p{project.pk}v1"
     for metrics in (version.metrics, version.baseline_metrics):
         assert {"miou_1", "miou_3", "miou_5", "noc_85", "noc_90"} <= set(metrics)
-        assert 0.0 <= metrics["miou_1"] <= 1.0 and 1 <= metrics["noc_90"] <= metrics["clicks"]
+        assert 0.0 <= metrics["miou_1"] <= 1.0
+        assert 1 <= metrics["noc_90"] <= metrics["clicks"]
     # Decoder + prompt encoder weights only: far smaller than the whole model.
     assert default_storage.exists(version.checkpoint_path)
     assert 0 < version.checkpoint_bytes < 1_000_000
@@ -153,7 +156,8 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
     manifest = decoder_manifest(client, django_capture_on_commit_callbacks, key)
     assert manifest["model_key"] == key
     url = manifest["variants"]["lowres_multi"]["url"]
-    assert key in url and client.get(url).status_code == 200
+    assert key in url
+    assert client.get(url).status_code == 200
     missing = client.get(f"/api/models/sam_tiny-p{project.pk}v9/decoder/")
     assert missing.status_code == 404
     # Trained on the project's data: other users see neither the manifest nor the files.

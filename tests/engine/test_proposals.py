@@ -49,8 +49,10 @@ def test_proposals_skip_annotated_objects_and_take_the_nearest_label(
     assert generated[0]["pred_iou_thresh"] == 0.9
     assert [a.bbox for a in created] == [[32, 32, 32, 32]]
     proposal = created[0]
-    assert proposal.review_state == ReviewState.PROPOSED and proposal.source == "automatic"
-    assert proposal.label == cat and proposal.model_key == "sam_tiny"
+    assert proposal.review_state == ReviewState.PROPOSED
+    assert proposal.source == "automatic"
+    assert proposal.label == cat
+    assert proposal.model_key == "sam_tiny"
     assert -1 <= proposal.prompts["proposal"]["label_similarity"] <= 1
     # Again: the unreviewed proposal is replaced, not duplicated; too dissimilar -> unlabelled.
     strict = ProposalOptions(min_label_similarity=1.01)
@@ -75,4 +77,5 @@ def test_proposals_run_reports_progress(project, users, make_image, generated, m
     )
     assert total == 4  # two objects per image (the third overlaps the second)
     assert [e["payload"]["progress"] for e in events] == [0.5, 1.0]
-    assert events[-1]["payload"]["state"] == "done" and events[-1]["event"] == "job.progress"
+    assert events[-1]["payload"]["state"] == "done"
+    assert events[-1]["event"] == "job.progress"

@@ -47,7 +47,8 @@ def test_finetuning_runs_on_cuda_from_cuda_embeddings():
 
     result = finetune(sam, samples, FinetuneConfig(steps=5, images_per_step=2))
 
-    assert len(result.loss_curve) == 5 and np.isfinite(result.loss_curve).all()
+    assert len(result.loss_curve) == 5
+    assert np.isfinite(result.loss_curve).all()
     assert all(t.device.type == "cpu" for t in result.state_dict.values())
 
 

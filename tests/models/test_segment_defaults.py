@@ -21,7 +21,8 @@ def test_unset_options_follow_the_projects_model(project):
     # A fine-tuned version uses its base model's defaults.
     assert _options_for(project, "sam_tiny-p3v2") == tiny
     vit = _options_for(project, "sam_vit_b")
-    assert vit["pred_iou_thresh"] == 0.88 and tiny["pred_iou_thresh"] < 0.88
+    assert vit["pred_iou_thresh"] == 0.88
+    assert tiny["pred_iou_thresh"] < 0.88
 
 
 def test_project_settings_and_the_request_override_the_defaults(project):

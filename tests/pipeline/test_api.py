@@ -46,7 +46,8 @@ def test_embedding_bytes_and_headers(client_for, ready) -> None:
     assert response["X-Original-Size"] == "20,40"
     assert response["X-Model-Key"] == "sam_tiny"
     assert response["Cache-Control"] == "private, max-age=31536000, immutable"
-    assert response["ETag"].startswith('"') and not response["ETag"].startswith("W/")
+    assert response["ETag"].startswith('"')
+    assert not response["ETag"].startswith("W/")
     assert "Content-Encoding" not in response  # fp16 barely compresses: sent as is
     body = response.content
     assert len(body) == C * S * S * 2
@@ -58,7 +59,8 @@ def test_int8_form_is_scales_then_values_and_close_to_fp16(client_for, ready) ->
     client = client_for("annotator")
     fp16 = np.frombuffer(client.get(url(image)).content, dtype="<f2").astype(np.float32)
     response = client.get(url(image) + "?dtype=int8")
-    assert response.status_code == 200 and response["X-Embedding-Dtype"] == "int8"
+    assert response.status_code == 200
+    assert response["X-Embedding-Dtype"] == "int8"
     body = response.content
     scales = np.frombuffer(body[: C * 4], dtype="<f4")
     values = np.frombuffer(body[C * 4 :], dtype=np.int8).astype(np.float32).reshape(C, -1)
@@ -73,7 +75,9 @@ def test_etag_revalidation_gives_304(client_for, ready) -> None:
     client = client_for("viewer")
     etag = client.get(url(image))["ETag"]
     again = client.get(url(image), HTTP_IF_NONE_MATCH=etag)
-    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == etag
     assert client.get(url(image), HTTP_IF_NONE_MATCH='"other"').status_code == 200
 
 
@@ -91,7 +95,8 @@ def test_not_ready_gives_409_with_status(client_for, make_image, project) -> Non
         service.embeddings_schedule(images=[image], model_key="sam_tiny")
     response = client_for("viewer").get(url(image))
     assert response.status_code == 409
-    assert response.json()["status"] == "pending" and response.json()["url"] is None
+    assert response.json()["status"] == "pending"
+    assert response.json()["url"] is None
 
 
 def test_image_list_shows_embedding_state(client_for, make_image, project) -> None:

@@ -63,11 +63,13 @@ def test_expected_waits_are_states_not_errors(client_for, variants, settings, mo
     queued: list[str] = []
     monkeypatch.setattr("samapp.tasks.decoder_export_task.delay", queued.append)
     exporting = client.get("/api/models/sam_tiny/decoder/")  # export queued, not run yet
-    assert exporting.status_code == 202 and exporting.json()["status"] == "exporting"
+    assert exporting.status_code == 202
+    assert exporting.json()["status"] == "exporting"
     settings.SAM_CHECKPOINT_DIR = "/nonexistent"
     ModelDownload.objects.create(model_key="mobile_sam", state=ModelDownloadState.DOWNLOADING)
     downloading = client.get("/api/models/mobile_sam/decoder/")
-    assert downloading.status_code == 202 and downloading.json()["status"] == "downloading"
+    assert downloading.status_code == 202
+    assert downloading.json()["status"] == "downloading"
 
 
 def test_an_export_from_other_weights_is_made_again(
@@ -93,11 +95,13 @@ def test_an_export_from_other_weights_is_made_again(
 def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, variants) -> None:
     client = client_for("viewer")
     unknown = client.get("/api/models/nope/decoder/")
-    assert unknown.status_code == 404 and "Unknown model" in unknown.json()["detail"]
+    assert unknown.status_code == 404
+    assert "Unknown model" in unknown.json()["detail"]
     settings.SAM_RANDOM_INIT_FALLBACK = False
     settings.SAM_CHECKPOINT_DIR = "/nonexistent"
     missing = client.get("/api/models/sam_vit_h/decoder/")
-    assert missing.status_code == 404 and missing.json()["status"] == "absent"
+    assert missing.status_code == 404
+    assert missing.json()["status"] == "absent"
     assert "Models page" in missing.json()["detail"]
     assert "manage.py" not in missing.json()["detail"]  # no server command for annotators
 
@@ -146,9 +150,11 @@ def test_rejected_lossy_variant_is_not_exported_again(
     assert sorted(manifest["variants"]) == ["fast_multi", "lowres_multi"]
     assert manifest["default_variant"] == "fast_multi"  # the configured one was rejected
     rejected = manifest["rejected"]["fast_multi_int8up_tanh"]
-    assert rejected["parity"]["mean_iou"] < 0.98 and "probe mask IoU" in rejected["reason"]
+    assert rejected["parity"]["mean_iou"] < 0.98
+    assert "probe mask IoU" in rejected["reason"]
     cache.clear()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("samapp.ml.onnx_export.export_decoders", None)
         again = client.get("/api/models/sam_tiny/decoder/")
-    assert again.status_code == 200 and again.json() == manifest
+    assert again.status_code == 200
+    assert again.json() == manifest

@@ -49,9 +49,11 @@ async def test_upload_stores_embedding_and_tells_members_only(
     ready = await receive_until(member, "embedding.ready", timeout=60)
     assert ready["payload"] == {"sha256": image["sha256"], "model_key": "sam_tiny"}
     embedding = await sync_to_async(Embedding.objects.get)(image_sha256=image["sha256"])
-    assert embedding.status == EmbeddingStatus.READY and embedding.attempts == 1
+    assert embedding.status == EmbeddingStatus.READY
+    assert embedding.attempts == 1
     assert embedding.shape == [1, C, S, S]
-    assert embedding.original_size == [30, 40] and embedding.input_size == [IMG * 3 // 4, IMG]
+    assert embedding.original_size == [30, 40]
+    assert embedding.input_size == [IMG * 3 // 4, IMG]
     blob = await sync_to_async(embedding_read)(embedding=embedding)
     assert len(blob) == embedding.byte_size == C * S * S * 2
     assert np.isfinite(np.frombuffer(blob, dtype="<f2")).all()
@@ -93,8 +95,10 @@ def test_a_worker_drains_pending_embeddings_in_one_batched_forward(make_image, p
     rows = _pending(make_image, project, 5)
     with mock.patch.object(service, "_encode", wraps=service._encode) as encode:
         outcome = service.embeddings_compute_batch(embedding_id=rows[2].pk, batch_size=4)
-    assert encode.call_count == 1 and len(encode.call_args.args[1]) == 4
-    assert rows[2].pk in outcome.ready and len(outcome.ready) == 4
+    assert encode.call_count == 1
+    assert len(encode.call_args.args[1]) == 4
+    assert rows[2].pk in outcome.ready
+    assert len(outcome.ready) == 4
     # The other messages are no-ops for finished rows and pick up what is left.
     assert service.embeddings_compute_batch(embedding_id=rows[2].pk).ready == []
     left = Embedding.objects.exclude(status=EmbeddingStatus.READY).get()
@@ -109,7 +113,8 @@ def test_claims_are_exclusive_and_stale_claims_are_taken_over(
     assert service._claim([row.pk]) == [row.pk]
     assert service._claim([row.pk]) == []  # a second worker cannot take a live claim
     outcome = service.embeddings_compute_batch(embedding_id=row.pk)
-    assert outcome.ready == [] and 0 < outcome.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
+    assert outcome.ready == []
+    assert 0 < outcome.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
     # The claimer died: once the claim is older than the timeout, the work is redone.
     Embedding.objects.filter(pk=row.pk).update(
         claimed_at=timezone.now()
@@ -128,7 +133,8 @@ def test_a_row_whose_worker_keeps_dying_is_failed_not_retried_forever(
     Embedding.objects.filter(pk=row.pk).update(attempts=settings.SAM_EMBEDDING_MAX_ATTEMPTS)
     assert service.embeddings_compute_batch(embedding_id=row.pk).failed == [row.pk]
     row.refresh_from_db()
-    assert row.status == EmbeddingStatus.FAILED and "attempts" in row.error
+    assert row.status == EmbeddingStatus.FAILED
+    assert "attempts" in row.error
 
 
 @pytest.mark.django_db(transaction=True)

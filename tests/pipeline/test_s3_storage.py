@@ -55,10 +55,12 @@ def test_embedding_round_trip_through_s3(s3, make_image, project, client_for, me
     row.refresh_from_db()
     assert row.status == EmbeddingStatus.READY, row.error
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="sam-embeddings")["Contents"]}
-    assert row.storage_path in keys and int8_path(row.storage_path) in keys
+    assert row.storage_path in keys
+    assert int8_path(row.storage_path) in keys
     assert image.file.name in keys
     assert not list(media_root.rglob("*"))  # nothing on the local disk
     response = client_for("viewer").get(f"/api/embeddings/sam_tiny/{image.sha256}/")
     assert response.status_code == 200
     body = s3.get_object(Bucket="sam-embeddings", Key=row.storage_path)["Body"].read()
-    assert response.content == body and len(body) == row.byte_size
+    assert response.content == body
+    assert len(body) == row.byte_size

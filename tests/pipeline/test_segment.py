@@ -27,14 +27,17 @@ async def test_segment_everything_job_end_to_end(connect, project, make_image, c
             created.append(message["payload"])
         if message["event"] != "job.progress":
             continue
-        assert message["payload"]["kind"] == "segment" and message["payload"]["id"] == job_id
+        assert message["payload"]["kind"] == "segment"
+        assert message["payload"]["id"] == job_id
         progress.append(message["payload"]["progress"])
         if message["payload"]["state"] in ("done", "failed"):
             break
     assert message["payload"]["state"] == "done", message["payload"]
-    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
     job = await sync_to_async(SegmentJob.objects.get)(pk=job_id)
-    assert job.state == JobState.DONE and job.annotation_count > 0
+    assert job.state == JobState.DONE
+    assert job.annotation_count > 0
     proposals = await sync_to_async(list)(Annotation.objects.filter(image=image))
     assert len(proposals) == job.annotation_count
     assert {(a.source, a.review_state, a.model_key) for a in proposals} == {

@@ -83,7 +83,7 @@ def worker(embedding_tasks: list[int], settings: Any) -> Iterator[Worker]:
 def fast_encoder() -> Iterator[None]:
     with (
         mock.patch.object(service, "_encode", fake_encode),
-        mock.patch.object(service, "base_model", lambda key: None),
+        mock.patch.object(service, "base_model", return_value=None),
     ):
         yield
 
@@ -179,7 +179,8 @@ def test_a_batch_takes_one_image_per_project_before_a_second_of_any(
     worker.step()
     (b_row,) = queue(other_project, 1)
     worker.step()
-    assert b_row.pk in worker.runs[-1] and len(worker.runs[-1]) == 4
+    assert b_row.pk in worker.runs[-1]
+    assert len(worker.runs[-1]) == 4
 
 
 @pytest.mark.django_db
@@ -193,7 +194,8 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_by_whichever_message_comes_
     assert service._claim([x.pk]) == [x.pk]  # the worker that died
     assert service.embeddings_compute_next().ready == [y.pk]
     retry = service.embeddings_compute_next()
-    assert retry.ready == [] and 0 < retry.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
+    assert retry.ready == []
+    assert 0 < retry.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
     Embedding.objects.filter(pk=x.pk).update(
         claimed_at=timezone.now() - timedelta(seconds=settings.SAM_EMBEDDING_CLAIM_TIMEOUT + 1)
     )

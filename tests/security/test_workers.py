@@ -78,7 +78,8 @@ def test_every_job_finishes_once_despite_worker_kills(pg_database_url, tmp_path)
     rows = _rows(pg_database_url)
     attempts = sum(r[2] for r in rows)
     print(f"{KILLS} kills, {IMAGES} jobs: {attempts} claims, {time.perf_counter() - started:.0f}s")
-    assert [r[1] for r in rows] == ["ready"] * IMAGES and len(rows) == IMAGES
+    assert [r[1] for r in rows] == ["ready"] * IMAGES
+    assert len(rows) == IMAGES
     assert attempts >= IMAGES + 1  # the kills did interrupt claimed work
     blobs = list((tmp_path / "media" / "embeddings" / "sam_tiny").rglob("*.f16"))
     assert len(blobs) == IMAGES  # one blob per image: no job stored twice
@@ -114,11 +115,14 @@ def test_a_redelivered_running_job_is_a_no_op(settings, project, make_image) -> 
         assert time.monotonic() < deadline
         time.sleep(0.05)
     second = embeddings_compute_batch(embedding_id=embedding.pk)  # the redelivery
-    assert second.ready == [] and second.busy_for is not None and second.busy_for > 0
+    assert second.ready == []
+    assert second.busy_for is not None
+    assert second.busy_for > 0
     thread.join(120)
     assert outcomes["first"].ready == [embedding.pk]
     third = embeddings_compute_batch(embedding_id=embedding.pk)
-    assert third.ready == [] and third.busy_for is None
+    assert third.ready == []
+    assert third.busy_for is None
     embedding.refresh_from_db()
     assert (embedding.status, embedding.attempts) == (EmbeddingStatus.READY, 1)
     assert Embedding.objects.filter(image_sha256=image.sha256).count() == 1

@@ -152,8 +152,8 @@ def test_concurrent_read_modify_write(project, make_image, make_annotation) -> N
                         expected_version=read_version,
                         data={"model_key": f"t{index}r{round_number}"},
                     )
-                except VersionConflictError as exc:
-                    assert exc.extra["current"]["version"] > read_version
+                except VersionConflictError as exc:  # losing the race is allowed
+                    assert exc.extra["current"]["version"] > read_version  # noqa: PT017
                     with lock:
                         conflicts.append(read_version)
                 else:

@@ -3,7 +3,6 @@ opened through backend.asgi's whole stack (origin check, token auth, routing, co
 receive an event that the service layer sends from a worker thread, and only they do."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def redis_layer(settings: Any) -> Iterator[None]:
+def redis_layer(settings: Any) -> None:
     require("Redis", REDIS)
     settings.CHANNEL_LAYERS = {
         "default": {
@@ -24,7 +23,6 @@ def redis_layer(settings: Any) -> Iterator[None]:
             "CONFIG": {"hosts": [REDIS_LAYER_URL], "prefix": f"samtest-{uuid.uuid4().hex[:8]}"},
         }
     }
-    yield
 
 
 async def open_socket(project_id: int, user: Any) -> Any:

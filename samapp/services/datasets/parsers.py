@@ -8,6 +8,7 @@ names of uploaded archive entries; they are never opened.
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,13 +122,35 @@ def coco_parse(*, data: bytes, where: str = "annotations.json") -> CocoDataset:
     problems = Problems(where)
     if not isinstance(document, dict):
         raise ApplicationError(f"{where}: expected a JSON object with images and annotations.")
-    dataset = CocoDataset()
-    image_ids: set[int] = set()
-    for index, row in enumerate(_list_field(document, "images", problems, required=True)):
-        at = f"images[{index}]"
-        if not isinstance(row, dict):
+    images = _coco_images(document, problems)
+    categories = _coco_categories(document, problems)
+    annotations = _coco_annotations(
+        document,
+        problems,
+        image_ids={image.id for image in images},
+        category_ids={category.id for category in categories},
+    )
+    problems.raise_if_any("COCO import rejected")
+    return CocoDataset(images, categories, annotations)
+
+
+def _objects(
+    document: dict[str, Any], key: str, problems: Problems, *, required: bool
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, "key[index]", row) of each object of the list `document[key]`; other rows are
+    reported."""
+    for index, row in enumerate(_list_field(document, key, problems, required=required)):
+        at = f"{key}[{index}]"
+        if isinstance(row, dict):
+            yield index, at, row
+        else:
             problems.add(at, "expected an object")
-            continue
+
+
+def _coco_images(document: dict[str, Any], problems: Problems) -> list[CocoImage]:
+    images: list[CocoImage] = []
+    image_ids: set[int] = set()
+    for index, at, row in _objects(document, "images", problems, required=True):
         ok = True
         if not _is_int(row.get("id")):
             problems.add(f"{at}.id", "expected an integer")
@@ -145,16 +168,17 @@ def coco_parse(*, data: bytes, where: str = "annotations.json") -> CocoDataset:
                 ok = False
         if ok:
             image_ids.add(row["id"])
-            dataset.images.append(
+            images.append(
                 CocoImage(index, row["id"], file_name, row["width"], row["height"])  # type: ignore[arg-type]
             )
+    return images
+
+
+def _coco_categories(document: dict[str, Any], problems: Problems) -> list[CocoCategory]:
+    categories: list[CocoCategory] = []
     category_ids: set[int] = set()
     names: set[str] = set()
-    for index, row in enumerate(_list_field(document, "categories", problems, required=True)):
-        at = f"categories[{index}]"
-        if not isinstance(row, dict):
-            problems.add(at, "expected an object")
-            continue
+    for _, at, row in _objects(document, "categories", problems, required=True):
         name = row.get("name")
         if not _is_int(row.get("id")) or row["id"] in category_ids:
             problems.add(f"{at}.id", "expected a unique integer")
@@ -166,14 +190,17 @@ def coco_parse(*, data: bytes, where: str = "annotations.json") -> CocoDataset:
             color = row.get("color")
             category_ids.add(row["id"])
             names.add(name.strip())
-            dataset.categories.append(
+            categories.append(
                 CocoCategory(row["id"], name.strip(), color if isinstance(color, str) else None)
             )
-    for index, row in enumerate(_list_field(document, "annotations", problems, required=False)):
-        at = f"annotations[{index}]"
-        if not isinstance(row, dict):
-            problems.add(at, "expected an object")
-            continue
+    return categories
+
+
+def _coco_annotations(
+    document: dict[str, Any], problems: Problems, *, image_ids: set[int], category_ids: set[int]
+) -> list[CocoAnnotation]:
+    annotations: list[CocoAnnotation] = []
+    for index, at, row in _objects(document, "annotations", problems, required=False):
         image_id, category_id = row.get("image_id"), row.get("category_id")
         if not _is_int(image_id) or image_id not in image_ids:
             problems.add(f"{at}.image_id", f"no image with id {image_id!r}")
@@ -182,11 +209,8 @@ def coco_parse(*, data: bytes, where: str = "annotations.json") -> CocoDataset:
         elif "segmentation" not in row:
             problems.add(f"{at}.segmentation", "missing")
         else:
-            dataset.annotations.append(
-                CocoAnnotation(index, image_id, category_id, row["segmentation"])
-            )
-    problems.raise_if_any("COCO import rejected")
-    return dataset
+            annotations.append(CocoAnnotation(index, image_id, category_id, row["segmentation"]))
+    return annotations
 
 
 def coco_segmentation_to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
