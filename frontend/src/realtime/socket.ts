@@ -67,12 +67,12 @@ export class ProjectSocket {
       }
       this.setState("reconnecting");
       const delay = Math.min(15000, 500 * 2 ** this.retry++);
-      this.timer = window.setTimeout(() => this.connect(), delay);
+      this.timer = window.setTimeout(() => { this.connect(); }, delay);
     });
   }
 
   send(message: Record<string, unknown>): void {
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
   setImage(image: number | null): void {

@@ -58,7 +58,7 @@ export class DecoderClient {
       const detail = (event as ErrorEvent).message;
       this.fail(`the decoder worker stopped${detail ? `: ${detail}` : ""}`);
     });
-    this.worker.addEventListener("messageerror", () => this.fail("a decoder reply could not be read"));
+    this.worker.addEventListener("messageerror", () => { this.fail("a decoder reply could not be read"); });
   }
 
   /** Why the worker is unusable, or null while it runs. */
@@ -80,7 +80,7 @@ export class DecoderClient {
     const reply = new Promise<ResponseFor<A>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (r: WorkerResponse) => void, reject });
     });
-    this.worker.postMessage({ ...request, id } as WorkerRequest, transfer);
+    this.worker.postMessage({ ...request, id }, transfer);
     return { id, reply };
   }
 

@@ -48,15 +48,15 @@ export type WorkerRequest =
   | { action: "render"; id: number; decodeId: number; index: number; outSize: Size }
   | { action: "cancel"; id: number; ids: number[] };
 
-export type DecodeCandidate = {
+export interface DecodeCandidate {
   index: number;
   iou: number;
   /** Row-major 0/1 mask of outSize, or null until rendered ("render"). */
   mask: Uint8Array | null;
-};
+}
 
 /** A reply that carries nothing but its success. */
-type Empty = Record<never, never>;
+type Empty = object;
 
 /** What each action answers when it succeeds. */
 export interface Results {
