@@ -15,7 +15,7 @@ from samapp.models import Annotation, Image, Label
 from samapp.services.datasets.export_cvat import cvat_mask_rle
 from samapp.services.datasets.export_label_studio import brush_encode
 from samapp.services.datasets.importers import dataset_import
-from samapp.services.datasets.parsers import cvat_mask_decode
+from samapp.services.datasets.parse_cvat import cvat_mask_decode
 from tests.conftest import media_files, png_bytes, zip_bytes
 from tests.datasets.conftest import ring
 

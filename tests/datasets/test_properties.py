@@ -17,14 +17,12 @@ from samapp.ml.masks import mask_to_rle, polygons_to_mask, rle_to_mask
 from samapp.services.datasets.common import ExportOptions, export_options_clean
 from samapp.services.datasets.export_coco import coco_segmentation
 from samapp.services.datasets.importers import _Archive, _coco_plan, _yolo_plan
+from samapp.services.datasets.parse_cvat import cvat_object_to_rle, cvat_parse
+from samapp.services.datasets.parse_label_studio import label_studio_parse, ls_result_to_mask
 from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
-    cvat_object_to_rle,
-    cvat_parse,
-    label_studio_parse,
-    ls_result_to_mask,
     yolo_labels_parse,
     yolo_names_parse,
 )

@@ -126,7 +126,7 @@ def test_cvat_mask_runs_are_capped_from_the_box_before_any_work() -> None:
     64-bit sum back to the box's 10,000 pixels and numpy's repeat then crashed the process
     (a segmentation fault). Each run is now checked against the box first, and the text's
     length is capped from the box before it is split."""
-    from samapp.services.datasets.parsers import cvat_mask_decode
+    from samapp.services.datasets.parse_cvat import cvat_mask_decode
 
     wrapping = ", ".join([str(2**62)] * 4 + ["10000"])
     with pytest.raises(ValueError, match="add up to 100 x 100"):

@@ -24,14 +24,12 @@ from samapp.errors import ApplicationError
 from samapp.ml.masks import mask_to_rle
 from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
 from samapp.services.annotations import annotations_bulk_create
+from samapp.services.datasets.parse_cvat import cvat_object_to_rle, cvat_parse
+from samapp.services.datasets.parse_label_studio import label_studio_parse, ls_result_to_mask
 from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
-    cvat_object_to_rle,
-    cvat_parse,
-    label_studio_parse,
-    ls_result_to_mask,
     yolo_classes_parse,
     yolo_labels_parse,
     yolo_names_parse,
