@@ -114,6 +114,7 @@ def _archive_entry_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
     mode = info.external_attr >> 16
     ratio = settings.SAM_MAX_ARCHIVE_RATIO
     checks = (
+        (not name, "entry without a name"),
         (
             path.is_absolute()
             or name.startswith(("/", "\\"))
@@ -173,7 +174,7 @@ def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
         entries = [
             info
             for info in archive.infolist()
-            if not info.is_dir()
+            if not info.filename.endswith("/")  # ZipInfo.is_dir fails on an empty name
             and not any(part in info.filename for part in IGNORED_ARCHIVE_NAMES)
         ]
         problems = archive_problems(name=name, archive=archive)
