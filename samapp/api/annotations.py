@@ -186,7 +186,7 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
         data["label"] = self.label_for(data.get("label"))
         annotation = annotation_create(
             image=image,
-            author=request.user,  # type: ignore[arg-type]
+            author=self.user,
             actor=self.membership,
             **data,
         )

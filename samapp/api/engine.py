@@ -58,7 +58,7 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         job = training_start(
             project=self.project,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             options=dict(serializer.validated_data),
         )
         job.refresh_from_db()
@@ -137,7 +137,7 @@ class ProposalsApi(ProjectScopedMixin, APIView):
         data = dict(serializer.validated_data)
         result = proposals_start(
             project=self.project,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             image_ids=data.pop("image_ids", None),
             options=data,
         )

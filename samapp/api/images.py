@@ -99,10 +99,10 @@ class ImageListCreateApi(ProjectScopedMixin, APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         files = [(f.name or "upload", f) for f in request.FILES.getlist("file")]
-        checked = uploads_check(files=files)  # type: ignore[arg-type]
+        checked = uploads_check(files=files)
         result = images_create(
             project=self.project,
-            uploaded_by=request.user,  # type: ignore[arg-type]
+            uploaded_by=self.user,
             images=checked,
         )
         body = {

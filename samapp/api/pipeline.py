@@ -203,7 +203,7 @@ class ImageEmbeddingApi(ProjectScopedMixin, APIView):
         image = get_object_or_404(
             Image.objects.select_related("project"), project=self.project, pk=image_id
         )
-        embedding = embedding_request(image=image, user=request.user)  # type: ignore[arg-type]
+        embedding = embedding_request(image=image, user=self.user)
         return Response(
             embedding_status_payload(
                 embedding=embedding, model_key=embedding.model_key, sha256=image.sha256
@@ -229,7 +229,7 @@ class SegmentEverythingApi(ProjectScopedMixin, APIView):
         )
         job = segment_job_start(
             image=image,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             options=dict(serializer.validated_data),
         )
         job.refresh_from_db()
@@ -289,7 +289,7 @@ class AnnotationReviewApi(ProjectScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         result = annotations_review(
             project=self.project,
-            reviewer=request.user,  # type: ignore[arg-type]
+            reviewer=self.user,
             **serializer.validated_data,
         )
         return Response(result)

@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.invitations import INVITATION_SENT, InvitationSentOutput
 from samapp.api.pagination import StandardPagination
-from samapp.api.permissions import ProjectScopedMixin
-from samapp.errors import ApplicationError, PermissionDeniedError
+from samapp.api.permissions import ProjectScopedMixin, signed_in_user
+from samapp.errors import ApplicationError
 from samapp.models import Label, Membership, Project, ReviewPolicy, Role
-from samapp.roles import Capability, role_can
+from samapp.roles import Capability
 from samapp.selectors.models import project_pending_model_key
 from samapp.selectors.projects import (
     image_status_counts,
@@ -179,7 +179,7 @@ class ProjectListCreateApi(APIView):
             default_model_key=data.get("default_model_key"),
             labels=labels,
             review_policy=data["review_policy"],
-            created_by=request.user,  # type: ignore[arg-type]
+            created_by=signed_in_user(request),
         )
         output = ProjectOutput(project, context={"roles": {project.id: Role.OWNER}})
         return Response(output.data, status=status.HTTP_201_CREATED)
@@ -232,12 +232,6 @@ class MemberOutput(serializers.ModelSerializer[Membership]):
     class Meta:
         model = Membership
         fields = ("id", "user", "username", "role")
-
-
-def _check_owner_role_change(view: ProjectScopedMixin, *roles: str) -> None:
-    # Only owners hand out or take away ownership.
-    if Role.OWNER in roles and not role_can(view.membership.role, Capability.OWN):
-        raise PermissionDeniedError("Only an owner can grant or revoke the owner role.")
 
 
 class MemberListCreateApi(ProjectScopedMixin, APIView):
@@ -295,15 +289,15 @@ class MemberDetailApi(ProjectScopedMixin, APIView):
         membership = self._membership(member_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        _check_owner_role_change(self, membership.role, serializer.validated_data["role"])
-        member_update(membership=membership, role=serializer.validated_data["role"])
+        member_update(
+            membership=membership, role=serializer.validated_data["role"], actor=self.membership
+        )
         return Response(MemberOutput(membership).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int, member_id: int) -> Response:
         membership = self._membership(member_id)
-        _check_owner_role_change(self, membership.role)
-        member_remove(membership=membership)
+        member_remove(membership=membership, actor=self.membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

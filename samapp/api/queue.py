@@ -68,7 +68,7 @@ def _next(view: ProjectScopedMixin, request: Request) -> dict[str, Any] | None:
     image = queue_list(project=view.project, user=request.user).first()
     if image is None:
         return None
-    return QueueNextOutput(image, context={"user": request.user}).data  # type: ignore[no-any-return]
+    return QueueNextOutput(image, context={"user": request.user}).data
 
 
 class QueueNextApi(ProjectScopedMixin, APIView):

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from samapp.api.permissions import signed_in_user
 from samapp.ml.registry import MODELS
 from samapp.selectors.models import model_state_payload, models_list
 from samapp.services.model_downloads import model_download_allowed, model_download_start
@@ -29,7 +30,7 @@ class ModelListApi(APIView):
             {
                 "results": models_list(),
                 "default_model": settings.SAM_DEFAULT_MODEL,
-                "can_download": model_download_allowed(user=request.user),  # type: ignore[arg-type]
+                "can_download": model_download_allowed(user=signed_in_user(request)),
             }
         )
 
@@ -43,5 +44,5 @@ class ModelDetailApi(APIView):
 class ModelDownloadApi(APIView):
     @extend_schema(operation_id="models_download", request=None, responses={202: dict})
     def post(self, request: Request, model_key: str) -> Response:
-        model_download_start(model_key=_known(model_key), user=request.user)  # type: ignore[arg-type]
+        model_download_start(model_key=_known(model_key), user=signed_in_user(request))
         return Response(model_state_payload(model_key=model_key), status=status.HTTP_202_ACCEPTED)

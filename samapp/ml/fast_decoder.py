@@ -209,7 +209,7 @@ class FastDecoderClick(SamOnnxModel):
     # -- graph ---------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         src: torch.Tensor,
         k0: torch.Tensor,

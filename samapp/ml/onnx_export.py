@@ -59,7 +59,7 @@ class SamOnnxLowRes(SamOnnxModel):
     """``SamOnnxModel`` without the upscaling: returns low-resolution logits only."""
 
     @torch.no_grad()
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         image_embeddings: torch.Tensor,
         point_coords: torch.Tensor,

@@ -13,7 +13,7 @@ when its token expires."""
 
 import asyncio
 import contextlib
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from samapp.json_input import json_parse_bounded
-from samapp.models import Membership
+from samapp.models import ApiToken, Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import MODELS_GROUP, project_group, user_group
 from samapp.roles import Capability, role_can
@@ -59,7 +59,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if not _may_view(membership):
             await self.close(code=CLOSE_NOT_MEMBER)
             return
-        token = self.scope.get("api_token")
+        token = cast("ApiToken | None", self.scope.get("api_token"))
         self.token_id: int | None = token.pk if token is not None else None
         self.token_expiry = token.expiry if token is not None else None
         session = self.scope.get("session")
@@ -218,7 +218,10 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def _recheck(self) -> None:
         if self.revoked:
             return
-        user = self.scope["user"]
+        user = self.scope.get("user")
+        if user is None:
+            await self._revoke(CLOSE_UNAUTHENTICATED)
+            return
         valid = await database_sync_to_async(socket_credential_valid)(
             user_id=user.pk, token_id=self.token_id, session_key=self.session_key
         )

@@ -128,7 +128,8 @@ def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
     """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
     path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)
     with default_storage.open(path, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()
+    return data
 
 
 def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":

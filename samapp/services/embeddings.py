@@ -418,8 +418,9 @@ def _busy_for(rows: QuerySet[Embedding]) -> float | None:
     oldest = rows.filter(status=EmbeddingStatus.RUNNING).aggregate(at=Min("claimed_at"))["at"]
     if oldest is None:
         return None
-    age = (timezone.now() - oldest).total_seconds()
-    return max(0.0, settings.SAM_EMBEDDING_CLAIM_TIMEOUT - age)
+    age: float = (timezone.now() - oldest).total_seconds()
+    timeout: float = settings.SAM_EMBEDDING_CLAIM_TIMEOUT
+    return max(0.0, timeout - age)
 
 
 def _batch_options(batch_size: int | None, wait_seconds: float | None) -> tuple[int, float]:

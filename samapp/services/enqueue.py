@@ -20,8 +20,8 @@ TaskName = Literal[
 ]
 
 
-def _task(name: TaskName) -> Task:
-    task: Task = current_app.tasks[f"samapp.tasks.{name}"]
+def _task(name: TaskName) -> "Task[..., None]":
+    task: Task[..., None] = current_app.tasks[f"samapp.tasks.{name}"]
     return task
 
 

@@ -23,7 +23,8 @@ def image_bytes_read(*, image: Image) -> bytes:
     if not image.file.name:
         raise LookupError(f"image {image.pk} has no file")
     with default_storage.open(image.file.name, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()
+    return data
 
 
 def _require(actor: Membership, capability: Capability) -> None:

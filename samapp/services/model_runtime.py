@@ -53,7 +53,8 @@ def base_model(model_key: str) -> "Sam":
 
 def _checkpoint_read(path: str) -> bytes:
     with default_storage.open(path, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()
+    return data
 
 
 @lru_cache(maxsize=4)

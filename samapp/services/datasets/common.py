@@ -62,7 +62,9 @@ def _bool(value: Any, where: str, problems: list[str]) -> bool:
     return value
 
 
-def _choices(value: Any, where: str, allowed: tuple[str, ...], problems: list[str]) -> tuple:
+def _choices(
+    value: Any, where: str, allowed: tuple[str, ...], problems: list[str]
+) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value):
         problems.append(f"{where}: expected a list drawn from {', '.join(allowed)}")
         return ()
