@@ -1,13 +1,16 @@
-"""What the decoder exports share (``onnx_export`` and ``fast_decoder``): the opset, tracing a
-module to an ONNX file, and dynamic int8 quantization of its weights."""
+"""What the decoder exports share (``onnx_export``, ``fast_decoder``, ``sam2_onnx``): the opset,
+tracing a module to an ONNX file, dynamic int8 quantization of its weights, and storing a
+graph under its content hash."""
 
 import contextlib
+import hashlib
 import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
@@ -68,3 +71,30 @@ def quantize_weights(source: Path, target: Path, **options: Any) -> None:
     with _root_logger_level(logging.ERROR):  # the quantizer logs every tensor to root
         quantize_dynamic(source, target, weight_type=QuantType.QUInt8, **options)
     source.unlink()
+
+
+def _io_spec(values: Any) -> list[dict[str, Any]]:
+    """Names, element types and shapes (symbolic dims as strings) of graph inputs/outputs."""
+    return [
+        {
+            "name": v.name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+        }
+        for v in values
+    ]
+
+
+def store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
+    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")
+    graph = onnx.load(str(final), load_external_data=False).graph
+    return {
+        "filename": final.name,
+        "sha256": sha256,
+        "bytes": len(data),
+        "inputs": _io_spec(graph.input),
+        "outputs": _io_spec(graph.output),
+    }

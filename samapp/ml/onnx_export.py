@@ -17,7 +17,6 @@ Point coordinates are in the model input frame (after ``ResizeLongestSide``), pa
 prompt encoder does: a ``-1`` point when there is no box, box corners with labels 2 and 3.
 """
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -32,7 +31,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
-from samapp.ml.onnx_common import POINT_AXES, quantize_weights, require_cpu_float32, trace_to_onnx
+from samapp.ml.onnx_common import (
+    POINT_AXES,
+    quantize_weights,
+    require_cpu_float32,
+    store_hashed,
+    trace_to_onnx,
+)
 
 
 class SamOnnxOfficial(SamOnnxModel):
@@ -157,18 +162,6 @@ def export_decoder(model: Sam, variant: str | Variant, path: str | Path) -> Path
     return path
 
 
-def _io_spec(values: Any) -> list[dict[str, Any]]:
-    """Names, element types and shapes (symbolic dims as strings) of graph inputs/outputs."""
-    return [
-        {
-            "name": v.name,
-            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
-            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
-        }
-        for v in values
-    ]
-
-
 @dataclass(frozen=True)
 class FastVariant:
     """A two-graph variant (``samapp.ml.fast_decoder``): a prepare graph run once per image and
@@ -247,7 +240,7 @@ def export_decoders(
             variant = VARIANTS[name]
             tmp = export_decoder(model, variant, out_dir / f".{model_key}.{name}.tmp.onnx")
             entry = {
-                **_store_hashed(tmp, out_dir, f"{model_key}.{name}"),
+                **store_hashed(tmp, out_dir, f"{model_key}.{name}"),
                 "low_res": variant.low_res,
                 "single_mask": variant.single_mask,
                 "int8": variant.int8,
@@ -255,21 +248,6 @@ def export_decoders(
         manifest["variants"][name] = entry
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def _store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
-    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")
-    graph = onnx.load(str(final), load_external_data=False).graph
-    return {
-        "filename": final.name,
-        "sha256": sha256,
-        "bytes": len(data),
-        "inputs": _io_spec(graph.input),
-        "outputs": _io_spec(graph.output),
-    }
 
 
 def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -> dict[str, Any]:
@@ -287,8 +265,8 @@ def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -
         if mean < PARITY_MIN_MEAN_IOU:
             reason = f"probe mask IoU with the exact decoder {mean:.4f} < {PARITY_MIN_MEAN_IOU}"
             return {"reason": reason, **parity}  # not stored
-        click = _store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
-        prepare = _store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
+        click = store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
+        prepare = store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
     return {
         **click,
         "low_res": True,

@@ -272,7 +272,8 @@ def test_a_queued_switch_is_announced_and_a_failed_download_ends_it(
         "current_model_key": "sam_tiny",
     }
     body = client_for("annotator").get(f"/api/projects/{project.pk}/").json()
-    assert body["default_model_key"] == "sam_tiny" and body["pending_model_key"] is None
+    assert body["default_model_key"] == "sam_tiny"
+    assert body["pending_model_key"] is None
 
 
 def test_a_later_switch_replaces_a_queued_one(
@@ -288,7 +289,8 @@ def test_a_later_switch_replaces_a_queued_one(
     # Asking for the model in use drops the queued switch: the download no longer moves it.
     with django_capture_on_commit_callbacks(execute=True):
         response = owner.patch(url, {"default_model_key": "sam_tiny"}, format="json")
-    assert response.status_code == 200 and response.json()["pending_model_key"] is None
+    assert response.status_code == 200
+    assert response.json()["pending_model_key"] is None
     assert _pending_events(mobile_sam, project)[-1]["model_key"] is None
     assert ModelDownload.objects.get().switch_projects == []
     assert model_download_run(model_key="mobile_sam") == "present"

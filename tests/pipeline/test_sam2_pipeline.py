@@ -32,9 +32,11 @@ def test_worker_stores_sam2_features_served_in_one_packed_response(
         (row,) = service.embeddings_schedule(images=[image], model_key=KEY)
     assert service.embeddings_compute_batch(embedding_id=row.pk).ready == [row.pk]
     row.refresh_from_db()
-    assert row.status == EmbeddingStatus.READY and row.model_key == KEY
+    assert row.status == EmbeddingStatus.READY
+    assert row.model_key == KEY
     assert row.shape == [1, 256, 64, 64]
-    assert row.input_size == [1024, 1024] and row.original_size == [30, 40]
+    assert row.input_size == [1024, 1024]
+    assert row.original_size == [30, 40]
     # 2 + 4 + 2 MiB of fp16 maps behind a header of a few hundred bytes (SAM's: 2 MiB).
     assert 8 * 2**20 < row.byte_size < 8 * 2**20 + 1024
 
@@ -59,7 +61,8 @@ def test_worker_stores_sam2_features_served_in_one_packed_response(
         np.testing.assert_allclose(maps[name], want, rtol=2e-3, atol=2e-3)
 
     int8 = client_for("viewer").get(f"/api/embeddings/{KEY}/{image.sha256}/?dtype=int8")
-    assert int8["X-Embedding-Dtype"] == "int8" and int8["X-Embedding-Layout"] == "packed"
+    assert int8["X-Embedding-Dtype"] == "int8"
+    assert int8["X-Embedding-Layout"] == "packed"
     assert len(int8.content) < len(response.content) * 0.51
     for name, array in unpack_tensors(int8.content).items():
         scale = np.abs(maps[name]).max(axis=(1, 2), keepdims=True) / 127
@@ -86,7 +89,8 @@ def test_sam2_decoder_manifest_names_the_high_res_inputs(
     cache.clear()
     client = client_for("viewer")
     manifest = decoder_manifest(client, django_capture_on_commit_callbacks, key=KEY)
-    assert manifest["family"] == "sam2" and manifest["img_size"] == 1024
+    assert manifest["family"] == "sam2"
+    assert manifest["img_size"] == 1024
     assert manifest["embedding_shape"] == [1, 256, 64, 64]
     assert manifest["extra_inputs"] == {
         k: list(v) for k, v in SHAPES.items() if k != FEATURE_NAMES[0]
@@ -95,7 +99,8 @@ def test_sam2_decoder_manifest_names_the_high_res_inputs(
     fp32 = manifest["variants"]["lowres_multi"]
     assert [i["name"] for i in fp32["inputs"]][:3] == list(FEATURE_NAMES)
     response = client.get(fp32["url"])
-    assert response.status_code == 200 and len(response.content) == fp32["bytes"]
+    assert response.status_code == 200
+    assert len(response.content) == fp32["bytes"]
     # Stored with its own variant list: asked again, it is not exported again.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("samapp.ml.sam2_onnx.export_sam2_decoders", None)

@@ -307,11 +307,11 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   }
 
   addLabel(form: HTMLFormElement): void {
-    const data = new FormData(form);
-    const name = formText(data, "name").trim();
+    const field = (key: string): string => (form.elements.namedItem(key) as HTMLInputElement | null)?.value ?? "";
+    const name = field("name").trim();
     const project = this.project;
     if (!name || !project) return;
-    api.createLabel(this.projectId, name, formText(data, "color") || "#4f7cff").then(
+    api.createLabel(this.projectId, name, field("color") || "#4f7cff").then(
       (label) => {
         this.project = { ...project, labels: [...project.labels, label] };
         form.reset();
@@ -397,9 +397,3 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 }
 
 customElements.define("annotation-workspace", AnnotationWorkspace);
-
-/** A text field of a submitted form ("" when absent or a file). */
-function formText(data: FormData, name: string): string {
-  const value = data.get(name);
-  return typeof value === "string" ? value : "";
-}
