@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from samapp.ml.sam2_embedding import FEATURE_NAMES, sam2_predictor, unpack_tensors
 from samapp.models import EmbeddingStatus
 from samapp.services import embeddings as service
+from samapp.services.model_runtime import base_model
 
 pytestmark = pytest.mark.django_db
 KEY = "sam2.1_hiera_tiny"
@@ -53,7 +54,7 @@ def test_worker_stores_sam2_features_served_in_one_packed_response(
     # The same maps as the package's predictor on the same image (fp16 rounding apart).
     with default_storage.open(image.file.name, "rb") as handle:
         pixels = np.asarray(PILImage.open(handle).convert("RGB"))
-    predictor = sam2_predictor(service._model(KEY))
+    predictor = sam2_predictor(base_model(KEY))
     predictor.set_image(pixels)
     expected = [predictor._features["image_embed"][0], *predictor._features["high_res_feats"]]
     for name, tensor in zip(FEATURE_NAMES, expected, strict=True):
