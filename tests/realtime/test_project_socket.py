@@ -9,7 +9,7 @@ from samapp.models import Membership
 from samapp.services.annotations import annotation_delete, annotation_update
 from samapp.services.projects import member_remove
 from tests.conftest import rle_box
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""Fixtures of the security matrix: the websocket helpers of tests/pipeline, and a world with
+"""Fixtures of the security matrix: the websocket helpers of tests/fixtures.py, and a world with
 two projects, where ``attacker`` (owner of ``project``) must see nothing of ``other_project``.
 """
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.fixtures import (
+from tests.fixtures import (
     connect,
     in_memory_layer,
     pg_database_url,

@@ -2,7 +2,7 @@
 one annotation (25 keeps the run near half a minute on 2 shared cores: raise
 SAM_SECURITY_WRITES to run more). Each writer retries on 412 until its write
 lands; every write must survive. The HTTP rules (stale If-Match 412, missing 428) are
-covered in tests/api/test_annotations.py; DELETE's are added here."""
+covered in tests/annotations/test_api.py; DELETE's are added here."""
 
 import json
 import os

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from samapp.models import Membership
 from samapp.realtime.events import broadcast
 from samapp.services.projects import member_remove, member_update
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = 1.0  # seconds: closed within this

@@ -2,7 +2,7 @@
 outside a fresh temporary directory; images are sniffed and capped from their header; the
 check's memory stays bounded (measured in a subprocess).
 
-tests/services/test_uploads.py covers the service-level rules one by one; here every case
+tests/images/test_uploads.py covers the service-level rules one by one; here every case
 goes through POST /images/ with a filesystem snapshot of MEDIA_ROOT and the temp dir and a
 table snapshot before and after."""
 

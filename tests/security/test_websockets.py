@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from samapp.models import Membership
 from samapp.realtime.events import broadcast
 from samapp.services.projects import member_remove
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = 1.0  # seconds: refused or closed within this

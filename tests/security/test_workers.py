@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.fixtures import REDIS, require_service
-from tests.pipeline.test_real_services import _wait, _worker, killable_worker_env
+from tests.fixtures import REDIS, require_service
+from tests.production.test_pipeline import _wait, _worker, killable_worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("SAM_SECURITY_KILLS", "5"))

@@ -112,11 +112,11 @@ def pg_query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def run_scenario(env: dict[str, str], *args: str, timeout: float = 300) -> dict:
-    """Run tests/services_path/scenario.py in a subprocess; its last stdout line is JSON."""
+    """Run tests/production/scenario.py in a subprocess; its last stdout line is JSON."""
     import json
 
     done = subprocess.run(
-        [sys.executable, "-m", "tests.services_path.scenario", *args],
+        [sys.executable, "-m", "tests.production.scenario", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services_path.conftest import (
+from tests.production.conftest import (
     REDIS,
     REDIS_BROKER_URL,
     REDIS_LAYER_URL,
@@ -21,7 +21,7 @@ from tests.services_path.conftest import (
     require,
     run_scenario,
 )
-from tests.services_path.test_celery_worker import (
+from tests.production.test_celery_worker import (
     WORKER_ARGS,
     checkpoint_missing,
     purge,

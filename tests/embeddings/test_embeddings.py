@@ -16,7 +16,7 @@ from samapp.models import Embedding, EmbeddingStatus
 from samapp.selectors.embeddings import embedding_read
 from samapp.services import embeddings as service
 from tests.conftest import png_bytes
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 C, S, IMG = (
     SAM_TINY_CONFIG.prompt_embed_dim,

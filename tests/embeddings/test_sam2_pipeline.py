@@ -85,7 +85,7 @@ def test_sam2_decoder_manifest_names_the_high_res_inputs(
 ) -> None:
     from django.core.cache import cache
 
-    from tests.pipeline.fixtures import decoder_manifest
+    from tests.fixtures import decoder_manifest
 
     cache.clear()
     client = client_for("viewer")

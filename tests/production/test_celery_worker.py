@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.services_path.conftest import (
+from tests.production.conftest import (
     AMQP_URL,
     RABBITMQ,
     REDIS,

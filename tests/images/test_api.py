@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from samapp.models import Embedding, Image
 from tests.conftest import jpeg_bytes, media_files, png_bytes, zip_bytes
-from tests.services.test_uploads import png_claiming
+from tests.images.test_uploads import png_claiming
 
 
 def upload_file(name: str, content: bytes, content_type: str = "image/png") -> SimpleUploadedFile:

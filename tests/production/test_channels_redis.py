@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.services_path.conftest import REDIS, REDIS_LAYER_URL, require
+from tests.production.conftest import REDIS, REDIS_LAYER_URL, require
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

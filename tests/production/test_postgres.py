@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services_path.conftest import manage, pg_query, production_env, run_scenario
+from tests.production.conftest import manage, pg_query, production_env, run_scenario
 
 pytestmark = pytest.mark.services
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.fixtures import REDIS, require_service
+from tests.fixtures import REDIS, require_service
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def scenario(env: dict, *args: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.pipeline.pg_scenario", *args],
+        [sys.executable, "-m", "tests.production.pg_pipeline", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -154,7 +154,7 @@ async def test_redis_layer_socket_survives_idle_reads(connect, project, settings
 
     from backend.settings import base
     from samapp.realtime.events import broadcast
-    from tests.pipeline.fixtures import receive_until
+    from tests.fixtures import receive_until
 
     config = {"hosts": [{"address": "redis://127.0.0.1:6379/14", "socket_timeout": 30}]}
     if base.REDIS_URL:

@@ -1,7 +1,7 @@
 """Run inside a subprocess against a throwaway Postgres database (DATABASE_URL in the env):
 
-    python -m tests.pipeline.pg_scenario writers N ROUNDS   # concurrent annotation writers
-    python -m tests.pipeline.pg_scenario seed               # a project, an image, its embedding
+    python -m tests.production.pg_pipeline writers N ROUNDS   # concurrent annotation writers
+    python -m tests.production.pg_pipeline seed               # a project, an image, its embedding
 
 Prints one JSON object on the last line of stdout."""
 

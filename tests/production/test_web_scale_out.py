@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import rle_box
-from tests.services_path.conftest import (
+from tests.production.conftest import (
     REDIS,
     REDIS_LAYER_URL,
     ROOT,

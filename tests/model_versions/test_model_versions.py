@@ -6,7 +6,7 @@ import pytest
 
 from samapp.errors import ApplicationError
 from samapp.models import JobState, ModelVersion, ModelVersionState, TrainingJob
-from tests.pipeline.fixtures import decoder_manifest
+from tests.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db
 

@@ -1,11 +1,11 @@
 """Service-layer scenarios run in a subprocess under the settings its env names (production,
 with DATABASE_URL at a throwaway Postgres database), as the web process would run them:
 
-    python -m tests.services_path.scenario upload PROJECT_NAME COUNT FIRST_INDEX
-    python -m tests.services_path.scenario project PROJECT_NAME
-    python -m tests.services_path.scenario upload-to PROJECT_ID COUNT FIRST_INDEX
-    python -m tests.services_path.scenario read PROJECT_ID
-    python -m tests.services_path.scenario segment PROJECT_ID POINTS_PER_SIDE
+    python -m tests.production.scenario upload PROJECT_NAME COUNT FIRST_INDEX
+    python -m tests.production.scenario project PROJECT_NAME
+    python -m tests.production.scenario upload-to PROJECT_ID COUNT FIRST_INDEX
+    python -m tests.production.scenario read PROJECT_ID
+    python -m tests.production.scenario segment PROJECT_ID POINTS_PER_SIDE
 
 Prints one JSON object on the last line of stdout."""
 

@@ -16,7 +16,7 @@ import pytest
 
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 from samapp.models import JobState, ModelVersion, ModelVersionState
-from tests.pipeline.fixtures import decoder_manifest
+from tests.fixtures import decoder_manifest
 
 pytestmark = [
     pytest.mark.django_db,

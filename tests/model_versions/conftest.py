@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from tests.pipeline.fixtures import in_memory_layer, sam_random_fallback
+from tests.fixtures import in_memory_layer, sam_random_fallback
 
 __all__ = ["in_memory_layer", "sam_random_fallback"]
 

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from samapp.ml.tiny import SAM_TINY_CONFIG
-from tests.pipeline.fixtures import decoder_manifest
+from tests.fixtures import decoder_manifest
 
 C, S, IMG = (
     SAM_TINY_CONFIG.prompt_embed_dim,

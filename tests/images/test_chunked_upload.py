@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 
 from samapp.models import Image, UploadSession
 from tests.conftest import media_files, png_bytes, zip_bytes
-from tests.services.test_uploads import png_claiming
+from tests.images.test_uploads import png_claiming
 
 CHUNK = 64
 CHUNK_TYPE = "application/offset+octet-stream"
