@@ -5,6 +5,19 @@ from django.db import models
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS as KNOX
 
+from samapp.choices import (
+    AnnotationSource,
+    EmbeddingStatus,
+    ExportFormat,
+    ImageStatus,
+    JobState,
+    ModelDownloadState,
+    ModelVersionState,
+    ReviewPolicy,
+    ReviewState,
+    Role,
+)
+
 
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -22,13 +35,6 @@ def default_project_settings() -> dict[str, object]:
         # (samapp.ml.registry.automatic_defaults).
         "auto_min_mask_region_area": 0,
     }
-
-
-class ReviewPolicy(models.TextChoices):
-    """The review state an annotator's own (manual) work lands in."""
-
-    PROPOSED = "proposed", "Pending review"
-    ACCEPTED = "accepted", "Accepted"
 
 
 class Project(TimeStamped):
@@ -60,14 +66,6 @@ class Project(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
-
-
-class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    MANAGER = "manager", "Manager"
-    ANNOTATOR = "annotator", "Annotator"
-    REVIEWER = "reviewer", "Reviewer"
-    VIEWER = "viewer", "Viewer"
 
 
 class Membership(TimeStamped):
@@ -139,13 +137,6 @@ class Label(TimeStamped):
         return self.name
 
 
-class ImageStatus(models.TextChoices):
-    NEW = "new", "New"
-    IN_PROGRESS = "in_progress", "In progress"
-    DONE = "done", "Done"
-    REVIEWED = "reviewed", "Reviewed"
-
-
 def image_upload_path(instance: "Image", filename: str) -> str:
     # Content-addressed within the project: names chosen by uploaders never reach the disk.
     return f"projects/{instance.project_id}/images/{instance.sha256}.{instance.format.lower()}"
@@ -185,13 +176,6 @@ class Image(TimeStamped):
 
     def __str__(self) -> str:
         return self.original_name
-
-
-class EmbeddingStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
 
 
 class Embedding(TimeStamped):
@@ -250,20 +234,6 @@ class Embedding(TimeStamped):
         return f"{self.image_sha256[:12]}@{self.model_key} ({self.status})"
 
 
-class AnnotationSource(models.TextChoices):
-    MANUAL = "manual", "Manual"
-    CLICK = "click", "Click"
-    BOX = "box", "Box"
-    AUTOMATIC = "automatic", "Automatic"
-    IMPORTED = "imported", "Imported"
-
-
-class ReviewState(models.TextChoices):
-    PROPOSED = "proposed", "Proposed"
-    ACCEPTED = "accepted", "Accepted"
-    REJECTED = "rejected", "Rejected"
-
-
 class Annotation(TimeStamped):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
     label = models.ForeignKey(
@@ -308,13 +278,6 @@ class Annotation(TimeStamped):
         return f"annotation {self.pk} on image {self.image_id}"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
 class Job(TimeStamped):
     state = models.CharField(
         max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
@@ -331,15 +294,6 @@ class Job(TimeStamped):
 
     class Meta:
         abstract = True
-
-
-class ExportFormat(models.TextChoices):
-    COCO = "coco", "COCO instances"
-    YOLO = "yolo", "YOLO segmentation"
-    PNG = "png", "PNG masks"
-    VOC = "voc", "Pascal VOC"
-    CVAT = "cvat", "CVAT for images 1.1"
-    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
 
 
 class ExportJob(Job):
@@ -414,15 +368,6 @@ class TrainingJob(Job):
 
     def __str__(self) -> str:
         return f"training of {self.project} ({self.state})"
-
-
-class ModelVersionState(models.TextChoices):
-    TRAINING = "training", "Training"
-    READY = "ready", "Ready"
-    ACTIVE = "active", "Active"
-    REJECTED = "rejected", "Rejected"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    FAILED = "failed", "Failed"
 
 
 class ModelVersion(TimeStamped):
@@ -512,13 +457,6 @@ class UploadSession(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.received}/{self.size})"
-
-
-class ModelDownloadState(models.TextChoices):
-    DOWNLOADING = "downloading", "Downloading"
-    VERIFYING = "verifying", "Verifying"
-    PRESENT = "present", "Present"
-    FAILED = "failed", "Failed"
 
 
 class ModelDownload(TimeStamped):

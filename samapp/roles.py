@@ -2,7 +2,7 @@
 
 from enum import Enum
 
-from samapp.models import ImageStatus, Role
+from samapp.choices import ImageStatus, Role
 
 
 class Capability(Enum):

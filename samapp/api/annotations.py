@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
+from samapp.models import Annotation, Image, Label
 from samapp.roles import Capability
 from samapp.selectors.projects import annotation_list, label_list
 from samapp.services.annotations import (

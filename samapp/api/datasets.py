@@ -22,8 +22,9 @@ from rest_framework.views import APIView
 from samapp.api.pagination import StandardPagination
 from samapp.api.parsers import BoundedJSONParser
 from samapp.api.permissions import ProjectScopedMixin
+from samapp.choices import ExportFormat, JobState
 from samapp.errors import ApplicationError
-from samapp.models import ExportFormat, ExportJob, JobState
+from samapp.models import ExportJob
 from samapp.roles import Capability, role_can
 from samapp.selectors.datasets import export_job_list
 from samapp.services.datasets.exports import (

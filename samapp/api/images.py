@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import Image, ImageStatus
+from samapp.choices import ImageStatus
+from samapp.models import Image
 from samapp.roles import Capability
 from samapp.selectors.embeddings import EmbeddingStatusPayload, embedding_status_map
 from samapp.selectors.projects import image_list

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from samapp.api.invitations import INVITATION_SENT, InvitationSentOutput
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import Membership, Role
+from samapp.choices import Role
+from samapp.models import Membership
 from samapp.roles import Capability
 from samapp.selectors.projects import (
     membership_list,

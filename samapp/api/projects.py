@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from samapp.api.labels import LabelInput, LabelOutput
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin, signed_in_user
-from samapp.models import Project, ReviewPolicy, Role
+from samapp.choices import ReviewPolicy, Role
+from samapp.models import Project
 from samapp.roles import Capability
 from samapp.selectors.models import project_pending_model_key
 from samapp.selectors.projects import (

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from samapp.api.images import ImageOutput
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import Annotation, Image, ImageStatus
+from samapp.choices import ImageStatus
+from samapp.models import Annotation, Image
 from samapp.roles import Capability
 from samapp.selectors.projects import queue_list, rejected_annotations
 from samapp.services.images import image_status_change

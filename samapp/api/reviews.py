@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from samapp.api.fields import IdField
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import ReviewState
+from samapp.choices import ReviewState
 from samapp.roles import Capability
 from samapp.services.reviews import MAX_REASON_CHARS, annotations_review
 

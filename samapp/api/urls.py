@@ -1,5 +1,6 @@
 from django.urls import path, register_converter
 
+from samapp.api.analytics import AnalyticsApi, AnalyticsCsvApi
 from samapp.api.annotations import (
     AnnotationDetailApi,
     AnnotationListApi,
@@ -14,17 +15,6 @@ from samapp.api.datasets import (
 )
 from samapp.api.decoders import DecoderFileApi, DecoderManifestApi
 from samapp.api.embeddings import EmbeddingFileApi, ImageEmbeddingApi
-from samapp.api.engine import (
-    AnalyticsApi,
-    AnalyticsCsvApi,
-    ModelVersionActivateApi,
-    ModelVersionDetailApi,
-    ModelVersionListApi,
-    ModelVersionRollbackApi,
-    ProposalsApi,
-    TrainingJobDetailApi,
-    TrainingJobListCreateApi,
-)
 from samapp.api.images import ImageAssignApi, ImageDetailApi, ImageFileApi, ImageListCreateApi
 from samapp.api.invitations import (
     MyInvitationDetailApi,
@@ -37,7 +27,16 @@ from samapp.api.job_options import JobOptionsApi
 from samapp.api.labels import LabelDetailApi, LabelListCreateApi
 from samapp.api.members import MemberDetailApi, MemberListCreateApi
 from samapp.api.model_downloads import ModelDetailApi, ModelDownloadApi, ModelListApi
+from samapp.api.model_versions import (
+    ModelVersionActivateApi,
+    ModelVersionDetailApi,
+    ModelVersionListApi,
+    ModelVersionRollbackApi,
+    TrainingJobDetailApi,
+    TrainingJobListCreateApi,
+)
 from samapp.api.projects import ProjectDetailApi, ProjectListCreateApi
+from samapp.api.proposals import ProposalsApi
 from samapp.api.queue import QueueDoneApi, QueueListApi, QueueNextApi
 from samapp.api.reviews import AnnotationReviewApi
 from samapp.api.segment import SegmentEverythingApi, SegmentJobDetailApi

@@ -5,7 +5,7 @@ embeddings already stored for them are all it needs. The image encoder stays fro
 the embeddings stay valid for the new weights and are never recomputed; a training step
 only runs the prompt encoder and the mask decoder, cheap enough for a CPU.
 
-The loss and the prompt simulation are SAM's (``training.interactive_loss``: focal:dice
+The loss and the prompt simulation are SAM's (``click_simulation.interactive_loss``: focal:dice
 20:1 on the best of the multimask outputs, IoU-head MSE, a first point or noisy box, then
 corrective clicks from the error region with the previous logits as mask prompt). The
 evaluation is ``evaluation.evaluate_interactive`` on the held-out embeddings: mIoU after
@@ -28,9 +28,11 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
+from samapp.ml.click_simulation import batch_loss
 from samapp.ml.embedding import ImageEmbedding
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
-from samapp.ml.training import TrainConfig, batch_loss, make_optimizer, optimizer_step
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20

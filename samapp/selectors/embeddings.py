@@ -9,8 +9,9 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.urls import reverse
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.model_keys import embedding_model_key
-from samapp.models import Embedding, EmbeddingStatus, Image
+from samapp.models import Embedding, Image
 
 if TYPE_CHECKING:
     from samapp.ml.embedding import ImageEmbedding

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from samapp.choices import AnnotationSource, ImageStatus, ReviewState
 from samapp.errors import (
     ApplicationError,
     PermissionDeniedError,
@@ -15,15 +16,7 @@ from samapp.errors import (
     VersionConflictError,
 )
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
-from samapp.models import (
-    Annotation,
-    AnnotationSource,
-    Image,
-    ImageStatus,
-    Label,
-    Membership,
-    ReviewState,
-)
+from samapp.models import Annotation, Image, Label, Membership
 from samapp.realtime import contract
 from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock

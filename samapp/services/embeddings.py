@@ -9,23 +9,20 @@ claim a row, a message finding nothing claimable is a no-op, and a RUNNING claim
 `SAM_EMBEDDING_CLAIM_TIMEOUT` (a crashed worker) is claimed again — so a killed worker leads
 to a retry, never to a stuck image.
 
-Which rows a woken worker claims is decided here, not by the broker's FIFO order (see
-`_fair_candidates`): the highest priority first (an image an annotator has just opened),
-then the project served least recently (`Project.embeddings_served_at`), then that
+Which rows a woken worker claims is decided by the database, not by the broker's FIFO order
+(`embedding_claims.fair_candidates`): the highest priority first (an image an annotator has
+just opened), then the project served least recently (`Project.embeddings_served_at`), then that
 project's oldest row. A project that queues a thousand images therefore gets one turn in
 every round, like each other project with pending work.
 
 Blobs go through Django's `default_storage` (local disk or S3-compatible object storage):
-nothing assumes the web process and the workers share a filesystem.
-"""
+nothing assumes the web process and the workers share a filesystem."""
 
 import hashlib
 import io
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -33,11 +30,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Min, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.model_keys import embedding_model_key
-from samapp.models import Embedding, EmbeddingStatus, Image, Project
+from samapp.models import Embedding, Image
 from samapp.realtime.contract import (
     EMBEDDING_FAILED,
     EMBEDDING_READY,
@@ -48,6 +46,7 @@ from samapp.realtime.contract import (
 )
 from samapp.realtime.events import broadcast
 from samapp.selectors.embeddings import embedding_scope, int8_path
+from samapp.services.embedding_claims import busy_for, claim, claim_fair, claimable, gather, release
 from samapp.services.enqueue import enqueue
 from samapp.services.images import image_bytes_read
 from samapp.services.model_runtime import base_model
@@ -57,8 +56,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 PRIORITY_OPENED = 10  # an annotator is looking at it now
+
+
 PRIORITY_NEXT = 5  # the next images in an annotator's queue
+
+
 PRIORITY_BULK = 0  # uploads, recomputes
 
 
@@ -97,7 +101,7 @@ def embeddings_requeue() -> int:
     died): what a publish that failed while the broker was down, or a broker restarted
     without its queues, left behind. Extra wake-ups are no-ops (rows are claimed)."""
     rows = list(
-        Embedding.objects.filter(_claimable(timezone.now()))
+        Embedding.objects.filter(claimable(timezone.now()))
         .order_by("-priority", "id")
         .values_list("pk", "priority")
     )
@@ -221,34 +225,6 @@ def _notify(*, embedding: Embedding, event: ServerEvent[P], payload: P) -> None:
         broadcast(project_id=project_id, event=event, payload=payload)
 
 
-def _claimable(now: Any) -> Q:
-    stale = now - timedelta(seconds=settings.SAM_EMBEDDING_CLAIM_TIMEOUT)
-    return Q(status=EmbeddingStatus.PENDING) | Q(
-        Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True), status=EmbeddingStatus.RUNNING
-    )
-
-
-def _claim(ids: list[int]) -> list[int]:
-    """Claim each id with one conditional UPDATE; returns those this worker now holds."""
-    claimed = []
-    for pk in ids:
-        now = timezone.now()
-        if Embedding.objects.filter(_claimable(now), pk=pk).update(
-            status=EmbeddingStatus.RUNNING,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        ):
-            claimed.append(pk)
-    return claimed
-
-
-def _release(ids: list[int]) -> None:
-    Embedding.objects.filter(pk__in=ids, status=EmbeddingStatus.RUNNING).update(
-        status=EmbeddingStatus.PENDING, claimed_at=None
-    )
-
-
 def _fail(embedding: Embedding, error: str) -> None:
     Embedding.objects.filter(pk=embedding.pk).update(
         status=EmbeddingStatus.FAILED,
@@ -339,90 +315,6 @@ def _encode(model: "Sam", images: list[Any]) -> tuple[list[Any], float]:
     return results, time.perf_counter() - started
 
 
-NEVER_SERVED = datetime.min.replace(tzinfo=UTC)
-
-
-def _fair_candidates(*, model_key: str | None, exclude: list[int], limit: int) -> list[int]:
-    """Up to `limit` claimable rows in the order workers serve them: projects sorted by their
-    most urgent row (priority), then by when they were last served (never first), then by
-    their oldest row; the first rows of each of the first `limit` projects interleaved
-    round-robin, each project's own rows by priority, then age. Costs 2 + min(projects,
-    limit) queries, whatever the number of pending rows."""
-    rows = Embedding.objects.filter(_claimable(timezone.now())).exclude(pk__in=exclude)
-    if model_key is not None:
-        rows = rows.filter(model_key=model_key)
-    heads = list(rows.values("queued_for").annotate(top=Max("priority"), oldest=Min("id")))
-    served = dict(
-        Project.objects.filter(
-            pk__in=[head["queued_for"] for head in heads if head["queued_for"] is not None]
-        ).values_list("pk", "embeddings_served_at")
-    )
-    heads.sort(
-        key=lambda head: (
-            -head["top"],
-            served.get(head["queued_for"]) or NEVER_SERVED,
-            head["oldest"],
-        )
-    )
-    per_project = [
-        list(
-            rows.filter(queued_for=head["queued_for"])
-            .order_by("-priority", "id")
-            .values_list("pk", flat=True)[:limit]
-        )
-        for head in heads[:limit]
-    ]
-    turns = [pk for turn in zip_longest(*per_project) for pk in turn if pk is not None]
-    return turns[:limit]
-
-
-def _claim_fair(*, model_key: str | None, claimed: list[int], limit: int) -> list[int]:
-    """Claim up to `limit` more rows in fair order (another worker may win some: the next
-    candidates are taken then); returns the ids claimed."""
-    taken: list[int] = []
-    while len(taken) < limit:
-        candidates = _fair_candidates(
-            model_key=model_key, exclude=claimed + taken, limit=limit - len(taken)
-        )
-        if not candidates:
-            break
-        won = _claim(candidates)
-        taken += won
-        if model_key is None and won:
-            break  # the first row fixes the batch's model
-    return taken
-
-
-def _gather(*, first: list[int], model_key: str, batch_size: int, wait_seconds: float) -> list[int]:
-    """Fill a batch started with the claimed rows `first` (of `model_key`) in fair order,
-    waiting up to `wait_seconds` for more rows to arrive; marks the projects served."""
-    claimed = list(first)
-    deadline = time.monotonic() + wait_seconds
-    while len(claimed) < batch_size:
-        claimed += _claim_fair(
-            model_key=model_key, claimed=claimed, limit=batch_size - len(claimed)
-        )
-        if len(claimed) >= batch_size or time.monotonic() >= deadline:
-            break
-        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-    served = Embedding.objects.filter(pk__in=claimed, queued_for__isnull=False)
-    Project.objects.filter(pk__in=served.values("queued_for")).update(
-        embeddings_served_at=timezone.now()
-    )
-    return claimed
-
-
-def _busy_for(rows: QuerySet[Embedding]) -> float | None:
-    """Seconds until the oldest live claim among `rows` goes stale (its worker may have died:
-    then it is claimable again); None when none of them is claimed."""
-    oldest = rows.filter(status=EmbeddingStatus.RUNNING).aggregate(at=Min("claimed_at"))["at"]
-    if oldest is None:
-        return None
-    age: float = (timezone.now() - oldest).total_seconds()
-    timeout: float = settings.SAM_EMBEDDING_CLAIM_TIMEOUT
-    return max(0.0, timeout - age)
-
-
 def _batch_options(batch_size: int | None, wait_seconds: float | None) -> tuple[int, float]:
     size = batch_size or settings.SAM_EMBEDDING_BATCH_SIZE
     wait = settings.SAM_EMBEDDING_BATCH_WAIT if wait_seconds is None else wait_seconds
@@ -437,11 +329,11 @@ def embeddings_compute_next(
     when the oldest live claim goes stale: the claimer may have died, and the message that
     woke this worker may be the one meant for its row."""
     size, wait = _batch_options(batch_size, wait_seconds)
-    first = _claim_fair(model_key=None, claimed=[], limit=1)
+    first = claim_fair(model_key=None, claimed=[], limit=1)
     if not first:
-        return BatchOutcome(busy_for=_busy_for(Embedding.objects.all()))
+        return BatchOutcome(busy_for=busy_for(Embedding.objects.all()))
     model_key = Embedding.objects.get(pk=first[0]).model_key
-    claimed = _gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
+    claimed = gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)
 
 
@@ -456,11 +348,11 @@ def embeddings_compute_batch(
     if target is None or target.status in (EmbeddingStatus.READY, EmbeddingStatus.FAILED):
         return outcome
     size, wait = _batch_options(batch_size, wait_seconds)
-    first = _claim([target.pk])
+    first = claim([target.pk])
     if not first:
-        outcome.busy_for = _busy_for(Embedding.objects.filter(pk=target.pk))
+        outcome.busy_for = busy_for(Embedding.objects.filter(pk=target.pk))
         return outcome
-    claimed = _gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
+    claimed = gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)
 
 
@@ -486,7 +378,7 @@ def _compute_claimed(claimed: list[int]) -> BatchOutcome:
     try:
         return _compute_rows(rows, outcome)
     except TransientEmbeddingError:
-        _release([row.pk for row in rows if row.pk not in outcome.ready + outcome.failed])
+        release([row.pk for row in rows if row.pk not in outcome.ready + outcome.failed])
         raise
 
 

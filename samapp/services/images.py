@@ -8,8 +8,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from samapp.choices import ImageStatus
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Image, ImageStatus, Membership, Project
+from samapp.models import Image, Membership, Project
 from samapp.roles import Capability, role_can, role_can_move_image
 
 MAX_ASSIGN_IMAGES = 1000

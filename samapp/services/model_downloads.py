@@ -22,9 +22,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import ModelDownloadState, Role
 from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
 from samapp.ml.registry import get_spec
-from samapp.models import Image, Membership, ModelDownload, ModelDownloadState, Project, Role
+from samapp.models import Image, Membership, ModelDownload, Project
 from samapp.realtime.contract import (
     MODEL_ACTIVATED,
     MODEL_DOWNLOAD,

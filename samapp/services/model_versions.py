@@ -30,18 +30,10 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from samapp.choices import JobState, ModelVersionState, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.model_keys import embedding_model_key, parse_version_key, version_model_key
-from samapp.models import (
-    Annotation,
-    Image,
-    JobState,
-    ModelVersion,
-    ModelVersionState,
-    Project,
-    ReviewState,
-    TrainingJob,
-)
+from samapp.models import Annotation, Image, ModelVersion, Project, TrainingJob
 from samapp.realtime.contract import (
     JOB_PROGRESS,
     MODEL_ACTIVATED,

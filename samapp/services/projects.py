@@ -8,18 +8,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from samapp.choices import ReviewPolicy, Role
 from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
-from samapp.models import (
-    Annotation,
-    ExportJob,
-    Image,
-    Invitation,
-    Label,
-    Membership,
-    Project,
-    ReviewPolicy,
-    Role,
-)
+from samapp.models import Annotation, ExportJob, Image, Invitation, Label, Membership, Project
 from samapp.realtime import contract
 from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock

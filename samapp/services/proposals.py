@@ -22,8 +22,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
+from samapp.models import Annotation, Image, Label, Project
 from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.selectors.embeddings import embedding_load

@@ -9,18 +9,9 @@ from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import AnnotationSource, EmbeddingStatus, JobState, ReviewState
 from samapp.ml.model_keys import embedding_model_key
-from samapp.models import (
-    Annotation,
-    AnnotationSource,
-    Embedding,
-    EmbeddingStatus,
-    Image,
-    JobState,
-    Project,
-    ReviewState,
-    SegmentJob,
-)
+from samapp.models import Annotation, Embedding, Image, Project, SegmentJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.selectors.embeddings import embedding_read

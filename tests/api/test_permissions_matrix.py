@@ -23,15 +23,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from samapp.models import (
-    Annotation,
-    Embedding,
-    Image,
-    Invitation,
-    Label,
-    Membership,
-    Project,
-)
+from samapp.models import Annotation, Embedding, Image, Invitation, Label, Membership, Project
 from tests.conftest import ROLES, png_bytes, rle_box
 
 MEMBERS = frozenset(ROLES)

@@ -57,7 +57,8 @@ def test_manifest_exports_once_and_serves_files(
 
 
 def test_expected_waits_are_states_not_errors(client_for, variants, settings, monkeypatch) -> None:
-    from samapp.models import ModelDownload, ModelDownloadState
+    from samapp.choices import ModelDownloadState
+    from samapp.models import ModelDownload
 
     client = client_for("viewer")
     queued: list[str] = []

@@ -95,7 +95,7 @@ if user is None:
 from samapp.management.commands.sam_demo import DEMO_SEED
 from samapp.ml.masks import mask_to_rle
 from samapp.ml.synthetic import generate_scene
-from samapp.models import AnnotationSource, ReviewState
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.services.annotations import annotation_create
 second = project.images.get(original_name="demo-02.png")
 if not second.annotations.exists():

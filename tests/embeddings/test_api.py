@@ -6,8 +6,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.tiny import SAM_TINY_CONFIG
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.models import Embedding
 from samapp.selectors.embeddings import embedding_read
 from samapp.services import embeddings as service
 

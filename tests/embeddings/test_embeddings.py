@@ -11,10 +11,12 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.tiny import SAM_TINY_CONFIG
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.models import Embedding
 from samapp.selectors.embeddings import embedding_read
 from samapp.services import embeddings as service
+from samapp.services.embedding_claims import claim
 from tests.conftest import png_bytes
 from tests.fixtures import drain, receive_until
 
@@ -110,8 +112,8 @@ def test_claims_are_exclusive_and_stale_claims_are_taken_over(
     make_image, project, settings
 ) -> None:
     (row,) = _pending(make_image, project, 1)
-    assert service._claim([row.pk]) == [row.pk]
-    assert service._claim([row.pk]) == []  # a second worker cannot take a live claim
+    assert claim([row.pk]) == [row.pk]
+    assert claim([row.pk]) == []  # a second worker cannot take a live claim
     outcome = service.embeddings_compute_batch(embedding_id=row.pk)
     assert outcome.ready == []
     assert 0 < outcome.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT

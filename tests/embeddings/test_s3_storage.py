@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from samapp.models import EmbeddingStatus
+from samapp.choices import EmbeddingStatus
 from samapp.selectors.embeddings import int8_path
 from samapp.services import embeddings as service
 

@@ -11,8 +11,8 @@ import torch
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.sam2_embedding import FEATURE_NAMES, sam2_predictor, unpack_tensors
-from samapp.models import EmbeddingStatus
 from samapp.services import embeddings as service
 from samapp.services.model_runtime import base_model
 
@@ -111,7 +111,8 @@ def test_sam2_decoder_manifest_names_the_high_res_inputs(
 def test_segment_everything_runs_sam2s_generator_on_the_stored_features(
     client_for, project, make_image, django_capture_on_commit_callbacks
 ) -> None:
-    from samapp.models import Annotation, JobState, SegmentJob
+    from samapp.choices import JobState
+    from samapp.models import Annotation, SegmentJob
 
     project.default_model_key = KEY
     project.save(update_fields=["default_model_key"])

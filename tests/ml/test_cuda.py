@@ -14,7 +14,8 @@ from samapp.ml.evaluation import evaluate_interactive
 from samapp.ml.finetune import FinetuneConfig, finetune, make_sample
 from samapp.ml.synthetic import generate_objects
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
-from samapp.ml.training import TrainConfig, init_decoder_attention, train
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import init_decoder_attention, train
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device: the GPU paths need one"

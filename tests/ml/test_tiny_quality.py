@@ -18,7 +18,7 @@ from samapp.ml.evaluation import (
 )
 from samapp.ml.synthetic import generate_objects
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
-from samapp.ml.training import TrainConfig
+from samapp.ml.train_config import TrainConfig
 
 OBJECTS = 200
 

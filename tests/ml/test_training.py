@@ -7,25 +7,25 @@ from dataclasses import replace
 import pytest
 import torch
 
-from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
-from samapp.ml.training import (
+from samapp.ml.click_simulation import (
     Prompts,
-    TrainConfig,
     batch_loss,
     click_without_gradient,
     decode,
-    dice_loss,
     first_prompts,
-    init_decoder_attention,
     inner_core,
     interactive_loss,
-    make_optimizer,
-    mask_iou,
     noisy_boxes,
     sample_error_points,
     sample_points,
+)
+from samapp.ml.losses import dice_loss, mask_iou, sigmoid_focal_loss
+from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import (
+    init_decoder_attention,
+    make_optimizer,
     scene_batch,
-    sigmoid_focal_loss,
     train,
     train_step,
 )

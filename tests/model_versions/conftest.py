@@ -29,9 +29,10 @@ def scene_png(image: Any) -> bytes:
 def shapes_project(users: dict[str, Any]) -> Callable[..., list[Any]]:
     from django.core.files.base import ContentFile
 
+    from samapp.choices import AnnotationSource, ReviewState
     from samapp.ml.masks import mask_to_rle
     from samapp.ml.synthetic import generate_scene
-    from samapp.models import AnnotationSource, Image, ReviewState
+    from samapp.models import Image
     from samapp.services.annotations import annotations_bulk_create
 
     def make(

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from samapp.choices import JobState, ModelVersionState
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
-from samapp.models import JobState, ModelVersion, ModelVersionState
+from samapp.models import ModelVersion
 from tests.fixtures import decoder_manifest
 
 pytestmark = [

@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
+from samapp.choices import JobState, ModelVersionState
 from samapp.errors import ApplicationError
-from samapp.models import JobState, ModelVersion, ModelVersionState, TrainingJob
+from samapp.models import ModelVersion, TrainingJob
 from tests.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db

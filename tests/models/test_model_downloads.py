@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from samapp.choices import ModelDownloadState
 from samapp.ml import registry
-from samapp.models import Embedding, ModelDownload, ModelDownloadState, Project
+from samapp.models import Embedding, ModelDownload, Project
 from samapp.services.model_downloads import model_download_run, model_download_start
 from tests.download_host import DATA, SHA, DownloadHostHandler, download_host, refused_base_url
 

@@ -3,8 +3,9 @@ predicted IoU clipped to [0, 1], and a job's result told truthfully."""
 
 import pytest
 
+from samapp.choices import AnnotationSource, JobState
 from samapp.ml.registry import automatic_defaults
-from samapp.models import AnnotationSource, JobState, SegmentJob
+from samapp.models import SegmentJob
 from samapp.services.annotations import annotation_create
 from samapp.services.segment import segment_job_payload, segment_options
 

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from samapp.models import Embedding, Image, Membership, Project, Role
+from samapp.choices import Role
+from samapp.models import Embedding, Image, Membership, Project
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from samapp.models import Annotation, ReviewState
+from samapp.choices import ReviewState
+from samapp.models import Annotation
 from tests.conftest import rle_box
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
+from samapp.choices import ReviewState
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Annotation, AnnotationEvent, Invitation, Membership, ReviewState
+from samapp.models import Annotation, AnnotationEvent, Invitation, Membership
 from samapp.roles import IMAGE_TRANSITIONS, Capability, role_can_move_image
 from samapp.services.annotations import annotation_create, annotation_update
 from samapp.services.invitations import invitation_accept, invitation_create

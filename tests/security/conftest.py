@@ -58,13 +58,13 @@ def foreign(
 ) -> SimpleNamespace:
     """One object of every kind in ``other_project`` (the victim's), none visible to the
     members of ``project``."""
+    from samapp.choices import ModelVersionState
     from samapp.models import (
         Embedding,
         ExportJob,
         Invitation,
         Membership,
         ModelVersion,
-        ModelVersionState,
         SegmentJob,
         TrainingJob,
         UploadSession,

@@ -12,7 +12,8 @@ from unittest import mock
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.choices import EmbeddingStatus
+from samapp.models import Embedding
 from samapp.services import embeddings as service
 from tests.conftest import png_bytes
 from tests.ops.test_deploy_check import manage, production_env

@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from samapp.models import ExportJob, JobState
+from samapp.choices import JobState
+from samapp.models import ExportJob
 from tests.conftest import media_files
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,11 @@ import pytest
 import torch
 from django.utils import timezone
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.embedding import ImageEmbedding
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.models import Embedding
 from samapp.services import embeddings as service
+from samapp.services.embedding_claims import claim
 from samapp.tasks import embedding_compute_task
 
 A_IMAGES = 200
@@ -191,7 +193,7 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_by_whichever_message_comes_
     leaves X's message to compute Y; Y's redelivered message then finds nothing claimable,
     so it must come back once X's claim is stale (not drop it as done)."""
     x, y = queue(project, 2)
-    assert service._claim([x.pk]) == [x.pk]  # the worker that died
+    assert claim([x.pk]) == [x.pk]  # the worker that died
     assert service.embeddings_compute_next().ready == [y.pk]
     retry = service.embeddings_compute_next()
     assert retry.ready == []

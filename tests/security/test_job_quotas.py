@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from samapp.models import ExportJob, JobState, Project, SegmentJob
+from samapp.choices import JobState
+from samapp.models import ExportJob, Project, SegmentJob
 
 pytestmark = pytest.mark.django_db
 

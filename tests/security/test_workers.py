@@ -90,7 +90,8 @@ def test_a_redelivered_running_job_is_a_no_op(settings, project, make_image) -> 
     """What a broker does when a job outlives its visibility timeout: it hands the message to
     another worker while the first still runs. The second run finds a live claim and does
     nothing; a third delivery after the end finds READY and does nothing either."""
-    from samapp.models import Embedding, EmbeddingStatus
+    from samapp.choices import EmbeddingStatus
+    from samapp.models import Embedding
     from samapp.services.embeddings import embeddings_compute_batch
 
     settings.SAM_RANDOM_INIT_FALLBACK = True

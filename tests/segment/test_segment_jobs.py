@@ -3,7 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from samapp.models import Annotation, JobState, SegmentJob
+from samapp.choices import JobState
+from samapp.models import Annotation, SegmentJob
 from tests.fixtures import receive_until
 
 LOOSE = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any, Protocol
 
+from samapp.choices import ExportFormat, ImageStatus, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.masks import is_hole, mask_to_polygons, rle_to_mask
-from samapp.models import ExportFormat, Image, ImageStatus, Label, Project, ReviewState
+from samapp.models import Image, Label, Project
 from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters, DatasetItem
 
 # Fixed entry timestamps: the same data gives the same archive bytes.

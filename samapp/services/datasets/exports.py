@@ -16,8 +16,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from samapp.choices import ExportFormat, JobState
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import ExportFormat, ExportJob, JobState, Project
+from samapp.models import ExportJob, Project
 from samapp.realtime.contract import JOB_PROGRESS, ExportProgress, JobStateName
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels

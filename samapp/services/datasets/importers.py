@@ -20,9 +20,10 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.masks import mask_to_rle
-from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
+from samapp.models import Image, Label, Project
 from samapp.services.annotations import annotations_bulk_create
 from samapp.services.datasets.parse_cvat import cvat_object_to_rle, cvat_parse
 from samapp.services.datasets.parse_label_studio import label_studio_parse, ls_result_to_mask
