@@ -217,7 +217,9 @@ class Run:
                 continue
             event, payload = message["event"], message["payload"]
             if event == "caught_up":
-                pending = False
+                pending = bool(payload.get("more"))  # one page per request: ask for the next
+                if pending:
+                    await ws.send(json.dumps({"action": "catch_up", "after": last}))
                 continue
             if not event.startswith("annotation.") or payload.get("seq", 0) <= start_seq:
                 continue

@@ -57,6 +57,9 @@ class TeamProfile(LoadProfile):
             *(PY, "-m", "uvicorn", "backend.asgi:application", "--host", "127.0.0.1"),
             *("--port", str(self.port), "--workers", str(self.web_processes)),
             *("--no-access-log", "--log-level", "warning"),
+            # Above the longest think time: with uvicorn's 5 s default an annotator's next
+            # request can race the server closing its idle keep-alive connection (a reset).
+            *("--timeout-keep-alive", "75"),
         )
 
     def start_team(self, annotators: int, reviewers: int, viewers: int) -> tuple[int, dict]:
@@ -178,6 +181,14 @@ class TeamRun(Run):
             lost += missing
             if not missing:
                 broadcast_ms.append((max(seen[key] for seen in others) - sent) * 1000)
+        # Broadcast is timed to the last member: one lagging socket sets it. Each socket's
+        # median lag tells one laggard from a room that is late for everybody.
+        sent_at = {(a, v): t for a, v, t in self.writes}
+        per_socket = sorted(
+            float(np.median([seen[key] - t for key, t in sent_at.items() if key in seen])) * 1000
+            for seen in self.received
+            if seen
+        )
         writes = len(self.writes) + self.review_requests
 
         def pct(values: Any, q: float) -> float:
@@ -194,6 +205,12 @@ class TeamRun(Run):
             "lost_broadcasts": lost,
             "cpu_ms_per_write": cpu / max(writes, 1) * 1000,
             "delivery": dict(self.listener_stats),
+            "socket lag": (
+                f"sockets' median lag: median {np.median(per_socket):.0f} ms, "
+                f"slowest {per_socket[-1]:.0f} ms"
+                if per_socket
+                else ""
+            ),
         }
 
 
@@ -270,7 +287,7 @@ def run_team(args: Any, tmp: Path) -> None:
                 f"{row['write p99']:>7.0f}{row['broadcast p50']:>7.0f}"
                 f"{row['broadcast p95']:>7.0f}{row['broadcast p99']:>7.0f}"
                 f"{row['lost_broadcasts']:>7}{lost:>7}{row['cpu_ms_per_write']:>9.1f}"
-                f"   delivery {row['delivery']}, {row['reviews']} bulk reviews"
+                f"   delivery {row['delivery']}, {row['reviews']} bulk reviews; {row['socket lag']}"
             )
     assert last is not None
     row, lost = last

@@ -60,6 +60,10 @@ class Project(TimeStamped):
     embeddings_served_at = models.DateTimeField(null=True, blank=True)
     # Archived projects stay readable and listed apart; their members unarchive them.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # The `seq` of the project's last annotation event (AnnotationEvent): incremented under
+    # the project lock by the transaction that records the event, so allocating a seq costs
+    # one UPDATE rather than a MAX over the log.
+    annotation_seq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

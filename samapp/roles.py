@@ -3,6 +3,8 @@
 from enum import Enum
 
 from samapp.choices import ImageStatus, Role
+from samapp.errors import ConflictError, PermissionDeniedError
+from samapp.models import Membership, Project
 
 
 class Capability(Enum):
@@ -26,6 +28,25 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
 
 def role_can(role: str, capability: Capability) -> bool:
     return capability in ROLE_CAPABILITIES.get(role, frozenset())
+
+
+def project_writable_check(project: Project) -> None:
+    """An archived project keeps its work readable and exportable but takes no new work
+    (annotations, reviews, uploads, jobs) until a manager unarchives it in its settings."""
+    if project.archived_at is not None:
+        raise ConflictError(
+            "This project is archived: a manager can unarchive it in the project's settings."
+        )
+
+
+def membership_require(actor: Membership, capability: Capability) -> None:
+    """Refuse (403) what the actor's role cannot do, and (409) any work in an archived project."""
+    if not role_can(actor.role, capability):
+        raise PermissionDeniedError(
+            f"Your role ({actor.role}) cannot {capability.value} in this project."
+        )
+    if capability is not Capability.VIEW:
+        project_writable_check(actor.project)
 
 
 _ANY_TO_ANY = frozenset((a, b) for a in ImageStatus.values for b in ImageStatus.values if a != b)

@@ -12,9 +12,9 @@ from samapp.services.datasets.exports import export_job_run, export_jobs_expire
 from samapp.services.decoders import decoder_export
 from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_next
 from samapp.services.model_downloads import model_download_run
-from samapp.services.model_versions import training_run
 from samapp.services.proposals import proposals_run
 from samapp.services.segment import segment_job_run
+from samapp.services.training_jobs import training_run
 
 RELIABLE: dict[str, Any] = {
     "acks_late": True,

@@ -249,6 +249,14 @@ else:
 SAM_SOCKET_RECHECK_SECONDS = env.float("SAM_SOCKET_RECHECK_SECONDS", default=60.0)
 if SAM_SOCKET_RECHECK_SECONDS <= 0:
     raise ImproperlyConfigured("SAM_SOCKET_RECHECK_SECONDS must be > 0.")
+# Back-pressure and ordering of the project sockets (samapp.realtime): frames queued to one
+# client at most (a client that falls further behind is closed and catches up when it
+# reconnects, instead of holding the server's memory or slowing the others); how long a room
+# waits for a late broadcast before reading a missing seq from the log; the shortest interval
+# between two catch-up pages served to one socket.
+SAM_SOCKET_SEND_QUEUE = env.int("SAM_SOCKET_SEND_QUEUE", default=512)
+SAM_SOCKET_GAP_WAIT = env.float("SAM_SOCKET_GAP_WAIT", default=0.1)
+SAM_SOCKET_CATCH_UP_INTERVAL = env.float("SAM_SOCKET_CATCH_UP_INTERVAL", default=0.2)
 
 # The cache holds DRF's throttle counts: shared through Redis by every web process when
 # there is one, else per process (the embedded profile has one).

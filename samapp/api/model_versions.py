@@ -19,6 +19,9 @@ from samapp.services.model_versions import (
     model_version_activate,
     model_version_payload,
     model_version_rollback,
+)
+from samapp.services.training_jobs import (
+    ENCODER_MODE_CHOICES,
     training_job_payload,
     training_start,
 )
@@ -39,6 +42,10 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         held_out_percent = serializers.IntegerField(min_value=1, max_value=50, required=False)
         seed = serializers.IntegerField(min_value=0, required=False)
         activate = serializers.BooleanField(required=False)
+        # What of the image encoder is trained (samapp.services.training_jobs).
+        encoder_mode = serializers.ChoiceField(choices=ENCODER_MODE_CHOICES, required=False)
+        encoder_blocks = serializers.IntegerField(min_value=0, max_value=64, required=False)
+        encoder_rank = serializers.IntegerField(min_value=1, max_value=64, required=False)
 
     @extend_schema(operation_id="projects_training_jobs_list", responses=dict)
     def get(self, request: Request, project_id: int) -> Response:

@@ -33,9 +33,13 @@ def _sdpa_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
         # Written into a contiguous buffer: the einsum outputs are permuted views, and the plain
         # broadcast sum inherits their layout, so the reshape to (HW, HW) would copy the whole
         # (heads, HW, HW) bias once more (805 MB per global-attention block of ViT-B).
-        bias = torch.empty(b, heads, h, w, h, w, dtype=q.dtype, device=q.device)
-        torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
-        bias = bias.view(b, heads, h * w, h * w)
+        if torch.is_grad_enabled() and rel_h.requires_grad:
+            # Training adapters: out= does not record the graph; the plain sum does.
+            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, heads, h * w, h * w)
+        else:
+            bias = torch.empty(b, heads, h, w, h, w, dtype=q.dtype, device=q.device)
+            torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+            bias = bias.view(b, heads, h * w, h * w)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
     out = out.view(b, heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return self.proj(out)

@@ -1,9 +1,12 @@
-"""Fine-tuning SAM's mask decoder (and optionally its prompt encoder) on stored embeddings.
+"""Fine-tuning SAM's mask decoder (and optionally its prompt and image encoders).
 
-The data engine's model-in-the-loop step: a project's accepted masks and the image
-embeddings already stored for them are all it needs. The image encoder stays frozen, so
-the embeddings stay valid for the new weights and are never recomputed; a training step
-only runs the prompt encoder and the mask decoder, cheap enough for a CPU.
+The data engine's model-in-the-loop step. With the image encoder frozen (the default),
+a project's accepted masks and the image embeddings already stored for them are all it
+needs: the embeddings stay valid for the new weights and are never recomputed, and a
+training step only runs the prompt encoder and the mask decoder, cheap enough for a CPU.
+With ``encoder_mode`` "lora" or "blocks" (``samapp.ml.encoder_adapt``) the samples carry
+the images' encoder inputs instead, each step runs the image encoder with gradients into
+its adapters or last blocks, and the version's embeddings must be computed again.
 
 The loss and the prompt simulation are SAM's (``click_simulation.interactive_loss``: focal:dice
 20:1 on the best of the multimask outputs, IoU-head MSE, a first point or noisy box, then
@@ -12,8 +15,9 @@ evaluation is ``evaluation.evaluate_interactive`` on the held-out embeddings: mI
 1, 3 and 5 clicks and NoC@85/90.
 
 A fine-tuned version is stored as the state dict of the trained modules only
-(``mask_decoder.*`` and, when trained, ``prompt_encoder.*``) in fp16: a few hundred KiB
-for ``sam_tiny``, about 8 MiB for the ViT models' decoder.
+(``mask_decoder.*``, ``prompt_encoder.*`` and the encoder's adapters or trained blocks
+under ``image_encoder.*``) in fp16: a few hundred KiB for ``sam_tiny``, about 8 MiB for
+the ViT models' decoder.
 """
 
 import copy
@@ -29,13 +33,25 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
 from samapp.ml.click_simulation import batch_loss
-from samapp.ml.embedding import ImageEmbedding
+from samapp.ml.embedding import ImageEmbedding, to_rgb_array
+from samapp.ml.encoder_adapt import (
+    ENCODER_PREFIX,
+    EncoderAdaptConfig,
+    adapt_encoder,
+    encoder_state_dict,
+    is_lora_key,
+    lora_pairs,
+    merge_lora,
+)
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
+from samapp.ml.model_keys import EncoderMode
 from samapp.ml.train_config import TrainConfig
 from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
+
+FLIP_PROBABILITY = 0.5  # of each flip (and the transpose) in image augmentation
 
 
 @dataclass(frozen=True)
@@ -43,14 +59,20 @@ class FinetuneSample:
     """One image of the fine-tuning set.
 
     Attributes:
-      embedding: (C, h, w) float32 image embedding, as stored for the base model.
+      embedding: (C, h, w) float32 image embedding, as stored for the base model (None
+        when the encoder is trained).
       masks: (N, S, S) bool ground-truth masks in the model's input frame (resized with
         ``ResizeLongestSide`` and zero-padded at the bottom and right, S =
         ``sam.image_encoder.img_size``), N >= 1.
+      pixels: (3, S, S) float32 encoder input (``Sam.preprocess`` of the resized image),
+        what a step with a trained encoder encodes; None for the decoder alone.
+      input_size: (h, w) of the image inside ``pixels`` (the rest is padding).
     """
 
-    embedding: Tensor
+    embedding: Tensor | None
     masks: Tensor
+    pixels: Tensor | None = None
+    input_size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,13 @@ class FinetuneConfig:
       iterations: simulated interaction rounds per object (1 = first prompt only).
       box_probability: share of images whose first prompt is a noisy box.
       seed: seeds the image order and the simulated prompts.
+      augment: with a trained encoder, show each image flipped and (when square)
+        transposed at random: the encoder sees the project's few images in 4 to 8 poses.
+      encoder_mode, encoder_blocks, encoder_rank, encoder_lr_scale: how the image
+        encoder is adapted (``EncoderAdaptConfig``; "frozen" trains the decoder on
+        stored embeddings).
+      decoder_lr_scale: the decoder modules' learning rate relative to ``lr``; 0 keeps
+        them frozen (only the encoder adapts).
     """
 
     steps: int = 300
@@ -79,6 +108,24 @@ class FinetuneConfig:
     iterations: int = 3
     box_probability: float = 0.2
     seed: int = 0
+    augment: bool = True
+    encoder_mode: EncoderMode = "frozen"
+    encoder_blocks: int = 0
+    encoder_rank: int = 4
+    encoder_lr_scale: float = 1.0
+    decoder_lr_scale: float = 1.0
+
+    def encoder_config(self) -> EncoderAdaptConfig:
+        return EncoderAdaptConfig(
+            mode=self.encoder_mode,
+            blocks=self.encoder_blocks,
+            rank=self.encoder_rank,
+            lr_scale=self.encoder_lr_scale,
+        )
+
+    @property
+    def trains_encoder(self) -> bool:
+        return self.encoder_mode != "frozen"
 
     def train_config(self) -> TrainConfig:
         """The ``TrainConfig`` holding this run's loss weights and prompt simulation."""
@@ -140,10 +187,56 @@ def make_sample(
     )
 
 
+def encoder_input(sam: Sam, image: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 RGB -> (3, S, S) float32 encoder input on the CPU, as
+    ``SamPredictor.set_image`` prepares it (``ResizeLongestSide``, normalised, padded)."""
+    resized = ResizeLongestSide(sam.image_encoder.img_size).apply_image(to_rgb_array(image))
+    pixels = torch.as_tensor(resized).permute(2, 0, 1).float()
+    mean, std = sam.pixel_mean.cpu(), sam.pixel_std.cpu()
+    size = sam.image_encoder.img_size
+    out = torch.zeros(3, size, size)
+    out[:, : pixels.shape[1], : pixels.shape[2]] = (pixels - mean) / std
+    return out
+
+
+def make_image_sample(sam: Sam, image: np.ndarray, masks: Sequence[np.ndarray]) -> FinetuneSample:
+    """A ``FinetuneSample`` for a trained encoder: the (H, W, 3) uint8 image's encoder
+    input and its objects' (H, W) bool masks in the original frame."""
+    size = sam.image_encoder.img_size
+    gt = masks_to_input_frame(np.stack([np.asarray(m, bool) for m in masks]), size)
+    h, w = ResizeLongestSide.get_preprocess_shape(image.shape[0], image.shape[1], size)
+    return FinetuneSample(
+        embedding=None,
+        masks=gt[gt.flatten(1).any(1)],
+        pixels=encoder_input(sam, image),
+        input_size=(h, w),
+    )
+
+
+def augment_sample(
+    pixels: Tensor, masks: Tensor, input_size: tuple[int, int], generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A random flip (horizontal, vertical) and, for a square image, transpose of the
+    image region of (3, S, S) float32 ``pixels`` and its (N, S, S) bool ``masks``; the
+    padding stays at the bottom and right. Returns new tensors of the same shapes."""
+    h, w = input_size
+    draws = torch.rand(3, generator=generator, device=generator.device) < FLIP_PROBABILITY
+    image, objects = pixels[:, :h, :w], masks[:, :h, :w]
+    for dim, flip in ((-1, draws[0]), (-2, draws[1])):
+        if flip:
+            image, objects = image.flip(dim), objects.flip(dim)
+    if h == w and draws[2]:
+        image, objects = image.transpose(-1, -2), objects.transpose(-1, -2)
+    out_pixels, out_masks = pixels.clone(), masks.clone()
+    out_pixels[:, :h, :w], out_masks[:, :h, :w] = image, objects
+    return out_pixels, out_masks
+
+
 def trained_state_dict(sam: Sam) -> dict[str, Tensor]:
-    """The fine-tunable part of ``sam``'s state dict, fp16 on the CPU: what a model version
-    stores. Both modules are kept even when only the decoder was trained, so a version
-    fine-tuned from another version is complete on top of the base model."""
+    """The fine-tunable part of ``sam``'s state dict, fp16 on the CPU: what a version
+    stores of its decoder. Both modules are kept even when only the decoder was trained, so
+    a version fine-tuned from another version is complete on top of the base model (its
+    encoder's part comes from ``encoder_adapt.encoder_state_dict``)."""
     return {
         k: v.detach().half().cpu()
         for k, v in sam.state_dict().items()
@@ -151,36 +244,73 @@ def trained_state_dict(sam: Sam) -> dict[str, Tensor]:
     }
 
 
+def has_encoder_state(state_dict: dict[str, Tensor]) -> bool:
+    """Whether a version's state dict changes the image encoder (its embeddings differ
+    from the base model's)."""
+    return any(k.startswith(ENCODER_PREFIX) for k in state_dict)
+
+
 def apply_trained_state(sam: Sam, state_dict: dict[str, Tensor]) -> Sam:
-    """Load a ``trained_state_dict`` into ``sam`` in place (dtype and device of ``sam``).
+    """Load a version's state dict into ``sam`` in place (dtype and device of ``sam``):
+    the decoder modules' and encoder blocks' tensors replace ``sam``'s, then the encoder's
+    LoRA factors are merged into their weights.
 
     Raises:
-      KeyError: a key is outside the fine-tunable modules or unknown to ``sam``, or a
-        module is only partly present (a mismatched base model).
+      KeyError: a key is unknown to ``sam``, or a decoder module is only partly present
+        (a mismatched base model).
     """
     own = sam.state_dict()
-    foreign = sorted(k for k in state_dict if k not in own or not k.startswith(TRAINED_PREFIXES))
+    plain = {k: v for k, v in state_dict.items() if not is_lora_key(k)}
+    allowed = (*TRAINED_PREFIXES, ENCODER_PREFIX)
+    foreign = sorted(k for k in plain if k not in own or not k.startswith(allowed))
     if foreign:
         raise KeyError(f"Not fine-tunable keys of this model: {foreign[:5]}")
     for prefix in TRAINED_PREFIXES:
         expected = {k for k in own if k.startswith(prefix)}
-        given = {k for k in state_dict if k.startswith(prefix)}
+        given = {k for k in plain if k.startswith(prefix)}
         if given and given != expected:
             raise KeyError(f"Partial {prefix[:-1]} state: missing {sorted(expected - given)[:5]}")
-    sam.load_state_dict({**own, **state_dict}, strict=True)
-    return sam
+    sam.load_state_dict({**own, **plain}, strict=True)
+    return merge_lora(sam, {k: v for k, v in state_dict.items() if is_lora_key(k)})
 
 
-def _trainable(sam: Sam, config: FinetuneConfig) -> list[torch.nn.Parameter]:
-    """Freeze ``sam`` except the mask decoder (and prompt encoder); returns the trainable
-    parameters."""
+def combine_states(parent: dict[str, Tensor], child: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The state of a version trained from a version: ``child`` was trained on the model
+    ``parent`` describes, so its decoder and full encoder tensors win, LoRA factors of a
+    weight both changed are stacked along the rank (``[B_p B_c] [A_p; A_c] = B_p A_p +
+    B_c A_c``), and the parent's factors of a weight the child stores in full are dropped
+    (already inside it)."""
+    out = {k: v for k, v in parent.items() if not is_lora_key(k) and k not in child}
+    out.update({k: v for k, v in child.items() if not is_lora_key(k)})
+    parent_pairs, child_pairs = lora_pairs(parent), lora_pairs(child)
+    for weight in parent_pairs.keys() | child_pairs.keys():
+        if weight in child:
+            continue
+        pairs = [p[weight] for p in (parent_pairs, child_pairs) if weight in p]
+        stem = weight.removesuffix(".weight")
+        out[f"{stem}.lora_a"] = torch.cat([a for a, _ in pairs], dim=0)
+        out[f"{stem}.lora_b"] = torch.cat([b for _, b in pairs], dim=1)
+    return out
+
+
+def _trainable(sam: Sam, config: FinetuneConfig) -> list[dict[str, object]]:
+    """Freeze ``sam`` except the mask decoder (and prompt encoder, and the encoder's
+    adapters or last blocks); returns the optimizer's parameter groups."""
     sam.requires_grad_(False)
     modules: list[torch.nn.Module] = [sam.mask_decoder]
     if config.train_prompt_encoder:
         modules.append(sam.prompt_encoder)
-    for module in modules:
-        module.requires_grad_(True)
-    return [p for module in modules for p in module.parameters()]
+    groups: list[dict[str, object]] = []
+    if config.decoder_lr_scale > 0 or not config.trains_encoder:
+        for module in modules:
+            module.requires_grad_(True)
+        params = [p for module in modules for p in module.parameters()]
+        groups.append({"params": params, "lr": config.lr * config.decoder_lr_scale})
+    encoder = config.encoder_config()
+    encoder_params = adapt_encoder(sam, encoder)
+    if encoder_params:
+        groups.append({"params": encoder_params, "lr": config.lr * encoder.lr_scale})
+    return groups
 
 
 def finetune_step(
@@ -193,26 +323,41 @@ def finetune_step(
     """One optimisation step of the trainable modules on ``samples``.
 
     Each image contributes up to ``config.max_objects`` objects, prompted as in SAM's
-    interactive training; the loss is the mean over objects.
+    interactive training; the loss is the mean over objects. With a trained encoder the
+    samples' pixels are encoded here, with gradients into the encoder's trained part.
 
     Returns:
       The loss and the mean IoU of the final simulated masks.
     """
     train_config = config.train_config()
     device = next(sam.parameters()).device
-    gts, boxes = [], []
+    gts, boxes, inputs = [], [], []
     for sample in samples:
         gt = sample.masks.to(device)
+        if config.trains_encoder:
+            pixels = _required(sample.pixels).to(device)
+            if config.augment:
+                pixels, gt = augment_sample(pixels, gt, sample.input_size, generator)
+            inputs.append(pixels)
         if gt.shape[0] > config.max_objects:
             keep = torch.randperm(gt.shape[0], generator=generator, device=device)
             gt = gt[keep[: config.max_objects]]
         gts.append(gt)
         draw = torch.rand((), generator=generator, device=device)
         boxes.append(bool(draw < config.box_probability))
-    embeddings = torch.stack([sample.embedding for sample in samples]).to(device)
+    if config.trains_encoder:
+        embeddings = sam.image_encoder(torch.stack(inputs))
+    else:
+        embeddings = torch.stack([_required(s.embedding) for s in samples]).to(device)
     loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, train_config)
     optimizer_step(optimizer, loss, train_config.grad_clip)
     return loss.item(), ious.mean().item()
+
+
+def _required(tensor: Tensor | None) -> Tensor:
+    if tensor is None:
+        raise ValueError("A sample lacks the input this fine-tuning mode trains on")
+    return tensor
 
 
 def finetune(
@@ -231,15 +376,16 @@ def finetune(
       on_step: called after each step with (step, loss, iou), step counting from 1.
 
     Returns:
-      The trained modules' fp16 state dict (see ``trained_state_dict``), the per-step loss
-      and IoU curves and the wall time.
+      The trained modules' fp16 state dict (``trained_state_dict`` plus, with a trained
+      encoder, ``encoder_state_dict``; relative to ``sam``), the per-step loss and IoU
+      curves and the wall time.
     """
     if not samples:
         raise ValueError("Fine-tuning needs at least one image with objects")
     model = copy.deepcopy(sam)
     device = next(model.parameters()).device
-    params = _trainable(model, config)
-    optimizer, scheduler = make_optimizer(params, config.train_config())
+    groups = _trainable(model, config)
+    optimizer, scheduler = make_optimizer(groups, config.train_config())
     generator = torch.Generator(device=device).manual_seed(config.seed)
     order = torch.Generator().manual_seed(config.seed)
     queue: list[int] = []
@@ -260,7 +406,10 @@ def finetune(
             on_step(step, loss, iou)
     result.seconds = time.monotonic() - started
     model.eval()
-    result.state_dict = trained_state_dict(model)
+    result.state_dict = {
+        **trained_state_dict(model),
+        **encoder_state_dict(model, config.encoder_config()),
+    }
     return result
 
 

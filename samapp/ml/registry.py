@@ -23,7 +23,7 @@ from segment_anything import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from segment_anything.modeling import Sam
 
 from samapp.ml.mobile_sam import build_mobile_sam
-from samapp.ml.model_keys import embedding_model_key
+from samapp.ml.model_keys import registry_model_key
 from samapp.ml.sam2_models import SAM2_CONFIGS, build_sam2_model, sam2_state_dict
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 
@@ -216,7 +216,7 @@ def get_spec(name: str) -> ModelSpec:
 def model_family(model_key: str) -> Family | None:
     """``"sam"`` or ``"sam2"`` for a registry key or a fine-tuned version key (its base
     model's); None for an unknown key."""
-    spec = MODELS.get(embedding_model_key(model_key))
+    spec = MODELS.get(registry_model_key(model_key))
     return None if spec is None else spec.family
 
 

@@ -138,7 +138,7 @@ def init_decoder_attention(sam: Sam, gain: float) -> None:
 
 
 def make_optimizer(
-    params: list[torch.nn.Parameter], config: TrainConfig
+    params: list[torch.nn.Parameter] | list[dict[str, object]], config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW with linear warmup then cosine decay to zero over ``config.steps``."""
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)

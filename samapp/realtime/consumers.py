@@ -5,6 +5,13 @@ Server → client: {"event": str, "payload": {...}}. Client → server: {"action
 socket announces itself to the room, answers newcomers directly, and says goodbye on leaving,
 so every socket holds the room's picture whichever process it lives in.
 
+Room events reach the socket through its process's room (`samapp.realtime.hub`), in `seq`
+order. Every frame to the client goes through a bounded queue drained by its own task: a
+client that falls SAM_SOCKET_SEND_QUEUE frames behind is closed (CLOSE_TOO_SLOW; it
+reconnects and catches up) and never slows the room. A catch-up serves one page of the log
+per request; requests that arrive while a page covering them is being served are merged, and
+pages to one socket are at least SAM_SOCKET_CATCH_UP_INTERVAL apart.
+
 A socket stays open only while its user is active, the session or API token it was opened
 with is still valid and the user may view the project: revocations (logout, token revoked,
 password change, deactivation, membership removed or changed) reach it through the user's
@@ -13,6 +20,7 @@ when its token expires."""
 
 import asyncio
 import contextlib
+import json
 from typing import Any, TypeGuard, cast
 
 from channels.db import database_sync_to_async
@@ -25,10 +33,10 @@ from samapp.json_input import json_parse_bounded
 from samapp.models import ApiToken, Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import MODELS_GROUP, project_group, user_group
+from samapp.realtime.hub import hub_for
 from samapp.roles import Capability, role_can
 from samapp.selectors.annotation_events import (
     annotation_events_after,
-    annotation_events_latest_seq,
 )
 from samapp.selectors.api_tokens import socket_credential_valid
 from samapp.selectors.projects import membership_get
@@ -37,7 +45,9 @@ from samapp.services.api_tokens import session_fingerprint
 # Close codes in the 4000 range are the application's own.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_MEMBER = 4404
-CATCH_UP_PAGE = 1000
+CLOSE_TOO_SLOW = 4429
+CATCH_UP_PAGE = 500
+PRESENCE_COALESCE_SECONDS = 0.05
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
@@ -48,6 +58,18 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.image: int | None = None
         self.revoked = False
         self.rechecks: asyncio.Task[None] | None = None
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(settings.SAM_SOCKET_SEND_QUEUE)
+        self.writer: asyncio.Task[None] | None = None
+        self.in_room = False
+        self.catch_up_wanted: int | None = None
+        # (after, last seq) of the page being served (last None) or last served.
+        self.catch_up_span: tuple[int, int | None] | None = None
+        self.catch_up_task: asyncio.Task[None] | None = None
+        self.catch_up_next = 0.0
+        self.drop: asyncio.Task[None] | None = None
+        self.presence_due: asyncio.TimerHandle | None = None
+        self.room_inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.room_reader: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -70,11 +92,15 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             session_fingerprint(self.session_key) if self.session_key else None
         )
         self.user_info = {"id": user.id, "username": user.get_username()}
-        await self.channel_layer.group_add(project_group(self.project_id), self.channel_name)
         await self.channel_layer.group_add(user_group(user.id), self.channel_name)
         await self.channel_layer.group_add(MODELS_GROUP, self.channel_name)
         await self.accept()
-        seq = await database_sync_to_async(annotation_events_latest_seq)(project_id=self.project_id)
+        self.writer = asyncio.create_task(self._write())
+        self.room_reader = asyncio.create_task(self._room_messages())
+        seq = await hub_for(self.channel_layer).join(self.project_id, self)
+        self.in_room = True
+        # No await suspends between joining and queuing the hello: the room's events after
+        # `seq` are queued after it.
         await self.send_json(
             {
                 "event": HELLO,
@@ -85,16 +111,15 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.rechecks = asyncio.create_task(self._recheck_periodically())
 
     async def disconnect(self, code: int) -> None:
-        rechecks = getattr(self, "rechecks", None)
-        if rechecks is not None:
-            rechecks.cancel()
+        for task in ("rechecks", "writer", "catch_up_task", "room_reader", "presence_due"):
+            running = getattr(self, task, None)
+            if running is not None:
+                running.cancel()
         if hasattr(self, "user_info"):
+            await self._leave_room()
             await self.channel_layer.group_send(
                 project_group(self.project_id),
                 {"type": "presence.leave", "channel": self.channel_name},
-            )
-            await self.channel_layer.group_discard(
-                project_group(self.project_id), self.channel_name
             )
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
@@ -129,25 +154,83 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
                 await self._error("catch_up needs 'after': a sequence number >= 0")
                 return
-            await self._catch_up(after)
+            self._want_catch_up(after)
         else:
             await self._error(f"unknown action {action!r}")
 
     async def _error(self, message: str) -> None:
         await self.send_json({"event": ERROR, "payload": {"detail": message}})
 
-    async def _catch_up(self, after: int) -> None:
-        latest = after
+    # -- outgoing frames -------------------------------------------------------------------
+
+    async def send_json(self, content: Any, close: bool = False) -> None:
+        if close:
+            await super().send_json(content, close=True)
+        else:
+            self.deliver(await self.encode_json(content))
+
+    def deliver(self, frame: str) -> None:
+        """Queue a frame to the client; a client too far behind is closed."""
+        if self.revoked:
+            return
+        try:
+            self.outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.revoked = True
+            self.drop = asyncio.create_task(self._drop_slow())
+
+    async def _write(self) -> None:
         while True:
-            events = await database_sync_to_async(annotation_events_after)(
-                project_id=self.project_id, after=latest, limit=CATCH_UP_PAGE
-            )
-            for event in events:
-                await self.send_json({"event": event.event, "payload": event.payload})
-                latest = event.seq
-            if len(events) < CATCH_UP_PAGE:
-                break
-        await self.send_json({"event": CAUGHT_UP, "payload": {"seq": latest}})
+            frame = await self.outbox.get()
+            await super().send(text_data=frame)
+
+    async def _drop_slow(self) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+        await self._leave_room()
+        await self.close(code=CLOSE_TOO_SLOW)
+
+    async def _leave_room(self) -> None:
+        if self.in_room:
+            self.in_room = False
+            await hub_for(self.channel_layer).leave(self.project_id, self)
+
+    # -- catch-up -------------------------------------------------------------------------
+
+    def _want_catch_up(self, after: int) -> None:
+        span = self.catch_up_span
+        if span is not None and span[0] <= after and (span[1] is None or after < span[1]):
+            # Sent before the client got that page (a socket is ordered): it covers this one,
+            # and its `more` says whether to ask again.
+            return
+        wanted = self.catch_up_wanted
+        self.catch_up_wanted = after if wanted is None else min(wanted, after)
+        if self.catch_up_task is None or self.catch_up_task.done():
+            self.catch_up_task = asyncio.create_task(self._serve_catch_ups())
+
+    async def _serve_catch_ups(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.catch_up_wanted is not None:
+            wait = self.catch_up_next - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            after, self.catch_up_wanted = self.catch_up_wanted, None
+            self.catch_up_span = (after, None)
+            self.catch_up_span = (after, await self._catch_up_page(after))
+            self.catch_up_next = loop.time() + settings.SAM_SOCKET_CATCH_UP_INTERVAL
+
+    async def _catch_up_page(self, after: int) -> int:
+        """Replay the log after `after`, one page; returns the last seq sent."""
+        events = await database_sync_to_async(annotation_events_after)(
+            project_id=self.project_id, after=after, limit=CATCH_UP_PAGE + 1
+        )
+        page = events[:CATCH_UP_PAGE]
+        for event in page:
+            await self.send_json({"event": event.event, "payload": event.payload})
+        latest = page[-1].seq if page else after
+        more = len(events) > CATCH_UP_PAGE
+        await self.send_json({"event": CAUGHT_UP, "payload": {"seq": latest, "more": more}})
+        return latest
 
     # -- presence -------------------------------------------------------------------------
 
@@ -163,13 +246,31 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def _announce(self, *, reply_to: str | None) -> None:
         await self.channel_layer.group_send(project_group(self.project_id), self._state(reply_to))
 
-    async def _send_presence(self) -> None:
+    def _send_presence(self) -> None:
+        """Send the room's picture soon: changes that come together (a team joining at once
+        answers every newcomer) make one frame, not one per change."""
+        if self.presence_due is None:
+            self.presence_due = asyncio.get_running_loop().call_later(
+                PRESENCE_COALESCE_SECONDS, self._flush_presence
+            )
+
+    def _flush_presence(self) -> None:
+        self.presence_due = None
         users = {
             (entry["user"]["id"], entry["image"]): {**entry["user"], "image": entry["image"]}
             for entry in self.presence.values()
         }
         ordered = sorted(users.values(), key=lambda u: (u["id"], u["image"] or 0))
-        await self.send_json({"event": PRESENCE, "payload": {"users": ordered}})
+        self.deliver(json.dumps({"event": PRESENCE, "payload": {"users": ordered}}))
+
+    def room_message(self, message: dict[str, Any]) -> None:
+        self.room_inbox.put_nowait(message)
+
+    async def _room_messages(self) -> None:
+        """Room messages other than events (presence), handled in this socket's own task so
+        that the room never waits on one member."""
+        while True:
+            await self.dispatch(await self.room_inbox.get())
 
     async def presence_state(self, message: dict[str, Any]) -> None:
         self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}
@@ -179,18 +280,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             # raising here would close this member's socket (1011) and lose its broadcasts.
             with contextlib.suppress(ChannelFull):
                 await self.channel_layer.send(reply_to, self._state(None))
-        await self._send_presence()
+        self._send_presence()
 
     async def presence_leave(self, message: dict[str, Any]) -> None:
         if self.presence.pop(message["channel"], None) is not None:
-            await self._send_presence()
-
-    # -- server events --------------------------------------------------------------------
-
-    async def project_event(self, message: dict[str, Any]) -> None:
-        if self.revoked:
-            return
-        await self.send_json({"event": message["event"], "payload": message["payload"]})
+            self._send_presence()
 
     # -- access ---------------------------------------------------------------------------
 
@@ -240,7 +334,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         # Leave the room first: until the server delivers the disconnect, room events
         # would still reach this consumer.
         self.revoked = True
-        await self.channel_layer.group_discard(project_group(self.project_id), self.channel_name)
+        await self._leave_room()
         await self.close(code=code)
 
 

@@ -54,7 +54,9 @@ class PresencePayload(TypedDict):
 
 
 class CaughtUpPayload(TypedDict):
+    # The last seq replayed; `more` when the log goes on past this page (ask again after it).
     seq: int
+    more: bool
 
 
 class ErrorPayload(TypedDict):

@@ -1,8 +1,6 @@
 """Reads of the annotation change log (`samapp.services.annotation_events` writes it)."""
 
-from django.db.models import Max
-
-from samapp.models import AnnotationEvent
+from samapp.models import AnnotationEvent, Project
 
 
 def annotation_events_after(
@@ -16,5 +14,5 @@ def annotation_events_after(
 
 def annotation_events_latest_seq(*, project_id: int) -> int:
     """The project's last `seq` (0 before its first change)."""
-    last = AnnotationEvent.objects.filter(project_id=project_id).aggregate(m=Max("seq"))["m"]
-    return int(last or 0)
+    seq = Project.objects.filter(pk=project_id).values_list("annotation_seq", flat=True).first()
+    return int(seq or 0)

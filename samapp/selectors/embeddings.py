@@ -58,7 +58,7 @@ def embedding_status_map(*, images: Iterable[Image]) -> dict[int, EmbeddingStatu
     from samapp.models import Project
 
     keys = {
-        pk: embedding_model_key(key)  # a fine-tuned version uses its base model's embeddings
+        pk: embedding_model_key(key)  # a version's own, or its base model's embeddings
         for pk, key in Project.objects.filter(pk__in=project_ids).values_list(
             "pk", "default_model_key"
         )

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from samapp.choices import ModelDownloadState
-from samapp.ml.model_keys import embedding_model_key
+from samapp.ml.model_keys import registry_model_key
 from samapp.ml.registry import MODELS, checkpoint_path, get_spec
 from samapp.models import ModelDownload, Project
 from samapp.realtime.contract import RegistryModelPayload
@@ -29,7 +29,7 @@ DEMO_NOTICE = (
 
 def model_is_present(*, model_key: str) -> bool:
     """Whether the checkpoint of registry model (or version base) `model_key` is here."""
-    return checkpoint_path(embedding_model_key(model_key), settings.SAM_CHECKPOINT_DIR).is_file()
+    return checkpoint_path(registry_model_key(model_key), settings.SAM_CHECKPOINT_DIR).is_file()
 
 
 def download_stale_after() -> timedelta:

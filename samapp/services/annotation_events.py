@@ -5,7 +5,6 @@ can ask for everything after the last `seq` it saw and lose nothing."""
 from typing import cast
 
 from django.db import transaction
-from django.db.models import Max
 
 from samapp.models import AnnotationEvent, Project
 from samapp.realtime.contract import P, ServerEvent
@@ -16,17 +15,56 @@ def project_lock(*, project_id: int) -> None:
     """Serialize the project's annotation writes until commit (a row lock on Postgres; SQLite's
     IMMEDIATE transactions already serialize writers). Take it first, before any annotation
     row lock, so every writer locks in the same order."""
-    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk", flat=True))
+    list(
+        Project.objects.select_for_update()
+        .filter(pk=project_id)
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+
+
+def _seq_take(*, project_id: int, count: int) -> int:
+    """Allocate the project's next `count` seqs (one UPDATE, which also holds the project row
+    until commit); returns the last of them."""
+    connection = transaction.get_connection()
+    table = connection.ops.quote_name(Project._meta.db_table)
+    # UPDATE … RETURNING (Postgres, SQLite ≥ 3.35): the ORM's update() returns no values. The
+    # table name is the model's, quoted; the values are parameters.
+    sql = f"UPDATE {table} SET annotation_seq = annotation_seq + %s WHERE id = %s RETURNING annotation_seq"  # noqa: E501, S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, project_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Project.DoesNotExist(f"No project {project_id}.")
+    return int(row[0])
+
+
+def annotation_events_record(
+    *, project_id: int, events: list[tuple[ServerEvent[P], P]]
+) -> list[int]:
+    """Append `events` to the project's log with consecutive seqs (inside the caller's
+    transaction, after `project_lock`) and broadcast them in order once it commits."""
+    assert transaction.get_connection().in_atomic_block, "record inside the change's transaction"
+    if not events:
+        return []
+    last = _seq_take(project_id=project_id, count=len(events))
+    first = last - len(events) + 1
+    bodies = [
+        (event, cast(P, {**payload, "seq": first + i})) for i, (event, payload) in enumerate(events)
+    ]
+    AnnotationEvent.objects.bulk_create(
+        AnnotationEvent(project_id=project_id, seq=first + i, event=str(event), payload=body)
+        for i, (event, body) in enumerate(bodies)
+    )
+
+    def send() -> None:
+        for event, body in bodies:
+            broadcast(project_id=project_id, event=event, payload=body)
+
+    transaction.on_commit(send)
+    return list(range(first, last + 1))
 
 
 def annotation_event_record(*, project_id: int, event: ServerEvent[P], payload: P) -> int:
-    """Append `event` to the project's log (inside the caller's transaction, after
-    `project_lock`) and broadcast it with its `seq` once the transaction commits."""
-    assert transaction.get_connection().in_atomic_block, "record inside the change's transaction"
-    project_lock(project_id=project_id)  # no-op when the caller already holds it
-    last = AnnotationEvent.objects.filter(project_id=project_id).aggregate(m=Max("seq"))["m"]
-    seq = (last or 0) + 1
-    body = cast(P, {**payload, "seq": seq})
-    AnnotationEvent.objects.create(project_id=project_id, seq=seq, event=str(event), payload=body)
-    transaction.on_commit(lambda: broadcast(project_id=project_id, event=event, payload=body))
-    return seq
+    """`annotation_events_record` of one event: its seq."""
+    return annotation_events_record(project_id=project_id, events=[(event, payload)])[0]

@@ -1,5 +1,6 @@
 """Annotation writes with optimistic concurrency; every change is broadcast once, after commit."""
 
+import copy
 import math
 from typing import Any, cast
 
@@ -16,9 +17,9 @@ from samapp.errors import (
     VersionConflictError,
 )
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
-from samapp.models import Annotation, Image, Label, Membership
+from samapp.models import Annotation, Image, Label, Membership, Project
 from samapp.realtime import contract
-from samapp.roles import Capability, role_can
+from samapp.roles import Capability, membership_require, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.images import image_work_check, images_reopen
 
@@ -87,22 +88,15 @@ def clip_predicted_iou(value: float | None) -> float | None:
     return None if value is None else min(1.0, max(0.0, float(value)))
 
 
-def _require(actor: Membership, capability: Capability) -> None:
-    if not role_can(actor.role, capability):
-        raise PermissionDeniedError(
-            f"Your role ({actor.role}) cannot {capability.value} in this project."
-        )
-
-
 def _check_actor(*, actor: Membership, image: Image) -> None:
     if actor.project_id != image.project_id:
         raise ApplicationError("That image belongs to another project.")
-    _require(actor, Capability.ANNOTATE)
+    membership_require(actor, Capability.ANNOTATE)
     image_work_check(image=image, actor=actor)
 
 
 def _clean_provenance(
-    *, image: Image, source: str, model_key: str, predicted_iou: float | None
+    *, project: Project, source: str, model_key: str, predicted_iou: float | None
 ) -> tuple[str, str, float | None]:
     """A member's claim of how a mask was made, as stored: a manual mask names no model and
     no predicted IoU (whatever was sent); a click or box mask was decoded by the project's
@@ -119,7 +113,7 @@ def _clean_provenance(
         raise ApplicationError("predicted_iou must be between 0 and 1.")
     if source not in MODEL_SOURCES:
         return source, "", None
-    project_model = image.project.default_model_key
+    project_model = project.default_model_key
     if model_key and model_key != project_model:
         raise ApplicationError(
             f"model_key {model_key!r} is not this project's model ({project_model!r}): "
@@ -137,7 +131,7 @@ def _submitted_state(actor: Membership) -> str:
 
 
 def _review_fields(*, actor: Membership, state: str, reason: str | None) -> dict[str, Any]:
-    _require(actor, Capability.REVIEW)
+    membership_require(actor, Capability.REVIEW)
     return {
         "review_state": state,
         "review_reason": reason or "",
@@ -174,7 +168,7 @@ def annotation_create(
     if actor is not None:
         _check_actor(actor=actor, image=image)
         source, model_key, predicted_iou = _clean_provenance(
-            image=image, source=source, model_key=model_key, predicted_iou=predicted_iou
+            project=actor.project, source=source, model_key=model_key, predicted_iou=predicted_iou
         )
         review = (
             _review_fields(actor=actor, state=review_state, reason="")
@@ -274,7 +268,7 @@ def _member_changes(
     _check_author(annotation=annotation, actor=actor)
     if changes.keys() & {"source", "model_key", "predicted_iou"}:
         source, model_key, predicted_iou = _clean_provenance(
-            image=annotation.image,
+            project=actor.project,
             source=changes.get("source", annotation.source),
             model_key=changes.get("model_key", ""),
             predicted_iou=changes.get("predicted_iou", annotation.predicted_iou),
@@ -316,19 +310,29 @@ def annotation_update(
         changes["label"] = _clean_label(image=image, label=changes["label"])
     if "predicted_iou" in changes:
         changes["predicted_iou"] = clip_predicted_iou(changes["predicted_iou"])
+    changes["updated_at"] = timezone.now()
     with transaction.atomic():
         project_lock(project_id=image.project_id)
         updated = Annotation.objects.filter(pk=annotation.pk, version=expected).update(
             version=F("version") + 1, **changes
         )
-        current = Annotation.objects.select_related("image").filter(pk=annotation.pk).first()
-        if current is None:
-            raise ApplicationError("This annotation was deleted meanwhile.")
-        if not updated:
-            raise VersionConflictError(
-                f"Version {expected} is stale: the annotation is at version {current.version}.",
-                {"current": annotation_payload(current)},
-            )
+        if updated and annotation.version == expected:
+            # The row was what this instance holds: the stored result is known without
+            # reading it back.
+            current = copy.copy(annotation)
+            for field, value in changes.items():
+                setattr(current, field, value)
+            current.version = expected + 1
+        else:
+            found = Annotation.objects.filter(pk=annotation.pk).first()
+            if found is None:
+                raise ApplicationError("This annotation was deleted meanwhile.")
+            if not updated:
+                raise VersionConflictError(
+                    f"Version {expected} is stale: the annotation is at version {found.version}.",
+                    {"current": annotation_payload(found)},
+                )
+            current = found
         if changes.get("review_state") == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk=image.pk))
         annotation_event_record(

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from samapp.errors import ApplicationError, ConflictError, PayloadTooLargeError, TooManyError
 from samapp.models import Project, UploadSession
+from samapp.roles import project_writable_check
 from samapp.selectors.uploads import upload_session_expiry_cutoff, upload_session_open_list
 from samapp.services.uploads import UploadResult, images_create, uploads_check
 
@@ -41,6 +42,7 @@ def _chunk_count(session: UploadSession) -> int:
 
 def upload_session_create(*, project: Project, user: User, name: str, size: int) -> UploadSession:
     """Open a session for one file of `size` bytes, within the per-file and per-user limits."""
+    project_writable_check(project)
     upload_sessions_purge_expired(limit=PURGE_BATCH)
     is_archive = name.lower().endswith(".zip")
     limit = settings.SAM_UPLOAD_MAX_BYTES if is_archive else settings.SAM_MAX_UPLOAD_BYTES

@@ -49,7 +49,7 @@ from samapp.selectors.embeddings import embedding_scope, int8_path
 from samapp.services.embedding_claims import busy_for, claim, claim_fair, claimable, gather, release
 from samapp.services.enqueue import enqueue
 from samapp.services.images import image_bytes_read
-from samapp.services.model_runtime import base_model
+from samapp.services.model_runtime import model_for_key
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
@@ -409,7 +409,7 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         return outcome
     model_key = loaded[0][0].model_key
     try:
-        model = base_model(model_key)
+        model = model_for_key(model_key=model_key)
     except Exception as exc:
         for row, _ in loaded:
             _fail(row, f"Model {model_key} unavailable: {exc}")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from samapp.choices import ImageStatus
 from samapp.errors import ApplicationError, PermissionDeniedError
 from samapp.models import Image, Membership, Project
-from samapp.roles import Capability, role_can, role_can_move_image
+from samapp.roles import Capability, membership_require, role_can, role_can_move_image
 
 MAX_ASSIGN_IMAGES = 1000
 
@@ -28,13 +28,6 @@ def image_bytes_read(*, image: Image) -> bytes:
     return data
 
 
-def _require(actor: Membership, capability: Capability) -> None:
-    if not role_can(actor.role, capability):
-        raise PermissionDeniedError(
-            f"Your role ({actor.role}) cannot {capability.value} in this project."
-        )
-
-
 def image_work_check(*, image: Image, actor: Membership) -> None:
     """An annotator (a role that cannot review) works only on images assigned to them or to
     nobody, and never on an image already reviewed."""
@@ -49,7 +42,7 @@ def image_work_check(*, image: Image, actor: Membership) -> None:
 def image_status_change(*, image: Image, status: str, actor: Membership) -> Image:
     """Move `image` to `status` if the actor's role may make that transition
     (`samapp.roles.IMAGE_TRANSITIONS`)."""
-    _require(actor, Capability.ANNOTATE)
+    membership_require(actor, Capability.ANNOTATE)
     if status not in ImageStatus.values:
         raise ApplicationError(f"Unknown status {status!r}.")
     image_work_check(image=image, actor=actor)
@@ -88,7 +81,7 @@ def images_reopen(*, images: QuerySet[Image]) -> int:
 def image_update(*, image: Image, data: dict[str, Any], actor: Membership) -> Image:
     """Change an image's status (by the transition table) and/or assignee (managers)."""
     if "assignee" in data:
-        _require(actor, Capability.MANAGE)
+        membership_require(actor, Capability.MANAGE)
         _check_assignee(project=image.project, assignee_id=data["assignee"])
     if "status" in data:
         image_status_change(image=image, status=data["status"], actor=actor)
@@ -103,7 +96,7 @@ def images_assign(
 ) -> dict[str, list[int]]:
     """Assign many of the project's images to one member (or to nobody) in one write; ids
     that are not the project's images are reported as missing."""
-    _require(actor, Capability.MANAGE)
+    membership_require(actor, Capability.MANAGE)
     if len(image_ids) > MAX_ASSIGN_IMAGES:
         raise ApplicationError(f"At most {MAX_ASSIGN_IMAGES} images per request.")
     _check_assignee(project=project, assignee_id=assignee_id)

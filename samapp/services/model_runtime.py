@@ -11,12 +11,12 @@ import hashlib
 import io
 import logging
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from samapp.ml.model_keys import embedding_model_key, is_version_key
+from samapp.ml.model_keys import is_version_key, registry_model_key
 from samapp.models import ModelVersion
 
 if TYPE_CHECKING:
@@ -57,27 +57,45 @@ def _checkpoint_read(path: str) -> bytes:
     return data
 
 
-@lru_cache(maxsize=4)
-def _version_model(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> "Sam":
+def _checkpoint_state(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> Any:
     import torch
-
-    from samapp.ml.finetune import apply_trained_state
 
     data = _checkpoint_read(checkpoint_path)
     if hashlib.sha256(data).hexdigest() != checkpoint_sha256:
         raise RuntimeError(f"The checkpoint of {model_key} does not match its hash")
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    base = base_model(embedding_model_key(model_key))
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+@lru_cache(maxsize=4)
+def _version_model(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> "Sam":
+    from samapp.ml.finetune import apply_trained_state
+
+    state = _checkpoint_state(model_key, checkpoint_path, checkpoint_sha256)
+    base = base_model(registry_model_key(model_key))
     return apply_trained_state(copy.deepcopy(base), state).eval()
 
 
-def model_version_model(*, model_key: str) -> "Sam":
-    """The model of a version key: the base model with the version's decoder weights.
-    Loaded once per process (cached by checkpoint hash)."""
+def _stored_version(model_key: str) -> ModelVersion:
     version = ModelVersion.objects.filter(model_key=model_key).first()
     if version is None or not version.checkpoint_path:
         raise LookupError(f"No trained model version {model_key!r}")
+    return version
+
+
+def model_version_model(*, model_key: str) -> "Sam":
+    """The model of a version key: the registry model with the version's weights (decoder,
+    and the encoder's adapters or blocks). Loaded once per process (cached by hash)."""
+    version = _stored_version(model_key)
     return _version_model(model_key, version.checkpoint_path, version.checkpoint_sha256)
+
+
+def model_version_state(*, model_key: str) -> dict[str, Any]:
+    """A stored version's state dict (relative to its registry model), hash-checked."""
+    version = _stored_version(model_key)
+    state: dict[str, Any] = _checkpoint_state(
+        model_key, version.checkpoint_path, version.checkpoint_sha256
+    )
+    return state
 
 
 def model_for_key(*, model_key: str) -> "Sam":

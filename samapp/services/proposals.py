@@ -27,6 +27,7 @@ from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Label, Project
 from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
+from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import embedding_load
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import embeddings_ready
@@ -212,6 +213,7 @@ def proposals_start(
         project=project, name="auto_points_per_side", default=32
     )
     proposal_points_check(images=len(ids), points_per_side=points)
+    project_writable_check(project)
     job_quota_check(project=project, user=user)
     payload = {k: v for k, v in clean.__dict__.items()}
 

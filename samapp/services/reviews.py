@@ -10,7 +10,8 @@ from samapp.choices import ReviewState
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Project
 from samapp.realtime.contract import ANNOTATION_UPDATED
-from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.roles import project_writable_check
+from samapp.services.annotation_events import annotation_events_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.images import images_reopen
 
@@ -30,6 +31,7 @@ def annotations_review(
     annotations among `ids`; each change bumps the version and is logged and broadcast once.
     Unknown ids (or other projects') are reported. A rejection sends its image back to
     `in_progress` if it was done or reviewed, so it returns to its annotator's queue."""
+    project_writable_check(project)
     if review_state not in (ReviewState.ACCEPTED, ReviewState.REJECTED):
         raise ApplicationError("review_state must be 'accepted' or 'rejected'.")
     if len(ids) > MAX_REVIEW_IDS:
@@ -58,12 +60,13 @@ def annotations_review(
         )
         if review_state == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk__in=changed.values("image_id")))
-        for annotation in changed.order_by("pk"):
-            annotation_event_record(
-                project_id=project.pk,
-                event=ANNOTATION_UPDATED,
-                payload=annotation_payload(annotation),
-            )
+        annotation_events_record(
+            project_id=project.pk,
+            events=[
+                (ANNOTATION_UPDATED, annotation_payload(annotation))
+                for annotation in changed.order_by("pk")
+            ],
+        )
     return {
         "updated": sorted(to_change),
         "unchanged": sorted(found_ids - set(to_change)),

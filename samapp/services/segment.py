@@ -10,10 +10,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from samapp.choices import AnnotationSource, EmbeddingStatus, JobState, ReviewState
-from samapp.ml.model_keys import embedding_model_key
+from samapp.ml.model_keys import registry_model_key
 from samapp.models import Annotation, Embedding, Image, Project, SegmentJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
+from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import embedding_read
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
@@ -71,7 +72,7 @@ def segment_options(*, project: Project, options: dict[str, Any]) -> dict[str, A
     the project's model (`samapp.ml.registry.automatic_defaults`)."""
     from samapp.ml.registry import automatic_defaults
 
-    resolved: dict[str, Any] = automatic_defaults(embedding_model_key(project.default_model_key))
+    resolved: dict[str, Any] = automatic_defaults(registry_model_key(project.default_model_key))
     for name, setting in OPTION_KEYS.items():
         value = options.get(name)
         if value is None:
@@ -86,6 +87,7 @@ def segment_job_start(
 ) -> SegmentJob:
     project = image.project
     resolved = segment_options(project=project, options=options or {})
+    project_writable_check(project)
     job_quota_check(project=project, user=user)
     job = SegmentJob.objects.create(
         project=project,

@@ -20,6 +20,7 @@ from PIL import ImageOps
 
 from samapp.errors import ApplicationError
 from samapp.models import Image, Project
+from samapp.roles import project_writable_check
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
@@ -242,6 +243,7 @@ def images_create(
     """Store checked images all or nothing; an image already in the project is reported."""
     from samapp.services.embeddings import embeddings_schedule
 
+    project_writable_check(project)
     result = UploadResult()
     existing = _existing_image_ids(project=project, sha256s=[i.sha256 for i in images])
     stored: list[str] = []

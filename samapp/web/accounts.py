@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.password_validation import password_validators_help_texts
 from django.core.validators import MaxLengthValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -41,6 +42,9 @@ class SignupForm(UserCreationForm):  # type: ignore[type-arg]
             field = self.fields[name]
             field.validators.append(MaxLengthValidator(MAX_PASSWORD_CHARS))
             field.widget.attrs["maxlength"] = str(MAX_PASSWORD_CHARS)
+        # Django's help text for the password is HTML; the template lists the rules as
+        # escaped text instead, so no template needs `|safe`.
+        self.fields["password1"].help_text = ""
 
 
 class SignupThrottle(SimpleRateThrottle):
@@ -99,4 +103,8 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 def _context(form: SignupForm, mode: SignupMode) -> dict[str, Any]:
-    return {"form": form, "invite_only": mode == SignupMode.INVITE}
+    return {
+        "form": form,
+        "invite_only": mode == SignupMode.INVITE,
+        "password_rules": password_validators_help_texts(),
+    }

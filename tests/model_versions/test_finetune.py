@@ -90,7 +90,9 @@ def test_apply_trained_state_rejects_foreign_or_partial_weights(small) -> None:
     sam = copy.deepcopy(small[0])
     state = trained_state_dict(sam)
     with pytest.raises(KeyError, match="Not fine-tunable"):
-        apply_trained_state(sam, {**state, "image_encoder.neck.0.weight": torch.zeros(1)})
+        apply_trained_state(sam, {**state, "image_encoder.nowhere.weight": torch.zeros(1)})
+    with pytest.raises(KeyError, match="Not fine-tunable"):
+        apply_trained_state(sam, {**state, "pixel_mean": torch.zeros(3, 1, 1)})
     partial = dict(state)
     partial.pop("mask_decoder.iou_token.weight")
     with pytest.raises(KeyError, match="Partial mask_decoder"):

@@ -7,11 +7,11 @@ import pytest
 from samapp.choices import JobState, ModelVersionState
 from samapp.errors import ApplicationError
 from samapp.models import ModelVersion, TrainingJob
-from tests.fixtures import decoder_manifest
+from tests.pipeline.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db
 
-FAST = {"steps": 2, "images_per_step": 2, "iterations": 1}
+FAST = {"steps": 2, "images_per_step": 2, "iterations": 1, "encoder_mode": "frozen"}
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def decoder_variants(settings: Any) -> list[str]:
 
 
 def _run(project: Any, user: Any, **options: Any) -> TrainingJob:
-    from samapp.services.model_versions import training_run, training_start
+    from samapp.services.training_jobs import training_run, training_start
 
     job = training_start(project=project, user=user, options={**FAST, **options})
     training_run(job_id=job.pk)
@@ -39,7 +39,7 @@ def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
     from django.core.files.storage import default_storage
 
     events: list[dict[str, Any]] = []
-    monkeypatch.setattr("samapp.services.model_versions.broadcast", lambda **e: events.append(e))
+    monkeypatch.setattr("samapp.services.training_jobs.broadcast", lambda **e: events.append(e))
     shapes_project(project, 6)
     job = _run(project, users["manager"], activate=False)
     assert job.state == JobState.DONE, job.error
@@ -68,7 +68,7 @@ def test_training_creates_a_version_with_metrics_checkpoint_and_decoder(
 
 
 def test_training_needs_accepted_annotations(project, users) -> None:
-    from samapp.services.model_versions import training_start
+    from samapp.services.training_jobs import training_start
 
     with pytest.raises(ApplicationError, match="accepted annotations"):
         training_start(project=project, user=users["manager"])
@@ -80,7 +80,7 @@ def _version(project: Any, number: int, miou: float, baseline: float, parent: st
     """A READY version without training: the base model's own decoder weights."""
     from samapp.ml.finetune import trained_state_dict
     from samapp.services.model_runtime import model_for_key
-    from samapp.services.model_versions import _checkpoint_store
+    from samapp.services.model_versions import version_checkpoint_store
 
     version = ModelVersion.objects.create(
         project=project,
@@ -92,7 +92,7 @@ def _version(project: Any, number: int, miou: float, baseline: float, parent: st
         metrics={"miou_1": miou},
         baseline_metrics={"miou_1": baseline},
     )
-    _checkpoint_store(version, trained_state_dict(model_for_key(model_key="sam_tiny")))
+    version_checkpoint_store(version, trained_state_dict(model_for_key(model_key="sam_tiny")))
     return version
 
 
@@ -165,3 +165,69 @@ def test_an_active_version_keeps_the_base_embeddings_and_serves_its_own_decoder(
     outsider = client_for("outsider")
     assert outsider.get(f"/api/models/{key}/decoder/").status_code == 404
     assert outsider.get(url).status_code == 404
+
+
+def test_an_encoder_version_embeds_the_project_again_before_it_becomes_active(
+    project,
+    users,
+    shapes_project,
+    decoder_variants,
+    monkeypatch,
+    client_for,
+    django_capture_on_commit_callbacks,
+) -> None:
+    from samapp.choices import EmbeddingStatus
+    from samapp.models import Embedding
+    from samapp.selectors.embeddings import embedding_status_map
+    from samapp.services.model_runtime import model_version_state
+
+    events: list[dict[str, Any]] = []
+    monkeypatch.setattr("samapp.services.training_jobs.broadcast", lambda **e: events.append(e))
+    # Two steps learn nothing: let the version win so that the whole path runs.
+    for module in ("training_jobs", "model_versions"):
+        monkeypatch.setattr(f"samapp.services.{module}.version_beats", lambda *_: True)
+    images = shapes_project(project, 6)
+    job = _run(project, users["manager"], encoder_mode="lora", encoder_rank=2, encoder_blocks=1)
+    assert job.state == JobState.DONE, job.error
+    version = ModelVersion.objects.get(training_job=job)
+    assert version.model_key == f"sam_tiny-p{project.pk}v1e"  # its own encoder
+    assert version.state == ModelVersionState.ACTIVE
+    assert version.metrics["encoder_mode"] == "lora"
+    state = model_version_state(model_key=version.model_key)
+    lora = {k for k in state if k.startswith("image_encoder.")}
+    assert lora
+    assert all(k.endswith((".lora_a", ".lora_b")) for k in lora)
+    # Every image embedded under the version's key before activation, progress reported.
+    rows = Embedding.objects.filter(model_key=version.model_key)
+    assert rows.count() == len(images)
+    assert set(rows.values_list("status", flat=True)) == {EmbeddingStatus.READY}
+    base_rows = Embedding.objects.filter(model_key="sam_tiny").order_by("image_sha256")
+    ours = {r.image_sha256: r.storage_path for r in rows}
+    assert all(ours[r.image_sha256] != r.storage_path for r in base_rows)  # other features
+    progress = [e["payload"]["progress"] for e in events if e["event"] == "job.progress"]
+    assert progress == sorted(progress)
+    assert any(0.9 < p < 1.0 for p in progress)
+    project.refresh_from_db()
+    assert project.default_model_key == version.model_key
+    assert {s["model_key"] for s in embedding_status_map(images=images).values()} == {
+        version.model_key
+    }
+    manifest = decoder_manifest(
+        client_for("viewer"), django_capture_on_commit_callbacks, version.model_key
+    )
+    assert manifest["model_key"] == version.model_key
+
+
+def test_encoder_mode_is_validated(project, users, shapes_project, client_for) -> None:
+    from samapp.services.training_jobs import training_start
+
+    shapes_project(project, 2)
+    with pytest.raises(ApplicationError, match="encoder_mode must be one of"):
+        training_start(project=project, user=users["manager"], options={"encoder_mode": "all"})
+    response = client_for("manager").post(
+        f"/api/projects/{project.pk}/training-jobs/",
+        {"encoder_mode": "everything", "encoder_rank": 0},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert {"encoder_mode", "encoder_rank"} <= set(response.json()["errors"])

@@ -177,3 +177,49 @@ def test_only_owners_delete_the_project(client_for, project) -> None:
     assert Project.objects.filter(pk=project.id).exists()
     assert client_for("owner").delete(f"/api/projects/{project.id}/").status_code == 204
     assert not Project.objects.filter(pk=project.id).exists()
+
+
+def test_an_archived_project_takes_no_new_work_until_unarchived(
+    client_for, project, make_image, make_annotation, png_bytes
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import rle_box
+
+    image = make_image(project)
+    existing = make_annotation(image)
+    manager = client_for("manager")
+    base = f"/api/projects/{project.id}"
+    assert manager.patch(f"{base}/", {"archived": True}, format="json").status_code == 200
+
+    def attempts() -> dict[str, Any]:
+        upload = SimpleUploadedFile(
+            "new.png", png_bytes(color=(9, 200, 30)), content_type="image/png"
+        )
+        return {
+            "annotate": manager.post(
+                f"{base}/images/{image.id}/annotations/",
+                {"rle": rle_box(image.height, image.width)},
+                format="json",
+            ),
+            "review": manager.post(
+                f"{base}/annotations/review/",
+                {"ids": [existing.id], "review_state": "rejected", "reason": "too loose"},
+                format="json",
+            ),
+            "upload": manager.post(f"{base}/images/", {"file": [upload]}, format="multipart"),
+            "segment": manager.post(
+                f"{base}/images/{image.id}/segment-everything/", {}, format="json"
+            ),
+        }
+
+    refused = attempts()
+    assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 409)
+    assert all("archived" in r.json()["detail"] for r in refused.values())
+    assert project.images.count() == 1
+    assert image.annotations.count() == 1
+    # Its work stays readable while archived.
+    assert manager.get(f"{base}/images/{image.id}/annotations/").status_code == 200
+
+    assert manager.patch(f"{base}/", {"archived": False}, format="json").status_code == 200
+    assert attempts()["annotate"].status_code == 201

@@ -177,7 +177,7 @@ async def test_catch_up_replays_every_missed_event(
     assert replay[2]["payload"]["id"] == second.id
     assert replay[2]["payload"]["version"] == 2
     assert replay[3]["payload"] == {"id": first.id, "image": image.id, "version": 2, "seq": 5}
-    assert message["payload"] == {"seq": 5}
+    assert message["payload"] == {"seq": 5, "more": False}
     await socket.send_json_to({"action": "catch_up", "after": "x"})
     assert (await receive_until(socket, "error"))["payload"]["detail"]
     await socket.disconnect()

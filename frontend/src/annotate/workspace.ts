@@ -279,9 +279,9 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 
   // ------------------------------------------------------------------ actions (WorkspaceModel)
 
+  /** The server moves a `new` image to `in progress` inside the create; this mirrors it. */
   saved(annotation: Annotation): void {
     if (this.image?.status !== "new" || annotation.image !== this.imageId) return;
-    api.updateImage(this.projectId, this.imageId, { status: "in_progress" }).catch(() => undefined);
     this.image = { ...this.image, status: "in_progress" };
   }
 

@@ -24,6 +24,7 @@ export interface PresencePayload {
 
 export interface CaughtUpPayload {
   seq: number;
+  more: boolean;
 }
 
 export interface ErrorPayload {

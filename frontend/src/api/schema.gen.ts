@@ -1162,6 +1162,13 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /**
+         * @description * `frozen` - frozen
+         *     * `lora` - lora
+         *     * `blocks` - blocks
+         * @enum {string}
+         */
+        EncoderModeEnum: "frozen" | "lora" | "blocks";
         ExportJobOutput: {
             readonly id: number;
             format?: components["schemas"]["FormatEnum"];
@@ -1585,6 +1592,9 @@ export interface components {
             held_out_percent?: number;
             seed?: number;
             activate?: boolean;
+            encoder_mode?: components["schemas"]["EncoderModeEnum"];
+            encoder_blocks?: number;
+            encoder_rank?: number;
         };
         /**
          * @description * `integer` - integer

@@ -1,5 +1,10 @@
 /** The project room websocket: reconnects with backoff and asks the server to replay what
- * it missed (`catch_up` with the last sequence number seen). */
+ * it missed (`catch_up` after the last sequence number it holds every event up to).
+ *
+ * The server delivers a live socket's events in `seq` order; a gap (or a reconnect) makes
+ * the socket ask once, and again only when the answer (`caught_up`) says there is more: one
+ * page per request, never a request per event. A server that finds the client too slow
+ * closes it (4429); it reconnects and catches up like after any drop. */
 import type { ServerEvent } from "../api/events.gen";
 
 export type { JobProgress, PresenceUser, ServerEvent } from "../api/events.gen";
@@ -8,7 +13,10 @@ export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
 export class ProjectSocket {
   private socket: WebSocket | null = null;
+  /** Every event up to this seq has been received. */
   private lastSeq = 0;
+  private synced = false;
+  private catchingUp = false;
   private retry = 0;
   private timer: number | undefined;
   private stopped = false;
@@ -41,10 +49,10 @@ export class ProjectSocket {
     const socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${this.projectId}/`);
     this.socket = socket;
     socket.addEventListener("open", () => {
-      const reconnected = this.retry > 0 || this.lastSeq > 0;
       this.retry = 0;
+      this.catchingUp = false;
       this.setState("open");
-      if (reconnected) this.send({ action: "catch_up", after: this.lastSeq });
+      if (this.synced) this.catchUp();
       if (this.image !== null) this.send({ action: "presence", image: this.image });
     });
     socket.addEventListener("message", (message: MessageEvent<string>) => {
@@ -54,9 +62,7 @@ export class ProjectSocket {
       } catch {
         return;
       }
-      const seq = (data.payload as { seq?: unknown }).seq;
-      if (typeof seq === "number" && seq > this.lastSeq) this.lastSeq = seq;
-      if (data.event === "caught_up" && data.payload.seq > this.lastSeq) this.lastSeq = data.payload.seq;
+      this.track(data);
       this.onEvent(data);
     });
     socket.addEventListener("close", (event) => {
@@ -69,6 +75,32 @@ export class ProjectSocket {
       const delay = Math.min(15000, 500 * 2 ** this.retry++);
       this.timer = window.setTimeout(() => { this.connect(); }, delay);
     });
+  }
+
+  private track(data: ServerEvent): void {
+    if (data.event === "hello") {
+      // The first hello names where the stream starts; after a reconnect the catch-up does.
+      if (!this.synced) this.lastSeq = data.payload.seq;
+      this.synced = true;
+      return;
+    }
+    if (data.event === "caught_up") {
+      this.lastSeq = Math.max(this.lastSeq, data.payload.seq);
+      this.catchingUp = false;
+      if (data.payload.more) this.catchUp();
+      return;
+    }
+    const seq = (data.payload as { seq?: unknown }).seq;
+    if (typeof seq !== "number") return;
+    if (seq === this.lastSeq + 1) this.lastSeq = seq;
+    else if (seq > this.lastSeq + 1) this.catchUp();
+  }
+
+  /** Ask for what follows `lastSeq`, unless an answer is on its way. */
+  private catchUp(): void {
+    if (this.catchingUp) return;
+    this.catchingUp = true;
+    this.send({ action: "catch_up", after: this.lastSeq });
   }
 
   send(message: Record<string, unknown>): void {

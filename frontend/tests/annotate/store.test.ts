@@ -49,7 +49,7 @@ describe("annotation store", () => {
     const bulk = (images: number[]): ServerEvent => ({ event: "annotations.bulk_created", payload: { count: 3, images, seq: 1 } });
     expect(store.apply(bulk([5, 7]))).toEqual({ kind: "reload" });
     expect(store.apply(bulk([5]))).toEqual({ kind: "none" });
-    expect(store.apply({ event: "caught_up", payload: { seq: 1 } })).toEqual({ kind: "none" });
+    expect(store.apply({ event: "caught_up", payload: { seq: 1, more: false } })).toEqual({ kind: "none" });
   });
 
   it("keeps an annotation whose RLE is malformed, with an empty mask", () => {
