@@ -3,8 +3,9 @@ loaded, and hashes a checkpoint. It imports no other service, so every service t
 model (embeddings, decoders, segment everything, proposals, training) depends on it alone.
 
 A key is either a registry model (`samapp.ml.registry`, weights under
-`SAM_CHECKPOINT_DIR`) or a project's fine-tuned version (`samapp.ml.model_keys`): the base
-model with the version's stored decoder weights."""
+`SAM_CHECKPOINT_DIR`) or a project's fine-tuned version (`samapp.ml.model_keys`): the
+registry model with the version's stored weights (decoder, and the encoder's adapters or
+blocks when the version trained them)."""
 
 import copy
 import hashlib
@@ -99,8 +100,7 @@ def model_version_state(*, model_key: str) -> dict[str, Any]:
 
 
 def model_for_key(*, model_key: str) -> "Sam":
-    """The model a key names: a registry model, or a project's fine-tuned decoder on its base
-    model's (frozen) image encoder."""
+    """The model a key names: a registry model, or a project's fine-tuned version of one."""
     if is_version_key(model_key):
         return model_version_model(model_key=model_key)
     return base_model(model_key)

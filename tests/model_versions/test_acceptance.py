@@ -17,7 +17,7 @@ import pytest
 from samapp.choices import JobState, ModelVersionState
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 from samapp.models import ModelVersion
-from tests.pipeline.fixtures import decoder_manifest
+from tests.fixtures import decoder_manifest
 
 pytestmark = [
     pytest.mark.django_db,

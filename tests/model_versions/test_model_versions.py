@@ -7,7 +7,7 @@ import pytest
 from samapp.choices import JobState, ModelVersionState
 from samapp.errors import ApplicationError
 from samapp.models import ModelVersion, TrainingJob
-from tests.pipeline.fixtures import decoder_manifest
+from tests.fixtures import decoder_manifest
 
 pytestmark = pytest.mark.django_db
 

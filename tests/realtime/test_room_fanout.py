@@ -16,7 +16,7 @@ from samapp.realtime.contract import ANNOTATION_CREATED
 from samapp.realtime.events import project_group
 from samapp.realtime.hub import Room
 from samapp.services.annotation_events import annotation_event_record
-from tests.pipeline.fixtures import receive_until
+from tests.fixtures import receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

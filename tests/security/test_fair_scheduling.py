@@ -85,7 +85,7 @@ def worker(embedding_tasks: list[int], settings: Any) -> Iterator[Worker]:
 def fast_encoder() -> Iterator[None]:
     with (
         mock.patch.object(service, "_encode", fake_encode),
-        mock.patch.object(service, "base_model", return_value=None),
+        mock.patch.object(service, "model_for_key", return_value=None),
     ):
         yield
 

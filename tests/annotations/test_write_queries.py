@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from samapp.models import AnnotationEvent, Project
-from samapp.services.annotation_events import annotation_events_latest_seq
+from samapp.selectors.annotation_events import annotation_events_latest_seq
 from samapp.services.reviews import annotations_review
 from tests.conftest import rle_box
 
