@@ -1,6 +1,6 @@
 """Ablation: what fine-tuning gains on the unseen "novel" style, decoder only vs encoder.
 
-The same data as the engine's acceptance test (``tests/engine/test_acceptance.py``): 48
+The same data as the engine's acceptance test (``tests/model_versions/test_acceptance.py``): 48
 generated "novel" scenes of stream 77 (stars, rings and crosses with checkerboard and dot
 textures), the held-out split a pure function of each PNG's sha256 (25 %), the committed
 ``sam_tiny`` as the base. Each variant fine-tunes from the base with the job's own code

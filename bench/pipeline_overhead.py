@@ -189,7 +189,8 @@ def compute_seconds(profile: Profile, sha: str) -> float:
         db = Path(profile.env["SAM_DATA_DIR"]) / "db.sqlite3"
         with sqlite3.connect(db) as conn:
             row = conn.execute(query + "?", (sha,)).fetchone()
-    assert row is not None and row[0] is not None
+    assert row is not None
+    assert row[0] is not None
     return float(row[0])
 
 

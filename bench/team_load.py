@@ -15,6 +15,7 @@ import requests
 from api_load import SIZE, LoadProfile, Run, fresh_stack, png
 from pipeline_overhead import PY
 
+EDIT_SHARE = 0.4  # the share of writes that edit an annotation (the others create one)
 TEAM_SETUP = """
 from django.contrib.auth import get_user_model
 from samapp.services.api_tokens import api_token_create
@@ -129,7 +130,7 @@ class TeamRun(Run):
             step += 1
             target = shared if rng.random() < spec["contended"] else image
             seed = index * 100_000 + step
-            written = await self.write(session, target, own, seed, edit=rng.random() >= 0.6)
+            written = await self.write(session, target, own, seed, edit=rng.random() < EDIT_SHARE)
             if written is not None:
                 self.record_by(*written, index)
 

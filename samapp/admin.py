@@ -9,14 +9,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from knox.models import AuthToken as KnoxAuthToken
 
+from samapp.choices import ExportFormat, ImageStatus
 from samapp.models import (
     Annotation,
     ApiToken,
     Embedding,
-    ExportFormat,
     ExportJob,
     Image,
-    ImageStatus,
     Invitation,
     Label,
     Membership,
@@ -178,7 +177,7 @@ class ExportJobAdmin(admin.ModelAdmin[ExportJob]):
     list_filter = ("state", "format")
 
 
-# ---------------------------------------------------------------- data engine (issue 8)
+# ---------------------------------------------------------------- data engine
 
 EVALUATION_ROWS = (
     ("miou_1", "mIoU after 1 click"),

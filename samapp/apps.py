@@ -7,6 +7,7 @@ class SamappConfig(AppConfig):
     verbose_name = "SAM Studio"
 
     def ready(self) -> None:
-        from samapp import signals
+        # Registers the Celery tasks, which services look up by name (samapp.services.enqueue).
+        from samapp import signals, tasks  # noqa: F401
 
         signals.connect()

@@ -7,6 +7,19 @@ from django.db import models
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS as KNOX
 
+from samapp.choices import (
+    AnnotationSource,
+    EmbeddingStatus,
+    ExportFormat,
+    ImageStatus,
+    JobState,
+    ModelDownloadState,
+    ModelVersionState,
+    ReviewPolicy,
+    ReviewState,
+    Role,
+)
+
 
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -24,13 +37,6 @@ def default_project_settings() -> dict[str, object]:
         # (samapp.ml.registry.automatic_defaults).
         "auto_min_mask_region_area": 0,
     }
-
-
-class ReviewPolicy(models.TextChoices):
-    """The review state an annotator's own (manual) work lands in."""
-
-    PROPOSED = "proposed", "Pending review"
-    ACCEPTED = "accepted", "Accepted"
 
 
 class Project(TimeStamped):
@@ -78,14 +84,6 @@ class Project(TimeStamped):
                 if not field.primary_key and field.name != "annotation_seq"
             ]
         super().save(*args, **kwargs)
-
-
-class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    MANAGER = "manager", "Manager"
-    ANNOTATOR = "annotator", "Annotator"
-    REVIEWER = "reviewer", "Reviewer"
-    VIEWER = "viewer", "Viewer"
 
 
 class Membership(TimeStamped):
@@ -157,13 +155,6 @@ class Label(TimeStamped):
         return self.name
 
 
-class ImageStatus(models.TextChoices):
-    NEW = "new", "New"
-    IN_PROGRESS = "in_progress", "In progress"
-    DONE = "done", "Done"
-    REVIEWED = "reviewed", "Reviewed"
-
-
 def image_upload_path(instance: "Image", filename: str) -> str:
     # Content-addressed within the project: names chosen by uploaders never reach the disk.
     return f"projects/{instance.project_id}/images/{instance.sha256}.{instance.format.lower()}"
@@ -203,13 +194,6 @@ class Image(TimeStamped):
 
     def __str__(self) -> str:
         return self.original_name
-
-
-class EmbeddingStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
 
 
 class Embedding(TimeStamped):
@@ -268,20 +252,6 @@ class Embedding(TimeStamped):
         return f"{self.image_sha256[:12]}@{self.model_key} ({self.status})"
 
 
-class AnnotationSource(models.TextChoices):
-    MANUAL = "manual", "Manual"
-    CLICK = "click", "Click"
-    BOX = "box", "Box"
-    AUTOMATIC = "automatic", "Automatic"
-    IMPORTED = "imported", "Imported"
-
-
-class ReviewState(models.TextChoices):
-    PROPOSED = "proposed", "Proposed"
-    ACCEPTED = "accepted", "Accepted"
-    REJECTED = "rejected", "Rejected"
-
-
 class Annotation(TimeStamped):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
     label = models.ForeignKey(
@@ -326,13 +296,6 @@ class Annotation(TimeStamped):
         return f"annotation {self.pk} on image {self.image_id}"
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
 class Job(TimeStamped):
     state = models.CharField(
         max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
@@ -349,15 +312,6 @@ class Job(TimeStamped):
 
     class Meta:
         abstract = True
-
-
-class ExportFormat(models.TextChoices):
-    COCO = "coco", "COCO instances"
-    YOLO = "yolo", "YOLO segmentation"
-    PNG = "png", "PNG masks"
-    VOC = "voc", "Pascal VOC"
-    CVAT = "cvat", "CVAT for images 1.1"
-    LABEL_STUDIO = "labelstudio", "Label Studio JSON"
 
 
 class ExportJob(Job):
@@ -414,7 +368,7 @@ class AnnotationEvent(models.Model):
 
 
 class TrainingJob(Job):
-    """Fine-tuning of a project's decoder on its accepted annotations (issue 8); its result is
+    """Fine-tuning of a project's decoder on its accepted annotations; its result is
     a `ModelVersion`. `loss_curve` holds the per-step training loss."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
@@ -432,15 +386,6 @@ class TrainingJob(Job):
 
     def __str__(self) -> str:
         return f"training of {self.project} ({self.state})"
-
-
-class ModelVersionState(models.TextChoices):
-    TRAINING = "training", "Training"
-    READY = "ready", "Ready"
-    ACTIVE = "active", "Active"
-    REJECTED = "rejected", "Rejected"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    FAILED = "failed", "Failed"
 
 
 class ModelVersion(TimeStamped):
@@ -530,13 +475,6 @@ class UploadSession(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.received}/{self.size})"
-
-
-class ModelDownloadState(models.TextChoices):
-    DOWNLOADING = "downloading", "Downloading"
-    VERIFYING = "verifying", "Verifying"
-    PRESENT = "present", "Present"
-    FAILED = "failed", "Failed"
 
 
 class ModelDownload(TimeStamped):

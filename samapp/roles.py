@@ -2,8 +2,9 @@
 
 from enum import Enum
 
+from samapp.choices import ImageStatus, Role
 from samapp.errors import ConflictError, PermissionDeniedError
-from samapp.models import ImageStatus, Membership, Project, Role
+from samapp.models import Membership, Project
 
 
 class Capability(Enum):

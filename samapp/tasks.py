@@ -8,7 +8,13 @@ from typing import Any
 
 from celery import shared_task
 
+from samapp.services.datasets.exports import export_job_run, export_jobs_expire
+from samapp.services.decoders import decoder_export
 from samapp.services.embeddings import TransientEmbeddingError, embeddings_compute_next
+from samapp.services.model_downloads import model_download_run
+from samapp.services.proposals import proposals_run
+from samapp.services.segment import segment_job_run
+from samapp.services.training_jobs import training_run
 
 RELIABLE: dict[str, Any] = {
     "acks_late": True,
@@ -37,36 +43,26 @@ def embedding_compute_task(self: Any, embedding_id: int) -> None:
 
 @shared_task(bind=True, name="samapp.tasks.segment_job_run_task", **RELIABLE)
 def segment_job_run_task(self: Any, job_id: int) -> None:
-    from samapp.services.segment import segment_job_run
-
     segment_job_run(job_id=job_id)
 
 
 @shared_task(bind=True, name="samapp.tasks.decoder_export_task", **RELIABLE)
 def decoder_export_task(self: Any, model_key: str) -> None:
-    from samapp.services.decoders import decoder_export
-
     decoder_export(model_key=model_key)
 
 
 @shared_task(name="samapp.tasks.export_run_task", acks_late=True, reject_on_worker_lost=True)
 def export_run_task(job_id: int) -> None:
-    from samapp.services.datasets.exports import export_job_run
-
     export_job_run(job_id=job_id)
 
 
 @shared_task(name="samapp.tasks.exports_expire_task")
 def exports_expire_task() -> int:
-    from samapp.services.datasets.exports import export_jobs_expire
-
     return export_jobs_expire()
 
 
 @shared_task(bind=True, name="samapp.tasks.training_run_task", **RELIABLE)
 def training_run_task(self: Any, job_id: int) -> None:
-    from samapp.services.training_jobs import training_run
-
     training_run(job_id=job_id)
 
 
@@ -78,8 +74,6 @@ def proposals_run_task(
     user_id: int | None,
     options: dict[str, Any],
 ) -> None:
-    from samapp.services.proposals import proposals_run
-
     proposals_run(project_id=project_id, image_ids=image_ids, user_id=user_id, options=options)
 
 
@@ -87,6 +81,4 @@ def proposals_run_task(
 def model_download_task(model_key: str) -> None:
     # Not retried automatically: a failure is shown with its reason, and a new start
     # resumes the partial file. A worker lost mid-download re-runs it (acks late).
-    from samapp.services.model_downloads import model_download_run
-
     model_download_run(model_key=model_key)

@@ -2,9 +2,9 @@
 # SAM Studio's whole test suite in one command: installs what is missing, checks that the
 # PostgreSQL, Redis and RabbitMQ servers answer (starting them when they are down and we are
 # allowed to), then runs ruff, mypy, pytest over tests/ (the SQLite path and the production path
-# against the real services, in one run) and the front-end tests. Every step runs even when an
-# earlier one failed; the script exits non-zero when any failed, and when pytest collected no
-# test.
+# against the real services, in one run), ESLint over the front end and its tests. Every step
+# runs even when an earlier one failed; the script exits non-zero when any failed, and when
+# pytest collected no test.
 #
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k celery -x`.
 # The dataset conformance tests also need .venv-oracles (datumaro, whose pins clash with
@@ -117,6 +117,7 @@ step "pip-audit (report only)" bash -c 'timeout 300 pip-audit -r requirements.tx
     --progress-spinner off || echo "pip-audit: findings or no advisory service (report only)"'
 
 if [ -f frontend/package.json ]; then
+    step "front-end lint (npm run lint)" bash -c 'cd frontend && npm run lint'
     step "front-end tests (npm test)" bash -c 'cd frontend && CI=true npm test'
 fi
 

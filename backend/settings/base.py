@@ -188,7 +188,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Named once: the annotation's review states, and the two a review decision sets.
     "ENUM_NAME_OVERRIDES": {
-        "ReviewStateEnum": "samapp.models.ReviewState",
+        "ReviewStateEnum": "samapp.choices.ReviewState",
         "ReviewDecisionEnum": ["accepted", "rejected"],
     },
 }

@@ -116,7 +116,7 @@ describe("decoder client", () => {
     c.adopt(adopted.id);
     const click = c.decode("k", prompt, new Float32Array([1, 2]), SIZE);
     expect(cancels().length).toBe(2);
-    expect(worker.posted.at(-1)).toMatchObject({ action: "decode", id: click.id, previewOnly: false });
+    expect(worker.posted.at(-1)).toMatchObject({ action: "decode", id: click.id });
     // A preview answered is no longer cancelled.
     const last = c.preview("k", prompt, SIZE);
     worker.reply({ id: last.id, action: "decode", ok: false, error: "cancelled", cancelled: true });

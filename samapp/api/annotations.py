@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, AnnotationSource, Image, Label, ReviewState
+from samapp.models import Annotation, Image, Label
 from samapp.roles import Capability
 from samapp.selectors.projects import annotation_list, label_list
 from samapp.services.annotations import (
@@ -186,7 +187,7 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
         data["label"] = self.label_for(data.get("label"))
         annotation = annotation_create(
             image=image,
-            author=request.user,  # type: ignore[arg-type]
+            author=self.user,
             actor=self.membership,
             **data,
         )

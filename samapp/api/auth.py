@@ -73,7 +73,7 @@ class ApiTokenOutput(serializers.ModelSerializer[ApiToken]):
         fields = ("id", "created", "expiry", "last_used", "current")
 
     def get_current(self, token: ApiToken) -> bool:
-        return token.pk == self.context.get("current_id")
+        return bool(token.pk == self.context.get("current_id"))
 
 
 def _user_id(request: Request) -> int:

@@ -22,8 +22,9 @@ from rest_framework.views import APIView
 from samapp.api.pagination import StandardPagination
 from samapp.api.parsers import BoundedJSONParser
 from samapp.api.permissions import ProjectScopedMixin
+from samapp.choices import ExportFormat, JobState
 from samapp.errors import ApplicationError
-from samapp.models import ExportFormat, ExportJob, JobState
+from samapp.models import ExportJob
 from samapp.roles import Capability, role_can
 from samapp.selectors.datasets import export_job_list
 from samapp.services.datasets.exports import (
@@ -104,7 +105,7 @@ class ExportListCreateApi(ExpiringExportsMixin, APIView):
         serializer.is_valid(raise_exception=True)
         job = export_job_create(
             project=self.project,
-            created_by=request.user,  # type: ignore[arg-type]
+            created_by=self.user,
             format=serializer.validated_data["format"],
             options=serializer.validated_data.get("options") or {},
         )
@@ -122,7 +123,7 @@ class ExportDetailApi(ExpiringExportsMixin, APIView):
         job = get_object_or_404(export_job_list(project=self.project), pk=job_id)
         export_job_delete(
             job=job,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             may_manage=role_can(self.membership.role, Capability.MANAGE),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -173,9 +174,9 @@ class DatasetImportApi(ProjectScopedMixin, APIView):
         upload = files[0]
         result = dataset_import(
             project=self.project,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             name=upload.name or "upload.zip",
-            stream=upload,  # type: ignore[arg-type]
+            stream=upload,
             format=request.POST.get("format") or None,
         )
         return Response(

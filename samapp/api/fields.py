@@ -20,7 +20,7 @@ class IdField(serializers.IntegerField):
         super().__init__(**kwargs)
 
 
-def job_option_field(setting: str) -> serializers.Field:
+def job_option_field(setting: str) -> serializers.Field[Any, Any, Any, Any]:
     """An optional job option bounded as the project setting that supplies its default."""
     bound = PROJECT_SETTINGS[setting]
     if bound.kind is int:

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from samapp.api.fields import IdField
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import Image, ImageStatus
+from samapp.choices import ImageStatus
+from samapp.models import Image
 from samapp.roles import Capability
 from samapp.selectors.embeddings import EmbeddingStatusPayload, embedding_status_map
 from samapp.selectors.projects import image_list
@@ -99,10 +100,10 @@ class ImageListCreateApi(ProjectScopedMixin, APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         files = [(f.name or "upload", f) for f in request.FILES.getlist("file")]
-        checked = uploads_check(files=files)  # type: ignore[arg-type]
+        checked = uploads_check(files=files)
         result = images_create(
             project=self.project,
-            uploaded_by=request.user,  # type: ignore[arg-type]
+            uploaded_by=self.user,
             images=checked,
         )
         body = {

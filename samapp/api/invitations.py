@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from samapp.api.pagination import StandardPagination
-from samapp.api.permissions import ProjectScopedMixin
+from samapp.api.permissions import ProjectScopedMixin, signed_in_user
 from samapp.models import Invitation, Membership
 from samapp.roles import Capability
 from samapp.selectors.projects import (
@@ -142,7 +142,7 @@ class MyInvitationDetailApi(APIView):
     def post(self, request: Request, invitation_id: int) -> Response:
         membership = invitation_accept(
             invitation=self._invitation(request, invitation_id),
-            user=request.user,  # type: ignore[arg-type]
+            user=signed_in_user(request),
         )
         return Response(JoinedOutput(membership).data)
 
@@ -150,6 +150,6 @@ class MyInvitationDetailApi(APIView):
     def delete(self, request: Request, invitation_id: int) -> Response:
         invitation_decline(
             invitation=self._invitation(request, invitation_id),
-            user=request.user,  # type: ignore[arg-type]
+            user=signed_in_user(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,8 +1,7 @@
-"""Projects, members and labels."""
+"""Projects: list, create, read, update, delete."""
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
@@ -10,53 +9,27 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from samapp.api.fields import IdField
-from samapp.api.invitations import INVITATION_SENT, InvitationSentOutput
+from samapp.api.labels import LabelInput, LabelOutput
 from samapp.api.pagination import StandardPagination
-from samapp.api.permissions import ProjectScopedMixin
-from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Label, Membership, Project, ReviewPolicy, Role
-from samapp.roles import Capability, role_can
+from samapp.api.permissions import ProjectScopedMixin, signed_in_user
+from samapp.choices import ReviewPolicy, Role
+from samapp.models import Project
+from samapp.roles import Capability
 from samapp.selectors.models import project_pending_model_key
 from samapp.selectors.projects import (
     image_status_counts,
-    label_list,
-    label_list_with_counts,
-    membership_list,
     membership_roles,
     project_list,
 )
-from samapp.services.invitations import MAX_IDENTIFIER_CHARS, invitation_create
 from samapp.services.job_limits import project_settings_bounds
 from samapp.services.projects import (
     MAX_LABELS,
-    LabelAnnotations,
-    label_create,
-    label_delete,
-    label_update,
-    member_remove,
-    member_update,
     project_create,
     project_delete,
     project_update,
 )
 
 MAX_DESCRIPTION_CHARS = 10_000
-
-
-class LabelOutput(serializers.ModelSerializer[Label]):
-    class Meta:
-        model = Label
-        fields: tuple[str, ...] = ("id", "name", "color")
-
-
-class LabelCountOutput(LabelOutput):
-    annotation_count = serializers.IntegerField(
-        read_only=True, help_text="How many annotations carry this label."
-    )
-
-    class Meta(LabelOutput.Meta):
-        fields = ("id", "name", "color", "annotation_count")
 
 
 class ProjectOutput(serializers.ModelSerializer[Project]):
@@ -122,11 +95,6 @@ class ProjectDetailOutput(ProjectOutput):
         )
 
 
-class LabelInput(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
-    color = serializers.CharField(max_length=7, required=False, default="#ff0000")
-
-
 class ProjectListCreateApi(APIView):
     @extend_schema_serializer(component_name="ProjectCreate")
     class InputSerializer(serializers.Serializer[Any]):
@@ -179,7 +147,7 @@ class ProjectListCreateApi(APIView):
             default_model_key=data.get("default_model_key"),
             labels=labels,
             review_policy=data["review_policy"],
-            created_by=request.user,  # type: ignore[arg-type]
+            created_by=signed_in_user(request),
         )
         output = ProjectOutput(project, context={"roles": {project.id: Role.OWNER}})
         return Response(output.data, status=status.HTTP_201_CREATED)
@@ -223,164 +191,4 @@ class ProjectDetailApi(ProjectScopedMixin, APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, project_id: int) -> Response:
         project_delete(project=self.project)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class MemberOutput(serializers.ModelSerializer[Membership]):
-    username = serializers.CharField(source="user.username", read_only=True)
-
-    class Meta:
-        model = Membership
-        fields = ("id", "user", "username", "role")
-
-
-def _check_owner_role_change(view: ProjectScopedMixin, *roles: str) -> None:
-    # Only owners hand out or take away ownership.
-    if Role.OWNER in roles and not role_can(view.membership.role, Capability.OWN):
-        raise PermissionDeniedError("Only an owner can grant or revoke the owner role.")
-
-
-class MemberListCreateApi(ProjectScopedMixin, APIView):
-    capabilities = {"POST": Capability.MANAGE}
-
-    @extend_schema_serializer(component_name="MemberInvite")
-    class InputSerializer(serializers.Serializer[Any]):
-        username = serializers.CharField(
-            max_length=MAX_IDENTIFIER_CHARS, help_text="A username or an e-mail address."
-        )
-        role = serializers.ChoiceField(choices=Role.choices)
-
-    @extend_schema(responses=MemberOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
-        paginator = StandardPagination()
-        page = paginator.paginate_queryset(membership_list(project=self.project), request, self)
-        return paginator.get_paginated_response(MemberOutput(page, many=True).data)
-
-    @extend_schema(
-        request=InputSerializer,
-        responses={202: InvitationSentOutput},
-        description="Invite a username or e-mail address with a role. The answer is the same "
-        "whether or not that names an account (and for current members): the invited user "
-        "becomes a member only by accepting (`POST /api/invitations/{id}/`).",
-    )
-    def post(self, request: Request, project_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        invitation_create(
-            project=self.project,
-            identifier=data["username"],
-            role=data["role"],
-            inviter=self.membership,
-        )
-        return Response(INVITATION_SENT, status=status.HTTP_202_ACCEPTED)
-
-
-class MemberDetailApi(ProjectScopedMixin, APIView):
-    capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
-
-    @extend_schema_serializer(component_name="MemberUpdate")
-    class InputSerializer(serializers.Serializer[Any]):
-        role = serializers.ChoiceField(choices=Role.choices)
-
-    def _membership(self, member_id: int) -> Membership:
-        return get_object_or_404(membership_list(project=self.project), pk=member_id)
-
-    @extend_schema(responses=MemberOutput)
-    def get(self, request: Request, project_id: int, member_id: int) -> Response:
-        return Response(MemberOutput(self._membership(member_id)).data)
-
-    @extend_schema(request=InputSerializer, responses=MemberOutput)
-    def patch(self, request: Request, project_id: int, member_id: int) -> Response:
-        membership = self._membership(member_id)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        _check_owner_role_change(self, membership.role, serializer.validated_data["role"])
-        member_update(membership=membership, role=serializer.validated_data["role"])
-        return Response(MemberOutput(membership).data)
-
-    @extend_schema(responses={204: None})
-    def delete(self, request: Request, project_id: int, member_id: int) -> Response:
-        membership = self._membership(member_id)
-        _check_owner_role_change(self, membership.role)
-        member_remove(membership=membership)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class LabelListCreateApi(ProjectScopedMixin, APIView):
-    capabilities = {"POST": Capability.MANAGE}
-
-    @extend_schema_serializer(component_name="LabelCreate")
-    class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=100)
-        color = serializers.CharField(max_length=7, required=False, default="#ff0000")
-
-    @extend_schema(responses=LabelCountOutput(many=True))
-    def get(self, request: Request, project_id: int) -> Response:
-        paginator = StandardPagination()
-        labels = label_list_with_counts(project=self.project)
-        page = paginator.paginate_queryset(labels, request, self)
-        return paginator.get_paginated_response(LabelCountOutput(page, many=True).data)
-
-    @extend_schema(request=InputSerializer, responses={201: LabelOutput})
-    def post(self, request: Request, project_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        label = label_create(project=self.project, **serializer.validated_data)
-        return Response(LabelOutput(label).data, status=status.HTTP_201_CREATED)
-
-
-class LabelDetailApi(ProjectScopedMixin, APIView):
-    capabilities = {"PATCH": Capability.MANAGE, "DELETE": Capability.MANAGE}
-
-    @extend_schema_serializer(component_name="LabelUpdate")
-    class InputSerializer(serializers.Serializer[Any]):
-        name = serializers.CharField(max_length=100, required=False)
-        color = serializers.CharField(max_length=7, required=False)
-
-    def _label(self, label_id: int) -> Label:
-        return get_object_or_404(label_list(project=self.project), pk=label_id)
-
-    @extend_schema(responses=LabelOutput)
-    def get(self, request: Request, project_id: int, label_id: int) -> Response:
-        return Response(LabelOutput(self._label(label_id)).data)
-
-    @extend_schema(request=InputSerializer, responses=LabelOutput)
-    def patch(self, request: Request, project_id: int, label_id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        label = label_update(label=self._label(label_id), **serializer.validated_data)
-        return Response(LabelOutput(label).data)
-
-    class DeleteQuery(serializers.Serializer[Any]):
-        annotations = serializers.ChoiceField(
-            choices=LabelAnnotations.CHOICES,
-            required=False,
-            help_text="What becomes of the annotations that carry the label: 'reassign' "
-            "(to `reassign_to`), 'unlabel' (kept without a label) or 'delete'. Required when "
-            "any do.",
-        )
-        reassign_to = IdField(
-            required=False, help_text="The label that takes over the annotations."
-        )
-
-    @extend_schema(
-        parameters=[DeleteQuery],
-        responses={204: None},
-        description="Delete a label. While annotations carry it the answer is 409 with "
-        "`annotation_count`, unless `annotations` says what to do with them.",
-    )
-    def delete(self, request: Request, project_id: int, label_id: int) -> Response:
-        label = self._label(label_id)
-        query = self.DeleteQuery(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        target_id = query.validated_data.get("reassign_to")
-        target = None
-        if target_id is not None:
-            target = label_list(project=self.project).filter(pk=target_id).first()
-            if target is None:
-                raise ApplicationError(f"reassign_to: this project has no label {target_id}.")
-        label_delete(
-            label=label, annotations=query.validated_data.get("annotations"), reassign_to=target
-        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 from samapp.api.images import ImageOutput
 from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
-from samapp.models import Annotation, Image, ImageStatus
+from samapp.choices import ImageStatus
+from samapp.models import Annotation, Image
 from samapp.roles import Capability
 from samapp.selectors.projects import queue_list, rejected_annotations
 from samapp.services.images import image_status_change
@@ -68,7 +69,7 @@ def _next(view: ProjectScopedMixin, request: Request) -> dict[str, Any] | None:
     image = queue_list(project=view.project, user=request.user).first()
     if image is None:
         return None
-    return QueueNextOutput(image, context={"user": request.user}).data  # type: ignore[no-any-return]
+    return QueueNextOutput(image, context={"user": request.user}).data
 
 
 class QueueNextApi(ProjectScopedMixin, APIView):

@@ -78,7 +78,7 @@ class UploadSessionCreateApi(ProjectScopedMixin, APIView):
         serializer.is_valid(raise_exception=True)
         session = upload_session_create(
             project=self.project,
-            user=request.user,  # type: ignore[arg-type]
+            user=self.user,
             name=serializer.validated_data["name"],
             size=serializer.validated_data["size"],
         )
@@ -95,7 +95,7 @@ class UploadSessionDetailApi(ProjectScopedMixin, APIView):
     def _session(self, upload_id: uuid.UUID) -> UploadSession:
         session = upload_session_get(
             project=self.project,
-            user=self.request.user,  # type: ignore[arg-type]
+            user=self.user,
             session_id=upload_id,
         )
         if session is None:
@@ -127,7 +127,7 @@ class UploadSessionDetailApi(ProjectScopedMixin, APIView):
         if session.received == session.size:
             result = upload_session_complete(
                 session=session,
-                uploaded_by=request.user,  # type: ignore[arg-type]
+                uploaded_by=self.user,
             )
         return Response(ChunkOutput(session, context={"result": result}).data)
 

@@ -37,6 +37,7 @@ from segment_anything.utils.amg import (
 from torchvision.ops.boxes import batched_nms
 
 from samapp.ml.embedding import ImageEmbedding, ImageLike, compute_embeddings, to_rgb_array
+from samapp.ml.masks import coco_rle
 
 
 class AutomaticMaskGenerator(SamAutomaticMaskGenerator):
@@ -53,7 +54,7 @@ class AutomaticMaskGenerator(SamAutomaticMaskGenerator):
         self._crop_embeddings: dict[tuple[int, ...], ImageEmbedding] = {}
 
     @torch.no_grad()
-    def generate(  # type: ignore[override]
+    def generate(
         self, image: ImageLike, embedding: ImageEmbedding | None = None
     ) -> list[dict[str, Any]]:
         """Masks for ``image`` (any form ``embedding.to_rgb_array`` accepts).
@@ -165,7 +166,7 @@ class AutomaticMaskGenerator(SamAutomaticMaskGenerator):
 
 def _uncompressed_rle(rle: dict[str, Any]) -> dict[str, Any]:
     """pycocotools compressed RLE -> SAM's uncompressed RLE ``{"size", "counts": list}``."""
-    return mask_to_rle_pytorch(torch.from_numpy(mask_utils.decode(rle))[None].bool())[0]
+    return mask_to_rle_pytorch(torch.from_numpy(mask_utils.decode(coco_rle(rle)))[None].bool())[0]
 
 
 def generate_masks(

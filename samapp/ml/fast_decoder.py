@@ -32,9 +32,7 @@ d = Ci / H, N = h * w image tokens, T = 1 + num_mask_tokens + num_points prompt 
 """
 
 import contextlib
-import logging
 import math
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +42,6 @@ import onnx
 import onnx.numpy_helper
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
 from segment_anything.modeling.transformer import Attention
 from segment_anything.utils.onnx import SamOnnxModel
@@ -52,7 +49,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.onnx import symbolic_helper, symbolic_opset9
 
-from samapp.ml.onnx_export import OPSET, _root_logger_level
+from samapp.ml.onnx_common import (
+    OPSET,
+    POINT_AXES,
+    quantize_weights,
+    require_cpu_float32,
+    trace_to_onnx,
+)
 
 PREPARE_INPUTS = ["image_embeddings"]
 PREPARE_OUTPUTS = ["src", "k0", "v0", "q0"]
@@ -206,7 +209,7 @@ class FastDecoderClick(SamOnnxModel):
     # -- graph ---------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         src: torch.Tensor,
         k0: torch.Tensor,
@@ -368,7 +371,8 @@ def _gelu_symbolic(g: Any, x: Any, approximate: str = "none") -> Any:
 
 @contextlib.contextmanager
 def _fused_tanh_gelu() -> Iterator[None]:
-    """Export aten::gelu with ``_gelu_symbolic`` inside the block only (the registry is global)."""
+    """Export aten::gelu with ``_gelu_symbolic`` inside the block (or decorated function) only:
+    the registry is global."""
     torch.onnx.register_custom_op_symbolic("aten::gelu", _gelu_symbolic, OPSET)
     try:
         yield
@@ -376,31 +380,7 @@ def _fused_tanh_gelu() -> Iterator[None]:
         torch.onnx.unregister_custom_op_symbolic("aten::gelu", OPSET)
 
 
-def _export(
-    module: nn.Module,
-    inputs: tuple,
-    names: tuple[list[str], list[str]],
-    path: Path,
-    dynamic_axes: dict[str, dict[int, str]],
-) -> None:
-    with _fused_tanh_gelu(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            module,
-            inputs,
-            str(path),
-            export_params=True,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            input_names=names[0],
-            output_names=names[1],
-            dynamic_axes=dynamic_axes,
-            dynamo=False,
-        )
-
-
+@_fused_tanh_gelu()
 def export_fast_decoder(
     model: Sam,
     out_dir: str | Path,
@@ -419,8 +399,7 @@ def export_fast_decoder(
     ``multimask`` (every mask token's output) ``_multi``. The prepare graph stays float32 (it
     runs once per image). Returns {"prepare": path, "click": path}.
     """
-    if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
-        raise ValueError("Export needs the model on the CPU in float32")
+    require_cpu_float32(model)
     mode = "all" if int8 is True else (int8 or "")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -429,7 +408,7 @@ def export_fast_decoder(
     embeddings = torch.randn(1, c, h, w)
     prepare = FastDecoderPrepare(model).eval()
     prepare_path = out_dir / f"{prefix}_prepare.onnx"
-    _export(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
+    trace_to_onnx(prepare, (embeddings,), (PREPARE_INPUTS, PREPARE_OUTPUTS), prepare_path, {})
     click = FastDecoderClick(model, approximate_gelu=approximate_gelu, multimask=multimask).eval()
     prepared = prepare(embeddings)
     coords = torch.randint(0, model.image_encoder.img_size, (1, 2, 2)).float()
@@ -440,24 +419,16 @@ def export_fast_decoder(
     suffix += "_tanh" if approximate_gelu else ""
     click_path = out_dir / f"{prefix}_click{suffix}.onnx"
     target = click_path.with_suffix(".fp32.onnx") if mode else click_path
-    _export(
+    trace_to_onnx(
         click,
         (*prepared, coords, labels),
         (CLICK_INPUTS, CLICK_OUTPUTS),
         target,
-        {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+        POINT_AXES,
     )
     if mode:
         nodes = _upscale_matmuls(target, click) if mode == "upscale" else None
-        with _root_logger_level(logging.ERROR):
-            quantize_dynamic(
-                target,
-                click_path,
-                weight_type=QuantType.QUInt8,
-                per_channel=per_channel,
-                nodes_to_quantize=nodes,
-            )
-        target.unlink()
+        quantize_weights(target, click_path, per_channel=per_channel, nodes_to_quantize=nodes)
     for path in (prepare_path, click_path):
         onnx.checker.check_model(str(path))
     return {"prepare": prepare_path, "click": click_path}

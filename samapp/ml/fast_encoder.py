@@ -53,5 +53,5 @@ def use_sdpa_attention(model: Sam) -> Sam:
     """
     for module in model.image_encoder.modules():
         if isinstance(module, Attention):
-            module.forward = types.MethodType(_sdpa_forward, module)  # type: ignore[method-assign]
+            module.forward = types.MethodType(_sdpa_forward, module)
     return model

@@ -8,7 +8,7 @@ With ``encoder_mode`` "lora" or "blocks" (``samapp.ml.encoder_adapt``) the sampl
 the images' encoder inputs instead, each step runs the image encoder with gradients into
 its adapters or last blocks, and the version's embeddings must be computed again.
 
-The loss and the prompt simulation are SAM's (``training.interactive_loss``: focal:dice
+The loss and the prompt simulation are SAM's (``click_simulation.interactive_loss``: focal:dice
 20:1 on the best of the multimask outputs, IoU-head MSE, a first point or noisy box, then
 corrective clicks from the error region with the previous logits as mask prompt). The
 evaluation is ``evaluation.evaluate_interactive`` on the held-out embeddings: mIoU after
@@ -32,11 +32,11 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
+from samapp.ml.click_simulation import batch_loss
 from samapp.ml.embedding import ImageEmbedding, to_rgb_array
 from samapp.ml.encoder_adapt import (
     ENCODER_PREFIX,
     EncoderAdaptConfig,
-    EncoderMode,
     adapt_encoder,
     encoder_state_dict,
     is_lora_key,
@@ -44,10 +44,14 @@ from samapp.ml.encoder_adapt import (
     merge_lora,
 )
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
-from samapp.ml.training import TrainConfig, batch_loss, make_optimizer, optimizer_step
+from samapp.ml.model_keys import EncoderMode
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
+
+FLIP_PROBABILITY = 0.5  # of each flip (and the transpose) in image augmentation
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,7 @@ def augment_sample(
     image region of (3, S, S) float32 ``pixels`` and its (N, S, S) bool ``masks``; the
     padding stays at the bottom and right. Returns new tensors of the same shapes."""
     h, w = input_size
-    draws = torch.rand(3, generator=generator, device=generator.device) < 0.5
+    draws = torch.rand(3, generator=generator, device=generator.device) < FLIP_PROBABILITY
     image, objects = pixels[:, :h, :w], masks[:, :h, :w]
     for dim, flip in ((-1, draws[0]), (-2, draws[1])):
         if flip:

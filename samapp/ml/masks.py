@@ -12,11 +12,14 @@ cannot cut holes with rings, so writers keep masks with holes as RLE or bridge t
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
+
+if TYPE_CHECKING:
+    from pycocotools import _EncodedRLE
 
 Rle = dict[str, Any]
 
@@ -24,10 +27,15 @@ Rle = dict[str, Any]
 def mask_to_rle(mask: np.ndarray) -> Rle:
     """(H, W) mask -> COCO compressed RLE with ``str`` counts."""
     rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode()}
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": _text(rle["counts"])}
 
 
-def _coco(rle: Rle) -> Rle:
+def _text(counts: str | bytes) -> str:
+    return counts.decode() if isinstance(counts, bytes) else counts
+
+
+def coco_rle(rle: Rle) -> "_EncodedRLE":
+    """Our RLE as pycocotools takes it (``bytes`` counts)."""
     counts = rle["counts"]
     return {
         "size": list(rle["size"]),
@@ -37,17 +45,17 @@ def _coco(rle: Rle) -> Rle:
 
 def rle_to_mask(rle: Rle) -> np.ndarray:
     """COCO compressed RLE (``str`` or ``bytes`` counts) -> (H, W) bool mask."""
-    return mask_utils.decode(_coco(rle)).astype(bool)
+    return mask_utils.decode(coco_rle(rle)).astype(bool)
 
 
 def rle_area(rle: Rle) -> int:
     """Foreground pixel count of an RLE."""
-    return int(mask_utils.area(_coco(rle)))
+    return int(mask_utils.area(coco_rle(rle)))
 
 
 def rle_bbox(rle: Rle) -> list[float]:
     """COCO box [x, y, w, h] of an RLE; [0, 0, 0, 0] when empty."""
-    return [float(v) for v in mask_utils.toBbox(_coco(rle))]
+    return [float(v) for v in mask_utils.toBbox(coco_rle(rle))]
 
 
 def mask_area(mask: np.ndarray) -> int:
@@ -158,6 +166,11 @@ def _simplified(rings: list[np.ndarray], tolerance: float) -> list[list[float]]:
     return simplified
 
 
+# Epsilons under a quarter pixel (half of this, once halved) hardly simplify a pixel boundary:
+# below it, tracing goes exact instead.
+MIN_TOLERANCE = 0.5
+
+
 def _traced(
     mask: np.ndarray,
     rings: list[np.ndarray],
@@ -171,8 +184,7 @@ def _traced(
         simplified = _simplified(rings, tolerance)
         if tolerance == 0 or _iou(paint(simplified, *mask.shape), mask) >= min_iou:
             return simplified
-        # Epsilons under a quarter pixel hardly simplify a pixel boundary: go exact instead.
-        tolerance = tolerance / 2 if tolerance >= 0.5 else 0.0
+        tolerance = tolerance / 2 if tolerance >= MIN_TOLERANCE else 0.0
 
 
 def mask_to_polygons(
@@ -208,7 +220,9 @@ def mask_to_centre_polygons(
 
 
 def _coco_rles(polygons: Sequence[Sequence[float]], height: int, width: int) -> list[Any]:
-    return mask_utils.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+    # pycocotools takes float coordinates (its stub says int).
+    rings = cast(list[list[int]], [list(map(float, p)) for p in polygons])
+    return mask_utils.frPyObjects(rings, height, width)
 
 
 def polygons_to_mask(polygons: Sequence[Sequence[float]], height: int, width: int) -> np.ndarray:
@@ -360,4 +374,4 @@ def rle_validate(rle: Any, *, shape: tuple[int, int] | None = None) -> Rle:
     compressed = mask_utils.frPyObjects(
         {"size": [height, width], "counts": runs.tolist()}, height, width
     )
-    return {"size": [height, width], "counts": compressed["counts"].decode()}
+    return {"size": [height, width], "counts": _text(compressed["counts"])}

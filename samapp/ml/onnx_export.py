@@ -17,27 +17,27 @@ Point coordinates are in the model input frame (after ``ResizeLongestSide``), pa
 prompt encoder does: a ``-1`` point when there is no box, box corners with labels 2 and 3.
 """
 
-import contextlib
-import hashlib
 import json
-import logging
 import tempfile
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import onnx
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
 from segment_anything.utils.onnx import SamOnnxModel
 from torch import nn
 from torch.nn import functional as F
 
-OPSET = 17
-POINT_AXES = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
+from samapp.ml.onnx_common import (
+    POINT_AXES,
+    quantize_weights,
+    require_cpu_float32,
+    store_hashed,
+    trace_to_onnx,
+)
 
 
 class SamOnnxOfficial(SamOnnxModel):
@@ -64,7 +64,7 @@ class SamOnnxLowRes(SamOnnxModel):
     """``SamOnnxModel`` without the upscaling: returns low-resolution logits only."""
 
     @torch.no_grad()
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         image_embeddings: torch.Tensor,
         point_coords: torch.Tensor,
@@ -146,57 +146,20 @@ def export_decoder(model: Sam, variant: str | Variant, path: str | Path) -> Path
     ``_int8`` variants are exported in fp32 next to ``path`` then dynamically quantized.
     """
     variant = VARIANTS[variant] if isinstance(variant, str) else variant
-    if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
-        raise ValueError("Export needs the model on the CPU in float32")
+    require_cpu_float32(model)
     path = Path(path)
     target = path.with_suffix(".fp32.onnx") if variant.int8 else path
-    module = decoder_module(model, variant)
-    inputs = dummy_inputs(model, variant)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # dynamo=False is meant
-        torch.onnx.export(
-            module,
-            tuple(inputs.values()),
-            str(target),
-            export_params=True,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            input_names=variant.input_names,
-            output_names=variant.output_names,
-            dynamic_axes=POINT_AXES,
-            dynamo=False,
-        )
+    trace_to_onnx(
+        decoder_module(model, variant),
+        tuple(dummy_inputs(model, variant).values()),
+        (variant.input_names, variant.output_names),
+        target,
+        POINT_AXES,
+    )
     if variant.int8:
-        with _root_logger_level(logging.ERROR):  # the quantizer logs every tensor to root
-            quantize_dynamic(target, path, weight_type=QuantType.QUInt8)
-        target.unlink()
+        quantize_weights(target, path)
     onnx.checker.check_model(str(path))
     return path
-
-
-@contextlib.contextmanager
-def _root_logger_level(level: int) -> Iterator[None]:
-    root = logging.getLogger()
-    previous = root.level
-    root.setLevel(level)
-    try:
-        yield
-    finally:
-        root.setLevel(previous)
-
-
-def _io_spec(values: Any) -> list[dict[str, Any]]:
-    """Names, element types and shapes (symbolic dims as strings) of graph inputs/outputs."""
-    return [
-        {
-            "name": v.name,
-            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
-            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
-        }
-        for v in values
-    ]
 
 
 @dataclass(frozen=True)
@@ -223,7 +186,7 @@ FAST_VARIANTS = {
 DECODER_VARIANTS = [*VARIANTS, *FAST_VARIANTS]
 # A lossy variant is served only if its masks keep this mean IoU with the exact decoder's on
 # the probe (``fast_decoder.mask_parity``: every candidate mask of ~40 clicks), the browser's
-# accuracy bar of issue 9. Measured: random-init ViT-B 0.99 (int8 upscaling + tanh GELU),
+# accuracy bar. Measured: random-init ViT-B 0.99 (int8 upscaling + tanh GELU),
 # the 64-wide trained sam_tiny 0.97.
 PARITY_MIN_MEAN_IOU = 0.98
 
@@ -277,7 +240,7 @@ def export_decoders(
             variant = VARIANTS[name]
             tmp = export_decoder(model, variant, out_dir / f".{model_key}.{name}.tmp.onnx")
             entry = {
-                **_store_hashed(tmp, out_dir, f"{model_key}.{name}"),
+                **store_hashed(tmp, out_dir, f"{model_key}.{name}"),
                 "low_res": variant.low_res,
                 "single_mask": variant.single_mask,
                 "int8": variant.int8,
@@ -287,25 +250,7 @@ def export_decoders(
     return manifest
 
 
-def _store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
-    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")
-    graph = onnx.load(str(final), load_external_data=False).graph
-    return {
-        "filename": final.name,
-        "sha256": sha256,
-        "bytes": len(data),
-        "inputs": _io_spec(graph.input),
-        "outputs": _io_spec(graph.output),
-    }
-
-
 def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -> dict[str, Any]:
-    # Imported here: fast_decoder builds on this module.
-    from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
-
     spec = FAST_VARIANTS[name]
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{model_key}.{name}.") as tmp:
         paths = export_fast_decoder(
@@ -320,8 +265,8 @@ def _export_fast_variant(model: Sam, model_key: str, name: str, out_dir: Path) -
         if mean < PARITY_MIN_MEAN_IOU:
             reason = f"probe mask IoU with the exact decoder {mean:.4f} < {PARITY_MIN_MEAN_IOU}"
             return {"reason": reason, **parity}  # not stored
-        click = _store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
-        prepare = _store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
+        click = store_hashed(paths["click"], out_dir, f"{model_key}.{name}")
+        prepare = store_hashed(paths["prepare"], out_dir, f"{model_key}.{name}_prepare")
     return {
         **click,
         "low_res": True,

@@ -86,10 +86,6 @@ class ModelSpec:
 _SAM_AUTOMATIC = {"points_per_side": 32, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
 
 
-def _build_sam_tiny() -> Sam:
-    return build_sam_tiny()
-
-
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 _SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 # SAM2AutomaticMaskGenerator's own defaults.
@@ -165,7 +161,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="sam_tiny",
             title="SAM tiny (project-trained, 192 px)",
-            build=_build_sam_tiny,
+            build=build_sam_tiny,
             filename="sam_tiny.pt",
             bundled_path=SAM_TINY_CHECKPOINT,
             # Calibrated with bench/automatic_defaults.py on the held-out generated scenes

@@ -2,7 +2,7 @@
 
 The same data-engine step as ``finetune`` for SAM: the image encoder stays frozen, so the
 three stored maps (``sam2_embedding``) stay valid for the new weights. The loss and the click
-simulation are SAM's (``training.interactive_loss``: focal:dice 20:1 on the best multimask
+simulation are SAM's (``click_simulation.interactive_loss``: focal:dice 20:1 on the best multimask
 output plus the single-mask output, IoU-head MSE, corrective clicks with the previous logits as
 mask prompt); SAM 2's prompt encoder has SAM's interface, and ``Sam2AsSam`` gives its mask
 decoder SAM's, fed the image's high-resolution maps.
@@ -29,10 +29,11 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 from torch import Tensor, nn
 
+from samapp.ml.click_simulation import interactive_loss
 from samapp.ml.evaluation import InteractiveResult, _click_through
 from samapp.ml.finetune import EVAL_CLICKS, FinetuneConfig, FinetuneResult, interactive_metrics
 from samapp.ml.sam2_embedding import Sam2ImageFeatures, sam2_predictor, set_sam2_predictor_features
-from samapp.ml.training import interactive_loss, make_optimizer, optimizer_step
+from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("sam_mask_decoder.", "sam_prompt_encoder.")
 # Applied by the image encoder's pass: the stored maps are their outputs.
@@ -291,7 +292,7 @@ def evaluate_sam2_features(
         for image_features, image_masks in zip(features, masks, strict=True):
             set_sam2_predictor_features(predictor, image_features)
             shown, best = _click_through(
-                _Sam2Clicks(predictor),  # type: ignore[arg-type]
+                _Sam2Clicks(predictor),
                 np.stack(image_masks),
                 clicks or EVAL_CLICKS,
                 None,

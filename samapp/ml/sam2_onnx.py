@@ -19,7 +19,6 @@ its masks keep ``PARITY_MIN_MEAN_IOU`` with the fp32 graph's on the probe (``int
 
 import json
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import QuantType, quantize_dynamic
 from sam2.modeling.sam2_base import SAM2Base
 from torch import nn
 
-from samapp.ml.onnx_export import OPSET, PARITY_MIN_MEAN_IOU, _root_logger_level, _store_hashed
+from samapp.ml.onnx_common import POINT_AXES, quantize_weights, store_hashed, trace_to_onnx
+from samapp.ml.onnx_export import PARITY_MIN_MEAN_IOU
 from samapp.ml.sam2_models import high_res_shapes
 
 INPUTS = [
@@ -119,26 +118,11 @@ def export_sam2_decoder(model: SAM2Base, path: str | Path, int8: bool = False) -
     path = Path(path)
     target = path.with_suffix(".fp32.onnx") if int8 else path
     inputs = dummy_inputs(model)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=UserWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # dynamo=False is meant
-        torch.onnx.export(
-            Sam2OnnxDecoder(model).eval(),
-            tuple(inputs.values()),
-            str(target),
-            export_params=True,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            input_names=INPUTS,
-            output_names=OUTPUTS,
-            dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
-            dynamo=False,
-        )
+    trace_to_onnx(
+        Sam2OnnxDecoder(model).eval(), tuple(inputs.values()), (INPUTS, OUTPUTS), target, POINT_AXES
+    )
     if int8:
-        with _root_logger_level(40):  # the quantizer logs every tensor to the root logger
-            quantize_dynamic(target, path, weight_type=QuantType.QUInt8)
-        target.unlink()
+        quantize_weights(target, path)
     onnx.checker.check_model(str(path))
     return path
 
@@ -212,7 +196,7 @@ def export_sam2_decoders(
                 path = Path(tmp) / f"{name}.onnx"
                 path.write_bytes(fp32.read_bytes())
             manifest["variants"][name] = {
-                **_store_hashed(path, out_dir, f"{model_key}.{name}"),
+                **store_hashed(path, out_dir, f"{model_key}.{name}"),
                 **entry,
             }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -25,6 +25,7 @@ MIN_VISIBLE_AREA = 80
 MIN_VISIBLE_FRACTION = 0.25
 MIN_COLOUR_DISTANCE = 60.0
 OVERLAP_PROBABILITY = 0.5
+MIN_BLUR_SIGMA = 0.3  # lighter blurs are skipped (invisible at 8 bits)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def _render(rng: np.random.Generator, style: Style, size: int) -> Scene:
         drawn.append(inside)
     canvas += rng.normal(0.0, rng.uniform(2, 14), canvas.shape).astype(np.float32)
     sigma = rng.uniform(0.0, 1.0)
-    if sigma > 0.3:
+    if sigma > MIN_BLUR_SIGMA:
         canvas = np.asarray(cv2.GaussianBlur(canvas, (0, 0), sigma), dtype=np.float32)
     image = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     masks = []

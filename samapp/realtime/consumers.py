@@ -21,7 +21,7 @@ when its token expires."""
 import asyncio
 import contextlib
 import json
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -30,14 +30,16 @@ from django.conf import settings
 from django.utils import timezone
 
 from samapp.json_input import json_parse_bounded
-from samapp.models import Membership
+from samapp.models import ApiToken, Membership
 from samapp.realtime.contract import CAUGHT_UP, ERROR, HELLO, PRESENCE
 from samapp.realtime.events import MODELS_GROUP, project_group, user_group
 from samapp.realtime.hub import hub_for
 from samapp.roles import Capability, role_can
+from samapp.selectors.annotation_events import (
+    annotation_events_after,
+)
 from samapp.selectors.api_tokens import socket_credential_valid
 from samapp.selectors.projects import membership_get
-from samapp.services.annotation_events import annotation_events_after
 from samapp.services.api_tokens import session_fingerprint
 
 # Close codes in the 4000 range are the application's own.
@@ -79,7 +81,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if not _may_view(membership):
             await self.close(code=CLOSE_NOT_MEMBER)
             return
-        token = self.scope.get("api_token")
+        token = cast("ApiToken | None", self.scope.get("api_token"))
         self.token_id: int | None = token.pk if token is not None else None
         self.token_expiry = token.expiry if token is not None else None
         session = self.scope.get("session")
@@ -310,7 +312,10 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
     async def _recheck(self) -> None:
         if self.revoked:
             return
-        user = self.scope["user"]
+        user = self.scope.get("user")
+        if user is None:
+            await self._revoke(CLOSE_UNAUTHENTICATED)
+            return
         valid = await database_sync_to_async(socket_credential_valid)(
             user_id=user.pk, token_id=self.token_id, session_key=self.session_key
         )

@@ -23,7 +23,7 @@ from channels.layers import BaseChannelLayer
 from django.conf import settings
 
 from samapp.realtime.events import project_group
-from samapp.services.annotation_events import (
+from samapp.selectors.annotation_events import (
     annotation_events_after,
     annotation_events_latest_seq,
 )

@@ -1,7 +1,10 @@
+from typing import Any
+
 from django.urls import path
 
 from samapp.realtime.consumers import ProjectConsumer
 
-websocket_urlpatterns = [
-    path("ws/projects/<int:project_id>/", ProjectConsumer.as_asgi()),
-]
+# Channels routes websockets with Django's path(), whose typing expects a view: the ASGI
+# consumer goes in as Any.
+consumer: Any = ProjectConsumer.as_asgi()
+websocket_urlpatterns: list[Any] = [path("ws/projects/<int:project_id>/", consumer)]

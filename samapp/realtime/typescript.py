@@ -39,6 +39,18 @@ def _named_aliases() -> dict[int, str]:
     }
 
 
+# Python types with a TypeScript name of their own (compared by identity).
+SCALARS: tuple[tuple[Any, str], ...] = (
+    (Any, "unknown"),
+    (object, "unknown"),
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "number"),
+    (float, "number"),
+    (str, "string"),
+)
+
+
 class _Writer:
     def __init__(self) -> None:
         self.aliases = _named_aliases()
@@ -53,16 +65,10 @@ class _Writer:
         if is_typeddict(tp):
             self.reached.add(tp.__name__)
             return str(tp.__name__)
-        if tp is Any or tp is object:
-            return "unknown"
-        if tp is type(None):
-            return "null"
-        if tp is bool:
-            return "boolean"
-        if tp in (int, float):
-            return "number"
-        if tp is str:
-            return "string"
+        scalar = next((name for python, name in SCALARS if tp is python), None)
+        return scalar if scalar is not None else self._composite(tp)
+
+    def _composite(self, tp: Any) -> str:
         origin = get_origin(tp)
         args = get_args(tp)
         if origin is Literal:

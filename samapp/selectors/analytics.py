@@ -17,7 +17,8 @@ box, and that were not rejected):
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from samapp.models import Annotation, AnnotationSource, Project, ReviewState
+from samapp.choices import AnnotationSource, ReviewState
+from samapp.models import Annotation, Project
 
 IDLE_SECONDS = 300.0
 HUMAN_SOURCES = (AnnotationSource.MANUAL, AnnotationSource.CLICK, AnnotationSource.BOX)

@@ -14,9 +14,10 @@ from samapp.models import ApiToken
 def api_token_list(*, user_id: int) -> QuerySet[ApiToken]:
     """The user's live tokens, newest first."""
     now = timezone.now()
-    return ApiToken.objects.filter(user_id=user_id).filter(
+    live: QuerySet[ApiToken] = ApiToken.objects.filter(user_id=user_id).filter(
         Q(expiry__isnull=True) | Q(expiry__gt=now)
     )
+    return live
 
 
 def socket_credential_valid(*, user_id: int, token_id: int | None, session_key: str | None) -> bool:

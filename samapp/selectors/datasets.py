@@ -17,7 +17,8 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from samapp.models import Annotation, ExportJob, Image, Label, Project, ReviewState
+from samapp.choices import ReviewState
+from samapp.models import Annotation, ExportJob, Image, Label, Project
 
 DEFAULT_REVIEW_STATES = (ReviewState.PROPOSED.value, ReviewState.ACCEPTED.value)
 

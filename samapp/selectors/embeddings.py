@@ -1,15 +1,21 @@
 """Embedding reads, scoped by membership."""
 
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.urls import reverse
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.model_keys import embedding_model_key
-from samapp.models import Embedding, EmbeddingStatus, Image
+from samapp.models import Embedding, Image
+
+if TYPE_CHECKING:
+    from samapp.ml.embedding import ImageEmbedding
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
 
 
 def embedding_scope(*, project_id: int) -> int | None:
@@ -113,3 +119,42 @@ def embedding_is_packed(*, embedding: Embedding) -> bool:
     from samapp.ml.registry import model_family
 
     return model_family(embedding.model_key) == "sam2"
+
+
+def int8_path(fp16_path: str) -> str:
+    """The storage path of the int8 copy stored next to an fp16 embedding blob."""
+    return fp16_path.removesuffix(".f16") + ".i8"
+
+
+def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
+    """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
+    path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)
+    with default_storage.open(path, "rb") as handle:
+        data: bytes = handle.read()
+    return data
+
+
+def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
+    """A READY embedding row's tensor and sizes, read from storage."""
+    from samapp.ml.embedding import ImageEmbedding
+
+    return ImageEmbedding.from_bytes(
+        embedding_read(embedding=embedding),
+        shape=embedding.shape[1:],
+        input_size=embedding.input_size,
+        original_size=embedding.original_size,
+    )
+
+
+def features_load(*, embedding: Embedding) -> "ImageEmbedding | Sam2ImageFeatures":
+    """What the decoder of the row's model reads: SAM's embedding or SAM 2's packed maps."""
+    from samapp.ml.registry import model_family
+    from samapp.ml.sam2_embedding import Sam2ImageFeatures
+
+    if model_family(embedding.model_key) == "sam2":
+        return Sam2ImageFeatures.from_bytes(
+            embedding_read(embedding=embedding),
+            input_size=embedding.input_size,
+            original_size=embedding.original_size,
+        )
+    return embedding_load(embedding=embedding)

@@ -8,9 +8,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import ModelDownloadState
 from samapp.ml.model_keys import registry_model_key
 from samapp.ml.registry import MODELS, checkpoint_path, get_spec
-from samapp.models import ModelDownload, ModelDownloadState, Project
+from samapp.models import ModelDownload, Project
 from samapp.realtime.contract import RegistryModelPayload
 
 ModelStateName = Literal["absent", "downloading", "verifying", "present", "failed"]

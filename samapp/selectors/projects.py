@@ -6,16 +6,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.utils import timezone
 
-from samapp.models import (
-    Annotation,
-    Image,
-    ImageStatus,
-    Invitation,
-    Label,
-    Membership,
-    Project,
-    ReviewState,
-)
+from samapp.choices import ImageStatus, ReviewState
+from samapp.models import Annotation, Image, Invitation, Label, Membership, Project
 
 AnyUser = AbstractBaseUser | AnonymousUser
 

@@ -68,16 +68,3 @@ def annotation_events_record(
 def annotation_event_record(*, project_id: int, event: ServerEvent[P], payload: P) -> int:
     """`annotation_events_record` of one event: its seq."""
     return annotation_events_record(project_id=project_id, events=[(event, payload)])[0]
-
-
-def annotation_events_after(
-    *, project_id: int, after: int, limit: int = 10_000
-) -> list[AnnotationEvent]:
-    return list(
-        AnnotationEvent.objects.filter(project_id=project_id, seq__gt=after).order_by("seq")[:limit]
-    )
-
-
-def annotation_events_latest_seq(*, project_id: int) -> int:
-    seq = Project.objects.filter(pk=project_id).values_list("annotation_seq", flat=True).first()
-    return int(seq or 0)

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from samapp.choices import AnnotationSource, ImageStatus, ReviewState
 from samapp.errors import (
     ApplicationError,
     PermissionDeniedError,
@@ -16,16 +17,7 @@ from samapp.errors import (
     VersionConflictError,
 )
 from samapp.ml.masks import rle_area, rle_bbox, rle_validate
-from samapp.models import (
-    Annotation,
-    AnnotationSource,
-    Image,
-    ImageStatus,
-    Label,
-    Membership,
-    Project,
-    ReviewState,
-)
+from samapp.models import Annotation, Image, Label, Membership, Project
 from samapp.realtime import contract
 from samapp.roles import Capability, membership_require, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
@@ -71,13 +63,6 @@ def annotation_payload(annotation: Annotation) -> contract.AnnotationPayload:
         "created_at": annotation.created_at.isoformat(),
         "updated_at": annotation.updated_at.isoformat(),
     }
-
-
-def _broadcast_after_commit(
-    *, project_id: int, event: contract.ServerEvent[contract.P], payload: contract.P
-) -> None:
-    # Logged with a per-project seq in this transaction (catch-up), broadcast after commit.
-    annotation_event_record(project_id=project_id, event=event, payload=payload)
 
 
 def _clean_rle(*, image: Image, rle: Any) -> dict[str, Any]:
@@ -209,7 +194,7 @@ def annotation_create(
             **review,
             **_derived_fields(clean),
         )
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=image.project_id,
             event=contract.ANNOTATION_CREATED,
             payload=annotation_payload(annotation),
@@ -249,7 +234,7 @@ def annotations_bulk_create(
             project_lock(project_id=project_id)
         Annotation.objects.bulk_create(rows, batch_size=500)
         for project_id, image_ids in by_project.items():
-            _broadcast_after_commit(
+            annotation_event_record(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
                 payload=contract.AnnotationsBulkCreatedPayload(
@@ -350,7 +335,7 @@ def annotation_update(
             current = found
         if changes.get("review_state") == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk=image.pk))
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=image.project_id,
             event=contract.ANNOTATION_UPDATED,
             payload=annotation_payload(current),
@@ -388,7 +373,7 @@ def annotation_delete(
                 f"Version {expected} is stale: the annotation is at version {current.version}.",
                 {"current": annotation_payload(current)},
             )
-        _broadcast_after_commit(
+        annotation_event_record(
             project_id=project_id,
             event=contract.ANNOTATION_DELETED,
             payload=contract.AnnotationDeletedPayload(

@@ -47,7 +47,8 @@ def api_token_create(*, user: AbstractBaseUser) -> tuple[ApiToken, str]:
     keep = settings.SAM_TOKEN_LIMIT_PER_USER - 1
     for oldest in tokens.filter(Q(expiry__gt=now) | Q(expiry__isnull=True))[keep:]:
         api_token_revoke(token=oldest)
-    return ApiToken.objects.create(user=user)
+    created: tuple[ApiToken, str] = ApiToken.objects.create(user=user)
+    return created
 
 
 def api_token_touch(*, token: ApiToken) -> None:
@@ -67,6 +68,6 @@ def api_token_revoke(*, token: ApiToken) -> None:
 
 def api_tokens_revoke_all(*, user_id: int) -> int:
     """Delete every token of the user; sockets opened with them close. Returns how many."""
-    count, _ = ApiToken.objects.filter(user_id=user_id).delete()
+    deleted: tuple[int, dict[str, int]] = ApiToken.objects.filter(user_id=user_id).delete()
     user_sockets_recheck(user_id=user_id)
-    return count
+    return deleted[0]

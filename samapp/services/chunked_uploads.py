@@ -141,7 +141,7 @@ def upload_session_complete(*, session: UploadSession, uploaded_by: User) -> Upl
             if assembled.tell() != session.size:
                 raise ApplicationError(f"{session.name}: the stored chunks do not add up.")
             assembled.seek(0)
-            checked = uploads_check(files=[(session.name, assembled)])  # type: ignore[list-item]
+            checked = uploads_check(files=[(session.name, assembled)])
         return images_create(project=session.project, uploaded_by=uploaded_by, images=checked)
     finally:
         upload_session_delete(session=session)

@@ -5,7 +5,6 @@ names, so they can be served with immutable caching by any web process."""
 import json
 import logging
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +12,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
 
-from samapp.services.embeddings import model_for_key
+from samapp.services.enqueue import enqueue_on_commit
+from samapp.services.model_runtime import checkpoint_digest, model_for_key, model_loadable_check
 
 logger = logging.getLogger(__name__)
-
-
-class DecoderUnavailableError(Exception):
-    """The model is unknown or has no checkpoint: nothing can be exported (HTTP 404)."""
-
-
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    from samapp.ml.checkpoints import sha256_file
-
-    return sha256_file(path)
-
-
-def checkpoint_digest(*, model_key: str) -> str | None:
-    """sha256 of a registry model's checkpoint file (hashed once per file version), or None
-    for a fine-tuned version (its key names its weights) or a missing file."""
-    from samapp.ml.model_keys import is_version_key
-    from samapp.ml.registry import UnknownModelError, checkpoint_path
-
-    if is_version_key(model_key):
-        return None
-    try:
-        path = checkpoint_path(model_key, settings.SAM_CHECKPOINT_DIR)
-    except UnknownModelError:
-        return None
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return _file_sha256(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
 
 
 def _folder(model_key: str) -> str:
@@ -75,30 +45,6 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
     return manifest
 
 
-def decoder_model_check(*, model_key: str) -> None:
-    """Raise DecoderUnavailableError unless `model_key` can be loaded on a worker."""
-    from samapp.ml.model_keys import is_version_key
-    from samapp.ml.registry import UnknownModelError, checkpoint_path, get_spec
-
-    if is_version_key(model_key):  # a project's fine-tuned version (issue 8)
-        from samapp.services.model_versions import model_version_available
-
-        if not model_version_available(model_key=model_key):
-            raise DecoderUnavailableError(f"No trained model version {model_key!r}.")
-        return
-    try:
-        get_spec(model_key)
-    except UnknownModelError as exc:
-        raise DecoderUnavailableError(str(exc)) from exc
-    if not checkpoint_path(model_key, settings.SAM_CHECKPOINT_DIR).is_file() and not (
-        settings.SAM_RANDOM_INIT_FALLBACK
-    ):
-        raise DecoderUnavailableError(
-            f"Model {model_key!r} is not on this server yet: a manager can download it "
-            "from the Models page."
-        )
-
-
 def decoder_state(*, model_key: str) -> tuple[str, dict[str, Any] | None]:
     """("ready", manifest), ("downloading", None) while the model's checkpoint is being
     downloaded, or ("exporting", None) while a worker exports it (queued here if needed).
@@ -118,11 +64,9 @@ def decoder_export_request(*, model_key: str) -> dict[str, Any] | None:
     manifest = decoder_manifest_get(model_key=model_key)
     if manifest is not None:
         return manifest
-    decoder_model_check(model_key=model_key)
+    model_loadable_check(model_key=model_key)
     if cache.add(f"decoder-export:{model_key}", 1, timeout=600):
-        from samapp.tasks import decoder_export_task
-
-        transaction.on_commit(lambda: decoder_export_task.delay(model_key))
+        enqueue_on_commit("decoder_export_task", model_key)
     return decoder_manifest_get(model_key=model_key)  # eager mode exports synchronously
 
 

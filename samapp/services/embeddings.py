@@ -9,24 +9,20 @@ claim a row, a message finding nothing claimable is a no-op, and a RUNNING claim
 `SAM_EMBEDDING_CLAIM_TIMEOUT` (a crashed worker) is claimed again — so a killed worker leads
 to a retry, never to a stuck image.
 
-Which rows a woken worker claims is decided here, not by the broker's FIFO order (see
-`_fair_candidates`): the highest priority first (an image an annotator has just opened),
-then the project served least recently (`Project.embeddings_served_at`), then that
+Which rows a woken worker claims is decided by the database, not by the broker's FIFO order
+(`embedding_claims.fair_candidates`): the highest priority first (an image an annotator has
+just opened), then the project served least recently (`Project.embeddings_served_at`), then that
 project's oldest row. A project that queues a thousand images therefore gets one turn in
 every round, like each other project with pending work.
 
 Blobs go through Django's `default_storage` (local disk or S3-compatible object storage):
-nothing assumes the web process and the workers share a filesystem.
-"""
+nothing assumes the web process and the workers share a filesystem."""
 
 import hashlib
 import io
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -34,11 +30,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Min, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
-from samapp.ml.model_keys import embedding_model_key, is_version_key
-from samapp.models import Embedding, EmbeddingStatus, Image, Project
+from samapp.choices import EmbeddingStatus
+from samapp.ml.model_keys import embedding_model_key
+from samapp.models import Embedding, Image
 from samapp.realtime.contract import (
     EMBEDDING_FAILED,
     EMBEDDING_READY,
@@ -48,16 +45,24 @@ from samapp.realtime.contract import (
     ServerEvent,
 )
 from samapp.realtime.events import broadcast
-from samapp.selectors.embeddings import embedding_scope
+from samapp.selectors.embeddings import embedding_scope, int8_path
+from samapp.services.embedding_claims import busy_for, claim, claim_fair, claimable, gather, release
+from samapp.services.enqueue import enqueue
 from samapp.services.images import image_bytes_read
+from samapp.services.model_runtime import model_for_key
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
 logger = logging.getLogger(__name__)
 
+
 PRIORITY_OPENED = 10  # an annotator is looking at it now
+
+
 PRIORITY_NEXT = 5  # the next images in an annotator's queue
+
+
 PRIORITY_BULK = 0  # uploads, recomputes
 
 
@@ -70,23 +75,17 @@ def embedding_storage_path(*, image_sha256: str, model_key: str, digest: str, fm
     return f"embeddings/{model_key}/{image_sha256[:2]}/{image_sha256}.{digest}.{suffix}"
 
 
-def int8_path(fp16_path: str) -> str:
-    return fp16_path.removesuffix(".f16") + ".i8"
-
-
 def _enqueue(embedding_ids: list[int], *, priority: int = 0) -> None:
     """Wake a worker for each id. Runs after commit: a broker that is down must not fail the
     request whose rows are already saved, so the rows stay PENDING and `embeddings_requeue`
     (run each time a worker connects to the broker) wakes a worker for them later."""
     from kombu.exceptions import KombuError
 
-    from samapp.tasks import embedding_compute_task
-
     for embedding_id in embedding_ids:
         # Celery priority helps brokers that honour it; the claim order (priority column)
         # is what makes an opened image jump ahead whatever the broker does.
         try:
-            embedding_compute_task.apply_async(args=[embedding_id], priority=min(priority, 9))
+            enqueue("embedding_compute_task", embedding_id, priority=min(priority, 9))
         except (KombuError, OSError) as exc:
             logger.warning(
                 "broker unreachable (%s): %d embedding(s) stay pending until a worker "
@@ -102,7 +101,7 @@ def embeddings_requeue() -> int:
     died): what a publish that failed while the broker was down, or a broker restarted
     without its queues, left behind. Extra wake-ups are no-ops (rows are claimed)."""
     rows = list(
-        Embedding.objects.filter(_claimable(timezone.now()))
+        Embedding.objects.filter(claimable(timezone.now()))
         .order_by("-priority", "id")
         .values_list("pk", "priority")
     )
@@ -203,36 +202,6 @@ def embedding_request(
     return embedding
 
 
-@lru_cache(maxsize=2)
-def _model(model_key: str) -> "Sam":
-    # Loaded once per worker process, then reused for every batch. The encoder's attention
-    # runs through SDPA (same embeddings within float rounding; bench/embedding_throughput.py).
-    from samapp.ml.fast_encoder import use_sdpa_attention
-    from samapp.ml.registry import CheckpointNotFoundError, load_model
-
-    try:
-        return use_sdpa_attention(
-            load_model(
-                model_key, device=settings.SAM_DEVICE, checkpoint_dir=settings.SAM_CHECKPOINT_DIR
-            )
-        )
-    except CheckpointNotFoundError:
-        if not settings.SAM_RANDOM_INIT_FALLBACK:
-            raise
-        logger.warning("no checkpoint for %s: using random weights (fallback on)", model_key)
-        return use_sdpa_attention(
-            load_model(model_key, device=settings.SAM_DEVICE, random_init=True)
-        )
-
-
-def model_for_key(*, model_key: str) -> "Sam":
-    if is_version_key(model_key):  # a project's fine-tuned model on the registry model
-        from samapp.services.model_versions import model_version_model
-
-        return model_version_model(model_key=model_key)
-    return _model(model_key)
-
-
 def _holders(embedding: Embedding) -> Any:
     """The images an embedding serves: its project's, or every project's when shared."""
     images = Image.objects.filter(sha256=embedding.image_sha256)
@@ -254,34 +223,6 @@ def _notify(*, embedding: Embedding, event: ServerEvent[P], payload: P) -> None:
     )
     for project_id in project_ids:
         broadcast(project_id=project_id, event=event, payload=payload)
-
-
-def _claimable(now: Any) -> Q:
-    stale = now - timedelta(seconds=settings.SAM_EMBEDDING_CLAIM_TIMEOUT)
-    return Q(status=EmbeddingStatus.PENDING) | Q(
-        Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True), status=EmbeddingStatus.RUNNING
-    )
-
-
-def _claim(ids: list[int]) -> list[int]:
-    """Claim each id with one conditional UPDATE; returns those this worker now holds."""
-    claimed = []
-    for pk in ids:
-        now = timezone.now()
-        if Embedding.objects.filter(_claimable(now), pk=pk).update(
-            status=EmbeddingStatus.RUNNING,
-            claimed_at=now,
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        ):
-            claimed.append(pk)
-    return claimed
-
-
-def _release(ids: list[int]) -> None:
-    Embedding.objects.filter(pk__in=ids, status=EmbeddingStatus.RUNNING).update(
-        status=EmbeddingStatus.PENDING, claimed_at=None
-    )
 
 
 def _fail(embedding: Embedding, error: str) -> None:
@@ -374,89 +315,6 @@ def _encode(model: "Sam", images: list[Any]) -> tuple[list[Any], float]:
     return results, time.perf_counter() - started
 
 
-NEVER_SERVED = datetime.min.replace(tzinfo=UTC)
-
-
-def _fair_candidates(*, model_key: str | None, exclude: list[int], limit: int) -> list[int]:
-    """Up to `limit` claimable rows in the order workers serve them: projects sorted by their
-    most urgent row (priority), then by when they were last served (never first), then by
-    their oldest row; the first rows of each of the first `limit` projects interleaved
-    round-robin, each project's own rows by priority, then age. Costs 2 + min(projects,
-    limit) queries, whatever the number of pending rows."""
-    rows = Embedding.objects.filter(_claimable(timezone.now())).exclude(pk__in=exclude)
-    if model_key is not None:
-        rows = rows.filter(model_key=model_key)
-    heads = list(rows.values("queued_for").annotate(top=Max("priority"), oldest=Min("id")))
-    served = dict(
-        Project.objects.filter(
-            pk__in=[head["queued_for"] for head in heads if head["queued_for"] is not None]
-        ).values_list("pk", "embeddings_served_at")
-    )
-    heads.sort(
-        key=lambda head: (
-            -head["top"],
-            served.get(head["queued_for"]) or NEVER_SERVED,
-            head["oldest"],
-        )
-    )
-    per_project = [
-        list(
-            rows.filter(queued_for=head["queued_for"])
-            .order_by("-priority", "id")
-            .values_list("pk", flat=True)[:limit]
-        )
-        for head in heads[:limit]
-    ]
-    turns = [pk for turn in zip_longest(*per_project) for pk in turn if pk is not None]
-    return turns[:limit]
-
-
-def _claim_fair(*, model_key: str | None, claimed: list[int], limit: int) -> list[int]:
-    """Claim up to `limit` more rows in fair order (another worker may win some: the next
-    candidates are taken then); returns the ids claimed."""
-    taken: list[int] = []
-    while len(taken) < limit:
-        candidates = _fair_candidates(
-            model_key=model_key, exclude=claimed + taken, limit=limit - len(taken)
-        )
-        if not candidates:
-            break
-        won = _claim(candidates)
-        taken += won
-        if model_key is None and won:
-            break  # the first row fixes the batch's model
-    return taken
-
-
-def _gather(*, first: list[int], model_key: str, batch_size: int, wait_seconds: float) -> list[int]:
-    """Fill a batch started with the claimed rows `first` (of `model_key`) in fair order,
-    waiting up to `wait_seconds` for more rows to arrive; marks the projects served."""
-    claimed = list(first)
-    deadline = time.monotonic() + wait_seconds
-    while len(claimed) < batch_size:
-        claimed += _claim_fair(
-            model_key=model_key, claimed=claimed, limit=batch_size - len(claimed)
-        )
-        if len(claimed) >= batch_size or time.monotonic() >= deadline:
-            break
-        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-    served = Embedding.objects.filter(pk__in=claimed, queued_for__isnull=False)
-    Project.objects.filter(pk__in=served.values("queued_for")).update(
-        embeddings_served_at=timezone.now()
-    )
-    return claimed
-
-
-def _busy_for(rows: QuerySet[Embedding]) -> float | None:
-    """Seconds until the oldest live claim among `rows` goes stale (its worker may have died:
-    then it is claimable again); None when none of them is claimed."""
-    oldest = rows.filter(status=EmbeddingStatus.RUNNING).aggregate(at=Min("claimed_at"))["at"]
-    if oldest is None:
-        return None
-    age = (timezone.now() - oldest).total_seconds()
-    return max(0.0, settings.SAM_EMBEDDING_CLAIM_TIMEOUT - age)
-
-
 def _batch_options(batch_size: int | None, wait_seconds: float | None) -> tuple[int, float]:
     size = batch_size or settings.SAM_EMBEDDING_BATCH_SIZE
     wait = settings.SAM_EMBEDDING_BATCH_WAIT if wait_seconds is None else wait_seconds
@@ -471,11 +329,11 @@ def embeddings_compute_next(
     when the oldest live claim goes stale: the claimer may have died, and the message that
     woke this worker may be the one meant for its row."""
     size, wait = _batch_options(batch_size, wait_seconds)
-    first = _claim_fair(model_key=None, claimed=[], limit=1)
+    first = claim_fair(model_key=None, claimed=[], limit=1)
     if not first:
-        return BatchOutcome(busy_for=_busy_for(Embedding.objects.all()))
+        return BatchOutcome(busy_for=busy_for(Embedding.objects.all()))
     model_key = Embedding.objects.get(pk=first[0]).model_key
-    claimed = _gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
+    claimed = gather(first=first, model_key=model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)
 
 
@@ -490,12 +348,25 @@ def embeddings_compute_batch(
     if target is None or target.status in (EmbeddingStatus.READY, EmbeddingStatus.FAILED):
         return outcome
     size, wait = _batch_options(batch_size, wait_seconds)
-    first = _claim([target.pk])
+    first = claim([target.pk])
     if not first:
-        outcome.busy_for = _busy_for(Embedding.objects.filter(pk=target.pk))
+        outcome.busy_for = busy_for(Embedding.objects.filter(pk=target.pk))
         return outcome
-    claimed = _gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
+    claimed = gather(first=first, model_key=target.model_key, batch_size=size, wait_seconds=wait)
     return _compute_claimed(claimed)
+
+
+def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedding]:
+    """Ready embeddings of `images` for `model_key` (its base model's), by image sha256;
+    missing ones are computed here, in the calling worker. Failed ones are left out."""
+    rows = embeddings_schedule(images=images, model_key=model_key)
+    for row in rows:
+        if row.status != EmbeddingStatus.READY:
+            embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
+    ready = Embedding.objects.filter(
+        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
+    ).order_by("id")
+    return {row.image_sha256: row for row in ready}
 
 
 def _compute_claimed(claimed: list[int]) -> BatchOutcome:
@@ -507,11 +378,12 @@ def _compute_claimed(claimed: list[int]) -> BatchOutcome:
     try:
         return _compute_rows(rows, outcome)
     except TransientEmbeddingError:
-        _release([row.pk for row in rows if row.pk not in outcome.ready + outcome.failed])
+        release([row.pk for row in rows if row.pk not in outcome.ready + outcome.failed])
         raise
 
 
-def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
+def _load_rows(rows: list[Embedding], outcome: BatchOutcome) -> list[tuple[Embedding, Any]]:
+    """(row, pixels) of the rows whose image reads; the others fail (recorded in `outcome`)."""
     loaded: list[tuple[Embedding, Any]] = []
     for row in rows:
         if row.attempts > settings.SAM_EMBEDDING_MAX_ATTEMPTS:
@@ -528,6 +400,11 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         except Exception as exc:
             _fail(row, f"Unreadable image: {type(exc).__name__}: {exc}")
             outcome.failed.append(row.pk)
+    return loaded
+
+
+def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
+    loaded = _load_rows(rows, outcome)
     if not loaded:
         return outcome
     model_key = loaded[0][0].model_key
@@ -561,16 +438,3 @@ def _compute_rows(rows: list[Embedding], outcome: BatchOutcome) -> BatchOutcome:
         _store(row, result, per_image)
         outcome.ready.append(row.pk)
     return outcome
-
-
-def embedding_compute(*, embedding_id: int) -> Embedding | None:
-    """Compute one embedding (batching with whatever else is pending); returns its row."""
-    embeddings_compute_batch(embedding_id=embedding_id)
-    return Embedding.objects.filter(pk=embedding_id).first()
-
-
-def embedding_read(*, embedding: Embedding, fmt: str = "fp16") -> bytes:
-    """The stored bytes of a READY embedding in `fmt` (fp16 or int8)."""
-    path = embedding.storage_path if fmt == "fp16" else int8_path(embedding.storage_path)
-    with default_storage.open(path, "rb") as handle:
-        return handle.read()

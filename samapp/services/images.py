@@ -8,8 +8,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from samapp.choices import ImageStatus
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Image, ImageStatus, Membership, Project
+from samapp.models import Image, Membership, Project
 from samapp.roles import Capability, membership_require, role_can, role_can_move_image
 
 MAX_ASSIGN_IMAGES = 1000
@@ -23,7 +24,8 @@ def image_bytes_read(*, image: Image) -> bytes:
     if not image.file.name:
         raise LookupError(f"image {image.pk} has no file")
     with default_storage.open(image.file.name, "rb") as handle:
-        return handle.read()
+        data: bytes = handle.read()
+    return data
 
 
 def image_work_check(*, image: Image, actor: Membership) -> None:

@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
+from samapp.choices import Role
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import Invitation, Membership, Project, Role
+from samapp.models import Invitation, Membership, Project
 from samapp.roles import Capability, role_can
 from samapp.selectors.projects import invitation_expiry_cutoff
 from samapp.services.annotation_events import project_lock

@@ -18,8 +18,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import JobState
 from samapp.errors import ApplicationError, TooManyError
-from samapp.models import ExportJob, JobState, Project, SegmentJob, TrainingJob
+from samapp.models import ExportJob, Project, SegmentJob, TrainingJob
 from samapp.services.datasets.common import MAX_TOLERANCE
 
 MAX_POINTS_PER_SIDE = 64  # segment everything / proposals: points_per_side² prompts per image

@@ -22,9 +22,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import ModelDownloadState, Role
 from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
 from samapp.ml.registry import get_spec
-from samapp.models import Image, Membership, ModelDownload, ModelDownloadState, Project, Role
+from samapp.models import Image, Membership, ModelDownload, Project
 from samapp.realtime.contract import (
     MODEL_ACTIVATED,
     MODEL_DOWNLOAD,
@@ -42,6 +43,9 @@ from samapp.selectors.models import (
     model_state_payload,
     projects_on_model,
 )
+from samapp.services.decoders import decoder_export, decoder_export_request
+from samapp.services.embeddings import embeddings_schedule
+from samapp.services.enqueue import enqueue as enqueue_task
 
 logger = logging.getLogger(__name__)
 
@@ -127,11 +131,9 @@ def model_download_start(
     if claimed:
 
         def announce_and_enqueue() -> None:
-            from samapp.tasks import model_download_task
-
             _announce_state(model_key)
             if enqueue:
-                model_download_task.delay(model_key)
+                enqueue_task("model_download_task", model_key)
 
         transaction.on_commit(announce_and_enqueue)
     return row
@@ -215,8 +217,6 @@ def model_present_activate(*, model_key: str) -> list[int]:
     """`model_key` is present: export its browser decoder, switch the projects waiting for
     it, schedule the embeddings of every project running it, and tell open workspaces.
     Returns the ids of the projects running it."""
-    from samapp.services.decoders import decoder_export
-
     decoder_export(model_key=model_key)  # before any workspace is told to load it
     row = ModelDownload.objects.filter(model_key=model_key).first()
     waiting = list(row.switch_projects) if row is not None else []
@@ -231,8 +231,6 @@ def model_present_activate(*, model_key: str) -> list[int]:
 
 
 def _embeddings_schedule_project(*, project_id: int, model_key: str) -> None:
-    from samapp.services.embeddings import embeddings_schedule
-
     images = list(Image.objects.filter(project_id=project_id).only("pk", "sha256"))
     if images:
         embeddings_schedule(images=images, model_key=model_key)
@@ -241,8 +239,6 @@ def _embeddings_schedule_project(*, project_id: int, model_key: str) -> None:
 def project_model_apply(*, project: Project, model_key: str) -> Project:
     """Switch `project` to the present model `model_key` now: its images' embeddings are
     scheduled, the decoder export requested, and the project's sockets told."""
-    from samapp.services.decoders import decoder_export_request
-
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
         _switch_unqueue(project_id=project.pk)

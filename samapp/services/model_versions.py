@@ -17,13 +17,10 @@ The held-out split is a pure function of each image's content hash, so it is the
 every version and stable as images are added.
 """
 
-import copy
 import hashlib
 import io
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.core.files.base import ContentFile
@@ -31,34 +28,20 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from samapp.choices import ModelVersionState, ReviewState
 from samapp.errors import ApplicationError
-from samapp.ml.model_keys import has_own_encoder, parse_version_key, registry_model_key
-from samapp.models import (
-    Annotation,
-    Embedding,
-    EmbeddingStatus,
-    Image,
-    ModelVersion,
-    ModelVersionState,
-    Project,
-    ReviewState,
-)
+from samapp.ml.family_ops import finetune_ops
+from samapp.ml.model_keys import has_own_encoder, parse_version_key
+from samapp.models import Annotation, Image, ModelVersion, Project
 from samapp.realtime.contract import MODEL_ACTIVATED, ModelActivatedPayload
 from samapp.realtime.events import broadcast
-from samapp.services.embeddings import (
-    embedding_read,
-    embeddings_compute_batch,
-    embeddings_schedule,
-    model_for_key,
-)
+from samapp.selectors.embeddings import features_load
+from samapp.services.embeddings import embeddings_ready, embeddings_schedule
+from samapp.services.model_runtime import model_for_key
 
 if TYPE_CHECKING:
     import numpy as np
-    from sam2.modeling.sam2_base import SAM2Base
-    from segment_anything.modeling import Sam
 
-    from samapp.ml.embedding import ImageEmbedding
-    from samapp.ml.sam2_embedding import Sam2ImageFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -111,78 +94,6 @@ class Split:
         return sum(len(m) for m in self.masks)
 
 
-def embeddings_ready(*, images: list[Image], model_key: str) -> dict[str, Embedding]:
-    """Ready embeddings of `images` for `model_key` (its base model's), by image sha256;
-    missing ones are computed here, in the calling worker. Failed ones are left out."""
-    rows = embeddings_schedule(images=images, model_key=model_key)
-    for row in rows:
-        if row.status != EmbeddingStatus.READY:
-            embeddings_compute_batch(embedding_id=row.pk, wait_seconds=0)
-    ready = Embedding.objects.filter(
-        pk__in=[row.pk for row in rows], status=EmbeddingStatus.READY
-    ).order_by("id")
-    return {row.image_sha256: row for row in ready}
-
-
-def embedding_load(*, embedding: Embedding) -> "ImageEmbedding":
-    """A READY embedding row's tensor and sizes, read from storage."""
-    from samapp.ml.embedding import ImageEmbedding
-
-    return ImageEmbedding.from_bytes(
-        embedding_read(embedding=embedding),
-        shape=embedding.shape[1:],
-        input_size=embedding.input_size,
-        original_size=embedding.original_size,
-    )
-
-
-def features_load(*, embedding: Embedding) -> "ImageEmbedding | Sam2ImageFeatures":
-    """What the decoder of the row's model reads: SAM's embedding or SAM 2's packed maps."""
-    from samapp.ml.registry import model_family
-    from samapp.ml.sam2_embedding import Sam2ImageFeatures
-
-    if model_family(embedding.model_key) == "sam2":
-        return Sam2ImageFeatures.from_bytes(
-            embedding_read(embedding=embedding),
-            input_size=embedding.input_size,
-            original_size=embedding.original_size,
-        )
-    return embedding_load(embedding=embedding)
-
-
-@dataclass(frozen=True)
-class _FinetuneOps:
-    """The fine-tuning functions of a model family (``samapp.ml.finetune`` for SAM,
-    ``samapp.ml.sam2_finetune`` for SAM 2)."""
-
-    family: str
-    make_sample: Callable[[Any, list["np.ndarray"]], Any]
-    finetune: Callable[..., Any]
-    apply_trained_state: Callable[[Any, dict[str, Any]], Any]
-    evaluate: Callable[[Any, list[Any], list[list["np.ndarray"]]], dict[str, Any]]
-
-
-def finetune_ops(model: "Sam | SAM2Base") -> _FinetuneOps:
-    from samapp.ml import finetune, sam2_finetune
-    from samapp.ml.sam2_models import is_sam2
-
-    if is_sam2(model):
-        return _FinetuneOps(
-            "sam2",
-            lambda e, m: sam2_finetune.make_sam2_sample(e, m, model.image_size),
-            sam2_finetune.finetune_sam2,
-            sam2_finetune.apply_sam2_trained_state,
-            sam2_finetune.evaluate_sam2_features,
-        )
-    return _FinetuneOps(
-        "sam",
-        lambda e, m: finetune.make_sample(e, m, model.image_encoder.img_size),
-        finetune.finetune,
-        finetune.apply_trained_state,
-        finetune.evaluate_embeddings,
-    )
-
-
 def project_splits(*, project: Project, model_key: str, percent: int) -> tuple[Split, Split]:
     """(train, held-out) of the project's accepted annotations with their embeddings."""
     from samapp.ml.masks import rle_to_mask
@@ -230,57 +141,6 @@ def project_held_out_evaluate(
 
 
 # ---------------------------------------------------------------- weights
-
-
-def _checkpoint_read(path: str) -> bytes:
-    with default_storage.open(path, "rb") as handle:
-        return handle.read()
-
-
-def _checkpoint_state(model_key: str, checkpoint_path: str, checkpoint_sha256: str) -> Any:
-    import torch
-
-    data = _checkpoint_read(checkpoint_path)
-    if hashlib.sha256(data).hexdigest() != checkpoint_sha256:
-        raise RuntimeError(f"The checkpoint of {model_key} does not match its hash")
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
-@lru_cache(maxsize=4)
-def _version_model(
-    model_key: str, checkpoint_path: str, checkpoint_sha256: str
-) -> "Sam | SAM2Base":
-    state = _checkpoint_state(model_key, checkpoint_path, checkpoint_sha256)
-    base = model_for_key(model_key=registry_model_key(model_key))
-    return finetune_ops(base).apply_trained_state(copy.deepcopy(base), state).eval()
-
-
-def _stored_version(model_key: str) -> ModelVersion:
-    version = ModelVersion.objects.filter(model_key=model_key).first()
-    if version is None or not version.checkpoint_path:
-        raise LookupError(f"No trained model version {model_key!r}")
-    return version
-
-
-def model_version_model(*, model_key: str) -> "Sam | SAM2Base":
-    """The model of a version key: the registry model with the version's weights (decoder,
-    and the encoder's adapters or blocks). Loaded once per process (cached by hash)."""
-    version = _stored_version(model_key)
-    return _version_model(model_key, version.checkpoint_path, version.checkpoint_sha256)
-
-
-def model_version_state(*, model_key: str) -> dict[str, Any]:
-    """A stored version's state dict (relative to its registry model), hash-checked."""
-    version = _stored_version(model_key)
-    state: dict[str, Any] = _checkpoint_state(
-        model_key, version.checkpoint_path, version.checkpoint_sha256
-    )
-    return state
-
-
-def model_version_available(*, model_key: str) -> bool:
-    """Whether `model_key` names a version whose weights are stored."""
-    return ModelVersion.objects.filter(model_key=model_key).exclude(checkpoint_path="").exists()
 
 
 def version_checkpoint_store(version: ModelVersion, state_dict: dict[str, Any]) -> None:

@@ -8,19 +8,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from samapp.errors import ApplicationError, ConflictError
-from samapp.models import (
-    Annotation,
-    ExportJob,
-    Image,
-    Invitation,
-    Label,
-    Membership,
-    Project,
-    ReviewPolicy,
-    Role,
-)
+from samapp.choices import ReviewPolicy, Role
+from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
+from samapp.models import Annotation, ExportJob, Image, Invitation, Label, Membership, Project
 from samapp.realtime import contract
+from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.api_tokens import user_sockets_recheck
@@ -173,10 +165,18 @@ def _ensure_an_owner_remains(membership: Membership) -> None:
         raise ApplicationError("A project must keep at least one owner.")
 
 
+def _owner_role_check(*, actor: Membership | None, roles: tuple[str, ...]) -> None:
+    """Only owners hand out or take away ownership (`actor` None: the member themself)."""
+    if actor is not None and Role.OWNER in roles and not role_can(actor.role, Capability.OWN):
+        raise PermissionDeniedError("Only an owner can grant or revoke the owner role.")
+
+
 @transaction.atomic
-def member_update(*, membership: Membership, role: str) -> Membership:
+def member_update(*, membership: Membership, role: str, actor: Membership) -> Membership:
+    """Change a member's role, as `actor` (a manager or owner of the project)."""
     if role not in Role.values:
         raise ApplicationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+    _owner_role_check(actor=actor, roles=(membership.role, role))
     if role != Role.OWNER:
         _ensure_an_owner_remains(membership)
     membership.role = role
@@ -185,11 +185,12 @@ def member_update(*, membership: Membership, role: str) -> Membership:
     return membership
 
 
-def member_remove(*, membership: Membership) -> None:
-    """Remove a member (or a member leaves); their images go back to nobody's queue, the
-    invitations they sent and any still pending to them are revoked (so nobody rejoins
-    through an invitation sent before the removal), and their open websockets on this
-    project are closed."""
+def member_remove(*, membership: Membership, actor: Membership | None = None) -> None:
+    """Remove a member, as `actor` (a manager or owner), or a member leaves (no actor); their
+    images go back to nobody's queue, the invitations they sent and any still pending to
+    them are revoked (so nobody rejoins through an invitation sent before the removal), and
+    their open websockets on this project are closed."""
+    _owner_role_check(actor=actor, roles=(membership.role,))
     project_id, user_id = membership.project_id, membership.user_id
     with transaction.atomic():
         _ensure_an_owner_remains(membership)

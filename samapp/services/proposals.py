@@ -21,17 +21,19 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
-from django.db import transaction
 
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, AnnotationSource, Image, Label, Project, ReviewState
+from samapp.models import Annotation, Image, Label, Project
 from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
+from samapp.selectors.embeddings import embedding_load
 from samapp.services.annotations import annotation_create, annotation_delete
-from samapp.services.embeddings import model_for_key
+from samapp.services.embeddings import embeddings_ready
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.job_limits import job_quota_check, project_setting, proposal_points_check
-from samapp.services.model_versions import embedding_load, embeddings_ready
+from samapp.services.model_runtime import model_for_key
 from samapp.services.segment import segment_options
 
 logger = logging.getLogger(__name__)
@@ -215,12 +217,7 @@ def proposals_start(
     job_quota_check(project=project, user=user)
     payload = {k: v for k, v in clean.__dict__.items()}
 
-    def enqueue() -> None:
-        from samapp.tasks import proposals_run_task
-
-        proposals_run_task.delay(project.pk, ids, user.pk if user else None, payload)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("proposals_run_task", project.pk, ids, user.pk if user else None, payload)
     return {"images": ids, "options": payload}
 
 

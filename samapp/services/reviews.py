@@ -6,8 +6,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from samapp.choices import ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, Image, Project, ReviewState
+from samapp.models import Annotation, Image, Project
 from samapp.realtime.contract import ANNOTATION_UPDATED
 from samapp.roles import project_writable_check
 from samapp.services.annotation_events import annotation_events_record, project_lock

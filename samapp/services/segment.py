@@ -6,34 +6,22 @@ import logging
 from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from samapp.choices import AnnotationSource, EmbeddingStatus, JobState, ReviewState
 from samapp.ml.model_keys import registry_model_key
-from samapp.models import (
-    Annotation,
-    AnnotationSource,
-    Embedding,
-    EmbeddingStatus,
-    Image,
-    JobState,
-    Project,
-    ReviewState,
-    SegmentJob,
-)
+from samapp.models import Annotation, Embedding, Image, Project, SegmentJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
+from samapp.selectors.embeddings import embedding_read
 from samapp.services.annotations import annotation_create, annotation_delete
-from samapp.services.embeddings import (
-    embedding_read,
-    embeddings_compute_batch,
-    embeddings_schedule,
-    model_for_key,
-)
+from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.images import image_bytes_read
 from samapp.services.job_limits import PROJECT_SETTINGS, job_quota_check, project_setting
+from samapp.services.model_runtime import model_for_key
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +98,7 @@ def segment_job_start(
     )
     embeddings_schedule(images=[image], model_key=job.model_key, priority=5)
 
-    def enqueue() -> None:
-        from samapp.tasks import segment_job_run_task
-
-        segment_job_run_task.delay(job.id)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("segment_job_run_task", job.id)
     return job
 
 

@@ -19,6 +19,7 @@ its browser decoder; the version becomes active if it beats the current model.
 yet at the same budget (`bench/encoder_finetune.py`, docs/models.md).
 """
 
+import copy
 import io
 import logging
 from dataclasses import fields
@@ -31,7 +32,9 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from samapp.choices import EmbeddingStatus, JobState, ModelVersionState, ReviewState
 from samapp.errors import ApplicationError
+from samapp.ml.family_ops import FinetuneOps, finetune_ops
 from samapp.ml.model_keys import (
     ENCODER_MODES,
     embedding_model_key,
@@ -40,29 +43,19 @@ from samapp.ml.model_keys import (
     registry_model_key,
     version_model_key,
 )
-from samapp.models import (
-    Annotation,
-    EmbeddingStatus,
-    Image,
-    JobState,
-    ModelVersion,
-    ModelVersionState,
-    Project,
-    ReviewState,
-    TrainingJob,
-)
+from samapp.models import Annotation, Image, ModelVersion, Project, TrainingJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, TrainingProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
-from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule, model_for_key
+from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.images import image_bytes_read
 from samapp.services.job_limits import job_quota_check, training_steps_check
+from samapp.services.model_runtime import model_for_key, model_version_state
 from samapp.services.model_versions import (
     DEFAULT_HELD_OUT_PERCENT,
     Split,
-    finetune_ops,
     model_version_activate,
-    model_version_state,
     project_splits,
     version_beats,
     version_checkpoint_store,
@@ -171,12 +164,7 @@ def training_start(
         )
     _decoder_forget(model_key=version.model_key)
 
-    def enqueue() -> None:
-        from samapp.tasks import training_run_task
-
-        training_run_task.delay(job.pk)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("training_run_task", job.pk)
     return job
 
 
@@ -250,11 +238,24 @@ def _pixels(project: Project, split: Split) -> list["np.ndarray"]:
     ]
 
 
-def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
-    import copy
+def _samples(
+    project: Project, parent: Any, train: Split, ops: FinetuneOps, *, trains_encoder: bool
+) -> list[Any]:
+    """Training samples of the train split: from the images' pixels when the encoder trains,
+    else from their stored features (the model family's own sample format)."""
+    from samapp.ml.finetune import make_image_sample
 
+    if trains_encoder and ops.family != "sam":
+        raise ApplicationError("Encoder adaptation is available for SAM models only.")
+    if trains_encoder:
+        pixels = _pixels(project, train)
+        return [make_image_sample(parent, p, m) for p, m in zip(pixels, train.masks, strict=True)]
+    return [ops.make_sample(e, m) for e, m in zip(train.embeddings, train.masks, strict=True)]
+
+
+def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     from samapp.ml.embedding import compute_embeddings
-    from samapp.ml.finetune import combine_states, make_image_sample
+    from samapp.ml.finetune import combine_states
     from samapp.services.decoders import decoder_export
 
     report(progress=0.02)
@@ -277,17 +278,7 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     version.held_out_images = held_out.shas
     version.save(update_fields=["baseline_metrics", "held_out_images"])
     config = _finetune_config(job.options)
-    if config.trains_encoder and ops.family != "sam":
-        raise ApplicationError("Encoder adaptation is available for SAM models only.")
-    if config.trains_encoder:
-        pixels = _pixels(job.project, train)
-        samples = [
-            make_image_sample(parent, p, m) for p, m in zip(pixels, train.masks, strict=True)
-        ]
-    else:
-        samples = [
-            ops.make_sample(e, m) for e, m in zip(train.embeddings, train.masks, strict=True)
-        ]
+    samples = _samples(job.project, parent, train, ops, trains_encoder=config.trains_encoder)
     report(progress=TRAIN_START)
     losses: list[float] = []
     every = max(1, config.steps // 50)

@@ -113,22 +113,55 @@ def _archive_entry_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
     name = info.filename
     path = PurePosixPath(name.replace("\\", "/"))
     mode = info.external_attr >> 16
-    if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return f"{name}: absolute path"
-    if ".." in path.parts:
-        return f"{name}: path leaves the archive ('..')"
-    if stat.S_ISLNK(mode):
-        return f"{name}: symbolic link"
-    # Zips made without Unix attributes (or by zipfile.writestr) carry no file-type bits.
-    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return f"{name}: not a regular file"
-    if name in seen:
-        return f"{name}: duplicate entry name"
-    if name.lower().endswith(ARCHIVE_SUFFIXES):
-        return f"{name}: nested archive"
-    if info.compress_size and info.file_size / info.compress_size > settings.SAM_MAX_ARCHIVE_RATIO:
-        return f"{name}: compression ratio above {settings.SAM_MAX_ARCHIVE_RATIO}:1"
-    return None
+    ratio = settings.SAM_MAX_ARCHIVE_RATIO
+    checks = (
+        (not name, "entry without a name"),
+        (
+            path.is_absolute()
+            or name.startswith(("/", "\\"))
+            or (len(name) > 1 and name[1] == ":"),
+            "absolute path",
+        ),
+        (".." in path.parts, "path leaves the archive ('..')"),
+        (stat.S_ISLNK(mode), "symbolic link"),
+        # Zips made without Unix attributes (or by zipfile.writestr) carry no file-type bits.
+        (
+            stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)),
+            "not a regular file",
+        ),
+        (name in seen, "duplicate entry name"),
+        (name.lower().endswith(ARCHIVE_SUFFIXES), "nested archive"),
+        (
+            info.compress_size and info.file_size / info.compress_size > ratio,
+            f"compression ratio above {ratio}:1",
+        ),
+    )
+    return next((f"{name}: {problem}" for failed, problem in checks if failed), None)
+
+
+def archive_problems(*, name: str, archive: zipfile.ZipFile) -> list[str]:
+    """The problems of every entry of `archive` (unsafe paths, links, nested archives, zip
+    bombs) and of their total size. Raises ApplicationError at once for too many entries."""
+    infos = archive.infolist()
+    if len(infos) > settings.SAM_MAX_ARCHIVE_ENTRIES:
+        raise ApplicationError(
+            f"{name}: more than {settings.SAM_MAX_ARCHIVE_ENTRIES} entries.",
+            {"entries": len(infos)},
+        )
+    problems: list[str] = []
+    seen: set[str] = set()
+    for info in infos:
+        problem = _archive_entry_problem(info, seen)
+        seen.add(info.filename)
+        if problem:
+            problems.append(problem)
+    total = sum(info.file_size for info in infos)
+    if total > settings.SAM_MAX_ARCHIVE_TOTAL_BYTES:
+        problems.append(
+            f"{name}: {total} bytes uncompressed is over the "
+            f"{settings.SAM_MAX_ARCHIVE_TOTAL_BYTES}-byte limit"
+        )
+    return problems
 
 
 def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
@@ -142,28 +175,10 @@ def archive_check(*, name: str, stream: BinaryIO) -> list[CheckedImage]:
         entries = [
             info
             for info in archive.infolist()
-            if not info.is_dir()
+            if not info.filename.endswith("/")  # ZipInfo.is_dir fails on an empty name
             and not any(part in info.filename for part in IGNORED_ARCHIVE_NAMES)
         ]
-        if len(archive.infolist()) > settings.SAM_MAX_ARCHIVE_ENTRIES:
-            raise ApplicationError(
-                f"{name}: more than {settings.SAM_MAX_ARCHIVE_ENTRIES} entries.",
-                {"entries": len(archive.infolist())},
-            )
-        problems: list[str] = []
-        seen: set[str] = set()
-        total = 0
-        for info in archive.infolist():
-            problem = _archive_entry_problem(info, seen)
-            seen.add(info.filename)
-            total += info.file_size
-            if problem:
-                problems.append(problem)
-        if total > settings.SAM_MAX_ARCHIVE_TOTAL_BYTES:
-            problems.append(
-                f"{name}: {total} bytes uncompressed is over the "
-                f"{settings.SAM_MAX_ARCHIVE_TOTAL_BYTES}-byte limit"
-            )
+        problems = archive_problems(name=name, archive=archive)
         if problems:
             raise ApplicationError(
                 f"{name}: archive rejected: {problems[0]}", {"problems": problems[:20]}

@@ -3,7 +3,7 @@
 Each cell is its own test id, e.g. ``test_cell[label-detail PATCH-viewer]``. Principals are
 the five project roles, a signed-in non-member (``outsider``) and an anonymous client.
 
-Rules under test (issue 3 / DESIGN.md):
+Rules under test (DESIGN.md):
 - anonymous: 401 or 403 everywhere;
 - non-members: 404 on every project object, list views included; the project list answers
   but leaves the project out;
@@ -23,15 +23,7 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from samapp.models import (
-    Annotation,
-    Embedding,
-    Image,
-    Invitation,
-    Label,
-    Membership,
-    Project,
-)
+from samapp.models import Annotation, Embedding, Image, Invitation, Label, Membership, Project
 from tests.conftest import ROLES, png_bytes, rle_box
 
 MEMBERS = frozenset(ROLES)

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from samapp.choices import JobState
 from samapp.ml.masks import mask_to_rle
-from samapp.models import ExportJob, JobState
+from samapp.models import ExportJob
 
 
 def donut(height: int, width: int) -> np.ndarray:

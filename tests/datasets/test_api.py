@@ -35,13 +35,17 @@ def test_export_flow(
         )
     assert response.status_code == 202, response.json()
     body = response.json()
-    assert body["state"] == "queued" and body["download_url"] is None
+    assert body["state"] == "queued"
+    assert body["download_url"] is None
     assert body["options"]["tolerance"] == 0.5
     detail = client.get(f"{_exports(dataset_project)}{body['id']}/").json()
-    assert detail["state"] == "done" and detail["progress"] == 1.0
+    assert detail["state"] == "done"
+    assert detail["progress"] == 1.0
     assert detail["download_url"] == f"{_exports(dataset_project)}{body['id']}/download/"
     states = [e["payload"]["state"] for e in events]
-    assert states[0] == "queued" and states[1] == "running" and states[-1] == "done"
+    assert states[0] == "queued"
+    assert states[1] == "running"
+    assert states[-1] == "done"
     assert all(e["event"] == "job.progress" and e["payload"]["kind"] == "export" for e in events)
     assert any(0 < e["payload"]["progress"] < 1 for e in events)
     download = client.get(detail["download_url"])
@@ -180,7 +184,8 @@ def test_cvat_and_label_studio_export_then_import_over_rest(
             format="json",
         ).json()
     detail = client.get(f"{_exports(dataset_project)}{body['id']}/").json()
-    assert detail["state"] == "done" and detail["options"]["holes"] == "fill"
+    assert detail["state"] == "done"
+    assert detail["options"]["holes"] == "fill"
     payload = b"".join(client.get(detail["download_url"]).streaming_content)
     assert entry in zipfile.ZipFile(io.BytesIO(payload)).namelist()
     upload = io.BytesIO(payload)
@@ -210,7 +215,8 @@ def test_import_rejection_is_a_400_listing_problems(project: Any, client_for: An
     response = client_for("manager").post(
         f"/api/projects/{project.id}/imports/", {"file": upload}, format="multipart"
     )
-    assert response.status_code == 400 and "not a readable zip" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "not a readable zip" in response.json()["detail"]
     assert (Image.objects.count(), Annotation.objects.count()) == (0, 0)
 
 

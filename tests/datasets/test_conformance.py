@@ -148,7 +148,8 @@ def test_yolo_read_by_ultralytics(
     root = unpack(export_zip(conformance_project, "yolo", {"tolerance": tolerance}), tmp_path)
     data = _read_with_oracle(sys.executable, tmp_path, "yolo", str(root / "data.yaml"))
     assert "ultralytics" not in sys.modules  # its PIL.Image.open patch stays in the oracle
-    assert data["names"] == [[0, "cat"], [1, "dog"]] and data["nc"] == 2
+    assert data["names"] == [[0, "cat"], [1, "dog"]]
+    assert data["nc"] == 2
     expected = _masks_by_image(conformance_project)
     assert {label["file"] for label in data["labels"]} == set(expected)
     for label in data["labels"]:
@@ -304,6 +305,7 @@ def test_round_trip_through_our_import(
             if exact:
                 assert np.array_equal(back, mask)
             elif format == "yolo" and not _is_one_part(mask):
-                assert (back & mask).sum() == mask.sum() and (back & ~mask).sum() <= 25
+                assert (back & mask).sum() == mask.sum()
+                assert (back & ~mask).sum() <= 25
             else:
                 assert iou(back, mask) >= min_iou(mask)

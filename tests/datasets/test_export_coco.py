@@ -51,7 +51,8 @@ def test_coco_loads_in_pycocotools_and_masks_match(
     for ann, annotation in zip(theirs, ours, strict=True):
         expected = rle_to_mask(annotation.rle)
         assert np.array_equal(coco.annToMask(ann).astype(bool), expected)  # pixel for pixel
-        assert ann["area"] == annotation.area and ann["bbox"] == annotation.bbox
+        assert ann["area"] == annotation.area
+        assert ann["bbox"] == annotation.bbox
         assert ann["iscrowd"] == 0
     segmentations = [ann["segmentation"] for ann in theirs]
     if mask_format == "polygons":
@@ -80,7 +81,8 @@ def test_coco_tolerance_simplifies_while_pycocotools_keeps_iou() -> None:
     rle = mask_to_rle(disc)
     exact, _ = coco_segmentation(rle, ExportOptions(mask_format="polygons", tolerance=0))
     rough, _ = coco_segmentation(rle, ExportOptions(mask_format="polygons", tolerance=3))
-    assert isinstance(exact, list) and isinstance(rough, list)
+    assert isinstance(exact, list)
+    assert isinstance(rough, list)
     assert sum(map(len, rough)) < sum(map(len, exact)) / 2
     painted = polygons_to_mask(rough, 200, 200)
     assert (painted & disc).sum() / (painted | disc).sum() >= 0.99

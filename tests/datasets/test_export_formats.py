@@ -20,7 +20,8 @@ def _yolo_check(archive: Any, names: list[str]) -> dict[str, list[list[float]]]:
     """The ultralytics rules (utils/data verify_image_label): class int in range, coordinates
     normalized into [0, 1], segments of >= 3 points; data.yaml with names, train and val."""
     data = yaml.safe_load(archive.read("data.yaml"))
-    assert data["names"] == dict(enumerate(names)) and data["nc"] == len(names)
+    assert data["names"] == dict(enumerate(names))
+    assert data["nc"] == len(names)
     assert {"train", "val"} <= set(data)
     labels: dict[str, list[list[float]]] = {}
     for name in archive.namelist():
@@ -30,9 +31,11 @@ def _yolo_check(archive: Any, names: list[str]) -> dict[str, list[list[float]]]:
         rows = []
         for line in archive.read(name).decode().splitlines():
             tokens = line.split()
-            assert tokens[0].isdigit() and 0 <= int(tokens[0]) < len(names)
+            assert tokens[0].isdigit()
+            assert 0 <= int(tokens[0]) < len(names)
             coords = [float(t) for t in tokens[1:]]
-            assert len(coords) >= 6 and len(coords) % 2 == 0
+            assert len(coords) >= 6
+            assert len(coords) % 2 == 0
             assert all(0.0 <= c <= 1.0 for c in coords)
             rows.append([int(tokens[0]), *coords])
         labels[name] = rows
@@ -73,7 +76,9 @@ def test_yolo_split_is_stable_and_complete(project: Any, make_image: Any) -> Non
     archive = export_zip(project, "yolo", {"val_split": 0.5})
     train = {n for n in archive.namelist() if n.startswith("images/train/")}
     val = {n for n in archive.namelist() if n.startswith("images/val/")}
-    assert train and val and len(train) + len(val) == 20
+    assert train
+    assert val
+    assert len(train) + len(val) == 20
     assert yaml.safe_load(archive.read("data.yaml"))["val"] == "images/val"
     again = export_zip(project, "yolo", {"val_split": 0.5})
     assert {n for n in again.namelist() if n.startswith("images/val/")} == val
@@ -97,12 +102,14 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
         "dog:0,255,0::",
     ]
     semantic = _png(archive, "masks/first.png")
-    assert semantic.mode == "P" and semantic.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
+    assert semantic.mode == "P"
+    assert semantic.getpalette()[:9] == [0, 0, 0, 255, 0, 0, 0, 255, 0]
     classes = np.asarray(semantic)
     first = list(Annotation.objects.filter(image__original_name="first.png").order_by("id"))
     donut, parts = (rle_to_mask(a.rle) for a in first)
     # they overlap: the smaller (two parts) is painted over the larger (donut)
-    assert (classes[donut & ~parts] == 1).all() and (classes[parts] == 2).all()
+    assert (classes[donut & ~parts] == 1).all()
+    assert (classes[parts] == 2).all()
     assert (classes[~(donut | parts)] == 0).all()
     instance = _png(archive, "instance_masks/first.png")
     assert instance.mode == "P"
@@ -110,7 +117,8 @@ def test_png_masks_palette_and_label_map(dataset_project: Any) -> None:
     rows = [json.loads(line) for line in archive.read("instances.jsonl").decode().splitlines()]
     assert rows[0]["file_name"] == "first.png"
     by_id = {entry["id"]: entry["label"] for entry in rows[0]["instances"]}
-    assert by_id[int(ids[donut & ~parts][0])] == "cat" and by_id[int(ids[parts][0])] == "dog"
+    assert by_id[int(ids[donut & ~parts][0])] == "cat"
+    assert by_id[int(ids[parts][0])] == "dog"
     assert len(np.unique(ids)) == 3
     assert np.asarray(_png(archive, "masks/empty.png")).max() == 0
     meta = json.loads(archive.read("dataset_meta.json"))
@@ -126,7 +134,8 @@ def test_png_paints_small_objects_over_large_ones(
     make_annotation(image, label=dog, box=(5, 5, 8, 8))  # small, first
     make_annotation(image, label=cat, box=(0, 0, 20, 20))  # large, later
     classes = np.asarray(_png(export_zip(project, "png"), f"masks/{image.original_name[:-4]}.png"))
-    assert classes[6, 6] == 2 and classes[0, 0] == 1
+    assert classes[6, 6] == 2
+    assert classes[0, 0] == 1
 
 
 def test_voc_layout(dataset_project: Any) -> None:
@@ -139,7 +148,8 @@ def test_voc_layout(dataset_project: Any) -> None:
             f"SegmentationObject/{stem}.png",
         } <= names
         jpeg = _png(archive, f"JPEGImages/{stem}.jpg")
-        assert jpeg.format == "JPEG" and jpeg.size == (32, 24)
+        assert jpeg.format == "JPEG"
+        assert jpeg.size == (32, 24)
     assert archive.read("ImageSets/Segmentation/train.txt").decode().split() == [
         "first",
         "second",
@@ -150,12 +160,14 @@ def test_voc_layout(dataset_project: Any) -> None:
     klass = _png(archive, "SegmentationClass/second.png")
     assert klass.mode == "P"
     palette = klass.getpalette()
-    assert palette[3:6] == [255, 0, 0] and palette[255 * 3 : 256 * 3] == [224, 224, 192]
+    assert palette[3:6] == [255, 0, 0]
+    assert palette[255 * 3 : 256 * 3] == [224, 224, 192]
     disk = rle_to_mask(
         Annotation.objects.filter(image__original_name="second.png").order_by("id")[0].rle
     )
     values = np.asarray(klass)
-    assert (values[disk] == 1).all() and (values[~disk] == 0).all()  # rejected box left out
+    assert (values[disk] == 1).all()
+    assert (values[~disk] == 0).all()
     objects = np.asarray(_png(archive, "SegmentationObject/second.png"))
     assert set(np.unique(objects)) == {0, 1}
     assert "labelmap.txt" in names
@@ -171,5 +183,6 @@ def test_too_many_labels_for_a_palette_fails_the_job_cleanly(project: Any, make_
     job = export_job_create(project=project, created_by=None, format="voc")
     export_job_run(job_id=job.id)
     job.refresh_from_db()
-    assert job.state == "failed" and "palette" in job.error
+    assert job.state == "failed"
+    assert "palette" in job.error
     assert run_export(project, "coco").state == "done"

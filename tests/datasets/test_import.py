@@ -62,7 +62,8 @@ def test_coco_polygons_and_rle_import_as_proposed_pre_annotations(
         },
     )
     assert (result.images_created, result.annotations_created) == (1, 3)
-    assert result.labels_created == ["bird"] and result.ignored == ["dataset/README.md"]
+    assert result.labels_created == ["bird"]
+    assert result.ignored == ["dataset/README.md"]
     rows = list(Annotation.objects.order_by("id"))
     assert {(a.source, a.review_state, a.label.name) for a in rows} == {
         ("imported", "proposed", "bird")
@@ -173,7 +174,8 @@ def test_malformed_coco_is_rejected_with_its_location_and_nothing_written(
     where = where.replace("[0]", "[2]")
     assert f"c.json: {where}:" in caught.value.message
     assert any(f"c.json: {where}:" in p for p in caught.value.extra["problems"])
-    assert _counts() == before and media_files(media_root) == []
+    assert _counts() == before
+    assert media_files(media_root) == []
 
 
 def test_errors_list_the_first_problems_and_count_them(project: Any, users: dict[str, Any]) -> None:
@@ -184,7 +186,8 @@ def test_errors_list_the_first_problems_and_count_them(project: Any, users: dict
     }
     with pytest.raises(ApplicationError) as caught:
         _import(project, users["manager"], entries)
-    assert len(caught.value.extra["problems"]) == 20 and caught.value.extra["problem_count"] == 30
+    assert len(caught.value.extra["problems"]) == 20
+    assert caught.value.extra["problem_count"] == 30
     assert "(and 29 more)" in caught.value.message
 
 
@@ -254,7 +257,8 @@ def test_yolo_import(project: Any, users: dict[str, Any]) -> None:
     assert (result.format, result.images_created, result.annotations_created) == ("yolo", 2, 2)
     assert result.labels_created == ["fox"]
     cat, fox = Annotation.objects.order_by("id")
-    assert cat.label.name == "cat" and fox.label.name == "fox"
+    assert cat.label.name == "cat"
+    assert fox.label.name == "fox"
     assert cat.bbox == [3.0, 2.0, 14.0, 11.0]
 
 

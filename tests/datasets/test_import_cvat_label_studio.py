@@ -15,7 +15,7 @@ from samapp.models import Annotation, Image, Label
 from samapp.services.datasets.export_cvat import cvat_mask_rle
 from samapp.services.datasets.export_label_studio import brush_encode
 from samapp.services.datasets.importers import dataset_import
-from samapp.services.datasets.parsers import cvat_mask_decode
+from samapp.services.datasets.parse_cvat import cvat_mask_decode
 from tests.conftest import media_files, png_bytes, zip_bytes
 from tests.datasets.conftest import ring
 
@@ -65,15 +65,19 @@ def test_cvat_import_polygons_masks_boxes_and_groups(project: Any, users: dict[s
         users["manager"],
         {"images/my pic.png": png_bytes(32, 24), "annotations.xml": _cvat(shapes)},
     )
-    assert result.format == "cvat" and result.annotations_created == 3
+    assert result.format == "cvat"
+    assert result.annotations_created == 3
     assert result.labels_created == ["bird"]  # cat exists already
     assert Label.objects.get(project=project, name="bird").color == "#123456"
     assert "annotations.xml: 1 <polyline>" in result.ignored
     grouped, mask, box = (rle_to_mask(a.rle) for a in Annotation.objects.order_by("id"))
-    assert grouped[2:10, 2:12].all() and grouped[2:10, 20:30].any()  # one object, two parts
+    assert grouped[2:10, 2:12].all()
+    assert grouped[2:10, 20:30].any()
     assert grouped.sum() == 80 + 40  # a 10 x 8 box and half of another
-    assert mask.sum() == 8 and not mask[15, 3]
-    assert box.sum() == 32 * 4 and box[20:24].all()
+    assert mask.sum() == 8
+    assert not mask[15, 3]
+    assert box.sum() == 32 * 4
+    assert box[20:24].all()
 
 
 @pytest.mark.parametrize(
@@ -99,8 +103,10 @@ def test_malformed_cvat_is_rejected_and_nothing_written(
         _import(
             project, users["manager"], {"my pic.png": png_bytes(32, 24), "a.xml": _cvat(shapes)}
         )
-    assert "a.xml: image[0]" in caught.value.message and problem in caught.value.message
-    assert _counts() == before and media_files(media_root) == []
+    assert "a.xml: image[0]" in caught.value.message
+    assert problem in caught.value.message
+    assert _counts() == before
+    assert media_files(media_root) == []
 
 
 def test_cvat_entity_expansion_is_refused(project: Any, users: dict[str, Any]) -> None:
@@ -162,11 +168,13 @@ def test_label_studio_import_brush_polygon_and_rectangle(
             "export.json": json.dumps(tasks).encode(),
         },
     )
-    assert result.format == "labelstudio" and result.annotations_created == 3
+    assert result.format == "labelstudio"
+    assert result.annotations_created == 3
     brush, triangle, box = (rle_to_mask(a.rle) for a in Annotation.objects.order_by("id"))
     assert np.array_equal(brush, donut)  # the hole kept
     assert triangle.sum() == 16 * 12 // 2  # half of a 16 x 12 box, as pycocotools paints it
-    assert box.sum() == 8 * 12 and box[12:24, 16:24].all()
+    assert box.sum() == 8 * 12
+    assert box[12:24, 16:24].all()
 
 
 @pytest.mark.parametrize(

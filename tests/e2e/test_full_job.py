@@ -176,7 +176,8 @@ def test_the_exported_coco_polygons_open_in_pycocotools(full_job: dict[str, Any]
     accepted = full_job["result"]["accepted"]
     assert len(anns) == 1, anns
     (ann,) = anns
-    assert isinstance(ann["segmentation"], list) and ann["segmentation"]
+    assert isinstance(ann["segmentation"], list)
+    assert ann["segmentation"]
     assert coco.loadCats(ann["category_id"])[0]["name"] == "shape"
     image = coco.loadImgs(ann["image_id"])[0]
     assert image["file_name"].endswith(accepted["image"])

@@ -181,10 +181,12 @@ def test_first_workspace_gives_a_mask_at_once_and_says_it_runs_the_demo_model(
     assert first["candidates"] >= 1
     # The decoder was exported before the server started: no wait, no 503, no console error.
     tiny = [r for r in result["decoderRequests"] if r["model"] == "sam_tiny"]
-    assert tiny and all(r["status"] == 200 for r in tiny), tiny
+    assert tiny, tiny
+    assert all(r["status"] == 200 for r in tiny), tiny
     assert result["responses503"] == []
     assert result["consoleErrors"] == []
-    assert "offline demo model" in first["notice"] and "Models page" in first["notice"]
+    assert "offline demo model" in first["notice"]
+    assert "Models page" in first["notice"]
     assert "manage.py" not in first["notice"]
     assert first["modelsLink"].endswith("/models")
 
@@ -193,10 +195,12 @@ def test_switching_between_present_models_is_live_for_an_open_workspace(
     models_run: dict[str, Any],
 ) -> None:
     live = _ran(models_run, "live")
-    assert live["status"] == 200 and live["modelKey"] == PRESENT
+    assert live["status"] == 200
+    assert live["modelKey"] == PRESENT
     assert live["samePage"], "the workspace reloaded"
     click = live["click"]
-    assert click["modelKey"] == PRESENT and click["candidates"] >= 1
+    assert click["modelKey"] == PRESENT
+    assert click["candidates"] >= 1
     assert f"/{PRESENT}/" in click["embeddingKey"]
     assert PRESENT in live["inUse"]
     assert not live["notice"], "the demo model's notice outlived the switch"
@@ -210,12 +214,16 @@ def test_switching_to_a_model_not_here_never_breaks_annotation(
     pending = _ran(models_run, "pending")
     queued = pending["queued"]
     assert queued == {"status": 200, "modelKey": PRESENT, "pending": DOWNLOADING}
-    assert DOWNLOADING in pending["pendingText"] and "%" in pending["pendingText"]
+    assert DOWNLOADING in pending["pendingText"]
+    assert "%" in pending["pendingText"]
     assert pending["refused"]["status"] == 409
     assert "Models page" in pending["refused"]["detail"]
     for step in ("whilePending", "afterRefusal", "afterFailure"):
-        assert pending[step]["modelKey"] == PRESENT and pending[step]["candidates"] >= 1, step
-    assert "failed" in pending["ended"] and f"{PRESENT} stays in use" in pending["ended"]
-    assert PRESENT in pending["inUse"] and pending["samePage"]
+        assert pending[step]["modelKey"] == PRESENT, step
+        assert pending[step]["candidates"] >= 1, step
+    assert "failed" in pending["ended"]
+    assert f"{PRESENT} stays in use" in pending["ended"]
+    assert PRESENT in pending["inUse"]
+    assert pending["samePage"]
     assert "DOWNLOAD failed" in models_run["worker"], models_run["worker"]
     assert models_run["result"]["consoleErrors"] == []

@@ -133,7 +133,8 @@ def test_the_browser_scenario_passes_without_page_errors(pages_run: dict[str, An
     log = (pages_run["server"]["data_dir"] / "server.log").read_text()[-4000:]
     assert run.returncode == 0, f"{run.stdout[-8000:]}\n{run.stderr[-4000:]}\nserver log:\n{log}"
     assert result["pageErrors"] == []
-    assert all(c["ok"] for c in result["checks"]) and len(result["checks"]) >= 15
+    assert all(c["ok"] for c in result["checks"])
+    assert len(result["checks"]) >= 15
 
 
 def test_the_server_stored_what_the_pages_did(pages_run: dict[str, Any]) -> None:

@@ -158,7 +158,7 @@ def sam2_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     print("\n" + run.stdout[-6000:])
     out = _manage(env, "shell", "-c", STORED.format(image_id=image_id))
     stored = json.loads(out.split("STORED", 1)[1])
-    yield {
+    return {
         "run": run,
         "result": result,
         "expected": expected,
@@ -170,19 +170,23 @@ def sam2_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 
 def _finished(sam2_run: dict[str, Any]) -> dict[str, Any]:
     run, result = sam2_run["run"], sam2_run["result"]
-    assert run.returncode == 0 and result.get("exported"), (
+    failure = (
         f"the browser scenario failed ({run.returncode}):\n{run.stdout[-6000:]}\n"
         f"{run.stderr[-3000:]}\nserver log:\n{sam2_run['log']}"
     )
+    assert run.returncode == 0, failure
+    assert result.get("exported"), failure
     return dict(result)
 
 
 def test_the_worker_computes_sam2_features_the_browser_decodes(sam2_run: dict[str, Any]) -> None:
     result = _finished(sam2_run)
-    assert result["decoder"]["modelKey"] == MODEL and result["decoder"]["variant"] == EXACT
+    assert result["decoder"]["modelKey"] == MODEL
+    assert result["decoder"]["variant"] == EXACT
     assert f"/{MODEL}/" in result["decoder"]["embeddingKey"]
     served = [r for r in result["embeddingRequests"] if r["status"] == 200]
-    assert served and all(r["layout"] == "packed" and f"/{MODEL}/" in r["path"] for r in served)
+    assert served
+    assert all(r["layout"] == "packed" and f"/{MODEL}/" in r["path"] for r in served)
     assert result["consoleErrors"] == []
 
 
@@ -198,7 +202,8 @@ def test_accepted_masks_are_sam2_image_predictors(sam2_run: dict[str, Any]) -> N
         ious.append(_iou(rle_to_mask(annotation["rle"]).astype(bool), expected))
     shown = [c["shownIou"] for c in result["clicks"]]
     print(f"stored vs SAM2ImagePredictor IoU {ious}; shown {shown}; {result['decoder']}")
-    assert len(ious) == CLICKS and min(ious) >= MIN_IOU, (ious, shown, result["decoder"])
+    assert len(ious) == CLICKS, (ious, shown, result["decoder"])
+    assert min(ious) >= MIN_IOU, (ious, shown, result["decoder"])
 
 
 def test_the_export_holds_the_accepted_annotations(sam2_run: dict[str, Any]) -> None:

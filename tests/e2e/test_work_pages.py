@@ -27,7 +27,8 @@ ANNOTATOR = "carol"
 
 SETUP_ANNOTATOR = f"""
 from django.contrib.auth import get_user_model
-from samapp.models import Project, ReviewState
+from samapp.models import Project
+from samapp.choices import ReviewState
 from samapp.services.annotations import annotation_create
 from samapp.services.projects import member_add
 from tests.conftest import rle_box

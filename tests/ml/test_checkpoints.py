@@ -44,7 +44,8 @@ def test_full_download_with_progress_bar(server, tmp_path):
     path = download(f"{server}/good", tmp_path / "m.pth", SHA, len(DATA), progress_file=out)
     assert path.read_bytes() == DATA
     assert not (tmp_path / "m.pth.part").exists()
-    assert "m.pth" in out.getvalue() and "100%" in out.getvalue()
+    assert "m.pth" in out.getvalue()
+    assert "100%" in out.getvalue()
 
 
 def test_resume_from_truncated_partial_file(server, tmp_path):
@@ -91,7 +92,9 @@ def test_offline_gives_one_line_error(refused_url, tmp_path):
     with pytest.raises(OfflineError) as info:
         download(refused_url, tmp_path / "m.pth", SHA, progress=False)
     message = str(info.value)
-    assert "\n" not in message and refused_url in message and "no network?" in message
+    assert "\n" not in message
+    assert refused_url in message
+    assert "no network?" in message
 
 
 def test_existing_verified_file_needs_no_network(refused_url, tmp_path):

@@ -14,7 +14,8 @@ from samapp.ml.evaluation import evaluate_interactive
 from samapp.ml.finetune import FinetuneConfig, finetune, make_sample
 from samapp.ml.synthetic import generate_objects
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
-from samapp.ml.training import TrainConfig, init_decoder_attention, train
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import init_decoder_attention, train
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device: the GPU paths need one"
@@ -47,7 +48,8 @@ def test_finetuning_runs_on_cuda_from_cuda_embeddings():
 
     result = finetune(sam, samples, FinetuneConfig(steps=5, images_per_step=2))
 
-    assert len(result.loss_curve) == 5 and np.isfinite(result.loss_curve).all()
+    assert len(result.loss_curve) == 5
+    assert np.isfinite(result.loss_curve).all()
     assert all(t.device.type == "cpu" for t in result.state_dict.values())
 
 

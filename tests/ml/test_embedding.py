@@ -95,7 +95,8 @@ def test_vit_sized_serialization_is_2_mib_fp16_and_1_mib_int8():
     assert len(int8) == 1024 * 1024 + 256 * 4
     x = embedding.embedding
     back = ImageEmbedding.from_bytes(fp16, (256, 64, 64), (768, 1024), (480, 640), "fp16")
-    assert back.input_size == (768, 1024) and back.original_size == (480, 640)
+    assert back.input_size == (768, 1024)
+    assert back.original_size == (480, 640)
     assert ((back.embedding - x).abs() <= x.abs() * 2**-11 + 1e-7).all()
     back8 = ImageEmbedding.from_bytes(int8, (256, 64, 64), (768, 1024), (480, 640), "int8")
     step = x.abs().amax(dim=(1, 2), keepdim=True) / 127
@@ -140,6 +141,8 @@ def test_masks_from_int8_embedding_match_fp32(model):
             f"{fmt} vs fp32 mask IoU (masks >= {SMALL_MASK} px): mean {np.mean(ious[fmt]):.4f},"
             f" min {np.min(ious[fmt]):.4f}; most pixels differing {differ[fmt]:.4%}"
         )
-    assert min(ious["fp16"]) >= 0.99 and differ["fp16"] <= 0.0002
-    assert min(ious["int8"]) >= INT8_MIN_IOU and differ["int8"] <= 0.002
+    assert min(ious["fp16"]) >= 0.99
+    assert differ["fp16"] <= 0.0002
+    assert min(ious["int8"]) >= INT8_MIN_IOU
+    assert differ["int8"] <= 0.002
     assert np.mean(ious["int8"]) >= INT8_MIN_MEAN_IOU

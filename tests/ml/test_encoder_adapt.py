@@ -63,8 +63,10 @@ def test_lora_starts_as_the_base_linear_and_has_low_rank_shapes() -> None:
     adapter = LoRALinear(copy.deepcopy(base), rank=4, alpha=8.0)
     x = torch.randn(2, 5, 32)
     assert torch.equal(adapter(x), base(x))  # B is zero: training starts from the base model
-    assert adapter.lora_a.shape == (4, 32) and adapter.lora_b.shape == (96, 4)
-    assert adapter.delta().shape == (96, 32) and not adapter.base.weight.requires_grad
+    assert adapter.lora_a.shape == (4, 32)
+    assert adapter.lora_b.shape == (96, 4)
+    assert adapter.delta().shape == (96, 32)
+    assert not adapter.base.weight.requires_grad
 
 
 def test_lora_mode_freezes_everything_but_the_adapters(small) -> None:
@@ -73,7 +75,8 @@ def test_lora_mode_freezes_everything_but_the_adapters(small) -> None:
     trainable = {n for n, p in sam.image_encoder.named_parameters() if p.requires_grad}
     last = attention_modules(sam)[-1][0]
     assert trainable == {f"{last}.{t}.lora_{f}" for t in ("qkv", "proj") for f in "ab"}
-    assert len(params) == 4 and all(p.requires_grad for p in params)
+    assert len(params) == 4
+    assert all(p.requires_grad for p in params)
     assert len(attention_modules(small[0])) == SMALL.encoder_depth
 
 
@@ -81,8 +84,10 @@ def test_blocks_mode_trains_the_last_blocks_and_the_neck(small) -> None:
     sam = copy.deepcopy(small[0])
     params = adapt_encoder(sam, EncoderAdaptConfig(mode="blocks", blocks=1))
     trainable = {n for n, p in sam.image_encoder.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith(("blocks.1.", "neck.")) for n in trainable)
-    assert any(n.startswith("neck.") for n in trainable) and len(params) == len(trainable)
+    assert trainable
+    assert all(n.startswith(("blocks.1.", "neck.")) for n in trainable)
+    assert any(n.startswith("neck.") for n in trainable)
+    assert len(params) == len(trainable)
     assert adapt_encoder(copy.deepcopy(small[0]), EncoderAdaptConfig()) == []  # frozen
 
 
@@ -93,7 +98,8 @@ def test_stored_lora_factors_reproduce_the_adapted_encoder(small) -> None:
     adapt_encoder(adapted, config)
     _randomise_lora(adapted)
     state = encoder_state_dict(adapted, config)
-    assert state and all(v.dtype == torch.float16 for v in state.values())
+    assert state
+    assert all(v.dtype == torch.float16 for v in state.values())
     assert {k.rsplit(".", 1)[1] for k in state} == {"lora_a", "lora_b"}
     expected = _encode(adapted, scenes)
     loaded = apply_trained_state(copy.deepcopy(sam), state)
@@ -142,7 +148,8 @@ def test_combined_versions_sum_their_updates(small) -> None:
     assert torch.equal(both["mask_decoder.x"], torch.ones(1))
     # A child trained on the full weight already holds the parent's update.
     full = combine_states(parent, {f"{key}.weight": torch.zeros(96, 32)})
-    assert f"{key}.lora_a" not in full and f"{key}.weight" in full
+    assert f"{key}.lora_a" not in full
+    assert f"{key}.weight" in full
 
 
 @pytest.mark.parametrize("mode", ["lora", "blocks"])
@@ -150,7 +157,8 @@ def test_finetune_adapts_the_encoder_and_leaves_the_rest_frozen(small, mode) -> 
     sam, scenes = small
     before = copy.deepcopy(sam.state_dict())
     samples = [make_image_sample(sam, s.image, s.masks) for s in scenes]
-    assert samples[0].pixels is not None and samples[0].pixels.shape == (3, 64, 64)
+    assert samples[0].pixels is not None
+    assert samples[0].pixels.shape == (3, 64, 64)
     config = FinetuneConfig(
         steps=6,
         images_per_step=2,
@@ -174,9 +182,8 @@ def test_finetune_adapts_the_encoder_and_leaves_the_rest_frozen(small, mode) -> 
         for k, v in tuned.state_dict().items()
         if not torch.allclose(v, before[k], rtol=1e-3, atol=1e-3)
     }
-    assert changed and all(
-        k.startswith((last, "image_encoder.neck.", "mask_decoder.")) for k in changed
-    )
+    assert changed
+    assert all(k.startswith((last, "image_encoder.neck.", "mask_decoder.")) for k in changed)
     assert any(k.startswith(last) for k in changed)
     first_block = "image_encoder.patch_embed.proj.weight"
     assert torch.equal(tuned.state_dict()[first_block], before[first_block])
@@ -194,12 +201,13 @@ def test_encoder_input_is_the_predictors_preprocessing(small) -> None:
 
 def test_own_encoder_version_keys() -> None:
     key = version_model_key("sam_tiny", 4, 2, own_encoder=True)
-    assert key == "sam_tiny-p4v2e" and has_own_encoder(key)
+    assert key == "sam_tiny-p4v2e"
+    assert has_own_encoder(key)
     assert parse_version_key(key) == ("sam_tiny", 4, 2)
-    assert embedding_model_key(key) == key and registry_model_key(key) == "sam_tiny"
-    assert (
-        not has_own_encoder("sam_tiny-p4v2") and embedding_model_key("sam_tiny-p4v2") == "sam_tiny"
-    )
+    assert embedding_model_key(key) == key
+    assert registry_model_key(key) == "sam_tiny"
+    assert not has_own_encoder("sam_tiny-p4v2")
+    assert embedding_model_key("sam_tiny-p4v2") == "sam_tiny"
     assert not has_own_encoder("sam_tiny")
 
 

@@ -44,7 +44,8 @@ def test_rle_round_trip_is_exact_and_json_safe(mask):
     rle = mask_to_rle(mask)
     assert isinstance(rle["counts"], str)
     decoded = rle_to_mask(json.loads(json.dumps(rle)))
-    assert decoded.dtype == bool and np.array_equal(decoded, mask)
+    assert decoded.dtype == bool
+    assert np.array_equal(decoded, mask)
 
 
 @settings(max_examples=200, deadline=None)

@@ -49,7 +49,8 @@ def test_random_init_model_works_with_sam_predictor(name):
     """Full ``set_image`` for our encoders; ViT-B (SAM's own encoder, ~10 s per 1024 px forward
     on 2 CPU cores) decodes from a random embedding of the right shape instead."""
     model = load_model(name, random_init=True)
-    assert isinstance(model, Sam) and not model.training
+    assert isinstance(model, Sam)
+    assert not model.training
     predictor = SamPredictor(model)
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     if name == "sam_vit_b":
@@ -60,7 +61,8 @@ def test_random_init_model_works_with_sam_predictor(name):
         side = model.prompt_encoder.image_embedding_size[0]
         assert predictor.features.shape == (1, model.prompt_encoder.embed_dim, side, side)
     masks, scores, low_res = predictor.predict(np.array([[40, 30]]), np.array([1]))
-    assert masks.shape == (3, 96, 128) and masks.dtype == bool
+    assert masks.shape == (3, 96, 128)
+    assert masks.dtype == bool
     assert scores.shape == (3,)
     side = 4 * model.prompt_encoder.image_embedding_size[0]
     assert low_res.shape == (3, side, side)

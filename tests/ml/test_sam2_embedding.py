@@ -65,7 +65,8 @@ def test_the_browser_fixture_is_what_this_code_writes():
     """frontend/tests/sam2.test.ts reads these blobs; regenerate them when the layout changes
     (``PYTHONPATH=. python frontend/tests/fixtures/make_sam2_fixtures.py``)."""
     spec = importlib.util.spec_from_file_location("make", FIXTURES / "make_sam2_fixtures.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     stored = json.loads((FIXTURES / "sam2_fixtures.json").read_text())

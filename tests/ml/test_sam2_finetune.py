@@ -49,7 +49,8 @@ def _fixed_loss(model, sample) -> float:
 
 def test_loss_on_a_fixed_batch_falls(trained) -> None:
     model, sample, result, version = trained
-    assert sample.masks.shape[1:] == (1024, 1024) and sample.masks.shape[0] >= 2
+    assert sample.masks.shape[1:] == (1024, 1024)
+    assert sample.masks.shape[0] >= 2
     before, after = _fixed_loss(model, sample), _fixed_loss(version, sample)
     print(f"fixed-batch loss {before:.4f} -> {after:.4f}; curve {result.loss_curve}")
     assert len(result.loss_curve) == CONFIG.steps
@@ -58,7 +59,8 @@ def test_loss_on_a_fixed_batch_falls(trained) -> None:
 
 def test_only_the_decoder_side_changes(trained) -> None:
     model, _, result, version = trained
-    assert result.state_dict and all(k.startswith(TRAINED_PREFIXES) for k in result.state_dict)
+    assert result.state_dict
+    assert all(k.startswith(TRAINED_PREFIXES) for k in result.state_dict)
     assert all(v.dtype == torch.float16 for v in result.state_dict.values())
     base, new = model.state_dict(), version.state_dict()
     assert all(torch.equal(base[k], new[k]) for k in base if not k.startswith(TRAINED_PREFIXES))

@@ -22,10 +22,12 @@ SAM2_KEYS = [
 def test_registry_has_the_four_sam2_1_models_with_official_files():
     for key in SAM2_KEYS:
         spec = MODELS[key]
-        assert spec.family == "sam2" and key in SAM2_CONFIGS
+        assert spec.family == "sam2"
+        assert key in SAM2_CONFIGS
         assert spec.url == f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/{key}.pt"
         assert spec.filename == f"{key}.pt"
-        assert len(spec.sha256 or "") == 64 and (spec.size_bytes or 0) > 100_000_000
+        assert len(spec.sha256 or "") == 64
+        assert (spec.size_bytes or 0) > 100_000_000
         assert spec.automatic["points_per_side"] == 32
 
 
@@ -47,7 +49,8 @@ def tiny() -> SAM2Base:
 
 
 def test_random_init_tiny_predicts_with_the_package_predictor(tiny):
-    assert isinstance(tiny, SAM2Base) and not tiny.training
+    assert isinstance(tiny, SAM2Base)
+    assert not tiny.training
     predictor = SAM2ImagePredictor(tiny)
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     predictor.set_image(image)
@@ -56,7 +59,8 @@ def test_random_init_tiny_predicts_with_the_package_predictor(tiny):
     assert [tuple(f.shape[1:]) for f in features["high_res_feats"]] == high_res_shapes(tiny)
     assert high_res_shapes(tiny) == [(32, 256, 256), (64, 128, 128)]
     masks, scores, low_res = predictor.predict(np.array([[40, 30]]), np.array([1]))
-    assert masks.shape == (3, 96, 128) and scores.shape == (3,)
+    assert masks.shape == (3, 96, 128)
+    assert scores.shape == (3,)
     assert low_res.shape == (3, 256, 256)
 
 

@@ -87,7 +87,8 @@ def check(expected, got_iou, got_low, indices):
 def test_graph_equals_the_predictor_single_and_multi(setup, points, labels, box):
     _, session, features, predictor = setup
     got_iou, got_low = run_onnx(session, graph_inputs(features, points, labels, box))
-    assert got_iou.shape == (1, 4) and got_low.shape == (1, 4, 256, 256)
+    assert got_iou.shape == (1, 4)
+    assert got_low.shape == (1, 4, 256, 256)
     kwargs = {
         "point_coords": np.asarray(points, np.float32) if len(labels) else None,
         "point_labels": np.asarray(labels) if len(labels) else None,
@@ -119,7 +120,8 @@ def test_graph_refines_a_previous_mask_as_the_predictor(setup):
 def test_export_writes_a_manifest_with_the_extra_inputs(setup, tmp_path):
     model = setup[0]
     manifest = export_sam2_decoders(model, "sam2.1_hiera_tiny", tmp_path)
-    assert manifest["family"] == "sam2" and manifest["embedding_shape"] == [256, 64, 64]
+    assert manifest["family"] == "sam2"
+    assert manifest["embedding_shape"] == [256, 64, 64]
     assert manifest["extra_inputs"] == {
         "high_res_feats_0": [32, 256, 256],
         "high_res_feats_1": [64, 128, 128],

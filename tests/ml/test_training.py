@@ -7,25 +7,25 @@ from dataclasses import replace
 import pytest
 import torch
 
-from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
-from samapp.ml.training import (
+from samapp.ml.click_simulation import (
     Prompts,
-    TrainConfig,
     batch_loss,
     click_without_gradient,
     decode,
-    dice_loss,
     first_prompts,
-    init_decoder_attention,
     inner_core,
     interactive_loss,
-    make_optimizer,
-    mask_iou,
     noisy_boxes,
     sample_error_points,
     sample_points,
+)
+from samapp.ml.losses import dice_loss, mask_iou, sigmoid_focal_loss
+from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import (
+    init_decoder_attention,
+    make_optimizer,
     scene_batch,
-    sigmoid_focal_loss,
     train,
     train_step,
 )
@@ -110,10 +110,14 @@ def test_error_points_in_error_region_with_right_labels():
     pred[1, 0:8, :] = True  # only false positives
     for _ in range(50):
         points, labels = sample_error_points(pred, gt, g)
-        assert points.shape == (3, 1, 2) and labels.shape == (3, 1)
+        assert points.shape == (3, 1, 2)
+        assert labels.shape == (3, 1)
         x, y = points[:, 0].long().unbind(1)
-        assert 8 <= x[0] < 16 and 8 <= y[0] < 24 and labels[0, 0] == 1
-        assert y[1] < 8 and labels[1, 0] == 0
+        assert 8 <= x[0] < 16
+        assert 8 <= y[0] < 24
+        assert labels[0, 0] == 1
+        assert y[1] < 8
+        assert labels[1, 0] == 0
         assert labels[2, 0] == -1  # exact prediction: padding point
 
 
@@ -129,7 +133,8 @@ def test_first_prompts_points_inside_and_boxes_around():
     exact = noisy_boxes(gt, g, noise=0.0)
     assert exact.tolist() == [[10, 5, 30, 15], [2, 20, 9, 38]]
     boxes = first_prompts(gt, g, box=True)
-    assert boxes.points.shape == (2, 0, 2) and boxes.boxes.shape == (2, 4)
+    assert boxes.points.shape == (2, 0, 2)
+    assert boxes.boxes.shape == (2, 4)
     assert (boxes.boxes - exact).abs().max() <= 20
 
 
@@ -144,9 +149,13 @@ def test_first_click_from_the_inner_core():
     gt[1] = (yy - 40) ** 2 + (xx - 40) ** 2 <= 15**2
     gt[2, 60, 10:50] = True  # one pixel thick
     core = inner_core(gt, 0.5)
-    assert (core <= gt).all() and core.flatten(1).any(1).all()
+    assert (core <= gt).all()
+    assert core.flatten(1).any(1).all()
     rows, cols = core[0].any(1).nonzero()[:, 0], core[0].any(0).nonzero()[:, 0]
-    assert rows.min() >= 14 and rows.max() <= 25 and cols.min() >= 9 and cols.max() <= 40
+    assert rows.min() >= 14
+    assert rows.max() <= 25
+    assert cols.min() >= 9
+    assert cols.max() <= 40
     for seed in range(20):
         prompts = first_prompts(gt, generator(seed), box=False, core=0.5, core_share=1.0)
         x, y = prompts.points[:, 0].long().T
@@ -164,7 +173,8 @@ def test_decode_gives_all_four_outputs_for_points_and_boxes():
     emb = torch.randn(1, 32, 8, 8)
     points = Prompts(torch.rand(3, 2, 2) * 64, torch.tensor([[1, 0], [1, -1], [1, 1]]))
     low, iou = decode(sam, emb, points)
-    assert low.shape == (3, 4, 32, 32) and iou.shape == (3, 4)
+    assert low.shape == (3, 4, 32, 32)
+    assert iou.shape == (3, 4)
     sparse, dense = sam.prompt_encoder(
         points=(points.points, points.labels), boxes=None, masks=None
     )
@@ -185,7 +195,8 @@ def test_decode_gives_all_four_outputs_for_points_and_boxes():
         torch.zeros(3, 1, 32, 32),
     )
     low, iou = decode(sam, emb, boxed)
-    assert low.shape == (3, 4, 32, 32) and iou.shape == (3, 4)
+    assert low.shape == (3, 4, 32, 32)
+    assert iou.shape == (3, 4)
 
 
 @pytest.mark.parametrize("box", [False, True])
@@ -195,9 +206,11 @@ def test_interactive_loss_reaches_embedding_and_decoder(box):
     emb = torch.randn(1, 32, 8, 8, requires_grad=True)
     loss, iou = interactive_loss(sam, emb, gts[0], generator(), TrainConfig(), box=box)
     loss.backward()
-    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert loss.ndim == 0
+    assert torch.isfinite(loss)
     assert iou.shape == (gts[0].shape[0],)
-    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    assert emb.grad is not None
+    assert emb.grad.abs().sum() > 0
     assert sam.mask_decoder.iou_prediction_head.layers[0].weight.grad is not None
     assert sam.image_encoder.patch_embed.proj.weight.grad is None
 
@@ -368,14 +381,17 @@ def test_resume_gives_identical_state(tmp_path):
     config = TrainConfig(steps=4, images_per_step=1, iterations=2, checkpoint_every=100)
     straight = small_sam(seed=5)
     result = train(straight, config, tmp_path / "a.pt", progress=False)
-    assert result.finished and result.step == 4
+    assert result.finished
+    assert result.step == 4
 
     first = small_sam(seed=5)
     partial = train(first, config, tmp_path / "b.pt", progress=False, max_steps=2)
-    assert not partial.finished and partial.step == 2
+    assert not partial.finished
+    assert partial.step == 2
     resumed = small_sam(seed=99)  # the state replaces the weights
     final = train(resumed, config, tmp_path / "b.pt", resume=True, progress=False)
-    assert final.finished and final.step == 4
+    assert final.finished
+    assert final.step == 4
 
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
@@ -419,7 +435,7 @@ def test_command_rejects_bad_arguments(tmp_path, options, message):
 def test_command_trains_stops_and_resumes(tmp_path, monkeypatch):
     from django.core.management import CommandError, call_command
 
-    import samapp.ml.training as training
+    from samapp.ml import training
 
     monkeypatch.setattr(
         training, "evaluate_sam_tiny", lambda sam: {"miou_1_click": 0.5, "miou_3_clicks": 0.6}
@@ -427,9 +443,11 @@ def test_command_trains_stops_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "w.pt"
     with pytest.raises(CommandError, match="--resume"):
         call_command("sam_train_tiny", out=out, steps=1, minutes=1e-6)
-    assert (tmp_path / "w.state.pt").exists() and not out.exists()
+    assert (tmp_path / "w.state.pt").exists()
+    assert not out.exists()
     call_command("sam_train_tiny", out=out, steps=1, resume=True)
     assert not (tmp_path / "w.state.pt").exists()
     metrics = json.loads(out.with_suffix(".json").read_text())
-    assert metrics["train_config"]["steps"] == 1 and metrics["miou_1_click"] == 0.5
+    assert metrics["train_config"]["steps"] == 1
+    assert metrics["miou_1_click"] == 0.5
     build_sam_tiny(out)  # strict keys

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from samapp.choices import ModelDownloadState
 from samapp.ml import registry
-from samapp.models import Embedding, ModelDownload, ModelDownloadState, Project
+from samapp.models import Embedding, ModelDownload, Project
 from samapp.services.model_downloads import model_download_run, model_download_start
 from tests.download_host import DATA, SHA, DownloadHostHandler, download_host, refused_base_url
 
@@ -34,14 +35,12 @@ def mobile_sam(monkeypatch, settings, tmp_path, host) -> dict[str, Any]:
     settings.SAM_DEFAULT_MODEL = "auto"
     settings.SAM_AUTO_MODELS = ["mobile_sam"]
     seen: dict[str, Any] = {"exports": [], "models": [], "project": [], "tasks": []}
-    monkeypatch.setattr(
-        "samapp.services.decoders.decoder_export",
-        lambda *, model_key: seen["exports"].append(model_key) or {},
-    )
-    monkeypatch.setattr(
-        "samapp.services.decoders.decoder_export_request",
-        lambda *, model_key: seen["exports"].append(model_key) or {},
-    )
+    for name in (
+        "samapp.services.decoders.decoder_export",  # sam_models_prepare's
+        "samapp.services.model_downloads.decoder_export",
+        "samapp.services.model_downloads.decoder_export_request",
+    ):
+        monkeypatch.setattr(name, lambda *, model_key: seen["exports"].append(model_key) or {})
     monkeypatch.setattr(
         "samapp.services.model_downloads.broadcast_models",
         lambda *, event, payload: seen["models"].append((event, payload)),
@@ -63,7 +62,8 @@ def test_list_shows_every_registry_model_with_its_state(client_for, project, mob
     assert set(states) == set(registry.MODELS)
     assert states["sam_tiny"]["state"] == "present"
     assert "offline demo model" in states["sam_tiny"]["notice"]
-    assert states["mobile_sam"]["state"] == "absent" and states["mobile_sam"]["downloadable"]
+    assert states["mobile_sam"]["state"] == "absent"
+    assert states["mobile_sam"]["downloadable"]
     assert body["can_download"] is False
     assert client_for("manager").get(URL).json()["can_download"] is True
     assert client_for("anonymous").get(URL).status_code in (401, 403)
@@ -87,7 +87,9 @@ def test_download_runs_as_a_job_with_progress_then_the_model_is_ready(
     assert _state(client_for("viewer"), "mobile_sam")["state"] == "present"
     events = [p for e, p in mobile_sam["models"] if e == "model.download"]
     states = [p["state"] for p in events]
-    assert states[0] == "downloading" and "verifying" in states and states[-1] == "present"
+    assert states[0] == "downloading"
+    assert "verifying" in states
+    assert states[-1] == "present"
     assert events[-1]["percent"] == 100.0
     assert mobile_sam["exports"] == ["mobile_sam"]  # the decoder, before anyone needs it
 
@@ -108,7 +110,8 @@ def test_one_download_per_model_at_a_time(
 
 def test_bundled_or_present_models_are_not_downloaded(client_for, project, mobile_sam):
     response = client_for("owner").post(f"{URL}sam_tiny/download/")
-    assert response.status_code == 400 and "ships with the server" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "ships with the server" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -127,7 +130,8 @@ def test_a_failed_download_says_why_without_a_server_command(
     model_download_start(model_key="mobile_sam", user=None, enqueue=False)
     assert model_download_run(model_key="mobile_sam") == "failed"
     state = _state(client_for("annotator"), "mobile_sam")
-    assert state["state"] == "failed" and reason in state["error"]
+    assert state["state"] == "failed"
+    assert reason in state["error"]
     assert "manage.py" not in state["error"]
     assert mobile_sam["exports"] == []
 
@@ -158,7 +162,8 @@ def test_switching_to_an_absent_model_is_refused_and_keeps_the_current_one(
     )
     assert response.status_code == 409
     detail = response.json()["detail"]
-    assert "Models page" in detail and "manage.py" not in detail
+    assert "Models page" in detail
+    assert "manage.py" not in detail
     project.refresh_from_db()
     assert project.default_model_key == "sam_tiny"
 
@@ -196,7 +201,8 @@ def test_switching_to_a_present_model_is_live(
         response = client_for("owner").patch(
             f"/api/projects/{project.pk}/", {"default_model_key": "mobile_sam"}, format="json"
         )
-    assert response.status_code == 200 and response.json()["default_model_key"] == "mobile_sam"
+    assert response.status_code == 200
+    assert response.json()["default_model_key"] == "mobile_sam"
     assert Embedding.objects.filter(image_sha256=image.sha256, model_key="mobile_sam").exists()
     assert mobile_sam["project"][-1][1] == "model.activated"
 
@@ -233,7 +239,8 @@ def test_prepare_offline_falls_back_to_the_demo_model(db, mobile_sam, settings):
     out = io.StringIO()
     call_command("sam_models_prepare", "--no-export", stdout=out, stderr=io.StringIO())
     text = out.getvalue()
-    assert "falling back to the demo model" in text and "New projects use sam_tiny." in text
+    assert "falling back to the demo model" in text
+    assert "New projects use sam_tiny." in text
     assert "offline demo model" in text
     assert ModelDownload.objects.get().state == ModelDownloadState.FAILED
 
@@ -266,7 +273,8 @@ def test_a_queued_switch_is_announced_and_a_failed_download_ends_it(
         "current_model_key": "sam_tiny",
     }
     body = client_for("annotator").get(f"/api/projects/{project.pk}/").json()
-    assert body["default_model_key"] == "sam_tiny" and body["pending_model_key"] is None
+    assert body["default_model_key"] == "sam_tiny"
+    assert body["pending_model_key"] is None
 
 
 def test_a_later_switch_replaces_a_queued_one(
@@ -282,7 +290,8 @@ def test_a_later_switch_replaces_a_queued_one(
     # Asking for the model in use drops the queued switch: the download no longer moves it.
     with django_capture_on_commit_callbacks(execute=True):
         response = owner.patch(url, {"default_model_key": "sam_tiny"}, format="json")
-    assert response.status_code == 200 and response.json()["pending_model_key"] is None
+    assert response.status_code == 200
+    assert response.json()["pending_model_key"] is None
     assert _pending_events(mobile_sam, project)[-1]["model_key"] is None
     assert ModelDownload.objects.get().switch_projects == []
     assert model_download_run(model_key="mobile_sam") == "present"

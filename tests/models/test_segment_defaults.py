@@ -3,8 +3,9 @@ predicted IoU clipped to [0, 1], and a job's result told truthfully."""
 
 import pytest
 
+from samapp.choices import AnnotationSource, JobState
 from samapp.ml.registry import automatic_defaults
-from samapp.models import AnnotationSource, JobState, SegmentJob
+from samapp.models import SegmentJob
 from samapp.services.annotations import annotation_create
 from samapp.services.segment import segment_job_payload, segment_options
 
@@ -21,7 +22,8 @@ def test_unset_options_follow_the_projects_model(project):
     # A fine-tuned version uses its base model's defaults.
     assert _options_for(project, "sam_tiny-p3v2") == tiny
     vit = _options_for(project, "sam_vit_b")
-    assert vit["pred_iou_thresh"] == 0.88 and tiny["pred_iou_thresh"] < 0.88
+    assert vit["pred_iou_thresh"] == 0.88
+    assert tiny["pred_iou_thresh"] < 0.88
 
 
 def test_project_settings_and_the_request_override_the_defaults(project):

@@ -48,9 +48,8 @@ def test_web_runs_the_asgi_app_after_migrations(compose: dict[str, Any]) -> None
     assert "healthcheck" in web
     env = web["environment"]
     assert env["DJANGO_SETTINGS_MODULE"] == "backend.settings.production"
-    assert (
-        env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
-    )
+    assert env["DATABASE_URL"].startswith("postgres://")
+    assert "@postgres:5432/" in env["DATABASE_URL"]
     assert env["REDIS_URL"].startswith("redis://redis:6379")
     assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")  # required, no default
 
@@ -69,11 +68,14 @@ def test_web_tier_scales_out_behind_the_proxy(compose: dict[str, Any]) -> None:
     assert [c["source"] for c in proxy["configs"]] == ["caddyfile"]
     # Static files from the proxy's own copy; /ws/ and the rest balanced over every replica,
     # found by DNS (so a scaled-up replica joins without a restart).
-    assert "handle /static/*" in caddyfile and "file_server" in caddyfile
+    assert "handle /static/*" in caddyfile
+    assert "file_server" in caddyfile
     assert "path /ws/*" in caddyfile
-    assert caddyfile.count("dynamic a {") == 2 and caddyfile.count("name web") == 2
+    assert caddyfile.count("dynamic a {") == 2
+    assert caddyfile.count("name web") == 2
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "AS proxy" in dockerfile and "COPY --from=app /app/staticfiles /srv/static" in dockerfile
+    assert "AS proxy" in dockerfile
+    assert "COPY --from=app /app/staticfiles /srv/static" in dockerfile
     assert dockerfile.rstrip().splitlines()[-1] == "FROM app"  # `docker build .` = the app
 
 

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from samapp.models import Embedding, Image, Membership, Project, Role
+from samapp.choices import Role
+from samapp.models import Embedding, Image, Membership, Project
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,9 @@ def test_sam_demo_twice_gives_one_admin_one_project_and_its_images(
     assert "0 image(s) added, 4 already there" in second
 
     admin = django_user_model.objects.get(username="admin")
-    assert admin.is_superuser and admin.is_staff and admin.is_active
+    assert admin.is_superuser
+    assert admin.is_staff
+    assert admin.is_active
     assert django_user_model.objects.count() == 1
     project = Project.objects.get()
     assert project.name == "Demo project"

@@ -1,4 +1,4 @@
-from tests.pipeline.fixtures import (
+from tests.fixtures import (
     connect,
     in_memory_layer,
     pg_database_url,

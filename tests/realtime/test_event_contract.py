@@ -44,7 +44,8 @@ def test_every_event_is_in_the_typescript_union() -> None:
 def test_an_event_is_its_name() -> None:
     assert contract.ANNOTATION_DELETED == "annotation.deleted"
     assert type(str(contract.ANNOTATION_DELETED)) is str
-    assert contract.ANNOTATION_DELETED.logged and not contract.JOB_PROGRESS.logged
+    assert contract.ANNOTATION_DELETED.logged
+    assert not contract.JOB_PROGRESS.logged
     assert set(get_args(contract.JOB_PROGRESS.payload_type)) == {
         contract.ExportProgress,
         contract.SegmentProgress,

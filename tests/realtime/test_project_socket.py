@@ -9,7 +9,7 @@ from samapp.models import Membership
 from samapp.services.annotations import annotation_delete, annotation_update
 from samapp.services.projects import member_remove
 from tests.conftest import rle_box
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +45,8 @@ async def test_unknown_token_is_refused(connect, project) -> None:
         headers=[(b"origin", b"http://localhost")],
     )
     connected, code = await communicator.connect(timeout=5)
-    assert not connected and code == 4401
+    assert not connected
+    assert code == 4401
     await communicator.disconnect()
 
 
@@ -124,7 +125,8 @@ async def test_annotation_events_reach_members_only_with_seq(
     annotation = await sync_to_async(make_annotation)(image)
     created = await receive_until(member, "annotation.created")
     assert created["payload"]["id"] == annotation.id
-    assert created["payload"]["version"] == 1 and created["payload"]["seq"] == 1
+    assert created["payload"]["version"] == 1
+    assert created["payload"]["seq"] == 1
     assert created["payload"]["author"] is not None
     await sync_to_async(annotation_update)(
         annotation=annotation, expected_version=1, data={"review_state": "rejected"}
@@ -172,7 +174,8 @@ async def test_catch_up_replays_every_missed_event(
         ("annotation.updated", 4),
         ("annotation.deleted", 5),
     ]
-    assert replay[2]["payload"]["id"] == second.id and replay[2]["payload"]["version"] == 2
+    assert replay[2]["payload"]["id"] == second.id
+    assert replay[2]["payload"]["version"] == 2
     assert replay[3]["payload"] == {"id": first.id, "image": image.id, "version": 2, "seq": 5}
     assert message["payload"] == {"seq": 5, "more": False}
     await socket.send_json_to({"action": "catch_up", "after": "x"})

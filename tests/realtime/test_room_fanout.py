@@ -16,7 +16,7 @@ from samapp.realtime.contract import ANNOTATION_CREATED
 from samapp.realtime.events import project_group
 from samapp.realtime.hub import Room
 from samapp.services.annotation_events import annotation_event_record
-from tests.pipeline.fixtures import receive_until
+from tests.fixtures import receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,7 +75,8 @@ async def test_a_room_encodes_once_and_delivers_in_seq_order(project, settings) 
         room.event("annotation.created", event(1))  # a duplicate is dropped
         room.event("embedding.ready", {"image": 7, "model_key": "sam_tiny"})  # no seq: at once
         assert [f.count('"seq": ') for f in members[0].frames] == [1, 1, 0]
-        assert '"seq": 1' in members[0].frames[0] and '"seq": 2' in members[0].frames[1]
+        assert '"seq": 1' in members[0].frames[0]
+        assert '"seq": 2' in members[0].frames[1]
         assert all(a is b for a, b in zip(*(m.frames for m in members), strict=True))
     finally:
         await room.close()
@@ -100,7 +101,8 @@ async def test_a_room_fills_a_gap_from_the_log_once(project, settings) -> None:
         assert room.filler is not None
         await room.filler
         assert [f'"seq": {i}' in frame for i, frame in enumerate(member.frames, 1)] == [True] * 3
-        assert room.seq == 3 and not room.held
+        assert room.seq == 3
+        assert not room.held
     finally:
         await room.close()
 

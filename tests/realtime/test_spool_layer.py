@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.pipeline.fixtures import receive_until
+from tests.fixtures import receive_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the security matrix: the websocket helpers of tests/pipeline, and a world with
+"""Fixtures of the security matrix: the websocket helpers of tests/fixtures.py, and a world with
 two projects, where ``attacker`` (owner of ``project``) must see nothing of ``other_project``.
 """
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.pipeline.fixtures import (
+from tests.fixtures import (
     connect,
     in_memory_layer,
     pg_database_url,
@@ -58,13 +58,13 @@ def foreign(
 ) -> SimpleNamespace:
     """One object of every kind in ``other_project`` (the victim's), none visible to the
     members of ``project``."""
+    from samapp.choices import ModelVersionState
     from samapp.models import (
         Embedding,
         ExportJob,
         Invitation,
         Membership,
         ModelVersion,
-        ModelVersionState,
         SegmentJob,
         TrainingJob,
         UploadSession,

@@ -28,7 +28,7 @@ from samapp.models import Annotation, AnnotationEvent  # noqa: E402
 from samapp.services.annotations import annotation_create, annotation_update  # noqa: E402
 from samapp.services.projects import project_create  # noqa: E402
 from tests.conftest import rle_box  # noqa: E402
-from tests.pipeline.pg_scenario import _image  # noqa: E402
+from tests.production.pg_pipeline import _image  # noqa: E402
 
 
 def run(writers: int, writes: int) -> dict:

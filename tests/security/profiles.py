@@ -82,7 +82,8 @@ def profile(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield {}
         return
     overrides = production_overrides()
-    assert overrides["SECURE_SSL_REDIRECT"] is True and overrides["SESSION_COOKIE_SECURE"]
+    assert overrides["SECURE_SSL_REDIRECT"] is True
+    assert overrides["SESSION_COOKIE_SECURE"]
     assert overrides.get("DEBUG", settings.DEBUG) is False
     with override_settings(**overrides):
         yield {"secure": True}

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_real_services import _wait, _worker
-from tests.services_path.conftest import (
+from tests.production.conftest import (
     pg_migrated,
     pg_query,
     pg_url,
     production_env,
     run_scenario,
 )
+from tests.production.test_pipeline import _wait, _worker
 
 __all__ = ["pg_migrated", "pg_url"]
 

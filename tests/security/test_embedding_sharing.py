@@ -12,7 +12,8 @@ from unittest import mock
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.choices import EmbeddingStatus
+from samapp.models import Embedding
 from samapp.services import embeddings as service
 from tests.conftest import png_bytes
 from tests.ops.test_deploy_check import manage, production_env
@@ -49,7 +50,8 @@ def test_with_sharing_off_an_upload_does_not_reveal_that_another_tenant_holds_th
     image = upload(attacker, project, SECRET_PICTURE)
     assert image["embedding"]["status"] == "pending"
     fetched = attacker.get(f"/api/embeddings/sam_tiny/{image['sha256']}/")
-    assert fetched.status_code == 409 and fetched.json()["status"] == "pending"
+    assert fetched.status_code == 409
+    assert fetched.json()["status"] == "pending"
     listed = attacker.get(f"/api/projects/{project.id}/images/").json()["results"]
     assert [i["embedding"]["status"] for i in listed] == ["pending"]
 
@@ -76,7 +78,8 @@ def test_with_sharing_on_the_same_bytes_are_encoded_once_for_every_project(
     victim_holds_the_picture(client_for, other_project)
     with mock.patch.object(service, "_encode", wraps=service._encode) as encode:
         image = upload(client_for("owner"), project, SECRET_PICTURE)
-    assert encode.call_count == 0 and image["embedding"]["status"] == "ready"
+    assert encode.call_count == 0
+    assert image["embedding"]["status"] == "ready"
     assert Embedding.objects.get().project_id is None
 
 

@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from samapp.models import ExportJob, JobState
+from samapp.choices import JobState
+from samapp.models import ExportJob
 from tests.conftest import media_files
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,8 @@ def exported(
             response = client_for(who).post(url(project), {"format": "coco"}, format="json")
         assert response.status_code == 202, response.content
         job = ExportJob.objects.get(pk=response.json()["id"])
-        assert job.state == JobState.DONE and job.result_file
+        assert job.state == JobState.DONE
+        assert job.result_file
         return job
 
     return make
@@ -84,7 +86,8 @@ def test_its_creator_and_managers_may_delete_an_export_and_its_file(
     with django_capture_on_commit_callbacks(execute=True):
         assert client_for("viewer").delete(url(project, mine)).status_code == 204
         assert client_for("manager").delete(url(project, theirs)).status_code == 204
-    assert not ExportJob.objects.exists() and archives(media_root) == []
+    assert not ExportJob.objects.exists()
+    assert archives(media_root) == []
 
 
 def test_an_export_deleted_while_it_runs_leaves_no_file(project, make_image, media_root) -> None:
@@ -118,7 +121,8 @@ def test_export_creation_is_rate_limited_per_user(
     ]
     assert codes == [202, 202, 202, 429]
     refused = viewer.post(url(project), {"format": "coco"}, format="json")
-    assert refused.status_code == 429 and "throttled" in refused.json()["detail"]
+    assert refused.status_code == 429
+    assert "throttled" in refused.json()["detail"]
     assert viewer.get(url(project)).status_code == 200  # reading is not limited
     other = client_for("annotator").post(url(project), {"format": "coco"}, format="json")
     assert other.status_code == 202

@@ -16,9 +16,11 @@ import pytest
 import torch
 from django.utils import timezone
 
+from samapp.choices import EmbeddingStatus
 from samapp.ml.embedding import ImageEmbedding
-from samapp.models import Embedding, EmbeddingStatus
+from samapp.models import Embedding
 from samapp.services import embeddings as service
+from samapp.services.embedding_claims import claim
 from samapp.tasks import embedding_compute_task
 
 A_IMAGES = 200
@@ -83,7 +85,7 @@ def worker(embedding_tasks: list[int], settings: Any) -> Iterator[Worker]:
 def fast_encoder() -> Iterator[None]:
     with (
         mock.patch.object(service, "_encode", fake_encode),
-        mock.patch.object(service, "_model", lambda key: None),
+        mock.patch.object(service, "model_for_key", return_value=None),
     ):
         yield
 
@@ -179,7 +181,8 @@ def test_a_batch_takes_one_image_per_project_before_a_second_of_any(
     worker.step()
     (b_row,) = queue(other_project, 1)
     worker.step()
-    assert b_row.pk in worker.runs[-1] and len(worker.runs[-1]) == 4
+    assert b_row.pk in worker.runs[-1]
+    assert len(worker.runs[-1]) == 4
 
 
 @pytest.mark.django_db
@@ -190,10 +193,11 @@ def test_a_claim_left_by_a_dead_worker_is_taken_over_by_whichever_message_comes_
     leaves X's message to compute Y; Y's redelivered message then finds nothing claimable,
     so it must come back once X's claim is stale (not drop it as done)."""
     x, y = queue(project, 2)
-    assert service._claim([x.pk]) == [x.pk]  # the worker that died
+    assert claim([x.pk]) == [x.pk]  # the worker that died
     assert service.embeddings_compute_next().ready == [y.pk]
     retry = service.embeddings_compute_next()
-    assert retry.ready == [] and 0 < retry.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
+    assert retry.ready == []
+    assert 0 < retry.busy_for <= settings.SAM_EMBEDDING_CLAIM_TIMEOUT
     Embedding.objects.filter(pk=x.pk).update(
         claimed_at=timezone.now() - timedelta(seconds=settings.SAM_EMBEDDING_CLAIM_TIMEOUT + 1)
     )

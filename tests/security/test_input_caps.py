@@ -37,7 +37,8 @@ def test_9mib_of_prompts_is_refused(post_annotation: Callable[[Any], Any]) -> No
     response = post_annotation(prompts)
     assert response.status_code == 400
     assert "points" in response.json()["errors"]["prompts"]
-    assert Annotation.objects.count() == 0 and AnnotationEvent.objects.count() == 0
+    assert Annotation.objects.count() == 0
+    assert AnnotationEvent.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -105,11 +106,13 @@ def test_descriptions_and_names_are_capped(client_for: Callable[[str], Any], pro
     created = owner.post(
         "/api/projects/", {"name": "a", "description": long_description}, format="json"
     )
-    assert created.status_code == 400 and "description" in created.json()["errors"]
+    assert created.status_code == 400
+    assert "description" in created.json()["errors"]
     patched = owner.patch(
         f"/api/projects/{project.id}/", {"description": long_description}, format="json"
     )
-    assert patched.status_code == 400 and "description" in patched.json()["errors"]
+    assert patched.status_code == 400
+    assert "description" in patched.json()["errors"]
     for labels in (
         [{"name": "n" * 101}],
         [{"name": "cat", "color": "#" + "f" * 1000}],

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from samapp.models import ExportJob, JobState, Project, SegmentJob
+from samapp.choices import JobState
+from samapp.models import ExportJob, Project, SegmentJob
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +92,8 @@ def test_a_setting_stored_before_its_bound_stops_the_job_with_a_message(
         proposals = client_for("annotator").post(
             f"/api/projects/{project.id}/proposals/", {"image_ids": [image.id]}, format="json"
         )
-        assert proposals.status_code == 400 and "auto_points_per_side" in proposals.json()["detail"]
+        assert proposals.status_code == 400
+        assert "auto_points_per_side" in proposals.json()["detail"]
     assert not SegmentJob.objects.exists()
 
 
@@ -113,7 +115,8 @@ def test_jobs_in_flight_are_capped_per_user_and_per_project(
         f"/api/projects/{project.id}/exports/", {"format": "coco"}, format="json"
     )
     assert export.status_code == 429
-    assert SegmentJob.objects.count() == 4 and not ExportJob.objects.exists()
+    assert SegmentJob.objects.count() == 4
+    assert not ExportJob.objects.exists()
     # One finishes: the next one is accepted.
     SegmentJob.objects.filter(pk=SegmentJob.objects.first().pk).update(state=JobState.DONE)
     assert segment(client_for("manager"), project, image, {}).status_code == 202

@@ -23,7 +23,7 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.api.test_annotations import bodies as field_bodies
+from tests.annotations.test_api import bodies as field_bodies
 from tests.security.profiles import fuzz_settings, profile
 
 __all__ = ["profile"]
@@ -206,7 +206,7 @@ def test_no_body_gets_a_server_error(
 async def test_websocket_frames_that_are_not_bounded_json_get_an_error_event(
     connect: Callable[..., Any], project: Any
 ) -> None:
-    from tests.pipeline.fixtures import drain, receive_until
+    from tests.fixtures import drain, receive_until
 
     connected, socket = await connect(project.id, "annotator")
     assert connected

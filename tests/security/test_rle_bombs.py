@@ -113,7 +113,8 @@ def test_a_coco_import_with_bombs_is_refused_whole_before_decoding(
         )
     elapsed = time.perf_counter() - started
     assert "needs at most" in str(refused.value.extra)
-    assert Image.objects.count() == 0 and Annotation.objects.count() == 0
+    assert Image.objects.count() == 0
+    assert Annotation.objects.count() == 0
     print(
         f"COCO import of 200 x 50,000-character counts ({len(archive)} bytes): "
         f"refused in {elapsed * 1000:.0f} ms"
@@ -125,7 +126,7 @@ def test_cvat_mask_runs_are_capped_from_the_box_before_any_work() -> None:
     64-bit sum back to the box's 10,000 pixels and numpy's repeat then crashed the process
     (a segmentation fault). Each run is now checked against the box first, and the text's
     length is capped from the box before it is split."""
-    from samapp.services.datasets.parsers import cvat_mask_decode
+    from samapp.services.datasets.parse_cvat import cvat_mask_decode
 
     wrapping = ", ".join([str(2**62)] * 4 + ["10000"])
     with pytest.raises(ValueError, match="add up to 100 x 100"):
@@ -155,7 +156,7 @@ def _best_of(repeats: int, run: Callable[[], None]) -> float:
 
 def _parse_seconds(counts: str) -> float:
     def run() -> None:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="ends inside a number"):
             masks.rle_validate({"size": [65_536, 65_536], "counts": counts})
 
     return _best_of(7, run)

@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from samapp.models import Membership
 from samapp.realtime.events import broadcast
 from samapp.services.projects import member_remove, member_update
-from tests.pipeline.fixtures import drain, receive_until
+from tests.fixtures import drain, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = 1.0  # seconds: closed within this
@@ -172,7 +172,8 @@ async def test_an_expiring_token_closes_its_socket_when_it_expires(project, user
 async def test_a_role_change_that_keeps_access_keeps_the_socket(project, users, token_for) -> None:
     socket = await _open(project.id, token=await sync_to_async(token_for)("extra"))
     membership = await sync_to_async(Membership.objects.get)(project=project, user=users["extra"])
-    await sync_to_async(member_update)(membership=membership, role="viewer")
+    owner = await sync_to_async(Membership.objects.get)(project=project, user=users["owner"])
+    await sync_to_async(member_update)(membership=membership, role="viewer", actor=owner)
     assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()
 

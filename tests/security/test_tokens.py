@@ -43,12 +43,14 @@ def me(token: str) -> int:
 
 def test_each_login_issues_a_new_token_stored_only_as_a_hash(users) -> None:
     first, second = login("viewer"), login("viewer")
-    assert first["token"] != second["token"] and first["id"] != second["id"]
+    assert first["token"] != second["token"]
+    assert first["id"] != second["id"]
     assert me(first["token"]) == me(second["token"]) == 200
     rows = list(token_rows().filter(user=users["viewer"]).values())
     assert len(rows) == 2
     stored = repr(rows)
-    assert first["token"] not in stored and second["token"] not in stored
+    assert first["token"] not in stored
+    assert second["token"] not in stored
 
 
 def test_a_token_expires_after_the_configured_ttl(users, settings) -> None:
@@ -88,7 +90,8 @@ def test_owner_lists_own_tokens_with_metadata_but_never_a_secret(users) -> None:
     for row in listed.values():
         assert set(row) == {"id", "created", "expiry", "last_used", "current"}
         assert row["expiry"] is not None
-    assert listed[current["id"]]["current"] and not listed[first["id"]]["current"]
+    assert listed[current["id"]]["current"]
+    assert not listed[first["id"]]["current"]
     assert listed[first["id"]]["last_used"] is not None
     body = response.content.decode()
     for issued in (first, current, stranger):
@@ -103,7 +106,8 @@ def test_owner_revokes_one_token_and_no_one_elses(users) -> None:
     assert owner.get(f"/api/auth/tokens/{stranger['id']}/").status_code == 404
     assert owner.delete(f"/api/auth/tokens/{stranger['id']}/").status_code == 404
     shown = owner.get(f"/api/auth/tokens/{revoke['id']}/")
-    assert shown.status_code == 200 and shown.json()["id"] == revoke["id"]
+    assert shown.status_code == 200
+    assert shown.json()["id"] == revoke["id"]
     assert revoke["token"] not in shown.content.decode()
     assert me(stranger["token"]) == 200
     assert owner.delete(f"/api/auth/tokens/{revoke['id']}/").status_code == 204
@@ -116,7 +120,8 @@ def test_owner_revokes_all_tokens(users) -> None:
     tokens = [login("viewer") for _ in range(3)]
     stranger = login("reviewer")
     response = client_with(tokens[0]["token"]).delete("/api/auth/tokens/")
-    assert response.status_code == 200 and response.json() == {"revoked": 3}
+    assert response.status_code == 200
+    assert response.json() == {"revoked": 3}
     assert [me(t["token"]) for t in tokens] == [REFUSED] * 3
     assert me(stranger["token"]) == 200
 

@@ -2,7 +2,7 @@
 outside a fresh temporary directory; images are sniffed and capped from their header; the
 check's memory stays bounded (measured in a subprocess).
 
-tests/services/test_uploads.py covers the service-level rules one by one; here every case
+tests/images/test_uploads.py covers the service-level rules one by one; here every case
 goes through POST /images/ with a filesystem snapshot of MEDIA_ROOT and the temp dir and a
 table snapshot before and after."""
 
@@ -178,12 +178,14 @@ def test_good_archive_is_extracted_only_inside_a_fresh_temp_dir(
     assert len(made) == 1
     workdir, contents_at_creation = made[0]
     assert contents_at_creation == []  # fresh
-    assert Path(workdir).parent == scratch and Path(workdir).name.startswith("samstudio-upload-")
+    assert Path(workdir).parent == scratch
+    assert Path(workdir).name.startswith("samstudio-upload-")
     assert not Path(workdir).exists()  # removed afterwards
     assert files_under(scratch) == set()
     # stored under storage-chosen names only, inside MEDIA_ROOT
     stored = {Path(p).name for p in files_under(media_root) if Path(p).is_file()}
-    assert len(stored) == 2 and all("/" not in name and ".." not in name for name in stored)
+    assert len(stored) == 2
+    assert all("/" not in name and ".." not in name for name in stored)
 
 
 # ---------------------------------------------------------------- images

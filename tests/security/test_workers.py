@@ -1,8 +1,8 @@
 """Workers: forced kills during embedding jobs (a real Celery worker on Redis, Postgres),
 and a job redelivered while it still runs (a broker visibility timeout shorter than the job).
 
-KILLS workers are SIGKILLed right after they claim a job (5 here, not the issue's 100: each
-cycle starts a worker process, ~10 s on 2 cores); then one worker runs to the end. Every job
+KILLS workers are SIGKILLed right after they claim a job (5 by default: each cycle
+starts a worker process, ~10 s on 2 cores); then one worker runs to the end. Every job
 must be READY, once: one row and one stored blob per image."""
 
 import os
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.fixtures import REDIS, require_service
-from tests.pipeline.test_real_services import _wait, _worker, killable_worker_env
+from tests.fixtures import REDIS, require_service
+from tests.production.test_pipeline import _wait, _worker, killable_worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("SAM_SECURITY_KILLS", "5"))
@@ -78,7 +78,8 @@ def test_every_job_finishes_once_despite_worker_kills(pg_database_url, tmp_path)
     rows = _rows(pg_database_url)
     attempts = sum(r[2] for r in rows)
     print(f"{KILLS} kills, {IMAGES} jobs: {attempts} claims, {time.perf_counter() - started:.0f}s")
-    assert [r[1] for r in rows] == ["ready"] * IMAGES and len(rows) == IMAGES
+    assert [r[1] for r in rows] == ["ready"] * IMAGES
+    assert len(rows) == IMAGES
     assert attempts >= IMAGES + 1  # the kills did interrupt claimed work
     blobs = list((tmp_path / "media" / "embeddings" / "sam_tiny").rglob("*.f16"))
     assert len(blobs) == IMAGES  # one blob per image: no job stored twice
@@ -89,7 +90,8 @@ def test_a_redelivered_running_job_is_a_no_op(settings, project, make_image) -> 
     """What a broker does when a job outlives its visibility timeout: it hands the message to
     another worker while the first still runs. The second run finds a live claim and does
     nothing; a third delivery after the end finds READY and does nothing either."""
-    from samapp.models import Embedding, EmbeddingStatus
+    from samapp.choices import EmbeddingStatus
+    from samapp.models import Embedding
     from samapp.services.embeddings import embeddings_compute_batch
 
     settings.SAM_RANDOM_INIT_FALLBACK = True
@@ -114,11 +116,14 @@ def test_a_redelivered_running_job_is_a_no_op(settings, project, make_image) -> 
         assert time.monotonic() < deadline
         time.sleep(0.05)
     second = embeddings_compute_batch(embedding_id=embedding.pk)  # the redelivery
-    assert second.ready == [] and second.busy_for is not None and second.busy_for > 0
+    assert second.ready == []
+    assert second.busy_for is not None
+    assert second.busy_for > 0
     thread.join(120)
     assert outcomes["first"].ready == [embedding.pk]
     third = embeddings_compute_batch(embedding_id=embedding.pk)
-    assert third.ready == [] and third.busy_for is None
+    assert third.ready == []
+    assert third.busy_for is None
     embedding.refresh_from_db()
     assert (embedding.status, embedding.attempts) == (EmbeddingStatus.READY, 1)
     assert Embedding.objects.filter(image_sha256=image.sha256).count() == 1

@@ -48,7 +48,8 @@ def test_server_templates_do_not_switch_escaping_off() -> None:
     templates = sorted((ROOT / "samapp" / "templates").rglob("*.html"))
     for path in templates:
         text = path.read_text()
-        assert "|safe" not in text and "autoescape off" not in text, path
+        assert "|safe" not in text, path
+        assert "autoescape off" not in text, path
 
 
 @pytest.fixture
@@ -130,7 +131,8 @@ def test_yolo_data_yaml_quotes_names(hostile_project: Any) -> None:
     assert data["nc"] == len(EXPECTED)  # not 999: no key injected
     assert sorted(data["names"].values()) == sorted(EXPECTED)
     for entry in archive.namelist():  # file names come from ours, not from the image name
-        assert "<" not in entry and ".." not in entry, entry
+        assert "<" not in entry, entry
+        assert ".." not in entry, entry
 
 
 def _label_map_rows(text: str) -> list[list[str]]:
@@ -152,7 +154,8 @@ def test_label_maps_cannot_be_broken_by_names(hostile_project: Any, fmt: str) ->
         mapped = json.loads(archive.read("labelmap.json"))
         assert {entry["name"] for entry in mapped} >= set(EXPECTED)
     for entry in archive.namelist():
-        assert "<" not in entry and ".." not in entry, entry
+        assert "<" not in entry, entry
+        assert ".." not in entry, entry
 
 
 # ---------------------------------------------------------------- serving files
@@ -173,9 +176,11 @@ def test_image_file_is_an_attachment_never_html(
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Disposition"].startswith("attachment;")
     assert "sandbox" in response["Content-Security-Policy"]
-    assert "Set-Cookie" not in response.headers and not response.cookies
+    assert "Set-Cookie" not in response.headers
+    assert not response.cookies
     for header, value in response.headers.items():
-        assert "\n" not in value and "\r" not in value, header
+        assert "\n" not in value, header
+        assert "\r" not in value, header
 
 
 @pytest.mark.django_db

@@ -52,7 +52,9 @@ def test_open_signup_creates_an_account_and_signs_it_in() -> None:
     assert response["Location"] == "/"
     user = get_user_model().objects.get(username="dora")
     assert user.email == "dora@example.com"
-    assert user.is_active and not user.is_staff and not user.is_superuser
+    assert user.is_active
+    assert not user.is_staff
+    assert not user.is_superuser
     assert user.check_password(PASSWORD)
     assert client.get("/").status_code == 200  # signed in: the shell, not the login page
 

@@ -128,13 +128,13 @@ export class Editor implements PointerHost {
   addPoint(x: number, y: number, label: 0 | 1, startedAt: number): void {
     if (!this.canPrompt()) return;
     this.showPreview = false;
-    void this.session.addPoint({ x, y, label }, this.target()).then((o) => this.decoded(o, startedAt));
+    void this.session.addPoint({ x, y, label }, this.target()).then((o) => { this.decoded(o, startedAt); });
     this.host.redraw();
   }
 
   setBox(box: Box, startedAt: number): void {
     if (!this.canPrompt()) return;
-    void this.session.setBox(box, this.target()).then((o) => this.decoded(o, startedAt));
+    void this.session.setBox(box, this.target()).then((o) => { this.decoded(o, startedAt); });
     this.host.redraw();
   }
 

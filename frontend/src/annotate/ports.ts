@@ -16,7 +16,7 @@ export function embeddingPorts(projectId: () => number): EmbeddingPorts {
     modelNotice: async (key) => (await api.models()).results.find((m) => m.key === baseModelKey(key))?.notice ?? "",
     schedule: (run, ms) => {
       const timer = window.setTimeout(run, ms);
-      return () => window.clearTimeout(timer);
+      return () => { window.clearTimeout(timer); };
     },
   };
 }

@@ -59,7 +59,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   readonly session = new PromptSession(samEngine().client);
   readonly store = new AnnotationStore();
   readonly viewport = new Viewport();
-  readonly embedding = new EmbeddingMachine(embeddingPorts(() => this.projectId), () => this.requestUpdate());
+  readonly embedding = new EmbeddingMachine(embeddingPorts(() => this.projectId), () => { this.requestUpdate(); });
   private readonly editor = new Editor(this, this.session, this.store, new Saver(savePorts(() => this), this.store), new StageRenderer());
   private readonly pointer = new PointerInput(this.editor, () => this.canvas);
   private neighbours: ImageItem[] = [];
@@ -113,7 +113,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     if (canvas && canvas !== this.canvas) {
       this.canvas = canvas;
       this.resizeObserver?.disconnect();
-      this.resizeObserver = new ResizeObserver(() => this.fitCanvas());
+      this.resizeObserver = new ResizeObserver(() => { this.fitCanvas(); });
       if (canvas.parentElement) this.resizeObserver.observe(canvas.parentElement);
       this.fitCanvas();
     }
@@ -144,7 +144,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
       this.image = image;
       this.size = { width: image.width, height: image.height };
       if (!project.labels.some((l) => l.id === this.labelId)) this.labelId = project.labels[0]?.id ?? null;
-      this.socket ??= new ProjectSocket(this.projectId, (e) => this.onEvent(e), (state) => {
+      this.socket ??= new ProjectSocket(this.projectId, (e) => { this.onEvent(e); }, (state) => {
         this.connection = state;
         this.requestUpdate();
       });
@@ -265,7 +265,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
       this.polygonView ? !(a.data.id === s.editing && s.edited) : a.data.id === selected && a.data.id !== s.editing,
     );
     const outlines = shown.map((a) => ({
-      rings: (a.data.id === selected && this.pointer.rings) || this.store.polygons(a, this.size, this.tolerance),
+      rings: (a.data.id === selected ? this.pointer.rings : null) ?? this.store.polygons(a, this.size, this.tolerance),
       color: this.colorOf(a.data.label),
       selected: a.data.id === selected,
     }));
@@ -307,27 +307,27 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   }
 
   addLabel(form: HTMLFormElement): void {
-    const data = new FormData(form);
-    const name = String(data.get("name") ?? "").trim();
+    const field = (key: string): string => (form.elements.namedItem(key) as HTMLInputElement | null)?.value ?? "";
+    const name = field("name").trim();
     const project = this.project;
     if (!name || !project) return;
-    api.createLabel(this.projectId, name, String(data.get("color") ?? "#4f7cff")).then(
+    api.createLabel(this.projectId, name, field("color") || "#4f7cff").then(
       (label) => {
         this.project = { ...project, labels: [...project.labels, label] };
         form.reset();
         this.set({ labelId: label.id });
       },
-      (error: unknown) => this.set({ error: `Could not add the label: ${message(error)}` }),
+      (error: unknown) => { this.set({ error: `Could not add the label: ${message(error)}` }); },
     );
   }
 
   setImageStatus(status: string): void {
-    api.updateImage(this.projectId, this.imageId, { status: status as ImageItem["status"] }).then(
+    api.updateImage(this.projectId, this.imageId, { status: status }).then(
       (image) => {
         this.image = image;
         this.set({ notice: `Image marked ${status.replace("_", " ")}.` });
       },
-      (error: unknown) => this.set({ error: `Could not change the status: ${message(error)}` }),
+      (error: unknown) => { this.set({ error: `Could not change the status: ${message(error)}` }); },
     );
   }
 
@@ -344,8 +344,8 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   /** Done with this image: the server moves it on; open the next one of my queue. */
   markDone(): void {
     work.queueDone(this.projectId, this.imageId).then(
-      ({ next }) => navigate(`/projects/${this.projectId}/${next ? `images/${next.id}` : "queue"}`),
-      (error: unknown) => this.set({ error: `Could not mark the image done: ${message(error)}` }),
+      ({ next }) => { navigate(`/projects/${this.projectId}/${next ? `images/${next.id}` : "queue"}`); },
+      (error: unknown) => { this.set({ error: `Could not mark the image done: ${message(error)}` }); },
     );
   }
 
@@ -378,18 +378,18 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 
   override render(): TemplateResult {
     const p = this.pointer;
-    const resolve = (choice: "mine" | "theirs" | "merge"): void => void this.editor.resolveConflict(choice).then(() => this.redraw());
+    const resolve = (choice: "mine" | "theirs" | "merge"): void => void this.editor.resolveConflict(choice).then(() => { this.redraw(); });
     return html`<div class="workspace">
       ${sidePanel(this)}
       <div class="stage-wrap">
         <div class="stage" data-testid="stage">
           <canvas class="stage-canvas tool-${this.tool}" data-testid="canvas" role="img" aria-label="Image to annotate: click an object, drag a box"
             @pointerdown=${p.down} @pointermove=${p.move} @pointerup=${p.up} @pointerleave=${p.leave}
-            @wheel=${p.wheel} @contextmenu=${(e: Event) => e.preventDefault()}></canvas>
+            @wheel=${p.wheel} @contextmenu=${(e: Event) => { e.preventDefault(); }}></canvas>
         </div>
         ${notices(this)}
       </div>
-      ${this.showHelp ? helpDialog(() => this.run("help")) : nothing}
+      ${this.showHelp ? helpDialog(() => { this.run("help"); }) : nothing}
       ${this.showSegment ? html`<segment-dialog .projectId=${this.projectId} .imageIds=${[this.imageId]} @close=${() => { this.showSegment = false; this.requestUpdate(); }}></segment-dialog>` : nothing}
       ${this.editor.conflict ? conflictDialog(this, this.editor.conflict, resolve) : nothing}
     </div>`;

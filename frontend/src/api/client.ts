@@ -35,7 +35,7 @@ export class ApiError extends Error {
 }
 
 export function csrfToken(): string {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  const match = /(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie);
   return match ? decodeURIComponent(match[1] ?? "") : "";
 }
 
@@ -98,7 +98,7 @@ export const api = {
   projectDetail: (id: number) => request<ProjectDetail>("GET", `${P(id)}/`),
   createProject: (data: ProjectCreate) => request<Project>("POST", "/api/projects/", data),
   updateProject: (id: number, data: ProjectUpdate) => request<ProjectDetail>("PATCH", `${P(id)}/`, data),
-  deleteProject: (id: number) => request<void>("DELETE", `${P(id)}/`),
+  deleteProject: (id: number) => request<undefined>("DELETE", `${P(id)}/`),
   labels: (projectId: number) =>
     request<Page<LabelWithCount>>("GET", `${P(projectId)}/labels/${query({ page_size: 500 })}`),
   createLabel: (projectId: number, name: string, color: string) =>
@@ -107,7 +107,7 @@ export const api = {
     request<Label>("PATCH", `${P(projectId)}/labels/${labelId}/`, data),
   /** Without `choice` the server refuses (409) a label that annotations carry. */
   deleteLabel: (projectId: number, labelId: number, choice?: LabelDeletion) =>
-    request<void>("DELETE", `${P(projectId)}/labels/${labelId}/${query({ ...choice })}`),
+    request<undefined>("DELETE", `${P(projectId)}/labels/${labelId}/${query({ ...choice })}`),
   members: (projectId: number) =>
     request<Page<Member>>("GET", `${P(projectId)}/members/${query({ page_size: 500 })}`),
   /** The answer is the same whether or not `username` names an account. */
@@ -116,15 +116,15 @@ export const api = {
   updateMember: (projectId: number, memberId: number, role: string) =>
     request<Member>("PATCH", `${P(projectId)}/members/${memberId}/`, { role }),
   removeMember: (projectId: number, memberId: number) =>
-    request<void>("DELETE", `${P(projectId)}/members/${memberId}/`),
-  leaveProject: (projectId: number) => request<void>("POST", `${P(projectId)}/leave/`, {}),
+    request<undefined>("DELETE", `${P(projectId)}/members/${memberId}/`),
+  leaveProject: (projectId: number) => request<undefined>("POST", `${P(projectId)}/leave/`, {}),
   projectInvitations: (projectId: number) =>
     request<Page<ProjectInvitation>>("GET", `${P(projectId)}/invitations/${query({ page_size: 500 })}`),
   revokeInvitation: (projectId: number, invitationId: number) =>
-    request<void>("DELETE", `${P(projectId)}/invitations/${invitationId}/`),
+    request<undefined>("DELETE", `${P(projectId)}/invitations/${invitationId}/`),
   myInvitations: () => request<Page<MyInvitation>>("GET", `/api/invitations/${query({ page_size: 500 })}`),
   acceptInvitation: (id: number) => request<{ project: number; role: string }>("POST", `/api/invitations/${id}/`, {}),
-  declineInvitation: (id: number) => request<void>("DELETE", `/api/invitations/${id}/`),
+  declineInvitation: (id: number) => request<undefined>("DELETE", `/api/invitations/${id}/`),
   images: (
     projectId: number,
     filters: { status?: string; assignee?: string | number; label?: string | number; page?: number; page_size?: number },
@@ -159,7 +159,7 @@ export const api = {
   updateAnnotation: (projectId: number, annotationId: number, version: number, data: Partial<AnnotationInput>) =>
     request<Annotation>("PATCH", `${P(projectId)}/annotations/${annotationId}/`, data, { "If-Match": `"${version}"` }),
   deleteAnnotation: (projectId: number, annotationId: number, version: number) =>
-    request<void>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
+    request<undefined>("DELETE", `${P(projectId)}/annotations/${annotationId}/`, undefined, { "If-Match": `"${version}"` }),
   modelVersions: (projectId: number) =>
     request<{ active_model_key: string; results: ModelVersion[] }>("GET", `${P(projectId)}/model-versions/`),
   activateModelVersion: (projectId: number, versionId: number) =>

@@ -130,7 +130,7 @@ export interface DecoderManifest {
   extra_inputs?: Record<string, number[]>;
 }
 
-/** Held-out evaluation of a model version (issue 8): mIoU after k simulated clicks, NoC. */
+/** Held-out evaluation of a model version: mIoU after k simulated clicks, NoC. */
 export interface EvaluationMetrics {
   objects?: number;
   clicks?: number;

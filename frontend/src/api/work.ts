@@ -80,7 +80,7 @@ export const work = {
   startExport: (projectId: number, format: ExportFormat, options: Record<string, unknown>) =>
     request<Job>("POST", `${P(projectId)}/exports/`, { format, options }),
   exportJob: (projectId: number, jobId: number) => request<Job>("GET", `${P(projectId)}/exports/${jobId}/`),
-  deleteExport: (projectId: number, jobId: number) => request<void>("DELETE", `${P(projectId)}/exports/${jobId}/`),
+  deleteExport: (projectId: number, jobId: number) => request<undefined>("DELETE", `${P(projectId)}/exports/${jobId}/`),
   importDataset: async (projectId: number, file: File, format: string): Promise<ImportResult> => {
     const body = new FormData();
     body.append("file", file);

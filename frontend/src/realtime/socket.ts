@@ -73,7 +73,7 @@ export class ProjectSocket {
       }
       this.setState("reconnecting");
       const delay = Math.min(15000, 500 * 2 ** this.retry++);
-      this.timer = window.setTimeout(() => this.connect(), delay);
+      this.timer = window.setTimeout(() => { this.connect(); }, delay);
     });
   }
 
@@ -104,7 +104,7 @@ export class ProjectSocket {
   }
 
   send(message: Record<string, unknown>): void {
-    if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
   setImage(image: number | null): void {

@@ -10,9 +10,9 @@ const scope = globalThis as unknown as WorkerScope & {
   addEventListener(type: "message", listener: (event: MessageEvent<WorkerRequest>) => void): void;
 };
 
-const loadWebgpu = async (): Promise<Ort> => (await import("onnxruntime-web/webgpu")) as unknown as Ort;
+const loadWebgpu = async (): Promise<Ort> => await import("onnxruntime-web/webgpu");
 const context = new DecoderContext(ortWasm, scope, loadWebgpu);
 
 scope.addEventListener("message", (event) => {
-  void dispatch(context, event.data).then(({ response, transfer }) => scope.postMessage(response, transfer));
+  void dispatch(context, event.data).then(({ response, transfer }) => { scope.postMessage(response, transfer); });
 });

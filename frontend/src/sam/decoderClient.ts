@@ -58,7 +58,7 @@ export class DecoderClient {
       const detail = (event as ErrorEvent).message;
       this.fail(`the decoder worker stopped${detail ? `: ${detail}` : ""}`);
     });
-    this.worker.addEventListener("messageerror", () => this.fail("a decoder reply could not be read"));
+    this.worker.addEventListener("messageerror", () => { this.fail("a decoder reply could not be read"); });
   }
 
   /** Why the worker is unusable, or null while it runs. */
@@ -80,7 +80,7 @@ export class DecoderClient {
     const reply = new Promise<ResponseFor<A>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (r: WorkerResponse) => void, reject });
     });
-    this.worker.postMessage({ ...request, id } as WorkerRequest, transfer);
+    this.worker.postMessage({ ...request, id }, transfer);
     return { id, reply };
   }
 
@@ -100,14 +100,14 @@ export class DecoderClient {
   decode(embeddingKey: string, prompt: Prompt, maskInput: Float32Array | null, outSize: Size): Sent<"decode"> {
     this.cancelPreviews();
     const input = maskInput ? maskInput.slice() : null;
-    return this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: input, outSize, previewOnly: false });
+    return this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: input, outSize });
   }
 
   /** A hover preview: any older preview still queued is cancelled first. All candidates are
    * rendered, so that a click on the previewed point can reuse the result. */
   preview(embeddingKey: string, prompt: Prompt, outSize: Size): Sent<"decode"> {
     this.cancelPreviews();
-    const sent = this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: null, outSize, previewOnly: false });
+    const sent = this.send<"decode">({ action: "decode", embeddingKey, prompt, maskInput: null, outSize });
     this.previewIds.push(sent.id);
     const forget = (): void => {
       this.previewIds = this.previewIds.filter((id) => id !== sent.id);

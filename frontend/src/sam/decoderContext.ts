@@ -231,7 +231,7 @@ export class DecoderContext implements Handlers {
   /** Decodes run strictly one after another, in arrival order. */
   async decode(request: RequestFor<"decode">): Promise<Handled<"decode">> {
     await new Promise<void>((start, reject) => {
-      this.queue.push({ id: request.id, start, cancel: () => reject(new DecoderError("cancelled", { cancelled: true })) });
+      this.queue.push({ id: request.id, start, cancel: () => { reject(new DecoderError("cancelled", { cancelled: true })); } });
       this.pump();
     });
     try {
@@ -261,8 +261,8 @@ export class DecoderContext implements Handlers {
     const runStarted = performance.now();
     const output = await this.exclusive(() => target.run(inputs));
     const runMs = performance.now() - runStarted;
-    const iouTensor = output["iou_predictions"];
-    const lowTensor = output["low_res_masks"];
+    const iouTensor = output.iou_predictions;
+    const lowTensor = output.low_res_masks;
     if (!iouTensor || !lowTensor) throw new Error("decoder outputs lack iou_predictions/low_res_masks");
     const iou = Float32Array.from(iouTensor.data as Float32Array);
     const lowRes = Float32Array.from(lowTensor.data as Float32Array);
@@ -272,7 +272,7 @@ export class DecoderContext implements Handlers {
     // Small outputs: every candidate now (switching is instant); large ones: the preselected
     // one, the others on demand ("render").
     const { outSize } = request;
-    const renderAll = !request.previewOnly && outSize.width * outSize.height <= RENDER_ALL_PIXELS;
+    const renderAll = outSize.width * outSize.height <= RENDER_ALL_PIXELS;
     const candidates: DecodeCandidate[] = indices.map((index) => ({
       index,
       // The IoU head is an unbounded regression: the score shown is clipped to [0, 1].
@@ -285,7 +285,7 @@ export class DecoderContext implements Handlers {
     this.lastDecodes.push({ id: request.id, logits: lowRes, side, embedding });
     while (this.lastDecodes.length > 4) this.lastDecodes.shift();
     const lowCopy = lowRes.slice();
-    const transfer: Transferable[] = [lowCopy.buffer as ArrayBuffer];
+    const transfer: Transferable[] = [lowCopy.buffer];
     for (const c of candidates) if (c.mask) transfer.push(c.mask.buffer as ArrayBuffer);
     const decodeMs = performance.now() - started;
     return { result: { candidates, preselected, outSize, lowRes: lowCopy, lowSide: side, decodeMs, runMs }, transfer };

@@ -24,7 +24,7 @@ async function download(url: string): Promise<ArrayBuffer> {
 export async function fetchModel(url: string, sha256: string): Promise<ArrayBuffer> {
   const cacheKey = `${url}#${sha256}`;
   const cacheStorage = (globalThis as { caches?: CacheStorage }).caches;
-  let cache: Cache | null = null;
+  let cache: Cache | null;
   try {
     cache = cacheStorage ? await cacheStorage.open("sam-decoders-v1") : null;
     const hit = await cache?.match(cacheKey);

@@ -121,7 +121,7 @@ export function lowResToMaskDirect(
 
 export function maskArea(mask: Uint8Array): number {
   let n = 0;
-  for (let i = 0; i < mask.length; i++) if (mask[i]) n++;
+  for (const value of mask) if (value) n++;
   return n;
 }
 

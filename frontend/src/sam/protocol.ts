@@ -44,21 +44,19 @@ export type WorkerRequest =
       maskInput: Float32Array | null;
       /** Output mask size (the original size, or smaller for previews). */
       outSize: Size;
-      /** Only the preselected candidate (hover previews). */
-      previewOnly: boolean;
     }
   | { action: "render"; id: number; decodeId: number; index: number; outSize: Size }
   | { action: "cancel"; id: number; ids: number[] };
 
-export type DecodeCandidate = {
+export interface DecodeCandidate {
   index: number;
   iou: number;
-  /** Row-major 0/1 mask of outSize, or null when not rendered (previewOnly). */
+  /** Row-major 0/1 mask of outSize, or null until rendered ("render"). */
   mask: Uint8Array | null;
-};
+}
 
 /** A reply that carries nothing but its success. */
-type Empty = Record<never, never>;
+type Empty = object;
 
 /** What each action answers when it succeeds. */
 export interface Results {

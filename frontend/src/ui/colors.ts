@@ -1,6 +1,6 @@
 export function hexToRgb(hex: string): [number, number, number] {
   const m = /^#?([0-9a-f]{6})$/i.exec(hex.trim());
-  if (!m || !m[1]) return [255, 64, 64];
+  if (!m?.[1]) return [255, 64, 64];
   const v = Number.parseInt(m[1], 16);
   return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
 }

@@ -20,7 +20,7 @@ function flatten(node: unknown, path: string, into: Map<string, string>): void {
     into.set(key, into.has(key) ? `${into.get(key)} ${node}` : node);
   } else if (Array.isArray(node)) {
     const leaves = node.every((item) => typeof item === "string");
-    node.forEach((item, i) => flatten(item, leaves ? path : path ? `${path}.${i}` : String(i), into));
+    node.forEach((item, i) => { flatten(item, leaves ? path : path ? `${path}.${i}` : String(i), into); });
   } else if (isRecord(node)) {
     for (const [key, value] of Object.entries(node)) {
       flatten(value, key === "non_field_errors" ? path : path ? `${path}.${key}` : key, into);
@@ -45,16 +45,16 @@ function settingProblems(problems: unknown[], into: Map<string, string>): string
 export function formErrors(status: number, body: unknown, fallback: string): FormErrors {
   const fields = new Map<string, string>();
   if (!isRecord(body)) return { general: fallback || `HTTP ${status}`, fields };
-  const detail = typeof body["detail"] === "string" ? body["detail"] : fallback;
-  if (body["errors"] !== undefined) {
-    flatten(body["errors"], "", fields);
+  const detail = typeof body.detail === "string" ? body.detail : fallback;
+  if (body.errors !== undefined) {
+    flatten(body.errors, "", fields);
     const loose = fields.get("");
     fields.delete("");
     const general = fields.size ? "Please correct the marked fields." : detail;
     return { general: loose ? `${general} ${loose}` : general, fields };
   }
-  if (Array.isArray(body["problems"])) {
-    const unplaced = settingProblems(body["problems"], fields);
+  if (Array.isArray(body.problems)) {
+    const unplaced = settingProblems(body.problems, fields);
     return { general: [detail, ...unplaced].join(" "), fields };
   }
   return { general: detail, fields };

@@ -183,8 +183,8 @@ export class ImagesPage extends ProjectRoomPage {
     const pages = Math.max(1, Math.ceil(this.count / 48));
     return html`<main
       class="page ${this.dropping ? "dropping" : ""}"
-      @dragover=${(e: DragEvent) => this.onDragOver(e)}
-      @dragleave=${(e: DragEvent) => this.onDragLeave(e)}
+      @dragover=${(e: DragEvent) => { this.onDragOver(e); }}
+      @dragleave=${(e: DragEvent) => { this.onDragLeave(e); }}
       @drop=${(e: DragEvent) => void this.onDrop(e)}
     >
       ${projectNav(this.projectId, p?.name, "images")}
@@ -193,8 +193,8 @@ export class ImagesPage extends ProjectRoomPage {
         <span class="spacer"></span>
         <a class="button" href="/projects/${this.projectId}/queue">My queue</a>
         <a class="button" href="/projects/${this.projectId}/review" data-testid="review-link">Review</a>
-        <button @click=${() => this.open("export")}>Export…</button>
-        ${this.canUpload() ? html`<button @click=${() => this.open("import")}>Import…</button>` : null}
+        <button @click=${() => { this.open("export"); }}>Export…</button>
+        ${this.canUpload() ? html`<button @click=${() => { this.open("import"); }}>Import…</button>` : null}
         <a class="button" href="/projects/${this.projectId}/models" data-testid="models-link">Models</a>
       </div>
       ${p?.status_counts
@@ -202,12 +202,12 @@ export class ImagesPage extends ProjectRoomPage {
         : null}
       <div class="filters">
         <label>Status
-          <select data-testid="status-filter" @change=${(e: Event) => this.setFilter("status", (e.target as HTMLSelectElement).value)}>
+          <select data-testid="status-filter" @change=${(e: Event) => { this.setFilter("status", (e.target as HTMLSelectElement).value); }}>
             ${STATUSES.map((s) => html`<option value=${s} ?selected=${s === this.status}>${s ? s.replace("_", " ") : "any"}</option>`)}
           </select>
         </label>
         <label>Assignee
-          <select data-testid="assignee-filter" @change=${(e: Event) => this.setFilter("assignee", (e.target as HTMLSelectElement).value)}>
+          <select data-testid="assignee-filter" @change=${(e: Event) => { this.setFilter("assignee", (e.target as HTMLSelectElement).value); }}>
             <option value="" ?selected=${this.assignee === ""}>anyone</option>
             ${this.members.map((m) => html`<option value=${m.user} ?selected=${String(m.user) === this.assignee}>${m.username}</option>`)}
           </select>
@@ -215,7 +215,7 @@ export class ImagesPage extends ProjectRoomPage {
       </div>
       ${this.selectionBar()}
       ${this.canUpload()
-        ? html`<upload-panel .projectId=${this.projectId} @uploaded=${() => this.onUploaded()}></upload-panel>`
+        ? html`<upload-panel .projectId=${this.projectId} @uploaded=${() => { this.onUploaded(); }}></upload-panel>`
         : null}
       ${this.dropping ? html`<p class="drop-hint" data-testid="drop-hint">Drop images, folders or zip files to upload them</p>` : null}
       ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : null}
@@ -226,7 +226,7 @@ export class ImagesPage extends ProjectRoomPage {
         ${this.images.map(
           (img) => html`<li class="tile ${this.selection.has(img.id) ? "on" : ""}">
             <label class="pick"><input type="checkbox" .checked=${live(this.selection.has(img.id))} aria-label="Select ${img.original_name}"
-              @click=${(e: MouseEvent) => this.pick(e, img.id)} /></label>
+              @click=${(e: MouseEvent) => { this.pick(e, img.id); }} /></label>
             <a href="/projects/${this.projectId}/images/${img.id}" data-testid="image-tile" data-name=${img.original_name}>
               <img loading="lazy" src=${api.imageFileUrl(this.projectId, img.id)} alt=${img.original_name} />
               <span class="tile-name">${img.original_name}</span>
@@ -268,12 +268,12 @@ export class ImagesPage extends ProjectRoomPage {
           </label>
           <button class="primary" ?disabled=${n === 0 || this.assignTo === ""} @click=${() => void this.assign()}>Assign ${n || ""}</button>`
         : null}
-      <button ?disabled=${n === 0} @click=${() => this.open("segment")}>Segment everything…</button>
+      <button ?disabled=${n === 0} @click=${() => { this.open("segment"); }}>Segment everything…</button>
     </div>`;
   }
 
   private dialogs(): TemplateResult | null {
-    const close = (): void => this.open(null);
+    const close = (): void => { this.open(null); };
     switch (this.dialog) {
       case "export":
         return html`<export-dialog .projectId=${this.projectId} .labels=${this.project?.labels ?? []} @close=${close}></export-dialog>`;

@@ -152,7 +152,7 @@ export class LabelsEditor extends LitElement {
             </fieldset>
             <div class="toolbar">
               <span class="spacer"></span>
-              <button type="button" @click=${() => this.closeDeletion()}>Cancel</button>
+              <button type="button" @click=${() => { this.closeDeletion(); }}>Cancel</button>
               <button type="submit" class="danger">Delete label</button>
             </div>
           </form>`
@@ -164,7 +164,7 @@ export class LabelsEditor extends LitElement {
     const off = !this.canManage;
     return html`<li data-testid="label-row">
       <input type="color" aria-label="Colour of label ${label.name}" .value=${label.color} ?disabled=${off}
-        @change=${(e: Event) => this.patchLabel(label, { color: (e.target as HTMLInputElement).value }, `Label ${label.name} recoloured.`)} />
+        @change=${(e: Event) => { this.patchLabel(label, { color: (e.target as HTMLInputElement).value }, `Label ${label.name} recoloured.`); }} />
       <input type="text" aria-label="Name of label ${label.name}" .value=${label.name} maxlength="100" ?disabled=${off}
         @change=${(e: Event) => {
           const name = (e.target as HTMLInputElement).value;

@@ -119,7 +119,7 @@ export class MembersPage extends LitElement {
               ${this.invitations.map(
                 (inv) => html`<li>
                   <span><strong>${inv.identifier}</strong> as ${inv.role}
-                    <span class="small muted">by ${inv.invited_by ?? "—"}, until ${new Date(inv.expires_at).toLocaleDateString()}</span></span>
+                    <span class="small muted">by ${inv.invited_by || "—"}, until ${new Date(inv.expires_at).toLocaleDateString()}</span></span>
                   <button class="link danger" aria-label="Cancel invitation to ${inv.identifier}"
                     ?disabled=${inv.role === "owner" && !this.isOwner}
                     @click=${() => void this.act(() => api.revokeInvitation(this.projectId, inv.id), `Invitation to ${inv.identifier} cancelled.`)}>

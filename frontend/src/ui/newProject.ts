@@ -105,16 +105,16 @@ export class NewProjectDialog extends LitElement {
           (row, i) => html`<li>
             <input type="text" aria-label="Label ${i + 1} name" placeholder="name" maxlength="100"
               .value=${row.name} aria-invalid=${this.errors.fields.has(`labels.${i}.name`) ? "true" : "false"}
-              @input=${(e: Event) => this.setLabel(i, { name: (e.target as HTMLInputElement).value })} />
+              @input=${(e: Event) => { this.setLabel(i, { name: (e.target as HTMLInputElement).value }); }} />
             <input type="color" aria-label="Label ${i + 1} colour" .value=${row.color}
-              @input=${(e: Event) => this.setLabel(i, { color: (e.target as HTMLInputElement).value })} />
-            <button type="button" class="link danger" aria-label="Remove label ${i + 1}" @click=${() => this.removeLabel(i)}>Remove</button>
+              @input=${(e: Event) => { this.setLabel(i, { color: (e.target as HTMLInputElement).value }); }} />
+            <button type="button" class="link danger" aria-label="Remove label ${i + 1}" @click=${() => { this.removeLabel(i); }}>Remove</button>
             ${fieldError(this.errors, `labels.${i}.name`, `label-${i}-name-error`)}
             ${fieldError(this.errors, `labels.${i}.color`, `label-${i}-color-error`)}
           </li>`,
         )}
       </ul>
-      <button type="button" @click=${() => this.addLabel()}>Add label</button>
+      <button type="button" @click=${() => { this.addLabel(); }}>Add label</button>
       ${fieldError(this.errors, "labels", "labels-error")}
     </fieldset>`;
   }
@@ -163,7 +163,7 @@ export class NewProjectDialog extends LitElement {
         </fieldset>
         <div class="toolbar">
           <span class="spacer"></span>
-          <button type="button" @click=${() => this.close()}>Cancel</button>
+          <button type="button" @click=${() => { this.close(); }}>Cancel</button>
           <button type="submit" class="primary" ?disabled=${this.busy}>Create project</button>
         </div>
       </form>

@@ -55,7 +55,7 @@ export class ProjectsPage extends LitElement {
         ${this.invitations.map(
           (inv) => html`<li>
             <span><strong>${inv.project.name}</strong> as ${inv.role}
-              <span class="small muted">from ${inv.invited_by ?? "someone"}, until ${new Date(inv.expires_at).toLocaleDateString()}</span></span>
+              <span class="small muted">from ${inv.invited_by || "someone"}, until ${new Date(inv.expires_at).toLocaleDateString()}</span></span>
             <button class="primary" aria-label="Accept invitation to ${inv.project.name}"
               @click=${() => void this.answer(inv, true)}>Accept</button>
             <button aria-label="Decline invitation to ${inv.project.name}"
@@ -85,7 +85,7 @@ export class ProjectsPage extends LitElement {
       <div class="toolbar">
         <h1>Projects</h1>
         <span class="spacer"></span>
-        <new-project-dialog @created=${(e: CustomEvent<Project>) => navigate(`/projects/${e.detail.id}`)}></new-project-dialog>
+        <new-project-dialog @created=${(e: CustomEvent<Project>) => { navigate(`/projects/${e.detail.id}`); }}></new-project-dialog>
       </div>
       ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}
       ${this.notice ? html`<p role="status">${this.notice}</p>` : nothing}

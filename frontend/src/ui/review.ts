@@ -125,8 +125,8 @@ export class ReviewPage extends ProjectRoomPage {
     if (!promise) {
       promise = new Promise((resolve, reject) => {
         const img = new Image();
-        img.onload = () => resolve(img);
-        img.onerror = () => reject(new Error("image failed to load"));
+        img.onload = () => { resolve(img); };
+        img.onerror = () => { reject(new Error("image failed to load")); };
         img.src = api.imageFileUrl(this.projectId, imageId);
       });
       this.thumbs.set(imageId, promise);
@@ -135,8 +135,8 @@ export class ReviewPage extends ProjectRoomPage {
   }
 
   private drawThumb(canvas: HTMLCanvasElement, a: Annotation): void {
-    if (canvas.dataset["drawn"] === `${a.id}:${a.version}`) return;
-    canvas.dataset["drawn"] = `${a.id}:${a.version}`;
+    if (canvas.dataset.drawn === `${a.id}:${a.version}`) return;
+    canvas.dataset.drawn = `${a.id}:${a.version}`;
     void this.image(a.image).then((img) => {
       const [h, w] = a.rle.size;
       const [bx = 0, by = 0, bw = w, bh = h] = a.bbox;
@@ -166,7 +166,7 @@ export class ReviewPage extends ProjectRoomPage {
 
   protected override updated(): void {
     for (const canvas of this.querySelectorAll<HTMLCanvasElement>("canvas.thumb")) {
-      const a = this.items.find((x) => x.id === Number(canvas.dataset["id"]));
+      const a = this.items.find((x) => x.id === Number(canvas.dataset.id));
       if (a) this.drawThumb(canvas, a);
     }
   }
@@ -187,18 +187,18 @@ export class ReviewPage extends ProjectRoomPage {
       return v ? Number(v) : "";
     };
     return html`<div class="filters" role="group" aria-label="Filters">
-      <label>State <select @change=${(e: Event) => this.setFilter({ review_state: (e.target as HTMLSelectElement).value as ReviewState })}>
+      <label>State <select @change=${(e: Event) => { this.setFilter({ review_state: (e.target as HTMLSelectElement).value as ReviewState }); }}>
         ${STATES.map(([s, name]) => html`<option value=${s} ?selected=${s === f.review_state}>${name}</option>`)}
       </select></label>
-      <label>Annotator <select @change=${(e: Event) => this.setFilter({ author: num(e) })}>
+      <label>Annotator <select @change=${(e: Event) => { this.setFilter({ author: num(e) }); }}>
         <option value="" ?selected=${f.author === ""}>anyone</option>
         ${this.members.map((m) => html`<option value=${m.user} ?selected=${m.user === f.author}>${m.username}</option>`)}
       </select></label>
-      <label>Label <select @change=${(e: Event) => this.setFilter({ label: num(e) })}>
+      <label>Label <select @change=${(e: Event) => { this.setFilter({ label: num(e) }); }}>
         <option value="" ?selected=${f.label === ""}>any</option>
         ${(this.project?.labels ?? []).map((l) => html`<option value=${l.id} ?selected=${l.id === f.label}>${l.name}</option>`)}
       </select></label>
-      <label>Image <select @change=${(e: Event) => this.setFilter({ image: num(e) })}>
+      <label>Image <select @change=${(e: Event) => { this.setFilter({ image: num(e) }); }}>
         <option value="" ?selected=${f.image === ""}>any</option>
         ${this.imageList.map((i) => html`<option value=${i.id} ?selected=${i.id === f.image}>${i.original_name}</option>`)}
       </select></label>
@@ -216,7 +216,7 @@ export class ReviewPage extends ProjectRoomPage {
       ${a.review_state === "rejected" ? html`<span class="small rejection">Rejected: ${a.review_reason || "no reason given"}</span>` : nothing}
       <div class="row">
         ${a.review_state !== "accepted" ? html`<button class="primary" aria-label="Accept annotation ${a.id}" ?disabled=${this.busy} @click=${() => void this.review([a.id], "accepted")}>Accept</button>` : nothing}
-        ${a.review_state !== "rejected" ? html`<button aria-label="Reject annotation ${a.id}" ?disabled=${this.busy} @click=${() => this.openReject([a.id])}>Reject…</button>` : nothing}
+        ${a.review_state !== "rejected" ? html`<button aria-label="Reject annotation ${a.id}" ?disabled=${this.busy} @click=${() => { this.openReject([a.id]); }}>Reject…</button>` : nothing}
       </div>
     </li>`;
   }
@@ -237,7 +237,7 @@ export class ReviewPage extends ProjectRoomPage {
           ? html`<button class="primary" aria-keyshortcuts="A" ?disabled=${this.busy || chosen.length === 0} @click=${() => void this.review(chosen, "accepted")}>Accept selected (${chosen.length}) <kbd>A</kbd></button>`
           : nothing}
         ${state !== "rejected"
-          ? html`<button aria-keyshortcuts="R" ?disabled=${this.busy || chosen.length === 0} @click=${() => this.openReject(chosen)}>Reject selected (${chosen.length})… <kbd>R</kbd></button>`
+          ? html`<button aria-keyshortcuts="R" ?disabled=${this.busy || chosen.length === 0} @click=${() => { this.openReject(chosen); }}>Reject selected (${chosen.length})… <kbd>R</kbd></button>`
           : nothing}
       </div>
       ${this.filterBar()}

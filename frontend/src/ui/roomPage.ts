@@ -16,7 +16,7 @@ export abstract class ProjectRoomPage extends LitElement {
   override connectedCallback(): void {
     super.connectedCallback();
     void this.load();
-    this.socket = new ProjectSocket(this.projectId, (e) => this.onEvent(e), () => this.requestUpdate());
+    this.socket = new ProjectSocket(this.projectId, (e) => { this.onEvent(e); }, () => { this.requestUpdate(); });
   }
 
   override disconnectedCallback(): void {

@@ -39,20 +39,19 @@ function readAll(reader: FileSystemDirectoryReader): Promise<FileSystemEntry[]> 
   // readEntries answers in batches (100 in Chromium) until it answers an empty one.
   return new Promise((resolve, reject) => {
     const all: FileSystemEntry[] = [];
-    const next = (): void =>
-      reader.readEntries((batch) => {
+    const next = (): void => { reader.readEntries((batch) => {
         if (batch.length === 0) resolve(all);
         else {
           all.push(...batch);
           next();
         }
-      }, reject);
+      }, reject); };
     next();
   });
 }
 
 function fileOf(entry: FileSystemFileEntry): Promise<File> {
-  return new Promise((resolve, reject) => entry.file(resolve, reject));
+  return new Promise((resolve, reject) => { entry.file(resolve, reject); });
 }
 
 /** Every file of a drop, walking dropped folders breadth first (deep trees cost no stack). The
@@ -62,6 +61,8 @@ export async function fromDataTransfer(transfer: DataTransfer): Promise<Picked> 
   const loose: File[] = [];
   for (const item of Array.from(transfer.items)) {
     if (item.kind !== "file") continue;
+    // Absent from some DOMs (the typings say otherwise): then the item is a loose file.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
     const entry = item.webkitGetAsEntry?.();
     if (entry) entries.push(entry);
     else {
@@ -71,8 +72,8 @@ export async function fromDataTransfer(transfer: DataTransfer): Promise<Picked> 
   }
   const found: PickedFile[] = loose.map((file) => ({ file, path: file.name }));
   let skipped = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i] as FileSystemEntry;
+  // Folders push their children onto `entries`: the loop reaches them too.
+  for (const entry of entries) {
     if (entry.name.startsWith(".")) skipped++;
     else if (entry.isDirectory) entries.push(...(await readAll((entry as FileSystemDirectoryEntry).createReader())));
     else found.push({ file: await fileOf(entry as FileSystemFileEntry), path: entry.fullPath.replace(/^\//, "") });

@@ -57,7 +57,7 @@ export class UploadPanel extends LitElement {
       concurrency: CONCURRENCY,
       schedule: nextFrame,
     });
-    this.unsubscribe = this.queue.subscribe(() => this.onQueueChange());
+    this.unsubscribe = this.queue.subscribe(() => { this.onQueueChange(); });
   }
 
   override disconnectedCallback(): void {
@@ -123,10 +123,10 @@ export class UploadPanel extends LitElement {
   override render(): TemplateResult {
     const queue = this.queue;
     const t = queue?.totals;
-    const pickers = html`<input type="file" multiple hidden accept=${UPLOAD_ACCEPT} data-testid="upload-files-input" aria-label="Choose images or zip files" @change=${(e: Event) => this.pick(e)} />
-      <input type="file" multiple hidden webkitdirectory data-testid="upload-folder-input" aria-label="Choose a folder" @change=${(e: Event) => this.pick(e)} />
-      <button @click=${() => this.open("[data-testid=upload-files-input]")}>Upload files…</button>
-      <button @click=${() => this.open("[data-testid=upload-folder-input]")}>Upload folder…</button>`;
+    const pickers = html`<input type="file" multiple hidden accept=${UPLOAD_ACCEPT} data-testid="upload-files-input" aria-label="Choose images or zip files" @change=${(e: Event) => { this.pick(e); }} />
+      <input type="file" multiple hidden webkitdirectory data-testid="upload-folder-input" aria-label="Choose a folder" @change=${(e: Event) => { this.pick(e); }} />
+      <button @click=${() => { this.open("[data-testid=upload-files-input]"); }}>Upload files…</button>
+      <button @click=${() => { this.open("[data-testid=upload-folder-input]"); }}>Upload folder…</button>`;
     if (!queue || !t || t.files === 0) {
       return html`<section class="upload-panel" aria-label="Upload">
         <div class="toolbar">${pickers}<span class="small muted">or drop images, folders and zip files on the grid</span></div>
@@ -140,10 +140,10 @@ export class UploadPanel extends LitElement {
         <progress class="upload-overall" max=${t.bytes || 1} .value=${t.loaded} aria-label="Overall upload progress" data-testid="upload-overall"></progress>
         <span class="small" role="status" data-testid="upload-summary">${t.finished}/${t.files} files · ${t.imagesCreated} images added${t.duplicates ? ` · ${t.duplicates} duplicates` : ""}${t.failed ? ` · ${t.failed} failed` : ""}${t.cancelled ? ` · ${t.cancelled} cancelled` : ""}${this.skipped ? ` · ${this.skipped} skipped (not an image or zip)` : ""}</span>
         <span class="spacer"></span>
-        ${t.failed ? html`<button @click=${() => queue.retry()}>Retry failed uploads</button>` : nothing}
+        ${t.failed ? html`<button @click=${() => { queue.retry(); }}>Retry failed uploads</button>` : nothing}
         ${working
-          ? html`<button class="danger" @click=${() => queue.cancelAll()}>Cancel all uploads</button>`
-          : html`<button @click=${() => this.clear()}>Clear finished uploads</button>`}
+          ? html`<button class="danger" @click=${() => { queue.cancelAll(); }}>Cancel all uploads</button>`
+          : html`<button @click=${() => { this.clear(); }}>Clear finished uploads</button>`}
       </div>
       <div class="toolbar">
         <label class="small">Show

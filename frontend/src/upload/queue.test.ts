@@ -46,7 +46,7 @@ function manualSchedule(): { schedule: (flush: () => void) => void; flush: () =>
     flush: () => {
       const run = queued;
       queued = [];
-      run.forEach((f) => f());
+      run.forEach((f) => { f(); });
       return run.length;
     },
   };

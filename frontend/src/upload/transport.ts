@@ -42,6 +42,21 @@ export const DEFAULT_TRANSPORT_OPTIONS: TransportOptions = {
   backoff: (attempt) => Math.min(500 * 2 ** attempt, 10_000),
 };
 
+/** Throws the upload's AbortError once `signal` has fired (checked after each await). */
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw abortError();
+}
+
+/** A response body: its JSON, else its text (null when empty). */
+function parseBody(text: string): unknown {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
 function abortError(): Error {
   const error = new Error("Upload cancelled.");
   error.name = "AbortError";
@@ -85,7 +100,7 @@ export function createTransport(
     const form = new FormData();
     form.append("file", file, file.name);
     const response = await send({ method: "POST", url: `${base}/images/`, body: form, onProgress, signal });
-    if (signal.aborted) throw abortError();
+    throwIfAborted(signal);
     if (!ok(response)) throw new Error(errorMessage(response));
     return response.body as UploadOutcome;
   }
@@ -98,7 +113,7 @@ export function createTransport(
       headers: { "Content-Type": "application/json" },
       signal,
     });
-    if (signal.aborted) throw abortError();
+    throwIfAborted(signal);
     if (!ok(opened)) throw new Error(errorMessage(opened));
     const session = opened.body as SessionBody;
     const url = `${base}/uploads/${session.id}/`;
@@ -121,7 +136,7 @@ export function createTransport(
     let offset = session.offset;
     let failures = 0;
     for (;;) {
-      if (signal.aborted) throw abortError();
+      throwIfAborted(signal);
       const start = offset;
       const body = file.slice(start, Math.min(start + session.chunk_size, file.size));
       const response = await send({
@@ -129,10 +144,10 @@ export function createTransport(
         url,
         body,
         headers: { "Content-Type": "application/offset+octet-stream", "Upload-Offset": String(start) },
-        onProgress: (loaded) => onProgress(start + loaded),
+        onProgress: (loaded) => { onProgress(start + loaded); },
         signal,
       });
-      if (signal.aborted) throw abortError();
+      throwIfAborted(signal);
       if (ok(response)) {
         const answer = response.body as SessionBody;
         if (answer.result) return answer.result;
@@ -150,7 +165,7 @@ export function createTransport(
       if (++failures > options.retries) throw new Error(errorMessage(response));
       await wait(options.backoff(failures), signal);
       const status = await send({ method: "GET", url, signal });
-      if (signal.aborted) throw abortError();
+      throwIfAborted(signal);
       if (ok(status)) offset = (status.body as SessionBody).offset;
       else if (status.status !== 0 && status.status < 500) throw new Error(errorMessage(status));
     }
@@ -173,9 +188,9 @@ export function xhrSend(csrfToken: () => string): HttpSend {
       for (const [name, value] of Object.entries(request.headers ?? {})) xhr.setRequestHeader(name, value);
       if (request.onProgress) {
         const report = request.onProgress;
-        xhr.upload.onprogress = (event) => report(event.loaded);
+        xhr.upload.onprogress = (event) => { report(event.loaded); };
       }
-      const onAbort = (): void => xhr.abort();
+      const onAbort = (): void => { xhr.abort(); };
       request.signal.addEventListener("abort", onAbort);
       xhr.onloadend = () => {
         request.signal.removeEventListener("abort", onAbort);
@@ -183,13 +198,7 @@ export function xhrSend(csrfToken: () => string): HttpSend {
           reject(abortError());
           return;
         }
-        let body: unknown = null;
-        try {
-          body = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-        } catch {
-          body = xhr.responseText;
-        }
-        resolve({ status: xhr.status, body });
+        resolve({ status: xhr.status, body: parseBody(xhr.responseText) });
       };
       xhr.send(request.body ?? null);
     });

@@ -43,7 +43,7 @@ export abstract class WorkDialog extends LitElement {
       <div class="dialog work-dialog" role="dialog" aria-modal="true" aria-label=${title} data-testid=${testid}>
         <h2>${title}</h2>
         ${body}
-        <div class="row dialog-foot"><span class="spacer"></span><button @click=${() => this.close()} aria-keyshortcuts="Escape">Close <kbd>Esc</kbd></button></div>
+        <div class="row dialog-foot"><span class="spacer"></span><button @click=${() => { this.close(); }} aria-keyshortcuts="Escape">Close <kbd>Esc</kbd></button></div>
       </div>
     </div>`;
   }

@@ -33,11 +33,11 @@ export class ExportDialog extends WorkDialog {
     void this.refresh();
     work.jobOptions(this.projectId).then(
       (o) => {
-        this.tolerance = o.export["tolerance"] ?? null;
+        this.tolerance = o.export.tolerance ?? null;
         if (this.tolerance?.default != null) this.form = { ...this.form, tolerance: this.tolerance.default };
         this.requestUpdate();
       },
-      (error: unknown) => this.show(error),
+      (error: unknown) => { this.show(error); },
     );
   }
 
@@ -100,7 +100,7 @@ export class ExportDialog extends WorkDialog {
 
   private checks(legend: string, values: (string | number)[], chosen: (string | number)[], name: (v: string | number) => string, set: (v: string | number, on: boolean) => void): TemplateResult {
     return html`<fieldset><legend>${legend}</legend>
-      ${values.map((v) => html`<label class="small"><input type="checkbox" .checked=${chosen.includes(v)} @change=${(e: Event) => set(v, checked(e))} /> ${name(v)}</label>`)}
+      ${values.map((v) => html`<label class="small"><input type="checkbox" .checked=${chosen.includes(v)} @change=${(e: Event) => { set(v, checked(e)); }} /> ${name(v)}</label>`)}
     </fieldset>`;
   }
 
@@ -127,26 +127,26 @@ export class ExportDialog extends WorkDialog {
       "export-dialog",
       html`<form class="fields" @submit=${(e: Event) => { e.preventDefault(); void this.start(); }}>
           <label class="field"><span>Format</span>
-            <select name="format" @change=${(e: Event) => this.set({ choice: (e.target as HTMLSelectElement).value })}>
+            <select name="format" @change=${(e: Event) => { this.set({ choice: (e.target as HTMLSelectElement).value }); }}>
               ${FORMAT_CHOICES.map((c) => html`<option value=${c.id} ?selected=${c.id === f.choice}>${c.name}</option>`)}
             </select>
           </label>
           ${choice.polygons && tol
             ? html`<label class="field"><span>Polygon tolerance (px, ${tol.min}–${tol.max})</span>
                 <input type="number" min=${tol.min} max=${tol.max} step=${optionStep(tol)} .value=${String(f.tolerance)}
-                  @change=${(e: Event) => this.set({ tolerance: clampOption(Number((e.target as HTMLInputElement).value), tol) })} /></label>`
+                  @change=${(e: Event) => { this.set({ tolerance: clampOption(Number((e.target as HTMLInputElement).value), tol) }); }} /></label>`
             : nothing}
           ${choice.split
             ? html`<label class="field"><span>Validation split (${Math.round(f.valSplit * 100)} % of images)</span>
                 <input type="range" min="0" max="0.5" step="0.05" .value=${String(f.valSplit)} aria-label="Validation split"
-                  @input=${(e: Event) => this.set({ valSplit: Number((e.target as HTMLInputElement).value) })} /></label>`
+                  @input=${(e: Event) => { this.set({ valSplit: Number((e.target as HTMLInputElement).value) }); }} /></label>`
             : nothing}
-          ${this.checks("Image status (none: all)", STATUSES, f.status, (v) => String(v).replace("_", " "), (v, on) => this.set({ status: toggle(f.status, String(v), on) }))}
-          ${this.checks("Review states", REVIEW_STATES, f.reviewStates, String, (v, on) => this.set({ reviewStates: toggle(f.reviewStates, String(v), on) }))}
+          ${this.checks("Image status (none: all)", STATUSES, f.status, (v) => String(v).replace("_", " "), (v, on) => { this.set({ status: toggle(f.status, String(v), on) }); })}
+          ${this.checks("Review states", REVIEW_STATES, f.reviewStates, String, (v, on) => { this.set({ reviewStates: toggle(f.reviewStates, String(v), on) }); })}
           ${this.labels.length
-            ? this.checks("Labels (none: all)", this.labels.map((l) => l.id), f.labels, (v) => this.labels.find((l) => l.id === v)?.name ?? String(v), (v, on) => this.set({ labels: toggle(f.labels, Number(v), on) }))
+            ? this.checks("Labels (none: all)", this.labels.map((l) => l.id), f.labels, (v) => this.labels.find((l) => l.id === v)?.name ?? String(v), (v, on) => { this.set({ labels: toggle(f.labels, Number(v), on) }); })
             : nothing}
-          <label class="small"><input type="checkbox" .checked=${f.includeImages} @change=${(e: Event) => this.set({ includeImages: checked(e) })} /> Include the image files</label>
+          <label class="small"><input type="checkbox" .checked=${f.includeImages} @change=${(e: Event) => { this.set({ includeImages: checked(e) }); }} /> Include the image files</label>
           <div class="row"><button class="primary" type="submit" ?disabled=${this.busy || f.reviewStates.length === 0}>Start export</button>
             ${f.reviewStates.length === 0 ? html`<span class="small error">Pick at least one review state.</span>` : nothing}</div>
         </form>

@@ -22,7 +22,7 @@ describe("export requests", () => {
   });
 
   it("formats without a split do not send one", () => {
-    expect(exportRequest({ ...base, choice: "png", valSplit: 0.3 }).options["val_split"]).toBeUndefined();
+    expect(exportRequest({ ...base, choice: "png", valSplit: 0.3 }).options.val_split).toBeUndefined();
     expect(exportRequest({ ...base, choice: "unknown" }).format).toBe("coco");
   });
 });

@@ -43,15 +43,15 @@ export function exportRequest(form: ExportForm): { format: ExportFormat; options
   const choice = formatChoice(form.choice);
   const options: Record<string, unknown> = { include_images: form.includeImages };
   if (choice.polygons) {
-    options["mask_format"] = "polygons";
-    options["tolerance"] = form.tolerance;
+    options.mask_format = "polygons";
+    options.tolerance = form.tolerance;
   }
-  if (choice.split && form.valSplit > 0) options["val_split"] = form.valSplit;
+  if (choice.split && form.valSplit > 0) options.val_split = form.valSplit;
   const filters: Record<string, unknown> = {};
-  if (form.status.length) filters["status"] = form.status;
-  if (form.labels.length) filters["labels"] = form.labels;
-  if (form.reviewStates.length) filters["review_states"] = form.reviewStates;
-  if (Object.keys(filters).length) options["filters"] = filters;
+  if (form.status.length) filters.status = form.status;
+  if (form.labels.length) filters.labels = form.labels;
+  if (form.reviewStates.length) filters.review_states = form.reviewStates;
+  if (Object.keys(filters).length) options.filters = filters;
   return { format: choice.format, options };
 }
 
@@ -75,7 +75,7 @@ export function segmentOutcome(jobs: SegmentJob[]): string {
   const kept = done.reduce((n, j) => n + j.annotations, 0);
   const parts: string[] = [];
   if (done.length > 0 && kept === 0) {
-    const threshold = done[0]?.options["pred_iou_thresh"];
+    const threshold = done[0]?.options.pred_iou_thresh;
     const now = typeof threshold === "number" ? ` (now ${threshold})` : "";
     parts.push(`0 masks kept — try a lower predicted-IoU threshold${now}.`);
   } else if (kept > 0) {

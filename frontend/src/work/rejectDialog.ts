@@ -22,7 +22,7 @@ export class RejectDialog extends WorkDialog {
     return this.frame(
       `Reject ${what}`,
       "reject-dialog",
-      html`<form class="fields" @submit=${(e: Event) => this.submit(e)}>
+      html`<form class="fields" @submit=${(e: Event) => { this.submit(e); }}>
         <label class="field"><span>Reason (shown to the annotator)</span>
           <textarea name="reason" rows="3" required maxlength=${MAX_REASON_CHARS} autofocus
             @input=${(e: Event) => { this.reason = (e.target as HTMLTextAreaElement).value; this.requestUpdate(); }}></textarea>

@@ -33,7 +33,7 @@ export class SegmentDialog extends WorkDialog {
         for (const [name, option] of Object.entries(o.segment)) if (option.default !== null) this.values[name] = option.default;
         this.requestUpdate();
       },
-      (error: unknown) => this.fail(error),
+      (error: unknown) => { this.fail(error); },
     );
   }
 
@@ -89,7 +89,7 @@ export class SegmentDialog extends WorkDialog {
         placeholder="model default" ?disabled=${this.running} aria-describedby="hint-${name}"
         @change=${(e: Event) => {
           const input = e.target as HTMLInputElement;
-          if (input.value === "") delete this.values[name];
+          if (input.value === "") this.values = Object.fromEntries(Object.entries(this.values).filter(([key]) => key !== name));
           else this.values[name] = clampOption(Number(input.value), option);
           input.value = this.values[name] === undefined ? "" : String(this.values[name]);
         }} /></label>
@@ -117,7 +117,7 @@ export class SegmentDialog extends WorkDialog {
           : nothing}
         ${outcome && !this.running ? html`<p role="status" data-testid="segment-outcome">${outcome}</p>` : nothing}
         ${outcome.includes("ready") && !this.running
-          ? html`<p><a href="/projects/${this.projectId}/review" @click=${() => this.close()}>Review the proposals</a></p>`
+          ? html`<p><a href="/projects/${this.projectId}/review" @click=${() => { this.close(); }}>Review the proposals</a></p>`
           : nothing}
         ${this.error ? html`<p class="error" role="alert">${this.error}</p>` : nothing}`,
     );

@@ -14,7 +14,8 @@ import torch
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT
-from samapp.ml.training import TrainConfig, train_sam_tiny
+from samapp.ml.train_config import TrainConfig
+from samapp.ml.training import train_sam_tiny
 
 TORCH_THREADS = 2
 

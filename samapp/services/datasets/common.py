@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
+from samapp.choices import ExportFormat, ImageStatus, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.masks import is_hole, mask_to_polygons, rle_to_mask
-from samapp.models import ExportFormat, Image, ImageStatus, Label, Project, ReviewState
+from samapp.models import Image, Label, Project
 from samapp.selectors.datasets import DEFAULT_REVIEW_STATES, DatasetFilters, DatasetItem
 
 # Fixed entry timestamps: the same data gives the same archive bytes.
@@ -62,7 +63,9 @@ def _bool(value: Any, where: str, problems: list[str]) -> bool:
     return value
 
 
-def _choices(value: Any, where: str, allowed: tuple[str, ...], problems: list[str]) -> tuple:
+def _choices(
+    value: Any, where: str, allowed: tuple[str, ...], problems: list[str]
+) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value):
         problems.append(f"{where}: expected a list drawn from {', '.join(allowed)}")
         return ()
@@ -173,6 +176,13 @@ class ExportRun:
     items: Iterable[DatasetItem]
     options: ExportOptions
     progress: Callable[[], None]
+
+
+class ExportWriter(Protocol):
+    """A dataset format: writes one run's labels and items into `run.sink` (one module per
+    format, `export_<format>.py`; `exports.WRITERS` maps `ExportFormat` to it)."""
+
+    def __call__(self, run: ExportRun, /) -> None: ...
 
 
 # ---------------------------------------------------------------- polygons

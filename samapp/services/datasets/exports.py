@@ -5,7 +5,6 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -17,14 +16,16 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from samapp.choices import ExportFormat, JobState
 from samapp.errors import ApplicationError, PermissionDeniedError
-from samapp.models import ExportFormat, ExportJob, JobState, Project
+from samapp.models import ExportJob, Project
 from samapp.realtime.contract import JOB_PROGRESS, ExportProgress, JobStateName
 from samapp.realtime.events import broadcast
 from samapp.selectors.datasets import dataset_count, dataset_iter, dataset_labels
 from samapp.services.datasets.common import (
     ExportOptions,
     ExportRun,
+    ExportWriter,
     ZipSink,
     export_options_clean,
 )
@@ -34,6 +35,7 @@ from samapp.services.datasets.export_label_studio import label_studio_write
 from samapp.services.datasets.export_png import png_write
 from samapp.services.datasets.export_voc import voc_write
 from samapp.services.datasets.export_yolo import yolo_write
+from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.job_limits import job_quota_check, project_setting
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 0.5
 
 
-WRITERS: dict[str, Callable[[ExportRun], None]] = {
+WRITERS: dict[str, ExportWriter] = {
     ExportFormat.COCO: coco_write,
     ExportFormat.YOLO: yolo_write,
     ExportFormat.PNG: png_write,
@@ -73,12 +75,7 @@ def export_job_create(
     )
     _job_event(job)
 
-    def enqueue() -> None:
-        from samapp.tasks import export_run_task
-
-        export_run_task.delay(job.id)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit("export_run_task", job.id)
     return job
 
 

@@ -20,18 +20,17 @@ from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.masks import mask_to_rle
-from samapp.models import AnnotationSource, Image, Label, Project, ReviewState
+from samapp.models import Image, Label, Project
 from samapp.services.annotations import annotations_bulk_create
+from samapp.services.datasets.parse_cvat import cvat_object_to_rle, cvat_parse
+from samapp.services.datasets.parse_label_studio import label_studio_parse, ls_result_to_mask
 from samapp.services.datasets.parsers import (
     Problems,
     coco_parse,
     coco_segmentation_to_rle,
-    cvat_object_to_rle,
-    cvat_parse,
-    label_studio_parse,
-    ls_result_to_mask,
     yolo_classes_parse,
     yolo_labels_parse,
     yolo_names_parse,
@@ -42,8 +41,8 @@ from samapp.services.uploads import (
     ARCHIVE_ERRORS,
     IGNORED_ARCHIVE_NAMES,
     CheckedImage,
-    _archive_entry_problem,
     _read_capped,
+    archive_problems,
     image_check,
     images_create,
 )
@@ -106,21 +105,10 @@ def _archive_read(name: str, stream: BinaryIO) -> _Archive:
     problems = Problems()
     result = _Archive()
     with archive:
-        infos = archive.infolist()
-        if len(infos) > settings.SAM_MAX_ARCHIVE_ENTRIES:
-            raise ApplicationError(f"{name}: more than {settings.SAM_MAX_ARCHIVE_ENTRIES} entries.")
-        seen: set[str] = set()
-        total = 0
-        for info in infos:
-            problem = _archive_entry_problem(info, seen)
-            seen.add(info.filename)
-            total += info.file_size
-            if problem:
-                problems.add("", problem)
-        if total > settings.SAM_MAX_ARCHIVE_TOTAL_BYTES:
-            problems.add(name, f"{total} bytes uncompressed is over the limit")
+        for problem in archive_problems(name=name, archive=archive):
+            problems.add("", problem)
         problems.raise_if_any(f"{name}: archive rejected")
-        for info in infos:
+        for info in archive.infolist():
             path = info.filename
             if info.is_dir() or any(part in path for part in IGNORED_ARCHIVE_NAMES):
                 continue

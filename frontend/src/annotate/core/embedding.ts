@@ -216,7 +216,7 @@ export class EmbeddingMachine {
       } else {
         this.set("failed", result.error);
       }
-    } else if (status === "failed" || status === "error") {
+    } else if (status === "failed") {
       this.set("failed", info.error || FAILED);
     } else {
       this.set("pending");
@@ -236,7 +236,7 @@ export class EmbeddingMachine {
     }
     if (event.event === "model.download") {
       const m = event.payload;
-      if (!this.pending || m.key !== this.pending.key) return false;
+      if (m.key !== this.pending?.key) return false;
       if (m.state === "failed") this.endPending(`The download of ${m.title} failed (${m.error}): ${this.modelKey} stays in use.`);
       else {
         this.pending = { key: m.key, percent: m.percent };

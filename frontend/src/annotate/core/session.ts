@@ -161,7 +161,7 @@ export class PromptSession {
   private matchingPreview(prompt: Prompt, maskInput: Float32Array | null, key: string): SentDecode | null {
     const preview = this.lastPreview;
     const p0 = prompt.points[0];
-    if (!preview || maskInput || prompt.box || prompt.points.length !== 1 || !p0 || p0.label !== 1) return null;
+    if (!preview || maskInput || prompt.box || prompt.points.length !== 1 || p0?.label !== 1) return null;
     const near = Math.abs(preview.point.x - p0.x) < 0.5 && Math.abs(preview.point.y - p0.y) < 0.5;
     return preview.key === key && near ? preview.sent : null;
   }

@@ -60,7 +60,7 @@ export interface WorkspaceModel {
 function commandButton(w: WorkspaceModel, command: Command, text: string, options: { disabled?: boolean; cls?: string; testid?: string } = {}): TemplateResult {
   const b = BINDINGS[command];
   return html`<button class=${options.cls ?? ""} data-testid=${options.testid ?? command} ?disabled=${options.disabled ?? false}
-    aria-keyshortcuts=${b.aria} title="${text} (${b.label})" @click=${() => w.run(command)}>${text} <kbd>${b.label}</kbd></button>`;
+    aria-keyshortcuts=${b.aria} title="${text} (${b.label})" @click=${() => { w.run(command); }}>${text} <kbd>${b.label}</kbd></button>`;
 }
 
 function value(e: Event): string {
@@ -73,7 +73,7 @@ function labelsSection(w: WorkspaceModel, labels: Label[]): TemplateResult {
     <h3>Label <kbd title="next label">${BINDINGS["next-label"].label}</kbd></h3>
     <div class="labels" role="group" aria-label="Labels">
       ${labels.map((l) => html`<button class="label ${l.id === w.labelId ? "on" : ""}" aria-pressed=${l.id === w.labelId ? "true" : "false"}
-        data-testid="label-${l.name}" @click=${() => w.set({ labelId: l.id })}><span class="swatch" style=${styleMap({ background: l.color })}></span>${l.name}</button>`)}
+        data-testid="label-${l.name}" @click=${() => { w.set({ labelId: l.id }); }}><span class="swatch" style=${styleMap({ background: l.color })}></span>${l.name}</button>`)}
     </div>
     ${manager
       ? html`<form class="row new-label" @submit=${(e: Event) => { e.preventDefault(); w.addLabel(e.target as HTMLFormElement); }}>
@@ -82,7 +82,7 @@ function labelsSection(w: WorkspaceModel, labels: Label[]): TemplateResult {
           <button type="submit">Add label</button>
         </form>`
       : nothing}
-    <label class="small">Opacity <kbd>${BINDINGS.opacity.label}</kbd> <input type="range" min="0.1" max="1" step="0.05" .value=${String(w.opacity)} @input=${(e: Event) => w.set({ opacity: Number(value(e)) })} /></label>
+    <label class="small">Opacity <kbd>${BINDINGS.opacity.label}</kbd> <input type="range" min="0.1" max="1" step="0.05" .value=${String(w.opacity)} @input=${(e: Event) => { w.set({ opacity: Number(value(e)) }); }} /></label>
   </section>`;
 }
 
@@ -93,7 +93,7 @@ function maskSection(w: WorkspaceModel): TemplateResult {
     ${s.decode && !s.edited
       ? html`<div class="candidates" data-testid="candidates" role="group" aria-label="Candidate masks">
           ${s.decode.candidates.map((c, i) => html`<button class="cand ${i === s.selected ? "on" : ""}" data-testid="candidate-${i + 1}" aria-pressed=${i === s.selected ? "true" : "false"}
-            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${iouScore(c.iou).toFixed(2)}" @click=${() => w.run(`candidate-${i + 1}` as Command)}><kbd>${i + 1}</kbd> IoU ${iouScore(c.iou).toFixed(2)}</button>`)}
+            aria-keyshortcuts=${String(i + 1)} aria-label="Candidate ${i + 1}, predicted IoU ${iouScore(c.iou).toFixed(2)}" @click=${() => { w.run(`candidate-${i + 1}` as Command); }}><kbd>${i + 1}</kbd> IoU ${iouScore(c.iou).toFixed(2)}</button>`)}
         </div>`
       : html`<p class="small muted">${s.edited ? "Edited by hand." : "Click an object, or drag a box."}</p>`}
     <div class="row">
@@ -115,7 +115,7 @@ function annotationList(w: WorkspaceModel, labels: Label[]): TemplateResult {
       ${list.map(({ data: a }) => html`<li class=${a.id === w.store.selected ? "on" : ""} data-testid="annotation-item" data-id=${a.id}>
         <span class="swatch" style=${styleMap({ background: w.colorOf(a.label) })}></span>
         <button class="link" aria-pressed=${a.id === w.store.selected ? "true" : "false"} aria-label="Select annotation ${a.id}"
-          title="${a.source}${a.predicted_iou !== null ? `, predicted IoU ${a.predicted_iou.toFixed(2)}` : ""}, ${a.area} px, v${a.version}" @click=${() => w.select(a.id)}>#${a.id}</button>
+          title="${a.source}${a.predicted_iou !== null ? `, predicted IoU ${a.predicted_iou.toFixed(2)}` : ""}, ${a.area} px, v${a.version}" @click=${() => { w.select(a.id); }}>#${a.id}</button>
         <select aria-label="Label of annotation ${a.id}" @change=${(e: Event) => { const v = value(e); w.relabel(a.id, v ? Number(v) : null); }}>
           <option value="" ?selected=${a.label === null}>—</option>
           ${labels.map((l) => html`<option value=${l.id} ?selected=${l.id === a.label}>${l.name}</option>`)}
@@ -123,9 +123,9 @@ function annotationList(w: WorkspaceModel, labels: Label[]): TemplateResult {
         ${a.review_state !== "accepted" ? html`<span class="small muted">${a.review_state}</span>` : nothing}
         ${a.review_state === "rejected" ? html`<p class="rejection small" data-testid="rejection">Rejected: ${a.review_reason || "no reason given"}</p>` : nothing}
         <span class="spacer"></span>
-        <button class="link" title="Edit with brush / eraser (select, then M)" aria-label="Edit annotation ${a.id}" @click=${() => w.editAnnotation(a.id, false)}>edit</button>
-        <button class="link" title="Refine with clicks (select, then R)" aria-label="Refine annotation ${a.id}" @click=${() => w.editAnnotation(a.id, true)}>refine</button>
-        <button class="link danger" title="Delete (select, then Delete)" aria-label="Delete annotation ${a.id}" @click=${() => w.deleteAnnotation(a.id)}>✕</button>
+        <button class="link" title="Edit with brush / eraser (select, then M)" aria-label="Edit annotation ${a.id}" @click=${() => { w.editAnnotation(a.id, false); }}>edit</button>
+        <button class="link" title="Refine with clicks (select, then R)" aria-label="Refine annotation ${a.id}" @click=${() => { w.editAnnotation(a.id, true); }}>refine</button>
+        <button class="link danger" title="Delete (select, then Delete)" aria-label="Delete annotation ${a.id}" @click=${() => { w.deleteAnnotation(a.id); }}>✕</button>
       </li>`)}
     </ul>
   </section>`;
@@ -152,7 +152,7 @@ function modelSection(w: WorkspaceModel): TemplateResult {
       : nothing}
     ${e.pendingEnded
       ? html`<p class="small" role="status" data-testid="model-pending-ended">${e.pendingEnded}
-          <button class="link" aria-label="Dismiss the model notice" @click=${() => e.dismissPendingEnded()}>✕</button></p>`
+          <button class="link" aria-label="Dismiss the model notice" @click=${() => { e.dismissPendingEnded(); }}>✕</button></p>`
       : nothing}
   </section>`;
 }
@@ -171,7 +171,7 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
       <span class="conn conn-${w.connection}" data-testid="connection" role="status">${w.connection === "open" ? "live" : w.connection}</span>
     </div>
     <label class="small">Image status
-      <select data-testid="image-status" @change=${(e: Event) => w.setImageStatus(value(e))}>
+      <select data-testid="image-status" @change=${(e: Event) => { w.setImageStatus(value(e)); }}>
         ${STATUSES.map((st) => html`<option value=${st} ?selected=${w.image?.status === st}>${st.replace("_", " ")}</option>`)}
       </select>
     </label>
@@ -184,19 +184,19 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
       <h3>Tool</h3>
       <div class="seg" role="group" aria-label="Tools">
         ${TOOLS.map(([t, name, command]) => html`<button class=${w.tool === t ? "on" : ""} aria-pressed=${w.tool === t ? "true" : "false"} data-testid="tool-${t}"
-          aria-keyshortcuts=${BINDINGS[command].aria} @click=${() => w.run(command)}>${name} <kbd>${BINDINGS[command].label}</kbd></button>`)}
+          aria-keyshortcuts=${BINDINGS[command].aria} @click=${() => { w.run(command); }}>${name} <kbd>${BINDINGS[command].label}</kbd></button>`)}
       </div>
       ${w.tool !== "sam"
-        ? html`<label class="small">Brush ${w.brushRadius}px <kbd>[ ]</kbd> <input type="range" min="1" max="100" .value=${String(w.brushRadius)} @input=${(e: Event) => w.set({ brushRadius: Number(value(e)) })} /></label>`
+        ? html`<label class="small">Brush ${w.brushRadius}px <kbd>[ ]</kbd> <input type="range" min="1" max="100" .value=${String(w.brushRadius)} @input=${(e: Event) => { w.set({ brushRadius: Number(value(e)) }); }} /></label>`
         : nothing}
     </section>
     ${labelsSection(w, labels)}
     ${maskSection(w)}
     <section aria-label="View">
       <h3>View</h3>
-      <label class="small"><input type="checkbox" .checked=${w.polygonView} aria-keyshortcuts="P" @change=${(e: Event) => w.set({ polygonView: (e.target as HTMLInputElement).checked })} data-testid="polygon-toggle" /> Polygons <kbd>P</kbd></label>
+      <label class="small"><input type="checkbox" .checked=${w.polygonView} aria-keyshortcuts="P" @change=${(e: Event) => { w.set({ polygonView: (e.target as HTMLInputElement).checked }); }} data-testid="polygon-toggle" /> Polygons <kbd>P</kbd></label>
       ${w.polygonView
-        ? html`<label class="small">Simplify ${w.tolerance.toFixed(1)}px <input type="range" min="0" max="10" step="0.5" data-testid="tolerance" .value=${String(w.tolerance)} @input=${(e: Event) => w.set({ tolerance: Number(value(e)) })} /></label>`
+        ? html`<label class="small">Simplify ${w.tolerance.toFixed(1)}px <input type="range" min="0" max="10" step="0.5" data-testid="tolerance" .value=${String(w.tolerance)} @input=${(e: Event) => { w.set({ tolerance: Number(value(e)) }); }} /></label>`
         : nothing}
       <div class="row">
         ${commandButton(w, "fit", "Fit")}
@@ -212,7 +212,7 @@ export function sidePanel(w: WorkspaceModel): TemplateResult {
 function statusBanner(w: WorkspaceModel): TemplateResult | typeof nothing {
   const e = w.embedding;
   if (e.modelError)
-    return html`<div class="banner error" role="alert">The decoder could not be loaded: ${e.modelError} <button @click=${() => w.reloadModel()}>Retry</button></div>`;
+    return html`<div class="banner error" role="alert">The decoder could not be loaded: ${e.modelError} <button @click=${() => { w.reloadModel(); }}>Retry</button></div>`;
   if (!e.model)
     return html`<div class="banner" role="status" data-testid="model-loading"><span class="spinner"></span>${
       e.switching ? `The project now uses ${e.switching}: loading its decoder…` : "Loading the SAM decoder…"
@@ -236,8 +236,8 @@ export function notices(w: WorkspaceModel): TemplateResult {
   return html`<div class="stage-notices" data-testid="notices">
     ${statusBanner(w)}
     ${w.connection === "reconnecting" ? html`<div class="banner warn" role="status" data-testid="reconnecting">Reconnecting to the live room… your edits still save.</div>` : nothing}
-    ${w.error ? html`<div class="banner error" role="alert">${w.error} <button class="link" @click=${() => w.set({ error: "" })}>Dismiss</button></div>` : nothing}
-    ${w.notice ? html`<div class="banner info" role="status" data-testid="notice">${w.notice} <button class="link" aria-label="Dismiss notice" @click=${() => w.set({ notice: "" })}>✕</button></div>` : nothing}
+    ${w.error ? html`<div class="banner error" role="alert">${w.error} <button class="link" @click=${() => { w.set({ error: "" }); }}>Dismiss</button></div>` : nothing}
+    ${w.notice ? html`<div class="banner info" role="status" data-testid="notice">${w.notice} <button class="link" aria-label="Dismiss notice" @click=${() => { w.set({ notice: "" }); }}>✕</button></div>` : nothing}
   </div>`;
 }
 
@@ -263,9 +263,9 @@ export function conflictDialog(w: WorkspaceModel, c: Conflict, resolve: (choice:
           theirs && mine ? html`, overlap IoU ${maskIoU(theirs.mask, mine).toFixed(2)}` : nothing
         }). Their version is shown on the canvas now.</p>
       <div class="row">
-        <button data-testid="conflict-mine" @click=${() => resolve("mine")}>Keep mine</button>
-        <button data-testid="conflict-theirs" @click=${() => resolve("theirs")}>Keep theirs</button>
-        ${mine ? html`<button data-testid="conflict-merge" @click=${() => resolve("merge")}>Merge (union)</button>` : nothing}
+        <button data-testid="conflict-mine" @click=${() => { resolve("mine"); }}>Keep mine</button>
+        <button data-testid="conflict-theirs" @click=${() => { resolve("theirs"); }}>Keep theirs</button>
+        ${mine ? html`<button data-testid="conflict-merge" @click=${() => { resolve("merge"); }}>Merge (union)</button>` : nothing}
       </div>
     </div>
   </div>`;

@@ -1,0 +1,100 @@
+"""What the decoder exports share (``onnx_export``, ``fast_decoder``, ``sam2_onnx``): the opset,
+tracing a module to an ONNX file, dynamic int8 quantization of its weights, and storing a
+graph under its content hash."""
+
+import contextlib
+import hashlib
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from segment_anything.modeling import Sam
+from torch import nn
+
+OPSET = 17
+# The number of prompt points is the one dynamic axis of every decoder graph.
+POINT_AXES = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+
+
+def require_cpu_float32(model: Sam) -> None:
+    """Raise ValueError unless ``model`` is on the CPU in float32 (what export traces)."""
+    if model.pixel_mean.device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
+        raise ValueError("Export needs the model on the CPU in float32")
+
+
+def trace_to_onnx(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    names: tuple[list[str], list[str]],
+    path: Path,
+    dynamic_axes: dict[str, dict[int, str]],
+) -> None:
+    """Trace ``module`` on ``inputs`` into ``path`` (TorchScript exporter, opset ``OPSET``,
+    constants folded); ``names`` are the graph's (input names, output names)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # dynamo=False is meant
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            export_params=True,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
+
+
+@contextlib.contextmanager
+def _root_logger_level(level: int) -> Iterator[None]:
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def quantize_weights(source: Path, target: Path, **options: Any) -> None:
+    """Write ``source`` with QUInt8 dynamically quantized weights to ``target``, then delete
+    ``source``; ``options`` go to onnxruntime's ``quantize_dynamic``."""
+    with _root_logger_level(logging.ERROR):  # the quantizer logs every tensor to root
+        quantize_dynamic(source, target, weight_type=QuantType.QUInt8, **options)
+    source.unlink()
+
+
+def _io_spec(values: Any) -> list[dict[str, Any]]:
+    """Names, element types and shapes (symbolic dims as strings) of graph inputs/outputs."""
+    return [
+        {
+            "name": v.name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name,
+            "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim],
+        }
+        for v in values
+    ]
+
+
+def store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
+    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")
+    graph = onnx.load(str(final), load_external_data=False).graph
+    return {
+        "filename": final.name,
+        "sha256": sha256,
+        "bytes": len(data),
+        "inputs": _io_spec(graph.input),
+        "outputs": _io_spec(graph.output),
+    }
