@@ -191,6 +191,33 @@ def serve(env: dict[str, str], data_dir: Path) -> Iterator[str]:
         log.close()
 
 
+def run_scenario(
+    script: str,
+    scenario: dict[str, Any],
+    out_dir: Path,
+    *,
+    timeout: int = 900,
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run a playwright-core script of ``frontend/e2e`` on `scenario` (written as JSON into
+    `out_dir`); its result is the JSON it wrote to ``scenario["outFile"]`` (empty if none)."""
+    config = out_dir / "scenario.json"
+    config.write_text(json.dumps(scenario))
+    run = subprocess.run(
+        ["node", script],
+        cwd=FRONTEND,
+        env={**(env or os.environ), "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    result_path = Path(scenario["outFile"])
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    print("\n" + run.stdout[-6000:])
+    return run, result
+
+
 def _depth(mask: np.ndarray) -> np.ndarray:
     """Distance of each pixel to the nearest background pixel, the image border included."""
     import cv2
@@ -278,20 +305,7 @@ def browser_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     """Runs the whole browser scenario once; the tests below judge its parts."""
     out_dir = tmp_path_factory.mktemp("e2e-run")
     scenario = _scenario(server, out_dir)
-    config = out_dir / "scenario.json"
-    config.write_text(json.dumps(scenario))
-    run = subprocess.run(
-        ["node", "e2e/run.mjs"],
-        cwd=FRONTEND,
-        env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    result_path = Path(scenario["outFile"])
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    print("\n" + run.stdout[-6000:])
+    run, result = run_scenario("e2e/run.mjs", scenario, out_dir, timeout=900)
     if result.get("latency"):
         lat = result["latency"]
         print(

@@ -14,7 +14,6 @@ admin page, no API call from the test. Any page or console error fails it.
 import io
 import json
 import os
-import subprocess
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +23,12 @@ import numpy as np
 import pytest
 
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    FRONTEND,
     PASSWORD,
     ROOT,
     _depth,
     _manage,
     _missing,
+    run_scenario,
     serve,
 )
 
@@ -123,20 +121,7 @@ def full_job(
             str(ROOT / "docs" / "screens") if os.environ.get("SAM_E2E_SCREENSHOTS") == "1" else None
         ),
     }
-    config = out_dir / "scenario.json"
-    config.write_text(json.dumps(scenario))
-    run = subprocess.run(
-        ["node", "e2e/full_job.mjs"],
-        cwd=FRONTEND,
-        env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    result_path = Path(scenario["outFile"])
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    print("\n" + run.stdout[-6000:])
+    run, result = run_scenario("e2e/full_job.mjs", scenario, out_dir, timeout=1200)
     return {"run": run, "result": result, "scenario": scenario, "server": empty_server}
 
 

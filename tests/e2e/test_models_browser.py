@@ -11,7 +11,6 @@ The decoders are exported as ``fast_multi`` + ``lowres_multi`` only (what the br
 sam_tiny anyway), which keeps MobileSAM's export short on two cores.
 """
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,14 +23,13 @@ import pytest
 from samapp.ml.registry import MODELS
 from tests.download_host import DownloadHostHandler, download_host, refused_base_url
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    FRONTEND,
     PASSWORD,
     ROOT,
     _depth,
     _manage,
     _missing,
     _skip_or_fail,
+    run_scenario,
     serve,
     server_env,
 )
@@ -132,18 +130,8 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             "cutUrl": f"{host}/cut",
             "outFile": str(result_path),
         }
-        config = out_dir / "scenario.json"
-        config.write_text(json.dumps(scenario))
         try:
-            run = subprocess.run(
-                ["node", "e2e/models.mjs"],
-                cwd=FRONTEND,
-                env={**env, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
+            run, result = run_scenario("e2e/models.mjs", scenario, out_dir, env=env)
         finally:
             DownloadHostHandler.cut.set()
             try:
@@ -152,8 +140,6 @@ def models_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
                 worker.kill()
                 worker_out, _ = worker.communicate()
             DownloadHostHandler.trickle.pop(spec.filename, None)
-        result = json.loads(result_path.read_text()) if result_path.exists() else {}
-        print("\n" + run.stdout[-6000:])
         yield {
             "run": run,
             "result": result,

@@ -8,21 +8,18 @@ through the pages; this test then checks what the server stored.
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    FRONTEND,
     PASSWORD,
     ROOT,
     _manage,
     _missing,
     _skip_or_fail,
+    run_scenario,
     serve,
 )
 
@@ -105,20 +102,7 @@ def pages_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
         "outFile": str(out_dir / "result.json"),
         "screenshotDir": str(shots) if shots else None,
     }
-    config = out_dir / "scenario.json"
-    config.write_text(json.dumps(scenario))
-    run = subprocess.run(
-        ["node", "e2e/project_pages.mjs"],
-        cwd=FRONTEND,
-        env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    result_path = Path(scenario["outFile"])
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    print("\n" + run.stdout[-6000:])
+    run, result = run_scenario("e2e/project_pages.mjs", scenario, out_dir, timeout=600)
     stored = _manage(server["env"], "shell", "-c", STORED)
     return {
         "run": run,

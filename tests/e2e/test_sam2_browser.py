@@ -13,8 +13,6 @@ predictor (``docs/models.md`` gives its IoU on these clicks), not the pipeline u
 """
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,13 @@ import pytest
 
 from samapp.ml.registry import MODELS
 from tests.e2e.test_browser import (
-    CHROMIUM,
-    FRONTEND,
     PASSWORD,
     _coco_annotations,
     _depth,
     _manage,
     _missing,
     _skip_or_fail,
+    run_scenario,
     serve,
     server_env,
 )
@@ -107,7 +104,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def sam2_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def sam2_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     reason = _missing()
     if reason:
         _skip_or_fail(reason)
@@ -142,20 +139,7 @@ def sam2_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             "outFile": str(out_dir / "result.json"),
             "exportFile": str(out_dir / "export.zip"),
         }
-        config = out_dir / "scenario.json"
-        config.write_text(json.dumps(scenario))
-        run = subprocess.run(
-            ["node", "e2e/sam2.mjs"],
-            cwd=FRONTEND,
-            env={**env, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    result_path = Path(scenario["outFile"])
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    print("\n" + run.stdout[-6000:])
+        run, result = run_scenario("e2e/sam2.mjs", scenario, out_dir, env=env)
     out = _manage(env, "shell", "-c", STORED.format(image_id=image_id))
     stored = json.loads(out.split("STORED", 1)[1])
     return {

@@ -11,13 +11,12 @@ error fails the run.
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, FRONTEND, PASSWORD, ROOT, _manage, server
+from tests.e2e.test_browser import PASSWORD, ROOT, _manage, run_scenario, server
 
 __all__ = ["server"]
 
@@ -97,20 +96,7 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         "badImport": str(bad_import),
         "screenshotDir": str(shots) if shots else None,
     }
-    config = out_dir / "scenario.json"
-    config.write_text(json.dumps(scenario))
-    run = subprocess.run(
-        ["node", "e2e/work_pages.mjs"],
-        cwd=FRONTEND,
-        env={**os.environ, "SAM_E2E_CONFIG": str(config), "CHROMIUM_PATH": CHROMIUM},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    result_path = Path(scenario["outFile"])
-    result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    print("\n" + run.stdout[-6000:])
+    run, result = run_scenario("e2e/work_pages.mjs", scenario, out_dir, timeout=900)
     return {"run": run, "result": result, "scenario": scenario, "server": server}
 
 
