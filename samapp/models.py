@@ -62,9 +62,7 @@ class Project(TimeStamped):
     embeddings_served_at = models.DateTimeField(null=True, blank=True)
     # Archived projects stay readable and listed apart; their members unarchive them.
     archived_at = models.DateTimeField(null=True, blank=True)
-    # The `seq` of the project's last annotation event (AnnotationEvent): incremented under
-    # the project lock by the transaction that records the event, so allocating a seq costs
-    # one UPDATE rather than a MAX over the log.
+    # The `seq` of the project's last AnnotationEvent: one UPDATE allocates the next, not a MAX.
     annotation_seq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
@@ -74,9 +72,8 @@ class Project(TimeStamped):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Saving a loaded project never writes `annotation_seq` back: the instance's copy may
-        be stale by the events recorded since it was read, and writing it would hand out
-        those seqs again. Only the event log's own UPDATE moves the counter."""
+        """Never writes `annotation_seq` back: a loaded copy may be stale, and writing it
+        would hand out seqs again; only the event log's own UPDATE moves the counter."""
         if not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [
                 field.name
