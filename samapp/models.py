@@ -57,8 +57,7 @@ class Project(TimeStamped):
     members = models.ManyToManyField(
         django_settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
-    # When an embedding worker last claimed work queued for this project: workers serve the
-    # project served least recently first (round-robin across projects).
+    # When a worker last claimed this project's embeddings: least recently served goes first.
     embeddings_served_at = models.DateTimeField(null=True, blank=True)
     # Archived projects stay readable and listed apart; their members unarchive them.
     archived_at = models.DateTimeField(null=True, blank=True)
