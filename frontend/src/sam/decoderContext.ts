@@ -60,7 +60,10 @@ function lruTrim<V>(cache: Map<string, V>, limit: number): void {
 export class DecoderContext implements Handlers {
   private session: ortWasm.InferenceSession | null = null;
   private prepareSession: ortWasm.InferenceSession | null = null;
-  private maskInputSession: ortWasm.InferenceSession | null = null;
+  // The refine graph is built after the first decode (or at the first refine), not in init:
+  // the first click should not wait for a session it does not use.
+  private maskInputLoad: (() => Promise<ortWasm.InferenceSession | null>) | null = null;
+  private maskInputSession: Promise<ortWasm.InferenceSession | null> | null = null;
   private model: DecoderModelInfo | null = null;
   private readonly prepared = new Map<string, Promise<Tensors>>();
   private lowSide = 0;
@@ -126,7 +129,8 @@ export class DecoderContext implements Handlers {
   private async decodeFeeds(key: string, embedding: Embedding, prompt: ReturnType<typeof buildPromptTensors>, maskInput: Float32Array | null): Promise<{ target: ortWasm.InferenceSession; inputs: Tensors }> {
     const main = this.session;
     if (!main) throw new Error("decoder not initialised");
-    const target = maskInput && this.maskInputSession ? this.maskInputSession : main;
+    const refine = maskInput ? await this.maskInputGraph() : null;
+    const target = refine ?? main;
     const ready = target === main ? await this.preparedFor(key, embedding.tensor) : null;
     return { target, inputs: this.feeds(target, embedding, ready, prompt, maskInput) };
   }
@@ -154,13 +158,55 @@ export class DecoderContext implements Handlers {
     this.session = await this.createSession(info, providers);
     const firstSessionMs = performance.now() - started;
     this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
-    this.maskInputSession = info.maskInputModel ? await this.createSession(info.maskInputModel, providers) : null;
     const sessionsMs = performance.now() - started;
     this.prepared.clear();
     this.model = info;
     this.lowSide = 4 * (info.embeddingShape[2] ?? 16);
     this.zeroMask = new Float32Array(this.lowSide * this.lowSide);
-    // Warm-up of every graph: the first run allocates and compiles kernels.
+    const refineModel = info.maskInputModel;
+    this.maskInputSession = null;
+    this.maskInputLoad = refineModel
+      ? async () => {
+          const refine = await this.createSession(refineModel, providers);
+          // Warm-up: the first run allocates and compiles kernels.
+          const { dummy, prompt } = this.warmUpInputs(info);
+          await this.exclusive(() => refine.run(this.feeds(refine, dummy, null, prompt, this.zeroMask)));
+          return refine;
+        }
+      : null;
+    // Warm-up of the click graphs: the first run allocates and compiles kernels.
+    const { dummy, prompt } = this.warmUpInputs(info);
+    const { target, inputs } = await this.decodeFeeds("", dummy, prompt, null);
+    await this.exclusive(() => target.run(inputs));
+    this.prepared.clear();
+    const result = {
+      backend,
+      threads: env.wasm.numThreads ?? 1,
+      crossOriginIsolated: this.scope.crossOriginIsolated,
+      loadMs: performance.now() - started,
+      sessionsMs,
+      firstSessionMs,
+    };
+    return { result };
+  }
+
+  /** The refine (mask-input) graph of the current model, built on first use; null when the
+   * model has none. A failed build is retried at the next use. */
+  private maskInputGraph(): Promise<ortWasm.InferenceSession | null> {
+    const load = this.maskInputLoad;
+    if (!load) return Promise.resolve(null);
+    if (!this.maskInputSession) {
+      const pending = load();
+      this.maskInputSession = pending;
+      pending.catch(() => {
+        if (this.maskInputSession === pending) this.maskInputSession = null;
+      });
+    }
+    return this.maskInputSession;
+  }
+
+  /** A zero embedding and a one-point prompt of the model's shapes, for warm-up runs. */
+  private warmUpInputs(info: DecoderModelInfo): { dummy: Embedding; prompt: ReturnType<typeof buildPromptTensors> } {
     const count = info.embeddingShape.reduce((a, b) => a * b, 1);
     const side = { height: info.imgSize, width: info.imgSize };
     const extra: Tensors = {};
@@ -174,20 +220,7 @@ export class DecoderContext implements Handlers {
       extra,
     };
     const prompt = buildPromptTensors({ points: [{ x: 1, y: 1, label: 1 }], box: null }, side, side, info.family !== "sam2");
-    for (const maskInput of this.maskInputSession ? [null, this.zeroMask] : [null]) {
-      const { target, inputs } = await this.decodeFeeds("", dummy, prompt, maskInput);
-      await this.exclusive(() => target.run(inputs));
-    }
-    this.prepared.clear();
-    const result = {
-      backend,
-      threads: env.wasm.numThreads ?? 1,
-      crossOriginIsolated: this.scope.crossOriginIsolated,
-      loadMs: performance.now() - started,
-      sessionsMs,
-      firstSessionMs,
-    };
-    return { result };
+    return { dummy, prompt };
   }
 
   private async loadEmbedding(ref: EmbeddingRef): Promise<Embedding> {
@@ -261,6 +294,8 @@ export class DecoderContext implements Handlers {
     const runStarted = performance.now();
     const output = await this.exclusive(() => target.run(inputs));
     const runMs = performance.now() - runStarted;
+    // The first answer is out: now build the refine graph, before the user asks for it.
+    void this.maskInputGraph().catch(() => undefined);
     const iouTensor = output.iou_predictions;
     const lowTensor = output.low_res_masks;
     if (!iouTensor || !lowTensor) throw new Error("decoder outputs lack iou_predictions/low_res_masks");
