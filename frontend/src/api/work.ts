@@ -51,7 +51,12 @@ export function problemsOf(error: unknown): string[] {
     const problems = (error.body as { problems?: unknown }).problems;
     if (Array.isArray(problems) && problems.length > 0) return problems.map(String);
   }
-  return [error instanceof Error ? error.message : String(error)];
+  return [messageOf(error)];
+}
+
+/** What went wrong, for a person to read. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export const work = {

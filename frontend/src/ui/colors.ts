@@ -12,7 +12,19 @@ export function paintMask(
   color: [number, number, number],
   alpha = 255,
 ): void {
-  for (let i = 0; i < mask.length; i++) {
+  paintRun(rgba, mask, 0, mask.length, color, alpha);
+}
+
+/** Paint the foreground pixels of mask[start, end) into `rgba`. */
+function paintRun(
+  rgba: Uint8ClampedArray,
+  mask: Uint8Array,
+  start: number,
+  end: number,
+  color: [number, number, number],
+  alpha: number,
+): void {
+  for (let i = start; i < end; i++) {
     if (mask[i]) {
       const o = i * 4;
       rgba[o] = color[0];
@@ -38,17 +50,7 @@ export function paintMaskInBox(
   const y0 = Math.max(0, Math.floor(by));
   const x1 = Math.min(width, Math.ceil(bx + bw));
   const y1 = Math.min(height, Math.ceil(by + bh));
-  for (let y = y0; y < y1; y++) {
-    for (let i = y * width + x0, end = y * width + x1; i < end; i++) {
-      if (mask[i]) {
-        const o = i * 4;
-        rgba[o] = color[0];
-        rgba[o + 1] = color[1];
-        rgba[o + 2] = color[2];
-        rgba[o + 3] = alpha;
-      }
-    }
-  }
+  for (let y = y0; y < y1; y++) paintRun(rgba, mask, y * width + x0, y * width + x1, color, alpha);
 }
 
 export const UNLABELLED_COLOR = "#ffd400";

@@ -2,7 +2,7 @@ import { html, type TemplateResult } from "lit";
 import { live } from "lit/directives/live.js";
 import { api } from "../api/client";
 import type { ImageItem, Project } from "../api/types";
-import { problemsOf, work, type Member } from "../api/work";
+import { messageOf, problemsOf, work, type Member } from "../api/work";
 import { config } from "../config";
 import type { PresenceUser, ServerEvent } from "../realtime/socket";
 import { fromDataTransfer } from "../upload/files";
@@ -13,7 +13,7 @@ import { Selection } from "../work/selection";
 import "../work/exportDialog";
 import "../work/importDialog";
 import "../work/segmentDialog";
-import { ProjectRoomPage } from "./roomPage";
+import { ProjectRoomPage, projectTeam } from "./roomPage";
 
 type Dialog = "export" | "import" | "segment" | null;
 
@@ -30,7 +30,6 @@ export class ImagesPage extends ProjectRoomPage {
   private status = "";
   private assignee = "";
   private error = "";
-  private loading = true;
   private readonly selection = new Selection();
   private assignTo = "";
   private dialog: Dialog = null;
@@ -58,26 +57,23 @@ export class ImagesPage extends ProjectRoomPage {
   }
 
   protected override async load(): Promise<void> {
-    this.loading = true;
-    this.requestUpdate();
-    try {
-      this.project ??= await api.project(this.projectId);
-      if (this.members.length === 0) this.members = await work.members(this.projectId).catch(() => []);
-      const page = await api.images(this.projectId, {
-        status: this.status,
-        assignee: this.assignee,
-        page: this.page,
-        page_size: 48,
-      });
-      this.images = page.results;
-      this.count = page.count;
-      this.selection.keepOnly(this.images.map((i) => i.id));
-      this.error = "";
-    } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
-    }
-    this.loading = false;
-    this.requestUpdate();
+    await this.whileLoading(async () => {
+      try {
+        [this.project, this.members] = await projectTeam(this.projectId, this.project, this.members);
+        const page = await api.images(this.projectId, {
+          status: this.status,
+          assignee: this.assignee,
+          page: this.page,
+          page_size: 48,
+        });
+        this.images = page.results;
+        this.count = page.count;
+        this.selection.keepOnly(this.images.map((i) => i.id));
+        this.error = "";
+      } catch (error) {
+        this.error = messageOf(error);
+      }
+    });
   }
 
   private canUpload(): boolean {

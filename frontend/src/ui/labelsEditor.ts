@@ -1,10 +1,12 @@
 /** The labels of a project with how many annotations each holds: add, rename, recolour and
  * delete (managers and owners). Deleting a label that annotations carry asks what becomes of
  * them: move them to another label, or delete them. */
-import { LitElement, html, nothing, type TemplateResult } from "lit";
+import { html, nothing, type TemplateResult } from "lit";
 import { ApiError, api } from "../api/client";
 import type { LabelDeletion, LabelWithCount } from "../api/types";
+import { messageOf } from "../api/work";
 import { nextLabelColor } from "./forms";
+import { ActionPage } from "./page";
 
 interface PendingDeletion {
   label: LabelWithCount;
@@ -17,7 +19,7 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-export class LabelsEditor extends LitElement {
+export class LabelsEditor extends ActionPage {
   projectId = 0;
   canManage = false;
   static override properties = { projectId: { type: Number }, canManage: { type: Boolean } };
@@ -26,41 +28,15 @@ export class LabelsEditor extends LitElement {
   private newName = "";
   private newColor = nextLabelColor([]);
   private deletion: PendingDeletion | null = null;
-  private error = "";
-  private notice = "";
 
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
-
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     try {
       this.labels = (await api.labels(this.projectId)).results;
       this.newColor = nextLabelColor(this.labels.map((l) => l.color));
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = messageOf(error);
     }
     this.requestUpdate();
-  }
-
-  private async act(action: () => Promise<unknown>, done: string): Promise<boolean> {
-    this.error = "";
-    this.notice = "";
-    try {
-      await action();
-      this.notice = done;
-      await this.load();
-      return true;
-    } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
-      this.requestUpdate();
-      return false;
-    }
   }
 
   private async add(event: SubmitEvent): Promise<void> {
@@ -89,7 +65,7 @@ export class LabelsEditor extends LitElement {
       // Annotations took the label meanwhile: ask after all.
       const count = error instanceof ApiError ? (error.body as { annotation_count?: number } | null)?.annotation_count : undefined;
       if (count !== undefined) this.askDeletion(label, count);
-      else this.error = error instanceof Error ? error.message : String(error);
+      else this.error = messageOf(error);
       this.requestUpdate();
     }
   }

@@ -2,17 +2,19 @@
  * never says whether the account exists), pending invitations (cancel), members with their
  * role (change, remove) and "Leave project". Managers and owners manage; only owners hand out
  * or take away ownership; the server keeps the last owner. */
-import { LitElement, html, nothing, type TemplateResult } from "lit";
+import { html, nothing, type TemplateResult } from "lit";
 import { api } from "../api/client";
 import type { Member, Project, ProjectInvitation, Role } from "../api/types";
+import { messageOf } from "../api/work";
 import { config } from "../config";
+import { ActionPage } from "./page";
 import { projectNav } from "./projectNav";
 import { navigate } from "./router";
 
 const ROLES: readonly Role[] = ["owner", "manager", "annotator", "reviewer", "viewer"];
 const MANAGERS = new Set(["owner", "manager"]);
 
-export class MembersPage extends LitElement {
+export class MembersPage extends ActionPage {
   projectId = 0;
   static override properties = { projectId: { type: Number } };
 
@@ -22,17 +24,6 @@ export class MembersPage extends LitElement {
   private identifier = "";
   private inviteRole: Role = "annotator";
   private confirmLeave = false;
-  private error = "";
-  private notice = "";
-
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
 
   private get canManage(): boolean {
     return MANAGERS.has(this.project?.role ?? "");
@@ -42,7 +33,7 @@ export class MembersPage extends LitElement {
     return this.project?.role === "owner";
   }
 
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     try {
       this.project = await api.project(this.projectId);
       const [members, invitations] = await Promise.all([
@@ -52,24 +43,9 @@ export class MembersPage extends LitElement {
       this.members = members.results;
       this.invitations = invitations?.results ?? [];
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = messageOf(error);
     }
     this.requestUpdate();
-  }
-
-  private async act(action: () => Promise<unknown>, done: string): Promise<boolean> {
-    this.error = "";
-    this.notice = "";
-    try {
-      await action();
-      this.notice = done;
-      await this.load();
-      return true;
-    } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
-      this.requestUpdate();
-      return false;
-    }
   }
 
   private async invite(event: SubmitEvent): Promise<void> {
@@ -93,7 +69,7 @@ export class MembersPage extends LitElement {
       await api.leaveProject(this.projectId);
       navigate("/");
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = messageOf(error);
       this.requestUpdate();
     }
   }

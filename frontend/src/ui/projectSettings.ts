@@ -2,13 +2,15 @@
  * annotation counts); the model (present models only, a pending switch shown); the defaults of
  * segment everything and exports within the bounds the server reports; archive and delete
  * (typing the project's name). Managers and owners change; deleting is the owners'. */
-import { LitElement, html, nothing, type TemplateResult } from "lit";
+import { html, nothing, type TemplateResult } from "lit";
 import { ApiError, api } from "../api/client";
 import type { ProjectDetail, ProjectUpdate, RegistryModel, ReviewPolicy } from "../api/types";
+import { messageOf } from "../api/work";
 import { fieldError } from "./fieldError";
 import { boundAttributes, boundProblem, formErrors, type FormErrors } from "./forms";
 import "./labelsEditor";
 import { baseModelKey, modelStateText } from "./modelState";
+import { LoadingPage } from "./page";
 import { projectNav } from "./projectNav";
 import { navigate } from "./router";
 
@@ -22,7 +24,7 @@ const SETTING_TITLES: Record<string, string> = {
 };
 const MANAGERS = new Set(["owner", "manager"]);
 
-export class ProjectSettingsPage extends LitElement {
+export class ProjectSettingsPage extends LoadingPage {
   projectId = 0;
   static override properties = { projectId: { type: Number } };
 
@@ -37,27 +39,18 @@ export class ProjectSettingsPage extends LitElement {
   private notice = "";
   private busy = false;
 
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
-
   private get canManage(): boolean {
     return MANAGERS.has(this.project?.role ?? "");
   }
 
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     try {
       const [project, models] = await Promise.all([api.projectDetail(this.projectId), api.models()]);
       this.project = project;
       this.models = models.results;
       this.model = baseModelKey(project.default_model_key);
     } catch (error) {
-      this.errors = { general: error instanceof Error ? error.message : String(error), fields: new Map() };
+      this.errors = { general: messageOf(error), fields: new Map() };
     }
     this.requestUpdate();
   }
@@ -117,7 +110,7 @@ export class ProjectSettingsPage extends LitElement {
       await api.deleteProject(this.projectId);
       navigate("/");
     } catch (error) {
-      this.errors = { general: error instanceof Error ? error.message : String(error), fields: new Map() };
+      this.errors = { general: messageOf(error), fields: new Map() };
       this.requestUpdate();
     }
   }

@@ -1,34 +1,27 @@
 /** Projects page: the signed-in user's pending invitations (accept / decline), "New project",
  * their projects, and the archived ones apart. */
-import { LitElement, html, nothing, type TemplateResult } from "lit";
+import { html, nothing, type TemplateResult } from "lit";
 import { api } from "../api/client";
 import type { MyInvitation, Project } from "../api/types";
+import { messageOf } from "../api/work";
 import "./newProject";
+import { LoadingPage } from "./page";
 import { navigate } from "./router";
 
-export class ProjectsPage extends LitElement {
+export class ProjectsPage extends LoadingPage {
   private projects: Project[] | null = null;
   private invitations: MyInvitation[] = [];
   private error = "";
   private notice = "";
 
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    void this.load();
-  }
-
-  private async load(): Promise<void> {
+  protected override async load(): Promise<void> {
     try {
       const [projects, invitations] = await Promise.all([api.projects(), api.myInvitations()]);
       this.projects = projects.results;
       this.invitations = invitations.results;
       this.error = "";
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = messageOf(error);
     }
     this.requestUpdate();
   }
@@ -42,7 +35,7 @@ export class ProjectsPage extends LitElement {
         ? `You joined ${invitation.project.name} as ${invitation.role}.`
         : `You declined the invitation to ${invitation.project.name}.`;
     } catch (error) {
-      this.error = error instanceof Error ? error.message : String(error);
+      this.error = messageOf(error);
     }
     await this.load();
   }

@@ -11,7 +11,7 @@ import { applyEvent, filtersFromQuery, filtersToQuery, type ReviewFilters } from
 import "../work/rejectDialog";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
 import { projectNav } from "./projectNav";
-import { ProjectRoomPage } from "./roomPage";
+import { ProjectRoomPage, projectTeam } from "./roomPage";
 
 const STATES: [ReviewState, string][] = [
   ["proposed", "Pending review"],
@@ -33,7 +33,6 @@ export class ReviewPage extends ProjectRoomPage {
   private selected = new Set<number>();
   private filters: ReviewFilters = filtersFromQuery(location.search);
   private error = "";
-  private loading = true;
   private busy = false;
   /** The ids a reject dialog is open for. */
   private rejecting: number[] | null = null;
@@ -69,22 +68,19 @@ export class ReviewPage extends ProjectRoomPage {
   }
 
   protected override async load(): Promise<void> {
-    this.loading = true;
-    this.requestUpdate();
-    try {
-      this.project ??= await api.project(this.projectId);
-      if (this.members.length === 0) this.members = await work.members(this.projectId).catch(() => []);
-      if (this.imageList.length === 0) this.imageList = (await api.images(this.projectId, { page_size: 500 })).results;
-      const page = await work.annotations(this.projectId, this.filters);
-      this.items = page.results;
-      this.count = page.count;
-      this.selected.clear();
-      this.error = "";
-    } catch (error) {
-      this.error = problemsOf(error).join(" ");
-    }
-    this.loading = false;
-    this.requestUpdate();
+    await this.whileLoading(async () => {
+      try {
+        [this.project, this.members] = await projectTeam(this.projectId, this.project, this.members);
+        if (this.imageList.length === 0) this.imageList = (await api.images(this.projectId, { page_size: 500 })).results;
+        const page = await work.annotations(this.projectId, this.filters);
+        this.items = page.results;
+        this.count = page.count;
+        this.selected.clear();
+        this.error = "";
+      } catch (error) {
+        this.error = problemsOf(error).join(" ");
+      }
+    });
   }
 
   private setFilter(change: Partial<ReviewFilters>): void {

@@ -1,21 +1,33 @@
 /** Base of the project pages that follow the project's websocket room while shown. */
-import { LitElement } from "lit";
+import { api } from "../api/client";
+import type { Project } from "../api/types";
+import { work, type Member } from "../api/work";
 import { ProjectSocket, type ServerEvent } from "../realtime/socket";
+import { LoadingPage } from "./page";
 
-export abstract class ProjectRoomPage extends LitElement {
+/** The room's project, fetched once, and its members, fetched until there are some (a failed
+ * list leaves the member filters empty rather than failing the page). */
+export async function projectTeam(
+  projectId: number,
+  project: Project | null,
+  members: Member[],
+): Promise<[Project, Member[]]> {
+  return [
+    project ?? (await api.project(projectId)),
+    members.length > 0 ? members : await work.members(projectId).catch(() => []),
+  ];
+}
+
+export abstract class ProjectRoomPage extends LoadingPage {
   projectId = 0;
   static override properties = { projectId: { type: Number } };
 
+  /** Whether the page's data is being fetched; pages say "Loading…" meanwhile. */
+  protected loading = true;
   private socket: ProjectSocket | null = null;
-
-  /** Light DOM, so the app's stylesheet applies. */
-  protected override createRenderRoot(): HTMLElement {
-    return this;
-  }
 
   override connectedCallback(): void {
     super.connectedCallback();
-    void this.load();
     this.socket = new ProjectSocket(this.projectId, (e) => { this.onEvent(e); }, () => { this.requestUpdate(); });
   }
 
@@ -24,8 +36,14 @@ export abstract class ProjectRoomPage extends LitElement {
     super.disconnectedCallback();
   }
 
-  /** (Re)load the page's data from the REST API. */
-  protected abstract load(): Promise<void>;
+  /** Run `fetch` (which shows its own failure) with `loading` set, re-rendering before and after. */
+  protected async whileLoading(fetch: () => Promise<void>): Promise<void> {
+    this.loading = true;
+    this.requestUpdate();
+    await fetch();
+    this.loading = false;
+    this.requestUpdate();
+  }
 
   /** Apply one room event (a teammate's change, a job's progress, presence). */
   protected abstract onEvent(event: ServerEvent): void;

@@ -19,7 +19,6 @@ export class QueuePage extends ProjectRoomPage {
   private project: Project | null = null;
   private images: QueueImage[] = [];
   private rejections = new Map<number, Annotation[]>();
-  private loading = true;
   private error = "";
   private reloadTimer: ReturnType<typeof setTimeout> | null = null;
 
