@@ -21,6 +21,18 @@ from samapp.choices import (
 )
 
 
+def user_reference() -> "models.ForeignKey[Any, Any]":
+    """Who did something (created, uploaded, reviewed...): kept when the account goes, with
+    no reverse accessor on the user."""
+    return models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -47,13 +59,7 @@ class Project(TimeStamped):
         max_length=16, choices=ReviewPolicy.choices, default=ReviewPolicy.PROPOSED
     )
     settings = models.JSONField(default=default_project_settings, blank=True)
-    created_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
     members = models.ManyToManyField(
         django_settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -116,13 +122,7 @@ class Invitation(TimeStamped):
         related_name="invitations",
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
-    invited_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    invited_by = user_reference()
 
     class Meta:
         constraints = [
@@ -174,13 +174,7 @@ class Image(TimeStamped):
         on_delete=models.SET_NULL,
         related_name="assigned_images",
     )
-    uploaded_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    uploaded_by = user_reference()
 
     class Meta:
         constraints = [
@@ -276,13 +270,7 @@ class Annotation(TimeStamped):
     )
     # The last review decision: who made it, when, and the reason the author is shown.
     review_reason = models.CharField(max_length=1000, blank=True)
-    reviewed_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    reviewed_by = user_reference()
     reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -298,13 +286,7 @@ class Job(TimeStamped):
     )
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
 
     class Meta:
         abstract = True
@@ -417,13 +399,7 @@ class ModelVersion(TimeStamped):
     # The project's model key when this version was activated: where a rollback returns.
     previous_model_key = models.CharField(max_length=64, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    created_by = user_reference()
 
     class Meta:
         constraints = [
@@ -488,13 +464,7 @@ class ModelDownload(TimeStamped):
     bytes_total = models.BigIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     switch_projects = models.JSONField(default=list, blank=True)
-    started_by = models.ForeignKey(
-        django_settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    started_by = user_reference()
 
     def __str__(self) -> str:
         return f"{self.model_key} ({self.state})"
