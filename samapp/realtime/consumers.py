@@ -282,6 +282,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.send(reply_to, self._state(None))
         self._send_presence()
 
+    async def project_event(self, message: dict[str, Any]) -> None:
+        """An event sent to this socket's own groups (the models group): every page cares
+        about model availability. Project events come through the room, not here."""
+        self.deliver(json.dumps({"event": message["event"], "payload": message["payload"]}))
+
     async def presence_leave(self, message: dict[str, Any]) -> None:
         if self.presence.pop(message["channel"], None) is not None:
             self._send_presence()

@@ -181,3 +181,21 @@ async def test_catch_up_replays_every_missed_event(
     await socket.send_json_to({"action": "catch_up", "after": "x"})
     assert (await receive_until(socket, "error"))["payload"]["detail"]
     await socket.disconnect()
+
+
+async def test_a_models_event_reaches_every_socket_and_keeps_it_open(connect, project) -> None:
+    from samapp.realtime import contract
+    from samapp.realtime.events import broadcast_models
+
+    connected, communicator = await connect(project.id, "viewer")
+    assert connected
+    await receive_until(communicator, "hello")
+    payload = {"key": "mobile_sam", "state": "downloading", "percent": 12.5}
+    await sync_to_async(broadcast_models)(event=contract.MODEL_DOWNLOAD, payload=payload)  # type: ignore[arg-type]
+    message = await receive_until(communicator, "model.download")
+    assert message["payload"] == payload
+    # The consumer is still serving: it answers a catch-up after the event.
+    await communicator.send_json_to({"action": "catch_up", "after": 0})
+    caught_up = await receive_until(communicator, "caught_up")
+    assert caught_up["payload"]["more"] is False
+    await communicator.disconnect()
