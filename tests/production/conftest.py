@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import connect, pg_database_url, token_for
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
@@ -125,3 +127,7 @@ def run_scenario(env: dict[str, str], *args: str, timeout: float = 300) -> dict:
     )
     assert done.returncode == 0, f"scenario {args}:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# Shared with the in-process websocket tests; listed so that linters see them used.
+__all__ = ["connect", "pg_database_url", "token_for"]
