@@ -33,7 +33,9 @@ __all__ = ["start_worker"]  # the fixture
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-A_IMAGES = 30
+# Enough that A still has a queue when B's upload lands: the encoder can take 0.15 s an
+# image while B's upload (a fresh Django process) takes seconds.
+A_IMAGES = 60
 JOBS_WORKER_ARGS = ("-Q", "default", *WORKER_ARGS[2:])
 
 
@@ -66,10 +68,12 @@ def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
 
     a = run_scenario(env, "project", "Fair share A")["project_id"]
     b = run_scenario(env, "project", "Fair share B")["project_id"]
-    a_ids = run_scenario(env, "upload-to", str(a), str(A_IMAGES), "500")["embedding_ids"]
+    first = run_scenario(env, "upload-to", str(a), "2", "500")["embedding_ids"]
+    wait_for(lambda: len(ready_at(pg_migrated, first)) == 2, 240, "A's first embeddings", log)
     job_id = run_scenario(env, "segment", str(a), "64")["job_id"]
-    wait_for(lambda: len(ready_at(pg_migrated, a_ids)) >= 2, 240, "A's first embeddings", log)
     wait_for(lambda: job_state(pg_migrated, job_id) == "running", 240, "A's job", jobs_log)
+    # A's bulk upload lands once its job runs, so that B arrives while A's queue is long.
+    a_ids = run_scenario(env, "upload-to", str(a), str(A_IMAGES), "502")["embedding_ids"]
 
     state_at_upload = job_state(pg_migrated, job_id)
     a_before = len(ready_at(pg_migrated, a_ids))
@@ -94,6 +98,8 @@ def test_one_image_of_b_overtakes_a_bulk_upload_and_a_maximal_job_of_a(
         f"{state_at_upload} at B's upload, {state_at_ready} at B's ready"
     )
     assert overtaken_by <= 2, log.read_text(errors="replace")[-4000:]
+    a_ready_at_upload = sum(1 for at in a_done.values() if at < uploaded_at)
+    assert a_ready_at_upload < A_IMAGES, "A's queue was empty when B arrived: nothing was tested"
     assert len(a_done) < A_IMAGES  # B did not wait for A's whole upload
     received = "Task samapp.tasks.segment_job_run_task["
     assert received in jobs_log.read_text(errors="replace")
