@@ -672,7 +672,7 @@ var e=globalThis,t=e.ShadowRoot&&(e.ShadyCSS===void 0||e.ShadyCSS.nativeShadow)&
       </form>
     </section>`}renderDanger(e){let t=e.role===`owner`;return w`<section class="panel" aria-labelledby="danger-title">
       <h2 id="danger-title">Archive or delete</h2>
-      <p class="small">${e.archived_at?w`Archived on ${new Date(e.archived_at).toLocaleDateString()}: listed apart on the projects page.`:`An archived project keeps everything and is listed apart; unarchive it any time.`}</p>
+      <p class="small">${e.archived_at?w`Archived on ${new Date(e.archived_at).toLocaleDateString()}: listed apart on the projects page.`:`An archived project stays readable and exportable but takes no new annotations, reviews, uploads or jobs; unarchive it any time.`}</p>
       ${e.archived_at?w`<button ?disabled=${this.busy} @click=${()=>void this.save({archived:!1},`Project unarchived.`)}>
             Unarchive project</button>`:this.confirmArchive?w`<div class="row" role="group" aria-label="Confirm archiving">
               <span>Archive ${e.name}?</span>

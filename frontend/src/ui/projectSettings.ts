@@ -212,7 +212,7 @@ export class ProjectSettingsPage extends LoadingPage {
       <h2 id="danger-title">Archive or delete</h2>
       <p class="small">${p.archived_at
         ? html`Archived on ${new Date(p.archived_at).toLocaleDateString()}: listed apart on the projects page.`
-        : "An archived project keeps everything and is listed apart; unarchive it any time."}</p>
+        : "An archived project stays readable and exportable but takes no new annotations, reviews, uploads or jobs; unarchive it any time."}</p>
       ${p.archived_at
         ? html`<button ?disabled=${this.busy} @click=${() => void this.save({ archived: false }, "Project unarchived.")}>
             Unarchive project</button>`
