@@ -98,7 +98,7 @@ def main() -> None:
     for name in args.only:
         for seed in args.seeds:
             options = {**JOB, "steps": args.steps, "lr": args.lr, **VARIANTS[name], "seed": seed}
-            config = FinetuneConfig(**options)  # type: ignore[arg-type]
+            config = FinetuneConfig.from_options(options)
             if config.trains_encoder:
                 samples = [make_image_sample(base, s.image, s.masks) for s in train]
             else:

@@ -15,9 +15,9 @@ from samapp.api.pagination import StandardPagination
 from samapp.api.permissions import ProjectScopedMixin
 from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
-from samapp.models import Annotation, Image, Label
+from samapp.models import Annotation, Image
 from samapp.roles import Capability
-from samapp.selectors.projects import annotation_list, label_list
+from samapp.selectors.projects import annotation_list
 from samapp.services.annotations import (
     annotation_create,
     annotation_delete,
@@ -152,17 +152,7 @@ def _with_etag(response: Response, annotation: Annotation) -> Response:
     return response
 
 
-class AnnotationScopedMixin(ProjectScopedMixin):
-    def label_for(self, label_id: int | None) -> Label | None:
-        if label_id is None:
-            return None
-        label = label_list(project=self.project).filter(pk=label_id).first()
-        if label is None:
-            raise ApplicationError(f"No label {label_id} in this project.")
-        return label
-
-
-class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
+class ImageAnnotationListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.ANNOTATE}
 
     def _image(self, image_id: int) -> Image:
@@ -184,7 +174,6 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
         data = dict(serializer.validated_data)
         data.pop("version", None)
         data.pop("review_reason", None)
-        data["label"] = self.label_for(data.get("label"))
         annotation = annotation_create(
             image=image,
             author=self.user,
@@ -195,7 +184,7 @@ class ImageAnnotationListCreateApi(AnnotationScopedMixin, APIView):
         return _with_etag(response, annotation)
 
 
-class AnnotationListApi(AnnotationScopedMixin, APIView):
+class AnnotationListApi(ProjectScopedMixin, APIView):
     class FilterSerializer(serializers.Serializer[Any]):
         image = IdField(required=False)
         review_state = serializers.ChoiceField(choices=ReviewState.choices, required=False)
@@ -221,7 +210,7 @@ class AnnotationListApi(AnnotationScopedMixin, APIView):
         return paginator.get_paginated_response(AnnotationOutput(page, many=True).data)
 
 
-class AnnotationDetailApi(AnnotationScopedMixin, APIView):
+class AnnotationDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.ANNOTATE}
 
     def _annotation(self, annotation_id: int) -> Annotation:
@@ -246,8 +235,6 @@ class AnnotationDetailApi(AnnotationScopedMixin, APIView):
         data = dict(serializer.validated_data)
         expected = _expected_version(request, data)
         data.pop("version", None)
-        if "label" in data:
-            data["label"] = self.label_for(data["label"])
         updated = annotation_update(
             annotation=annotation, expected_version=expected, data=data, actor=self.membership
         )

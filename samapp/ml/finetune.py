@@ -22,8 +22,9 @@ the ViT models' decoder.
 
 import copy
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -44,7 +45,6 @@ from samapp.ml.encoder_adapt import (
     merge_lora,
 )
 from samapp.ml.evaluation import InteractiveResult, evaluate_interactive
-from samapp.ml.model_keys import EncoderMode
 from samapp.ml.train_config import TrainConfig
 from samapp.ml.training import make_optimizer, optimizer_step
 
@@ -52,6 +52,10 @@ TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
 
 FLIP_PROBABILITY = 0.5  # of each flip (and the transpose) in image augmentation
+
+
+# A training sample of either family (``FinetuneSample``, ``sam2_finetune.Sam2FinetuneSample``).
+SampleT = TypeVar("SampleT")
 
 
 @dataclass(frozen=True)
@@ -75,71 +79,67 @@ class FinetuneSample:
     input_size: tuple[int, int] = (0, 0)
 
 
+# SAM's recipe as fine-tuning runs it: a short schedule from a trained model, whose decoder
+# already separates objects (no dice-only phase), and three simulated interaction rounds.
+FINETUNE_RECIPE = replace(
+    TrainConfig(),
+    steps=300,
+    images_per_step=4,
+    lr=1e-3,
+    warmup_steps=20,
+    focal_warmup_steps=0,
+    iterations=3,
+    box_probability=0.2,
+)
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Fine-tuning hyperparameters; loss weights and prompt simulation come from
-    ``TrainConfig`` (see ``train_config``).
+    """Fine-tuning hyperparameters.
 
     Attributes:
-      steps: optimisation steps.
-      images_per_step: images per step, drawn without replacement within each epoch.
+      recipe: the schedule, loss weights and prompt simulation (``TrainConfig``: ``steps``,
+        ``images_per_step`` drawn without replacement within each epoch, peak AdamW ``lr``
+        with linear warmup over ``warmup_steps`` and cosine decay, ``iterations`` simulated
+        interaction rounds per object, ``box_probability``, ``seed``...).
       max_objects: objects per image per step (a random subset of larger images).
-      lr: peak AdamW learning rate (linear warmup over ``warmup_steps``, cosine decay).
       train_prompt_encoder: also train the prompt encoder (the mask decoder always is).
-      iterations: simulated interaction rounds per object (1 = first prompt only).
-      box_probability: share of images whose first prompt is a noisy box.
-      seed: seeds the image order and the simulated prompts.
       augment: with a trained encoder, show each image flipped and (when square)
         transposed at random: the encoder sees the project's few images in 4 to 8 poses.
-      encoder_mode, encoder_blocks, encoder_rank, encoder_lr_scale: how the image
-        encoder is adapted (``EncoderAdaptConfig``; "frozen" trains the decoder on
-        stored embeddings).
+      encoder: how the image encoder is adapted (``EncoderAdaptConfig``; "frozen" trains
+        the decoder on stored embeddings).
       decoder_lr_scale: the decoder modules' learning rate relative to ``lr``; 0 keeps
         them frozen (only the encoder adapts).
     """
 
-    steps: int = 300
-    images_per_step: int = 4
+    recipe: TrainConfig = FINETUNE_RECIPE
     max_objects: int = 16
-    lr: float = 1e-3
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
     train_prompt_encoder: bool = False
-    iterations: int = 3
-    box_probability: float = 0.2
-    seed: int = 0
     augment: bool = True
-    encoder_mode: EncoderMode = "frozen"
-    encoder_blocks: int = 0
-    encoder_rank: int = 4
-    encoder_lr_scale: float = 1.0
+    encoder: EncoderAdaptConfig = field(default_factory=EncoderAdaptConfig)
     decoder_lr_scale: float = 1.0
 
-    def encoder_config(self) -> EncoderAdaptConfig:
-        return EncoderAdaptConfig(
-            mode=self.encoder_mode,
-            blocks=self.encoder_blocks,
-            rank=self.encoder_rank,
-            lr_scale=self.encoder_lr_scale,
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "FinetuneConfig":
+        """The config of flat options, as a training job stores them: ``TrainConfig``'s names
+        (``steps``, ``lr``...) for the recipe, the encoder's prefixed ``encoder_``
+        (``encoder_mode``, ``encoder_rank``...); other names are ignored."""
+
+        def picked(names: set[str], prefix: str = "") -> dict[str, Any]:
+            return {n: options[prefix + n] for n in names if prefix + n in options}
+
+        own = {f.name for f in fields(cls)} - {"recipe", "encoder"}
+        return cls(
+            recipe=replace(FINETUNE_RECIPE, **picked({f.name for f in fields(TrainConfig)})),
+            encoder=EncoderAdaptConfig(
+                **picked({f.name for f in fields(EncoderAdaptConfig)}, "encoder_")
+            ),
+            **picked(own),
         )
 
     @property
     def trains_encoder(self) -> bool:
-        return self.encoder_mode != "frozen"
-
-    def train_config(self) -> TrainConfig:
-        """The ``TrainConfig`` holding this run's loss weights and prompt simulation."""
-        return replace(
-            TrainConfig(),
-            seed=self.seed,
-            steps=self.steps,
-            lr=self.lr,
-            warmup_steps=self.warmup_steps,
-            weight_decay=self.weight_decay,
-            focal_warmup_steps=0,  # the decoder already separates objects: no dice-only phase
-            iterations=self.iterations,
-            box_probability=self.box_probability,
-        )
+        return self.encoder.mode != "frozen"
 
 
 @dataclass
@@ -261,17 +261,31 @@ def apply_trained_state(sam: Sam, state_dict: dict[str, Tensor]) -> Sam:
     """
     own = sam.state_dict()
     plain = {k: v for k, v in state_dict.items() if not is_lora_key(k)}
-    allowed = (*TRAINED_PREFIXES, ENCODER_PREFIX)
-    foreign = sorted(k for k in plain if k not in own or not k.startswith(allowed))
-    if foreign:
-        raise KeyError(f"Not fine-tunable keys of this model: {foreign[:5]}")
-    for prefix in TRAINED_PREFIXES:
-        expected = {k for k in own if k.startswith(prefix)}
-        given = {k for k in plain if k.startswith(prefix)}
-        if given and given != expected:
-            raise KeyError(f"Partial {prefix[:-1]} state: missing {sorted(expected - given)[:5]}")
+    trained_keys_check(own, plain, (*TRAINED_PREFIXES, ENCODER_PREFIX), TRAINED_PREFIXES)
     sam.load_state_dict({**own, **plain}, strict=True)
     return merge_lora(sam, {k: v for k, v in state_dict.items() if is_lora_key(k)})
+
+
+def trained_keys_check(
+    own: Mapping[str, Tensor],
+    state: Mapping[str, Tensor],
+    allowed: tuple[str, ...],
+    modules: tuple[str, ...],
+) -> None:
+    """Check a trained ``state`` against the model's ``own`` state dict before loading it.
+
+    Raises:
+      KeyError: a key of ``state`` is unknown to ``own`` or starts with none of ``allowed``,
+        or a module (a prefix of ``modules``) is only partly present (a mismatched base model).
+    """
+    foreign = sorted(k for k in state if k not in own or not k.startswith(allowed))
+    if foreign:
+        raise KeyError(f"Not fine-tunable keys of this model: {foreign[:5]}")
+    for prefix in modules:
+        expected = {k for k in own if k.startswith(prefix)}
+        given = {k for k in state if k.startswith(prefix)}
+        if given and given != expected:
+            raise KeyError(f"Partial {prefix[:-1]} state: missing {sorted(expected - given)[:5]}")
 
 
 def combine_states(parent: dict[str, Tensor], child: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -305,11 +319,11 @@ def _trainable(sam: Sam, config: FinetuneConfig) -> list[dict[str, object]]:
         for module in modules:
             module.requires_grad_(True)
         params = [p for module in modules for p in module.parameters()]
-        groups.append({"params": params, "lr": config.lr * config.decoder_lr_scale})
-    encoder = config.encoder_config()
+        groups.append({"params": params, "lr": config.recipe.lr * config.decoder_lr_scale})
+    encoder = config.encoder
     encoder_params = adapt_encoder(sam, encoder)
     if encoder_params:
-        groups.append({"params": encoder_params, "lr": config.lr * encoder.lr_scale})
+        groups.append({"params": encoder_params, "lr": config.recipe.lr * encoder.lr_scale})
     return groups
 
 
@@ -329,7 +343,6 @@ def finetune_step(
     Returns:
       The loss and the mean IoU of the final simulated masks.
     """
-    train_config = config.train_config()
     device = next(sam.parameters()).device
     gts, boxes, inputs = [], [], []
     for sample in samples:
@@ -344,13 +357,13 @@ def finetune_step(
             gt = gt[keep[: config.max_objects]]
         gts.append(gt)
         draw = torch.rand((), generator=generator, device=device)
-        boxes.append(bool(draw < config.box_probability))
+        boxes.append(bool(draw < config.recipe.box_probability))
     if config.trains_encoder:
         embeddings = sam.image_encoder(torch.stack(inputs))
     else:
         embeddings = torch.stack([_required(s.embedding) for s in samples]).to(device)
-    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, train_config)
-    optimizer_step(optimizer, loss, train_config.grad_clip)
+    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config.recipe)
+    optimizer_step(optimizer, loss, config.recipe.grad_clip)
     return loss.item(), ious.mean().item()
 
 
@@ -358,6 +371,39 @@ def _required(tensor: Tensor | None) -> Tensor:
     if tensor is None:
         raise ValueError("A sample lacks the input this fine-tuning mode trains on")
     return tensor
+
+
+def finetune_loop(
+    samples: Sequence[SampleT],
+    recipe: TrainConfig,
+    device: torch.device,
+    train_batch: Callable[[list[SampleT], torch.Generator], tuple[float, float]],
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    on_step: Callable[[int, float, float], None] | None = None,
+) -> FinetuneResult:
+    """Run ``recipe.steps`` steps of ``train_batch`` (which steps the optimizer and returns
+    the batch's loss and mean IoU), each on ``recipe.images_per_step`` samples drawn without
+    replacement within each epoch; image order and prompts are seeded by ``recipe.seed``.
+    Returns the loss and IoU curves and the wall time (``state_dict`` left empty)."""
+    generator = torch.Generator(device=device).manual_seed(recipe.seed)
+    order = torch.Generator().manual_seed(recipe.seed)
+    queue: list[int] = []
+    result = FinetuneResult(state_dict={})
+    started = time.monotonic()
+    for step in range(1, recipe.steps + 1):
+        batch: list[SampleT] = []
+        while len(batch) < min(recipe.images_per_step, len(samples)):
+            if not queue:
+                queue = torch.randperm(len(samples), generator=order).tolist()
+            batch.append(samples[queue.pop()])
+        loss, iou = train_batch(batch, generator)
+        scheduler.step()
+        result.loss_curve.append(loss)
+        result.iou_curve.append(iou)
+        if on_step is not None:
+            on_step(step, loss, iou)
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def finetune(
@@ -385,30 +431,20 @@ def finetune(
     model = copy.deepcopy(sam)
     device = next(model.parameters()).device
     groups = _trainable(model, config)
-    optimizer, scheduler = make_optimizer(groups, config.train_config())
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    order = torch.Generator().manual_seed(config.seed)
-    queue: list[int] = []
-    result = FinetuneResult(state_dict={})
+    optimizer, scheduler = make_optimizer(groups, config.recipe)
     model.train()
-    started = time.monotonic()
-    for step in range(1, config.steps + 1):
-        batch: list[FinetuneSample] = []
-        while len(batch) < min(config.images_per_step, len(samples)):
-            if not queue:
-                queue = torch.randperm(len(samples), generator=order).tolist()
-            batch.append(samples[queue.pop()])
-        loss, iou = finetune_step(model, optimizer, batch, generator, config)
-        scheduler.step()
-        result.loss_curve.append(loss)
-        result.iou_curve.append(iou)
-        if on_step is not None:
-            on_step(step, loss, iou)
-    result.seconds = time.monotonic() - started
+    result = finetune_loop(
+        samples,
+        config.recipe,
+        device,
+        lambda batch, generator: finetune_step(model, optimizer, batch, generator, config),
+        scheduler,
+        on_step,
+    )
     model.eval()
     result.state_dict = {
         **trained_state_dict(model),
-        **encoder_state_dict(model, config.encoder_config()),
+        **encoder_state_dict(model, config.encoder),
     }
     return result
 

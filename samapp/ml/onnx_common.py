@@ -85,6 +85,20 @@ def _io_spec(values: Any) -> list[dict[str, Any]]:
     ]
 
 
+def export_plan(
+    out_dir: str | Path, variants: list[str] | None, known: list[str]
+) -> tuple[Path, list[str]]:
+    """The created ``out_dir`` and the variants to export (``known`` when ``variants`` is
+    None); raises ``ValueError`` naming any variant not in ``known``."""
+    names = variants or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown variants {unknown}; choose from {sorted(known)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, list(names)
+
+
 def store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
     """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
     data = path.read_bytes()

@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
 from samapp.ml.onnx_common import (
     POINT_AXES,
+    export_plan,
     quantize_weights,
     require_cpu_float32,
     store_hashed,
@@ -213,12 +214,7 @@ def export_decoders(
     one adds ``"parity"`` (``fast_decoder.mask_parity``). A lossy variant below
     ``PARITY_MIN_MEAN_IOU`` is not stored: ``manifest["rejected"][variant]`` says why.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = variants or DECODER_VARIANTS
-    unknown = sorted(set(names) - set(DECODER_VARIANTS))
-    if unknown:
-        raise ValueError(f"Unknown variants {unknown}; choose from {sorted(DECODER_VARIANTS)}")
+    out_dir, names = export_plan(out_dir, variants, DECODER_VARIANTS)
     mask_input = [FAST_VARIANTS[n].mask_input_variant for n in names if n in FAST_VARIANTS]
     names = list(dict.fromkeys([*names, *mask_input]))
     h, w = model.prompt_encoder.image_embedding_size

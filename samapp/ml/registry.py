@@ -92,9 +92,33 @@ _SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 _SAM2_AUTOMATIC = {"points_per_side": 32, "pred_iou_thresh": 0.8, "stability_score_thresh": 0.95}
 
 
+def _sam_spec(
+    key: str,
+    title: str,
+    build: Callable[[], AnySam],
+    filename: str,
+    sha256: str,
+    size_bytes: int,
+    runs_on: str = "GPU",
+) -> ModelSpec:
+    """An official SAM (ViT) checkpoint from Meta's download host."""
+    return ModelSpec(
+        name=key,
+        title=title,
+        build=build,
+        filename=filename,
+        url=_SAM_URL + filename,
+        sha256=sha256,
+        size_bytes=size_bytes,
+        automatic=_SAM_AUTOMATIC,
+        runs_on=runs_on,
+    )
+
+
 def _sam2_spec(
     key: str, title: str, sha256: str, size_bytes: int, runs_on: str = "CPU"
 ) -> ModelSpec:
+    """An official SAM 2.1 checkpoint from Meta's download host."""
     config = SAM2_CONFIGS[key]
     return ModelSpec(
         name=key,
@@ -114,38 +138,30 @@ def _sam2_spec(
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec(
-            name="sam_vit_b",
-            title="SAM ViT-B (91M)",
-            build=build_sam_vit_b,
-            filename="sam_vit_b_01ec64.pth",
-            url=_SAM_URL + "sam_vit_b_01ec64.pth",
-            sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-            size_bytes=375_042_383,
-            automatic=_SAM_AUTOMATIC,
+        _sam_spec(
+            "sam_vit_b",
+            "SAM ViT-B (91M)",
+            build_sam_vit_b,
+            "sam_vit_b_01ec64.pth",
+            "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+            375_042_383,
             runs_on="CPU (slow: ~1 min per image on 2 cores), GPU recommended",
         ),
-        ModelSpec(
-            name="sam_vit_l",
-            title="SAM ViT-L (308M)",
-            build=build_sam_vit_l,
-            filename="sam_vit_l_0b3195.pth",
-            url=_SAM_URL + "sam_vit_l_0b3195.pth",
-            sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-            size_bytes=1_249_524_607,
-            automatic=_SAM_AUTOMATIC,
-            runs_on="GPU",
+        _sam_spec(
+            "sam_vit_l",
+            "SAM ViT-L (308M)",
+            build_sam_vit_l,
+            "sam_vit_l_0b3195.pth",
+            "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+            1_249_524_607,
         ),
-        ModelSpec(
-            name="sam_vit_h",
-            title="SAM ViT-H (636M)",
-            build=build_sam_vit_h,
-            filename="sam_vit_h_4b8939.pth",
-            url=_SAM_URL + "sam_vit_h_4b8939.pth",
-            sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-            size_bytes=2_564_550_879,
-            automatic=_SAM_AUTOMATIC,
-            runs_on="GPU",
+        _sam_spec(
+            "sam_vit_h",
+            "SAM ViT-H (636M)",
+            build_sam_vit_h,
+            "sam_vit_h_4b8939.pth",
+            "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+            2_564_550_879,
         ),
         ModelSpec(
             name="mobile_sam",

@@ -16,7 +16,6 @@ already been through them. A version stores ``sam_mask_decoder.*`` and
 """
 
 import copy
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -31,7 +30,14 @@ from torch import Tensor, nn
 
 from samapp.ml.click_simulation import interactive_loss
 from samapp.ml.evaluation import InteractiveResult, _click_through
-from samapp.ml.finetune import EVAL_CLICKS, FinetuneConfig, FinetuneResult, interactive_metrics
+from samapp.ml.finetune import (
+    EVAL_CLICKS,
+    FinetuneConfig,
+    FinetuneResult,
+    finetune_loop,
+    interactive_metrics,
+    trained_keys_check,
+)
 from samapp.ml.sam2_embedding import Sam2ImageFeatures, sam2_predictor, set_sam2_predictor_features
 from samapp.ml.training import make_optimizer, optimizer_step
 
@@ -136,7 +142,6 @@ def sam2_batch_loss(
       The scalar float32 loss (mean over all objects) and the (sum N_i,) IoU of the final
       shown masks.
     """
-    train_config = config.train_config()
     device = next(view.parameters()).device
     losses, ious = [], []
     for sample, box in zip(samples, boxes, strict=True):
@@ -147,7 +152,7 @@ def sam2_batch_loss(
         features = sample.features
         view.mask_decoder.high_res = [f[None].to(device) for f in features.high_res_feats]
         embedding = features.image_embed[None].to(device)
-        loss, iou = interactive_loss(view, embedding, gt, generator, train_config, box)
+        loss, iou = interactive_loss(view, embedding, gt, generator, config.recipe, box)
         losses.append(loss * gt.shape[0])
         ious.append(iou)
     all_ious = torch.cat(ious)
@@ -184,14 +189,7 @@ def apply_sam2_trained_state(model: SAM2Base, state_dict: dict[str, Tensor]) -> 
         present (a mismatched base model).
     """
     own = model.state_dict()
-    foreign = sorted(k for k in state_dict if k not in own or not k.startswith(TRAINED_PREFIXES))
-    if foreign:
-        raise KeyError(f"Not fine-tunable keys of this model: {foreign[:5]}")
-    for prefix in TRAINED_PREFIXES:
-        expected = {k for k in own if k.startswith(prefix)}
-        given = {k for k in state_dict if k.startswith(prefix)}
-        if given and given != expected:
-            raise KeyError(f"Partial {prefix[:-1]} state: missing {sorted(expected - given)[:5]}")
+    trained_keys_check(own, state_dict, TRAINED_PREFIXES, TRAINED_PREFIXES)
     model.load_state_dict({**own, **state_dict}, strict=True)
     return model
 
@@ -212,30 +210,20 @@ def finetune_sam2(
     trained = copy.deepcopy(model)
     device = next(trained.parameters()).device
     params = _trainable(trained, config)
-    optimizer, scheduler = make_optimizer(params, config.train_config())
+    optimizer, scheduler = make_optimizer(params, config.recipe)
     view = Sam2AsSam(trained)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    order = torch.Generator().manual_seed(config.seed)
-    queue: list[int] = []
-    result = FinetuneResult(state_dict={})
-    trained.train()
-    started = time.monotonic()
-    for step in range(1, config.steps + 1):
-        batch: list[Sam2FinetuneSample] = []
-        while len(batch) < min(config.images_per_step, len(samples)):
-            if not queue:
-                queue = torch.randperm(len(samples), generator=order).tolist()
-            batch.append(samples[queue.pop()])
+
+    def train_batch(
+        batch: list[Sam2FinetuneSample], generator: torch.Generator
+    ) -> tuple[float, float]:
         draws = torch.rand(len(batch), generator=generator, device=device)
-        boxes = [bool(d < config.box_probability) for d in draws]
+        boxes = [bool(d < config.recipe.box_probability) for d in draws]
         loss, ious = sam2_batch_loss(view, batch, boxes, generator, config)
-        optimizer_step(optimizer, loss, config.train_config().grad_clip)
-        scheduler.step()
-        result.loss_curve.append(loss.item())
-        result.iou_curve.append(ious.mean().item())
-        if on_step is not None:
-            on_step(step, result.loss_curve[-1], result.iou_curve[-1])
-    result.seconds = time.monotonic() - started
+        optimizer_step(optimizer, loss, config.recipe.grad_clip)
+        return loss.item(), ious.mean().item()
+
+    trained.train()
+    result = finetune_loop(samples, config.recipe, device, train_batch, scheduler, on_step)
     trained.eval()
     result.state_dict = sam2_trained_state_dict(trained)
     return result

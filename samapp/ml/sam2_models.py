@@ -15,10 +15,8 @@ from sam2.modeling.sam2_base import SAM2Base
 
 # Registry key -> config name inside the sam2 package (hydra searches ``pkg://sam2``).
 SAM2_CONFIGS = {
-    "sam2.1_hiera_tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
-    "sam2.1_hiera_small": "configs/sam2.1/sam2.1_hiera_s.yaml",
-    "sam2.1_hiera_base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
-    "sam2.1_hiera_large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+    f"sam2.1_hiera_{size}": f"configs/sam2.1/sam2.1_hiera_{short}.yaml"
+    for size, short in (("tiny", "t"), ("small", "s"), ("base_plus", "b+"), ("large", "l"))
 }
 
 

@@ -29,7 +29,13 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 from torch import nn
 
-from samapp.ml.onnx_common import POINT_AXES, quantize_weights, store_hashed, trace_to_onnx
+from samapp.ml.onnx_common import (
+    POINT_AXES,
+    export_plan,
+    quantize_weights,
+    store_hashed,
+    trace_to_onnx,
+)
 from samapp.ml.onnx_export import PARITY_MIN_MEAN_IOU
 from samapp.ml.sam2_models import high_res_shapes
 
@@ -159,12 +165,7 @@ def export_sam2_decoders(
     names and return the manifest (also written as ``manifest.json``), in the layout of
     ``onnx_export.export_decoders`` plus ``"family": "sam2"`` and ``"extra_inputs"`` (name ->
     (C, h, w) of the high-resolution maps the graphs take beside the image embedding)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = variants or SAM2_VARIANTS
-    unknown = sorted(set(names) - set(SAM2_VARIANTS))
-    if unknown:
-        raise ValueError(f"Unknown SAM 2 variants {unknown}; choose from {SAM2_VARIANTS}")
+    out_dir, names = export_plan(out_dir, variants, SAM2_VARIANTS)
     side = model.image_size // model.backbone_stride
     shapes = high_res_shapes(model)
     manifest: dict[str, Any] = {

@@ -191,10 +191,13 @@ class ModelActivatedPayload(TypedDict):
 class ModelPendingPayload(TypedDict):
     """A project's model switch that waits for a download: `model_key` is the model it
     switches to once present, None when the wait ended without a switch (the download failed
-    or another switch replaced it); `current_model_key` stays in use meanwhile."""
+    or another switch replaced it); `current_model_key` stays in use meanwhile. `failure`
+    says why a failed download ended the wait (empty otherwise): the project's sockets may
+    receive this event before the models group's `model.download`, so it carries the reason."""
 
     model_key: str | None
     current_model_key: str
+    failure: str
 
 
 class RegistryModelPayload(TypedDict):

@@ -13,12 +13,14 @@ the annotations of each chunk fetched in one query, so memory does not grow with
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
 
 from samapp.choices import ReviewState
 from samapp.models import Annotation, ExportJob, Image, Label, Project
+
+M = TypeVar("M", bound=Model)
 
 DEFAULT_REVIEW_STATES = (ReviewState.PROPOSED.value, ReviewState.ACCEPTED.value)
 
@@ -49,27 +51,29 @@ class DatasetItem:
 
 def dataset_labels(*, project: Project, filters: DatasetFilters) -> list[Label]:
     """The project's labels in id order (the category order of every export)."""
-    labels = Label.objects.filter(project=project)
-    if filters.labels:
-        labels = labels.filter(id__in=filters.labels)
+    labels = _narrowed(Label.objects.filter(project=project), id__in=filters.labels)
     return list(labels.order_by("id"))
 
 
+def _narrowed(queryset: QuerySet[M], **lookups: Any) -> QuerySet[M]:
+    """``queryset`` filtered by each lookup that has a value: an empty filter selects all."""
+    return queryset.filter(**{lookup: value for lookup, value in lookups.items() if value})
+
+
 def _annotations(*, project: Project, filters: DatasetFilters) -> QuerySet[Annotation]:
-    annotations = Annotation.objects.filter(image__project=project)
-    if filters.labels:
-        annotations = annotations.filter(label_id__in=filters.labels)
-    if filters.review_states:
-        annotations = annotations.filter(review_state__in=filters.review_states)
-    return annotations
+    return _narrowed(
+        Annotation.objects.filter(image__project=project),
+        label_id__in=filters.labels,
+        review_state__in=filters.review_states,
+    )
 
 
 def dataset_images(*, project: Project, filters: DatasetFilters) -> QuerySet[Image]:
-    images = Image.objects.filter(project=project)
-    if filters.status:
-        images = images.filter(status__in=filters.status)
-    if filters.images:
-        images = images.filter(id__in=filters.images)
+    images = _narrowed(
+        Image.objects.filter(project=project),
+        status__in=filters.status,
+        id__in=filters.images,
+    )
     if filters.only_annotated:
         kept = _annotations(project=project, filters=filters).filter(image_id=OuterRef("pk"))
         images = images.filter(Exists(kept))

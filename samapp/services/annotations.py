@@ -72,7 +72,13 @@ def _clean_rle(*, image: Image, rle: Any) -> dict[str, Any]:
         raise ApplicationError(f"Invalid mask: {exc}") from exc
 
 
-def _clean_label(*, image: Image, label: Label | None) -> Label | None:
+def _clean_label(*, image: Image, label: Label | int | None) -> Label | None:
+    """The label (given as itself or by id) if it is one of the image's project."""
+    if isinstance(label, int):
+        found = Label.objects.filter(project_id=image.project_id, pk=label).first()
+        if found is None:
+            raise ApplicationError(f"No label {label} in this project.")
+        return found
     if label is not None and label.project_id != image.project_id:
         raise ApplicationError("That label belongs to another project.")
     return label
@@ -148,7 +154,7 @@ def annotation_create(
     image: Image,
     author: User | None,
     rle: Any,
-    label: Label | None = None,
+    label: Label | int | None = None,
     predicted_iou: float | None = None,
     source: str = AnnotationSource.MANUAL,
     prompts: dict[str, Any] | None = None,
@@ -158,6 +164,7 @@ def annotation_create(
 ) -> Annotation:
     """Store one annotation. Without `actor` this is a server-side write (jobs, imports,
     staff tools) whose fields are taken as given (`review_state` defaults to accepted).
+    `label` is a label of the image's project or its id (400 otherwise).
 
     With `actor` (a member's own write, made by them as `author`) the role rules apply: the
     member must be able to annotate this image; provenance is checked
@@ -194,12 +201,17 @@ def annotation_create(
             **review,
             **_derived_fields(clean),
         )
-        annotation_event_record(
-            project_id=image.project_id,
-            event=contract.ANNOTATION_CREATED,
-            payload=annotation_payload(annotation),
-        )
+        _annotation_event_record(image=image, annotation=annotation, created=True)
     return annotation
+
+
+def _annotation_event_record(*, image: Image, annotation: Annotation, created: bool) -> None:
+    """Log the created or updated `annotation` of `image` (teammates get it after commit)."""
+    annotation_event_record(
+        project_id=image.project_id,
+        event=contract.ANNOTATION_CREATED if created else contract.ANNOTATION_UPDATED,
+        payload=annotation_payload(annotation),
+    )
 
 
 def annotations_bulk_create(
@@ -335,11 +347,7 @@ def annotation_update(
             current = found
         if changes.get("review_state") == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk=image.pk))
-        annotation_event_record(
-            project_id=image.project_id,
-            event=contract.ANNOTATION_UPDATED,
-            payload=annotation_payload(current),
-        )
+        _annotation_event_record(image=image, annotation=current, created=False)
     return current
 
 

@@ -60,12 +60,15 @@ def _announce_state(model_key: str) -> None:
     broadcast_models(event=MODEL_DOWNLOAD, payload=model_state_payload(model_key=model_key))
 
 
-def _announce_pending(*, project_id: int, model_key: str | None) -> None:
-    """Tell the project's sockets, after commit, which model its switch waits for."""
+def _announce_pending(*, project_id: int, model_key: str | None, failure: str = "") -> None:
+    """Tell the project's sockets, after commit, which model its switch waits for (or, with
+    `failure`, that the download it waited for failed)."""
 
     def send() -> None:
         current = Project.objects.filter(pk=project_id).values_list("default_model_key", flat=True)
-        payload = ModelPendingPayload(model_key=model_key, current_model_key=current.first() or "")
+        payload = ModelPendingPayload(
+            model_key=model_key, current_model_key=current.first() or "", failure=failure
+        )
         broadcast(project_id=project_id, event=MODEL_PENDING, payload=payload)
 
     transaction.on_commit(send)
@@ -192,18 +195,19 @@ def model_download_run(*, model_key: str, progress_file: Any = None) -> str:
         )
     except (CheckpointDownloadError, OSError) as exc:
         logger.warning("download of %s failed: %s", model_key, exc)
+        failure = _failure_message(exc)
         with transaction.atomic():
             row = ModelDownload.objects.select_for_update().get(model_key=model_key)
             waiting = list(row.switch_projects)
             ModelDownload.objects.filter(pk=row.pk).update(
                 state=ModelDownloadState.FAILED,
-                error=_failure_message(exc),
+                error=failure,
                 switch_projects=[],
                 updated_at=timezone.now(),
             )
-        _announce_state(model_key)  # first: its reason is what an open workspace shows
+        _announce_state(model_key)
         for project_id in waiting:  # they keep their model
-            _announce_pending(project_id=project_id, model_key=None)
+            _announce_pending(project_id=project_id, model_key=None, failure=failure)
         return ModelDownloadState.FAILED
     ModelDownload.objects.filter(model_key=model_key).update(
         state=ModelDownloadState.PRESENT, error="", updated_at=timezone.now()

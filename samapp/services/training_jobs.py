@@ -22,7 +22,6 @@ yet at the same budget (`bench/encoder_finetune.py`, docs/models.md).
 import copy
 import io
 import logging
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
@@ -199,8 +198,7 @@ class _Reporter:
 def _finetune_config(options: dict[str, Any]) -> Any:
     from samapp.ml.finetune import FinetuneConfig
 
-    names = {f.name for f in fields(FinetuneConfig)}
-    return FinetuneConfig(**{k: v for k, v in options.items() if k in names})
+    return FinetuneConfig.from_options(options)
 
 
 def training_run(*, job_id: int) -> TrainingJob | None:
@@ -281,12 +279,12 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
     samples = _samples(job.project, parent, train, ops, trains_encoder=config.trains_encoder)
     report(progress=TRAIN_START)
     losses: list[float] = []
-    every = max(1, config.steps // 50)
+    every = max(1, config.recipe.steps // 50)
 
     def on_step(step: int, loss: float, iou: float) -> None:
         losses.append(round(loss, 5))
-        if step % every == 0 or step == config.steps:
-            progress = TRAIN_START + (TRAIN_END - TRAIN_START) * step / config.steps
+        if step % every == 0 or step == config.recipe.steps:
+            progress = TRAIN_START + (TRAIN_END - TRAIN_START) * step / config.recipe.steps
             report(progress=progress, loss_curve=list(losses))
 
     result = ops.finetune(parent, samples, config, on_step=on_step)
@@ -302,7 +300,7 @@ def _train(job: TrainingJob, version: ModelVersion, report: _Reporter) -> None:
         held_out_embeddings = compute_embeddings(trained, _pixels(job.project, held_out))
     version.metrics = ops.evaluate(trained, held_out_embeddings, held_out.masks)
     version.metrics["training_seconds"] = round(result.seconds, 2)
-    version.metrics["encoder_mode"] = config.encoder_mode
+    version.metrics["encoder_mode"] = config.encoder.mode
     version.save(update_fields=["metrics"])
     report(progress=EMBED_START)
     version.decoder_manifest = decoder_export(model_key=version.model_key)

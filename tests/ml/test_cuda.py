@@ -46,7 +46,7 @@ def test_finetuning_runs_on_cuda_from_cuda_embeddings():
         for e, s in zip(embeddings, scenes, strict=True)
     ]
 
-    result = finetune(sam, samples, FinetuneConfig(steps=5, images_per_step=2))
+    result = finetune(sam, samples, FinetuneConfig.from_options({"steps": 5, "images_per_step": 2}))
 
     assert len(result.loss_curve) == 5
     assert np.isfinite(result.loss_curve).all()

@@ -159,15 +159,9 @@ def test_finetune_adapts_the_encoder_and_leaves_the_rest_frozen(small, mode) -> 
     samples = [make_image_sample(sam, s.image, s.masks) for s in scenes]
     assert samples[0].pixels is not None
     assert samples[0].pixels.shape == (3, 64, 64)
-    config = FinetuneConfig(
-        steps=6,
-        images_per_step=2,
-        lr=5e-3,
-        iterations=1,
-        warmup_steps=1,
-        encoder_mode=mode,
-        encoder_blocks=1,
-        encoder_rank=2,
+    config = FinetuneConfig.from_options(
+        {"steps": 6, "images_per_step": 2, "lr": 5e-3, "iterations": 1, "warmup_steps": 1}
+        | {"encoder_mode": mode, "encoder_blocks": 1, "encoder_rank": 2}
     )
     result = finetune(sam, samples, config)
     assert all(torch.equal(v, before[k]) for k, v in sam.state_dict().items())  # untouched

@@ -22,8 +22,9 @@ from samapp.ml.sam2_finetune import (
 from samapp.ml.sam2_onnx import Sam2OnnxDecoder, dummy_inputs, export_sam2_decoders, run_onnx
 from samapp.ml.synthetic import generate_scene
 
-CONFIG = FinetuneConfig(
-    steps=12, images_per_step=1, max_objects=4, lr=1e-3, warmup_steps=1, iterations=2, seed=0
+CONFIG = FinetuneConfig.from_options(
+    {"steps": 12, "images_per_step": 1, "max_objects": 4, "lr": 1e-3, "warmup_steps": 1}
+    | {"iterations": 2, "seed": 0}
 )
 
 
@@ -53,7 +54,7 @@ def test_loss_on_a_fixed_batch_falls(trained) -> None:
     assert sample.masks.shape[0] >= 2
     before, after = _fixed_loss(model, sample), _fixed_loss(version, sample)
     print(f"fixed-batch loss {before:.4f} -> {after:.4f}; curve {result.loss_curve}")
-    assert len(result.loss_curve) == CONFIG.steps
+    assert len(result.loss_curve) == CONFIG.recipe.steps
     assert after < 0.9 * before
 
 

@@ -67,7 +67,9 @@ def test_finetune_trains_only_the_decoder_and_learns(small) -> None:
     result = finetune(
         sam,
         samples,
-        FinetuneConfig(steps=40, images_per_step=2, lr=5e-3, iterations=1, warmup_steps=2),
+        FinetuneConfig.from_options(
+            {"steps": 40, "images_per_step": 2, "lr": 5e-3, "iterations": 1, "warmup_steps": 2}
+        ),
         on_step=lambda step, loss, iou: steps.append(step),
     )
     assert steps == list(range(1, 41))

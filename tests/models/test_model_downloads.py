@@ -263,15 +263,17 @@ def test_a_queued_switch_is_announced_and_a_failed_download_ends_it(
             f"/api/projects/{project.pk}/", {"default_model_key": "mobile_sam"}, format="json"
         )
     assert _pending_events(mobile_sam, project) == [
-        {"model_key": "mobile_sam", "current_model_key": "sam_tiny"}
+        {"model_key": "mobile_sam", "current_model_key": "sam_tiny", "failure": ""}
     ]
     monkeypatch.setitem(DownloadHostHandler.files, "mobile_sam.pt", DATA[::-1])
     with django_capture_on_commit_callbacks(execute=True):
         assert model_download_run(model_key="mobile_sam") == "failed"
-    assert _pending_events(mobile_sam, project)[-1] == {
-        "model_key": None,
-        "current_model_key": "sam_tiny",
-    }
+    ended = _pending_events(mobile_sam, project)[-1]
+    assert ended["model_key"] is None
+    assert ended["current_model_key"] == "sam_tiny"
+    # The reason travels with the project's event: it may reach a workspace first.
+    assert ended["failure"] == ModelDownload.objects.get().error
+    assert "sha256" in ended["failure"]
     body = client_for("annotator").get(f"/api/projects/{project.pk}/").json()
     assert body["default_model_key"] == "sam_tiny"
     assert body["pending_model_key"] is None

@@ -228,10 +228,11 @@ export class EmbeddingMachine {
    * to the events about a switch waiting for a download (true when about this project's). */
   apply(event: ServerEvent): boolean {
     if (event.event === "model.pending") {
-      const key = event.payload.model_key;
+      const { model_key: key, current_model_key: current, failure } = event.payload;
       const waited = this.pending?.key;
       if (key) this.setPending(key);
-      else if (waited) this.endPending(`The switch to ${waited} was called off: ${event.payload.current_model_key} stays in use.`);
+      else if (waited && failure) this.endPending(`The download of ${waited} failed (${failure}): ${current} stays in use.`);
+      else if (waited) this.endPending(`The switch to ${waited} was called off: ${current} stays in use.`);
       return true;
     }
     if (event.event === "model.download") {
