@@ -151,10 +151,13 @@ export interface ModelActivatedPayload {
 
 /** A project's model switch that waits for a download: `model_key` is the model it
  * switches to once present, None when the wait ended without a switch (the download failed
- * or another switch replaced it); `current_model_key` stays in use meanwhile. */
+ * or another switch replaced it); `current_model_key` stays in use meanwhile. `failure`
+ * says why a failed download ended the wait (empty otherwise): the project's sockets may
+ * receive this event before the models group's `model.download`, so it carries the reason. */
 export interface ModelPendingPayload {
   model_key: string | null;
   current_model_key: string;
+  failure: string;
 }
 
 /** A registry model's availability on this server (also `GET /api/models/<key>/`). */

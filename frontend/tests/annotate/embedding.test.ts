@@ -255,14 +255,21 @@ describe("embedding state machine", () => {
     expect(machine.pending).toBeNull();
     expect(machine.pendingEnded).toBe("The download of SAM ViT-B (91M) failed (the download host cannot be reached): sam_tiny stays in use.");
     // The server's own word that the wait is over adds nothing once the failure was shown.
-    expect(machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny" } })).toBe(true);
-    expect(machine.pendingEnded).toContain("failed");
+    const failed = "The downloaded file was corrupt";
+    expect(machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny", failure: failed } })).toBe(true);
+    expect(machine.pendingEnded).toContain("the download host cannot be reached");
     machine.dismissPendingEnded();
     expect(machine.pendingEnded).toBe("");
+    // The project's event may come first (another channel group): it carries the reason itself.
+    machine.setPending("sam_vit_b");
+    machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny", failure: failed } });
+    expect([machine.pending, machine.pendingEnded]).toEqual([null, `The download of sam_vit_b failed (${failed}): sam_tiny stays in use.`]);
+    expect(machine.apply(download("failed", null, failed))).toBe(false);
+    machine.dismissPendingEnded();
     // Queued again from another page, then replaced by a switch to the model in use.
-    machine.apply({ event: "model.pending", payload: { model_key: "mobile_sam", current_model_key: "sam_tiny" } });
+    machine.apply({ event: "model.pending", payload: { model_key: "mobile_sam", current_model_key: "sam_tiny", failure: "" } });
     expect(machine.pending?.key).toBe("mobile_sam");
-    machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny" } });
+    machine.apply({ event: "model.pending", payload: { model_key: null, current_model_key: "sam_tiny", failure: "" } });
     expect([machine.pending, machine.pendingEnded]).toEqual([null, "The switch to mobile_sam was called off: sam_tiny stays in use."]);
     // A switch the download completed: model.activated ends the wait and switches.
     machine.setPending("mobile_sam");
