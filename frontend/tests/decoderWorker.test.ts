@@ -11,7 +11,7 @@ function handlers(overrides: Partial<Handlers> = {}): Handlers {
     throw new Error("unused");
   };
   return {
-    init: fail, setEmbedding: fail, prefetch: fail, decode: fail, render: fail, cancel: () => ({ result: {} }),
+    start: fail, init: fail, setEmbedding: fail, prefetch: fail, decode: fail, render: fail, cancel: () => ({ result: {} }),
     ...overrides,
   } as Handlers;
 }

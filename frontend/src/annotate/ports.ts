@@ -11,6 +11,7 @@ export function embeddingPorts(projectId: () => number): EmbeddingPorts {
     requestEmbedding: (id) => api.requestEmbedding(projectId(), id),
     embeddingOf: async (id) => (await api.image(projectId(), id)).embedding,
     setEmbedding: (ref) => samEngine().client.setEmbedding(ref),
+    prefetchEmbedding: (ref) => { samEngine().client.prefetch([ref]).catch(() => undefined); },
     embeddingUrl: api.embeddingUrl,
     // A fine-tuned version ("sam_tiny-p3v2") is described by its registry model.
     modelNotice: async (key) => (await api.models()).results.find((m) => m.key === baseModelKey(key))?.notice ?? "",

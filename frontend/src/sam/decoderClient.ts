@@ -84,6 +84,10 @@ export class DecoderClient {
     return { id, reply };
   }
 
+  start(wasmPaths: string, threads: number): Promise<ResponseFor<"start">> {
+    return this.send<"start">({ action: "start", wasmPaths, threads }).reply;
+  }
+
   init(model: DecoderModelInfo, wasmPaths: string, webgpu: boolean, threads: number): Promise<ResponseFor<"init">> {
     return this.send<"init">({ action: "init", model, wasmPaths, webgpu, threads }).reply;
   }

@@ -29,6 +29,10 @@ export interface WorkerScope {
 
 type Tensors = Record<string, ortWasm.Tensor>;
 
+// A one-node ONNX graph (Identity on float[1]; IR 7, opset 13), made with onnx.helper: creating
+// a session of it starts the WASM runtime (fetch, compile, threads) before any model is known.
+const RUNTIME_START_GRAPH = "CAcSADo7ChAKAXgSAXkiCElkZW50aXR5EgVzdGFydFoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0=";
+
 /** Prepare-graph outputs per embedding key; ViT-B's are 10 MB, so only the latest few. */
 const PREPARED_CACHE = 2;
 const EMBEDDING_CACHE = 8;
@@ -76,6 +80,7 @@ export class DecoderContext implements Handlers {
   // Decodes wait here for their turn; a queued one can be cancelled.
   private readonly queue: { id: number; start: () => void; cancel: () => void }[] = [];
   private running = false;
+  private runtime: Promise<number> | null = null;
 
   constructor(
     private ort: Ort,
@@ -135,6 +140,31 @@ export class DecoderContext implements Handlers {
     return { target, inputs: this.feeds(target, embedding, ready, prompt, maskInput) };
   }
 
+  /** Start the WASM runtime once (later calls share the first); resolves to the ms it took.
+   * The settings of the first call stay: onnxruntime reads them when its runtime starts. */
+  private startRuntime(wasmPaths: string, threads: number): Promise<number> {
+    this.runtime ??= (async () => {
+      const started = performance.now();
+      this.configure(wasmPaths, threads);
+      const graph = Uint8Array.from(atob(RUNTIME_START_GRAPH), (c) => c.charCodeAt(0));
+      await this.ort.InferenceSession.create(graph, { executionProviders: ["wasm"] });
+      return performance.now() - started;
+    })();
+    return this.runtime;
+  }
+
+  private configure(wasmPaths: string, threads: number): void {
+    const env = this.ort.env;
+    env.wasm.wasmPaths = wasmPaths;
+    env.wasm.numThreads = this.scope.crossOriginIsolated ? threads : 1;
+    env.wasm.simd = true;
+    env.logLevel = "error";
+  }
+
+  async start(request: RequestFor<"start">): Promise<Handled<"start">> {
+    return { result: { runtimeMs: await this.startRuntime(request.wasmPaths, request.threads) } };
+  }
+
   async init(request: RequestFor<"init">): Promise<Handled<"init">> {
     const started = performance.now();
     let backend: "webgpu" | "wasm" = "wasm";
@@ -148,11 +178,8 @@ export class DecoderContext implements Handlers {
         backend = "wasm";
       }
     }
-    const env = this.ort.env;
-    env.wasm.wasmPaths = request.wasmPaths;
-    env.wasm.numThreads = this.scope.crossOriginIsolated ? request.threads : 1;
-    env.wasm.simd = true;
-    env.logLevel = "error";
+    if (backend === "wasm") await this.startRuntime(request.wasmPaths, request.threads);
+    else this.configure(request.wasmPaths, request.threads);
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     const info = request.model;
     this.session = await this.createSession(info, providers);
@@ -181,7 +208,7 @@ export class DecoderContext implements Handlers {
     this.prepared.clear();
     const result = {
       backend,
-      threads: env.wasm.numThreads ?? 1,
+      threads: this.ort.env.wasm.numThreads ?? 1,
       crossOriginIsolated: this.scope.crossOriginIsolated,
       loadMs: performance.now() - started,
       sessionsMs,

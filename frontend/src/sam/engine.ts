@@ -23,9 +23,20 @@ async function manifestWhenReady(modelKey: string, onWait?: DecoderWait): Promis
 
 export type { LoadedModel } from "./protocol";
 
+/** Decoder threads: at most 4, leaving the page's own thread its share on small machines. */
+function decoderThreads(): number {
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+}
+
 export class SamEngine {
   readonly client = new DecoderClient();
   private current: { key: string; promise: Promise<LoadedModel> } | null = null;
+
+  constructor() {
+    // The WASM runtime starts while the page still asks the server for the project, the
+    // image and the decoder manifest: it is most of the first session's cost.
+    if (!config.webgpu) this.client.start(config.wasmPaths, decoderThreads()).catch(() => undefined);
+  }
 
   ensureModel(modelKey: string, onWait?: DecoderWait): Promise<LoadedModel> {
     if (this.current?.key === modelKey) return this.current.promise;
@@ -34,8 +45,7 @@ export class SamEngine {
       const wanted = new URLSearchParams(location.search).get("variant");
       const variant = wanted && manifest.variants[wanted] ? wanted : chooseVariant(manifest);
       const info = modelInfo(manifest, variant);
-      const threads = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
-      const result = await this.client.init(info, config.wasmPaths, config.webgpu, threads);
+      const result = await this.client.init(info, config.wasmPaths, config.webgpu, decoderThreads());
       if (!result.ok) throw new Error(result.error);
       return { info, backend: result.backend, threads: result.threads, loadMs: result.loadMs, sessionsMs: result.sessionsMs, firstSessionMs: result.firstSessionMs };
     })();

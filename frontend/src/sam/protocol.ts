@@ -32,6 +32,8 @@ export interface EmbeddingRef {
 }
 
 export type WorkerRequest =
+  /** Start the WASM runtime before any model is known (the page sends it as it opens). */
+  | { action: "start"; id: number; wasmPaths: string; threads: number }
   | { action: "init"; id: number; model: DecoderModelInfo; wasmPaths: string; webgpu: boolean; threads: number }
   | { action: "setEmbedding"; id: number; embedding: EmbeddingRef }
   | { action: "prefetch"; id: number; embeddings: EmbeddingRef[] }
@@ -61,7 +63,9 @@ type Empty = object;
 /** What each action answers when it succeeds. */
 export interface Results {
   /** `sessionsMs`: graphs fetched and their sessions created, of which `firstSessionMs` the
-   * first (the WASM runtime starts with it); the rest of `loadMs` is the warm-up runs. */
+   * first (with what is left of the WASM runtime's start); the rest of `loadMs` is the
+   * warm-up runs. */
+  start: { runtimeMs: number };
   init: { backend: "webgpu" | "wasm"; threads: number; crossOriginIsolated: boolean; loadMs: number; sessionsMs: number; firstSessionMs: number };
   setEmbedding: {
     inputSize: Size;

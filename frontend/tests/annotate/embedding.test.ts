@@ -32,6 +32,7 @@ class Ports implements EmbeddingPorts {
   read: (EmbeddingInfo | null)[] = [];
   timers: { run: () => void; ms: number; cancelled: boolean }[] = [];
   opened: string[] = [];
+  prefetched: string[] = [];
   modelError: Error | null = null;
   openReply: ResponseFor<"setEmbedding"> = { id: 1, action: "setEmbedding", ok: true, inputSize: { width: 256, height: 192 }, originalSize: { width: 4, height: 3 }, fetchMs: 1, prepareMs: 0 };
   requests = 0;
@@ -68,6 +69,9 @@ class Ports implements EmbeddingPorts {
     this.opened.push(ref.key);
     return Promise.resolve(this.openReply);
   }
+  prefetchEmbedding(ref: { key: string }): void {
+    this.prefetched.push(ref.key);
+  }
   embeddingUrl(modelKey: string, sha256: string): string {
     return `/api/embeddings/${modelKey}/${sha256}/`;
   }
@@ -97,6 +101,23 @@ describe("embedding state machine", () => {
     expect(machine.key).toBe("/e/1/");
     expect(ports.opened).toEqual(["/e/1/"]);
     expect(changes).toBeGreaterThan(1);
+  });
+
+  it("prefetches a ready embedding while the model loads, and only a ready one", async () => {
+    const ports = new Ports();
+    ports.hold = true;
+    ports.requested.push(info("ready", { url: "/e/1/" }));
+    const machine = new EmbeddingMachine(ports, () => undefined);
+    const opening = machine.open(image(), "sam_tiny");
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect([ports.prefetched, ports.opened]).toEqual([["/e/1/"], []]);
+    await ports.release("sam_tiny");
+    await opening;
+    expect(ports.opened).toEqual(["/e/1/"]);
+    ports.hold = false;
+    ports.requested.push(info("pending"));
+    await machine.open(image(2), "sam_tiny");
+    expect(ports.prefetched).toEqual(["/e/1/"]);
   });
 
   it("asks for the embedding while the decoder loads, and opens it once both are there", async () => {

@@ -26,6 +26,8 @@ export interface EmbeddingPorts {
   /** GET: the image's embedding state, without queueing it again. */
   embeddingOf(imageId: number): Promise<EmbeddingInfo | null>;
   setEmbedding(ref: EmbeddingRef): Promise<ResponseFor<"setEmbedding">>;
+  /** Start downloading a ready embedding into the decoder while its model still loads. */
+  prefetchEmbedding(ref: EmbeddingRef): void;
   embeddingUrl(modelKey: string, sha256: string): string;
   /** What the server says about a model to its users ("" for nothing): the offline demo
    * model says it only knows generated shapes, and where to get a real one. */
@@ -104,7 +106,13 @@ export class EmbeddingMachine {
     // Ask for the embedding while the decoder loads (the server queues it first when it is
     // not ready): the first click then waits for the slower of the two, not for both.
     const requested = this.ports.requestEmbedding(image.id);
-    requested.catch(() => undefined); // read by `load`, unless this open is superseded
+    requested.then(
+      (info) => {
+        // Its download then overlaps the decoder's start instead of following it.
+        if (run === this.opens && info.status.toLowerCase() === "ready") this.ports.prefetchEmbedding(this.ref(image, info));
+      },
+      () => undefined, // read by `load`, unless this open is superseded
+    );
     try {
       const model = await this.ports.loadModel(modelKey);
       if (run !== this.opens) return;
