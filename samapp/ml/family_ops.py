@@ -1,6 +1,8 @@
-"""The fine-tuning functions of each model family, chosen from a loaded model: SAM's in
-``samapp.ml.finetune``, SAM 2's in ``samapp.ml.sam2_finetune``. Training, evaluation and
-version loading call these instead of asking which family they hold."""
+"""The functions of each model family, chosen from a loaded model: fine-tuning (SAM's in
+``samapp.ml.finetune``, SAM 2's in ``samapp.ml.sam2_finetune``) and segment everything on
+stored features (``samapp.ml.automatic``, ``samapp.ml.sam2_automatic``). Training,
+evaluation, version loading, segment jobs and proposals call these instead of asking which
+family they hold."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,3 +45,28 @@ def finetune_ops(model: Any) -> FinetuneOps:
         finetune.apply_trained_state,
         finetune.evaluate_embeddings,
     )
+
+
+def automatic_masks(model: Any, image: Any, features: Any, **options: Any) -> list[dict[str, Any]]:
+    """Segment everything on an image's stored features (SAM: an ``ImageEmbedding``; SAM 2:
+    its ``Sam2ImageFeatures``) with the family's generator; ``options`` are the generator's
+    (``points_per_side``, ``pred_iou_thresh``...). Returns its records (COCO RLE
+    ``segmentation``, ``predicted_iou``, ``stability_score``, ``point_coords``...)."""
+    from samapp.ml.automatic import generate_masks
+    from samapp.ml.sam2_automatic import generate_sam2_masks
+    from samapp.ml.sam2_models import is_sam2
+
+    if is_sam2(model):
+        return generate_sam2_masks(model, image, features, **options)
+    return generate_masks(model, image, features, **options)
+
+
+def mask_vector(model: Any, features: Any, mask: "np.ndarray") -> "np.ndarray | None":
+    """``similarity.mask_embedding`` of an (H, W) bool mask on the features' lowest-resolution
+    map, in the family's input frame (SAM pads to a square, SAM 2 stretches to one)."""
+    from samapp.ml.sam2_models import is_sam2
+    from samapp.ml.similarity import mask_embedding
+
+    if is_sam2(model):
+        return mask_embedding(features.embedding, mask, model.image_size, stretched=True)
+    return mask_embedding(features.embedding, mask, model.image_encoder.img_size)

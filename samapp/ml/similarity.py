@@ -15,19 +15,28 @@ from torch import Tensor
 from samapp.ml.finetune import masks_to_input_frame
 
 
-def mask_embedding(embedding: Tensor, mask: np.ndarray, img_size: int) -> np.ndarray | None:
+def mask_embedding(
+    embedding: Tensor, mask: np.ndarray, img_size: int, stretched: bool = False
+) -> np.ndarray | None:
     """The L2-normalised mean of an image embedding under a mask.
 
     Arguments:
       embedding: (C, h, w) float image embedding of the image.
       mask: (H, W) bool mask in the original frame.
-      img_size: the model's input side (``sam.image_encoder.img_size``).
+      img_size: the model's input side (``sam.image_encoder.img_size``, SAM 2's
+        ``image_size``).
+      stretched: the model resizes the image to the square input without keeping its aspect
+        (SAM 2): the embedding covers the whole image. Otherwise (SAM) the longest side is
+        resized to ``img_size`` and the rest padded.
 
     Returns:
       (C,) float32, or None when the mask covers nothing at the embedding's resolution.
     """
     channels, h, w = embedding.shape
-    frame = masks_to_input_frame(np.asarray(mask, bool)[None], img_size)[0].numpy()
+    if stretched:  # every grid cell is the same share of the image
+        frame = np.asarray(mask, bool)
+    else:
+        frame = masks_to_input_frame(np.asarray(mask, bool)[None], img_size)[0].numpy()
     weights = cv2.resize(frame.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     total = float(weights.sum())
     if total <= 0:

@@ -1,7 +1,8 @@
 """Semi-automatic stage of the data engine: confident proposals for what is not annotated yet.
 
-For each image, the automatic mask generator runs with the project's current model (its
-fine-tuned version when one is active) on the stored embedding; its masks are kept when the
+For each image, the automatic mask generator of the project's current model's family (SAM's,
+or SAM 2's own; the fine-tuned version when one is active) runs on the stored features; its
+masks are kept when the
 model is confident (predicted IoU and stability score above thresholds) and when they do not
 overlap what the image already has (accepted or proposed annotations). Each survivor takes
 the label of the most similar accepted annotations of the project (cosine similarity of
@@ -28,7 +29,7 @@ from samapp.models import Annotation, Image, Label, Project
 from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
-from samapp.selectors.embeddings import embedding_load
+from samapp.selectors.embeddings import features_load
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import embeddings_ready
 from samapp.services.enqueue import enqueue_on_commit
@@ -64,10 +65,10 @@ class ProposalOptions:
     points_per_side: int | None = None
 
 
-def _examples(*, project: Project, model_key: str, img_size: int) -> tuple[np.ndarray, list[int]]:
+def _examples(*, project: Project, model_key: str, model: Any) -> tuple[np.ndarray, list[int]]:
     """(M, C) mask embeddings and label ids of the project's accepted, labelled masks."""
+    from samapp.ml.family_ops import mask_vector
     from samapp.ml.masks import rle_to_mask
-    from samapp.ml.similarity import mask_embedding
 
     annotations = list(
         Annotation.objects.filter(
@@ -78,13 +79,13 @@ def _examples(*, project: Project, model_key: str, img_size: int) -> tuple[np.nd
     )
     images = list({a.image_id: a.image for a in annotations}.values())
     ready = embeddings_ready(images=images, model_key=model_key) if images else {}
-    loaded = {sha: embedding_load(embedding=row) for sha, row in ready.items()}
+    loaded = {sha: features_load(embedding=row) for sha, row in ready.items()}
     vectors, labels = [], []
     for annotation in annotations:
         stored = loaded.get(annotation.image.sha256)
         if stored is None or annotation.label_id is None:
             continue
-        vector = mask_embedding(stored.embedding, rle_to_mask(annotation.rle), img_size)
+        vector = mask_vector(model, stored, rle_to_mask(annotation.rle))
         if vector is not None:
             vectors.append(vector)
             labels.append(annotation.label_id)
@@ -112,19 +113,18 @@ def proposals_generate(
     """Write the proposals of one image (see the module docstring); returns them.
 
     `examples` are the labelled mask embeddings (`_examples`), computed once per run."""
-    from samapp.ml.automatic import generate_masks
+    from samapp.ml.family_ops import automatic_masks, mask_vector
     from samapp.ml.masks import rle_to_mask
-    from samapp.ml.similarity import mask_embedding, nearest_label
+    from samapp.ml.similarity import nearest_label
 
     options = options or ProposalOptions()
     project = image.project
     model_key = project.default_model_key
     model = model_for_key(model_key=model_key)
-    img_size = model.image_encoder.img_size
     ready = embeddings_ready(images=[image], model_key=model_key)
     if image.sha256 not in ready:
         raise ApplicationError(f"Image {image.pk} has no embedding (its encoding failed).")
-    stored = embedding_load(embedding=ready[image.sha256])
+    stored = features_load(embedding=ready[image.sha256])
     for stale in Annotation.objects.filter(
         image=image, review_state=ReviewState.PROPOSED, prompts__has_key="proposal"
     ):
@@ -137,7 +137,7 @@ def proposals_generate(
             if (value := getattr(options, name)) is not None
         },
     )
-    records = generate_masks(model, _pixels(image), stored, **generator)
+    records = automatic_masks(model, _pixels(image), stored, **generator)
     covered = np.zeros((image.height, image.width), bool)
     for annotation in Annotation.objects.filter(image=image).exclude(
         review_state=ReviewState.REJECTED
@@ -146,7 +146,7 @@ def proposals_generate(
     vectors, labels = (
         examples
         if examples is not None
-        else _examples(project=project, model_key=model_key, img_size=img_size)
+        else _examples(project=project, model_key=model_key, model=model)
     )
     label_by_id = {label.pk: label for label in Label.objects.filter(project=project)}
     created = []
@@ -157,7 +157,7 @@ def proposals_generate(
             continue
         covered |= mask  # later (less confident) masks must not duplicate this one
         label_id, similarity = None, 0.0
-        vector = mask_embedding(stored.embedding, mask, img_size)
+        vector = mask_vector(model, stored, mask)
         if vector is not None:
             label_id, similarity = nearest_label(vector, vectors, labels)
         if similarity < options.min_label_similarity:
@@ -192,12 +192,6 @@ def proposals_start(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Queue proposals for `image_ids` (default: the project's images that are not done)."""
-    from samapp.ml.registry import model_family
-
-    if model_family(project.default_model_key) == "sam2":
-        raise ApplicationError(
-            "Proposals are not available for SAM 2.1 models yet: switch the project to a SAM model."
-        )
     clean = ProposalOptions(**(options or {}))
     images = Image.objects.filter(project=project)
     if image_ids is not None:
@@ -229,11 +223,7 @@ def proposals_run(
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     clean = ProposalOptions(**options)
     model = model_for_key(model_key=project.default_model_key)
-    examples = _examples(
-        project=project,
-        model_key=project.default_model_key,
-        img_size=model.image_encoder.img_size,
-    )
+    examples = _examples(project=project, model_key=project.default_model_key, model=model)
     images = list(Image.objects.filter(project=project, pk__in=image_ids).order_by("id"))
     total = 0
     for done, image in enumerate(images, start=1):

@@ -15,7 +15,7 @@ from samapp.models import Annotation, Embedding, Image, Project, SegmentJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
-from samapp.selectors.embeddings import embedding_read
+from samapp.selectors.embeddings import features_load
 from samapp.services.annotations import annotation_create, annotation_delete
 from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
 from samapp.services.enqueue import enqueue_on_commit
@@ -113,28 +113,11 @@ def _embedding_for(job: SegmentJob) -> Embedding:
 
 
 def _generate(*, job: SegmentJob, embedding: Embedding, pixels: Any) -> list[dict[str, Any]]:
-    """The generator's records for the job's image, on its stored embedding: SAM's generator
-    (samapp.ml.automatic), or SAM 2's own on its stored feature maps."""
-    from samapp.ml.automatic import generate_masks
-    from samapp.ml.embedding import ImageEmbedding
-    from samapp.ml.sam2_automatic import generate_sam2_masks
-    from samapp.ml.sam2_embedding import Sam2ImageFeatures
-    from samapp.ml.sam2_models import is_sam2
+    """The family's generator's records for the job's image, on its stored features."""
+    from samapp.ml.family_ops import automatic_masks
 
     model = model_for_key(model_key=job.model_key)
-    blob = embedding_read(embedding=embedding)
-    if is_sam2(model):
-        features = Sam2ImageFeatures.from_bytes(
-            blob, input_size=embedding.input_size, original_size=embedding.original_size
-        )
-        return generate_sam2_masks(model, pixels, features, **job.options)
-    stored = ImageEmbedding.from_bytes(
-        blob,
-        shape=embedding.shape[1:],
-        input_size=embedding.input_size,
-        original_size=embedding.original_size,
-    )
-    return generate_masks(model, pixels, stored, **job.options)
+    return automatic_masks(model, pixels, features_load(embedding=embedding), **job.options)
 
 
 def segment_job_run(*, job_id: int) -> SegmentJob | None:

@@ -136,13 +136,38 @@ def test_segment_everything_runs_sam2s_generator_on_the_stored_features(
     assert all(a.rle["size"] == [32, 48] and a.area > 0 for a in proposals)
 
 
-def test_sam2_projects_get_a_clear_answer_where_sam2_is_not_supported_yet(
-    client_for, project, make_image
+def test_proposals_run_sam2s_generator_and_label_from_sam2_mask_embeddings(
+    client_for, project, make_image, make_annotation, django_capture_on_commit_callbacks
 ) -> None:
-    path, what = "proposals/", "Proposals are"
-    make_image(project)
+    from samapp.models import Annotation
+
     project.default_model_key = KEY
     project.save(update_fields=["default_model_key"])
-    response = client_for("manager").post(f"/api/projects/{project.id}/{path}", {}, format="json")
-    assert response.status_code == 400
-    assert response.json()["detail"].startswith(f"{what} not available for SAM 2.1")
+    cat = project.labels.get(name="cat")
+    image = make_image(project, width=48, height=32)
+    example = make_annotation(image, label=cat, box=(0, 0, 12, 8))
+    body = {
+        "image_ids": [image.id],
+        "points_per_side": 4,
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "max_overlap": 1.0,
+        "min_label_similarity": -1.0,
+    }
+    with (
+        mock.patch.object(service, "_encode", wraps=service._encode) as encode,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client_for("annotator").post(
+            f"/api/projects/{project.id}/proposals/", body, format="json"
+        )
+    assert response.status_code == 202, response.json()
+    assert encode.call_count == 1  # the features, once, for the example and the generator
+    proposals = list(Annotation.objects.filter(image=image).exclude(pk=example.pk))
+    assert proposals
+    assert {(a.source, a.review_state, a.model_key) for a in proposals} == {
+        ("automatic", "proposed", KEY)
+    }
+    # The one example labels every proposal (no similarity floor); its similarity is a cosine.
+    assert {a.label_id for a in proposals} == {cat.id}
+    assert all(-1 <= a.prompts["proposal"]["label_similarity"] <= 1 for a in proposals)

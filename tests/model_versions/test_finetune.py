@@ -133,6 +133,20 @@ def test_mask_embeddings_label_by_nearest_examples() -> None:
     assert nearest_label(a, np.zeros((0, 4), np.float32), []) == (None, 0.0)
 
 
+def test_mask_embeddings_follow_each_familys_input_frame() -> None:
+    """SAM pads a 64x32 image below to a square (its grid's lower half is padding); SAM 2
+    stretches it (the grid covers the image)."""
+    embedding = torch.zeros(2, 8, 8)
+    embedding[0, :4] = 1.0  # grid's top half
+    embedding[1, 4:] = 1.0  # grid's bottom half
+    lower_half = np.zeros((32, 64), bool)
+    lower_half[16:] = True
+    padded = mask_embedding(embedding, lower_half, 64)
+    stretched = mask_embedding(embedding, lower_half, 64, stretched=True)
+    assert padded == pytest.approx([1, 0])  # rows 16-31 of 64: still the grid's top half
+    assert stretched == pytest.approx([0, 1])
+
+
 def test_image_embedding_is_accepted_by_make_sample() -> None:
     embedding = ImageEmbedding(torch.ones(4, 8, 8), (64, 64), (64, 64))
     empty, full = np.zeros((64, 64), bool), np.ones((64, 64), bool)
