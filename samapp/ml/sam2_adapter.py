@@ -52,6 +52,9 @@ class Sam2AsSam(nn.Module):
     """``model`` (registered as ``self.model``: parameters and state dict are its own) behind
     the attributes SAM's training code uses."""
 
+    pixel_mean: Tensor
+    pixel_std: Tensor
+
     def __init__(self, model: SAM2Base) -> None:
         super().__init__()
         self.model = model

@@ -27,9 +27,9 @@ from samapp.ml.click_simulation import batch_loss
 from samapp.ml.evaluation import evaluate_sam_tiny
 from samapp.ml.registry import Family
 from samapp.ml.sam2_adapter import Sam2AsSam
-from samapp.ml.sam2_tiny import SAM2_TINY_CONFIG, build_sam2_tiny
+from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT, SAM2_TINY_CONFIG, build_sam2_tiny
 from samapp.ml.synthetic import SCENE_SIZE, Style, generate_scene
-from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, SAM_TINY_CONFIG, build_sam_tiny
 from samapp.ml.train_config import TrainConfig
 
 
@@ -287,16 +287,28 @@ def save_weights(model: nn.Module, path: Path) -> None:
 @dataclass(frozen=True)
 class TinyModel:
     """One of the project's tiny models: its builder (random init, or the weights file
-    given) and its dimensions (a dataclass, written into the metrics)."""
+    given), its dimensions (a dataclass, written into the metrics), its committed
+    checkpoint and that checkpoint's recipe."""
 
     name: str
     build: Callable[[Path | None], Any]
     model_config: Any
+    checkpoint: Path
+    recipe: TrainConfig
 
 
 TINY_MODELS = {
-    "sam": TinyModel("sam_tiny", build_sam_tiny, SAM_TINY_CONFIG),
-    "sam2": TinyModel("sam2_tiny", build_sam2_tiny, SAM2_TINY_CONFIG),
+    "sam": TinyModel(
+        "sam_tiny", build_sam_tiny, SAM_TINY_CONFIG, SAM_TINY_CHECKPOINT, TrainConfig()
+    ),
+    # sam_tiny's recipe, longer: a step costs about what sam_tiny's does on one thread.
+    "sam2": TinyModel(
+        "sam2_tiny",
+        build_sam2_tiny,
+        SAM2_TINY_CONFIG,
+        SAM2_TINY_CHECKPOINT,
+        TrainConfig(steps=9_000),
+    ),
 }
 
 

@@ -3,10 +3,9 @@ checkpoints.
 
 ``manage.py sam_train_tiny`` with no options retrains ``samapp/ml/weights/sam_tiny.pt``
 (seed 0, a fixed number of steps) and rewrites ``sam_tiny.json`` with its held-out
-metrics; ``--family sam2`` does the same for ``sam2_tiny.pt`` (``--steps`` and ``--threads``
-as its metrics file records them). ``--minutes`` bounds the wall-clock time of this run:
-when it runs out, the training state is saved beside the output and ``--resume``
-continues from it.
+metrics; ``--family sam2`` does the same for ``sam2_tiny.pt`` and ``sam2_tiny.json``.
+``--minutes`` bounds the wall-clock time of this run: when it runs out, the training state
+is saved beside the output and ``--resume`` continues from it.
 """
 
 from dataclasses import replace
@@ -16,13 +15,10 @@ from typing import Any
 import torch
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT
-from samapp.ml.tiny import SAM_TINY_CHECKPOINT
 from samapp.ml.train_config import TrainConfig
-from samapp.ml.training import train_sam_tiny
+from samapp.ml.training import TINY_MODELS, train_sam_tiny
 
 TORCH_THREADS = 2
-CHECKPOINTS = {"sam": SAM_TINY_CHECKPOINT, "sam2": SAM2_TINY_CHECKPOINT}
 
 
 class Command(BaseCommand):
@@ -33,7 +29,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--family",
-            choices=sorted(CHECKPOINTS),
+            choices=sorted(TINY_MODELS),
             default="sam",
             help="sam: sam_tiny (segment_anything); sam2: sam2_tiny (the sam2 package)",
         )
@@ -54,8 +50,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--steps",
             type=int,
-            default=TrainConfig.steps,
-            help="optimisation steps of the whole schedule",
+            default=None,
+            help="optimisation steps of the whole schedule (default: the family's recipe)",
         )
         parser.add_argument(
             "--resume", action="store_true", help="continue from the saved training state"
@@ -64,11 +60,13 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=TORCH_THREADS, help="torch CPU threads")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        out: Path = (options["out"] or CHECKPOINTS[options["family"]]).resolve()
+        tiny = TINY_MODELS[options["family"]]
+        out: Path = (options["out"] or tiny.checkpoint).resolve()
         if options["minutes"] <= 0:
             raise CommandError(f"--minutes must be positive, got {options['minutes']}")
-        if options["steps"] <= 0:
-            raise CommandError(f"--steps must be positive, got {options['steps']}")
+        steps = tiny.recipe.steps if options["steps"] is None else options["steps"]
+        if steps <= 0:
+            raise CommandError(f"--steps must be positive, got {steps}")
         if options["threads"] <= 0:
             raise CommandError(f"--threads must be positive, got {options['threads']}")
         if options["seed"] < 0:
@@ -84,7 +82,7 @@ class Command(BaseCommand):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise CommandError("--device cuda: no CUDA device is available")
         out.parent.mkdir(parents=True, exist_ok=True)
-        config = replace(TrainConfig(), seed=options["seed"], steps=options["steps"])
+        config = replace(tiny.recipe, seed=options["seed"], steps=steps)
         torch.set_num_threads(options["threads"])
         # The saturated tails of GELU and the focal loss's sigmoid underflow to denormals,
         # which x86 CPUs compute on a slow path; training loses nothing by flushing them.
