@@ -117,22 +117,16 @@ def _set_images(
 ) -> Iterator[Any]:
     """Per image, a ``SamPredictor`` (or, for SAM 2, ``Sam2Clicks`` over a
     ``SAM2ImagePredictor``) with that image set: encoded, or its stored features."""
-    if is_sam2(sam):
-        sam2 = sam2_predictor(sam.eval())
-        for image in images:
-            if isinstance(image, Sam2ImageFeatures):
-                set_sam2_predictor_features(sam2, image)
-            else:
-                sam2.set_image(image)
-            yield Sam2Clicks(sam2)
-        return
-    predictor = SamPredictor(sam.eval())
+    sam2 = is_sam2(sam)
+    predictor: Any = sam2_predictor(sam.eval()) if sam2 else SamPredictor(sam.eval())
     for image in images:
-        if isinstance(image, ImageEmbedding):
+        if isinstance(image, Sam2ImageFeatures):
+            set_sam2_predictor_features(predictor, image)
+        elif isinstance(image, ImageEmbedding):
             set_predictor_embedding(predictor, image)
         else:
             predictor.set_image(image)
-        yield predictor
+        yield Sam2Clicks(predictor) if sam2 else predictor
 
 
 def evaluate_interactive(

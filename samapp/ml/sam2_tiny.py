@@ -27,7 +27,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import LayerNorm2d
 
 from samapp.ml.sam2_models import SAM2_CONFIGS, sam2_state_dict
-from samapp.ml.tiny import SAM_TINY_CHECKPOINT
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, TinyDecoderConfig
 
 # The hydra config the tiny model overrides.
 BASE_CONFIG = SAM2_CONFIGS["sam2.1_hiera_tiny"]
@@ -35,8 +35,10 @@ SAM2_TINY_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "sam2_tiny.
 
 
 @dataclass(frozen=True)
-class TinySam2Config:
-    """Dimensions of a tiny SAM 2; the defaults are the committed ``sam2_tiny``."""
+class TinySam2Config(TinyDecoderConfig):
+    """Dimensions of a tiny SAM 2; the defaults are the committed ``sam2_tiny``. The decoder's
+    are ``sam_tiny``'s (``TinyDecoderConfig``), whose weights it starts from; its width is
+    ``hidden_dim``."""
 
     image_size: int = 256
     # Hiera trunk: 4 stages (strides 4, 8, 16, 32), channels doubling from ``trunk_embed_dim``.
@@ -58,15 +60,6 @@ class TinySam2Config:
     memory_dim: int = 32
     memory_attention_layers: int = 1
     memory_feedforward: int = 256
-    decoder_depth: int = 2
-    decoder_mlp_dim: int = 256
-    decoder_num_heads: int = 4
-    iou_head_hidden_dim: int = 64
-    # Both as ``sam_tiny`` (``tiny.TinySamConfig``): SAM's first decoder layer without its
-    # residual erases which token holds the click, and lower positional frequencies vary
-    # smoothly over a small embedding grid.
-    decoder_first_layer_residual: bool = True
-    positional_encoding_scale: float = 0.45
     # The decoder's projections of the high-resolution maps (``conv_s0`` / ``conv_s1``) start
     # at zero, so its upscaling starts as SAM's. From their random init, the maps gave the
     # decoder a click-free route to its loss (a mask of every shape): within 900-1700 steps

@@ -24,7 +24,26 @@ from segment_anything.modeling import (
 
 
 @dataclass(frozen=True)
-class TinySamConfig:
+class TinyDecoderConfig:
+    """Prompt encoder and mask decoder of the project's tiny models: ``sam_tiny``'s, and
+    ``sam2_tiny``'s, which starts from ``sam_tiny``'s weights."""
+
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 256
+    decoder_num_heads: int = 4
+    iou_head_hidden_dim: int = 64
+    decoder_first_layer_residual: bool = True
+    # Standard deviation of the random Fourier frequencies of SAM's positional encoding
+    # (``PositionEmbeddingRandom``; SAM draws them with 1.0). Lower frequencies vary smoothly
+    # over the 24x24 grid, so the decoder's click-to-pixel attention starts less aliased:
+    # 6000 steps with 0.45 gave held-out 1-click 0.754 vs 0.737, 3-click 0.813 vs 0.810,
+    # anywhere-click 0.692 vs 0.667 (1000-step runs: 0.3 and 0.6 did worse than 0.45). Runs
+    # of one recipe end a few hundredths apart, so the gain is within the spread.
+    positional_encoding_scale: float = 0.45
+
+
+@dataclass(frozen=True)
+class TinySamConfig(TinyDecoderConfig):
     """Dimensions of a tiny SAM; the defaults are the committed ``sam_tiny``."""
 
     # Patch 8 at 192 px (a 24x24 embedding, 96x96 low-res masks) rather than patch 16 at the
@@ -39,18 +58,6 @@ class TinySamConfig:
     encoder_window_size: int = 6
     encoder_global_attn_indexes: tuple[int, ...] = (1, 3)
     prompt_embed_dim: int = 64
-    decoder_depth: int = 2
-    decoder_mlp_dim: int = 256
-    decoder_num_heads: int = 4
-    iou_head_hidden_dim: int = 64
-    decoder_first_layer_residual: bool = True
-    # Standard deviation of the random Fourier frequencies of SAM's positional encoding
-    # (``PositionEmbeddingRandom``; SAM draws them with 1.0). Lower frequencies vary smoothly
-    # over the 24x24 grid, so the decoder's click-to-pixel attention starts less aliased:
-    # 6000 steps with 0.45 gave held-out 1-click 0.754 vs 0.737, 3-click 0.813 vs 0.810,
-    # anywhere-click 0.692 vs 0.667 (1000-step runs: 0.3 and 0.6 did worse than 0.45). Runs
-    # of one recipe end a few hundredths apart, so the gain is within the spread.
-    positional_encoding_scale: float = 0.45
 
     @property
     def image_embedding_size(self) -> int:

@@ -22,8 +22,14 @@ from samapp.ml.sam2_embedding import compute_sam2_features, feature_sizes, sam2_
 from samapp.ml.sam2_finetune import apply_sam2_trained_state, finetune_sam2, make_sam2_sample
 from samapp.ml.sam2_models import high_res_shapes
 from samapp.ml.sam2_onnx import export_sam2_decoders, run_onnx
-from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT, SAM2_TINY_CONFIG, build_sam2_tiny
+from samapp.ml.sam2_tiny import (
+    SAM2_TINY_CHECKPOINT,
+    SAM2_TINY_CONFIG,
+    build_sam2_tiny,
+    warm_start_from_sam_tiny,
+)
 from samapp.ml.synthetic import generate_scene
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 from samapp.ml.train_config import TrainConfig
 from samapp.ml.training import init_decoder_attention, make_optimizer, scene_batch, train_step
 
@@ -186,6 +192,31 @@ def test_command_trains_the_sam2_family_and_resumes(tmp_path, monkeypatch):
     assert metrics["torch_threads"] == 1
     assert out.stat().st_size < 8 * 2**20
     assert isinstance(build_sam2_tiny(out), SAM2Base)  # strict keys
+
+
+def test_warm_start_copies_sam_tinys_prompt_encoder_and_decoder():
+    torch.manual_seed(2)
+    sam2 = build_sam2_tiny()
+    assert sam2.sam_mask_decoder.conv_s0.weight.abs().sum() == 0  # high-res route closed
+    obj_score = sam2.sam_mask_decoder.obj_score_token.weight.clone()
+    warm_start_from_sam_tiny(sam2)
+    sam = build_sam_tiny(SAM_TINY_CHECKPOINT)
+    pairs = {
+        "sam_prompt_encoder.point_embeddings.1.weight": "prompt_encoder.point_embeddings.1.weight",
+        "sam_mask_decoder.transformer.layers.1.mlp.layers.1.weight": (
+            "mask_decoder.transformer.layers.1.mlp.lin2.weight"
+        ),
+        "sam_mask_decoder.output_hypernetworks_mlps.2.layers.0.bias": (
+            "mask_decoder.output_hypernetworks_mlps.2.layers.0.bias"
+        ),
+    }
+    ours, theirs = sam2.state_dict(), sam.state_dict()
+    for sam2_key, sam_key in pairs.items():
+        assert torch.equal(ours[sam2_key], theirs[sam_key])
+    assert torch.equal(sam2.sam_mask_decoder.obj_score_token.weight, obj_score)
+    narrow = build_sam2_tiny(config=replace(SAM2_TINY_CONFIG, hidden_dim=32))
+    with pytest.raises(KeyError, match="no counterpart"):
+        warm_start_from_sam_tiny(narrow)
 
 
 def test_config_dimensions_reach_the_built_model():
