@@ -14,9 +14,9 @@ from samapp.ml.synthetic import generate_objects
 from samapp.ml.training import TINY_MODELS
 from tests.ml.held_out import OBJECTS, held_out_result
 
-# The committed checkpoint's held-out 1-click mIoU is MIOU_1_CLICK (sam2_tiny.json); the
-# test asks for it with a margin for float rounding across machines and torch versions.
-MIOU_1_CLICK_FLOOR = 0.0
+# The committed checkpoint's held-out 1-click mIoU is 0.779 (sam2_tiny.json); the floor
+# leaves a margin for float rounding across machines and torch versions.
+MIOU_1_CLICK_FLOOR = 0.75
 
 
 @pytest.fixture(scope="module")
