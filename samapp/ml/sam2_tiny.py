@@ -27,7 +27,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import LayerNorm2d
 
 from samapp.ml.sam2_models import SAM2_CONFIGS, sam2_state_dict
-from samapp.ml.tiny import SAM_TINY_CHECKPOINT, TinyDecoderConfig
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, TinyDecoderConfig, tune_decoder_init
 
 # The hydra config the tiny model overrides.
 BASE_CONFIG = SAM2_CONFIGS["sam2.1_hiera_tiny"]
@@ -196,13 +196,7 @@ def build_sam2_tiny(
     if config.neck_norm:
         for lateral in model.image_encoder.neck.convs:
             lateral.add_module("norm", LayerNorm2d(config.hidden_dim))
-    model.sam_mask_decoder.transformer.layers[
-        0
-    ].skip_first_layer_pe = not config.decoder_first_layer_residual
-    with torch.no_grad():
-        model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
-            config.positional_encoding_scale
-        )
+    tune_decoder_init(model.sam_prompt_encoder, model.sam_mask_decoder.transformer, config)
     if checkpoint is not None:
         loaded = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         state = sam2_state_dict(loaded)

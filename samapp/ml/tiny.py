@@ -12,6 +12,7 @@ stays cheap enough for a CPU budget of minutes.
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from segment_anything.modeling import (
@@ -63,6 +64,20 @@ class TinySamConfig(TinyDecoderConfig):
     def image_embedding_size(self) -> int:
         """Side of the square image embedding, ``img_size // patch_size``."""
         return self.img_size // self.patch_size
+
+
+def tune_decoder_init(prompt_encoder: Any, transformer: Any, config: TinyDecoderConfig) -> None:
+    """Apply ``config``'s two departures from SAM's decoder init, in place, to a prompt
+    encoder and two-way transformer (segment_anything's or sam2's, which share the layout)."""
+    # SAM's first decoder layer replaces the tokens by their self-attention output (no
+    # residual). From random init that averages the point tokens into the mask tokens and
+    # erases which token holds the click, a saddle a small decoder does not leave within
+    # a CPU budget; the residual form of the same block keeps each token's identity.
+    transformer.layers[0].skip_first_layer_pe = not config.decoder_first_layer_residual
+    with torch.no_grad():
+        prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
+            config.positional_encoding_scale
+        )
 
 
 SAM_TINY_CONFIG = TinySamConfig()
@@ -125,17 +140,7 @@ def build_sam_tiny(
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    # SAM's first decoder layer replaces the tokens by their self-attention output (no
-    # residual). From random init that averages the point tokens into the mask tokens and
-    # erases which token holds the click, a saddle a small decoder does not leave within
-    # a CPU budget; the residual form of the same block keeps each token's identity.
-    sam.mask_decoder.transformer.layers[
-        0
-    ].skip_first_layer_pe = not config.decoder_first_layer_residual
-    with torch.no_grad():
-        sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
-            config.positional_encoding_scale
-        )
+    tune_decoder_init(sam.prompt_encoder, sam.mask_decoder.transformer, config)
     if checkpoint is not None:
         state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         sam.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
