@@ -124,12 +124,17 @@ def first_prompts(
     return Prompts(points[:, None], torch.ones(gt.shape[0], 1, dtype=torch.long, device=gt.device))
 
 
-def decode(sam: Sam, image_embedding: Tensor, prompts: Prompts) -> tuple[Tensor, Tensor]:
+def decode(
+    sam: Sam, image_embedding: Tensor, prompts: Prompts, high_res: list[Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """Run SAM's prompt encoder and mask decoder for N objects.
 
     Arguments:
       image_embedding: (1, C, h, w) float32 from ``sam.image_encoder``, shared by the N
         objects of one image, or (N, C, h, w), each object's own image embedding.
+      high_res: for SAM 2's decoder (``sam2_adapter.Sam2AsSam``), its two high-resolution
+        maps (1 or N, C0, 4h, 4w) and (1 or N, C1, 2h, 2w), batched as ``image_embedding``;
+        None for SAM's.
 
     Returns:
       (N, 4, 4h, 4w) float32 low-res logits and (N, 4) float32 predicted IoU: output 0
@@ -144,11 +149,13 @@ def decode(sam: Sam, image_embedding: Tensor, prompts: Prompts) -> tuple[Tensor,
         # objects of several images in one call.
         dense = dense + image_embedding
         image_embedding = torch.zeros_like(image_embedding[:1])
+    extra = {} if high_res is None else {"high_res_features": high_res}
     return sam.mask_decoder.predict_masks(
         image_embeddings=image_embedding,
         image_pe=sam.prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse,
         dense_prompt_embeddings=dense,
+        **extra,
     )
 
 
@@ -159,6 +166,7 @@ def interactive_loss(
     generator: torch.Generator,
     config: TrainConfig,
     box: bool = False,
+    high_res: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Simulate ``config.iterations`` rounds of interactive prompting on N objects.
 
@@ -179,6 +187,7 @@ def interactive_loss(
         flow into it.
       gt: (N, S, S) bool ground-truth masks in the input frame.
       box: start from noisy boxes instead of points.
+      high_res: SAM 2's high-resolution maps, batched as ``image_embedding`` (``decode``).
 
     Returns:
       Scalar float32 loss (mean over objects and rounds) and (N,) float32 IoU of the
@@ -196,8 +205,10 @@ def interactive_loss(
     coverage = F.interpolate(gt[:, None].float(), low_res_size, mode="area")
     for round_ in range(config.iterations):
         if round_ == 1 and config.extra_click_rounds:
-            prompts = click_without_gradient(sam, image_embedding, gt, prompts, generator, config)
-        low_res, iou_pred = decode(sam, image_embedding, prompts)
+            prompts = click_without_gradient(
+                sam, image_embedding, gt, prompts, generator, config, high_res
+            )
+        low_res, iou_pred = decode(sam, image_embedding, prompts, high_res)
         if round_:
             low_res, iou_pred = low_res[:, :1], iou_pred[:, :1]
         target = coverage.expand_as(low_res)
@@ -251,6 +262,7 @@ def click_without_gradient(
     prompts: Prompts,
     generator: torch.Generator,
     config: TrainConfig,
+    high_res: list[Tensor] | None = None,
 ) -> Prompts:
     """Run 0 to ``config.extra_click_rounds`` (uniform) corrective rounds on the single-mask
     output without gradient; returns the prompts after them."""
@@ -260,7 +272,7 @@ def click_without_gradient(
         )
     )
     for _ in range(rounds):
-        low_res = decode(sam, image_embedding, prompts)[0][:, 0]
+        low_res = decode(sam, image_embedding, prompts, high_res)[0][:, 0]
         masks = input_size_masks(sam, low_res[:, None])[:, 0]
         prompts = corrective_prompts(prompts, low_res, masks, gt, generator)
     return prompts
@@ -273,6 +285,7 @@ def batch_loss(
     boxes: list[bool],
     generator: torch.Generator,
     config: TrainConfig,
+    high_res: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``interactive_loss`` over the objects of several images, decoded together: one
     batch for the images whose objects start from a box, one for those starting from a
@@ -283,6 +296,8 @@ def batch_loss(
       embeddings: (B, C, h, w) float32 image embeddings.
       gts: B tensors (N_i, S, S) bool, the objects of each image in the input frame.
       boxes: B flags, start image i's objects from noisy boxes.
+      high_res: SAM 2's high-resolution maps of the B images, (B, C0, 4h, 4w) and
+        (B, C1, 2h, 2w); None for SAM.
 
     Returns:
       The scalar loss (mean over all objects) and the (sum N_i,) IoU of the final shown
@@ -294,10 +309,11 @@ def batch_loss(
         if not chosen:
             continue
         gt = torch.cat([gts[i] for i in chosen])
-        per_object = torch.cat(
-            [embeddings[i : i + 1].expand(gts[i].shape[0], -1, -1, -1) for i in chosen]
+        owner = torch.cat(
+            [torch.full((gts[i].shape[0],), i, device=embeddings.device) for i in chosen]
         )
-        loss, iou = interactive_loss(sam, per_object, gt, generator, config, box)
+        maps = None if high_res is None else [f[owner] for f in high_res]
+        loss, iou = interactive_loss(sam, embeddings[owner], gt, generator, config, box, maps)
         losses.append(loss * gt.shape[0])
         ious.append(iou)
     all_ious = torch.cat(ious)

@@ -10,8 +10,9 @@ low-res logits as mask prompt. The oracle is the best IoU among all outputs (thr
 multimask and the single mask) for the same prompts.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,15 @@ from segment_anything import SamPredictor
 from segment_anything.modeling import Sam
 
 from samapp.ml.embedding import ImageEmbedding, compute_embeddings, set_predictor_embedding
+from samapp.ml.registry import AnySam
+from samapp.ml.sam2_adapter import Sam2Clicks
+from samapp.ml.sam2_embedding import (
+    Sam2ImageFeatures,
+    compute_sam2_features,
+    sam2_predictor,
+    set_sam2_predictor_features,
+)
+from samapp.ml.sam2_models import is_sam2
 from samapp.ml.synthetic import generate_objects
 
 HELD_OUT_SEED = 1_000_003  # never used for training
@@ -102,18 +112,38 @@ def _ious(masks: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
+def _set_images(
+    sam: AnySam, images: Sequence[np.ndarray | ImageEmbedding | Sam2ImageFeatures]
+) -> Iterator[Any]:
+    """Per image, a ``SamPredictor`` (or, for SAM 2, ``Sam2Clicks`` over a
+    ``SAM2ImagePredictor``) with that image set: encoded, or its stored features."""
+    sam2 = is_sam2(sam)
+    predictor: Any = sam2_predictor(sam.eval()) if sam2 else SamPredictor(sam.eval())
+    for image in images:
+        if isinstance(image, Sam2ImageFeatures):
+            set_sam2_predictor_features(predictor, image)
+        elif isinstance(image, ImageEmbedding):
+            set_predictor_embedding(predictor, image)
+        else:
+            predictor.set_image(image)
+        yield Sam2Clicks(predictor) if sam2 else predictor
+
+
 def evaluate_interactive(
-    sam: Sam,
-    images: Sequence[np.ndarray | ImageEmbedding],
+    sam: AnySam,
+    images: Sequence[np.ndarray | ImageEmbedding | Sam2ImageFeatures],
     gt_masks: Sequence[Sequence[np.ndarray]],
     clicks: int = 3,
     first_click_rng: np.random.Generator | None = None,
 ) -> InteractiveResult:
-    """Simulate ``clicks`` clicks on every object through ``SamPredictor``.
+    """Simulate ``clicks`` clicks on every object through ``SamPredictor`` (SAM 2:
+    ``SAM2ImagePredictor``).
 
     Arguments:
-      images: (H, W, 3) uint8 RGB images, or their precomputed ``ImageEmbedding``s (the
-        stored embeddings a fine-tuned decoder is evaluated on; the image encoder is not run).
+      sam: SAM's ``Sam`` or SAM 2's ``SAM2Base``.
+      images: (H, W, 3) uint8 RGB images, or their precomputed ``ImageEmbedding``s (SAM 2:
+        ``Sam2ImageFeatures``; the stored features a fine-tuned decoder is evaluated on,
+        the image encoder is not run).
       gt_masks: per image, its objects' (H, W) bool masks (all objects of an image are
         prompted as one batch).
       clicks: number of clicks per object, >= 1.
@@ -123,14 +153,9 @@ def evaluate_interactive(
     Returns:
       The per-object IoUs, objects in the order given.
     """
-    predictor = SamPredictor(sam.eval())
     ious, oracle = [], []
     with torch.inference_mode():
-        for image, masks in zip(images, gt_masks, strict=True):
-            if isinstance(image, ImageEmbedding):
-                set_predictor_embedding(predictor, image)
-            else:
-                predictor.set_image(image)
+        for predictor, masks in zip(_set_images(sam, images), gt_masks, strict=True):
             image_ious, image_oracle = _click_through(
                 predictor, np.stack(masks), clicks, first_click_rng
             )
@@ -202,9 +227,10 @@ def _predict(
 
 
 def evaluate_sam_tiny(
-    sam: Sam, objects: int = HELD_OUT_OBJECTS, clicks: int = 20
+    sam: AnySam, objects: int = HELD_OUT_OBJECTS, clicks: int = 20
 ) -> dict[str, float | int]:
-    """Interactive metrics of ``sam`` on the held-out generated set (``HELD_OUT_SEED``).
+    """Interactive metrics of ``sam`` (a ``Sam`` or a ``SAM2Base``) on the held-out
+    generated set (``HELD_OUT_SEED``).
 
     Returns mIoU after 1 and 3 clicks (shown mask and oracle), NoC@85 and NoC@90 over
     ``clicks`` clicks, the numbers of objects and clicks, and the 1-click mIoU when the
@@ -212,7 +238,8 @@ def evaluate_sam_tiny(
     """
     scenes = generate_objects(HELD_OUT_SEED, objects)
     masks = [s.masks for s in scenes]
-    embeddings = compute_embeddings(sam, [s.image for s in scenes])  # once, for both runs
+    encode = compute_sam2_features if is_sam2(sam) else compute_embeddings
+    embeddings = encode(sam, [s.image for s in scenes])  # once, for both runs
     result = evaluate_interactive(sam, embeddings, masks, clicks)
     anywhere = evaluate_interactive(
         sam, embeddings, masks, clicks=1, first_click_rng=np.random.default_rng(HELD_OUT_SEED)

@@ -25,6 +25,7 @@ from segment_anything.modeling import Sam
 from samapp.ml.mobile_sam import build_mobile_sam
 from samapp.ml.model_keys import registry_model_key
 from samapp.ml.sam2_models import SAM2_CONFIGS, build_sam2_model, sam2_state_dict
+from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT, build_sam2_tiny
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -190,6 +191,20 @@ MODELS: dict[str, ModelSpec] = {
             },
             source="trained here on generated shapes (manage.py sam_train_tiny)",
         ),
+        ModelSpec(
+            name="sam2_tiny",
+            title="SAM 2 tiny (project-trained, 256 px)",
+            build=build_sam2_tiny,
+            filename="sam2_tiny.pt",
+            bundled_path=SAM2_TINY_CHECKPOINT,
+            automatic={
+                "points_per_side": 16,
+                "pred_iou_thresh": 0.6,
+                "stability_score_thresh": 0.7,
+            },
+            source="trained here on generated shapes (manage.py sam_train_tiny --family sam2)",
+            family="sam2",
+        ),
         _sam2_spec(
             "sam2.1_hiera_tiny",
             "SAM 2.1 Hiera-T (39M)",
@@ -273,7 +288,8 @@ def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path
 
 def _fetch_hint(spec: ModelSpec) -> str:
     if spec.url is None:
-        return "It ships with the repository; rebuild it with: python manage.py sam_train_tiny"
+        command = "sam_train_tiny" + (" --family sam2" if spec.family == "sam2" else "")
+        return f"It ships with the repository; rebuild it with: python manage.py {command}"
     return f"Download it with: python manage.py sam_download {spec.name}"
 
 

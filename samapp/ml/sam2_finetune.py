@@ -4,8 +4,8 @@ The same data-engine step as ``finetune`` for SAM: the image encoder stays froze
 three stored maps (``sam2_embedding``) stay valid for the new weights. The loss and the click
 simulation are SAM's (``click_simulation.interactive_loss``: focal:dice 20:1 on the best multimask
 output plus the single-mask output, IoU-head MSE, corrective clicks with the previous logits as
-mask prompt); SAM 2's prompt encoder has SAM's interface, and ``Sam2AsSam`` gives its mask
-decoder SAM's, fed the image's high-resolution maps.
+mask prompt) through ``sam2_adapter.Sam2AsSam``, which gives SAM 2's mask decoder SAM's
+interface, fed the image's high-resolution maps.
 
 The evaluation is ``evaluation``'s click protocol (mIoU after 1, 3, 5 clicks, NoC@85/90)
 through ``SAM2ImagePredictor`` on the stored features.
@@ -18,18 +18,15 @@ already been through them. A version stores ``sam_mask_decoder.*`` and
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import torch
-from sam2.modeling.sam.mask_decoder import MaskDecoder
 from sam2.modeling.sam2_base import SAM2Base
-from sam2.sam2_image_predictor import SAM2ImagePredictor
 from torch import Tensor, nn
 
 from samapp.ml.click_simulation import interactive_loss
-from samapp.ml.evaluation import InteractiveResult, _click_through
+from samapp.ml.evaluation import evaluate_interactive
 from samapp.ml.finetune import (
     EVAL_CLICKS,
     FinetuneConfig,
@@ -38,7 +35,8 @@ from samapp.ml.finetune import (
     interactive_metrics,
     trained_keys_check,
 )
-from samapp.ml.sam2_embedding import Sam2ImageFeatures, sam2_predictor, set_sam2_predictor_features
+from samapp.ml.sam2_adapter import Sam2AsSam
+from samapp.ml.sam2_embedding import Sam2ImageFeatures
 from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("sam_mask_decoder.", "sam_prompt_encoder.")
@@ -80,48 +78,6 @@ def make_sam2_sample(
     return Sam2FinetuneSample(features=features, masks=gt[gt.flatten(1).any(1)])
 
 
-class _DecoderView(nn.Module):
-    """SAM's ``predict_masks`` over SAM 2's mask decoder, for the objects of one image whose
-    high-resolution maps ((1, C0, 4s, 4s), (1, C1, 2s, 2s)) are set in ``high_res``."""
-
-    def __init__(self, decoder: MaskDecoder) -> None:
-        super().__init__()
-        self.decoder = decoder
-        self.high_res: list[Tensor] = []
-
-    def predict_masks(
-        self,
-        image_embeddings: Tensor,
-        image_pe: Tensor,
-        sparse_prompt_embeddings: Tensor,
-        dense_prompt_embeddings: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        """(N, 4, 4s, 4s) low-res logits (0: single-mask token, 1-3: multimask) and (N, 4)
-        predicted IoU for N objects of the image (``image_embeddings`` (1, C, s, s))."""
-        masks, iou, _, _ = self.decoder.predict_masks(
-            image_embeddings=image_embeddings,
-            image_pe=image_pe,
-            sparse_prompt_embeddings=sparse_prompt_embeddings,
-            dense_prompt_embeddings=dense_prompt_embeddings,
-            repeat_image=True,
-            high_res_features=self.high_res,
-        )
-        return masks, iou
-
-
-class Sam2AsSam(nn.Module):
-    """SAM 2's prompt encoder and mask decoder behind the attributes SAM's training code uses
-    (``prompt_encoder``, ``mask_decoder.predict_masks``, ``image_encoder.img_size``,
-    ``mask_threshold``); shares ``model``'s weights."""
-
-    def __init__(self, model: SAM2Base) -> None:
-        super().__init__()
-        self.prompt_encoder = model.sam_prompt_encoder
-        self.mask_decoder = _DecoderView(model.sam_mask_decoder)
-        self.image_encoder = SimpleNamespace(img_size=model.image_size)
-        self.mask_threshold = 0.0
-
-
 def sam2_batch_loss(
     view: Sam2AsSam,
     samples: Sequence[Sam2FinetuneSample],
@@ -150,9 +106,9 @@ def sam2_batch_loss(
             keep = torch.randperm(gt.shape[0], generator=generator, device=device)
             gt = gt[keep[: config.max_objects]]
         features = sample.features
-        view.mask_decoder.high_res = [f[None].to(device) for f in features.high_res_feats]
+        high_res = [f[None].to(device) for f in features.high_res_feats]
         embedding = features.image_embed[None].to(device)
-        loss, iou = interactive_loss(view, embedding, gt, generator, config.recipe, box)
+        loss, iou = interactive_loss(view, embedding, gt, generator, config.recipe, box, high_res)
         losses.append(loss * gt.shape[0])
         ious.append(iou)
     all_ious = torch.cat(ious)
@@ -229,42 +185,6 @@ def finetune_sam2(
     return result
 
 
-class _Sam2Clicks:
-    """What ``evaluation``'s click simulation uses of a ``SamPredictor`` (``model.mask_threshold``,
-    ``device``, ``original_size``, ``transform.apply_coords``, ``predict_torch``), answered by
-    a ``SAM2ImagePredictor`` whose features are set."""
-
-    def __init__(self, predictor: SAM2ImagePredictor) -> None:
-        self.predictor = predictor
-        self.model = SimpleNamespace(mask_threshold=predictor.mask_threshold)
-        self.device = predictor.device
-        self.original_size = predictor._orig_hw[-1]
-        self.transform = self
-
-    def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> Tensor:
-        """(..., 2) xy in the original frame -> SAM 2's input frame (float32)."""
-        return self.predictor._transforms.transform_coords(
-            torch.as_tensor(coords), normalize=True, orig_hw=original_size
-        )
-
-    def predict_torch(
-        self,
-        point_coords: Tensor,
-        point_labels: Tensor,
-        mask_input: Tensor | None,
-        multimask_output: bool,
-        return_logits: bool,
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """(N, M, H, W) masks or logits, (N, M) IoU, (N, M, 4s, 4s) low-res logits."""
-        return self.predictor._predict(
-            point_coords,
-            point_labels,
-            mask_input=mask_input,
-            multimask_output=multimask_output,
-            return_logits=return_logits,
-        )
-
-
 def evaluate_sam2_features(
     model: SAM2Base,
     features: Sequence[Sam2ImageFeatures],
@@ -274,17 +194,4 @@ def evaluate_sam2_features(
     """``finetune.interactive_metrics`` of ``model`` on stored features and their objects'
     (H, W) bool masks in the original frame (the held-out split), over ``clicks`` clicks
     (default ``EVAL_CLICKS``), with the click protocol of ``evaluation.evaluate_interactive``."""
-    predictor = sam2_predictor(model.eval())
-    ious, oracle = [], []
-    with torch.inference_mode():
-        for image_features, image_masks in zip(features, masks, strict=True):
-            set_sam2_predictor_features(predictor, image_features)
-            shown, best = _click_through(
-                _Sam2Clicks(predictor),
-                np.stack(image_masks),
-                clicks or EVAL_CLICKS,
-                None,
-            )
-            ious.append(shown)
-            oracle.append(best)
-    return interactive_metrics(InteractiveResult(np.concatenate(ious), np.concatenate(oracle)))
+    return interactive_metrics(evaluate_interactive(model, features, masks, clicks or EVAL_CLICKS))

@@ -12,6 +12,7 @@ stays cheap enough for a CPU budget of minutes.
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from segment_anything.modeling import (
@@ -24,7 +25,26 @@ from segment_anything.modeling import (
 
 
 @dataclass(frozen=True)
-class TinySamConfig:
+class TinyDecoderConfig:
+    """Prompt encoder and mask decoder of the project's tiny models: ``sam_tiny``'s, and
+    ``sam2_tiny``'s, which starts from ``sam_tiny``'s weights."""
+
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 256
+    decoder_num_heads: int = 4
+    iou_head_hidden_dim: int = 64
+    decoder_first_layer_residual: bool = True
+    # Standard deviation of the random Fourier frequencies of SAM's positional encoding
+    # (``PositionEmbeddingRandom``; SAM draws them with 1.0). Lower frequencies vary smoothly
+    # over the 24x24 grid, so the decoder's click-to-pixel attention starts less aliased:
+    # 6000 steps with 0.45 gave held-out 1-click 0.754 vs 0.737, 3-click 0.813 vs 0.810,
+    # anywhere-click 0.692 vs 0.667 (1000-step runs: 0.3 and 0.6 did worse than 0.45). Runs
+    # of one recipe end a few hundredths apart, so the gain is within the spread.
+    positional_encoding_scale: float = 0.45
+
+
+@dataclass(frozen=True)
+class TinySamConfig(TinyDecoderConfig):
     """Dimensions of a tiny SAM; the defaults are the committed ``sam_tiny``."""
 
     # Patch 8 at 192 px (a 24x24 embedding, 96x96 low-res masks) rather than patch 16 at the
@@ -39,23 +59,25 @@ class TinySamConfig:
     encoder_window_size: int = 6
     encoder_global_attn_indexes: tuple[int, ...] = (1, 3)
     prompt_embed_dim: int = 64
-    decoder_depth: int = 2
-    decoder_mlp_dim: int = 256
-    decoder_num_heads: int = 4
-    iou_head_hidden_dim: int = 64
-    decoder_first_layer_residual: bool = True
-    # Standard deviation of the random Fourier frequencies of SAM's positional encoding
-    # (``PositionEmbeddingRandom``; SAM draws them with 1.0). Lower frequencies vary smoothly
-    # over the 24x24 grid, so the decoder's click-to-pixel attention starts less aliased:
-    # 6000 steps with 0.45 gave held-out 1-click 0.754 vs 0.737, 3-click 0.813 vs 0.810,
-    # anywhere-click 0.692 vs 0.667 (1000-step runs: 0.3 and 0.6 did worse than 0.45). Runs
-    # of one recipe end a few hundredths apart, so the gain is within the spread.
-    positional_encoding_scale: float = 0.45
 
     @property
     def image_embedding_size(self) -> int:
         """Side of the square image embedding, ``img_size // patch_size``."""
         return self.img_size // self.patch_size
+
+
+def tune_decoder_init(prompt_encoder: Any, transformer: Any, config: TinyDecoderConfig) -> None:
+    """Apply ``config``'s two departures from SAM's decoder init, in place, to a prompt
+    encoder and two-way transformer (segment_anything's or sam2's, which share the layout)."""
+    # SAM's first decoder layer replaces the tokens by their self-attention output (no
+    # residual). From random init that averages the point tokens into the mask tokens and
+    # erases which token holds the click, a saddle a small decoder does not leave within
+    # a CPU budget; the residual form of the same block keeps each token's identity.
+    transformer.layers[0].skip_first_layer_pe = not config.decoder_first_layer_residual
+    with torch.no_grad():
+        prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
+            config.positional_encoding_scale
+        )
 
 
 SAM_TINY_CONFIG = TinySamConfig()
@@ -118,17 +140,7 @@ def build_sam_tiny(
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
-    # SAM's first decoder layer replaces the tokens by their self-attention output (no
-    # residual). From random init that averages the point tokens into the mask tokens and
-    # erases which token holds the click, a saddle a small decoder does not leave within
-    # a CPU budget; the residual form of the same block keeps each token's identity.
-    sam.mask_decoder.transformer.layers[
-        0
-    ].skip_first_layer_pe = not config.decoder_first_layer_residual
-    with torch.no_grad():
-        sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.mul_(
-            config.positional_encoding_scale
-        )
+    tune_decoder_init(sam.prompt_encoder, sam.mask_decoder.transformer, config)
     if checkpoint is not None:
         state_dict = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
         sam.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)

@@ -1,5 +1,6 @@
 """SAM's training loop: optimisation steps on generated scenes (the whole model) or on stored
-image embeddings (decoder fine-tuning), resumable checkpoints, and ``sam_tiny``'s training.
+image embeddings (decoder fine-tuning), resumable checkpoints, and the training of the
+project's tiny models, ``sam_tiny`` and ``sam2_tiny`` (SAM 2 through ``sam2_adapter.Sam2AsSam``).
 
 The losses are in ``losses``, the simulated interactive prompting in ``click_simulation``,
 the hyperparameters in ``train_config``. Ground-truth masks are in the model's input frame:
@@ -10,20 +11,30 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import Sam
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from samapp.ml.click_simulation import batch_loss
 from samapp.ml.evaluation import evaluate_sam_tiny
+from samapp.ml.registry import Family
+from samapp.ml.sam2_adapter import Sam2AsSam
+from samapp.ml.sam2_tiny import (
+    SAM2_TINY_CHECKPOINT,
+    SAM2_TINY_CONFIG,
+    build_sam2_tiny,
+    warm_start_from_sam_tiny,
+)
 from samapp.ml.synthetic import SCENE_SIZE, Style, generate_scene
-from samapp.ml.tiny import SAM_TINY_CONFIG, build_sam_tiny
+from samapp.ml.tiny import SAM_TINY_CHECKPOINT, SAM_TINY_CONFIG, build_sam_tiny
 from samapp.ml.train_config import TrainConfig
 
 
@@ -57,14 +68,18 @@ def train_step(
     """One optimisation step of the whole model on a batch of images.
 
     Arguments:
+      sam: SAM's ``Sam``, or a SAM 2 model behind ``Sam2AsSam``.
       images: (B, 3, S, S) float32 RGB in 0..255, S = sam.image_encoder.img_size.
       gts: B tensors (N_i, S, S) bool, the objects of each image.
 
     Returns:
       The loss (mean over objects) and the mean IoU of the final picked masks.
     """
-    embeddings = sam.image_encoder(sam.preprocess(images))
-    return embeddings_step(sam, optimizer, embeddings, gts, generator, config)
+    if isinstance(sam, Sam2AsSam):
+        embeddings, high_res = sam.encode(images)
+    else:
+        embeddings, high_res = sam.image_encoder(sam.preprocess(images)), None
+    return embeddings_step(sam, optimizer, embeddings, gts, generator, config, high_res)
 
 
 def embeddings_step(
@@ -74,6 +89,7 @@ def embeddings_step(
     gts: list[Tensor],
     generator: torch.Generator,
     config: TrainConfig,
+    high_res: list[Tensor] | None = None,
 ) -> tuple[float, float]:
     """One optimisation step from image embeddings: simulated prompting on every object,
     backward, gradient clipping, ``optimizer.step()``. With stored embeddings and an
@@ -82,13 +98,14 @@ def embeddings_step(
     Arguments:
       embeddings: (B, C, h, w) float32 image embeddings (with or without grad).
       gts: B tensors (N_i, S, S) bool, the objects of each image in the input frame.
+      high_res: SAM 2's high-resolution maps of the B images (``batch_loss``); None for SAM.
 
     Returns:
       The loss (mean over objects) and the mean IoU of the final picked masks.
     """
     use_box = torch.rand(len(gts), generator=generator, device=embeddings.device)
     boxes = [bool(draw < config.box_probability) for draw in use_box]
-    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config)
+    loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config, high_res)
     optimizer_step(optimizer, loss, config.grad_clip)
     return loss.item(), ious.mean().item()
 
@@ -234,7 +251,7 @@ def train(
             cpu_seconds + time.process_time() - cpu_start,
         )
 
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="sam_tiny")
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train")
     while step < config.steps:
         if max_seconds is not None and time.monotonic() - start > max_seconds:
             break
@@ -265,10 +282,42 @@ def train(
     return TrainResult(step, step >= config.steps, *spent())
 
 
-def save_weights(sam: Sam, path: Path) -> None:
-    """Write the model's state dict in fp16 (what ``build_sam_tiny`` loads)."""
+def save_weights(model: nn.Module, path: Path) -> None:
+    """Write the model's state dict in fp16 (what ``build_sam_tiny`` and ``build_sam2_tiny``
+    load, as float32)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().half().cpu() for k, v in sam.state_dict().items()}, path)
+    torch.save({k: v.detach().half().cpu() for k, v in model.state_dict().items()}, path)
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """One of the project's tiny models: its builder (random init, or the weights file
+    given), its dimensions (a dataclass, written into the metrics), its committed
+    checkpoint and that checkpoint's recipe."""
+
+    name: str
+    build: Callable[[Path | None], Any]
+    model_config: Any
+    checkpoint: Path
+    recipe: TrainConfig
+    # Applied to the seeded init before training (after the attention init).
+    warm_start: Callable[[Any], None] | None = None
+
+
+TINY_MODELS = {
+    "sam": TinyModel(
+        "sam_tiny", build_sam_tiny, SAM_TINY_CONFIG, SAM_TINY_CHECKPOINT, TrainConfig()
+    ),
+    # sam_tiny's recipe, from sam_tiny's decoder (``warm_start_from_sam_tiny``).
+    "sam2": TinyModel(
+        "sam2_tiny",
+        build_sam2_tiny,
+        SAM2_TINY_CONFIG,
+        SAM2_TINY_CHECKPOINT,
+        TrainConfig(steps=7_000),
+        warm_start_from_sam_tiny,
+    ),
+}
 
 
 def train_sam_tiny(
@@ -278,8 +327,10 @@ def train_sam_tiny(
     max_seconds: float | None = None,
     progress: bool = True,
     device: str = "cpu",
+    family: Family = "sam",
 ) -> dict[str, object] | None:
-    """Train ``sam_tiny`` from a seeded init, then write its weights and metrics.
+    """Train ``sam_tiny`` (``family`` "sam") or ``sam2_tiny`` ("sam2") from a seeded init,
+    then write its weights and metrics.
 
     The resumable state lives beside ``out`` as ``<stem>.state.pt`` until training
     finishes; then ``out`` gets the fp16 state dict and ``<stem>.json`` the metrics
@@ -293,36 +344,41 @@ def train_sam_tiny(
     if resume and not state_path.exists():
         raise FileNotFoundError(f"no training state to resume at {state_path}")
     torch.manual_seed(config.seed)
-    sam = build_sam_tiny()
-    init_decoder_attention(sam, config.attention_init_gain)
-    sam = sam.to(device)
-    result = train(sam, config, state_path, resume, max_seconds, progress)
+    tiny = TINY_MODELS[family]
+    model = tiny.build(None)
+    trainee = model if family == "sam" else Sam2AsSam(model)
+    init_decoder_attention(trainee, config.attention_init_gain)
+    if tiny.warm_start is not None:
+        tiny.warm_start(model)
+    trainee = trainee.to(device)
+    result = train(trainee, config, state_path, resume, max_seconds, progress)
     if not result.finished:
         return None
-    save_weights(sam, out)
-    metrics = write_metrics(out, config, result.seconds, result.cpu_seconds)
+    save_weights(model, out)
+    metrics = write_metrics(out, config, result.seconds, result.cpu_seconds, family)
     state_path.unlink()
     return metrics
 
 
 def write_metrics(
-    out: Path, config: TrainConfig, seconds: float, cpu_seconds: float
+    out: Path, config: TrainConfig, seconds: float, cpu_seconds: float, family: Family = "sam"
 ) -> dict[str, object]:
     """Evaluate the weights in ``out`` on the held-out set and write ``<stem>.json``:
     the interactive metrics (``evaluation.evaluate_sam_tiny``), the training wall-clock
     and process CPU seconds, the recipe and the model's dimensions. Returns what was
     written."""
-    sam = build_sam_tiny(out)
+    tiny = TINY_MODELS[family]
+    model = tiny.build(out)
     metrics = {
-        **evaluate_sam_tiny(sam),
+        **evaluate_sam_tiny(model),
         "training_seconds": round(seconds, 1),
         "training_cpu_seconds": round(cpu_seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "seed": config.seed,
         "train_config": asdict(config),
-        "model_config": asdict(SAM_TINY_CONFIG),
-        "parameters": sum(p.numel() for p in sam.parameters()),
+        "model_config": asdict(tiny.model_config),
+        "parameters": sum(p.numel() for p in model.parameters()),
     }
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

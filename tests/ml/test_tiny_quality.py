@@ -19,8 +19,7 @@ from samapp.ml.evaluation import (
 from samapp.ml.synthetic import generate_objects
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
 from samapp.ml.train_config import TrainConfig
-
-OBJECTS = 200
+from tests.ml.held_out import OBJECTS, held_out_result
 
 
 def test_first_click_is_farthest_from_the_boundary():
@@ -75,16 +74,7 @@ def test_evaluate_interactive_on_a_random_model():
 
 @pytest.fixture(scope="module")
 def result():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        sam = build_sam_tiny(SAM_TINY_CHECKPOINT)
-        scenes = generate_objects(HELD_OUT_SEED, OBJECTS)
-        yield evaluate_interactive(
-            sam, [s.image for s in scenes], [s.masks for s in scenes], clicks=3
-        )
-    finally:
-        torch.set_num_threads(threads)
+    yield from held_out_result(build_sam_tiny(SAM_TINY_CHECKPOINT))
 
 
 def test_checkpoint_is_small_state_dict():

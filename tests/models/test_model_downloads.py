@@ -247,7 +247,7 @@ def test_prepare_offline_falls_back_to_the_demo_model(db, mobile_sam, settings):
 
 def test_prepare_exports_the_decoder_of_every_present_model(db, mobile_sam):
     call_command("sam_models_prepare", "--no-download", stdout=io.StringIO())
-    assert mobile_sam["exports"] == ["sam_tiny"]
+    assert mobile_sam["exports"] == ["sam_tiny", "sam2_tiny"]  # the bundled ones
 
 
 def _pending_events(seen: dict[str, Any], project: Project) -> list[dict[str, Any]]:
