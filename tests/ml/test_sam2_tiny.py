@@ -164,7 +164,9 @@ def test_decoder_finetunes_as_sam2_1s(model):
     scene = generate_scene(23, 0)
     (features,) = compute_sam2_features(model, [scene.image])
     sample = make_sam2_sample(features, scene.masks, model.image_size)
-    config = FinetuneConfig(steps=2, images_per_step=1, max_objects=3, warmup_steps=1, seed=0)
+    config = FinetuneConfig.from_options(
+        {"steps": 2, "images_per_step": 1, "max_objects": 3, "warmup_steps": 1, "seed": 0}
+    )
     result = finetune_sam2(model, [sample], config)
     assert len(result.loss_curve) == 2
     version = apply_sam2_trained_state(build_sam2_tiny(), result.state_dict)
