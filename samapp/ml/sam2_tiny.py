@@ -27,7 +27,12 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import LayerNorm2d
 
 from samapp.ml.sam2_models import SAM2_CONFIGS, sam2_state_dict
-from samapp.ml.tiny import SAM_TINY_CHECKPOINT, TinyDecoderConfig, tune_decoder_init
+from samapp.ml.tiny import (
+    SAM_TINY_CHECKPOINT,
+    TinyDecoderConfig,
+    tiny_decoder_arguments,
+    tune_decoder_init,
+)
 
 # The hydra config the tiny model overrides.
 BASE_CONFIG = SAM2_CONFIGS["sam2.1_hiera_tiny"]
@@ -116,16 +121,7 @@ def _small_decoder(model: SAM2Base, config: TinySam2Config) -> MaskDecoder:
     """The package's ``MaskDecoder`` with ``model``'s SAM 2.1 flags at ``config``'s size."""
     built: MaskDecoder = model.sam_mask_decoder
     return MaskDecoder(
-        num_multimask_outputs=3,
-        transformer=TwoWayTransformer(
-            depth=config.decoder_depth,
-            embedding_dim=config.hidden_dim,
-            mlp_dim=config.decoder_mlp_dim,
-            num_heads=config.decoder_num_heads,
-        ),
-        transformer_dim=config.hidden_dim,
-        iou_head_depth=3,
-        iou_head_hidden_dim=config.iou_head_hidden_dim,
+        **tiny_decoder_arguments(config, config.hidden_dim, TwoWayTransformer),
         use_high_res_features=model.use_high_res_features_in_sam,
         iou_prediction_use_sigmoid=model.iou_prediction_use_sigmoid,
         pred_obj_scores=model.pred_obj_scores,

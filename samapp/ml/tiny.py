@@ -9,6 +9,7 @@ low-resolution mask logits): the generated 256 px scenes are downscaled, as
 stays cheap enough for a CPU budget of minutes.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -64,6 +65,25 @@ class TinySamConfig(TinyDecoderConfig):
     def image_embedding_size(self) -> int:
         """Side of the square image embedding, ``img_size // patch_size``."""
         return self.img_size // self.patch_size
+
+
+def tiny_decoder_arguments(
+    config: TinyDecoderConfig, dim: int, transformer: Callable[..., Any]
+) -> dict[str, Any]:
+    """The mask decoder arguments both tiny models share: ``transformer`` is the family's
+    ``TwoWayTransformer`` class (segment_anything's or sam2's), ``dim`` the prompt width."""
+    return {
+        "num_multimask_outputs": 3,
+        "transformer": transformer(
+            depth=config.decoder_depth,
+            embedding_dim=dim,
+            mlp_dim=config.decoder_mlp_dim,
+            num_heads=config.decoder_num_heads,
+        ),
+        "transformer_dim": dim,
+        "iou_head_depth": 3,
+        "iou_head_hidden_dim": config.iou_head_hidden_dim,
+    }
 
 
 def tune_decoder_init(prompt_encoder: Any, transformer: Any, config: TinyDecoderConfig) -> None:
@@ -126,16 +146,7 @@ def build_sam_tiny(
             mask_in_chans=16,
         ),
         mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
-                depth=config.decoder_depth,
-                embedding_dim=config.prompt_embed_dim,
-                mlp_dim=config.decoder_mlp_dim,
-                num_heads=config.decoder_num_heads,
-            ),
-            transformer_dim=config.prompt_embed_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=config.iou_head_hidden_dim,
+            **tiny_decoder_arguments(config, config.prompt_embed_dim, TwoWayTransformer)
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
