@@ -4,15 +4,13 @@ same click protocol as sam_tiny's. Nothing is retrained here."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from samapp.ml.evaluation import HELD_OUT_SEED, evaluate_interactive
+from samapp.ml.evaluation import HELD_OUT_SEED
 from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT, SAM2_TINY_CONFIG, build_sam2_tiny
-from samapp.ml.synthetic import generate_objects
 from samapp.ml.training import TINY_MODELS
-from tests.ml.held_out import OBJECTS, held_out_result
+from tests.ml.held_out import OBJECTS, assert_metrics_match, held_out_result
 
 # The committed checkpoint's held-out 1-click mIoU is 0.779 (sam2_tiny.json); the floor
 # leaves a margin for float rounding across machines and torch versions.
@@ -38,18 +36,7 @@ def test_metrics_file_describes_the_checkpoint(result):
     assert metrics["seed"] == recipe.seed != HELD_OUT_SEED
     assert metrics["train_config"]["steps"] == recipe.steps
     assert metrics["model_config"]["image_size"] == SAM2_TINY_CONFIG.image_size
-    assert metrics["held_out_seed"] == HELD_OUT_SEED
-    assert metrics["miou_1_click"] == pytest.approx(result.miou(1), abs=0.01)
-    assert metrics["miou_3_clicks"] == pytest.approx(result.miou(3), abs=0.01)
-    scenes = generate_objects(HELD_OUT_SEED, OBJECTS)
-    anywhere = evaluate_interactive(
-        build_sam2_tiny(SAM2_TINY_CHECKPOINT),
-        [s.image for s in scenes],
-        [s.masks for s in scenes],
-        clicks=1,
-        first_click_rng=np.random.default_rng(HELD_OUT_SEED),
-    )
-    assert metrics["miou_1_click_anywhere"] == pytest.approx(anywhere.miou(1), abs=0.01)
+    assert_metrics_match(metrics, result, build_sam2_tiny(SAM2_TINY_CHECKPOINT))
 
 
 def test_one_click_miou(result):
