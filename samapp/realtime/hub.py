@@ -31,6 +31,12 @@ from samapp.selectors.annotation_events import (
 # Log events read per query when the room fills a gap itself.
 GAP_PAGE = 500
 
+# The room reads the log in a pool thread with its own connection: the process's one thread
+# for sync code also runs every sync view, so under load a read there would queue behind the
+# requests and hold the room's later events for as long.
+_log_latest_seq = database_sync_to_async(annotation_events_latest_seq, thread_sensitive=False)
+_log_after = database_sync_to_async(annotation_events_after, thread_sensitive=False)
+
 
 class Member(Protocol):
     """A local socket of a room."""
@@ -59,9 +65,7 @@ class Room:
         await self.layer.group_add(project_group(self.project_id), self.channel)
         # Subscribed before reading the log's end: an event committed after this read
         # reaches the channel; one committed before it is at or below `seq`.
-        self.seq = await database_sync_to_async(annotation_events_latest_seq)(
-            project_id=self.project_id
-        )
+        self.seq = await _log_latest_seq(project_id=self.project_id)
         self.reader = asyncio.create_task(self._read())
         self.ready.set()
 
@@ -117,9 +121,7 @@ class Room:
             await asyncio.sleep(settings.SAM_SOCKET_GAP_WAIT)
             if not self.held:
                 break
-            rows = await database_sync_to_async(annotation_events_after)(
-                project_id=self.project_id, after=self.seq, limit=GAP_PAGE
-            )
+            rows = await _log_after(project_id=self.project_id, after=self.seq, limit=GAP_PAGE)
             for row in rows:
                 if row.seq > self.seq:
                     self.held.setdefault(row.seq, {"event": row.event, "payload": row.payload})
