@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch
 
-from samapp.ml.automatic import generate_masks
 from samapp.ml.evaluation import HELD_OUT_SEED, evaluate_automatic, match_shapes
+from samapp.ml.family_ops import automatic_masks
 from samapp.ml.masks import rle_to_mask
 from samapp.ml.registry import automatic_defaults, load_model
 from samapp.ml.synthetic import generate_scene
@@ -40,9 +40,10 @@ def main() -> None:
     open_records = []
     for index in range(args.scenes):
         scene = generate_scene(HELD_OUT_SEED, index)
-        records = generate_masks(
+        records = automatic_masks(
             sam,
             scene.image,
+            None,
             points_per_side=args.points_per_side,
             pred_iou_thresh=args.floor,
             stability_score_thresh=0.0,

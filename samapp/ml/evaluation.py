@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 from segment_anything import SamPredictor
-from segment_anything.modeling import Sam
 
 from samapp.ml.embedding import ImageEmbedding, compute_embeddings, set_predictor_embedding
 from samapp.ml.registry import AnySam
@@ -290,22 +289,22 @@ def match_shapes(
 
 
 def evaluate_automatic(
-    sam: Sam,
+    sam: AnySam,
     scenes: int = 40,
     iou: float = 0.8,
     seed: int = HELD_OUT_SEED,
     **generator_kwargs: object,
 ) -> AutomaticResult:
     """Share of the held-out scenes' shapes that segment everything finds at IoU >= ``iou``
-    with ``generator_kwargs`` (``AutomaticMaskGenerator`` arguments)."""
-    from samapp.ml.automatic import generate_masks
+    with ``generator_kwargs`` (the arguments of the model family's generator)."""
+    from samapp.ml.family_ops import automatic_masks
     from samapp.ml.masks import rle_to_mask
     from samapp.ml.synthetic import generate_scene
 
     shapes = found = kept = 0
     for index in range(scenes):
         scene = generate_scene(seed, index)
-        records = generate_masks(sam, scene.image, **generator_kwargs)  # type: ignore[arg-type]
+        records = automatic_masks(sam, scene.image, None, **generator_kwargs)
         predicted = [rle_to_mask(r["segmentation"]) for r in records]
         shapes += len(scene.masks)
         found += match_shapes(predicted, scene.masks, iou)

@@ -197,6 +197,8 @@ MODELS: dict[str, ModelSpec] = {
             build=build_sam2_tiny,
             filename="sam2_tiny.pt",
             bundled_path=SAM2_TINY_CHECKPOINT,
+            # Calibrated as sam_tiny's (docs/models.md): SAM 2's stability filter (0.95) also
+            # keeps almost none, and looser filters add masks far faster than shapes.
             automatic={
                 "points_per_side": 16,
                 "pred_iou_thresh": 0.6,
