@@ -11,7 +11,8 @@ single-graph decoder it used before and still uses for clicks that refine a mask
 
     python bench/decoder_browser.py [--clicks 30] [--threads 2]
 
-With SAM 2.1 Hiera-T's browser graphs (``samapp.ml.sam2_onnx``, fp32 and int8; ``--no-sam2``
+With SAM 2.1 Hiera-T's browser graphs (``samapp.ml.sam2_onnx``: the single graph in fp32 and
+int8, and ``fast_multi``, its prepare + click pair from ``samapp.ml.sam2_fast``; ``--no-sam2``
 skips them) in the same page, fed its three feature maps of the same photo, checked against
 ``SAM2ImagePredictor``. Also checks mask agreement: thresholded low-res masks of ours (from the
 browser) against SAM's fp32 torch decoder on the same prompts (ViT-B), and the same check with
@@ -53,11 +54,13 @@ from samapp.ml.sam2_embedding import (  # noqa: E402
     sam2_predictor,
     set_sam2_predictor_features,
 )
+from samapp.ml.sam2_fast import export_sam2_fast_decoder  # noqa: E402
 from samapp.ml.sam2_onnx import export_sam2_decoder  # noqa: E402
 from samapp.ml.synthetic import generate_scene  # noqa: E402
 from samapp.ml.tiny import SAM_TINY_CHECKPOINT  # noqa: E402
 
 SAM2 = "sam2.1_hiera_tiny"
+SAM2_SHOWN = ("sam2_lowres_multi", "sam2_lowres_multi_int8", "sam2_fast_multi")
 # Our click-graph variants besides the exact fp32 one ("fast"): int8 weights for the two
 # output-upscaling matmuls (half the per-click MACs) and the tanh GELU there (erf is slow in WASM).
 OURS = {
@@ -99,7 +102,8 @@ def synthetic_photo(size: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 def sam2_setup(out: Path, orig: tuple[int, ...], models: dict[str, str], config: dict) -> Any:
     """SAM 2.1 Hiera-T (random init): its features of the same photo and its browser graphs
-    (fp32 and int8), added to the page's config; returns (model, features)."""
+    (single graph fp32 and int8, fast prepare + click), added to the page's config; returns
+    (model, features)."""
     torch.manual_seed(0)
     model = load_model(SAM2, random_init=True)
     features = compute_sam2_features(model, [synthetic_photo(orig)])[0]
@@ -107,6 +111,9 @@ def sam2_setup(out: Path, orig: tuple[int, ...], models: dict[str, str], config:
     models["sam2_lowres_multi_int8"] = export_sam2_decoder(
         model, out / "sam2_int8.onnx", int8=True
     ).name
+    fast = export_sam2_fast_decoder(model, out / "sam2_fast")
+    models["sam2_fast_prepare"] = f"sam2_fast/{fast['prepare'].name}"
+    models["sam2_fast_multi"] = f"sam2_fast/{fast['click'].name}"
     files, shapes = {}, {}
     for name, array in features.arrays().items():
         files[name] = f"sam2_{name}.f32"
@@ -123,7 +130,7 @@ def sam2_agreement(sam2: Any, result: dict, clicks: list) -> dict[str, tuple[flo
     predictor = sam2_predictor(model)
     set_sam2_predictor_features(predictor, features)
     agreement = {}
-    for name in ("sam2_lowres_multi", "sam2_lowres_multi_int8"):
+    for name in SAM2_SHOWN:
         values = []
         for k, b64 in enumerate(result["masks"][name]):
             logits = np.frombuffer(base64.b64decode(b64), "<f4").reshape(256, 256)
@@ -301,10 +308,15 @@ def main() -> None:
         + ", ".join(f"{op} {share:.0%}" for op, share in profile.items())
     )
     if "sam2_lowres_multi" in ms:
-        for name in ("sam2_lowres_multi", "sam2_lowres_multi_int8"):
+        print(
+            "SAM 2.1 Hiera-T fast prepare (once per image) p50 "
+            f"{result['timings']['sam2_prepare_ms']['p50']:.1f} ms"
+        )
+        for name in SAM2_SHOWN:
             print(
-                f"SAM 2.1 Hiera-T {name} vs SAM ViT-B lowres_multi p50: "
-                f"{ms[name]['p50']:.1f} / {ms['lowres_multi']['p50']:.1f} ms"
+                f"SAM 2.1 Hiera-T {name} vs SAM ViT-B lowres_multi / fast_multi p50: "
+                f"{ms[name]['p50']:.1f} / {ms['lowres_multi']['p50']:.1f} / "
+                f"{ms['fast_multi']['p50']:.1f} ms"
             )
     before = ms["lowres_multi"]["p50"]
     for name in ("fast_multi", "fast_multi_int8up_tanh"):

@@ -363,11 +363,13 @@ SAM_DECODER_VARIANTS = env.list(
     ],
 )
 SAM_DECODER_DEFAULT_VARIANT = env("SAM_DECODER_DEFAULT_VARIANT", default="fast_multi_int8up_tanh")
-# SAM 2.1's browser decoders (samapp.ml.sam2_onnx.SAM2_VARIANTS names). The exact graph by
-# default: the int8 graph passes its probe on random features but measured IoU 0.966 against
-# SAM2ImagePredictor on real clicks (docs/models.md). Adding `lowres_multi_int8` exports it
-# too, and the browser then prefers it (35% faster per click).
-SAM2_DECODER_VARIANTS = env.list("SAM2_DECODER_VARIANTS", default=["lowres_multi"])
+# SAM 2.1's browser decoders (samapp.ml.sam2_onnx.SAM2_VARIANTS names). Exact graphs by
+# default: `fast_multi` (per-image prepare + per-click graph, the browser's pick) and
+# `lowres_multi` (its clicks that refine a mask). The int8 single graph passes its probe on
+# random features but measured IoU 0.966 against SAM2ImagePredictor on real clicks
+# (docs/models.md); adding `lowres_multi_int8` exports it too, and the browser takes it only
+# where `fast_multi` is absent.
+SAM2_DECODER_VARIANTS = env.list("SAM2_DECODER_VARIANTS", default=["fast_multi", "lowres_multi"])
 
 # Object storage (S3-compatible: AWS, MinIO...) when a bucket is named; local disk otherwise.
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")

@@ -87,6 +87,30 @@ describe("SAM 2 decoder inputs", () => {
     expect(chooseVariant(MANIFEST)).toBe("lowres_multi");
   });
 
+  it("prefers the two-graph fast decoder, with the single graph for clicks that refine a mask", () => {
+    const lowres = MANIFEST.variants["lowres_multi"]!;
+    const fast: DecoderManifest = {
+      ...MANIFEST,
+      variants: {
+        ...MANIFEST.variants,
+        lowres_multi_int8: { ...lowres, int8: true },
+        fast_multi: {
+          ...lowres,
+          url: "/d/click.onnx",
+          inputs: ["src", "k0", "v0", "q0", "up1_add", "up2_add", "point_coords", "point_labels"],
+          prepare: { url: "/d/prepare.onnx", sha256: "cd", bytes: 1, inputs: ["image_embeddings", "high_res_feats_0", "high_res_feats_1"], outputs: ["src", "k0", "v0", "q0", "up1_add", "up2_add"] },
+          mask_input_variant: "lowres_multi",
+        },
+      },
+    };
+    const chosen = modelInfo(fast, chooseVariant(fast));
+    expect(chosen.variant).toBe("fast_multi");
+    expect(chosen.prepare).toEqual({ url: "/d/prepare.onnx", sha256: "cd" });
+    expect(chosen.extraInputs).toEqual(info.extraInputs);
+    expect(chosen.maskInputModel?.variant).toBe("lowres_multi");
+    expect(chosen.maskInputModel?.extraInputs).toEqual(info.extraInputs);
+  });
+
   it("takes the family and the high-resolution maps (batch first) from the manifest", () => {
     expect(info.variant).toBe("lowres_multi");
     expect(info.family).toBe("sam2");

@@ -43,7 +43,7 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
             "single_mask": variant["single_mask"],
             "int8": variant["int8"],
         }
-        if "prepare" in variant:  # a two-graph fast variant (samapp.ml.fast_decoder)
+        if "prepare" in variant:  # a two-graph fast variant (ml.fast_decoder, ml.sam2_fast)
             output["prepare"] = file_output(variant["prepare"])
             output["mask_input_variant"] = variant["mask_input_variant"]
         if "parity" in variant:  # a lossy variant's agreement with the exact decoder

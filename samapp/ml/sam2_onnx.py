@@ -15,6 +15,8 @@ One graph per variant (``SAM2_VARIANTS``), low-resolution output with every mask
 
 ``lowres_multi_int8`` is the same graph with dynamically quantized weights, stored only where
 its masks keep ``PARITY_MIN_MEAN_IOU`` with the fp32 graph's on the probe (``int8_parity``).
+``fast_multi`` is a per-image prepare graph plus a per-click graph with the same outputs for
+prompts without mask input (``sam2_fast``); ``lowres_multi`` serves the clicks that refine a mask.
 """
 
 import json
@@ -37,6 +39,7 @@ from samapp.ml.onnx_common import (
     trace_to_onnx,
 )
 from samapp.ml.onnx_export import PARITY_MIN_MEAN_IOU
+from samapp.ml.sam2_fast import export_sam2_fast_decoder, predictor_outputs
 from samapp.ml.sam2_models import high_res_shapes
 
 INPUTS = [
@@ -49,7 +52,9 @@ INPUTS = [
     "has_mask_input",
 ]
 OUTPUTS = ["iou_predictions", "low_res_masks"]
-SAM2_VARIANTS = ["lowres_multi", "lowres_multi_int8"]
+SAM2_VARIANTS = ["lowres_multi", "lowres_multi_int8", "fast_multi"]
+# The two-graph variant and the single graph its clicks with a mask input use.
+FAST_VARIANT, MASK_INPUT_VARIANT = "fast_multi", "lowres_multi"
 # Scene stream of the int8 parity probe; tests use other seeds.
 PROBE_SEED = 104729
 
@@ -79,8 +84,7 @@ class Sam2OnnxDecoder(nn.Module):
         has = has_mask_input.reshape(1, 1, 1, 1)
         no_mask = encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         dense = has * encoder._embed_masks(mask_input) + (1 - has) * no_mask
-        decoder = self.mask_decoder
-        masks, iou, _, _ = decoder.predict_masks(
+        masks, iou, _, _ = self.mask_decoder.predict_masks(
             image_embeddings=image_embeddings,
             image_pe=encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
@@ -88,13 +92,7 @@ class Sam2OnnxDecoder(nn.Module):
             repeat_image=False,
             high_res_features=[high_res_feats_0, high_res_feats_1],
         )
-        if decoder.dynamic_multimask_via_stability:
-            single, single_iou = decoder._dynamic_multimask_via_stability(masks, iou)
-        else:
-            single, single_iou = masks[:, :1], iou[:, :1]
-        masks = torch.cat([single, masks[:, 1:]], dim=1)
-        iou = torch.cat([single_iou, iou[:, 1:]], dim=1)
-        return iou, torch.clamp(masks, -32.0, 32.0)
+        return predictor_outputs(self.mask_decoder, masks, iou)
 
 
 def dummy_inputs(model: SAM2Base, num_points: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -164,8 +162,13 @@ def export_sam2_decoders(
     """Export ``variants`` (default ``SAM2_VARIANTS``) into ``out_dir`` with content-hashed
     names and return the manifest (also written as ``manifest.json``), in the layout of
     ``onnx_export.export_decoders`` plus ``"family": "sam2"`` and ``"extra_inputs"`` (name ->
-    (C, h, w) of the high-resolution maps the graphs take beside the image embedding)."""
+    (C, h, w) of the high-resolution maps the graphs take beside the image embedding). The
+    ``fast_multi`` entry describes its click graph and adds ``"prepare"`` (the per-image graph's
+    file) and ``"mask_input_variant"`` (``lowres_multi``, added to the export when not asked
+    for)."""
     out_dir, names = export_plan(out_dir, variants, SAM2_VARIANTS)
+    if FAST_VARIANT in names and MASK_INPUT_VARIANT not in names:
+        names.append(MASK_INPUT_VARIANT)
     side = model.image_size // model.backbone_stride
     shapes = high_res_shapes(model)
     manifest: dict[str, Any] = {
@@ -183,7 +186,14 @@ def export_sam2_decoders(
         for name in names:
             int8 = name.endswith("_int8")
             entry: dict[str, Any] = {"low_res": True, "single_mask": False, "int8": int8}
-            if int8:
+            if name == FAST_VARIANT:
+                paths = export_sam2_fast_decoder(model, Path(tmp) / name)
+                path = paths["click"]
+                entry["prepare"] = store_hashed(
+                    paths["prepare"], out_dir, f"{model_key}.{name}_prepare"
+                )
+                entry["mask_input_variant"] = MASK_INPUT_VARIANT
+            elif int8:
                 path = export_sam2_decoder(model, Path(tmp) / "int8.onnx", int8=True)
                 entry["parity"] = int8_parity(model, fp32, path)
                 if entry["parity"]["mean_iou"] < PARITY_MIN_MEAN_IOU:

@@ -106,7 +106,8 @@ export interface DecoderVariant extends DecoderFile {
   low_res?: boolean;
   single_mask?: boolean;
   int8?: boolean;
-  /** A fast variant's per-image graph (samapp.ml.fast_decoder), run once per embedding. */
+  /** A fast variant's per-image graph (samapp.ml.fast_decoder, samapp.ml.sam2_fast), run once
+   * per embedding on its inputs by name (the embedding and, for SAM 2, its extra maps). */
   prepare?: DecoderFile;
   /** The variant for clicks with a mask input: a fast variant's click graph takes none. */
   mask_input_variant?: string;

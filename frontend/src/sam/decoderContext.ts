@@ -4,8 +4,8 @@
  *
  * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
  * reload does not download them again) and warmed up with a dummy prompt. A fast variant
- * (samapp.ml.fast_decoder) brings two more: its prepare graph, run once per embedding when it
- * opens, and the single-graph decoder used for clicks that refine a mask. Embeddings are
+ * (samapp.ml.fast_decoder, samapp.ml.sam2_fast) brings two more: its prepare graph, run once
+ * per embedding when it opens, and the single-graph decoder used for clicks that refine a mask. Embeddings are
  * fetched as fp16 (or int8), converted to float32 here, and kept in a small LRU so that
  * prefetched neighbours open instantly. Decodes run one at a time in arrival order; queued
  * ones can be cancelled (stale hover previews), and the reply carries low-res logits for
@@ -116,13 +116,21 @@ export class DecoderContext implements Handlers {
   }
 
   /** The prepare-graph outputs of an embedding (computed once, shared by concurrent callers),
-   * or null when the decoder has no prepare graph. */
-  private preparedFor(key: string, embedding: ortWasm.Tensor): Promise<Tensors> | null {
+   * or null when the decoder has no prepare graph. The graph takes the image embedding and,
+   * for SAM 2, the embedding's extra maps, by name. */
+  private preparedFor(key: string, embedding: Embedding): Promise<Tensors> | null {
     const graph = this.prepareSession;
     if (!graph) return null;
     const hit = lruGet(this.prepared, key);
     if (hit) return hit;
-    const promise = this.exclusive(() => graph.run({ image_embeddings: embedding }));
+    const given: Tensors = { ...embedding.extra, image_embeddings: embedding.tensor };
+    const inputs: Tensors = {};
+    for (const name of graph.inputNames) {
+      const tensor = given[name];
+      if (!tensor) return Promise.reject(new Error(`prepare input ${name} is not supported`));
+      inputs[name] = tensor;
+    }
+    const promise = this.exclusive(() => graph.run(inputs));
     this.prepared.set(key, promise);
     promise.catch(() => this.prepared.delete(key));
     lruTrim(this.prepared, PREPARED_CACHE);
@@ -136,7 +144,7 @@ export class DecoderContext implements Handlers {
     if (!main) throw new Error("decoder not initialised");
     const refine = maskInput ? await this.maskInputGraph() : null;
     const target = refine ?? main;
-    const ready = target === main ? await this.preparedFor(key, embedding.tensor) : null;
+    const ready = target === main ? await this.preparedFor(key, embedding) : null;
     return { target, inputs: this.feeds(target, embedding, ready, prompt, maskInput) };
   }
 
@@ -272,7 +280,7 @@ export class DecoderContext implements Handlers {
     const embedding = await this.loadEmbedding(request.embedding);
     const fetchMs = performance.now() - started;
     // The fast decoder's per-image work happens now, before the first click.
-    await this.preparedFor(request.embedding.key, embedding.tensor);
+    await this.preparedFor(request.embedding.key, embedding);
     const { inputSize, originalSize } = embedding;
     return { result: { inputSize, originalSize, fetchMs, prepareMs: performance.now() - started - fetchMs } };
   }

@@ -17,9 +17,10 @@ export const VARIANT_PREFERENCE = [
   "lowres_multi_int8",
 ];
 
-/** SAM 2.1's graphs (samapp.ml.sam2_onnx): the int8 one first, exported only where its masks
- * pass the parity probe against fp32 (0.67x the fp32 graph's time per click in the bench). */
-export const SAM2_VARIANT_PREFERENCE = ["lowres_multi_int8", "lowres_multi"];
+/** SAM 2.1's graphs (samapp.ml.sam2_onnx): the exact two-graph decoder first (per-image
+ * prepare, then a lean click graph; samapp.ml.sam2_fast), then the int8 single graph, exported
+ * only where its masks pass the parity probe against fp32, then the fp32 single graph. */
+export const SAM2_VARIANT_PREFERENCE = ["fast_multi", "lowres_multi_int8", "lowres_multi"];
 
 export function chooseVariant(manifest: DecoderManifest, preference?: string[]): string {
   const order = preference ?? (manifest.family === "sam2" ? SAM2_VARIANT_PREFERENCE : VARIANT_PREFERENCE);
