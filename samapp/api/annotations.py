@@ -3,6 +3,7 @@
 import re
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -17,7 +18,7 @@ from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image
 from samapp.roles import Capability
-from samapp.selectors.projects import annotation_list
+from samapp.selectors.projects import annotation_get, annotation_list
 from samapp.services.annotations import (
     annotation_create,
     annotation_delete,
@@ -214,9 +215,10 @@ class AnnotationDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.ANNOTATE}
 
     def _annotation(self, annotation_id: int) -> Annotation:
-        return get_object_or_404(
-            annotation_list(project=self.project).select_related("image"), pk=annotation_id
-        )
+        annotation = annotation_get(project=self.project, annotation_id=annotation_id)
+        if annotation is None:
+            raise Http404("No such annotation.")
+        return annotation
 
     @extend_schema(responses=AnnotationOutput)
     def get(self, request: Request, project_id: int, annotation_id: int) -> Response:

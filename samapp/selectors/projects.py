@@ -111,6 +111,16 @@ def annotation_list(
     ).order_by("id")
 
 
+def annotation_get(*, project: Project, annotation_id: int) -> Annotation | None:
+    """One of the project's annotations, with its image (what a write checks and answers:
+    the payload names the label by id, so the label is not joined)."""
+    return (
+        Annotation.objects.filter(image__project=project, pk=annotation_id)
+        .select_related("image")
+        .first()
+    )
+
+
 def invitation_list_for_user(*, user: AnyUser) -> QuerySet[Invitation]:
     """The user's own pending invitations (not expired)."""
     if not user.is_authenticated:
