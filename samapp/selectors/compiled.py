@@ -2,7 +2,7 @@
 makes (the member with the project, the image or the annotation with its image), where the
 ORM's compilation of the query costs more CPU than running it (~1 ms each on a small VM).
 
-`CompiledGet` builds its queryset once, with a placeholder for each parameter, keeps the SQL,
+`CompiledQuery` builds its queryset once, with a placeholder for each parameter, keeps the SQL,
 the column converters and the related-object populators the ORM made for it, and then only
 runs that SQL with the call's values, building the instance as the ORM's iterator does."""
 
@@ -32,10 +32,10 @@ class _Compiled:
     populators: list[Any]
 
 
-class CompiledGet(Generic[M]):
-    """The first row of `build(**values)` as a `model` instance (with the objects its
-    `select_related` names), or None. `build` must use each parameter once, as a filter value
-    compiled into a query parameter (an id), and the queryset's SQL must depend on nothing
+class CompiledQuery(Generic[M]):
+    """The rows of `build(**values)` as `model` instances (with the objects its
+    `select_related` names). `build` must use each parameter once, as a filter value
+    compiled into a query parameter (an id, a key), and the queryset's SQL must depend on nothing
     else that changes at run time."""
 
     def __init__(self, model: type[M], build: Callable[..., QuerySet[M]], *names: str) -> None:
@@ -49,10 +49,11 @@ class CompiledGet(Generic[M]):
         query = self._build(**markers).query
         compiler = query.get_compiler(using=alias)
         sql, compiled_params = compiler.as_sql()
-        by_marker = {marker: name for name, marker in markers.items()}
+        # A text column's filter compiles the placeholder to its text.
+        by_marker = {key: name for name, marker in markers.items() for key in (marker, str(marker))}
         params = tuple(
             (by_marker[value], None)
-            if isinstance(value, int) and value in by_marker
+            if isinstance(value, int | str) and value in by_marker
             else (None, value)
             for value in compiled_params
         )
@@ -78,7 +79,7 @@ class CompiledGet(Generic[M]):
         self._compiled[alias] = compiled
         return compiled
 
-    def get(self, **values: Any) -> M | None:
+    def _rows(self, values: dict[str, Any], *, first: bool) -> list[M]:
         alias = router.db_for_read(self._model)
         compiled = self._compiled.get(alias) or self._compile(alias)
         connection = connections[alias]
@@ -87,16 +88,28 @@ class CompiledGet(Generic[M]):
                 compiled.sql,
                 [value if name is None else values[name] for name, value in compiled.params],
             )
-            fetched = cursor.fetchone()
-        if fetched is None:
-            return None
-        row = list(fetched)
-        for position, (converters, expression) in compiled.converters.items():
-            for converter in converters:
-                row[position] = converter(row[position], expression, connection)
-        instance = self._model.from_db(
-            alias, compiled.init_list, row[compiled.start : compiled.end]
-        )
-        for populator in compiled.populators:
-            populator.populate(row, instance)
-        return instance
+            fetched = [cursor.fetchone()] if first else cursor.fetchall()
+        instances = []
+        for found in fetched:
+            if found is None:
+                break
+            row = list(found)
+            for position, (converters, expression) in compiled.converters.items():
+                for converter in converters:
+                    row[position] = converter(row[position], expression, connection)
+            instance = self._model.from_db(
+                alias, compiled.init_list, row[compiled.start : compiled.end]
+            )
+            for populator in compiled.populators:
+                populator.populate(row, instance)
+            instances.append(instance)
+        return instances
+
+    def get(self, **values: Any) -> M | None:
+        """The first row's instance, or None."""
+        rows = self._rows(values, first=True)
+        return rows[0] if rows else None
+
+    def all(self, **values: Any) -> list[M]:
+        """Every row's instance."""
+        return self._rows(values, first=False)

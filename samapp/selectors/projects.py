@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from samapp.choices import ImageStatus, ReviewState
 from samapp.models import Annotation, Image, Invitation, Label, Membership, Project
-from samapp.selectors.compiled import CompiledGet
+from samapp.selectors.compiled import CompiledQuery
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -21,8 +21,8 @@ def invitation_expiry_cutoff() -> datetime:
 
 
 # Every project-scoped request reads its membership, and every annotation write its image or
-# annotation: compiled once (see `CompiledGet`).
-_MEMBERSHIP = CompiledGet(
+# annotation: compiled once (see `CompiledQuery`).
+_MEMBERSHIP = CompiledQuery(
     Membership,
     lambda project_id, user_id: Membership.objects.select_related("project").filter(
         project_id=project_id, user_id=user_id
@@ -30,13 +30,13 @@ _MEMBERSHIP = CompiledGet(
     "project_id",
     "user_id",
 )
-_IMAGE = CompiledGet(
+_IMAGE = CompiledQuery(
     Image,
     lambda project_id, image_id: Image.objects.filter(project_id=project_id, pk=image_id)[:1],
     "project_id",
     "image_id",
 )
-_ANNOTATION = CompiledGet(
+_ANNOTATION = CompiledQuery(
     Annotation,
     lambda project_id, annotation_id: Annotation.objects.select_related("image").filter(
         image__project_id=project_id, pk=annotation_id
