@@ -126,7 +126,7 @@ def measure(writes: int, top: int) -> None:
         body = response.json()
         created.append((body["id"], body["version"]))
 
-    def patch(i: int) -> None:
+    def patch(i: int, *, record: bool = True) -> None:
         target, version = created[i % len(created)]
         with CaptureQueriesContext(connection) as ctx:
             start = time.process_time()
@@ -136,9 +136,11 @@ def measure(writes: int, top: int) -> None:
                 format="json",
                 HTTP_IF_MATCH=f'"{version}"',
             )
-            cpu["patch"].append(time.process_time() - start)
+            spent = time.process_time() - start
         assert response.status_code == 200, response.content
-        queries["patch"].append(len(ctx.captured_queries))
+        if record:  # the profiled pass is slower: it must not count in the CPU figures
+            cpu["patch"].append(spent)
+            queries["patch"].append(len(ctx.captured_queries))
         created[i % len(created)] = (target, response.json()["version"])
 
     warm = 20
@@ -154,7 +156,7 @@ def measure(writes: int, top: int) -> None:
     if top:  # a separate pass: the profiler's own cost would count in the CPU figures
         profiler.enable()
         for i in range(writes + warm, 2 * writes + warm):
-            patch(i)
+            patch(i, record=False)
         profiler.disable()
     print(f"{'write':<8} {'cpu p50 ms':>10} {'cpu mean ms':>11} {'queries p50':>12}")
     for kind in ("create", "patch"):

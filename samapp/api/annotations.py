@@ -3,7 +3,7 @@
 import re
 from typing import Any
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -17,7 +17,7 @@ from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image
 from samapp.roles import Capability
-from samapp.selectors.projects import annotation_list
+from samapp.selectors.projects import annotation_get, annotation_list, image_get
 from samapp.services.annotations import (
     annotation_create,
     annotation_delete,
@@ -156,7 +156,10 @@ class ImageAnnotationListCreateApi(ProjectScopedMixin, APIView):
     capabilities = {"POST": Capability.ANNOTATE}
 
     def _image(self, image_id: int) -> Image:
-        return get_object_or_404(Image, project=self.project, pk=image_id)
+        image = image_get(project=self.project, image_id=image_id)
+        if image is None:
+            raise Http404("No such image.")
+        return image
 
     @extend_schema(responses=AnnotationOutput(many=True))
     def get(self, request: Request, project_id: int, image_id: int) -> Response:
@@ -214,9 +217,10 @@ class AnnotationDetailApi(ProjectScopedMixin, APIView):
     capabilities = {"PATCH": Capability.ANNOTATE, "DELETE": Capability.ANNOTATE}
 
     def _annotation(self, annotation_id: int) -> Annotation:
-        return get_object_or_404(
-            annotation_list(project=self.project).select_related("image"), pk=annotation_id
-        )
+        annotation = annotation_get(project=self.project, annotation_id=annotation_id)
+        if annotation is None:
+            raise Http404("No such annotation.")
+        return annotation
 
     @extend_schema(responses=AnnotationOutput)
     def get(self, request: Request, project_id: int, annotation_id: int) -> Response:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from samapp.choices import ImageStatus, ReviewState
 from samapp.models import Annotation, Image, Invitation, Label, Membership, Project
+from samapp.selectors.compiled import CompiledQuery
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -19,14 +20,41 @@ def invitation_expiry_cutoff() -> datetime:
     return timezone.now() - INVITATION_TTL
 
 
+# Every project-scoped request reads its membership, and every annotation write its image or
+# annotation: compiled once (see `CompiledQuery`).
+_MEMBERSHIP = CompiledQuery(
+    Membership,
+    lambda project_id, user_id: Membership.objects.select_related("project").filter(
+        project_id=project_id, user_id=user_id
+    )[:1],
+    "project_id",
+    "user_id",
+)
+_IMAGE = CompiledQuery(
+    Image,
+    lambda project_id, image_id: Image.objects.filter(project_id=project_id, pk=image_id)[:1],
+    "project_id",
+    "image_id",
+)
+_ANNOTATION = CompiledQuery(
+    Annotation,
+    lambda project_id, annotation_id: Annotation.objects.select_related("image").filter(
+        image__project_id=project_id, pk=annotation_id
+    )[:1],
+    "project_id",
+    "annotation_id",
+)
+
+
 def membership_get(*, project_id: int, user: AnyUser) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return (
-        Membership.objects.select_related("project")
-        .filter(project_id=project_id, user_id=user.pk)
-        .first()
-    )
+    return _MEMBERSHIP.get(project_id=project_id, user_id=user.pk)
+
+
+def image_get(*, project: Project, image_id: int) -> Image | None:
+    """One of the project's images."""
+    return _IMAGE.get(project_id=project.pk, image_id=image_id)
 
 
 def project_list(*, user: AnyUser) -> QuerySet[Project]:
@@ -109,6 +137,12 @@ def annotation_list(
     return annotations.filter(
         **{field: value for field, value in filters.items() if value is not None}
     ).order_by("id")
+
+
+def annotation_get(*, project: Project, annotation_id: int) -> Annotation | None:
+    """One of the project's annotations, with its image (what a write checks and answers:
+    the payload names the label by id, so the label is not joined)."""
+    return _ANNOTATION.get(project_id=project.pk, annotation_id=annotation_id)
 
 
 def invitation_list_for_user(*, user: AnyUser) -> QuerySet[Invitation]:

@@ -39,22 +39,35 @@ def _seq_take(*, project_id: int, count: int) -> int:
     return int(row[0])
 
 
+def annotation_seqs_reserve(*, project_id: int, count: int = 1) -> range:
+    """`project_lock` and the allocation of the project's next `count` seqs in one statement:
+    for a write that knows how many events it will record. Take it first in the transaction,
+    as `project_lock`; hand the seqs to `annotation_events_record`."""
+    assert transaction.get_connection().in_atomic_block, "reserve inside the change's transaction"
+    last = _seq_take(project_id=project_id, count=count)
+    return range(last - count + 1, last + 1)
+
+
 def annotation_events_record(
-    *, project_id: int, events: list[tuple[ServerEvent[P], P]]
+    *, project_id: int, events: list[tuple[ServerEvent[P], P]], seqs: range | None = None
 ) -> list[int]:
     """Append `events` to the project's log with consecutive seqs (inside the caller's
-    transaction, after `project_lock`) and broadcast them in order once it commits."""
+    transaction, after `project_lock`, or with the `seqs` of `annotation_seqs_reserve`) and
+    broadcast them in order once it commits."""
     assert transaction.get_connection().in_atomic_block, "record inside the change's transaction"
-    if not events:
-        return []
-    last = _seq_take(project_id=project_id, count=len(events))
-    first = last - len(events) + 1
+    if seqs is None:
+        if not events:
+            return []
+        seqs = annotation_seqs_reserve(project_id=project_id, count=len(events))
+    elif len(seqs) != len(events):
+        raise ValueError(f"{len(seqs)} seqs reserved for {len(events)} events.")
     bodies = [
-        (event, cast(P, {**payload, "seq": first + i})) for i, (event, payload) in enumerate(events)
+        (event, cast(P, {**payload, "seq": seq}))
+        for seq, (event, payload) in zip(seqs, events, strict=True)
     ]
     AnnotationEvent.objects.bulk_create(
-        AnnotationEvent(project_id=project_id, seq=first + i, event=str(event), payload=body)
-        for i, (event, body) in enumerate(bodies)
+        AnnotationEvent(project_id=project_id, seq=seq, event=str(event), payload=body)
+        for seq, (event, body) in zip(seqs, bodies, strict=True)
     )
 
     def send() -> None:
@@ -62,9 +75,12 @@ def annotation_events_record(
             broadcast(project_id=project_id, event=event, payload=body)
 
     transaction.on_commit(send)
-    return list(range(first, last + 1))
+    return list(seqs)
 
 
-def annotation_event_record(*, project_id: int, event: ServerEvent[P], payload: P) -> int:
-    """`annotation_events_record` of one event: its seq."""
-    return annotation_events_record(project_id=project_id, events=[(event, payload)])[0]
+def annotation_event_record(
+    *, project_id: int, event: ServerEvent[P], payload: P, seq: int | None = None
+) -> int:
+    """`annotation_events_record` of one event (at `seq` if reserved): its seq."""
+    seqs = None if seq is None else range(seq, seq + 1)
+    return annotation_events_record(project_id=project_id, events=[(event, payload)], seqs=seqs)[0]

@@ -20,7 +20,11 @@ from samapp.ml.masks import rle_area, rle_bbox, rle_validate
 from samapp.models import Annotation, Image, Label, Membership, Project
 from samapp.realtime import contract
 from samapp.roles import Capability, membership_require, role_can
-from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.services.annotation_events import (
+    annotation_event_record,
+    annotation_seqs_reserve,
+    project_lock,
+)
 from samapp.services.images import image_work_check, images_reopen
 
 EDITABLE_FIELDS = (
@@ -183,7 +187,7 @@ def annotation_create(
             else {"review_state": _submitted_state(actor)}
         )
     with transaction.atomic():
-        project_lock(project_id=image.project_id)
+        (seq,) = annotation_seqs_reserve(project_id=image.project_id)
         if actor is not None and image.status == ImageStatus.NEW:
             Image.objects.filter(pk=image.pk, status=ImageStatus.NEW).update(
                 status=ImageStatus.IN_PROGRESS, updated_at=timezone.now()
@@ -201,16 +205,20 @@ def annotation_create(
             **review,
             **_derived_fields(clean),
         )
-        _annotation_event_record(image=image, annotation=annotation, created=True)
+        _annotation_event_record(image=image, annotation=annotation, created=True, seq=seq)
     return annotation
 
 
-def _annotation_event_record(*, image: Image, annotation: Annotation, created: bool) -> None:
-    """Log the created or updated `annotation` of `image` (teammates get it after commit)."""
+def _annotation_event_record(
+    *, image: Image, annotation: Annotation, created: bool, seq: int
+) -> None:
+    """Log the created or updated `annotation` of `image` at its reserved `seq` (teammates
+    get it after commit)."""
     annotation_event_record(
         project_id=image.project_id,
         event=contract.ANNOTATION_CREATED if created else contract.ANNOTATION_UPDATED,
         payload=annotation_payload(annotation),
+        seq=seq,
     )
 
 
@@ -324,7 +332,7 @@ def annotation_update(
         changes["predicted_iou"] = clip_predicted_iou(changes["predicted_iou"])
     changes["updated_at"] = timezone.now()
     with transaction.atomic():
-        project_lock(project_id=image.project_id)
+        (seq,) = annotation_seqs_reserve(project_id=image.project_id)
         updated = Annotation.objects.filter(pk=annotation.pk, version=expected).update(
             version=F("version") + 1, **changes
         )
@@ -347,7 +355,7 @@ def annotation_update(
             current = found
         if changes.get("review_state") == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk=image.pk))
-        _annotation_event_record(image=image, annotation=current, created=False)
+        _annotation_event_record(image=image, annotation=current, created=False, seq=seq)
     return current
 
 
@@ -371,7 +379,7 @@ def annotation_delete(
     project_id, annotation_id = annotation.image.project_id, annotation.pk
     image_id = annotation.image_id
     with transaction.atomic():
-        project_lock(project_id=project_id)
+        (seq,) = annotation_seqs_reserve(project_id=project_id)
         deleted, _ = Annotation.objects.filter(pk=annotation_id, version=expected).delete()
         if not deleted:
             current = Annotation.objects.filter(pk=annotation_id).first()
@@ -387,4 +395,5 @@ def annotation_delete(
             payload=contract.AnnotationDeletedPayload(
                 id=annotation_id, image=image_id, version=expected + 1
             ),
+            seq=seq,
         )

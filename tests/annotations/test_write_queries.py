@@ -14,9 +14,9 @@ from samapp.services.reviews import annotations_review
 from tests.conftest import rle_box
 
 # Token, membership (with its project), the image or annotation; then inside the transaction
-# the project lock, the write, the seq allocation, the event row (+ its savepoint pair).
-CREATE_QUERIES = 9
-PATCH_QUERIES = 9
+# (BEGIN … COMMIT) the project lock that allocates the seq, the write, the event row.
+CREATE_QUERIES = 8
+PATCH_QUERIES = 8
 
 
 @pytest.fixture
