@@ -9,20 +9,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from samapp.models import ApiToken
-from samapp.selectors.compiled import CompiledQuery
-
-# Every API request reads the tokens with the presented key (knox's lookup), compiled once.
-_TOKENS_BY_KEY = CompiledQuery(
-    ApiToken,
-    lambda token_key: ApiToken.objects.filter(token_key=token_key).select_related("user"),
-    "token_key",
-)
-
-
-def api_tokens_by_key(*, token_key: str) -> list[ApiToken]:
-    """The tokens (with their users) whose key, the secret's first characters, is `token_key`;
-    the digest tells which of them, if any, the secret is."""
-    return _TOKENS_BY_KEY.all(token_key=token_key)
 
 
 def api_token_list(*, user_id: int) -> QuerySet[ApiToken]:

@@ -33,7 +33,7 @@ class _Compiled:
 
 
 class CompiledQuery(Generic[M]):
-    """The rows of `build(**values)` as `model` instances (with the objects its
+    """The first row of `build(**values)` as a `model` instance (with the objects its
     `select_related` names). `build` must use each parameter once, as a filter value
     compiled into a query parameter (an id, a key), and the queryset's SQL must depend on nothing
     else that changes at run time."""
@@ -79,7 +79,8 @@ class CompiledQuery(Generic[M]):
         self._compiled[alias] = compiled
         return compiled
 
-    def _rows(self, values: dict[str, Any], *, first: bool) -> list[M]:
+    def get(self, **values: Any) -> M | None:
+        """The first row's instance, or None."""
         alias = router.db_for_read(self._model)
         compiled = self._compiled.get(alias) or self._compile(alias)
         connection = connections[alias]
@@ -88,28 +89,16 @@ class CompiledQuery(Generic[M]):
                 compiled.sql,
                 [value if name is None else values[name] for name, value in compiled.params],
             )
-            fetched = [cursor.fetchone()] if first else cursor.fetchall()
-        instances = []
-        for found in fetched:
-            if found is None:
-                break
-            row = list(found)
-            for position, (converters, expression) in compiled.converters.items():
-                for converter in converters:
-                    row[position] = converter(row[position], expression, connection)
-            instance = self._model.from_db(
-                alias, compiled.init_list, row[compiled.start : compiled.end]
-            )
-            for populator in compiled.populators:
-                populator.populate(row, instance)
-            instances.append(instance)
-        return instances
-
-    def get(self, **values: Any) -> M | None:
-        """The first row's instance, or None."""
-        rows = self._rows(values, first=True)
-        return rows[0] if rows else None
-
-    def all(self, **values: Any) -> list[M]:
-        """Every row's instance."""
-        return self._rows(values, first=False)
+            found = cursor.fetchone()
+        if found is None:
+            return None
+        row = list(found)
+        for position, (converters, expression) in compiled.converters.items():
+            for converter in converters:
+                row[position] = converter(row[position], expression, connection)
+        instance = self._model.from_db(
+            alias, compiled.init_list, row[compiled.start : compiled.end]
+        )
+        for populator in compiled.populators:
+            populator.populate(row, instance)
+        return instance
