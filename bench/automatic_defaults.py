@@ -68,7 +68,9 @@ def main() -> None:
         print(f"{iou_t:8.2f} {stab_t:9.2f} {found / shapes:6.3f} {kept / args.scenes:6.1f}")
     defaults = automatic_defaults(args.model)
     start = time.perf_counter()
-    result = evaluate_automatic(sam, scenes=args.scenes, **defaults)
+    result = evaluate_automatic(
+        lambda image: automatic_masks(sam, image, None, **defaults), scenes=args.scenes
+    )
     print(
         f"defaults {defaults}: recall@0.8 {result.recall:.3f} ({result.found}/{result.shapes}), "
         f"{result.masks / args.scenes:.1f} masks/scene, {time.perf_counter() - start:.1f} s"

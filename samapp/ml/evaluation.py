@@ -10,7 +10,7 @@ low-res logits as mask prompt. The oracle is the best IoU among all outputs (thr
 multimask and the single mask) for the same prompts.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,22 +289,21 @@ def match_shapes(
 
 
 def evaluate_automatic(
-    sam: AnySam,
+    generate: Callable[[np.ndarray], list[dict[str, Any]]],
     scenes: int = 40,
     iou: float = 0.8,
     seed: int = HELD_OUT_SEED,
-    **generator_kwargs: object,
 ) -> AutomaticResult:
-    """Share of the held-out scenes' shapes that segment everything finds at IoU >= ``iou``
-    with ``generator_kwargs`` (the arguments of the model family's generator)."""
-    from samapp.ml.family_ops import automatic_masks
+    """Share of the held-out scenes' shapes that a segment-everything ``generate`` finds at
+    IoU >= ``iou``. ``generate`` maps a scene's (H, W, 3) uint8 image to its generator's records
+    (COCO RLE ``segmentation``), e.g. ``family_ops.automatic_masks`` with chosen options."""
     from samapp.ml.masks import rle_to_mask
     from samapp.ml.synthetic import generate_scene
 
     shapes = found = kept = 0
     for index in range(scenes):
         scene = generate_scene(seed, index)
-        records = automatic_masks(sam, scene.image, None, **generator_kwargs)
+        records = generate(scene.image)
         predicted = [rle_to_mask(r["segmentation"]) for r in records]
         shapes += len(scene.masks)
         found += match_shapes(predicted, scene.masks, iou)
