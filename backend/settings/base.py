@@ -222,10 +222,20 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
-            # blocking BZPOPMIN: idle sockets died with "Timeout reading". Give reads room.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                # redis-py's pool refuses a command past `max_connections` (100 by default)
+                # instead of waiting: 200 sockets connecting at once to one web process (each
+                # joins its groups and announces itself) failed with "Too many connections".
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py 8 reads with a 5 s socket timeout by default, the same as
+                        # channels_redis' blocking BZPOPMIN: idle sockets died with "Timeout
+                        # reading". Give reads room.
+                        "socket_timeout": 30,
+                        "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=1000),
+                    }
+                ],
                 # Per-socket backlog. The default (100) drops room broadcasts silently when 50
                 # annotators write at once (bench/api_load.py); clients then need catch_up.
                 "capacity": 1000,
