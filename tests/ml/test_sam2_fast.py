@@ -8,7 +8,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from torch.nn import functional as F
 
 from samapp.ml.registry import load_model
 from samapp.ml.sam2_embedding import (
@@ -20,6 +19,7 @@ from samapp.ml.sam2_embedding import (
 from samapp.ml.sam2_fast import CLICK_INPUTS, PREPARE_INPUTS, PREPARE_OUTPUTS
 from samapp.ml.sam2_onnx import export_sam2_decoders
 from samapp.ml.synthetic import generate_scene
+from tests.ml.sam2_parity import assert_matches_predictor
 
 # Prompts in fractions of the image's (width, height): points, labels, box.
 PROMPTS = {
@@ -90,10 +90,6 @@ def test_manifest_has_the_prepare_graph_and_the_mask_input_variant(fast):
     assert (entry["low_res"], entry["single_mask"], entry["int8"]) == (True, False, False)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum()))
-
-
 @pytest.mark.parametrize("prompt", list(PROMPTS))
 def test_click_graph_equals_the_predictor_single_and_multi(fast, prompt):
     fractions, labels, box_fractions = PROMPTS[prompt]
@@ -117,11 +113,5 @@ def test_click_graph_equals_the_predictor_single_and_multi(fast, prompt):
         "return_logits": True,
     }
     for multimask, indices in ((True, [1, 2, 3]), (False, [0])):
-        masks, scores, low_res = fast["predictor"].predict(multimask_output=multimask, **kwargs)
-        np.testing.assert_allclose(got_iou[0, indices], scores, atol=1e-3, rtol=0)
-        np.testing.assert_allclose(got_low[0, indices], low_res, atol=1e-3, rtol=0)
-        upscaled = F.interpolate(
-            torch.from_numpy(got_low[:, indices]), (h, w), mode="bilinear", align_corners=False
-        )[0].numpy()
-        for ours, theirs in zip(upscaled > 0, masks > 0, strict=True):
-            assert _iou(ours, theirs) >= 0.99
+        expected = fast["predictor"].predict(multimask_output=multimask, **kwargs)
+        assert_matches_predictor(expected, got_iou, got_low, indices)

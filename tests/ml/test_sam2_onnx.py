@@ -5,7 +5,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from torch.nn import functional as F
 
 from samapp.ml.registry import load_model
 from samapp.ml.sam2_embedding import (
@@ -14,6 +13,7 @@ from samapp.ml.sam2_embedding import (
     set_sam2_predictor_features,
 )
 from samapp.ml.sam2_onnx import INPUTS, export_sam2_decoder, export_sam2_decoders, run_onnx
+from tests.ml.sam2_parity import assert_matches_predictor
 
 H, W = 300, 400  # original image size (non-square: SAM 2 resizes each axis to 1024)
 
@@ -59,22 +59,6 @@ def graph_inputs(features, points, labels, box=None, mask=None) -> dict[str, tor
     }
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum()))
-
-
-def check(expected, got_iou, got_low, indices):
-    """fp32 logits within 1e-3 and thresholded full-size masks with IoU >= 0.99."""
-    masks, scores, low_res = expected
-    np.testing.assert_allclose(got_iou[0, indices], scores, atol=1e-3, rtol=0)
-    np.testing.assert_allclose(got_low[0, indices], low_res, atol=1e-3, rtol=0)
-    upscaled = F.interpolate(
-        torch.from_numpy(got_low[:, indices]), (H, W), mode="bilinear", align_corners=False
-    )[0].numpy()
-    for ours, theirs in zip(upscaled > 0, masks > 0, strict=True):
-        assert iou(ours, theirs) >= 0.99
-
-
 @pytest.mark.parametrize(
     ("points", "labels", "box"),
     [
@@ -95,8 +79,12 @@ def test_graph_equals_the_predictor_single_and_multi(setup, points, labels, box)
         "box": None if box is None else np.asarray(box, np.float32),
         "return_logits": True,
     }
-    check(predictor.predict(multimask_output=True, **kwargs), got_iou, got_low, [1, 2, 3])
-    check(predictor.predict(multimask_output=False, **kwargs), got_iou, got_low, [0])
+    assert_matches_predictor(
+        predictor.predict(multimask_output=True, **kwargs), got_iou, got_low, [1, 2, 3]
+    )
+    assert_matches_predictor(
+        predictor.predict(multimask_output=False, **kwargs), got_iou, got_low, [0]
+    )
 
 
 def test_graph_refines_a_previous_mask_as_the_predictor(setup):
@@ -114,7 +102,7 @@ def test_graph_refines_a_previous_mask_as_the_predictor(setup):
     got_iou, got_low = run_onnx(
         session, graph_inputs(features, points, labels, mask=torch.from_numpy(previous))
     )
-    check(expected, got_iou, got_low, [0])
+    assert_matches_predictor(expected, got_iou, got_low, [0])
 
 
 def test_export_writes_a_manifest_with_the_extra_inputs(setup, tmp_path):
