@@ -2,8 +2,9 @@
 
 Server → client: {"event": str, "payload": {...}}. Client → server: {"action": "presence",
 "image": id|null} and {"action": "catch_up", "after": seq}. Presence needs no storage: each
-socket announces itself to the room, answers newcomers directly, and says goodbye on leaving,
-so every socket holds the room's picture whichever process it lives in.
+socket announces itself to the room and says goodbye on leaving, and each process's room
+answers a newcomer with its members' states, so every socket holds the room's picture
+whichever process it lives in.
 
 Room events reach the socket through its process's room (`samapp.realtime.hub`), in `seq`
 order. Every frame to the client goes through a bounded queue drained by its own task: a
@@ -19,12 +20,10 @@ group and make it re-check at once; it also re-checks every SAM_SOCKET_RECHECK_S
 when its token expires."""
 
 import asyncio
-import contextlib
 import json
 from typing import Any, TypeGuard, cast
 
 from channels.db import database_sync_to_async
-from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -234,14 +233,11 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
 
     # -- presence -------------------------------------------------------------------------
 
+    def presence_entry(self) -> dict[str, Any]:
+        return {"channel": self.channel_name, "user": self.user_info, "image": self.image}
+
     def _state(self, reply_to: str | None) -> dict[str, Any]:
-        return {
-            "type": "presence.state",
-            "channel": self.channel_name,
-            "user": self.user_info,
-            "image": self.image,
-            "reply_to": reply_to,
-        }
+        return {"type": "presence.state", **self.presence_entry(), "reply_to": reply_to}
 
     async def _announce(self, *, reply_to: str | None) -> None:
         await self.channel_layer.group_send(project_group(self.project_id), self._state(reply_to))
@@ -273,14 +269,18 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.dispatch(await self.room_inbox.get())
 
     async def presence_state(self, message: dict[str, Any]) -> None:
-        self.presence[message["channel"]] = {"user": message["user"], "image": message["image"]}
-        reply_to = message.get("reply_to")
-        if reply_to and reply_to != self.channel_name:
-            # Best effort: when many members join at once the newcomer's channel can be full;
-            # raising here would close this member's socket (1011) and lose its broadcasts.
-            with contextlib.suppress(ChannelFull):
-                await self.channel_layer.send(reply_to, self._state(None))
+        """A member's announcement (the room answers newcomers, see `Room.answer`)."""
+        self._presence_set(message)
         self._send_presence()
+
+    async def presence_states(self, message: dict[str, Any]) -> None:
+        """A room's answer to this socket's announcement: its members, in one message."""
+        for state in message["states"]:
+            self._presence_set(state)
+        self._send_presence()
+
+    def _presence_set(self, state: dict[str, Any]) -> None:
+        self.presence[state["channel"]] = {"user": state["user"], "image": state["image"]}
 
     async def project_event(self, message: dict[str, Any]) -> None:
         """An event sent to this socket's own groups (the models group): every page cares

@@ -4,7 +4,9 @@ Without it every socket joins the room's group itself, so each event costs the s
 channel-layer message per member (serialized, stored and read back once per socket) and
 every socket decodes and re-encodes it. Here a `Room` holds one channel in the group per
 process: an event crosses the layer once per process, is encoded to its websocket frame once,
-and the same text is queued to every local member.
+and the same text is queued to every local member. A room also answers a newcomer's presence
+announcement for all its members in one message: when a team joins at once, a reply per member
+would be O(members²) channel-layer messages, which queue ahead of the room's events.
 
 A room also delivers the annotation log in `seq` order. Writes in several processes commit in
 `seq` order but their broadcasts race, so events can arrive out of order; the room holds a
@@ -19,6 +21,7 @@ import weakref
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 from django.conf import settings
 
@@ -46,6 +49,9 @@ class Member(Protocol):
 
     def room_message(self, message: dict[str, Any]) -> None:
         """Take a room message that is not an event (presence) without waiting."""
+
+    def presence_entry(self) -> dict[str, Any]:
+        """``{"channel", "user", "image"}``: who this member is and what it looks at."""
 
 
 class Room:
@@ -83,11 +89,23 @@ class Room:
             if message.get("type") == "project.event":
                 self.event(message["event"], message["payload"])
             else:
+                if message.get("type") == "presence.state" and message.get("reply_to"):
+                    await self.answer(message["reply_to"])
                 for member in list(self.members):
                     member.room_message(message)
             # A burst read from the layer does not suspend: let the members' writers drain
             # their queues between messages, so only a client that stopped reading fills its own.
             await asyncio.sleep(0)
+
+    async def answer(self, newcomer: str) -> None:
+        """Send the channel `newcomer` the presence states of this process's members."""
+        states = [member.presence_entry() for member in self.members]
+        states = [state for state in states if state["channel"] != newcomer]
+        if states:
+            # Best effort, as presence is: raising would end the room's reader. With a full
+            # channel the newcomer misses these members until they next announce themselves.
+            with contextlib.suppress(ChannelFull):
+                await self.layer.send(newcomer, {"type": "presence.states", "states": states})
 
     def event(self, event: str, payload: dict[str, Any]) -> None:
         """Deliver an event to every member, annotation log events in `seq` order."""

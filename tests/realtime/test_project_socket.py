@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from samapp.models import Membership
 from samapp.services.annotations import annotation_delete, annotation_update
@@ -112,6 +113,39 @@ async def test_presence_shows_who_is_on_which_image(connect, project, users) -> 
             break
     assert [u["id"] for u in presence["payload"]["users"]] == [users["reviewer"].id]
     await bob.disconnect()
+
+
+async def test_a_team_joining_costs_one_presence_answer_per_join(
+    connect, project, users, monkeypatch
+) -> None:
+    """The room answers each newcomer for all the process's members in one message: a reply
+    from every member would be O(members²) channel-layer messages queued ahead of events."""
+    layer = get_channel_layer()
+    answers: list[dict[str, Any]] = []
+    send = layer.send
+
+    async def recording_send(channel: str, message: dict[str, Any]) -> None:
+        if message["type"] == "presence.states":
+            answers.append(message)
+        await send(channel, message)
+
+    monkeypatch.setattr(layer, "send", recording_send)
+    team = ("owner", "manager", "annotator", "reviewer", "viewer", "annotator", "viewer")
+    sockets = []
+    for who in team:
+        _, socket = await connect(project.id, who)
+        await receive_until(socket, "hello")
+        sockets.append(socket)
+    everybody = {users[who].id for who in team}
+    for _ in range(20):
+        presence = await receive_until(sockets[-1], "presence")
+        if {u["id"] for u in presence["payload"]["users"]} == everybody:
+            break
+    assert {u["id"] for u in presence["payload"]["users"]} == everybody
+    # The first socket finds nobody; every later one gets one answer listing all before it.
+    assert [len(answer["states"]) for answer in answers] == list(range(1, len(team)))
+    for socket in sockets:
+        await socket.disconnect()
 
 
 async def test_annotation_events_reach_members_only_with_seq(

@@ -33,6 +33,9 @@ class Recorder:
     def room_message(self, message: dict[str, Any]) -> None:
         """Presence is not under test here."""
 
+    def presence_entry(self) -> dict[str, Any]:
+        return {"channel": f"recorder.{id(self)}", "user": {"id": 0}, "image": None}
+
 
 def event(seq: int) -> dict[str, Any]:
     return {"id": seq, "image": 1, "version": 1, "seq": seq}
