@@ -49,19 +49,25 @@ def predictor_outputs(
     return iou, torch.clamp(masks, -32.0, 32.0)
 
 
-def _require_high_res(model: SAM2Base) -> None:
-    if not model.sam_mask_decoder.use_high_res_features:
-        raise ValueError("The fast SAM 2 decoder needs a model with high-resolution features")
-
-
-class Sam2FastPrepare(nn.Module):
-    """Per-image part (shares ``model``'s weights); see the module docstring."""
+class Sam2DecoderModule(nn.Module):
+    """SAM 2's prompt encoder and mask decoder, shared with ``model``: the base of the
+    exported graphs' modules."""
 
     def __init__(self, model: SAM2Base) -> None:
         super().__init__()
-        _require_high_res(model)
         self.prompt_encoder = model.sam_prompt_encoder
         self.mask_decoder = model.sam_mask_decoder
+
+
+class _FastPart(Sam2DecoderModule):
+    def __init__(self, model: SAM2Base) -> None:
+        if not model.sam_mask_decoder.use_high_res_features:
+            raise ValueError("The fast SAM 2 decoder needs a model with high-resolution features")
+        super().__init__(model)
+
+
+class Sam2FastPrepare(_FastPart):
+    """Per-image part (shares ``model``'s weights); see the module docstring."""
 
     @torch.no_grad()
     def forward(
@@ -78,14 +84,11 @@ class Sam2FastPrepare(nn.Module):
         return (*prepared, *skips)
 
 
-class Sam2FastClick(nn.Module):
+class Sam2FastClick(_FastPart):
     """Per-click part (shares ``model``'s weights); see the module docstring."""
 
     def __init__(self, model: SAM2Base) -> None:
-        super().__init__()
-        _require_high_res(model)
-        self.prompt_encoder = model.sam_prompt_encoder
-        self.mask_decoder = model.sam_mask_decoder
+        super().__init__(model)
         decoder = self.mask_decoder
         self.rewrite = TwoWayClick(
             decoder.transformer,

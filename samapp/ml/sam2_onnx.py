@@ -29,7 +29,6 @@ import onnx
 import onnxruntime as ort
 import torch
 from sam2.modeling.sam2_base import SAM2Base
-from torch import nn
 
 from samapp.ml.onnx_common import (
     POINT_AXES,
@@ -39,7 +38,7 @@ from samapp.ml.onnx_common import (
     trace_to_onnx,
 )
 from samapp.ml.onnx_export import PARITY_MIN_MEAN_IOU
-from samapp.ml.sam2_fast import export_sam2_fast_decoder, predictor_outputs
+from samapp.ml.sam2_fast import Sam2DecoderModule, export_sam2_fast_decoder, predictor_outputs
 from samapp.ml.sam2_models import high_res_shapes
 
 INPUTS = [
@@ -59,14 +58,9 @@ FAST_VARIANT, MASK_INPUT_VARIANT = "fast_multi", "lowres_multi"
 PROBE_SEED = 104729
 
 
-class Sam2OnnxDecoder(nn.Module):
+class Sam2OnnxDecoder(Sam2DecoderModule):
     """SAM 2's prompt encoder and mask decoder as one traceable module (shares ``model``'s
     weights); see the module docstring for inputs and outputs."""
-
-    def __init__(self, model: SAM2Base) -> None:
-        super().__init__()
-        self.prompt_encoder = model.sam_prompt_encoder
-        self.mask_decoder = model.sam_mask_decoder
 
     @torch.no_grad()
     def forward(
