@@ -23,6 +23,7 @@ fp16 for a 1024 px model: 2 MiB + 4 MiB + 2 MiB = 8 MiB per image (SAM's: 2 MiB)
 
 import json
 import struct
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -152,9 +153,16 @@ def feature_sizes(model: SAM2Base) -> list[tuple[int, int]]:
     return [(4 * side, 4 * side), (2 * side, 2 * side), (side, side)]
 
 
+# SAM2ImagePredictor runs torch.jit.script on its transforms, which is not thread-safe: threads
+# building predictors at once (a worker's or an eager web process's concurrent embeddings) fail
+# with "Can't redefine method: forward on class ... Resize" or a KeyError from the compiler.
+_PREDICTOR_BUILD = threading.Lock()
+
+
 def sam2_predictor(model: SAM2Base, **kwargs: Any) -> SAM2ImagePredictor:
-    """``SAM2ImagePredictor`` on ``model``, whatever its image size."""
-    predictor = SAM2ImagePredictor(model, **kwargs)
+    """``SAM2ImagePredictor`` on ``model``, whatever its image size (safe from any thread)."""
+    with _PREDICTOR_BUILD:
+        predictor = SAM2ImagePredictor(model, **kwargs)
     predictor._bb_feat_sizes = feature_sizes(model)
     return predictor
 

@@ -3,6 +3,7 @@
 import base64
 import importlib.util
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,10 @@ from samapp.ml.sam2_embedding import (
     FEATURE_NAMES,
     Sam2ImageFeatures,
     pack_tensors,
+    sam2_predictor,
     unpack_tensors,
 )
+from samapp.ml.sam2_tiny import build_sam2_tiny
 
 FIXTURES = Path(__file__).resolve().parents[2] / "frontend" / "tests" / "fixtures"
 
@@ -74,3 +77,25 @@ def test_the_browser_fixture_is_what_this_code_writes():
         blob = base64.b64decode(stored["packed"][fmt]["blob"])
         assert blob == pack_tensors(module.sample_arrays(), fmt)
     assert stored == json.loads(json.dumps(module.fixtures()))
+
+
+def test_predictors_can_be_built_from_many_threads_at_once():
+    """A worker (or an eager web process) encodes images for several requests at once; the
+    predictor's scripted transforms once made every thread but one fail."""
+    model = build_sam2_tiny()
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def build() -> None:
+        start.wait()
+        try:
+            sam2_predictor(model)
+        except Exception as exc:  # collected: the assertion below names every failure
+            failures.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
