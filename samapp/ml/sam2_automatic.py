@@ -15,8 +15,9 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from samapp.ml.embedding import ImageLike, to_rgb_array
 from samapp.ml.sam2_embedding import (
+    PREDICTOR_BUILD,
     Sam2ImageFeatures,
-    feature_sizes,
+    sam2_predictor,
     set_sam2_predictor_features,
 )
 
@@ -51,15 +52,16 @@ def generate_sam2_masks(
     """
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-    generator = SAM2AutomaticMaskGenerator(model, output_mode="coco_rle", **kwargs)
+    with PREDICTOR_BUILD:
+        generator = SAM2AutomaticMaskGenerator(model, output_mode="coco_rle", **kwargs)
     old = generator.predictor
-    predictor = _StoredFeaturesPredictor(
+    predictor = sam2_predictor(
         model,
+        _StoredFeaturesPredictor,
         mask_threshold=old.mask_threshold,
         max_hole_area=old._transforms.max_hole_area,
         max_sprinkle_area=old._transforms.max_sprinkle_area,
     )
-    predictor._bb_feat_sizes = feature_sizes(model)
     predictor.features = features
     generator.predictor = predictor
     records: list[dict[str, Any]] = generator.generate(to_rgb_array(image))

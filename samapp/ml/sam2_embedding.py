@@ -26,7 +26,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -154,15 +154,20 @@ def feature_sizes(model: SAM2Base) -> list[tuple[int, int]]:
 
 
 # SAM2ImagePredictor runs torch.jit.script on its transforms, which is not thread-safe: threads
-# building predictors at once (a worker's or an eager web process's concurrent embeddings) fail
-# with "Can't redefine method: forward on class ... Resize" or a KeyError from the compiler.
-_PREDICTOR_BUILD = threading.Lock()
+# building predictors at once (a worker's or an eager web process's concurrent embeddings and
+# segment-everything jobs) fail with "Can't redefine method: forward on class ... Resize" or a
+# KeyError from the compiler. Hold it while building anything that builds a predictor.
+PREDICTOR_BUILD = threading.Lock()
+
+PredictorT = TypeVar("PredictorT", bound=SAM2ImagePredictor)
 
 
-def sam2_predictor(model: SAM2Base, **kwargs: Any) -> SAM2ImagePredictor:
-    """``SAM2ImagePredictor`` on ``model``, whatever its image size (safe from any thread)."""
-    with _PREDICTOR_BUILD:
-        predictor = SAM2ImagePredictor(model, **kwargs)
+def sam2_predictor(
+    model: SAM2Base, predictor_class: type[PredictorT] = SAM2ImagePredictor, **kwargs: Any
+) -> PredictorT:
+    """A ``predictor_class`` on ``model``, whatever its image size (safe from any thread)."""
+    with PREDICTOR_BUILD:
+        predictor = predictor_class(model, **kwargs)
     predictor._bb_feat_sizes = feature_sizes(model)
     return predictor
 
@@ -175,7 +180,7 @@ def compute_sam2_features(
 
     On CUDA the encoder runs under fp16 autocast; the returned maps are float32.
     """
-    predictor = sam2_predictor(model)
+    predictor: SAM2ImagePredictor = sam2_predictor(model)
     device = next(model.parameters()).device
     side = (model.image_size, model.image_size)
     results: list[Sam2ImageFeatures] = []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from samapp.ml.sam2_automatic import generate_sam2_masks
 from samapp.ml.sam2_embedding import (
     FEATURE_NAMES,
     Sam2ImageFeatures,
@@ -80,20 +81,24 @@ def test_the_browser_fixture_is_what_this_code_writes():
 
 
 def test_predictors_can_be_built_from_many_threads_at_once():
-    """A worker (or an eager web process) encodes images for several requests at once; the
-    predictor's scripted transforms once made every thread but one fail."""
+    """A worker (or an eager web process) encodes images and segments everything for several
+    requests at once; the predictor's scripted transforms once made every thread but one fail."""
     model = build_sam2_tiny()
+    image = np.zeros((32, 32, 3), np.uint8)
     start = threading.Barrier(6)
     failures: list[BaseException] = []
 
-    def build() -> None:
+    def build(segment_everything: bool) -> None:
         start.wait()
         try:
-            sam2_predictor(model)
+            if segment_everything:
+                generate_sam2_masks(model, image, points_per_side=1)
+            else:
+                sam2_predictor(model)
         except Exception as exc:  # collected: the assertion below names every failure
             failures.append(exc)
 
-    threads = [threading.Thread(target=build) for _ in range(6)]
+    threads = [threading.Thread(target=build, args=(i % 2 == 0,)) for i in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
