@@ -1,17 +1,19 @@
-"""What the workspace's first decoder session costs in the browser (headless Debian Chromium,
-onnxruntime-web WASM), by part, and what starting the WASM runtime early saves.
+"""What the workspace's first decoder sessions cost in the browser (headless Debian Chromium,
+onnxruntime-web WASM), with the graphs as stored (optimised offline at export,
+``onnx_common.optimize_offline``; sessions created with optimisation disabled, as the
+workspace creates them) against the graphs as traced, optimised by the browser (``all``, what
+the workspace did before).
 
-The page creates the decoder's sessions (click graph, then prepare graph) of ``--model``'s
-``--variant`` export, either cold (the first ``InferenceSession.create`` also fetches, compiles
-and starts the WASM runtime and its threads) or after the runtime was started on a one-node
-graph, as the decoder worker now does when the page opens (``decoderContext.startRuntime``).
-Each configuration runs in a fresh browser, interleaved, ``--runs`` times.
+Each page starts the WASM runtime on a one-node graph first, as the decoder worker does when
+the page opens, then creates the click and prepare sessions of ``--model``'s ``--variant``
+export, runs each once (the workspace's warm-up) and the click graph 15 more times. Each
+configuration runs in a fresh browser, interleaved, ``--runs`` times.
 
     python bench/first_session.py [--model sam_tiny] [--variant fast_multi] [--runs 3]
-        [--threads 2] [--opt all]
+        [--threads 2]
 
-Prints the medians, then the cold/started ratio of the decoder's own session time (what is
-left on the first click's path once the runtime starts with the page).
+Prints the medians, then the ratio of what is on the first click's path (both sessions and
+both first runs), browser-optimised / stored.
 """
 
 import argparse
@@ -20,6 +22,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import onnx
 from onnx import TensorProto, helper
@@ -31,6 +35,8 @@ from browser.harness import ensure_frontend_modules, run_page, serve  # noqa: E4
 
 from samapp.ml.onnx_export import export_decoders  # noqa: E402
 from samapp.ml.registry import load_model  # noqa: E402
+
+FIRST_PATH = ("clickSessionMs", "prepareSessionMs", "firstPrepareMs", "firstClickMs")
 
 
 def _one_node_graph(path: Path) -> None:
@@ -45,45 +51,59 @@ def _one_node_graph(path: Path) -> None:
     onnx.save(model, path)
 
 
+def _export(model: Any, key: str, variant: str, out: Path) -> dict[str, Any]:
+    return dict(export_decoders(model, key, out, variants=[variant])["variants"][variant])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="sam_tiny")
     parser.add_argument("--variant", default="fast_multi")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--opt", default="all", choices=["all", "extended", "basic", "disabled"])
     args = parser.parse_args()
     ensure_frontend_modules()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         model = load_model(args.model, random_init=args.model != "sam_tiny")
-        variant = export_decoders(model, args.model, data, variants=[args.variant])["variants"]
-        entry = variant[args.variant]
+        stored = _export(model, args.model, args.variant, data / "stored")
+        # The same export without the offline optimisation: the graphs as traced.
+        with mock.patch("samapp.ml.onnx_common.optimize_offline", return_value=None):
+            raw = _export(model, args.model, args.variant, data / "raw")
         _one_node_graph(data / "start.onnx")
+
+        def files(entry: dict[str, Any], folder: str) -> dict[str, str]:
+            return {
+                "click": f"{folder}/{entry['filename']}",
+                "prepare": f"{folder}/{entry['prepare']['filename']}",
+            }
+
         config = {
-            "tiny": "start.onnx",
-            "click": entry["filename"],
-            "prepare": entry.get("prepare", {}).get("filename"),
+            "start": "start.onnx",
+            "raw": files(raw, "raw"),
+            "stored": files(stored, "stored"),
+            "clickInputs": stored["inputs"],
+            "prepareInputs": stored["prepare"]["inputs"],
         }
         (data / "config.json").write_text(json.dumps(config))
-        rows: dict[str, list[dict[str, float]]] = {"cold": [], "started": []}
+        configurations = {"traced, optimised by the browser": "files=raw&opt=all"}
+        configurations["stored (offline), not optimised again"] = "files=stored&opt=disabled"
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in configurations}
         with serve(data) as base:
             for _ in range(args.runs):
-                for name, warm in (("cold", 0), ("started", 1)):
-                    query = f"threads={args.threads}&opt={args.opt}&warm={warm}"
-                    rows[name].append(run_page(f"{base}/bench/first_session.html?{query}"))
-    print(f"{args.model} {args.variant}: {args.threads} threads, optimisation {args.opt!r}")
+                for name, query in configurations.items():
+                    url = f"{base}/bench/first_session.html?threads={args.threads}&{query}"
+                    rows[name].append(run_page(url))
+    print(f"{args.model} {args.variant}: {args.threads} threads")
     print(f"medians of {args.runs} fresh pages (ms)")
-    medians: dict[str, dict[str, float]] = {}
+    first_path = {}
     for name, results in rows.items():
-        keys = [k for k in ("runtimeMs", "clickSessionMs", "prepareSessionMs") if k in results[0]]
-        medians[name] = {k: statistics.median(r[k] for r in results) for k in keys}
-        medians[name]["decoderMs"] = statistics.median(
-            r["clickSessionMs"] + r["prepareSessionMs"] for r in results
-        )
-        print(f"  {name:8}", "  ".join(f"{k} {v:7.0f}" for k, v in medians[name].items()))
-    ratio = medians["cold"]["decoderMs"] / medians["started"]["decoderMs"]
-    print(f"decoder sessions cold / with the runtime started first: {ratio:.2f}x")
+        medians = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        first_path[name] = statistics.median(sum(r[k] for k in FIRST_PATH) for r in results)
+        print(f"  {name}:", "  ".join(f"{k} {v:.0f}" for k, v in medians.items()))
+        print(f"    on the first click's path: {first_path[name]:.0f}")
+    baseline, ours = first_path.values()
+    print(f"first-click path, browser-optimised / stored: {baseline / ours:.2f}x")
 
 
 if __name__ == "__main__":

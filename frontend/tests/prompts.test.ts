@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { buildPromptTensors, candidateIndices, preprocessShape, type Prompt } from "../src/sam/prompts";
 import { fp16ToFloat32, int8ToFloat32 } from "../src/sam/fp16";
-import { chooseVariant, modelInfo } from "../src/sam/variants";
+import { chooseVariant, modelInfo, sessionOptimization } from "../src/sam/variants";
 import type { DecoderManifest } from "../src/api/types";
 
 interface Fixture {
@@ -146,6 +146,17 @@ describe("decoder variant choice", () => {
     expect(chooseVariant(m)).toBe("fast_multi");
     m.variants["fast_multi_int8up_tanh"] = { ...fast, int8: true };
     expect(chooseVariant(m)).toBe("fast_multi_int8up_tanh");
+  });
+  it("skips the browser's graph optimisation on WASM for graphs the server optimised at export", () => {
+    const m = manifest(["lowres_multi", "fast_multi"], "fast_multi");
+    m.variants["fast_multi"] = { ...variant, prepare: variant, mask_input_variant: "lowres_multi" };
+    const traced = modelInfo(m, "fast_multi");
+    expect(sessionOptimization(traced, false)).toBe("all");
+    const optimized = modelInfo({ ...m, offline_optimization: "basic" }, "fast_multi");
+    expect(optimized.optimizedOffline).toBe(true);
+    expect(optimized.maskInputModel?.optimizedOffline).toBe(true);
+    expect(sessionOptimization(optimized, false)).toBe("disabled");
+    expect(sessionOptimization(optimized, true)).toBe("all");
   });
   it("refuses a fast decoder whose mask-input decoder is missing", () => {
     const m = manifest(["fast_multi"], "fast_multi");

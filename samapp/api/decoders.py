@@ -62,6 +62,9 @@ def _manifest_output(manifest: dict[str, Any]) -> dict[str, Any]:
         # ({input name: [C, h, w]}) and append SAM 2's padding point themselves.
         "family": manifest.get("family", "sam"),
         "extra_inputs": manifest.get("extra_inputs", {}),
+        # The onnxruntime level the graphs are already optimised at ("basic"; "" for none):
+        # the browser does not optimise them again.
+        "offline_optimization": manifest.get("offline_optimization", ""),
     }
 
 

@@ -1,16 +1,18 @@
 """What the decoder exports share (``onnx_export``, ``fast_decoder``, ``sam2_onnx``): the opset,
 tracing a module to an ONNX file, dynamic int8 quantization of its weights, and storing a
-graph under its content hash."""
+graph, optimised offline, under its content hash."""
 
 import contextlib
 import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnx
+import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from segment_anything.modeling import Sam
@@ -19,6 +21,11 @@ from torch import nn
 OPSET = 17
 # The number of prompt points is the one dynamic axis of every decoder graph.
 POINT_AXES = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+# The onnxruntime optimisation level stored graphs already have (``optimize_offline``): the
+# browser creates their sessions without optimising them again, which was most of the cost of
+# a page's first decoder session (``bench/first_session.py``). "basic" rewrites keep standard
+# ONNX ops only, so the graphs stay valid for every execution provider.
+OFFLINE_OPTIMIZATION = "basic"
 
 
 def require_cpu_float32(model: Sam) -> None:
@@ -99,8 +106,28 @@ def export_plan(
     return out, list(names)
 
 
+def optimize_offline(path: Path) -> None:
+    """Rewrite the graph at ``path`` in place as onnxruntime's ``OFFLINE_OPTIMIZATION`` level
+    leaves it. Constant folding is left out: the exporter folded the graph's constants
+    already, and onnxruntime would also store tensors computed from them (ViT-B's positional
+    encoding: 4 MB more to download for a few ms per image)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    optimized = path.with_name(path.name + ".optimized")
+    options.optimized_model_filepath = str(optimized)
+    ort.InferenceSession(
+        str(path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=["ConstantFolding"],
+    )
+    os.replace(optimized, path)
+
+
 def store_hashed(path: Path, out_dir: Path, stem: str) -> dict[str, Any]:
-    """Move ``path`` to ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
+    """Optimise ``path`` offline (``optimize_offline``), then move it to
+    ``out_dir / {stem}.{sha256[:16]}.onnx``; describe the file."""
+    optimize_offline(path)
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     final = path.replace(out_dir / f"{stem}.{sha256[:16]}.onnx")

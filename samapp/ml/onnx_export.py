@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from samapp.ml.fast_decoder import export_fast_decoder, mask_parity
 from samapp.ml.onnx_common import (
+    OFFLINE_OPTIMIZATION,
     POINT_AXES,
     export_plan,
     quantize_weights,
@@ -223,6 +224,7 @@ def export_decoders(
         "image_size": model.image_encoder.img_size,
         "embedding_shape": [model.prompt_encoder.embed_dim, h, w],
         "mask_input_size": [4 * h, 4 * w],
+        "offline_optimization": OFFLINE_OPTIMIZATION,
         "variants": {},
         "rejected": {},
     }

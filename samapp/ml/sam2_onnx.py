@@ -31,6 +31,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from samapp.ml.onnx_common import (
+    OFFLINE_OPTIMIZATION,
     POINT_AXES,
     export_plan,
     quantize_weights,
@@ -172,6 +173,7 @@ def export_sam2_decoders(
         "embedding_shape": [model.sam_prompt_encoder.embed_dim, side, side],
         "extra_inputs": {f"high_res_feats_{i}": list(shape) for i, shape in enumerate(shapes)},
         "mask_input_size": [4 * side, 4 * side],
+        "offline_optimization": OFFLINE_OPTIMIZATION,
         "variants": {},
         "rejected": {},
     }

@@ -42,6 +42,8 @@ def decoder_manifest_get(*, model_key: str) -> dict[str, Any] | None:
         return None  # exported with another variant list: export again
     if manifest.get("checkpoint_sha256") != checkpoint_digest(model_key=model_key):
         return None  # exported from other weights (a retrained or replaced checkpoint)
+    if "offline_optimization" not in manifest:
+        return None  # graphs stored before they were optimised offline (ml.onnx_common)
     return manifest
 
 

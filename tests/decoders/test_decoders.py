@@ -93,6 +93,29 @@ def test_an_export_from_other_weights_is_made_again(
     assert decoder_manifest_get(model_key="sam_tiny") is None  # the next request exports again
 
 
+def test_graphs_stored_before_the_offline_optimisation_are_exported_again(
+    client_for, variants, django_capture_on_commit_callbacks
+) -> None:
+    import json
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from samapp.services.decoders import decoder_file_path, decoder_manifest_get
+
+    client = client_for("viewer")
+    assert decoder_manifest(client, django_capture_on_commit_callbacks)["offline_optimization"] == (
+        "basic"
+    )
+    path = decoder_file_path(model_key="sam_tiny", filename="manifest.json")
+    with default_storage.open(path, "rb") as handle:
+        stored = json.loads(handle.read())
+    del stored["offline_optimization"]
+    default_storage.delete(path)
+    default_storage.save(path, ContentFile(json.dumps(stored).encode()))
+    assert decoder_manifest_get(model_key="sam_tiny") is None  # the next request exports again
+
+
 def test_unknown_or_missing_models_get_404_with_a_message(client_for, settings, variants) -> None:
     client = client_for("viewer")
     unknown = client.get("/api/models/nope/decoder/")

@@ -11,6 +11,7 @@ import hashlib
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -117,6 +118,26 @@ def test_fast_variant_brings_its_mask_input_variant(tmp_path):
         ]
     )
     assert not list(tmp_path.glob(".*"))  # no temporary files or folders left
+
+
+def test_stored_graphs_are_optimised_offline_with_standard_ops_only(tmp_path):
+    """The browser creates sessions of the stored graphs without optimising them again: the
+    export did it, with onnxruntime's basic rewrites (standard ONNX ops, valid for every
+    execution provider) and without materialising computed constants."""
+    model = load_model("sam_tiny", random_init=True)
+    traced = fast_decoder.export_fast_decoder(model, tmp_path / "traced", multimask=True)
+    manifest = export_decoders(model, "sam_tiny", tmp_path / "stored", ["fast_multi"])
+    assert manifest["offline_optimization"] == "basic"
+    entry = manifest["variants"]["fast_multi"]
+    for part, stored in (("click", entry), ("prepare", entry["prepare"])):
+        before = onnx.load(str(traced[part]))
+        after = onnx.load(str(tmp_path / "stored" / stored["filename"]))
+        assert {node.domain for node in after.graph.node} <= {"", "ai.onnx"}, part
+        assert len(after.graph.node) <= len(before.graph.node), part
+        assert stored["bytes"] <= 1.05 * traced[part].stat().st_size, part  # nothing folded in
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        ort.InferenceSession(str(tmp_path / "stored" / stored["filename"]), options)
 
 
 def test_lossy_fast_variant_is_served_only_where_it_passes_its_parity_probe(exported):

@@ -129,6 +129,9 @@ export interface DecoderManifest {
    * name -> [C, h, w]) and append SAM 2's padding point themselves. */
   family?: "sam" | "sam2";
   extra_inputs?: Record<string, number[]>;
+  /** The onnxruntime level the graphs were optimised at when exported ("basic"; "" or absent:
+   * not optimised): the browser's WASM sessions skip optimising them again. */
+  offline_optimization?: string;
 }
 
 /** Held-out evaluation of a model version: mIoU after k simulated clicks, NoC. */

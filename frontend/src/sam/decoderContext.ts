@@ -18,6 +18,7 @@ import { decoderFeeds } from "./feeds";
 import { fetchEmbedding, fetchModel, type Embedding } from "./fetching";
 import { lowResToMask, lowResToMaskDirect } from "./masks";
 import { buildPromptTensors, candidateIndices, type Size } from "./prompts";
+import { sessionOptimization } from "./variants";
 import type { DecodeCandidate, DecoderModelInfo, EmbeddingRef, RequestFor } from "./protocol";
 
 export type Ort = typeof ortWasm;
@@ -107,11 +108,11 @@ export class DecoderContext implements Handlers {
     });
   }
 
-  private async createSession(file: { url: string; sha256: string }, providers: string[]): Promise<ortWasm.InferenceSession> {
+  private async createSession(file: { url: string; sha256: string }, providers: string[], level: "disabled" | "all"): Promise<ortWasm.InferenceSession> {
     const bytes = await fetchModel(file.url, file.sha256);
     return await this.ort.InferenceSession.create(new Uint8Array(bytes), {
       executionProviders: providers,
-      graphOptimizationLevel: "all",
+      graphOptimizationLevel: level,
     });
   }
 
@@ -190,9 +191,10 @@ export class DecoderContext implements Handlers {
     else this.configure(request.wasmPaths, request.threads);
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     const info = request.model;
-    this.session = await this.createSession(info, providers);
+    const webgpu = backend === "webgpu";
+    this.session = await this.createSession(info, providers, sessionOptimization(info, webgpu));
     const firstSessionMs = performance.now() - started;
-    this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers) : null;
+    this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers, sessionOptimization(info, webgpu)) : null;
     const sessionsMs = performance.now() - started;
     this.prepared.clear();
     this.model = info;
@@ -202,7 +204,7 @@ export class DecoderContext implements Handlers {
     this.maskInputSession = null;
     this.maskInputLoad = refineModel
       ? async () => {
-          const refine = await this.createSession(refineModel, providers);
+          const refine = await this.createSession(refineModel, providers, sessionOptimization(refineModel, webgpu));
           // Warm-up: the first run allocates and compiles kernels.
           const { dummy, prompt } = this.warmUpInputs(info);
           await this.exclusive(() => refine.run(this.feeds(refine, dummy, null, prompt, this.zeroMask)));

@@ -24,6 +24,8 @@ export interface DecoderModelInfo {
   /** "sam2": the graph appends the padding point itself (prompts are sent without it), and
    * low-res masks are upscaled to the image in one step, as SAM2Transforms.postprocess_masks. */
   family?: "sam" | "sam2";
+  /** The graphs were optimised when exported: WASM sessions are created without optimising. */
+  optimizedOffline?: boolean;
 }
 
 export interface EmbeddingRef {

@@ -50,6 +50,7 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
     inputs: variant.inputs.map(tensorName),
     outputs: variant.outputs.map(tensorName),
   };
+  if (manifest.offline_optimization) info.optimizedOffline = true;
   if (manifest.family === "sam2") {
     info.family = "sam2";
     info.extraInputs = Object.fromEntries(
@@ -67,6 +68,13 @@ export function modelInfo(manifest: DecoderManifest, variantName: string): Decod
   return info;
 }
 
+
+/** The graph optimisation a session of `info`'s graphs gets: none on WASM where the server
+ * optimised them at export (the browser's own pass was most of a first session's cost); WebGPU
+ * keeps its own, for the layout rewrites it makes for its kernels. */
+export function sessionOptimization(info: Pick<DecoderModelInfo, "optimizedOffline">, webgpu: boolean): "disabled" | "all" {
+  return info.optimizedOffline === true && !webgpu ? "disabled" : "all";
+}
 
 function tensorName(spec: string | TensorSpec): string {
   return typeof spec === "string" ? spec : spec.name;
