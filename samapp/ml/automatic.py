@@ -112,7 +112,9 @@ class AutomaticMaskGenerator(SamAutomaticMaskGenerator):
         data["rles"] = [_uncompressed_rle(rle) for rle in data["rles"]]
         data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
         data["points"] = uncrop_points(data["points"], crop_box)
-        data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["rles"]))])
+        # (N, 4) even when N = 0: SAM's cross-crop NMS reads box areas, and an empty (0,)
+        # tensor would raise where no mask of any crop passed the filters.
+        data["crop_boxes"] = torch.tensor(crop_box).repeat(len(data["rles"]), 1)
         return data
 
     def _decode_batch(

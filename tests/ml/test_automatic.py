@@ -81,6 +81,12 @@ def test_same_masks_as_sam(model, image, extra):
     json.dumps(ours)
 
 
+def test_crop_layers_where_no_mask_passes_the_filters_keep_none(model, image):
+    # SAM's own generator raises IndexError here (an empty crop-box tensor in its NMS).
+    strict = {"pred_iou_thresh": 1.5, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2}
+    assert generate_masks(model, image, points_per_side=8, **strict) == []
+
+
 def test_precomputed_embedding_gives_the_same_records(model, image):
     (embedding,) = compute_embeddings(model, [image])
     generator = AutomaticMaskGenerator(model, **PARAMS)

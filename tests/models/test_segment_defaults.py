@@ -26,6 +26,24 @@ def test_unset_options_follow_the_projects_model(project):
     assert tiny["pred_iou_thresh"] < 0.88
 
 
+@pytest.mark.xfail(
+    strict=True, reason="sam_tiny's masks limit segment everything: 53 % of the demo shapes"
+)
+def test_segment_everything_with_the_defaults_finds_most_demo_shapes():
+    """Issue target: >= 80 % of the demo scenes' shapes found at IoU >= 0.8 by a kept mask."""
+    from samapp.management.commands.sam_demo import DEMO_SEED
+    from samapp.ml.evaluation import evaluate_automatic
+    from samapp.ml.family_ops import automatic_masks
+    from samapp.ml.registry import load_model
+
+    model = load_model("sam_tiny")
+    options = automatic_defaults("sam_tiny")
+    result = evaluate_automatic(
+        lambda image: automatic_masks(model, image, None, **options), scenes=4, seed=DEMO_SEED
+    )
+    assert result.found / result.shapes >= 0.8
+
+
 def test_project_settings_and_the_request_override_the_defaults(project):
     resolved = _options_for(
         project,
