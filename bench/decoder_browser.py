@@ -1,7 +1,9 @@
 """Click -> mask in the browser (headless Debian Chromium, onnxruntime-web WASM), SAM ViT-B decoder
 (random init): SAM's official ONNX export (``SamOnnxModel``, full-resolution output, as its demo
-uses) against ours (``samapp.ml.fast_decoder``: per-image prepare graph + lean per-click graph,
-low-resolution output thresholded and upscaled on a canvas), interleaved click by click in the
+uses, optimised by the browser) against ours (stored as the server stores them, optimised at
+export, and loaded as the workspace loads them, without optimising again;
+``samapp.ml.fast_decoder``: per-image prepare graph + lean per-click graph, low-resolution
+output thresholded and upscaled on a canvas), interleaved click by click in the
 same page. Our variants: ``fast`` (exact fp32), ``fast_tanh`` (tanh GELU in the upscaling),
 ``fast_int8up`` (int8 weights for the two upscaling matmuls) and both; the ratio uses the fastest
 one whose masks keep IoU >= 0.98 against the fp32 torch decoder. The workspace runs
@@ -43,6 +45,7 @@ from browser.harness import ensure_frontend_modules, run_page, serve  # noqa: E4
 
 from samapp.ml.embedding import compute_embeddings  # noqa: E402
 from samapp.ml.fast_decoder import PREPARE_OUTPUTS, export_fast_decoder  # noqa: E402
+from samapp.ml.onnx_common import optimize_offline  # noqa: E402
 from samapp.ml.onnx_export import (  # noqa: E402
     PARITY_MIN_MEAN_IOU,
     SamOnnxLowRes,
@@ -256,6 +259,12 @@ def main() -> None:
             "return_masks": return_masks,
         }
         sam2 = sam2_setup(out, orig, models, config) if args.sam2 else None
+        # Ours as the server stores and the workspace loads them: optimised at export, sessions
+        # created without optimising; SAM's export as its demo loads it (the browser optimises).
+        stored = [name for name in models if name != "official"]
+        for name in stored:
+            optimize_offline(out / models[name])
+        config["stored"] = stored
         (out / "config.json").write_text(json.dumps(config))
         with serve(out) as base:
             result = run_page(f"{base}/bench/decoder.html")

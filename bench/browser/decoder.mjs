@@ -35,9 +35,10 @@ async function main() {
   const lowSide = 4 * eh;
   const embData = new Float32Array(await (await fetch('/data/embedding.f32')).arrayBuffer());
   const embedding = new ort.Tensor('float32', embData, [1, C, eh, ew]);
-  const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
+  // Graphs stored optimised (ours) are not optimised again, as the workspace loads them.
   const load = async (name) => ort.InferenceSession.create(
-    await (await fetch(`/data/${cfg.models[name]}`)).arrayBuffer(), options);
+    await (await fetch(`/data/${cfg.models[name]}`)).arrayBuffer(),
+    { executionProviders: ['wasm'], graphOptimizationLevel: cfg.stored.includes(name) ? 'disabled' : 'all' });
 
   const display = document.getElementById('display');
   display.width = W;

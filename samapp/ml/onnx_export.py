@@ -206,8 +206,12 @@ def export_decoders(
     immutable caching; ``manifest.json`` (the returned dict) maps each variant to its file::
 
         {"model_key", "image_size", "embedding_shape": [C, h, w], "mask_input_size": [4h, 4w],
+         "offline_optimization": "basic",
          "variants": {variant: {"filename", "sha256", "bytes", "low_res", "single_mask",
                                 "int8", "inputs": [...], "outputs": [...]}}}
+
+    Every stored graph is optimised offline (``onnx_common.optimize_offline``); a lossy
+    variant's parity probe runs on the graph before that (the rewrites are exact).
 
     A fast variant's entry describes its click graph and adds ``"prepare"`` (the per-image
     graph's filename, sha256, bytes, inputs, outputs) and ``"mask_input_variant"`` (the
