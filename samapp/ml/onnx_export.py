@@ -211,7 +211,7 @@ def export_decoders(
                                 "int8", "inputs": [...], "outputs": [...]}}}
 
     Every stored graph is optimised offline (``onnx_common.optimize_offline``); a lossy
-    variant's parity probe runs on the graph before that (the rewrites are exact).
+    variant's parity probe runs on the graph before that (the rewrites keep its semantics).
 
     A fast variant's entry describes its click graph and adds ``"prepare"`` (the per-image
     graph's filename, sha256, bytes, inputs, outputs) and ``"mask_input_variant"`` (the
