@@ -24,8 +24,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-# Startup leaves ~470k long-lived objects (Django, DRF, torch, cv2); a full collection over
-# them pauses the event loop, and every socket's broadcasts with it, for 200-300 ms. Frozen,
-# later collections scan only the objects that serving creates.
+# Startup leaves ~110k long-lived objects (Django, DRF, cv2, numpy); a full collection over
+# them pauses the event loop, and every socket's broadcasts with it. Frozen, later
+# collections scan only the objects that serving creates.
 gc.collect()
 gc.freeze()

@@ -11,27 +11,27 @@ are the Git LFS pointers (sha256 and size) of Meta's own ``facebook/sam2.1-hiera
 Face repositories, which agree with several mirrors of the ``dl.fbaipublicfiles.com`` files.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import torch
-from sam2.modeling.sam2_base import SAM2Base
-from segment_anything import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
-from segment_anything.modeling import Sam
-
-from samapp.ml.mobile_sam import build_mobile_sam
+from samapp.ml.bundled import SAM2_TINY_CHECKPOINT, SAM_TINY_CHECKPOINT
 from samapp.ml.model_keys import registry_model_key
-from samapp.ml.sam2_models import SAM2_CONFIGS, build_sam2_model, sam2_state_dict
-from samapp.ml.sam2_tiny import SAM2_TINY_CHECKPOINT, build_sam2_tiny
-from samapp.ml.tiny import SAM_TINY_CHECKPOINT, build_sam_tiny
+
+if TYPE_CHECKING:
+    import torch
+    from sam2.modeling.sam2_base import SAM2Base
+    from segment_anything.modeling import Sam
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What ``load_model`` returns: SAM's model or SAM 2's (see ``ModelSpec.family``).
-AnySam: TypeAlias = Sam | SAM2Base
+AnySam: TypeAlias = "Sam | SAM2Base"
 Family = Literal["sam", "sam2"]
 
 
@@ -83,6 +83,17 @@ class ModelSpec:
     family: Family = "sam"
 
 
+def _builder(module: str, function: str, *args: Any) -> Callable[[], AnySam]:
+    """``module.function(*args)``, imported when called: the registry itself imports no torch,
+    so the web tier reads it (model states, downloads) without loading the ML stack."""
+
+    def build() -> AnySam:
+        built: AnySam = getattr(importlib.import_module(module), function)(*args)
+        return built
+
+    return build
+
+
 # SAM's own SamAutomaticMaskGenerator defaults, calibrated on natural images.
 _SAM_AUTOMATIC = {"points_per_side": 32, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.95}
 
@@ -120,11 +131,10 @@ def _sam2_spec(
     key: str, title: str, sha256: str, size_bytes: int, runs_on: str = "CPU"
 ) -> ModelSpec:
     """An official SAM 2.1 checkpoint from Meta's download host."""
-    config = SAM2_CONFIGS[key]
     return ModelSpec(
         name=key,
         title=title,
-        build=lambda: build_sam2_model(config),
+        build=_builder("samapp.ml.sam2_models", "build_sam2_model_for", key),
         filename=f"{key}.pt",
         url=_SAM2_URL + f"{key}.pt",
         sha256=sha256,
@@ -142,7 +152,7 @@ MODELS: dict[str, ModelSpec] = {
         _sam_spec(
             "sam_vit_b",
             "SAM ViT-B (91M)",
-            build_sam_vit_b,
+            _builder("segment_anything", "build_sam_vit_b"),
             "sam_vit_b_01ec64.pth",
             "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
             375_042_383,
@@ -151,7 +161,7 @@ MODELS: dict[str, ModelSpec] = {
         _sam_spec(
             "sam_vit_l",
             "SAM ViT-L (308M)",
-            build_sam_vit_l,
+            _builder("segment_anything", "build_sam_vit_l"),
             "sam_vit_l_0b3195.pth",
             "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
             1_249_524_607,
@@ -159,7 +169,7 @@ MODELS: dict[str, ModelSpec] = {
         _sam_spec(
             "sam_vit_h",
             "SAM ViT-H (636M)",
-            build_sam_vit_h,
+            _builder("segment_anything", "build_sam_vit_h"),
             "sam_vit_h_4b8939.pth",
             "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
             2_564_550_879,
@@ -167,7 +177,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="mobile_sam",
             title="MobileSAM (TinyViT-5M)",
-            build=build_mobile_sam,
+            build=_builder("samapp.ml.mobile_sam", "build_mobile_sam"),
             filename="mobile_sam.pt",
             url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
             sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
@@ -178,7 +188,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="sam_tiny",
             title="SAM tiny (project-trained, 192 px)",
-            build=build_sam_tiny,
+            build=_builder("samapp.ml.tiny", "build_sam_tiny"),
             filename="sam_tiny.pt",
             bundled_path=SAM_TINY_CHECKPOINT,
             # Calibrated with bench/automatic_defaults.py on the held-out generated scenes
@@ -198,7 +208,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             name="sam2_tiny",
             title="SAM 2 tiny (project-trained, 256 px)",
-            build=build_sam2_tiny,
+            build=_builder("samapp.ml.sam2_tiny", "build_sam2_tiny"),
             filename="sam2_tiny.pt",
             bundled_path=SAM2_TINY_CHECKPOINT,
             # Calibrated as sam_tiny's (docs/models.md): SAM 2's stability filter (0.95) also
@@ -301,6 +311,8 @@ def _fetch_hint(spec: ModelSpec) -> str:
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` is CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -339,6 +351,10 @@ def load_model(
         raise CheckpointNotFoundError(
             f"No checkpoint for model {name!r} at {path}. {_fetch_hint(spec)}"
         )
+    import torch
+
+    from samapp.ml.sam2_models import sam2_state_dict
+
     model = spec.build()
     if not random_init:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)

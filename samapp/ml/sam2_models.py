@@ -38,6 +38,11 @@ def build_sam2_model(config: str) -> SAM2Base:
     return model
 
 
+def build_sam2_model_for(key: str) -> SAM2Base:
+    """``build_sam2_model`` for the official checkpoint ``key`` (a key of ``SAM2_CONFIGS``)."""
+    return build_sam2_model(SAM2_CONFIGS[key])
+
+
 def sam2_state_dict(checkpoint: Any) -> dict[str, torch.Tensor]:
     """The state dict of a loaded SAM 2 checkpoint: the official files wrap it in ``"model"``;
     a project-trained one may be the bare state dict."""

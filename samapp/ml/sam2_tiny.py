@@ -26,6 +26,7 @@ from sam2.modeling.sam.transformer import TwoWayTransformer
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import LayerNorm2d
 
+from samapp.ml.bundled import SAM2_TINY_CHECKPOINT as SAM2_TINY_CHECKPOINT
 from samapp.ml.sam2_models import SAM2_CONFIGS, sam2_state_dict
 from samapp.ml.tiny import (
     SAM_TINY_CHECKPOINT,
@@ -36,7 +37,6 @@ from samapp.ml.tiny import (
 
 # The hydra config the tiny model overrides.
 BASE_CONFIG = SAM2_CONFIGS["sam2.1_hiera_tiny"]
-SAM2_TINY_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "sam2_tiny.pt"
 
 
 @dataclass(frozen=True)

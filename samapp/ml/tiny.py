@@ -24,6 +24,8 @@ from segment_anything.modeling import (
     TwoWayTransformer,
 )
 
+from samapp.ml.bundled import SAM_TINY_CHECKPOINT as SAM_TINY_CHECKPOINT
+
 
 @dataclass(frozen=True)
 class TinyDecoderConfig:
@@ -105,7 +107,6 @@ SAM_TINY_IMG_SIZE = SAM_TINY_CONFIG.img_size
 SAM_TINY_PATCH_SIZE = SAM_TINY_CONFIG.patch_size
 SAM_TINY_EMBED_DIM = SAM_TINY_CONFIG.prompt_embed_dim
 SAM_TINY_EMBEDDING_SIZE = SAM_TINY_CONFIG.image_embedding_size
-SAM_TINY_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "sam_tiny.pt"
 
 
 def build_sam_tiny(

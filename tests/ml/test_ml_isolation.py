@@ -1,4 +1,5 @@
-"""``samapp.ml`` must import nothing from Django (it runs in workers and scripts alone)."""
+"""``samapp.ml`` must import nothing from Django (it runs in workers and scripts alone), and the
+web tier must not load the ML stack (torch, SAM's packages) to serve requests."""
 
 import subprocess
 import sys
@@ -26,3 +27,25 @@ def test_ml_modules_do_not_import_django():
     imported = result.stdout.strip().split(",")
     for name in ["automatic", "checkpoints", "embedding", "masks", "onnx_export", "registry"]:
         assert name in imported
+
+
+WEB_SCRIPT = """
+import os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "backend.settings.test"
+import django
+django.setup()
+import backend.asgi
+from samapp.ml.registry import MODELS, automatic_defaults
+assert automatic_defaults("sam_tiny") and "sam_vit_b" in MODELS
+heavy = sorted(m for m in ("torch", "segment_anything", "sam2", "onnxruntime") if m in sys.modules)
+sys.exit(f"the web tier imported {heavy}" if heavy else 0)
+"""
+
+
+def test_the_web_tier_does_not_import_the_ml_stack():
+    """A web process reads the registry (model states, downloads, defaults) but never runs a
+    model: importing torch there cost ~630 MB of memory and ~3 s of start-up per process."""
+    result = subprocess.run(
+        [sys.executable, "-c", WEB_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
