@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery, bootsteps
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings.local")
 
@@ -48,3 +49,12 @@ class RequeueEmbeddingsOnConnect(bootsteps.StartStopStep):
 
 
 app.steps["consumer"].add(RequeueEmbeddingsOnConnect)
+
+
+@worker_init.connect
+def preload_ml_stack(**_: object) -> None:
+    """Workers run models: import the ML stack (torch, SAM's packages) once in the worker's
+    main process, before its pool forks, so that the children share those pages and no first
+    task pays the import (~3 s). Web processes never import it (``samapp.ml.registry``)."""
+    import samapp.ml.embedding
+    import samapp.ml.sam2_embedding  # noqa: F401

@@ -49,3 +49,24 @@ def test_the_web_tier_does_not_import_the_ml_stack():
         [sys.executable, "-c", WEB_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+WORKER_SCRIPT = """
+import os, sys
+os.environ["DJANGO_SETTINGS_MODULE"] = "backend.settings.test"
+import django
+django.setup()
+from celery.signals import worker_init
+import backend.celery
+assert "torch" not in sys.modules
+worker_init.send(sender=None)
+loaded = all(m in sys.modules for m in ("torch", "segment_anything", "sam2"))
+sys.exit(0 if loaded else "the worker did not preload the ML stack")
+"""
+
+
+def test_a_worker_imports_the_ml_stack_before_its_pool_forks():
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
