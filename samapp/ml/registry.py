@@ -3,6 +3,8 @@
 ``load_model(name)`` returns a ``segment_anything.modeling.Sam`` for each SAM entry, so SAM's
 own ``SamPredictor`` and ``SamAutomaticMaskGenerator`` work on it unchanged, and the ``sam2``
 package's ``SAM2Base`` for each SAM 2.1 entry (family ``"sam2"``: ``SAM2ImagePredictor``).
+Builders are imported when a model is built: reading the registry (the web tier's model
+states, downloads and defaults) loads no torch.
 
 Hashes and sizes of the official files were not measured here (no network); they are the
 values published by many independent projects that pin these files (e.g. micro-sam's
