@@ -148,6 +148,39 @@ def _sam2_spec(
     )
 
 
+# The project-trained tiny models' segment-everything defaults, calibrated with
+# bench/automatic_defaults.py on the held-out generated scenes (docs/models.md): their soft
+# masks fail SAM's and SAM 2's stability filter (0.95 kept almost none), looser filters add
+# masks far faster than shapes, and 16 points per side find as many shapes as 32.
+_TINY_AUTOMATIC = {"points_per_side": 16, "pred_iou_thresh": 0.6, "stability_score_thresh": 0.7}
+
+
+def _train_command(family: Family) -> str:
+    """The command that trains a family's tiny model again."""
+    return "python manage.py sam_train_tiny" + (" --family sam2" if family == "sam2" else "")
+
+
+def _tiny_spec(
+    key: str,
+    title: str,
+    build: Callable[[], AnySam],
+    bundled_path: Path,
+    automatic: dict[str, Any],
+    family: Family = "sam",
+) -> ModelSpec:
+    """A model trained here on generated shapes, its checkpoint committed with the repository."""
+    return ModelSpec(
+        name=key,
+        title=title,
+        build=build,
+        filename=f"{key}.pt",
+        bundled_path=bundled_path,
+        automatic=automatic,
+        source=f"trained here on generated shapes ({_train_command(family)})",
+        family=family,
+    )
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -187,40 +220,21 @@ MODELS: dict[str, ModelSpec] = {
             automatic=_SAM_AUTOMATIC,
             source="https://github.com/ChaoningZhang/MobileSAM",
         ),
-        ModelSpec(
-            name="sam_tiny",
-            title="SAM tiny (project-trained, 192 px)",
-            build=_builder("samapp.ml.tiny", "build_sam_tiny"),
-            filename="sam_tiny.pt",
-            bundled_path=SAM_TINY_CHECKPOINT,
-            # Calibrated with bench/automatic_defaults.py on the held-out generated scenes
-            # (docs/models.md): its soft masks fail SAM's stability filter (0.95 kept none),
-            # and 16 points per side find as many shapes as 32 at a quarter of the cost. One
-            # crop layer (four half-size crops, 8 points per side each) shows small shapes to
-            # the encoder at twice the scale: 59.8 % of the shapes found instead of 53.6 %.
-            automatic={
-                "points_per_side": 16,
-                "pred_iou_thresh": 0.6,
-                "stability_score_thresh": 0.7,
-                "crop_n_layers": 1,
-                "crop_n_points_downscale_factor": 2,
-            },
-            source="trained here on generated shapes (manage.py sam_train_tiny)",
+        _tiny_spec(
+            "sam_tiny",
+            "SAM tiny (project-trained, 192 px)",
+            _builder("samapp.ml.tiny", "build_sam_tiny"),
+            SAM_TINY_CHECKPOINT,
+            # One crop layer (four half-size crops, 8 points per side each) shows small shapes
+            # to the encoder at twice the scale: 59.8 % of the shapes found instead of 53.6 %.
+            {**_TINY_AUTOMATIC, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2},
         ),
-        ModelSpec(
-            name="sam2_tiny",
-            title="SAM 2 tiny (project-trained, 256 px)",
-            build=_builder("samapp.ml.sam2_tiny", "build_sam2_tiny"),
-            filename="sam2_tiny.pt",
-            bundled_path=SAM2_TINY_CHECKPOINT,
-            # Calibrated as sam_tiny's (docs/models.md): SAM 2's stability filter (0.95) also
-            # keeps almost none, and looser filters add masks far faster than shapes.
-            automatic={
-                "points_per_side": 16,
-                "pred_iou_thresh": 0.6,
-                "stability_score_thresh": 0.7,
-            },
-            source="trained here on generated shapes (manage.py sam_train_tiny --family sam2)",
+        _tiny_spec(
+            "sam2_tiny",
+            "SAM 2 tiny (project-trained, 256 px)",
+            _builder("samapp.ml.sam2_tiny", "build_sam2_tiny"),
+            SAM2_TINY_CHECKPOINT,
+            _TINY_AUTOMATIC,
             family="sam2",
         ),
         _sam2_spec(
@@ -306,8 +320,7 @@ def checkpoint_path(name: str, checkpoint_dir: str | Path | None = None) -> Path
 
 def _fetch_hint(spec: ModelSpec) -> str:
     if spec.url is None:
-        command = "sam_train_tiny" + (" --family sam2" if spec.family == "sam2" else "")
-        return f"It ships with the repository; rebuild it with: python manage.py {command}"
+        return f"It ships with the repository; rebuild it with: {_train_command(spec.family)}"
     return f"Download it with: python manage.py sam_download {spec.name}"
 
 
