@@ -192,9 +192,10 @@ export class DecoderContext implements Handlers {
     const providers = backend === "webgpu" ? ["webgpu", "wasm"] : ["wasm"];
     const info = request.model;
     const webgpu = backend === "webgpu";
-    this.session = await this.createSession(info, providers, sessionOptimization(info, webgpu));
+    const level = sessionOptimization(info, webgpu);
+    this.session = await this.createSession(info, providers, level);
     const firstSessionMs = performance.now() - started;
-    this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers, sessionOptimization(info, webgpu)) : null;
+    this.prepareSession = info.prepare ? await this.createSession(info.prepare, providers, level) : null;
     const sessionsMs = performance.now() - started;
     this.prepared.clear();
     this.model = info;
