@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DecoderClient, DecoderWorkerError, type WorkerLike } from "../src/sam/decoderClient";
-import { DecoderError, dispatch, type Handlers } from "../src/sam/dispatch";
-import type { WorkerRequest, WorkerResponse } from "../src/sam/protocol";
+import { dispatch, type Handlers } from "../src/sam/decoderContext";
+import { DecoderError, type WorkerRequest, type WorkerResponse } from "../src/sam/protocol";
 
 const EMBEDDING = { key: "k", url: "/e/" };
 const SIZE = { width: 2, height: 2 };

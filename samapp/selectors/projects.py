@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from samapp.choices import ImageStatus, ReviewState
 from samapp.models import Annotation, Image, Invitation, Label, Membership, Project
-from samapp.selectors.compiled import CompiledQuery
+from samapp.selectors.compiled import CompiledQuery, M
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -30,20 +30,21 @@ _MEMBERSHIP = CompiledQuery(
     "project_id",
     "user_id",
 )
-_IMAGE = CompiledQuery(
-    Image,
-    lambda project_id, image_id: Image.objects.filter(project_id=project_id, pk=image_id)[:1],
-    "project_id",
-    "image_id",
-)
-_ANNOTATION = CompiledQuery(
-    Annotation,
-    lambda project_id, annotation_id: Annotation.objects.select_related("image").filter(
-        image__project_id=project_id, pk=annotation_id
-    )[:1],
-    "project_id",
-    "annotation_id",
-)
+
+
+def _project_row(model: type[M], project_lookup: str, *related: str) -> CompiledQuery[M]:
+    """The row of ``model`` with a given id if it belongs to the given project
+    (``project_lookup`` is the path from the row to its project's id)."""
+
+    def build(project_id: int, row_id: int) -> QuerySet[M]:
+        rows = model._default_manager.filter(**{project_lookup: project_id, "pk": row_id})
+        return (rows.select_related(*related) if related else rows)[:1]
+
+    return CompiledQuery(model, build, "project_id", "row_id")
+
+
+_IMAGE = _project_row(Image, "project_id")
+_ANNOTATION = _project_row(Annotation, "image__project_id", "image")
 
 
 def membership_get(*, project_id: int, user: AnyUser) -> Membership | None:
@@ -54,7 +55,7 @@ def membership_get(*, project_id: int, user: AnyUser) -> Membership | None:
 
 def image_get(*, project: Project, image_id: int) -> Image | None:
     """One of the project's images."""
-    return _IMAGE.get(project_id=project.pk, image_id=image_id)
+    return _IMAGE.get(project_id=project.pk, row_id=image_id)
 
 
 def project_list(*, user: AnyUser) -> QuerySet[Project]:
@@ -142,7 +143,7 @@ def annotation_list(
 def annotation_get(*, project: Project, annotation_id: int) -> Annotation | None:
     """One of the project's annotations, with its image (what a write checks and answers:
     the payload names the label by id, so the label is not joined)."""
-    return _ANNOTATION.get(project_id=project.pk, annotation_id=annotation_id)
+    return _ANNOTATION.get(project_id=project.pk, row_id=annotation_id)
 
 
 def invitation_list_for_user(*, user: AnyUser) -> QuerySet[Invitation]:

@@ -1,9 +1,8 @@
-/** The core's ports bound to the REST client and the decoder worker. */
+/** The embedding machine's ports bound to the REST client and the decoder worker. */
 import { api } from "../api/client";
 import { samEngine } from "../sam/engine";
 import { baseModelKey } from "../ui/modelState";
 import type { EmbeddingPorts } from "./core/embedding";
-import type { SavePorts } from "./core/saver";
 
 export function embeddingPorts(projectId: () => number): EmbeddingPorts {
   return {
@@ -19,13 +18,5 @@ export function embeddingPorts(projectId: () => number): EmbeddingPorts {
       const timer = window.setTimeout(run, ms);
       return () => { window.clearTimeout(timer); };
     },
-  };
-}
-
-export function savePorts(at: () => { projectId: number; imageId: number }): SavePorts {
-  return {
-    create: (body) => api.createAnnotation(at().projectId, at().imageId, body),
-    update: (id, version, data) => api.updateAnnotation(at().projectId, id, version, data),
-    remove: (id, version) => api.deleteAnnotation(at().projectId, id, version),
   };
 }

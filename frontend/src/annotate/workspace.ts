@@ -22,7 +22,7 @@ import { AnnotationStore } from "./core/store";
 import { Viewport } from "./core/viewport";
 import { Editor, type EditorHost } from "./editor";
 import { installHooks, type Metrics } from "./hooks";
-import { embeddingPorts, savePorts } from "./ports";
+import { embeddingPorts } from "./ports";
 import { conflictDialog, helpDialog, notices, sidePanel, type Tool, type WorkspaceModel } from "./view/panels";
 import { PointerInput } from "./view/pointer";
 import { StageRenderer } from "./view/renderer";
@@ -60,7 +60,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   readonly store = new AnnotationStore();
   readonly viewport = new Viewport();
   readonly embedding = new EmbeddingMachine(embeddingPorts(() => this.projectId), () => { this.requestUpdate(); });
-  private readonly editor = new Editor(this, this.session, this.store, new Saver(savePorts(() => this), this.store), new StageRenderer());
+  private readonly editor = new Editor(this, this.session, this.store, new Saver(api, () => this, this.store), new StageRenderer());
   private readonly pointer = new PointerInput(this.editor, () => this.canvas);
   private neighbours: ImageItem[] = [];
   private img: HTMLImageElement | null = null;

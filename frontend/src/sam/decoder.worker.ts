@@ -1,8 +1,7 @@
 /// <reference lib="webworker" />
 /** The decoder worker: a dispatcher over one `DecoderContext` (see decoderContext.ts). */
 import * as ortWasm from "onnxruntime-web/wasm";
-import { DecoderContext, type Ort, type WorkerScope } from "./decoderContext";
-import { dispatch } from "./dispatch";
+import { DecoderContext, dispatch, type Ort, type WorkerScope } from "./decoderContext";
 import type { WorkerRequest, WorkerResponse } from "./protocol";
 
 const scope = globalThis as unknown as WorkerScope & {

@@ -1,6 +1,8 @@
 /**
  * SAM's prompt encoder + mask decoder, run with onnxruntime-web off the UI thread: the state
- * of the decoder worker and one handler per action (`dispatch.ts` routes the messages).
+ * of the decoder worker, one handler per action, and `dispatch`, which routes each message to
+ * its handler and shapes the reply (all apart from onnxruntime's WASM, which the worker entry
+ * injects, so that tests run them in Node).
  *
  * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
  * reload does not download them again) and warmed up with a dummy prompt. A fast variant
@@ -13,13 +15,22 @@
  * inputs, the high-resolution maps that come with its (packed) embedding.
  */
 import type * as ortWasm from "onnxruntime-web/wasm";
-import { DecoderError, type Handled, type Handlers } from "./dispatch";
 import { decoderFeeds } from "./feeds";
 import { fetchEmbedding, fetchModel, type Embedding } from "./fetching";
 import { lowResToMask, lowResToMaskDirect } from "./masks";
 import { buildPromptTensors, candidateIndices, type Size } from "./prompts";
 import { sessionOptimization } from "./variants";
-import type { DecodeCandidate, DecoderModelInfo, EmbeddingRef, RequestFor } from "./protocol";
+import {
+  DecoderError,
+  type DecodeCandidate,
+  type DecoderModelInfo,
+  type EmbeddingRef,
+  type RequestFor,
+  type Results,
+  type WorkerAction,
+  type WorkerRequest,
+  type WorkerResponse,
+} from "./protocol";
 
 export type Ort = typeof ortWasm;
 
@@ -59,6 +70,37 @@ function lruTrim<V>(cache: Map<string, V>, limit: number): void {
   for (const key of cache.keys()) {
     if (cache.size <= limit) break;
     cache.delete(key);
+  }
+}
+
+export interface Handled<A extends WorkerAction> {
+  result: Results[A];
+  /** Buffers moved to the UI thread with the reply. */
+  transfer?: Transferable[];
+}
+
+export type Handlers = {
+  [A in WorkerAction]: (request: RequestFor<A>) => Promise<Handled<A>> | Handled<A>;
+};
+
+export interface Outgoing {
+  response: WorkerResponse;
+  transfer: Transferable[];
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function dispatch(handlers: Handlers, request: WorkerRequest): Promise<Outgoing> {
+  const { id, action } = request;
+  try {
+    const handler = handlers[action] as (r: WorkerRequest) => Promise<Handled<WorkerAction>> | Handled<WorkerAction>;
+    const { result, transfer = [] } = await handler.call(handlers, request);
+    return { response: { ...result, id, action, ok: true } as WorkerResponse, transfer };
+  } catch (error) {
+    const details = error instanceof DecoderError ? error.details : {};
+    return { response: { id, action, ok: false, error: errorText(error), ...details }, transfer: [] };
   }
 }
 

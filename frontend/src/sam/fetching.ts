@@ -1,7 +1,7 @@
 /** Downloads of the decoder worker: ONNX graphs (kept in Cache Storage) and image embeddings
  * (fp16 or int8 + scales, converted to float32; SAM 2's packed maps, see `packed.ts`). */
 import type * as ortWasm from "onnxruntime-web/wasm";
-import { DecoderError } from "./dispatch";
+import { DecoderError } from "./protocol";
 import { fp16ToFloat32, int8ToFloat32 } from "./fp16";
 import { unpackTensors } from "./packed";
 import type { Size } from "./prompts";

@@ -109,6 +109,16 @@ export interface Failure {
   embeddingStatus?: string;
 }
 
+/** An error that the worker's reply describes beyond its message. */
+export class DecoderError extends Error {
+  constructor(
+    message: string,
+    readonly details: Pick<Failure, "cancelled" | "status" | "embeddingStatus"> = {},
+  ) {
+    super(message);
+  }
+}
+
 /** The reply to one request: its id and action, then the result or the error. */
 export type ResponseFor<A extends WorkerAction> = Success<A> | Failure;
 export type WorkerResponse = { [A in WorkerAction]: Success<A> }[WorkerAction] | Failure;

@@ -6,11 +6,15 @@ import type { Size } from "../../sam/prompts";
 import { decodeRle, encodeRle } from "../../sam/rle";
 import type { AnnotationStore } from "./store";
 
-export interface SavePorts {
-  create(body: AnnotationInput): Promise<Annotation>;
-  update(id: number, version: number, data: Partial<AnnotationInput>): Promise<Annotation>;
-  remove(id: number, version: number): Promise<void>;
+/** The annotation writes of the REST client (`api/client.ts` is one). */
+export interface AnnotationWrites {
+  createAnnotation(projectId: number, imageId: number, body: AnnotationInput): Promise<Annotation>;
+  updateAnnotation(projectId: number, id: number, version: number, data: Partial<AnnotationInput>): Promise<Annotation>;
+  deleteAnnotation(projectId: number, id: number, version: number): Promise<unknown>;
 }
+
+/** The project and image the saved annotations belong to. */
+export type SaveTarget = () => { projectId: number; imageId: number };
 
 export interface Conflict {
   mine: Partial<AnnotationInput>;
@@ -54,14 +58,15 @@ export function mergedRle(mine: Uint8Array, theirs: Annotation, size: Size): Ann
 
 export class Saver {
   constructor(
-    private readonly ports: SavePorts,
+    private readonly api: AnnotationWrites,
+    private readonly at: SaveTarget,
     private readonly store: AnnotationStore,
   ) {}
 
   /** PATCH `base` at its version; a 412 stores the server's version and is a conflict. */
   async patch(base: Annotation, data: Partial<AnnotationInput>, mask: Uint8Array | null): Promise<SaveOutcome> {
     try {
-      const annotation = await this.ports.update(base.id, base.version, data);
+      const annotation = await this.api.updateAnnotation(this.at().projectId, base.id, base.version, data);
       this.store.put(annotation);
       return { kind: "saved", annotation };
     } catch (error) {
@@ -78,7 +83,7 @@ export class Saver {
   async save(body: AnnotationInput, mask: Uint8Array, editing: number | null, baseVersion: number | null): Promise<SaveOutcome> {
     if (editing === null) {
       try {
-        const annotation = await this.ports.create(body);
+        const annotation = await this.api.createAnnotation(this.at().projectId, this.at().imageId, body);
         this.store.put(annotation);
         return { kind: "saved", annotation };
       } catch (error) {
@@ -112,7 +117,7 @@ export class Saver {
     const a = this.store.get(id);
     if (!a) return { kind: "deleted" };
     try {
-      await this.ports.remove(id, a.data.version);
+      await this.api.deleteAnnotation(this.at().projectId, id, a.data.version);
       this.store.remove(id);
       return { kind: "deleted" };
     } catch (error) {

@@ -1,4 +1,4 @@
-import{t as e}from"./decoder.worker-jO6TiqAK.js";
+import{t as e}from"./decoder.worker-Bkj7hC1C.js";
 /*!
 * ONNX Runtime Web v1.30.0
 * Copyright (c) Microsoft Corporation. All rights reserved.
