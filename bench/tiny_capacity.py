@@ -1,5 +1,5 @@
-"""Ablation: does sam_tiny lack capacity? Its recipe at a short schedule, the committed size
-against a deeper and a wider image encoder.
+"""Ablation: does sam_tiny lack capacity or resolution? Its recipe at a short schedule, the
+committed size against a deeper and a wider image encoder and a 256 px input.
 
 Each variant trains from the same seed with the committed recipe (``TrainConfig``, only the
 number of steps shortened) through the project's own loop (``samapp.ml.training.train``) and
@@ -34,6 +34,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "base": {},
     "depth8": {"encoder_depth": 8, "encoder_global_attn_indexes": (3, 7)},
     "wide128": {"encoder_embed_dim": 128, "encoder_num_heads": 4},
+    # The generated scenes' own 256 px: a 32x32 embedding, windows of 8 (4x4 of them as at 192).
+    "res256": {"img_size": 256, "encoder_window_size": 8},
 }
 
 
