@@ -1,4 +1,4 @@
-"""Issue 8's acceptance test: fine-tuning on an unseen style beats the tiny model and the
+"""The data engine's acceptance test: fine-tuning on an unseen style beats the tiny model and the
 browser's decoder follows the new active version.
 
 A project of generated scenes in the "novel" style (stars, rings and crosses with
