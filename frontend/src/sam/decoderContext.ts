@@ -92,6 +92,8 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** One request of the worker's message loop: it goes to the handler of its action, and the
+ * reply is `{ok: true, ...result}` or `{ok: false, error}` with a `DecoderError`'s details. */
 export async function dispatch(handlers: Handlers, request: WorkerRequest): Promise<Outgoing> {
   const { id, action } = request;
   try {
