@@ -134,6 +134,7 @@ def evaluate_interactive(
     gt_masks: Sequence[Sequence[np.ndarray]],
     clicks: int = 3,
     first_click_rng: np.random.Generator | None = None,
+    refine_with_mask: bool = True,
 ) -> InteractiveResult:
     """Simulate ``clicks`` clicks on every object through ``SamPredictor`` (SAM 2:
     ``SAM2ImagePredictor``).
@@ -148,6 +149,8 @@ def evaluate_interactive(
       clicks: number of clicks per object, >= 1.
       first_click_rng: when given, each object's first click is ``random_click`` from
         this generator instead of the mask's centre.
+      refine_with_mask: give each click after the first the previous shown mask's low-res
+        logits as mask input (SAM's interactive protocol); False sends the clicks alone.
 
     Returns:
       The per-object IoUs, objects in the order given.
@@ -156,7 +159,7 @@ def evaluate_interactive(
     with torch.inference_mode():
         for predictor, masks in zip(_set_images(sam, images), gt_masks, strict=True):
             image_ious, image_oracle = _click_through(
-                predictor, np.stack(masks), clicks, first_click_rng
+                predictor, np.stack(masks), clicks, first_click_rng, refine_with_mask
             )
             ious.append(image_ious)
             oracle.append(image_oracle)
@@ -168,6 +171,7 @@ def _click_through(
     gt: np.ndarray,
     clicks: int,
     first_click_rng: np.random.Generator | None,
+    refine_with_mask: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Click ``clicks`` times on each of the (N, H, W) bool ``gt`` masks of the image set
     in ``predictor``; returns (N, clicks) float64 shown and oracle IoUs."""
@@ -191,7 +195,8 @@ def _click_through(
         ious[:, click] = _ious(shown[:, None], gt)[:, 0]
         every = np.concatenate([output[0] for output in outputs], axis=1) > threshold
         oracle[:, click] = _ious(every, gt).max(axis=1)
-        mask_input = low_res[rows, picked][:, None]
+        if refine_with_mask:
+            mask_input = low_res[rows, picked][:, None]
         for i in rows:
             point, label = next_click(shown[i], gt[i])
             points[i].append(point)

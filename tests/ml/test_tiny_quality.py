@@ -72,6 +72,17 @@ def test_evaluate_interactive_on_a_random_model():
     assert (result.oracle_ious >= result.ious - 1e-9).all()
 
 
+def test_clicks_after_the_first_can_be_evaluated_without_the_previous_mask():
+    scenes = generate_objects(HELD_OUT_SEED, 12)
+    sam = build_sam_tiny(SAM_TINY_CHECKPOINT)
+    images, masks = [s.image for s in scenes], [s.masks for s in scenes]
+    refined = evaluate_interactive(sam, images, masks, clicks=3)
+    clicks_alone = evaluate_interactive(sam, images, masks, clicks=3, refine_with_mask=False)
+    # The first click has no mask before it; the next ones get different masks without it.
+    np.testing.assert_array_equal(refined.ious[:, 0], clicks_alone.ious[:, 0])
+    assert not np.array_equal(refined.ious[:, 1:], clicks_alone.ious[:, 1:])
+
+
 @pytest.fixture(scope="module")
 def result():
     yield from held_out_result(build_sam_tiny(SAM_TINY_CHECKPOINT))
