@@ -27,6 +27,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from samapp.ml.embedding import compute_embeddings
+from samapp.ml.evaluation import evaluate_interactive
 from samapp.ml.finetune import (
     FinetuneConfig,
     apply_trained_state,
@@ -86,6 +87,13 @@ def main() -> None:
         return float(evaluate_embeddings(model, embeddings, [s.masks for s in extra], 1)["miou_1"])  # type: ignore[arg-type]
 
     extra_before = extra_miou(base)
+    extra_embeddings = compute_embeddings(base, [s.image for s in extra])
+    oracle = evaluate_interactive(base, extra_embeddings, [s.masks for s in extra], clicks=1)
+    # What a perfect choice among the base's outputs would give: a bound on decoder-side gains.
+    print(
+        f"sam_tiny on the extra set, 1 click: shown {oracle.miou(1):.4f}, "
+        f"best of its 4 outputs {oracle.oracle_miou(1):.4f}"
+    )
     print(
         f"{'variant':16} {'seed':>4} {'miou_1':>7} {'gain':>7} {'miou_3':>7} "
         f"{'extra_1':>7} {'gain':>7} {'seconds':>8}"
