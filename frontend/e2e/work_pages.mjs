@@ -107,6 +107,7 @@ try {
   // 3. The manager rejects the annotator's work with a reason on the review page.
   await owner.goto(`${project}/review`);
   await owner.getByRole("combobox", { name: "Annotator" }).selectOption({ label: cfg.annotator.username });
+  await owner.getByRole("status").filter({ hasText: / shown$/ }).waitFor(); // the filtered list, not the first load's
   await owner.getByRole("button", { name: `Reject annotation ${cfg.annotation}` }).click();
   const reject = owner.getByRole("dialog", { name: "Reject 1 annotation" });
   check("a rejection needs a reason", await reject.getByRole("button", { name: "Reject", exact: true }).isDisabled());

@@ -57,7 +57,7 @@ export class ImagesPage extends ProjectRoomPage {
   }
 
   protected override async load(): Promise<void> {
-    await this.whileLoading(async () => {
+    await this.whileLoading(async (isLatest) => {
       try {
         [this.project, this.members] = await projectTeam(this.projectId, this.project, this.members);
         const page = await api.images(this.projectId, {
@@ -66,12 +66,13 @@ export class ImagesPage extends ProjectRoomPage {
           page: this.page,
           page_size: 48,
         });
+        if (!isLatest()) return;
         this.images = page.results;
         this.count = page.count;
         this.selection.keepOnly(this.images.map((i) => i.id));
         this.error = "";
       } catch (error) {
-        this.error = messageOf(error);
+        if (isLatest()) this.error = messageOf(error);
       }
     });
   }

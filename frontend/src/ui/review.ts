@@ -68,17 +68,18 @@ export class ReviewPage extends ProjectRoomPage {
   }
 
   protected override async load(): Promise<void> {
-    await this.whileLoading(async () => {
+    await this.whileLoading(async (isLatest) => {
       try {
         [this.project, this.members] = await projectTeam(this.projectId, this.project, this.members);
         if (this.imageList.length === 0) this.imageList = (await api.images(this.projectId, { page_size: 500 })).results;
         const page = await work.annotations(this.projectId, this.filters);
+        if (!isLatest()) return;
         this.items = page.results;
         this.count = page.count;
         this.selected.clear();
         this.error = "";
       } catch (error) {
-        this.error = problemsOf(error).join(" ");
+        if (isLatest()) this.error = problemsOf(error).join(" ");
       }
     });
   }

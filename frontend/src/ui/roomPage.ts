@@ -3,6 +3,7 @@ import { api } from "../api/client";
 import type { Project } from "../api/types";
 import { work, type Member } from "../api/work";
 import { ProjectSocket, type ServerEvent } from "../realtime/socket";
+import { LoadTickets } from "./latest";
 import { LoadingPage } from "./page";
 
 /** The room's project, fetched once, and its members, fetched until there are some (a failed
@@ -25,6 +26,7 @@ export abstract class ProjectRoomPage extends LoadingPage {
   /** Whether the page's data is being fetched; pages say "Loading…" meanwhile. */
   protected loading = true;
   private socket: ProjectSocket | null = null;
+  private readonly loads = new LoadTickets();
 
   override connectedCallback(): void {
     super.connectedCallback();
@@ -36,11 +38,16 @@ export abstract class ProjectRoomPage extends LoadingPage {
     super.disconnectedCallback();
   }
 
-  /** Run `fetch` (which shows its own failure) with `loading` set, re-rendering before and after. */
-  protected async whileLoading(fetch: () => Promise<void>): Promise<void> {
+  /** Run `fetch` (which shows its own failure) with `loading` set, re-rendering before and after.
+   * Loads can overlap (a filter changed while the page's first load is in flight) and answer
+   * out of order: `fetch` is told whether it is still the latest, and only the latest shows
+   * what it fetched and ends the loading state. */
+  protected async whileLoading(fetch: (isLatest: () => boolean) => Promise<void>): Promise<void> {
+    const isLatest = this.loads.take();
     this.loading = true;
     this.requestUpdate();
-    await fetch();
+    await fetch(isLatest);
+    if (!isLatest()) return;
     this.loading = false;
     this.requestUpdate();
   }
