@@ -4,5 +4,12 @@ tier reads for model states and downloads, names these paths."""
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-SAM_TINY_CHECKPOINT = WEIGHTS_DIR / "sam_tiny.pt"
-SAM2_TINY_CHECKPOINT = WEIGHTS_DIR / "sam2_tiny.pt"
+
+
+def bundled_checkpoint(key: str) -> Path:
+    """Where the committed checkpoint of registry model ``key`` lives."""
+    return WEIGHTS_DIR / f"{key}.pt"
+
+
+SAM_TINY_CHECKPOINT = bundled_checkpoint("sam_tiny")
+SAM2_TINY_CHECKPOINT = bundled_checkpoint("sam2_tiny")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from samapp.ml.bundled import SAM2_TINY_CHECKPOINT, SAM_TINY_CHECKPOINT
+from samapp.ml.bundled import bundled_checkpoint
 from samapp.ml.model_keys import registry_model_key
 
 if TYPE_CHECKING:
@@ -164,16 +164,16 @@ def _tiny_spec(
     key: str,
     title: str,
     build: Callable[[], AnySam],
-    bundled_path: Path,
     automatic: dict[str, Any],
     family: Family = "sam",
 ) -> ModelSpec:
     """A model trained here on generated shapes, its checkpoint committed with the repository."""
+    bundled_path = bundled_checkpoint(key)
     return ModelSpec(
         name=key,
         title=title,
         build=build,
-        filename=f"{key}.pt",
+        filename=bundled_path.name,
         bundled_path=bundled_path,
         automatic=automatic,
         source=f"trained here on generated shapes ({_train_command(family)})",
@@ -224,7 +224,6 @@ MODELS: dict[str, ModelSpec] = {
             "sam_tiny",
             "SAM tiny (project-trained, 192 px)",
             _builder("samapp.ml.tiny", "build_sam_tiny"),
-            SAM_TINY_CHECKPOINT,
             # One crop layer (four half-size crops, 8 points per side each) shows small shapes
             # to the encoder at twice the scale: 59.8 % of the shapes found instead of 53.6 %.
             {**_TINY_AUTOMATIC, "crop_n_layers": 1, "crop_n_points_downscale_factor": 2},
@@ -233,7 +232,6 @@ MODELS: dict[str, ModelSpec] = {
             "sam2_tiny",
             "SAM 2 tiny (project-trained, 256 px)",
             _builder("samapp.ml.sam2_tiny", "build_sam2_tiny"),
-            SAM2_TINY_CHECKPOINT,
             _TINY_AUTOMATIC,
             family="sam2",
         ),
