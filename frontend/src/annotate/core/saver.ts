@@ -83,7 +83,8 @@ export class Saver {
   async save(body: AnnotationInput, mask: Uint8Array, editing: number | null, baseVersion: number | null): Promise<SaveOutcome> {
     if (editing === null) {
       try {
-        const annotation = await this.api.createAnnotation(this.at().projectId, this.at().imageId, body);
+        const { projectId, imageId } = this.at();
+        const annotation = await this.api.createAnnotation(projectId, imageId, body);
         this.store.put(annotation);
         return { kind: "saved", annotation };
       } catch (error) {
