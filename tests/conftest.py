@@ -184,6 +184,19 @@ def embedding_tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return queued
 
 
+@pytest.fixture
+def annotation_broadcasts(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every annotation log event the services broadcast after commit, one entry
+    (``project_id``, ``event``, ``payload``) per event, in order."""
+    sent: list[dict[str, Any]] = []
+
+    def record(*, project_id: int, events: Any) -> None:
+        sent.extend({"project_id": project_id, "event": e, "payload": p} for e, p in events)
+
+    monkeypatch.setattr("samapp.services.annotation_events.broadcast_many", record)
+    return sent
+
+
 def media_files(root: Path) -> list[Path]:
     """Every regular file under ``root`` (for "nothing was written" assertions)."""
     return sorted(path for path in Path(root).rglob("*") if path.is_file())

@@ -88,6 +88,11 @@ class Room:
             message = await self.layer.receive(self.channel)
             if message.get("type") == "project.event":
                 self.event(message["event"], message["payload"])
+            elif message.get("type") == "project.events":
+                for item in message["events"]:
+                    self.event(item["event"], item["payload"])
+                    # As between messages: the members' writers drain their queues.
+                    await asyncio.sleep(0)
             else:
                 if message.get("type") == "presence.state" and message.get("reply_to"):
                     await self.answer(message["reply_to"])

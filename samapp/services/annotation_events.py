@@ -8,7 +8,7 @@ from django.db import transaction
 
 from samapp.models import AnnotationEvent, Project
 from samapp.realtime.contract import P, ServerEvent
-from samapp.realtime.events import broadcast
+from samapp.realtime.events import broadcast_many
 
 
 def project_lock(*, project_id: int) -> None:
@@ -70,11 +70,7 @@ def annotation_events_record(
         for seq, (event, body) in zip(seqs, bodies, strict=True)
     )
 
-    def send() -> None:
-        for event, body in bodies:
-            broadcast(project_id=project_id, event=event, payload=body)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: broadcast_many(project_id=project_id, events=bodies))
     return list(seqs)
 
 

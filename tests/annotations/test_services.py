@@ -21,22 +21,6 @@ def image(project, make_image) -> Any:
     return make_image(project, width=8, height=6)
 
 
-@pytest.fixture
-def events(monkeypatch) -> list[dict[str, Any]]:
-    """Every project broadcast the annotation services send (after commit)."""
-    import importlib
-
-    sent: list[dict[str, Any]] = []
-    for module in ("samapp.services.annotations", "samapp.services.annotation_events"):
-        try:
-            target = importlib.import_module(module)
-        except ImportError:
-            continue
-        if hasattr(target, "broadcast"):
-            monkeypatch.setattr(target, "broadcast", lambda **kwargs: sent.append(kwargs))
-    return sent
-
-
 def test_create_validates_and_derives(image, users, project) -> None:
     cat = project.labels.get(name="cat")
     annotation = annotation_create(
@@ -98,8 +82,9 @@ def test_delete_needs_the_current_version(image, make_annotation) -> None:
 
 
 def test_each_change_is_broadcast_once_after_commit(
-    image, users, events, django_capture_on_commit_callbacks
+    image, users, annotation_broadcasts, django_capture_on_commit_callbacks
 ) -> None:
+    events = annotation_broadcasts
     with django_capture_on_commit_callbacks(execute=True):
         annotation = annotation_create(image=image, author=users["annotator"], rle=rle_box(6, 8))
     with django_capture_on_commit_callbacks(execute=True):
@@ -118,11 +103,11 @@ def test_each_change_is_broadcast_once_after_commit(
     assert events[2]["payload"].items() >= {"id": annotation.id, "version": 3}.items()
 
 
-def test_nothing_is_broadcast_before_commit(image, users, events) -> None:
+def test_nothing_is_broadcast_before_commit(image, users, annotation_broadcasts) -> None:
     # inside the test's transaction (never committed) nothing may leave
     annotation = annotation_create(image=image, author=None, rle=rle_box(6, 8))
     annotation_update(annotation=annotation, expected_version=1, data={"model_key": "x"})
-    assert events == []
+    assert annotation_broadcasts == []
 
 
 @pytest.mark.django_db(transaction=True)

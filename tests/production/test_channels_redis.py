@@ -83,6 +83,42 @@ async def test_project_event_round_trip_through_redis(
         await layer.flush()
 
 
+async def test_a_bulk_review_reaches_the_room_in_seq_order_through_redis(
+    redis_layer: None,
+    settings: Any,
+    project: Any,
+    users: dict[str, Any],
+    make_image: Any,
+    make_annotation: Any,
+) -> None:
+    """A review of many annotations crosses Redis in batches of `SAM_BROADCAST_BATCH`
+    events; every socket hears each annotation's update once, in seq order."""
+    from channels.layers import get_channel_layer
+
+    from samapp.services.reviews import annotations_review
+
+    settings.SAM_BROADCAST_BATCH = 4
+    image = await sync_to_async(make_image)(project)
+    ids = [(await sync_to_async(make_annotation)(image)).pk for _ in range(10)]
+    sockets = [await open_socket(project.id, users[who]) for who in ("annotator", "viewer")]
+    try:
+        for socket in sockets:
+            await receive_event(socket, "hello")
+        await sync_to_async(annotations_review)(
+            project=project, ids=ids, review_state="rejected", reviewer=users["owner"]
+        )
+        for socket in sockets:
+            heard = [(await receive_event(socket, "annotation.updated"))["payload"] for _ in ids]
+            assert [p["id"] for p in heard] == ids
+            assert all(p["review_state"] == "rejected" for p in heard)
+            seqs = [p["seq"] for p in heard]
+            assert seqs == list(range(seqs[0], seqs[0] + len(ids)))
+    finally:
+        for socket in sockets:
+            await socket.disconnect()
+        await get_channel_layer().flush()
+
+
 async def test_channel_layer_send_and_group_send_on_redis(redis_layer: None) -> None:
     from channels.layers import get_channel_layer
 

@@ -59,12 +59,9 @@ def _keys(payload_type: Any) -> set[str]:
 
 
 def test_annotation_payloads_have_the_contract_keys(
-    project, make_image, monkeypatch, django_capture_on_commit_callbacks
+    project, make_image, annotation_broadcasts, django_capture_on_commit_callbacks
 ) -> None:
-    sent: list[dict[str, Any]] = []
-    monkeypatch.setattr(
-        "samapp.services.annotation_events.broadcast", lambda **kwargs: sent.append(kwargs)
-    )
+    sent = annotation_broadcasts
     image = make_image(project, width=8, height=6)
     with django_capture_on_commit_callbacks(execute=True):
         annotation = annotation_create(image=image, author=None, rle=rle_box(6, 8))

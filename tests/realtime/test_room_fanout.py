@@ -15,7 +15,7 @@ from samapp.realtime import consumers
 from samapp.realtime.contract import ANNOTATION_CREATED
 from samapp.realtime.events import project_group
 from samapp.realtime.hub import Room
-from samapp.services.annotation_events import annotation_event_record
+from samapp.services.annotation_events import annotation_event_record, annotation_events_record
 from tests.fixtures import receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,6 +47,39 @@ def record_events(project_id: int, count: int) -> None:
             annotation_event_record(
                 project_id=project_id, event=ANNOTATION_CREATED, payload=event(i + 1)
             )
+
+
+def record_together(project_id: int, count: int) -> None:
+    """One change recording `count` events (as a bulk review does)."""
+    with transaction.atomic():
+        annotation_events_record(
+            project_id=project_id,
+            events=[(ANNOTATION_CREATED, event(i + 1)) for i in range(count)],
+        )
+
+
+async def test_events_recorded_together_cross_the_layer_in_batches(
+    connect, project, settings, monkeypatch
+) -> None:
+    settings.SAM_BROADCAST_BATCH = 3
+    layer = get_channel_layer()
+    group_send = layer.group_send
+    batches: list[list[int]] = []
+
+    async def counted(group: str, message: dict[str, Any]) -> None:
+        if message["type"] == "project.events":
+            batches.append([item["payload"]["seq"] for item in message["events"]])
+        await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counted)
+    _, socket = await connect(project.id, "annotator")
+    await receive_until(socket, "hello")
+    await sync_to_async(record_together)(project.id, 7)
+    heard = [(await receive_until(socket, "annotation.created"))["payload"] for _ in range(7)]
+    assert [payload["seq"] for payload in heard] == list(range(1, 8))
+    assert heard[0] == {**event(1), "seq": 1}
+    assert batches == [[1, 2, 3], [4, 5, 6], [7]]
+    await socket.disconnect()
 
 
 async def test_sockets_of_a_process_share_one_subscription(connect, project) -> None:
