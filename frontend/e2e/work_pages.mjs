@@ -3,7 +3,7 @@
 // tests/e2e/test_work_pages.py against a real server; reads its scenario from the JSON file
 // named by SAM_E2E_CONFIG:
 //   { baseUrl, projectId, owner, annotator, annotation, other, reason, outFile, exportFile,
-//     badImport, screenshotDir }
+//     badImport, burstImage, burst, screenshotDir }
 // Elements are found by role and accessible name. Exits 0 when every check passed.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -204,6 +204,46 @@ try {
   await owner.getByText(/4\/4 files/).waitFor({ timeout: 60_000 });
   await owner.unroute("**/api/projects/*/images/");
   check("upload finished", true);
+
+  // 9. A teammate's bulk review of every annotation on the open image: the workspace takes
+  // the burst of updates and repaints its annotation layer at most once a frame.
+  await owner.goto(`${project}/images/${cfg.burstImage}`);
+  await owner.waitForFunction((n) => (window.samStudio?.annotations().length ?? 0) >= n, cfg.burst.length);
+  await owner.evaluate(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+  });
+  const paintsBefore = await owner.evaluate(() => window.samStudio.layerPaints.length);
+  const reviewed = await owner.evaluate(async ({ projectId, ids }) => {
+    const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
+    const sent = performance.now();
+    const r = await fetch(`/api/projects/${projectId}/annotations/review/`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+      body: JSON.stringify({ ids, review_state: "rejected", reason: "Too coarse." }),
+    });
+    return { status: r.status, sent };
+  }, { projectId: cfg.projectId, ids: cfg.burst });
+  await owner.waitForFunction(
+    (ids) => ids.every((id) => window.samStudio.annotations().find((a) => a.id === id)?.review_state === "rejected"),
+    cfg.burst,
+  );
+  const applied = await owner.evaluate(() => performance.now());
+  await owner.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  const paints = await owner.evaluate((from) => window.samStudio.layerPaints.slice(from), paintsBefore);
+  const longTasks = await owner.evaluate(() => window.longTasks);
+  results.burst = {
+    events: cfg.burst.length,
+    paints: paints.length,
+    paintMs: paints.reduce((a, b) => a + b, 0),
+    appliedMs: applied - reviewed.sent,
+    longestTaskMs: Math.max(0, ...longTasks),
+  };
+  check(
+    "a burst of teammates' changes repaints the annotation layer once a frame, not once each",
+    reviewed.status === 200 && paints.length >= 1 && paints.length <= cfg.burst.length / 4,
+    JSON.stringify(results.burst),
+  );
 
   check("no page errors", results.pageErrors.length === 0, results.pageErrors.join(" | "));
 } catch (error) {

@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.e2e]
 
 ANNOTATOR = "carol"
 
+BURST = 120  # annotations reviewed in one request while a teammate's workspace shows them
 SETUP_ANNOTATOR = f"""
 from django.contrib.auth import get_user_model
 from samapp.models import Project
@@ -43,6 +44,14 @@ second = project.images.get(original_name="demo-02.png")
 other = annotation_create(image=second, author=user, rle=box, label=project.labels.first(),
                           review_state=ReviewState.PROPOSED)
 print("ANNOTATION", mine.id, "OTHER", other.id)
+# A teammate's finished image: many small accepted masks, for a bulk review to reach at once.
+corners = [(2 + (i % 12) * 8, 2 + (i // 12) * 8) for i in range({BURST})]
+burst = [
+    annotation_create(image=second, author=None,
+                      rle=rle_box(second.height, second.width, (x, y, x + 6, y + 6))).id
+    for x, y in corners
+]
+print("BURST", second.id, *burst)
 """
 
 
@@ -79,6 +88,7 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     out = _manage(env, "shell", "-c", SETUP_ANNOTATOR)
     annotation = int(out.split("ANNOTATION", 1)[1].split()[0])
     other = int(out.split("OTHER", 1)[1].split()[0])
+    burst_image, *burst = [int(x) for x in out.split("BURST", 1)[1].split()]
     out_dir = tmp_path_factory.mktemp("e2e-work")
     bad_import = out_dir / "bad-coco.zip"
     _bad_coco_zip(bad_import)
@@ -94,6 +104,8 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         "outFile": str(out_dir / "result.json"),
         "exportFile": str(out_dir / "export.zip"),
         "badImport": str(bad_import),
+        "burstImage": burst_image,
+        "burst": burst,
         "screenshotDir": str(shots) if shots else None,
     }
     run, result = run_scenario("e2e/work_pages.mjs", scenario, out_dir, timeout=900)

@@ -14,7 +14,7 @@ import { inside, type Viewport } from "./core/viewport";
 import type { Metrics } from "./hooks";
 import type { Tool } from "./view/panels";
 import type { PointerHost } from "./view/pointer";
-import type { StageRenderer } from "./view/renderer";
+import type { Scene, StageRenderer } from "./view/renderer";
 
 const PREVIEW_MAX_SIDE = 1024;
 const HOVER_INTERVAL_MS = 40;
@@ -48,6 +48,7 @@ export class Editor implements PointerHost {
   pendingLatency: number | null = null;
   private hoverTimer: ReturnType<typeof setTimeout> | undefined;
   private lastHover = 0;
+  private annotationsStale = false;
 
   constructor(
     private readonly host: EditorHost,
@@ -71,10 +72,23 @@ export class Editor implements PointerHost {
     this.host.redraw();
   }
 
+  /** Repaint the saved annotations' layer with the next frame: a burst of changes (a
+   * teammate's bulk review, segment-everything proposals) costs one paint, not one each. */
   repaintAnnotations(): void {
-    const host = this.host;
-    this.renderer.paintAnnotations(this.store.values(), host.size, (l) => host.colorOf(l), this.session.state.editing);
-    host.redraw();
+    this.annotationsStale = true;
+    this.host.redraw();
+  }
+
+  /** Draw a frame of the stage, the annotations' layer repainted first if it changed. */
+  draw(canvas: HTMLCanvasElement, scene: Scene): void {
+    if (this.annotationsStale) {
+      this.annotationsStale = false;
+      const host = this.host;
+      const started = performance.now();
+      this.renderer.paintAnnotations(this.store.values(), host.size, (l) => host.colorOf(l), this.session.state.editing);
+      host.metrics.layerPaints.push(performance.now() - started);
+    }
+    this.renderer.draw(canvas, scene);
   }
 
   refreshCurrent(): void {

@@ -15,6 +15,8 @@ export interface Metrics {
   decodeTimes: number[];
   /** Of which session.run, ms. */
   runTimes: number[];
+  /** Repaints of the saved annotations' layer (at most one a frame), ms each. */
+  layerPaints: number[];
 }
 
 export interface SamStudioHooks extends Metrics {

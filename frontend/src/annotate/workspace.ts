@@ -55,7 +55,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   notice = "";
   error = "";
   spaceDown = false;
-  readonly metrics: Metrics = { latencies: [], decodeTimes: [], runTimes: [] };
+  readonly metrics: Metrics = { latencies: [], decodeTimes: [], runTimes: [], layerPaints: [] };
   readonly session = new PromptSession(samEngine().client);
   readonly store = new AnnotationStore();
   readonly viewport = new Viewport();
@@ -250,7 +250,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     this.drawQueued = true;
     requestAnimationFrame(() => {
       this.drawQueued = false;
-      if (this.canvas) this.editor.renderer.draw(this.canvas, this.scene());
+      if (this.canvas) this.editor.draw(this.canvas, this.scene());
       if (this.editor.pendingLatency !== null) {
         this.metrics.latencies.push(performance.now() - this.editor.pendingLatency);
         this.editor.pendingLatency = null;
