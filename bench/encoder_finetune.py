@@ -54,6 +54,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "blocks_last1": {"encoder_mode": "blocks", "encoder_blocks": 1, "encoder_lr_scale": 0.3},
     "blocks_last2": {"encoder_mode": "blocks", "encoder_blocks": 2, "encoder_lr_scale": 0.3},
     "blocks_all": {"encoder_mode": "blocks", "encoder_lr_scale": 0.3},
+    # The encoder modes paste objects between the step's images by default (copy_paste 2).
+    "blocks_all_no_paste": {"encoder_mode": "blocks", "encoder_lr_scale": 0.3, "copy_paste": 0},
+    "lora_all_r8_no_paste": {"encoder_mode": "lora", "encoder_rank": 8, "copy_paste": 0},
 }
 
 

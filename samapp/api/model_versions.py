@@ -46,6 +46,8 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         encoder_mode = serializers.ChoiceField(choices=ENCODER_MODE_CHOICES, required=False)
         encoder_blocks = serializers.IntegerField(min_value=0, max_value=64, required=False)
         encoder_rank = serializers.IntegerField(min_value=1, max_value=64, required=False)
+        # Objects of another image pasted into each (with a trained encoder; 0: none).
+        copy_paste = serializers.IntegerField(min_value=0, max_value=8, required=False)
 
     @extend_schema(operation_id="projects_training_jobs_list", responses=dict)
     def get(self, request: Request, project_id: int) -> Response:

@@ -33,6 +33,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from torch import Tensor
 
+from samapp.ml.augment import flip_sample, paste_objects
 from samapp.ml.click_simulation import batch_loss
 from samapp.ml.embedding import ImageEmbedding, to_rgb_array
 from samapp.ml.encoder_adapt import (
@@ -50,8 +51,6 @@ from samapp.ml.training import make_optimizer, optimizer_step
 
 TRAINED_PREFIXES = ("mask_decoder.", "prompt_encoder.")
 EVAL_CLICKS = 20
-
-FLIP_PROBABILITY = 0.5  # of each flip (and the transpose) in image augmentation
 
 
 # A training sample of either family (``FinetuneSample``, ``sam2_finetune.Sam2FinetuneSample``).
@@ -106,6 +105,10 @@ class FinetuneConfig:
       train_prompt_encoder: also train the prompt encoder (the mask decoder always is).
       augment: with a trained encoder, show each image flipped and (when square)
         transposed at random: the encoder sees the project's few images in 4 to 8 poses.
+      copy_paste: with a trained encoder, paste 1 to ``copy_paste`` objects of another
+        image of the step into each image (``augment.paste_objects``): the project's few
+        images make new scenes at every step, and the encoder overfits them less
+        (``docs/models.md``). 0 turns it off.
       encoder: how the image encoder is adapted (``EncoderAdaptConfig``; "frozen" trains
         the decoder on stored embeddings).
       decoder_lr_scale: the decoder modules' learning rate relative to ``lr``; 0 keeps
@@ -116,6 +119,7 @@ class FinetuneConfig:
     max_objects: int = 16
     train_prompt_encoder: bool = False
     augment: bool = True
+    copy_paste: int = 2
     encoder: EncoderAdaptConfig = field(default_factory=EncoderAdaptConfig)
     decoder_lr_scale: float = 1.0
 
@@ -211,25 +215,6 @@ def make_image_sample(sam: Sam, image: np.ndarray, masks: Sequence[np.ndarray]) 
         pixels=encoder_input(sam, image),
         input_size=(h, w),
     )
-
-
-def augment_sample(
-    pixels: Tensor, masks: Tensor, input_size: tuple[int, int], generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """A random flip (horizontal, vertical) and, for a square image, transpose of the
-    image region of (3, S, S) float32 ``pixels`` and its (N, S, S) bool ``masks``; the
-    padding stays at the bottom and right. Returns new tensors of the same shapes."""
-    h, w = input_size
-    draws = torch.rand(3, generator=generator, device=generator.device) < FLIP_PROBABILITY
-    image, objects = pixels[:, :h, :w], masks[:, :h, :w]
-    for dim, flip in ((-1, draws[0]), (-2, draws[1])):
-        if flip:
-            image, objects = image.flip(dim), objects.flip(dim)
-    if h == w and draws[2]:
-        image, objects = image.transpose(-1, -2), objects.transpose(-1, -2)
-    out_pixels, out_masks = pixels.clone(), masks.clone()
-    out_pixels[:, :h, :w], out_masks[:, :h, :w] = image, objects
-    return out_pixels, out_masks
 
 
 def trained_state_dict(sam: Sam) -> dict[str, Tensor]:
@@ -345,12 +330,10 @@ def finetune_step(
     """
     device = next(sam.parameters()).device
     gts, boxes, inputs = [], [], []
-    for sample in samples:
+    for index, sample in enumerate(samples):
         gt = sample.masks.to(device)
         if config.trains_encoder:
-            pixels = _required(sample.pixels).to(device)
-            if config.augment:
-                pixels, gt = augment_sample(pixels, gt, sample.input_size, generator)
+            pixels, gt = _augmented(samples, index, config, generator)
             inputs.append(pixels)
         if gt.shape[0] > config.max_objects:
             keep = torch.randperm(gt.shape[0], generator=generator, device=device)
@@ -365,6 +348,28 @@ def finetune_step(
     loss, ious = batch_loss(sam, embeddings, gts, boxes, generator, config.recipe)
     optimizer_step(optimizer, loss, config.recipe.grad_clip)
     return loss.item(), ious.mean().item()
+
+
+def _augmented(
+    samples: Sequence[FinetuneSample],
+    index: int,
+    config: FinetuneConfig,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Sample ``index``'s (3, S, S) encoder input and (N, S, S) masks as the step shows them:
+    flipped (``config.augment``), with objects of the next sample of the step pasted in
+    (``config.copy_paste``)."""
+    device = generator.device
+    sample = samples[index]
+    pixels, masks = _required(sample.pixels).to(device), sample.masks.to(device)
+    if config.augment:
+        pixels, masks = flip_sample(pixels, masks, sample.input_size, generator)
+    if config.copy_paste and len(samples) > 1:
+        other = samples[(index + 1) % len(samples)]
+        source = (_required(other.pixels).to(device), other.masks.to(device))
+        count = 1 + int(torch.randint(config.copy_paste, (), generator=generator, device=device))
+        pixels, masks = paste_objects((pixels, masks, sample.input_size), source, count, generator)
+    return pixels, masks
 
 
 def _required(tensor: Tensor | None) -> Tensor:

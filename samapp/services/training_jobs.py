@@ -77,6 +77,7 @@ TRAINING_OPTIONS = {
     "encoder_mode",
     "encoder_blocks",
     "encoder_rank",
+    "copy_paste",
 }
 ENCODER_MODE_CHOICES = ENCODER_MODES
 # The job's progress: splits and baseline to 0.15, training to 0.85, evaluation and the

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from samapp.ml.augment import paste_objects
 from samapp.ml.embedding import compute_embeddings
 from samapp.ml.encoder_adapt import (
     EncoderAdaptConfig,
@@ -183,6 +184,30 @@ def test_finetune_adapts_the_encoder_and_leaves_the_rest_frozen(small, mode) -> 
     assert torch.equal(tuned.state_dict()[first_block], before[first_block])
 
 
+def test_copy_paste_pastes_another_images_objects_into_each_image_of_a_step(
+    small, monkeypatch
+) -> None:
+    from samapp.ml import finetune as finetune_module
+
+    sam, scenes = small
+    samples = [make_image_sample(sam, s.image, s.masks) for s in scenes]
+    pasted: list[tuple] = []
+
+    def recorded(target, source, count, generator):
+        pasted.append((source[1].shape[0], count))
+        return paste_objects(target, source, count, generator)
+
+    monkeypatch.setattr(finetune_module, "paste_objects", recorded)
+    options = {"steps": 3, "images_per_step": 2, "iterations": 1, "encoder_mode": "lora"}
+    finetune(sam, samples, FinetuneConfig.from_options(options))  # on by default: 2
+    assert len(pasted) == 3 * 2
+    assert all(1 <= count <= 2 for _, count in pasted)
+    assert {n for n, _ in pasted} <= {int(s.masks.shape[0]) for s in samples}
+    pasted.clear()
+    finetune(sam, samples, FinetuneConfig.from_options(options | {"copy_paste": 0}))
+    assert pasted == []
+
+
 def test_encoder_input_is_the_predictors_preprocessing(small) -> None:
     sam, scenes = small
     pixels = encoder_input(sam, scenes[0].image)
@@ -212,6 +237,7 @@ def test_adapters_train_through_the_sdpa_encoder(small) -> None:
     pixels = torch.stack([encoder_input(sam, s.image) for s in scenes[:2]])
     grads = []
     for model in (copy.deepcopy(sam), use_sdpa_attention(copy.deepcopy(sam))):
+        torch.manual_seed(0)  # the same adapters in both
         params = adapt_encoder(model, EncoderAdaptConfig(mode="lora", rank=2))
         with torch.no_grad():
             for p in params[1::2]:  # B: nonzero, so that A gets a gradient too

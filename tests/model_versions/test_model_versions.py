@@ -187,8 +187,16 @@ def test_an_encoder_version_embeds_the_project_again_before_it_becomes_active(
     for module in ("training_jobs", "model_versions"):
         monkeypatch.setattr(f"samapp.services.{module}.version_beats", lambda *_: True)
     images = shapes_project(project, 6)
-    job = _run(project, users["manager"], encoder_mode="lora", encoder_rank=2, encoder_blocks=1)
+    job = _run(
+        project,
+        users["manager"],
+        encoder_mode="lora",
+        encoder_rank=2,
+        encoder_blocks=1,
+        copy_paste=1,
+    )
     assert job.state == JobState.DONE, job.error
+    assert job.options["copy_paste"] == 1
     version = ModelVersion.objects.get(training_job=job)
     assert version.model_key == f"sam_tiny-p{project.pk}v1e"  # its own encoder
     assert version.state == ModelVersionState.ACTIVE
@@ -226,8 +234,8 @@ def test_encoder_mode_is_validated(project, users, shapes_project, client_for) -
         training_start(project=project, user=users["manager"], options={"encoder_mode": "all"})
     response = client_for("manager").post(
         f"/api/projects/{project.pk}/training-jobs/",
-        {"encoder_mode": "everything", "encoder_rank": 0},
+        {"encoder_mode": "everything", "encoder_rank": 0, "copy_paste": 9},
         format="json",
     )
     assert response.status_code == 400
-    assert {"encoder_mode", "encoder_rank"} <= set(response.json()["errors"])
+    assert {"encoder_mode", "encoder_rank", "copy_paste"} <= set(response.json()["errors"])

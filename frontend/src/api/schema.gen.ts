@@ -1595,6 +1595,7 @@ export interface components {
             encoder_mode?: components["schemas"]["EncoderModeEnum"];
             encoder_blocks?: number;
             encoder_rank?: number;
+            copy_paste?: number;
         };
         /**
          * @description * `integer` - integer
