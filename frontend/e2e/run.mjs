@@ -339,6 +339,8 @@ try {
   await a.getByTestId("active-model").filter({ hasText: "sam_tiny" }).waitFor({ timeout: 15_000 });
   check("models page shows the model in use", true);
   check("manager sees the fine-tuning button", (await a.getByTestId("start-training").count()) === 1);
+  const trained = a.getByRole("combobox", { name: "train" });
+  check("the manager chooses what fine-tuning trains", (await trained.getByRole("option").count()) === 3 && (await trained.inputValue()) === "frozen");
 
   // 12. Upload by drag and drop onto the grid: an image twice (one is a duplicate), a bigger
   // one that goes in chunks (the server runs with 64 KiB chunks), and a file that is not an

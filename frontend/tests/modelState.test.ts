@@ -40,6 +40,8 @@ describe("model availability text", () => {
 
   it("finds the registry model behind a fine-tuned version key", () => {
     expect(baseModelKey("sam_tiny-p3v12")).toBe("sam_tiny");
+    expect(baseModelKey("sam_tiny-p3v12e")).toBe("sam_tiny"); // a version with its own encoder
+    expect(baseModelKey("sam2.1_hiera_t-p4v1e")).toBe("sam2.1_hiera_t");
     expect(baseModelKey("mobile_sam")).toBe("mobile_sam");
     expect(megabytes(null)).toBe("—");
     expect(megabytes(1_500_000)).toBe("1.5 MB");

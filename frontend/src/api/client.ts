@@ -21,6 +21,7 @@ import type {
   RegistryModel,
   RegistryModels,
   TrainingJob,
+  TrainingOptions,
   User,
 } from "./types";
 
@@ -167,6 +168,6 @@ export const api = {
   rollbackModel: (projectId: number) =>
     request<{ active_model_key: string }>("POST", `${P(projectId)}/model-versions/rollback/`, {}),
   trainingJobs: (projectId: number) => request<{ results: TrainingJob[] }>("GET", `${P(projectId)}/training-jobs/`),
-  startTraining: (projectId: number, options: { steps?: number }) =>
+  startTraining: (projectId: number, options: TrainingOptions) =>
     request<TrainingJob>("POST", `${P(projectId)}/training-jobs/`, options),
 };

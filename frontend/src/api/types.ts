@@ -87,6 +87,8 @@ export type AnnotationInput = Omit<Schemas["AnnotationInputRequest"], "rle" | "p
 export type Job = Output<Schemas["ExportJobOutput"]>;
 export type SegmentJob = SegmentProgress;
 export type TrainingJob = Omit<TrainingProgress, "loss_from">;
+export type TrainingOptions = Schemas["TrainingJobListCreateInputRequest"];
+export type EncoderMode = Schemas["EncoderModeEnum"];
 
 export interface TensorSpec {
   name: string;

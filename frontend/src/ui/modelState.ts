@@ -5,9 +5,10 @@ export function megabytes(bytes: number | null): string {
   return bytes === null ? "—" : `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
 }
 
-/** The registry model behind a project's key ("sam_tiny-p3v2" runs on sam_tiny). */
+/** The registry model behind a project's key: "sam_tiny-p3v2" and "sam_tiny-p3v2e" (a
+ * version with its own image encoder) run on sam_tiny (`samapp/ml/model_keys.py`). */
 export function baseModelKey(key: string): string {
-  return key.replace(/-p\d+v\d+$/, "");
+  return key.replace(/-p\d+v\d+e?$/, "");
 }
 
 /** One line for a model's state, as the page shows it. */

@@ -5,7 +5,7 @@
  * loss curve, and, for managers, starting a job, activating a version and rolling back. */
 import { html, nothing, svg, type TemplateResult } from "lit";
 import { api } from "../api/client";
-import type { EvaluationMetrics, ModelVersion, Project, RegistryModel, TrainingJob } from "../api/types";
+import type { EncoderMode, EvaluationMetrics, ModelVersion, Project, RegistryModel, TrainingJob } from "../api/types";
 import type { ServerEvent, TrainingProgress } from "../api/events.gen";
 import { EVALUATED_CLICKS, clickX, lossPoints, miouPoints, miouY, type PlotBox } from "./plots";
 import { baseModelKey, megabytes, modelStateText } from "./modelState";
@@ -16,6 +16,12 @@ const MIOU_PLOT: PlotBox = { width: 360, height: 220, pad: 28 };
 const LOSS_PLOT: PlotBox = { width: 360, height: 90, pad: 6 };
 const SERIES_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"];
 const MANAGER_ROLES = new Set(["owner", "manager"]);
+/** What a fine-tuning job trains (`encoder_mode`); the encoder modes embed every image again. */
+const TRAINED: [EncoderMode, string][] = [
+  ["frozen", "the mask decoder"],
+  ["lora", "decoder + encoder adapters (LoRA; re-embeds images)"],
+  ["blocks", "decoder + last encoder blocks (re-embeds images)"],
+];
 const METRIC_ROWS: [keyof EvaluationMetrics, string][] = [
   ["miou_1", "mIoU@1"],
   ["miou_3", "mIoU@3"],
@@ -36,6 +42,7 @@ export class ModelsPage extends ProjectRoomPage {
   private serverModels: RegistryModel[] = [];
   private canDownload = false;
   private steps = 300;
+  private encoderMode: EncoderMode = "frozen";
   private error = "";
   private notice = "";
   private busy = false;
@@ -262,8 +269,13 @@ export class ModelsPage extends ProjectRoomPage {
                 <input type="number" min="1" max="100000" .value=${String(this.steps)}
                   @change=${(e: Event) => (this.steps = Number((e.target as HTMLInputElement).value))} />
               </label>
+              <label class="small">train
+                <select @change=${(e: Event) => (this.encoderMode = (e.target as HTMLSelectElement).value as EncoderMode)}>
+                  ${TRAINED.map(([mode, text]) => html`<option value=${mode} ?selected=${mode === this.encoderMode}>${text}</option>`)}
+                </select>
+              </label>
               <button data-testid="start-training" ?disabled=${this.busy}
-                @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps }), "Fine-tuning started.")}>
+                @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps, encoder_mode: this.encoderMode }), "Fine-tuning started.")}>
                 Fine-tune on accepted annotations</button>
               <button ?disabled=${this.busy || this.versions.length === 0}
                 @click=${() => void this.act(() => api.rollbackModel(this.projectId), "Rolled back.")}>Roll back</button>`
