@@ -331,10 +331,11 @@ def finetune_step(
     device = next(sam.parameters()).device
     gts, boxes, inputs = [], [], []
     for index, sample in enumerate(samples):
-        gt = sample.masks.to(device)
         if config.trains_encoder:
             pixels, gt = _augmented(samples, index, config, generator)
             inputs.append(pixels)
+        else:
+            gt = sample.masks.to(device)
         if gt.shape[0] > config.max_objects:
             keep = torch.randperm(gt.shape[0], generator=generator, device=device)
             gt = gt[keep[: config.max_objects]]
