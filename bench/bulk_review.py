@@ -2,7 +2,7 @@
 one of N annotations in one request while K teammates hold the project websocket, on the
 production profile (Postgres + Redis channel layer, production settings, uvicorn).
 
-    python bench/bulk_review.py [--annotations 2000] [--viewers 20] [--rounds 3] [--web-processes 1]
+    python bench/bulk_review.py [--annotations 2000] [--viewers 20] [--rounds 2] [--web-processes 1]
 
 Each round is one ``POST /annotations/review/`` of all N ids. Per round it reports the request's
 time, the time from the request to the moment the last socket holds all N events (as the app's
@@ -11,7 +11,9 @@ needed and the sockets the server closed as too slow.
 
 Baseline in the same run, on the same database: the web server restarted with
 ``SAM_BROADCAST_BATCH=1`` (one channel-layer message per annotation event, how the log was
-broadcast before events were sent in batches). The configurations alternate round by round.
+broadcast before events were sent in batches). Each round reviews twice, rejecting then
+accepting; the configurations swap places every round, so with an even ``--rounds`` each
+goes first and rejects as often as the other.
 Last line: the delivery ratio (baseline / ours, medians)."""
 
 import argparse
@@ -150,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotations", type=int, default=2000)
     parser.add_argument("--viewers", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--web-processes", type=int, default=1)
     args = parser.parse_args()
     configs = {"baseline (1 event per message)": "1", "ours (batched)": ""}
@@ -169,12 +171,15 @@ def main() -> None:
             team_content(base, project_id, owner, 9)
             ids = annotate(profile, project_id, args.annotations)
             states = ["rejected", "accepted"]  # server-side writes start accepted
+            order = list(configs.items())
             for round_ in range(args.rounds):
-                for name, batch in configs.items():
+                # Each configuration goes first, and rejects (which also reopens images), in
+                # every other round.
+                for step, (name, batch) in enumerate(order if round_ % 2 == 0 else order[::-1]):
                     restart_web(profile, batch)
-                    states.reverse()
+                    state = states[step % 2]
                     row = asyncio.run(
-                        review_round(base, project_id, owner, tokens["viewer"], ids, states[1])
+                        review_round(base, project_id, owner, tokens["viewer"], ids, state)
                     )
                     results[name].append(row)
                     print(f"round {round_ + 1} {row_text(name, row)}")

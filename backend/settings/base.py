@@ -268,7 +268,7 @@ SAM_SOCKET_SEND_QUEUE = env.int("SAM_SOCKET_SEND_QUEUE", default=512)
 SAM_SOCKET_GAP_WAIT = env.float("SAM_SOCKET_GAP_WAIT", default=0.1)
 SAM_SOCKET_CATCH_UP_INTERVAL = env.float("SAM_SOCKET_CATCH_UP_INTERVAL", default=0.2)
 # Annotation log events per channel-layer message when a change records several (a bulk
-# review, segment-everything proposals): the sender's cost is per message.
+# review): the sender's cost is per message, and a message holds whole annotations.
 SAM_BROADCAST_BATCH = env.int("SAM_BROADCAST_BATCH", default=100)
 if SAM_BROADCAST_BATCH < 1:
     raise ImproperlyConfigured("SAM_BROADCAST_BATCH must be >= 1.")

@@ -206,14 +206,22 @@ try {
   check("upload finished", true);
 
   // 9. A teammate's bulk review of every annotation on the open image: the workspace takes
-  // the burst of updates and repaints its annotation layer at most once a frame.
+  // the burst of updates and repaints its annotation layer at most once a frame (counted
+  // against the frames that passed while the events came in), not once per event.
   await owner.goto(`${project}/images/${cfg.burstImage}`);
   await owner.waitForFunction((n) => (window.samStudio?.annotations().length ?? 0) >= n, cfg.burst.length);
-  await owner.evaluate(() => {
-    window.longTasks = [];
-    new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+  const nextFrames = () => owner.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  await nextFrames(); // the load's own paint is done before counting
+  const paintsBefore = await owner.evaluate(() => {
+    window.burst = { frames: 0, done: false, longTasks: [] };
+    const tick = () => {
+      window.burst.frames++;
+      if (!window.burst.done) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    new PerformanceObserver((list) => window.burst.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
+    return window.samStudio.layerPaints.length;
   });
-  const paintsBefore = await owner.evaluate(() => window.samStudio.layerPaints.length);
   const reviewed = await owner.evaluate(async ({ projectId, ids }) => {
     const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
     const sent = performance.now();
@@ -229,19 +237,22 @@ try {
     cfg.burst,
   );
   const applied = await owner.evaluate(() => performance.now());
-  await owner.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
-  const paints = await owner.evaluate((from) => window.samStudio.layerPaints.slice(from), paintsBefore);
-  const longTasks = await owner.evaluate(() => window.longTasks);
+  await nextFrames();
+  const burst = await owner.evaluate((from) => {
+    window.burst.done = true;
+    return { paints: window.samStudio.layerPaints.slice(from), frames: window.burst.frames, longTasks: window.burst.longTasks };
+  }, paintsBefore);
   results.burst = {
     events: cfg.burst.length,
-    paints: paints.length,
-    paintMs: paints.reduce((a, b) => a + b, 0),
+    frames: burst.frames,
+    paints: burst.paints.length,
+    paintMs: burst.paints.reduce((a, b) => a + b, 0),
     appliedMs: applied - reviewed.sent,
-    longestTaskMs: Math.max(0, ...longTasks),
+    longestTaskMs: Math.max(0, ...burst.longTasks),
   };
   check(
-    "a burst of teammates' changes repaints the annotation layer once a frame, not once each",
-    reviewed.status === 200 && paints.length >= 1 && paints.length <= cfg.burst.length / 4,
+    "a burst of teammates' changes repaints the annotation layer at most once a frame",
+    reviewed.status === 200 && burst.paints.length >= 1 && burst.paints.length <= burst.frames && burst.paints.length < cfg.burst.length,
     JSON.stringify(results.burst),
   );
 

@@ -13,6 +13,7 @@ const model = (over: Partial<RegistryModel>): RegistryModel => ({
   downloadable: true,
   size_bytes: 40_728_226,
   runs_on: "CPU",
+  family: "sam",
   licence: "Apache-2.0",
   source: "",
   automatic_defaults: {},

@@ -22,6 +22,7 @@ from samapp.services.model_versions import (
 )
 from samapp.services.training_jobs import (
     ENCODER_MODE_CHOICES,
+    MAX_COPY_PASTE,
     training_job_payload,
     training_start,
 )
@@ -47,7 +48,7 @@ class TrainingJobListCreateApi(ProjectScopedMixin, APIView):
         encoder_blocks = serializers.IntegerField(min_value=0, max_value=64, required=False)
         encoder_rank = serializers.IntegerField(min_value=1, max_value=64, required=False)
         # Objects of another image pasted into each (with a trained encoder; 0: none).
-        copy_paste = serializers.IntegerField(min_value=0, max_value=8, required=False)
+        copy_paste = serializers.IntegerField(min_value=0, max_value=MAX_COPY_PASTE, required=False)
 
     @extend_schema(operation_id="projects_training_jobs_list", responses=dict)
     def get(self, request: Request, project_id: int) -> Response:

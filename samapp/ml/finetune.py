@@ -365,8 +365,9 @@ def _augmented(
     pixels, masks = _required(sample.pixels).to(device), sample.masks.to(device)
     if config.augment:
         pixels, masks = flip_sample(pixels, masks, sample.input_size, generator)
-    if config.copy_paste and len(samples) > 1:
-        other = samples[(index + 1) % len(samples)]
+    other = samples[(index + 1) % len(samples)]
+    # A step can hold one image twice (its draw crosses an epoch's end): never paste into itself.
+    if config.copy_paste and other is not sample:
         source = (_required(other.pixels).to(device), other.masks.to(device))
         count = 1 + int(torch.randint(config.copy_paste, (), generator=generator, device=device))
         pixels, masks = paste_objects((pixels, masks, sample.input_size), source, count, generator)

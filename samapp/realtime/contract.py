@@ -213,6 +213,7 @@ class RegistryModelPayload(TypedDict):
     downloadable: bool
     size_bytes: int | None
     runs_on: str
+    family: Literal["sam", "sam2"]
     licence: str
     source: str
     automatic_defaults: dict[str, float]

@@ -74,6 +74,7 @@ def model_state_payload(
         "downloadable": spec.url is not None,
         "size_bytes": spec.size_bytes,
         "runs_on": spec.runs_on,
+        "family": spec.family,
         "licence": spec.licence,
         "source": spec.source,
         "automatic_defaults": dict(spec.automatic),

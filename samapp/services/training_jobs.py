@@ -42,6 +42,7 @@ from samapp.ml.model_keys import (
     registry_model_key,
     version_model_key,
 )
+from samapp.ml.registry import model_family
 from samapp.models import Annotation, Image, ModelVersion, Project, TrainingJob
 from samapp.realtime.contract import JOB_PROGRESS, JobStateName, TrainingProgress
 from samapp.realtime.events import broadcast
@@ -80,6 +81,7 @@ TRAINING_OPTIONS = {
     "copy_paste",
 }
 ENCODER_MODE_CHOICES = ENCODER_MODES
+MAX_COPY_PASTE = 8  # objects of another image pasted into each (encoder modes)
 # The job's progress: splits and baseline to 0.15, training to 0.85, evaluation and the
 # decoder export to 0.9, the re-embedding of a version with its own encoder to 0.99.
 TRAIN_START, TRAIN_END, EMBED_START, EMBED_END = 0.15, 0.85, 0.9, 0.99
@@ -116,6 +118,11 @@ def _training_options(options: dict[str, Any]) -> dict[str, Any]:
     mode = options.get("encoder_mode", "frozen")
     if mode not in ENCODER_MODE_CHOICES:
         raise ApplicationError(f"encoder_mode must be one of {', '.join(ENCODER_MODE_CHOICES)}.")
+    copy_paste = options.get("copy_paste", 0)
+    if isinstance(copy_paste, bool) or not isinstance(copy_paste, int):
+        raise ApplicationError("copy_paste must be an integer.")
+    if not 0 <= copy_paste <= MAX_COPY_PASTE:
+        raise ApplicationError(f"copy_paste must be between 0 and {MAX_COPY_PASTE}.")
     return {
         **options,
         "held_out_percent": percent,
@@ -145,6 +152,11 @@ def training_start(
     project_writable_check(project)
     job_quota_check(project=project, user=user)
     parent = project.default_model_key
+    if clean["encoder_mode"] != "frozen" and model_family(parent) != "sam":
+        raise ApplicationError(
+            f"encoder_mode {clean['encoder_mode']!r} adapts SAM's image encoder; this project's "
+            f"model ({parent}) is not a SAM model: use 'frozen'."
+        )
     base = registry_model_key(parent)
     own_encoder = has_own_encoder(parent) or clean["encoder_mode"] in ("lora", "blocks")
     with transaction.atomic():

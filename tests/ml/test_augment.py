@@ -76,13 +76,19 @@ def test_a_covered_mask_is_dropped_and_too_large_objects_are_not_pasted() -> Non
 
 
 @pytest.mark.parametrize("count", [1, 3])
-def test_paste_takes_at_most_count_distinct_objects(count: int) -> None:
+def test_paste_takes_count_distinct_objects(count: int) -> None:
+    """Four one-pixel objects whose pixels carry their index: each pasted one shows its own."""
     source = torch.stack([box_mask(i, i + 1, 0, 1) for i in range(4)])
+    source_pixels = torch.zeros(3, S, S)
+    source_pixels[:, :4, 0] = torch.arange(1.0, 5.0)
     generator = torch.Generator().manual_seed(2)
-    _, masks = paste_objects(
+    pixels, masks = paste_objects(
         (torch.zeros(3, S, S), torch.zeros(0, S, S, dtype=torch.bool), (S, S)),
-        (torch.ones(3, S, S), source),
+        (source_pixels, source),
         count,
         generator,
     )
-    assert masks.shape[0] == count
+    assert masks.shape[0] == count  # none covered another at this seed
+    shown = {float(pixels[0][mask].item()) for mask in masks}
+    assert len(shown) == count
+    assert shown <= {1.0, 2.0, 3.0, 4.0}

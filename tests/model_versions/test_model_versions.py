@@ -239,3 +239,24 @@ def test_encoder_mode_is_validated(project, users, shapes_project, client_for) -
     )
     assert response.status_code == 400
     assert {"encoder_mode", "encoder_rank", "copy_paste"} <= set(response.json()["errors"])
+    with pytest.raises(ApplicationError, match="copy_paste must be between 0 and 8"):
+        training_start(project=project, user=users["manager"], options={"copy_paste": -1})
+    with pytest.raises(ApplicationError, match="copy_paste must be an integer"):
+        training_start(project=project, user=users["manager"], options={"copy_paste": 1.5})
+
+
+def test_the_image_encoder_adapts_on_sam_models_only(
+    project, users, shapes_project, client_for
+) -> None:
+    """SAM 2 projects fine-tune the decoder: an encoder mode is refused before any job or
+    version exists."""
+    shapes_project(project, 3)
+    project.default_model_key = "sam2_tiny"
+    project.save(update_fields=["default_model_key"])
+    response = client_for("manager").post(
+        f"/api/projects/{project.pk}/training-jobs/", {"encoder_mode": "lora"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "is not a SAM model: use 'frozen'" in response.json()["detail"]
+    assert not TrainingJob.objects.filter(project=project).exists()
+    assert not ModelVersion.objects.filter(project=project).exists()

@@ -73,7 +73,7 @@ export class Editor implements PointerHost {
   }
 
   /** Repaint the saved annotations' layer with the next frame: a burst of changes (a
-   * teammate's bulk review, segment-everything proposals) costs one paint, not one each. */
+   * teammate's bulk review) costs one paint a frame, not one each. */
   repaintAnnotations(): void {
     this.annotationsStale = true;
     this.host.redraw();

@@ -172,6 +172,7 @@ export interface RegistryModelPayload {
   downloadable: boolean;
   size_bytes: number | null;
   runs_on: string;
+  family: "sam" | "sam2";
   licence: string;
   source: string;
   automatic_defaults: Record<string, number>;

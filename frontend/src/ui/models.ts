@@ -62,6 +62,18 @@ export class ModelsPage extends ProjectRoomPage {
     }
   }
 
+  /** What a job can train on the project's model: the image encoder adapts on SAM models only. */
+  private trainable(): [EncoderMode, string][] {
+    const current = baseModelKey(this.project?.default_model_key ?? "");
+    const family = this.serverModels.find((m) => m.key === current)?.family;
+    return family === "sam" ? TRAINED : TRAINED.filter(([mode]) => mode === "frozen");
+  }
+
+  /** The choice made, while the project's model offers it (a manager may switch models). */
+  private chosenMode(): EncoderMode {
+    return this.trainable().some(([mode]) => mode === this.encoderMode) ? this.encoderMode : "frozen";
+  }
+
   private mergeModel(model: RegistryModel): void {
     const index = this.serverModels.findIndex((m) => m.key === model.key);
     if (index < 0) return;
@@ -271,11 +283,11 @@ export class ModelsPage extends ProjectRoomPage {
               </label>
               <label class="small">train
                 <select @change=${(e: Event) => (this.encoderMode = (e.target as HTMLSelectElement).value as EncoderMode)}>
-                  ${TRAINED.map(([mode, text]) => html`<option value=${mode} ?selected=${mode === this.encoderMode}>${text}</option>`)}
+                  ${this.trainable().map(([mode, text]) => html`<option value=${mode} ?selected=${mode === this.chosenMode()}>${text}</option>`)}
                 </select>
               </label>
               <button data-testid="start-training" ?disabled=${this.busy}
-                @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps, encoder_mode: this.encoderMode }), "Fine-tuning started.")}>
+                @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps, encoder_mode: this.chosenMode() }), "Fine-tuning started.")}>
                 Fine-tune on accepted annotations</button>
               <button ?disabled=${this.busy || this.versions.length === 0}
                 @click=${() => void this.act(() => api.rollbackModel(this.projectId), "Rolled back.")}>Roll back</button>`

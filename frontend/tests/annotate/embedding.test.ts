@@ -15,7 +15,7 @@ const MODEL: LoadedModel = {
 
 const REGISTRY: RegistryModelPayload = {
   key: "", title: "", state: "downloading", bytes_done: 0, bytes_total: null, percent: null, error: "", downloadable: true,
-  size_bytes: null, runs_on: "CPU", licence: "Apache-2.0", source: "", automatic_defaults: {}, notice: "",
+  size_bytes: null, runs_on: "CPU", family: "sam", licence: "Apache-2.0", source: "", automatic_defaults: {}, notice: "",
 };
 
 function image(id = 3, status = "missing"): ImageItem {
