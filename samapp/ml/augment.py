@@ -10,6 +10,8 @@ below and to the right of it. Functions return new tensors and leave their input
 import torch
 from torch import Tensor
 
+from samapp.ml.click_simulation import mask_boxes
+
 FLIP_PROBABILITY = 0.5  # of each flip (and the transpose)
 
 
@@ -49,28 +51,21 @@ def paste_objects(
     """
     pixels, masks, (h, w) = target
     source_pixels, source_masks = source
-    out_pixels, out_masks = pixels.clone(), masks.clone()
+    out_pixels, objects = pixels.clone(), masks.clone()
     device = generator.device
     picked = torch.randperm(source_masks.shape[0], generator=generator, device=device)[:count]
-    pasted: list[Tensor] = []
-    for index in picked.tolist():
-        mask = source_masks[index]
-        rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
-        if rows.numel() == 0:
-            continue
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    boxes = mask_boxes(source_masks[picked]).tolist()
+    for index, (x0, y0, x1, y1) in zip(picked.tolist(), boxes, strict=True):
         bh, bw = y1 - y0, x1 - x0
-        if bh > h or bw > w:
+        if bh <= 0 or bh > h or bw > w:  # empty, or does not fit
             continue
         oy = int(torch.randint(h - bh + 1, (), generator=generator, device=device))
         ox = int(torch.randint(w - bw + 1, (), generator=generator, device=device))
-        shape = mask[y0:y1, x0:x1]
+        shape = source_masks[index, y0:y1, x0:x1]
         region = out_pixels[:, oy : oy + bh, ox : ox + bw]
         region.copy_(torch.where(shape, source_pixels[:, y0:y1, x0:x1], region))
-        placed = torch.zeros_like(mask)
+        placed = torch.zeros_like(source_masks[index])
         placed[oy : oy + bh, ox : ox + bw] = shape
-        out_masks &= ~placed
-        pasted = [previous & ~placed for previous in pasted]
-        pasted.append(placed)
-    objects = torch.cat([out_masks, *(p[None] for p in pasted)])
+        # Every object so far, the target's and those pasted before, loses what this covers.
+        objects = torch.cat([objects & ~placed, placed[None]])
     return out_pixels, objects[objects.flatten(1).any(1)]

@@ -76,21 +76,29 @@ def sample_error_points(
     return points[:, None], labels[:, None]
 
 
+def mask_boxes(masks: Tensor) -> Tensor:
+    """Bounding boxes of (N, H, W) bool masks: (N, 4) int64 (x0, y0, x1, y1), pixel-edge
+    coordinates (x1, y1 exclusive); an empty mask's box has x1 < x0."""
+    height, width = masks.shape[-2:]
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    ys = torch.arange(height, device=masks.device)
+    xs = torch.arange(width, device=masks.device)
+    x0 = torch.where(cols, xs, width).amin(dim=1)
+    x1 = torch.where(cols, xs, -1).amax(dim=1) + 1
+    y0 = torch.where(rows, ys, height).amin(dim=1)
+    y1 = torch.where(rows, ys, -1).amax(dim=1) + 1
+    return torch.stack([x0, y0, x1, y1], dim=1)
+
+
 def noisy_boxes(gt: Tensor, generator: torch.Generator, noise: float = 0.1) -> Tensor:
     """Bounding boxes of (N, H, W) bool masks with SAM's noise: each coordinate moves by
     a normal offset of std ``noise`` times the box side, at most 20 px.
 
     Returns (N, 4) float32 (x0, y0, x1, y1), pixel-edge coordinates.
     """
-    height, width = gt.shape[-2:]
-    rows, cols = gt.any(dim=2), gt.any(dim=1)
-    ys = torch.arange(height, device=gt.device)
-    xs = torch.arange(width, device=gt.device)
-    x0 = torch.where(cols, xs, width).amin(dim=1)
-    x1 = torch.where(cols, xs, -1).amax(dim=1) + 1
-    y0 = torch.where(rows, ys, height).amin(dim=1)
-    y1 = torch.where(rows, ys, -1).amax(dim=1) + 1
-    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    exact = mask_boxes(gt)
+    x0, y0, x1, y1 = exact.unbind(dim=1)
+    boxes = exact.float()
     sides = torch.stack([x1 - x0, y1 - y0, x1 - x0, y1 - y0], dim=1).float()
     jitter = torch.randn(boxes.shape, generator=generator, device=gt.device)
     return boxes + (jitter * noise * sides).clamp(-20, 20)
