@@ -131,6 +131,16 @@ def _training_options(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _encoder_mode_check(*, mode: str, model_key: str) -> None:
+    """The image encoder adapts on SAM models only: checked when a job is asked for, and again
+    when it runs (a job queued by an earlier release may not have been)."""
+    if mode != "frozen" and model_family(model_key) != "sam":
+        raise ApplicationError(
+            f"encoder_mode {mode!r} adapts SAM's image encoder; this project's model "
+            f"({model_key}) is not a SAM model: use 'frozen'."
+        )
+
+
 def training_start(
     *, project: Project, user: User | None, options: dict[str, Any] | None = None
 ) -> TrainingJob:
@@ -152,11 +162,7 @@ def training_start(
     project_writable_check(project)
     job_quota_check(project=project, user=user)
     parent = project.default_model_key
-    if clean["encoder_mode"] != "frozen" and model_family(parent) != "sam":
-        raise ApplicationError(
-            f"encoder_mode {clean['encoder_mode']!r} adapts SAM's image encoder; this project's "
-            f"model ({parent}) is not a SAM model: use 'frozen'."
-        )
+    _encoder_mode_check(mode=clean["encoder_mode"], model_key=parent)
     base = registry_model_key(parent)
     own_encoder = has_own_encoder(parent) or clean["encoder_mode"] in ("lora", "blocks")
     with transaction.atomic():
@@ -226,6 +232,9 @@ def training_run(*, job_id: int) -> TrainingJob | None:
     version = ModelVersion.objects.get(training_job=job)
     report = _Reporter(job)
     try:
+        _encoder_mode_check(
+            mode=job.options.get("encoder_mode", "frozen"), model_key=version.parent_model_key
+        )
         _train(job, version, report)
     except Exception as exc:
         logger.exception("training job %s failed", job.pk)
@@ -256,8 +265,6 @@ def _samples(
     else from their stored features (the model family's own sample format)."""
     from samapp.ml.finetune import make_image_sample
 
-    if trains_encoder and ops.family != "sam":
-        raise ApplicationError("Encoder adaptation is available for SAM models only.")
     if trains_encoder:
         pixels = _pixels(project, train)
         return [make_image_sample(parent, p, m) for p, m in zip(pixels, train.masks, strict=True)]

@@ -260,3 +260,14 @@ def test_the_image_encoder_adapts_on_sam_models_only(
     assert "is not a SAM model: use 'frozen'" in response.json()["detail"]
     assert not TrainingJob.objects.filter(project=project).exists()
     assert not ModelVersion.objects.filter(project=project).exists()
+    # A job that got past the start (queued by an earlier release) fails when it runs.
+    from samapp.services.training_jobs import training_run, training_start
+
+    project.default_model_key = "sam_tiny"
+    project.save(update_fields=["default_model_key"])
+    job = training_start(project=project, user=users["manager"], options={"encoder_mode": "lora"})
+    ModelVersion.objects.filter(training_job=job).update(parent_model_key="sam2_tiny")
+    training_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert "(sam2_tiny) is not a SAM model" in job.error
