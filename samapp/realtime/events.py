@@ -76,8 +76,13 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
         _sender.run(layer.group_send(group, message))
 
 
+def _event_body(event: ServerEvent[P], payload: P) -> dict[str, Any]:
+    """An event as the channel layer carries it and a websocket frame shows it."""
+    return {"event": str(event), "payload": dict(payload)}
+
+
 def _event_send(group: str, event: ServerEvent[P], payload: P) -> None:
-    _group_send(group, {"type": "project.event", "event": str(event), "payload": dict(payload)})
+    _group_send(group, {"type": "project.event", **_event_body(event, payload)})
 
 
 def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
@@ -96,7 +101,7 @@ def broadcast_many(*, project_id: int, events: Sequence[tuple[ServerEvent[P], P]
             project_group(project_id),
             {
                 "type": "project.events",
-                "events": [{"event": str(event), "payload": dict(body)} for event, body in chunk],
+                "events": [_event_body(event, body) for event, body in chunk],
             },
         )
 
