@@ -62,11 +62,18 @@ export class ModelsPage extends ProjectRoomPage {
     }
   }
 
+  /** The registry model the project's model runs on (a version runs on its base). */
+  private get currentKey(): string {
+    return baseModelKey(this.project?.default_model_key ?? "");
+  }
+
+  private currentModel(): RegistryModel | undefined {
+    return this.serverModels.find((m) => m.key === this.currentKey);
+  }
+
   /** What a job can train on the project's model: the image encoder adapts on SAM models only. */
   private trainable(): [EncoderMode, string][] {
-    const current = baseModelKey(this.project?.default_model_key ?? "");
-    const family = this.serverModels.find((m) => m.key === current)?.family;
-    return family === "sam" ? TRAINED : TRAINED.filter(([mode]) => mode === "frozen");
+    return this.currentModel()?.family === "sam" ? TRAINED : TRAINED.filter(([mode]) => mode === "frozen");
   }
 
   /** The choice made, while the project's model offers it (a manager may switch models). */
@@ -135,9 +142,9 @@ export class ModelsPage extends ProjectRoomPage {
   }
 
   private renderServerModels(): TemplateResult {
-    const current = baseModelKey(this.project?.default_model_key ?? "");
+    const current = this.currentKey;
     const pending = this.project?.pending_model_key ?? null;
-    const notice = this.serverModels.find((m) => m.key === current)?.notice;
+    const notice = this.currentModel()?.notice;
     return html`${notice ? html`<div class="banner" role="note" data-testid="model-notice">${notice}</div>` : nothing}
       ${pending ? html`<p class="small" data-testid="pending-model">Switching to ${pending} when its download completes; ${current} stays in use until then.</p>` : nothing}
       <table class="versions" data-testid="server-models">
