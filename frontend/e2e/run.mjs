@@ -341,6 +341,7 @@ try {
   check("manager sees the fine-tuning button", (await a.getByTestId("start-training").count()) === 1);
   const trained = a.getByRole("combobox", { name: "train" });
   check("the manager chooses what fine-tuning trains", (await trained.getByRole("option").count()) === 3 && (await trained.inputValue()) === "frozen");
+  if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "models.png") });
 
   // 12. Upload by drag and drop onto the grid: an image twice (one is a duplicate), a bigger
   // one that goes in chunks (the server runs with 64 KiB chunks), and a file that is not an
