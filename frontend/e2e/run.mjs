@@ -340,6 +340,8 @@ try {
   check("models page shows the model in use", true);
   check("manager sees the fine-tuning button", (await a.getByTestId("start-training").count()) === 1);
   const trained = a.getByRole("combobox", { name: "train" });
+  // The encoder choices appear once the registry has said the model is a SAM model.
+  await trained.getByRole("option").nth(2).waitFor({ state: "attached", timeout: 15_000 }).catch(() => {});
   check("the manager chooses what fine-tuning trains", (await trained.getByRole("option").count()) === 3 && (await trained.inputValue()) === "frozen");
   if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "models.png") });
 
