@@ -2,18 +2,20 @@
 one of N annotations in one request while K teammates hold the project websocket, on the
 production profile (Postgres + Redis channel layer, production settings, uvicorn).
 
-    python bench/bulk_review.py [--annotations 2000] [--viewers 20] [--rounds 2] [--web-processes 1]
+    python bench/bulk_review.py [--annotations 2000] [--viewers 20] [--rounds 2]
+                                [--web-processes 1] [--baseline-rev ab92ce5]
 
 Each round is one ``POST /annotations/review/`` of all N ids. Per round it reports the request's
-time, the time from the request to the moment the last socket holds all N events (as the app's
-client does: in ``seq`` order, asking ``catch_up`` on a gap), the gap catch-ups the sockets
-needed and the sockets the server closed as too slow.
+time, the time from the request to the moment the last socket holds the change of all N
+annotations (as the app's client does: in ``seq`` order, asking ``catch_up`` on a gap), the
+bytes of annotation events each socket received, the gap catch-ups the sockets needed and the
+sockets the server closed as too slow.
 
-Baseline in the same run, on the same database: the web server restarted with
-``SAM_BROADCAST_BATCH=1`` (one channel-layer message per annotation event, how the log was
-broadcast before events were sent in batches). Each round reviews twice, rejecting then
-accepting; the configurations swap places every round, so with an even ``--rounds`` each
-goes first and rejects as often as the other.
+Baseline in the same run, on the same database: the web server started from a worktree of
+``--baseline-rev``, the last revision that logged and broadcast one full ``annotation.updated``
+(mask included) per reviewed annotation; ours sends one ``annotations.reviewed`` naming them
+all. Each round reviews twice, rejecting then accepting; the configurations swap places every
+round, so with an even ``--rounds`` each goes first and rejects as often as the other.
 Last line: the delivery ratio (baseline / ours, medians)."""
 
 import argparse
@@ -21,6 +23,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,34 +57,42 @@ print("IDS", " ".join(map(str, ids)))
 """
 
 
+def annotations_in(event: str, payload: dict) -> int:
+    """How many annotations' changes an annotation log event carries."""
+    return len(payload["annotations"]) if event == "annotations.reviewed" else 1
+
+
 async def watch(
     url: str, origin: str, expected: int, ready: asyncio.Event, stats: dict[str, int]
 ) -> float | None:
-    """One teammate's socket: the time (perf_counter) it held `expected` new annotation events
-    in seq order, or None if the server closed it first."""
+    """One teammate's socket: the time (perf_counter) it held the changes of `expected`
+    annotations in seq order, or None if the server closed it first."""
     async with websockets.connect(url, origin=origin, max_queue=None) as ws:
         hello = json.loads(await ws.recv())
-        start = last = hello["payload"]["seq"]
-        got: set[int] = set()
+        last = hello["payload"]["seq"]
+        got: dict[int, int] = {}  # seq → annotations, for events past a gap
+        held = 0
         pending = False
         ready.set()
-        while last - start < expected:
+        while held < expected:
             try:
-                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=60))
+                raw = await asyncio.wait_for(ws.recv(), timeout=60)
             except (TimeoutError, websockets.ConnectionClosed):
                 stats["closed"] += 1
                 return None
+            message = json.loads(raw)
             event, payload = message["event"], message["payload"]
             if event == "caught_up":
                 pending = bool(payload.get("more")) or max(got, default=last) > last
                 if pending:
                     await ws.send(json.dumps({"action": "catch_up", "after": last}))
                 continue
-            if not event.startswith("annotation.") or payload.get("seq", 0) <= last:
+            if not event.startswith("annotation") or payload.get("seq", 0) <= last:
                 continue
-            got.add(payload["seq"])
+            stats["bytes"] += len(raw)
+            got[payload["seq"]] = annotations_in(event, payload)
             while last + 1 in got:
-                got.discard(last + 1)
+                held += got.pop(last + 1)
                 last += 1
             if got and not pending:
                 pending = True
@@ -94,7 +105,7 @@ async def review_round(
     base: str, project_id: int, owner: str, viewers: list[str], ids: list[int], state: str
 ) -> dict[str, float]:
     ws_base = base.replace("http", "ws")
-    stats = {"closed": 0, "catch-ups": 0}
+    stats = {"closed": 0, "catch-ups": 0, "bytes": 0}
     readies = [asyncio.Event() for _ in viewers]
     watchers = [
         asyncio.create_task(
@@ -119,6 +130,7 @@ async def review_round(
     return {
         "request ms": (answered - sent) * 1000,
         "delivered ms": (max(done) - sent) * 1000 if done else float("nan"),
+        "KiB/socket": stats["bytes"] / 1024 / len(viewers),
         "catch-ups": stats["catch-ups"],
         "closed": stats["closed"],
     }
@@ -126,20 +138,29 @@ async def review_round(
 
 def row_text(name: str, row: dict[str, float]) -> str:
     return (
-        f"{name:<32} request {row['request ms']:8.0f} ms  delivered {row['delivered ms']:8.0f} ms"
-        f"  catch-ups {row['catch-ups']:4.0f}  closed {row['closed']:3.0f}"
+        f"{name:<9} request {row['request ms']:7.0f} ms  delivered {row['delivered ms']:7.0f} ms"
+        f"  {row['KiB/socket']:8.1f} KiB/socket  catch-ups {row['catch-ups']:3.0f}"
+        f"  closed {row['closed']:3.0f}"
     )
 
 
-def restart_web(profile: TeamProfile, batch: str) -> None:
-    """The web server again, with ``SAM_BROADCAST_BATCH=batch`` (its default when empty)."""
+def restart_web(profile: TeamProfile, code_dir: Path) -> None:
+    """The web server again, running the code of `code_dir`."""
     profile.stop()
     profile.procs.clear()
-    profile.env.pop("SAM_BROADCAST_BATCH", None)
-    if batch:
-        profile.env["SAM_BROADCAST_BATCH"] = batch
+    profile.code_dir = code_dir
     profile.spawn_web()
     profile.wait_for_web()
+
+
+def baseline_worktree(rev: str, parent: Path) -> Path:
+    """A detached worktree of `rev` under `parent` (removed with `git worktree prune` once
+    `parent` is gone)."""
+    path = parent / f"baseline-{rev}"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--quiet", str(path), rev], cwd=ROOT, check=True
+    )
+    return path
 
 
 def annotate(profile: TeamProfile, project_id: int, count: int) -> list[int]:
@@ -154,9 +175,8 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--web-processes", type=int, default=1)
+    parser.add_argument("--baseline-rev", default="ab92ce5")
     args = parser.parse_args()
-    configs = {"baseline (1 event per message)": "1", "ours (batched)": ""}
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
     print(
         f"machine: {os.cpu_count()} CPUs; production settings, Postgres + Redis channel layer, "
         f"uvicorn ({args.web_processes} process(es)) on loopback; {args.annotations} "
@@ -164,6 +184,8 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp, fresh_stack(use_pg=True) as extra_env:
         profile = TeamProfile(Path(tmp) / uuid.uuid4().hex[:6], extra_env, args.web_processes)
+        configs = {"baseline": baseline_worktree(args.baseline_rev, Path(tmp)), "ours": ROOT}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
         try:
             project_id, tokens = profile.start_team(0, 0, args.viewers)
             base = f"http://127.0.0.1:{profile.port}"
@@ -175,8 +197,8 @@ def main() -> None:
             for round_ in range(args.rounds):
                 # Each configuration goes first, and rejects (which also reopens images), in
                 # every other round.
-                for step, (name, batch) in enumerate(order if round_ % 2 == 0 else order[::-1]):
-                    restart_web(profile, batch)
+                for step, (name, code_dir) in enumerate(order if round_ % 2 == 0 else order[::-1]):
+                    restart_web(profile, code_dir)
                     state = states[step % 2]
                     row = asyncio.run(
                         review_round(base, project_id, owner, tokens["viewer"], ids, state)
@@ -188,6 +210,7 @@ def main() -> None:
             raise
         finally:
             profile.stop()
+    subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)
     medians = {
         name: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
         for name, rows in results.items()
@@ -197,7 +220,9 @@ def main() -> None:
     baseline, ours = medians.values()
     print(
         f"delivery {baseline['delivered ms'] / ours['delivered ms']:.2f}x faster, request "
-        f"{baseline['request ms'] / ours['request ms']:.2f}x faster (baseline / ours, medians)"
+        f"{baseline['request ms'] / ours['request ms']:.2f}x faster, "
+        f"{baseline['KiB/socket'] / ours['KiB/socket']:.1f}x fewer bytes per socket "
+        "(baseline / ours, medians)"
     )
 
 

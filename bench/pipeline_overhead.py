@@ -66,6 +66,8 @@ class Profile:
     def __init__(self, name: str, data_dir: Path, extra_env: dict[str, str]) -> None:
         self.name = name
         self.port = free_port()
+        # The checkout whose code the processes run (a bench may start another revision's).
+        self.code_dir = ROOT
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "backend.settings.local",
@@ -87,7 +89,7 @@ class Profile:
     def manage(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
             [PY, "manage.py", *args],
-            cwd=ROOT,
+            cwd=self.code_dir,
             env=self.env,
             input=stdin,
             capture_output=True,
@@ -103,7 +105,7 @@ class Profile:
         self.procs.append(
             subprocess.Popen(
                 command,
-                cwd=ROOT,
+                cwd=self.code_dir,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -205,9 +205,11 @@ try {
   await owner.unroute("**/api/projects/*/images/");
   check("upload finished", true);
 
-  // 9. A teammate's bulk review of every annotation on the open image: the workspace takes
-  // the burst of updates and repaints its annotation layer at most once a frame (counted
-  // against the frames that passed while the events came in), not once per event.
+  // 9. A teammate deletes the label that every annotation on the open image carries, handing
+  // them to another label: one update event per annotation. The workspace takes the burst and
+  // repaints its annotation layer at most once a frame (counted against the frames that passed
+  // while the events came in), not once per event. Then a bulk review of them all arrives as
+  // one decision.
   await owner.goto(`${project}/images/${cfg.burstImage}`);
   await owner.waitForFunction((n) => (window.samStudio?.annotations().length ?? 0) >= n, cfg.burst.length);
   const nextFrames = () => owner.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
@@ -222,19 +224,24 @@ try {
     new PerformanceObserver((list) => window.burst.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask" });
     return window.samStudio.layerPaints.length;
   });
-  const reviewed = await owner.evaluate(async ({ projectId, ids }) => {
-    const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
-    const sent = performance.now();
-    const r = await fetch(`/api/projects/${projectId}/annotations/review/`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-      body: JSON.stringify({ ids, review_state: "rejected", reason: "Too coarse." }),
-    });
-    return { status: r.status, sent };
-  }, { projectId: cfg.projectId, ids: cfg.burst });
+  const teammate = (path, method, body) =>
+    owner.evaluate(async ({ path, method, body }) => {
+      const csrf = decodeURIComponent(/(?:^|;\s*)csrftoken=([^;]+)/.exec(document.cookie)?.[1] ?? "");
+      const sent = performance.now();
+      const r = await fetch(path, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: r.status, sent };
+    }, { path, method, body });
+  const relabelled = await teammate(
+    `/api/projects/${cfg.projectId}/labels/${cfg.burstLabel}/?annotations=reassign&reassign_to=${cfg.burstTarget}`,
+    "DELETE",
+  );
   await owner.waitForFunction(
-    (ids) => ids.every((id) => window.samStudio.annotations().find((a) => a.id === id)?.review_state === "rejected"),
-    cfg.burst,
+    ({ ids, label }) => ids.every((id) => window.samStudio.annotations().find((a) => a.id === id)?.label === label),
+    { ids: cfg.burst, label: cfg.burstTarget },
   );
   const applied = await owner.evaluate(() => performance.now());
   await nextFrames();
@@ -247,14 +254,24 @@ try {
     frames: burst.frames,
     paints: burst.paints.length,
     paintMs: burst.paints.reduce((a, b) => a + b, 0),
-    appliedMs: applied - reviewed.sent,
+    appliedMs: applied - relabelled.sent,
     longestTaskMs: Math.max(0, ...burst.longTasks),
   };
   check(
     "a burst of teammates' changes repaints the annotation layer at most once a frame",
-    reviewed.status === 200 && burst.paints.length >= 1 && burst.paints.length <= burst.frames && burst.paints.length < cfg.burst.length,
+    relabelled.status === 204 && burst.paints.length >= 1 && burst.paints.length <= burst.frames && burst.paints.length < cfg.burst.length,
     JSON.stringify(results.burst),
   );
+  const reviewed = await teammate(`/api/projects/${cfg.projectId}/annotations/review/`, "POST", {
+    ids: cfg.burst,
+    review_state: "rejected",
+    reason: "Too coarse.",
+  });
+  await owner.waitForFunction(
+    (ids) => ids.every((id) => window.samStudio.annotations().find((a) => a.id === id)?.review_state === "rejected"),
+    cfg.burst,
+  );
+  check("a teammate's bulk review reaches the workspace", reviewed.status === 200);
 
   check("no page errors", results.pageErrors.length === 0, results.pageErrors.join(" | "));
 } catch (error) {

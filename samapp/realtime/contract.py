@@ -115,6 +115,24 @@ class AnnotationsBulkCreatedPayload(TypedDict):
     images: list[int]
 
 
+class ReviewedAnnotation(TypedDict):
+    id: int
+    image: int
+    version: int
+
+
+class AnnotationsReviewedPayload(TypedDict):
+    """One review decision on many annotations: the review fields they now share and each
+    one's new version (its `updated_at` is `reviewed_at`). Only these fields changed, so the
+    masks are not sent again and a bulk review of thousands stays one small event."""
+
+    review_state: ReviewState
+    review_reason: str
+    reviewed_by: int | None
+    reviewed_at: str
+    annotations: list[ReviewedAnnotation]
+
+
 class EmbeddingReadyPayload(TypedDict):
     sha256: str
     model_key: str
@@ -238,6 +256,9 @@ ANNOTATION_DELETED = ServerEvent[AnnotationDeletedPayload](
 ANNOTATIONS_BULK_CREATED = ServerEvent[AnnotationsBulkCreatedPayload](
     "annotations.bulk_created", AnnotationsBulkCreatedPayload, logged=True
 )
+ANNOTATIONS_REVIEWED = ServerEvent[AnnotationsReviewedPayload](
+    "annotations.reviewed", AnnotationsReviewedPayload, logged=True
+)
 EMBEDDING_READY = ServerEvent[EmbeddingReadyPayload]("embedding.ready", EmbeddingReadyPayload)
 EMBEDDING_FAILED = ServerEvent[EmbeddingFailedPayload]("embedding.failed", EmbeddingFailedPayload)
 JOB_PROGRESS = ServerEvent[JobProgress]("job.progress", JobProgress)
@@ -254,6 +275,7 @@ SERVER_EVENTS: tuple[ServerEvent[Any], ...] = (
     ANNOTATION_UPDATED,
     ANNOTATION_DELETED,
     ANNOTATIONS_BULK_CREATED,
+    ANNOTATIONS_REVIEWED,
     EMBEDDING_READY,
     EMBEDDING_FAILED,
     JOB_PROGRESS,

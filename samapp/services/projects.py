@@ -13,7 +13,7 @@ from samapp.errors import ApplicationError, ConflictError, PermissionDeniedError
 from samapp.models import Annotation, ExportJob, Image, Invitation, Label, Membership, Project
 from samapp.realtime import contract
 from samapp.roles import Capability, role_can
-from samapp.services.annotation_events import annotation_event_record, project_lock
+from samapp.services.annotation_events import annotation_events_record, project_lock
 from samapp.services.annotations import annotation_payload
 from samapp.services.api_tokens import user_sockets_recheck
 from samapp.services.job_limits import project_settings_clean
@@ -277,21 +277,26 @@ def label_delete(
             ids = list(carried.values_list("pk", flat=True))
             target = reassign_to if annotations == LabelAnnotations.REASSIGN else None
             carried.update(label=target, version=F("version") + 1, updated_at=timezone.now())
-            for annotation in Annotation.objects.filter(pk__in=ids).order_by("pk"):
-                annotation_event_record(
-                    project_id=project_id,
-                    event=contract.ANNOTATION_UPDATED,
-                    payload=annotation_payload(annotation),
-                )
+            annotation_events_record(
+                project_id=project_id,
+                events=[
+                    (contract.ANNOTATION_UPDATED, annotation_payload(annotation))
+                    for annotation in Annotation.objects.filter(pk__in=ids).order_by("pk")
+                ],
+            )
         elif annotations == LabelAnnotations.DELETE:
             gone = list(carried.values_list("pk", "image_id", "version"))
             carried.delete()
-            for pk, image_id, version in gone:
-                annotation_event_record(
-                    project_id=project_id,
-                    event=contract.ANNOTATION_DELETED,
-                    payload=contract.AnnotationDeletedPayload(
-                        id=pk, image=image_id, version=version + 1
-                    ),
-                )
+            annotation_events_record(
+                project_id=project_id,
+                events=[
+                    (
+                        contract.ANNOTATION_DELETED,
+                        contract.AnnotationDeletedPayload(
+                            id=pk, image=image_id, version=version + 1
+                        ),
+                    )
+                    for pk, image_id, version in gone
+                ],
+            )
         label.delete()

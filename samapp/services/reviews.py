@@ -1,6 +1,8 @@
 """Review decisions: accept or reject many annotations (e.g. segment-everything proposals or an
 annotator's work) at once, with a reason the authors are shown."""
 
+from typing import cast
+
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
@@ -9,10 +11,9 @@ from django.utils import timezone
 from samapp.choices import ReviewState
 from samapp.errors import ApplicationError
 from samapp.models import Annotation, Image, Project
-from samapp.realtime.contract import ANNOTATION_UPDATED
+from samapp.realtime import contract
 from samapp.roles import project_writable_check
-from samapp.services.annotation_events import annotation_events_record, project_lock
-from samapp.services.annotations import annotation_payload
+from samapp.services.annotation_events import annotation_event_record, project_lock
 from samapp.services.images import images_reopen
 
 MAX_REVIEW_IDS = 5000
@@ -28,7 +29,8 @@ def annotations_review(
     reviewer: User | None = None,
 ) -> dict[str, list[int]]:
     """Set `review_state` (with `reason`, the reviewer and the time) on the project's
-    annotations among `ids`; each change bumps the version and is logged and broadcast once.
+    annotations among `ids`; each change bumps the version, and the decision is logged and
+    broadcast once, as one `annotations.reviewed` event naming every annotation it changed.
     Unknown ids (or other projects') are reported. A rejection sends its image back to
     `in_progress` if it was done or reviewed, so it returns to its annotator's queue."""
     project_writable_check(project)
@@ -60,13 +62,23 @@ def annotations_review(
         )
         if review_state == ReviewState.REJECTED:
             images_reopen(images=Image.objects.filter(pk__in=changed.values("image_id")))
-        annotation_events_record(
-            project_id=project.pk,
-            events=[
-                (ANNOTATION_UPDATED, annotation_payload(annotation))
-                for annotation in changed.order_by("pk")
-            ],
-        )
+        if to_change:
+            annotation_event_record(
+                project_id=project.pk,
+                event=contract.ANNOTATIONS_REVIEWED,
+                payload=contract.AnnotationsReviewedPayload(
+                    review_state=cast(contract.ReviewState, review_state),
+                    review_reason=reason,
+                    reviewed_by=reviewer.pk if reviewer else None,
+                    reviewed_at=now.isoformat(),
+                    annotations=[
+                        contract.ReviewedAnnotation(id=pk, image=image, version=version)
+                        for pk, image, version in changed.order_by("pk").values_list(
+                            "pk", "image_id", "version"
+                        )
+                    ],
+                ),
+            )
     return {
         "updated": sorted(to_change),
         "unchanged": sorted(found_ids - set(to_change)),

@@ -99,6 +99,35 @@ def test_bulk_review_queries_do_not_grow_with_the_batch(
     assert review(2) == review(12)
 
 
+@pytest.mark.parametrize("annotations", ["reassign", "delete"])
+def test_a_used_label_deletion_queries_do_not_grow_with_its_annotations(
+    project, make_image, make_annotation, annotations
+) -> None:
+    from samapp.services.projects import label_create, label_delete
+
+    other = project.labels.first()
+
+    def delete(count: int) -> int:
+        label = label_create(project=project, name=f"batch-{count}", color="#123456")
+        image = make_image(project, name=f"batch-{count}.png", color=(count, 0, 0))
+        for _ in range(count):
+            make_annotation(image, label=label)
+        seq_before = Project.objects.get(pk=project.pk).annotation_seq
+        with CaptureQueriesContext(connection) as queries:
+            label_delete(
+                label=label,
+                annotations=annotations,
+                reassign_to=other if annotations == "reassign" else None,
+            )
+        seqs = AnnotationEvent.objects.filter(project=project, seq__gt=seq_before)
+        assert sorted(seqs.values_list("seq", flat=True)) == [
+            seq_before + 1 + i for i in range(count)
+        ]
+        return len(queries)
+
+    assert delete(2) == delete(12)
+
+
 def test_seqs_are_consecutive_and_the_counter_is_the_logs_last(
     client_for, image, project, make_annotation, users
 ) -> None:
@@ -114,7 +143,7 @@ def test_seqs_are_consecutive_and_the_counter_is_the_logs_last(
     )
     seqs = list(AnnotationEvent.objects.filter(project=project).values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
-    assert len(seqs) == 3 + 1 + 3
+    assert len(seqs) == 3 + 1 + 1  # the review is one decision, one event
     assert Project.objects.get(pk=project.pk).annotation_seq == seqs[-1]
     assert annotation_events_latest_seq(project_id=project.pk) == seqs[-1]
 

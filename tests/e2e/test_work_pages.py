@@ -24,13 +24,13 @@ pytestmark = [pytest.mark.e2e]
 
 ANNOTATOR = "carol"
 
-BURST = 120  # annotations reviewed in one request while a teammate's workspace shows them
+BURST = 120  # annotations a teammate relabels at once while the owner's workspace shows them
 SETUP_ANNOTATOR = f"""
 from django.contrib.auth import get_user_model
 from samapp.models import Project
 from samapp.choices import ReviewState
 from samapp.services.annotations import annotation_create
-from samapp.services.projects import member_add
+from samapp.services.projects import label_create, member_add
 from tests.conftest import rle_box
 project = Project.objects.get(name="Demo project")
 user = get_user_model().objects.create_user(username="{ANNOTATOR}", password="{PASSWORD}")
@@ -44,14 +44,16 @@ second = project.images.get(original_name="demo-02.png")
 other = annotation_create(image=second, author=user, rle=box, label=project.labels.first(),
                           review_state=ReviewState.PROPOSED)
 print("ANNOTATION", mine.id, "OTHER", other.id)
-# A teammate's finished image: many small accepted masks, for a bulk review to reach at once.
+# A teammate's finished image: many small accepted masks under one label, for a label change
+# and a bulk review to reach at once.
+burst_label = label_create(project=project, name="speck", color="#808080")
 corners = [(2 + (i % 12) * 8, 2 + (i // 12) * 8) for i in range({BURST})]
 burst = [
-    annotation_create(image=second, author=None,
+    annotation_create(image=second, author=None, label=burst_label,
                       rle=rle_box(second.height, second.width, (x, y, x + 6, y + 6))).id
     for x, y in corners
 ]
-print("BURST", second.id, *burst)
+print("BURST", burst_label.id, project.labels.first().id, second.id, *burst)
 """
 
 
@@ -88,7 +90,9 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     out = _manage(env, "shell", "-c", SETUP_ANNOTATOR)
     annotation = int(out.split("ANNOTATION", 1)[1].split()[0])
     other = int(out.split("OTHER", 1)[1].split()[0])
-    burst_image, *burst = [int(x) for x in out.split("BURST", 1)[1].split()]
+    burst_label, burst_target, burst_image, *burst = [
+        int(x) for x in out.split("BURST", 1)[1].split()
+    ]
     out_dir = tmp_path_factory.mktemp("e2e-work")
     bad_import = out_dir / "bad-coco.zip"
     _bad_coco_zip(bad_import)
@@ -104,6 +108,8 @@ def work_run(server: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         "outFile": str(out_dir / "result.json"),
         "exportFile": str(out_dir / "export.zip"),
         "badImport": str(bad_import),
+        "burstLabel": burst_label,
+        "burstTarget": burst_target,
         "burstImage": burst_image,
         "burst": burst,
         "screenshotDir": str(shots) if shots else None,

@@ -83,7 +83,7 @@ async def test_project_event_round_trip_through_redis(
         await layer.flush()
 
 
-async def test_a_bulk_review_reaches_the_room_in_seq_order_through_redis(
+async def test_a_label_change_on_many_annotations_reaches_the_room_in_seq_order_through_redis(
     redis_layer: None,
     settings: Any,
     project: Any,
@@ -91,26 +91,26 @@ async def test_a_bulk_review_reaches_the_room_in_seq_order_through_redis(
     make_image: Any,
     make_annotation: Any,
 ) -> None:
-    """A review of many annotations crosses Redis in batches of `SAM_BROADCAST_BATCH`
-    events; every socket hears each annotation's update once, in seq order."""
+    """A label deleted with its annotations reassigned changes many annotations at once: their
+    updates cross Redis in batches of `SAM_BROADCAST_BATCH` events, and every socket hears each
+    annotation's update once, in seq order."""
     from channels.layers import get_channel_layer
 
-    from samapp.services.reviews import annotations_review
+    from samapp.services.projects import label_delete
 
     settings.SAM_BROADCAST_BATCH = 4
+    cat, dog = await sync_to_async(lambda: list(project.labels.order_by("name")))()
     image = await sync_to_async(make_image)(project)
-    ids = [(await sync_to_async(make_annotation)(image)).pk for _ in range(10)]
+    ids = [(await sync_to_async(make_annotation)(image, label=cat)).pk for _ in range(10)]
     sockets = [await open_socket(project.id, users[who]) for who in ("annotator", "viewer")]
     try:
         for socket in sockets:
             await receive_event(socket, "hello")
-        await sync_to_async(annotations_review)(
-            project=project, ids=ids, review_state="rejected", reviewer=users["owner"]
-        )
+        await sync_to_async(label_delete)(label=cat, annotations="reassign", reassign_to=dog)
         for socket in sockets:
             heard = [(await receive_event(socket, "annotation.updated"))["payload"] for _ in ids]
             assert [p["id"] for p in heard] == ids
-            assert all(p["review_state"] == "rejected" for p in heard)
+            assert all(p["label"] == dog.pk for p in heard)
             seqs = [p["seq"] for p in heard]
             assert seqs == list(range(seqs[0], seqs[0] + len(ids)))
     finally:

@@ -95,9 +95,13 @@ def test_bulk_review_records_reason_and_reviewer_and_reopens_done_images(
     assert (annotation.review_reason, annotation.reviewed_by) == ("wrong label", users["reviewer"])
     done.refresh_from_db()
     assert done.status == "in_progress"
-    event = AnnotationEvent.objects.filter(event="annotation.updated").last()
-    assert event is not None
+    event = AnnotationEvent.objects.filter(event="annotations.reviewed").get()
     assert event.payload["review_reason"] == "wrong label"
+    assert event.payload["reviewed_by"] == users["reviewer"].pk
+    assert event.payload["reviewed_at"] == annotation.reviewed_at.isoformat()
+    assert event.payload["annotations"] == [
+        {"id": annotation.id, "image": done.id, "version": annotation.version}
+    ]
     # the same decision again changes nothing; a new reason is a change
     again = annotations_review(
         project=project, ids=[annotation.id], review_state="rejected", reason="wrong label"

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 
 from samapp.choices import JobState
 from samapp.models import Annotation, SegmentJob
-from tests.fixtures import receive_until
+from tests.fixtures import drain, receive_until
 
 LOOSE = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 
@@ -63,7 +63,7 @@ def test_segment_everything_needs_annotate(client_for, project, make_image) -> N
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_bulk_review_changes_and_broadcasts_each(
+async def test_bulk_review_changes_and_broadcasts_one_decision(
     connect, project, other_project, make_image, make_annotation, client_for
 ) -> None:
     image = await sync_to_async(make_image)(project, width=8, height=6)
@@ -84,12 +84,13 @@ async def test_bulk_review_changes_and_broadcasts_each(
     response = await sync_to_async(lambda: client_for("reviewer").post(url, body, format="json"))()
     assert response.status_code == 200
     assert response.json() == {"updated": ids, "unchanged": [], "missing": [foreign.id]}
-    seen = []
-    for _ in ids:
-        message = await receive_until(socket, "annotation.updated")
-        seen.append((message["payload"]["id"], message["payload"]["review_state"]))
-        assert message["payload"]["version"] == 2
-    assert seen == [(pk, "accepted") for pk in ids]
+    # One event names every annotation the decision changed, not the foreign one.
+    message = await receive_until(socket, "annotations.reviewed")
+    assert message["payload"]["review_state"] == "accepted"
+    assert message["payload"]["annotations"] == [
+        {"id": pk, "image": image.id, "version": 2} for pk in ids
+    ]
+    assert not [m for m in await drain(socket) if m["event"].startswith("annotation")]
     again = await sync_to_async(lambda: client_for("reviewer").post(url, body, format="json"))()
     assert again.json()["unchanged"] == ids
     states = await sync_to_async(list)(

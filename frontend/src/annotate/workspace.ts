@@ -198,7 +198,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     const change = this.store.apply(event);
     if (change.kind === "reload") void this.loadAnnotations();
     const { editing, baseVersion } = this.session.state;
-    if (change.kind === "put" && change.id === editing && baseVersion !== null && (this.store.get(editing)?.data.version ?? 0) > baseVersion) {
+    if (change.kind === "updated" && editing !== null && change.ids.includes(editing) && baseVersion !== null && (this.store.get(editing)?.data.version ?? 0) > baseVersion) {
       this.notice = "A teammate changed the annotation you are editing; saving will ask what to keep.";
     }
     if (change.kind !== "none") this.editor.repaintAnnotations();

@@ -81,6 +81,23 @@ export interface AnnotationsBulkCreatedPayload {
   images: number[];
 }
 
+export interface ReviewedAnnotation {
+  id: number;
+  image: number;
+  version: number;
+}
+
+/** One review decision on many annotations: the review fields they now share and each
+ * one's new version (its `updated_at` is `reviewed_at`). Only these fields changed, so the
+ * masks are not sent again and a bulk review of thousands stays one small event. */
+export interface AnnotationsReviewedPayload {
+  review_state: ReviewState;
+  review_reason: string;
+  reviewed_by: number | null;
+  reviewed_at: string;
+  annotations: ReviewedAnnotation[];
+}
+
 export interface EmbeddingReadyPayload {
   sha256: string;
   model_key: string;
@@ -193,6 +210,7 @@ export type ServerEvent =
   | { event: "annotation.updated"; payload: AnnotationPayload & Sequenced }
   | { event: "annotation.deleted"; payload: AnnotationDeletedPayload & Sequenced }
   | { event: "annotations.bulk_created"; payload: AnnotationsBulkCreatedPayload & Sequenced }
+  | { event: "annotations.reviewed"; payload: AnnotationsReviewedPayload & Sequenced }
   | { event: "embedding.ready"; payload: EmbeddingReadyPayload }
   | { event: "embedding.failed"; payload: EmbeddingFailedPayload }
   | { event: "job.progress"; payload: JobProgress }

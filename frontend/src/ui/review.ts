@@ -7,7 +7,7 @@ import type { Annotation, ImageItem, Project, ReviewState } from "../api/types";
 import { problemsOf, work, type Member } from "../api/work";
 import type { ServerEvent } from "../realtime/socket";
 import { decodeRle } from "../sam/rle";
-import { applyEvent, filtersFromQuery, filtersToQuery, type ReviewFilters } from "../work/reviewFilter";
+import { applyEvent, bringsUnlisted, filtersFromQuery, filtersToQuery, type ReviewFilters } from "../work/reviewFilter";
 import "../work/rejectDialog";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
 import { projectNav } from "./projectNav";
@@ -55,7 +55,7 @@ export class ReviewPage extends ProjectRoomPage {
   };
 
   protected override onEvent(event: ServerEvent): void {
-    if (event.event === "annotations.bulk_created") {
+    if (event.event === "annotations.bulk_created" || bringsUnlisted(this.items, event, this.filters)) {
       void this.load();
       return;
     }
@@ -63,8 +63,13 @@ export class ReviewPage extends ProjectRoomPage {
     if (next === this.items) return;
     this.count += next.length - this.items.length;
     this.items = next;
-    for (const id of this.selected) if (!next.some((a) => a.id === id)) this.selected.delete(id);
+    this.keepListedSelection();
     this.requestUpdate();
+  }
+
+  private keepListedSelection(): void {
+    const listed = new Set(this.items.map((a) => a.id));
+    for (const id of this.selected) if (!listed.has(id)) this.selected.delete(id);
   }
 
   protected override async load(): Promise<void> {
@@ -76,7 +81,8 @@ export class ReviewPage extends ProjectRoomPage {
         if (!isLatest()) return;
         this.items = page.results;
         this.count = page.count;
-        this.selected.clear();
+        // A teammate's change reloads the list under the reviewer: what is still listed stays selected.
+        this.keepListedSelection();
         this.error = "";
       } catch (error) {
         if (isLatest()) this.error = problemsOf(error).join(" ");
@@ -86,6 +92,7 @@ export class ReviewPage extends ProjectRoomPage {
 
   private setFilter(change: Partial<ReviewFilters>): void {
     this.filters = { ...this.filters, ...change };
+    this.selected.clear();
     history.replaceState(null, "", `/projects/${this.projectId}/review${filtersToQuery(this.filters)}`);
     void this.load();
   }

@@ -2,6 +2,7 @@
  * annotation enters, stays or leaves the list as a teammate's change makes it match. */
 import type { ServerEvent } from "../api/events.gen";
 import type { Annotation, ReviewState } from "../api/types";
+import { reviewedAnnotation } from "../realtime/reviewed";
 
 export interface ReviewFilters {
   review_state: ReviewState;
@@ -22,6 +23,16 @@ export function matches(a: Annotation, f: ReviewFilters): boolean {
 /** The list after `event` (the same array when the event does not touch it); ordered by id
  * as the server lists it. */
 export function applyEvent(items: Annotation[], event: ServerEvent, f: ReviewFilters): Annotation[] {
+  if (event.event === "annotations.reviewed") {
+    const versions = new Map(event.payload.annotations.map((r) => [r.id, r.version]));
+    const newer = (a: Annotation): boolean => (versions.get(a.id) ?? 0) > a.version;
+    if (!items.some(newer)) return items;
+    return items.flatMap((a) => {
+      if (!newer(a)) return [a];
+      const reviewed = reviewedAnnotation(a, event.payload, versions.get(a.id) ?? a.version);
+      return matches(reviewed, f) ? [reviewed] : [];
+    });
+  }
   if (event.event === "annotation.deleted") {
     const id = event.payload.id;
     return items.some((a) => a.id === id) ? items.filter((a) => a.id !== id) : items;
@@ -31,6 +42,15 @@ export function applyEvent(items: Annotation[], event: ServerEvent, f: ReviewFil
   const rest = items.filter((x) => x.id !== a.id);
   if (!matches(a, f)) return rest.length === items.length ? items : rest;
   return [...rest, a].sort((x, y) => x.id - y.id);
+}
+
+/** Whether `event` may bring into the list annotations that it does not carry: a review
+ * decision names the annotations it changed, not their author or label, so the unlisted ones
+ * it moves into the filtered state must be fetched. */
+export function bringsUnlisted(items: Annotation[], event: ServerEvent, f: ReviewFilters): boolean {
+  if (event.event !== "annotations.reviewed" || event.payload.review_state !== f.review_state) return false;
+  const listed = new Set(items.map((a) => a.id));
+  return event.payload.annotations.some((r) => !listed.has(r.id) && (f.image === "" || r.image === f.image));
 }
 
 /** Parse a filter from the page's query string (unknown values fall back to the defaults). */

@@ -35,11 +35,11 @@ describe("annotation store", () => {
   it("takes creates and updates of its image only, and only newer versions", () => {
     const store = new AnnotationStore(7);
     expect(store.apply(created(annotation(1, 8)))).toEqual({ kind: "none" });
-    expect(store.apply(created(annotation(1, 7, [0], 2)))).toEqual({ kind: "put", id: 1 });
+    expect(store.apply(created(annotation(1, 7, [0], 2)))).toEqual({ kind: "updated", ids: [1] });
     const stale: ServerEvent = { event: "annotation.updated", payload: { ...annotation(1, 7, [0, 1], 1), seq: 4 } };
     expect(store.apply(stale)).toEqual({ kind: "none" });
     const newer: ServerEvent = { event: "annotation.updated", payload: { ...annotation(1, 7, [0, 1], 3), seq: 5 } };
-    expect(store.apply(newer)).toEqual({ kind: "put", id: 1 });
+    expect(store.apply(newer)).toEqual({ kind: "updated", ids: [1] });
     expect(store.get(1)?.data.version).toBe(3);
     expect(Array.from(store.get(1)?.mask ?? [])).toEqual([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
@@ -50,6 +50,33 @@ describe("annotation store", () => {
     expect(store.apply(bulk([5, 7]))).toEqual({ kind: "reload" });
     expect(store.apply(bulk([5]))).toEqual({ kind: "none" });
     expect(store.apply({ event: "caught_up", payload: { seq: 1, more: false } })).toEqual({ kind: "none" });
+  });
+
+  it("takes a review decision's fields on its image's annotations it names, keeping their masks", () => {
+    const store = new AnnotationStore(7);
+    store.put(annotation(1, 7, [0, 1], 2));
+    store.put(annotation(2, 7, [5], 4));
+    const mask = store.get(1)?.mask;
+    const decision: ServerEvent = {
+      event: "annotations.reviewed",
+      payload: {
+        review_state: "rejected",
+        review_reason: "Too coarse.",
+        reviewed_by: 3,
+        reviewed_at: "2026-12-05T10:00:00+00:00",
+        // 1 is newer here, 2 is already at this version, 9 is another image's.
+        annotations: [{ id: 1, image: 7, version: 3 }, { id: 2, image: 7, version: 4 }, { id: 9, image: 8, version: 2 }],
+        seq: 6,
+      },
+    };
+    expect(store.apply(decision)).toEqual({ kind: "updated", ids: [1] });
+    const reviewed = store.get(1)?.data;
+    expect(reviewed).toMatchObject({ review_state: "rejected", review_reason: "Too coarse.", reviewed_by: 3, version: 3 });
+    expect(reviewed?.updated_at).toBe("2026-12-05T10:00:00+00:00");
+    expect(reviewed).not.toHaveProperty("seq");
+    expect(store.get(1)?.mask).toBe(mask);
+    expect(store.get(2)?.data.review_state).toBe(annotation(2, 7).review_state);
+    expect(store.apply(decision)).toEqual({ kind: "none" });
   });
 
   it("keeps an annotation whose RLE is malformed, with an empty mask", () => {

@@ -2,9 +2,11 @@
  *
  * Entries are keyed by annotation id. A deletion removes the id wherever it came from: the
  * event's `image` is not needed to find it, and an id this store does not hold is ignored.
- * Creates and updates are taken only for this image and only when newer than what is held. */
-import type { ServerEvent } from "../../api/events.gen";
+ * Creates, updates and review decisions are taken only for this image and only when newer than
+ * what is held. */
+import type { AnnotationsReviewedPayload, ServerEvent } from "../../api/events.gen";
 import type { Annotation } from "../../api/types";
+import { reviewedAnnotation } from "../../realtime/reviewed";
 import { maskToPolygons, type Ring } from "../../sam/masks";
 import type { Size } from "../../sam/prompts";
 import { decodeRle } from "../../sam/rle";
@@ -19,7 +21,8 @@ export interface StoredAnnotation {
 
 export type StoreChange =
   | { kind: "none" }
-  | { kind: "put"; id: number }
+  /** Stored anew (a create or an update) or given a review decision (its fields, not the mask). */
+  | { kind: "updated"; ids: number[] }
   | { kind: "removed"; id: number }
   /** Many annotations of this image were created at once: list them again. */
   | { kind: "reload" };
@@ -77,15 +80,29 @@ export class AnnotationStore {
         const known = this.items.get(a.id);
         if (known && known.data.version >= a.version) return NONE;
         this.put(a);
-        return { kind: "put", id: a.id };
+        return { kind: "updated", ids: [a.id] };
       }
       case "annotation.deleted":
         return this.remove(event.payload.id) ? { kind: "removed", id: event.payload.id } : NONE;
       case "annotations.bulk_created":
         return event.payload.images.includes(this.imageId) ? { kind: "reload" } : NONE;
+      case "annotations.reviewed":
+        return this.review(event.payload);
       default:
         return NONE;
     }
+  }
+
+  /** Take a review decision's fields on the annotations of this image it names, where newer. */
+  private review(decision: AnnotationsReviewedPayload): StoreChange {
+    const ids: number[] = [];
+    for (const { id, image, version } of decision.annotations) {
+      const known = image === this.imageId ? this.items.get(id) : undefined;
+      if (!known || known.data.version >= version) continue;
+      known.data = reviewedAnnotation(known.data, decision, version);
+      ids.push(id);
+    }
+    return ids.length > 0 ? { kind: "updated", ids } : NONE;
   }
 
   /** The topmost annotation with a pixel at (x, y). */
