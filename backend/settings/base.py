@@ -267,8 +267,9 @@ if SAM_SOCKET_RECHECK_SECONDS <= 0:
 SAM_SOCKET_SEND_QUEUE = env.int("SAM_SOCKET_SEND_QUEUE", default=512)
 SAM_SOCKET_GAP_WAIT = env.float("SAM_SOCKET_GAP_WAIT", default=0.1)
 SAM_SOCKET_CATCH_UP_INTERVAL = env.float("SAM_SOCKET_CATCH_UP_INTERVAL", default=0.2)
-# Annotation log events per channel-layer message when a change records several (a bulk
-# review): the sender's cost is per message, and a message holds whole annotations.
+# Annotation log events per channel-layer message when a change records several (a label
+# deleted with its annotations): the sender's cost is per message, and a message holds whole
+# annotations.
 SAM_BROADCAST_BATCH = env.int("SAM_BROADCAST_BATCH", default=100)
 if SAM_BROADCAST_BATCH < 1:
     raise ImproperlyConfigured("SAM_BROADCAST_BATCH must be >= 1.")

@@ -92,7 +92,7 @@ def broadcast(*, project_id: int, event: ServerEvent[P], payload: P) -> None:
 
 def broadcast_many(*, project_id: int, events: Sequence[tuple[ServerEvent[P], P]]) -> None:
     """Send `events`, in order, to every socket in the project's room, `SAM_BROADCAST_BATCH` of
-    them per channel-layer message: a review of thousands of annotations costs its request a
+    them per channel-layer message: a change to thousands of annotations costs its request a
     few layer round trips, not one per annotation (no-op without a channel layer)."""
     batch = settings.SAM_BROADCAST_BATCH
     for start in range(0, len(events), batch):
