@@ -2,6 +2,8 @@
 
 import copy
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.contrib.auth.models import User
@@ -222,37 +224,54 @@ def _annotation_event_record(
     )
 
 
+@dataclass(frozen=True)
+class AnnotationDraft:
+    """One annotation a server-side job made (an import, segment everything, proposals),
+    for `annotations_bulk_create`."""
+
+    image: Image
+    rle: Any
+    label: Label | None = None
+    predicted_iou: float | None = None
+    prompts: dict[str, Any] = field(default_factory=dict)
+    model_key: str = ""
+
+
 def annotations_bulk_create(
     *,
-    items: list[tuple[Image, Label | None, Any]],
+    drafts: Sequence[AnnotationDraft],
     author: User | None,
     source: str = AnnotationSource.IMPORTED,
     review_state: str = ReviewState.PROPOSED,
-) -> int:
-    """Create many annotations (image, label, rle) under the same rules as
-    `annotation_create`, all or nothing, with one "annotations.bulk_created" event per
-    project instead of one event per row (imports can hold tens of thousands)."""
+) -> list[Annotation]:
+    """Create many annotations under the same rules as `annotation_create`'s server-side
+    writes, all or nothing, with one "annotations.bulk_created" event per project instead of
+    one event (mask included) per row: an import can hold tens of thousands, and a page that
+    shows one of the images fetches its annotations once."""
     rows = []
-    for image, label, rle in items:
-        clean = _clean_rle(image=image, rle=rle)
+    for draft in drafts:
+        clean = _clean_rle(image=draft.image, rle=draft.rle)
         rows.append(
             Annotation(
-                image=image,
-                label=_clean_label(image=image, label=label),
+                image=draft.image,
+                label=_clean_label(image=draft.image, label=draft.label),
                 rle=clean,
+                predicted_iou=clip_predicted_iou(draft.predicted_iou),
                 source=source,
+                prompts=draft.prompts,
+                model_key=draft.model_key,
                 author=author,
                 review_state=review_state,
                 **_derived_fields(clean),
             )
         )
     by_project: dict[int, set[int]] = {}
-    for image, _, _ in items:
-        by_project.setdefault(image.project_id, set()).add(image.id)
+    for draft in drafts:
+        by_project.setdefault(draft.image.project_id, set()).add(draft.image.id)
     with transaction.atomic():
         for project_id in sorted(by_project):
             project_lock(project_id=project_id)
-        Annotation.objects.bulk_create(rows, batch_size=500)
+        created = Annotation.objects.bulk_create(rows, batch_size=500)
         for project_id, image_ids in by_project.items():
             annotation_event_record(
                 project_id=project_id,
@@ -261,7 +280,7 @@ def annotations_bulk_create(
                     count=len(rows), images=sorted(image_ids)[:1000]
                 ),
             )
-    return len(rows)
+    return created
 
 
 def _require_version(expected_version: int | None) -> int:

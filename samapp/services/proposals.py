@@ -30,7 +30,11 @@ from samapp.realtime.contract import JOB_PROGRESS, ProposalsProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import features_load
-from samapp.services.annotations import annotation_create, annotation_delete
+from samapp.services.annotations import (
+    AnnotationDraft,
+    annotation_delete,
+    annotations_bulk_create,
+)
 from samapp.services.embeddings import embeddings_ready
 from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.job_limits import job_quota_check, project_setting, proposal_points_check
@@ -149,7 +153,7 @@ def proposals_generate(
         else _examples(project=project, model_key=model_key, model=model)
     )
     label_by_id = {label.pk: label for label in Label.objects.filter(project=project)}
-    created = []
+    drafts = []
     for record in sorted(records, key=lambda r: -float(r["predicted_iou"])):
         mask = rle_to_mask(record["segmentation"])
         area = int(mask.sum())
@@ -162,14 +166,12 @@ def proposals_generate(
             label_id, similarity = nearest_label(vector, vectors, labels)
         if similarity < options.min_label_similarity:
             label_id = None
-        created.append(
-            annotation_create(
+        drafts.append(
+            AnnotationDraft(
                 image=image,
-                author=user,
                 rle=record["segmentation"],
                 label=label_by_id.get(label_id) if label_id is not None else None,
                 predicted_iou=float(record["predicted_iou"]),
-                source=AnnotationSource.AUTOMATIC,
                 prompts={
                     "points": record["point_coords"],
                     "proposal": {
@@ -178,10 +180,14 @@ def proposals_generate(
                     },
                 },
                 model_key=model_key,
-                review_state=ReviewState.PROPOSED,
             )
         )
-    return created
+    return annotations_bulk_create(
+        drafts=drafts,
+        author=user,
+        source=AnnotationSource.AUTOMATIC,
+        review_state=ReviewState.PROPOSED,
+    )
 
 
 def proposals_start(

@@ -16,7 +16,11 @@ from samapp.realtime.contract import JOB_PROGRESS, JobStateName, SegmentProgress
 from samapp.realtime.events import broadcast
 from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import features_load
-from samapp.services.annotations import annotation_create, annotation_delete
+from samapp.services.annotations import (
+    AnnotationDraft,
+    annotation_delete,
+    annotations_bulk_create,
+)
 from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
 from samapp.services.enqueue import enqueue_on_commit
 from samapp.services.images import image_bytes_read
@@ -148,19 +152,21 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
             if record["area"] > 0
         ]
         _report(job, progress=0.6)
-        for index, record in enumerate(records, start=1):
-            annotation_create(
-                image=image,
-                author=job.created_by,
-                rle=record["segmentation"],
-                predicted_iou=float(record["predicted_iou"]),
-                source=AnnotationSource.AUTOMATIC,
-                prompts={"points": record["point_coords"], "segment_job": job.pk},
-                model_key=job.model_key,
-                review_state=ReviewState.PROPOSED,
-            )
-            if index % 20 == 0:
-                _report(job, progress=0.6 + 0.4 * index / len(records), annotation_count=index)
+        annotations_bulk_create(
+            drafts=[
+                AnnotationDraft(
+                    image=image,
+                    rle=record["segmentation"],
+                    predicted_iou=float(record["predicted_iou"]),
+                    prompts={"points": record["point_coords"], "segment_job": job.pk},
+                    model_key=job.model_key,
+                )
+                for record in records
+            ],
+            author=job.created_by,
+            source=AnnotationSource.AUTOMATIC,
+            review_state=ReviewState.PROPOSED,
+        )
     except Exception as exc:
         logger.exception("segment job %s failed", job.pk)
         _report(job, state=JobState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])

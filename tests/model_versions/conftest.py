@@ -33,7 +33,7 @@ def shapes_project(users: dict[str, Any]) -> Callable[..., list[Any]]:
     from samapp.ml.masks import mask_to_rle
     from samapp.ml.synthetic import generate_scene
     from samapp.models import Image
-    from samapp.services.annotations import annotations_bulk_create
+    from samapp.services.annotations import AnnotationDraft, annotations_bulk_create
 
     def make(
         project: Any,
@@ -44,7 +44,7 @@ def shapes_project(users: dict[str, Any]) -> Callable[..., list[Any]]:
         label: Any = None,
         author: Any = None,
     ) -> list[Any]:
-        images, items = [], []
+        images, drafts = [], []
         for index in range(count):
             scene = generate_scene(seed, index, style)  # type: ignore[arg-type]
             content = scene_png(scene.image)
@@ -60,9 +60,12 @@ def shapes_project(users: dict[str, Any]) -> Callable[..., list[Any]]:
             image.file.save(image.original_name, ContentFile(content), save=False)
             image.save()
             images.append(image)
-            items += [(image, label, mask_to_rle(mask)) for mask in scene.masks]
+            drafts += [
+                AnnotationDraft(image=image, rle=mask_to_rle(mask), label=label)
+                for mask in scene.masks
+            ]
         annotations_bulk_create(
-            items=items,
+            drafts=drafts,
             author=author or users["annotator"],
             source=AnnotationSource.CLICK,
             review_state=ReviewState.ACCEPTED,

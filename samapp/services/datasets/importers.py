@@ -24,7 +24,7 @@ from samapp.choices import AnnotationSource, ReviewState
 from samapp.errors import ApplicationError
 from samapp.ml.masks import mask_to_rle
 from samapp.models import Image, Label, Project
-from samapp.services.annotations import annotations_bulk_create
+from samapp.services.annotations import AnnotationDraft, annotations_bulk_create
 from samapp.services.datasets.parse_cvat import cvat_object_to_rle, cvat_parse
 from samapp.services.datasets.parse_label_studio import label_studio_parse, ls_result_to_mask
 from samapp.services.datasets.parsers import (
@@ -439,14 +439,18 @@ def dataset_import(
             }
             result.images_created = len(created)
             result.images_existing = len(rows) - len(created)
-            result.annotations_created = annotations_bulk_create(
-                items=[
-                    (rows[plan.images[path].sha256], labels[label_name], rle)
-                    for path, label_name, rle in plan.annotations
-                ],
-                author=user,
-                source=AnnotationSource.IMPORTED,
-                review_state=ReviewState.PROPOSED,
+            result.annotations_created = len(
+                annotations_bulk_create(
+                    drafts=[
+                        AnnotationDraft(
+                            image=rows[plan.images[path].sha256], rle=rle, label=labels[label_name]
+                        )
+                        for path, label_name, rle in plan.annotations
+                    ],
+                    author=user,
+                    source=AnnotationSource.IMPORTED,
+                    review_state=ReviewState.PROPOSED,
+                )
             )
     except Exception:
         for image in created:
