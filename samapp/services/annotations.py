@@ -2,6 +2,7 @@
 
 import copy
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -268,6 +269,7 @@ def annotations_bulk_create(
     by_project: dict[int, set[int]] = {}
     for draft in drafts:
         by_project.setdefault(draft.image.project_id, set()).add(draft.image.id)
+    counts = Counter(draft.image.project_id for draft in drafts)
     with transaction.atomic():
         for project_id in sorted(by_project):
             project_lock(project_id=project_id)
@@ -277,7 +279,7 @@ def annotations_bulk_create(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
                 payload=contract.AnnotationsBulkCreatedPayload(
-                    count=len(rows), images=sorted(image_ids)[:1000]
+                    count=counts[project_id], images=sorted(image_ids)[:1000]
                 ),
             )
     return created

@@ -9,9 +9,11 @@ import pytest
 from samapp.errors import ApplicationError, PreconditionRequiredError, VersionConflictError
 from samapp.models import Annotation
 from samapp.services.annotations import (
+    AnnotationDraft,
     annotation_create,
     annotation_delete,
     annotation_update,
+    annotations_bulk_create,
 )
 from tests.conftest import rle_box
 
@@ -101,6 +103,40 @@ def test_each_change_is_broadcast_once_after_commit(
     assert events[1]["payload"]["version"] == 2
     assert events[1]["payload"]["model_key"] == "m"
     assert events[2]["payload"].items() >= {"id": annotation.id, "version": 3}.items()
+
+
+def test_a_bulk_create_is_one_event_per_project_with_its_own_count(
+    image,
+    users,
+    other_project,
+    make_image,
+    annotation_broadcasts,
+    django_capture_on_commit_callbacks,
+) -> None:
+    elsewhere = make_image(other_project, width=8, height=6)
+    drafts = [
+        AnnotationDraft(image=image, rle=rle_box(6, 8), predicted_iou=1.3, model_key="sam_tiny"),
+        AnnotationDraft(image=image, rle=rle_box(6, 8, (0, 0, 2, 2)), prompts={"points": []}),
+        AnnotationDraft(image=elsewhere, rle=rle_box(6, 8)),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        created = annotations_bulk_create(drafts=drafts, author=users["annotator"])
+    assert [a.image_id for a in Annotation.objects.filter(pk__in=[a.pk for a in created])] == [
+        image.id,
+        image.id,
+        elsewhere.id,
+    ]
+    assert (created[0].predicted_iou, created[0].model_key) == (1.0, "sam_tiny")
+    assert created[1].prompts == {"points": []}
+    assert sorted(
+        (e["project_id"], e["event"], e["payload"]["count"], e["payload"]["images"])
+        for e in annotation_broadcasts
+    ) == sorted(
+        [
+            (image.project_id, "annotations.bulk_created", 2, [image.id]),
+            (other_project.id, "annotations.bulk_created", 1, [elsewhere.id]),
+        ]
+    )
 
 
 def test_nothing_is_broadcast_before_commit(image, users, annotation_broadcasts) -> None:
