@@ -111,6 +111,10 @@ class AnnotationDeletedPayload(TypedDict):
 
 
 class AnnotationsBulkCreatedPayload(TypedDict):
+    """`count` annotations created at once on `images` (every one of them: a page that shows
+    one fetches its annotations again). An import holds at most `SAM_MAX_ARCHIVE_ENTRIES`
+    images, so the list stays a few tens of KB."""
+
     count: int
     images: list[int]
 

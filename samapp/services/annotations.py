@@ -279,7 +279,7 @@ def annotations_bulk_create(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
                 payload=contract.AnnotationsBulkCreatedPayload(
-                    count=counts[project_id], images=sorted(image_ids)[:1000]
+                    count=counts[project_id], images=sorted(image_ids)
                 ),
             )
     return created

@@ -76,6 +76,9 @@ export interface AnnotationDeletedPayload {
   version: number;
 }
 
+/** `count` annotations created at once on `images` (every one of them: a page that shows
+ * one fetches its annotations again). An import holds at most `SAM_MAX_ARCHIVE_ENTRIES`
+ * images, so the list stays a few tens of KB. */
 export interface AnnotationsBulkCreatedPayload {
   count: number;
   images: number[];
