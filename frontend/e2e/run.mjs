@@ -343,6 +343,11 @@ try {
   // The encoder choices appear once the registry has said the model is a SAM model.
   await trained.getByRole("option").nth(2).waitFor({ state: "attached", timeout: 15_000 }).catch(() => {});
   check("the manager chooses what fine-tuning trains", (await trained.getByRole("option").count()) === 3 && (await trained.inputValue()) === "frozen");
+  await trained.selectOption("lora");
+  await a.getByText("re-embeds every image").waitFor({ timeout: 5_000 });
+  await trained.selectOption("frozen");
+  await a.getByText("re-embeds every image").waitFor({ state: "detached", timeout: 5_000 });
+  check("an encoder mode says it embeds every image again", true);
   if (cfg.screenshotDir) await a.screenshot({ path: join(cfg.screenshotDir, "models.png") });
 
   // 12. Upload by drag and drop onto the grid: an image twice (one is a duplicate), a bigger

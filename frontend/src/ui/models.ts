@@ -19,8 +19,8 @@ const MANAGER_ROLES = new Set(["owner", "manager"]);
 /** What a fine-tuning job trains (`encoder_mode`); the encoder modes embed every image again. */
 const TRAINED: [EncoderMode, string][] = [
   ["frozen", "the mask decoder"],
-  ["lora", "decoder + encoder adapters (LoRA; re-embeds images)"],
-  ["blocks", "decoder + last encoder blocks (re-embeds images)"],
+  ["lora", "decoder + LoRA adapters"],
+  ["blocks", "decoder + last encoder blocks"],
 ];
 const METRIC_ROWS: [keyof EvaluationMetrics, string][] = [
   ["miou_1", "mIoU@1"],
@@ -289,10 +289,11 @@ export class ModelsPage extends ProjectRoomPage {
                   @change=${(e: Event) => (this.steps = Number((e.target as HTMLInputElement).value))} />
               </label>
               <label class="small">train
-                <select @change=${(e: Event) => (this.encoderMode = (e.target as HTMLSelectElement).value as EncoderMode)}>
+                <select @change=${(e: Event) => { this.encoderMode = (e.target as HTMLSelectElement).value as EncoderMode; this.requestUpdate(); }}>
                   ${this.trainable().map(([mode, text]) => html`<option value=${mode} ?selected=${mode === this.chosenMode()}>${text}</option>`)}
                 </select>
               </label>
+              ${this.chosenMode() === "frozen" ? nothing : html`<span class="small muted">re-embeds every image</span>`}
               <button data-testid="start-training" ?disabled=${this.busy}
                 @click=${() => void this.act(() => api.startTraining(this.projectId, { steps: this.steps, encoder_mode: this.chosenMode() }), "Fine-tuning started.")}>
                 Fine-tune on accepted annotations</button>
