@@ -177,7 +177,7 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   }
 
   private async loadAnnotations(): Promise<void> {
-    for (const a of await api.annotations(this.projectId, this.imageId)) this.store.put(a);
+    for (const a of await api.annotations(this.projectId, this.imageId)) this.store.take(a);
     this.editor.repaintAnnotations();
   }
 

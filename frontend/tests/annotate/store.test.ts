@@ -44,6 +44,18 @@ describe("annotation store", () => {
     expect(Array.from(store.get(1)?.mask ?? [])).toEqual([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
+  it("takes a fetched annotation only when it is newer than the one held", () => {
+    const store = new AnnotationStore(7);
+    store.apply(created(annotation(1, 7, [0], 3)));
+    const held = store.get(1);
+    expect(store.take(annotation(1, 7, [0, 1], 2))).toBe(false);
+    expect(store.take(annotation(1, 7, [0, 1], 3))).toBe(false);
+    expect(store.get(1)).toBe(held);
+    expect(store.take(annotation(2, 7))).toBe(true);
+    expect(store.take(annotation(1, 7, [0, 1], 4))).toBe(true);
+    expect(store.get(1)?.data.version).toBe(4);
+  });
+
   it("asks for a reload when many annotations of its image were created at once", () => {
     const store = new AnnotationStore(7);
     const bulk = (images: number[]): ServerEvent => ({ event: "annotations.bulk_created", payload: { count: 3, images, seq: 1 } });

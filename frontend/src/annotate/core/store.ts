@@ -65,6 +65,15 @@ export class AnnotationStore {
     this.items.set(a.id, { data: a, mask, polygons: new Map() });
   }
 
+  /** Store `a` unless this version of it or a newer one is held (a list fetched while events
+   * arrived may be older than what they brought); says whether it did. */
+  take(a: Annotation): boolean {
+    const known = this.items.get(a.id);
+    if (known && known.data.version >= a.version) return false;
+    this.put(a);
+    return true;
+  }
+
   remove(id: number): boolean {
     if (this.selected === id) this.selected = null;
     return this.items.delete(id);
@@ -76,11 +85,7 @@ export class AnnotationStore {
       case "annotation.created":
       case "annotation.updated": {
         const a = event.payload;
-        if (a.image !== this.imageId) return NONE;
-        const known = this.items.get(a.id);
-        if (known && known.data.version >= a.version) return NONE;
-        this.put(a);
-        return { kind: "updated", ids: [a.id] };
+        return a.image === this.imageId && this.take(a) ? { kind: "updated", ids: [a.id] } : NONE;
       }
       case "annotation.deleted":
         return this.remove(event.payload.id) ? { kind: "removed", id: event.payload.id } : NONE;
