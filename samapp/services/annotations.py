@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from samapp.choices import AnnotationSource, ImageStatus, ReviewState
@@ -25,6 +25,7 @@ from samapp.realtime import contract
 from samapp.roles import Capability, membership_require, role_can
 from samapp.services.annotation_events import (
     annotation_event_record,
+    annotation_events_record,
     annotation_seqs_reserve,
     project_lock,
 )
@@ -283,6 +284,32 @@ def annotations_bulk_create(
                 ),
             )
     return created
+
+
+def annotations_discard(*, annotations: QuerySet[Annotation]) -> int:
+    """Delete what a server-side job wrote and now replaces (its pending proposals), all in one
+    transaction with their deletions logged in one batch; returns how many. `annotations` is
+    read under the projects' locks, so a change a teammate committed meanwhile counts: a
+    proposal accepted since no longer matches a filter on the pending state, and stays."""
+    project_ids = sorted(set(annotations.values_list("image__project_id", flat=True)))
+    with transaction.atomic():
+        for project_id in project_ids:
+            project_lock(project_id=project_id)
+        doomed = list(annotations.values_list("pk", "image__project_id", "image_id", "version"))
+        Annotation.objects.filter(pk__in=[pk for pk, *_ in doomed]).delete()
+        for project_id in project_ids:
+            annotation_events_record(
+                project_id=project_id,
+                events=[
+                    (
+                        contract.ANNOTATION_DELETED,
+                        contract.AnnotationDeletedPayload(id=pk, image=image, version=version + 1),
+                    )
+                    for pk, project, image, version in doomed
+                    if project == project_id
+                ],
+            )
+    return len(doomed)
 
 
 def _require_version(expected_version: int | None) -> int:

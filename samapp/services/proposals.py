@@ -32,8 +32,8 @@ from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import features_load
 from samapp.services.annotations import (
     AnnotationDraft,
-    annotation_delete,
     annotations_bulk_create,
+    annotations_discard,
 )
 from samapp.services.embeddings import embeddings_ready
 from samapp.services.enqueue import enqueue_on_commit
@@ -129,10 +129,11 @@ def proposals_generate(
     if image.sha256 not in ready:
         raise ApplicationError(f"Image {image.pk} has no embedding (its encoding failed).")
     stored = features_load(embedding=ready[image.sha256])
-    for stale in Annotation.objects.filter(
-        image=image, review_state=ReviewState.PROPOSED, prompts__has_key="proposal"
-    ):
-        annotation_delete(annotation=stale, expected_version=stale.version)
+    annotations_discard(
+        annotations=Annotation.objects.filter(
+            image=image, review_state=ReviewState.PROPOSED, prompts__has_key="proposal"
+        )
+    )
     generator = segment_options(
         project=project,
         options={

@@ -18,8 +18,8 @@ from samapp.roles import project_writable_check
 from samapp.selectors.embeddings import features_load
 from samapp.services.annotations import (
     AnnotationDraft,
-    annotation_delete,
     annotations_bulk_create,
+    annotations_discard,
 )
 from samapp.services.embeddings import embeddings_compute_batch, embeddings_schedule
 from samapp.services.enqueue import enqueue_on_commit
@@ -126,7 +126,8 @@ def _generate(*, job: SegmentJob, embedding: Embedding, pixels: Any) -> list[dic
 
 def segment_job_run(*, job_id: int) -> SegmentJob | None:
     """Run one job (idempotent: a finished job is left alone; a re-delivered one replaces the
-    proposals its first attempt wrote)."""
+    proposals its first attempt wrote that are still pending review: a reviewer's decision
+    is kept)."""
     from PIL import Image as PILImage
 
     started = SegmentJob.objects.filter(
@@ -138,8 +139,11 @@ def segment_job_run(*, job_id: int) -> SegmentJob | None:
     _report(job, state=JobState.RUNNING, progress=0.05)
     image = job.image
     try:
-        for stale in Annotation.objects.filter(image=image, prompts__segment_job=job.pk):
-            annotation_delete(annotation=stale, expected_version=stale.version)
+        annotations_discard(
+            annotations=Annotation.objects.filter(
+                image=image, prompts__segment_job=job.pk, review_state=ReviewState.PROPOSED
+            )
+        )
         embedding = _embedding_for(job)
         _report(job, progress=0.2)
         pixels = PILImage.open(io.BytesIO(image_bytes_read(image=image)))

@@ -106,3 +106,34 @@ async def test_bulk_review_changes_and_broadcasts_one_decision(
     )()
     assert bad.status_code == 400
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_a_redelivered_job_replaces_its_pending_proposals_and_keeps_reviewed_ones(
+    project, make_image, users, annotation_broadcasts, django_capture_on_commit_callbacks
+) -> None:
+    from samapp.services.reviews import annotations_review
+    from samapp.services.segment import segment_job_run, segment_job_start
+
+    image = make_image(project, width=48, height=32)
+    job = segment_job_start(image=image, user=users["annotator"], options=LOOSE)
+    segment_job_run(job_id=job.pk)
+    first = list(Annotation.objects.filter(image=image).order_by("pk"))
+    assert len(first) >= 2
+    accepted = first[0]
+    annotations_review(
+        project=project, ids=[accepted.pk], review_state="accepted", reviewer=users["reviewer"]
+    )
+    # The broker hands the job over again (its worker died before acknowledging it).
+    SegmentJob.objects.filter(pk=job.pk).update(state=JobState.QUEUED)
+    with django_capture_on_commit_callbacks(execute=True):
+        segment_job_run(job_id=job.pk)
+    after = Annotation.objects.filter(image=image)
+    assert after.filter(pk=accepted.pk, review_state="accepted").exists()
+    assert not after.filter(pk__in=[a.pk for a in first[1:]]).exists()
+    assert after.filter(review_state="proposed").count() == len(first)
+    deleted = [e for e in annotation_broadcasts if e["event"] == "annotation.deleted"]
+    assert sorted(e["payload"]["id"] for e in deleted) == [a.pk for a in first[1:]]
+    assert [e["event"] for e in annotation_broadcasts if e["event"] != "annotation.deleted"] == [
+        "annotations.bulk_created"
+    ]
