@@ -2,7 +2,6 @@
 
 import copy
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -267,10 +266,10 @@ def annotations_bulk_create(
                 **_derived_fields(clean),
             )
         )
-    by_project: dict[int, set[int]] = {}
+    # The image of each draft, by project: its length is the project's count.
+    by_project: dict[int, list[int]] = {}
     for draft in drafts:
-        by_project.setdefault(draft.image.project_id, set()).add(draft.image.id)
-    counts = Counter(draft.image.project_id for draft in drafts)
+        by_project.setdefault(draft.image.project_id, []).append(draft.image.id)
     with transaction.atomic():
         for project_id in sorted(by_project):
             project_lock(project_id=project_id)
@@ -280,17 +279,18 @@ def annotations_bulk_create(
                 project_id=project_id,
                 event=contract.ANNOTATIONS_BULK_CREATED,
                 payload=contract.AnnotationsBulkCreatedPayload(
-                    count=counts[project_id], images=sorted(image_ids)
+                    count=len(image_ids), images=sorted(set(image_ids))
                 ),
             )
     return created
 
 
 def annotations_discard(*, annotations: QuerySet[Annotation]) -> int:
-    """Delete what a server-side job wrote and now replaces (its pending proposals), all in one
-    transaction with their deletions logged in one batch; returns how many. `annotations` is
-    read under the projects' locks, so a change a teammate committed meanwhile counts: a
-    proposal accepted since no longer matches a filter on the pending state, and stays."""
+    """Delete `annotations` without a version check (what a job replaces, what goes with a
+    deleted label), all in one transaction with their deletions logged in one batch; returns
+    how many. The queryset is read under the projects' locks, so a change a teammate committed
+    meanwhile counts: a proposal accepted since no longer matches a filter on the pending
+    state, and stays."""
     project_ids = sorted(set(annotations.values_list("image__project_id", flat=True)))
     with transaction.atomic():
         for project_id in project_ids:

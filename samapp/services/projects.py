@@ -14,7 +14,7 @@ from samapp.models import Annotation, ExportJob, Image, Invitation, Label, Membe
 from samapp.realtime import contract
 from samapp.roles import Capability, role_can
 from samapp.services.annotation_events import annotation_events_record, project_lock
-from samapp.services.annotations import annotation_payload
+from samapp.services.annotations import annotation_payload, annotations_discard
 from samapp.services.api_tokens import user_sockets_recheck
 from samapp.services.job_limits import project_settings_clean
 
@@ -285,18 +285,5 @@ def label_delete(
                 ],
             )
         elif annotations == LabelAnnotations.DELETE:
-            gone = list(carried.values_list("pk", "image_id", "version"))
-            carried.delete()
-            annotation_events_record(
-                project_id=project_id,
-                events=[
-                    (
-                        contract.ANNOTATION_DELETED,
-                        contract.AnnotationDeletedPayload(
-                            id=pk, image=image_id, version=version + 1
-                        ),
-                    )
-                    for pk, image_id, version in gone
-                ],
-            )
+            annotations_discard(annotations=carried)
         label.delete()
