@@ -62,34 +62,28 @@ def store(way: str, image: Any, user: Any, rles: list[dict[str, Any]]) -> tuple[
 
     Annotation.objects.filter(image=image).delete()
     last_seq = AnnotationEvent.objects.filter(project_id=image.project_id).count()
-    fields = {"author": user, "source": AnnotationSource.AUTOMATIC}
+    # What the job knows of each mask; both ways store the same drafts.
+    drafts = [
+        AnnotationDraft(
+            image=image,
+            rle=rle,
+            predicted_iou=0.9,
+            prompts={"points": [[1.0, 2.0]]},
+            model_key="sam_tiny",
+        )
+        for rle in rles
+    ]
+    fields = {
+        "author": user,
+        "source": AnnotationSource.AUTOMATIC,
+        "review_state": ReviewState.PROPOSED,
+    }
     started = time.perf_counter()
     if way == "baseline":
-        for rle in rles:
-            annotation_create(
-                image=image,
-                rle=rle,
-                predicted_iou=0.9,
-                prompts={"points": [[1.0, 2.0]]},
-                model_key="sam_tiny",
-                review_state=ReviewState.PROPOSED,
-                **fields,
-            )
+        for draft in drafts:
+            annotation_create(**vars(draft), **fields)
     else:
-        annotations_bulk_create(
-            drafts=[
-                AnnotationDraft(
-                    image=image,
-                    rle=rle,
-                    predicted_iou=0.9,
-                    prompts={"points": [[1.0, 2.0]]},
-                    model_key="sam_tiny",
-                )
-                for rle in rles
-            ],
-            review_state=ReviewState.PROPOSED,
-            **fields,
-        )
+        annotations_bulk_create(drafts=drafts, **fields)
     elapsed = (time.perf_counter() - started) * 1000
     events = list(
         AnnotationEvent.objects.filter(project_id=image.project_id).order_by("seq")[last_seq:]
