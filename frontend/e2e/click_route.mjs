@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { generatedPositionFor, LEAST_UPPER_BOUND, originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
-import { clickImage, launchChromium, login, waitForMask } from "./lib.mjs";
+import { launchChromium, login, waitForMask } from "./lib.mjs";
 
 const cfg = JSON.parse(readFileSync(process.env.SAM_E2E_CONFIG, "utf8"));
 const staticPrefix = `${cfg.baseUrl}/static/app/`;
@@ -82,6 +82,23 @@ function union(stacks) {
   return [...new Set(stacks.flat())];
 }
 
+/** Resolves once `ready()` holds (polled), or fails naming `what` after 60 s. */
+async function until(ready, what) {
+  for (const deadline = Date.now() + 60_000; !ready(); ) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((wake) => setTimeout(wake, 50));
+  }
+}
+
+/** Resolves once none of `debuggers` has stopped for `ms`. */
+async function quiet(debuggers, ms = 500) {
+  const count = () => debuggers.reduce((n, d) => n + d.pauses.length, 0);
+  for (let seen = -1; seen !== count(); ) {
+    seen = count();
+    await new Promise((wake) => setTimeout(wake, ms));
+  }
+}
+
 /** A debugger client for one target: the page's own session, or a worker reached through it. */
 class Debugger {
   constructor(send) {
@@ -98,7 +115,7 @@ class Debugger {
     const withUrl = (frames) =>
       frames.map((f) => {
         const at = f.location ?? f; // paused frames nest their position; async ones do not
-        return { url: f.url || this.scripts.get(at.scriptId) || "", functionName: f.functionName, lineNumber: at.lineNumber, columnNumber: at.columnNumber };
+        return { url: f.url || this.scripts.get(at.scriptId) || "", lineNumber: at.lineNumber, columnNumber: at.columnNumber };
       });
     const paused = { callFrames: withUrl(params.callFrames) };
     let tail = paused;
@@ -160,17 +177,25 @@ try {
   await main.enable();
   await (await workerReady).enable();
 
-  // Every message the click sends the worker counts: a hover preview it adopts (the pointer
-  // reaches the point before the button goes down) as well as its own decode.
+  // The pointer reaches the point first: its hover preview is the decode the click adopts.
+  // The button goes down only once no stack has stopped for a while: input that reaches a
+  // page paused in the debugger is dropped. Messages with other origins than the pointer's
+  // events (a neighbour's embedding prefetched) are left out.
   const clears = [
     await main.stopAt(tracePoint("frontend/src/sam/decoderClient.ts", "this.worker.postMessage(", "postMessage")),
     await worker.stopAt(tracePoint("frontend/src/sam/decoderContext.ts", "const output = await this.exclusive(() => target.run(inputs))", "target.run")),
   ];
+  const fromPointer = (files) => files.includes("frontend/src/annotate/view/pointer.ts");
+  const [cx, cy] = await page.evaluate(([x, y]) => window.samStudio.imageToClient(x, y), cfg.click);
+  await page.mouse.move(cx, cy);
+  await until(() => worker.pauses.length > 0 && main.pauses.map(stackFiles).some(fromPointer), "the hover preview's decode");
+  await quiet([main, worker]);
   const masks = await page.evaluate(() => window.samStudio.latencies.length);
-  await clickImage(page, ...cfg.click);
+  await page.mouse.down();
+  await page.mouse.up();
   await waitForMask(page, masks);
   for (const clear of clears) await clear();
-  const click = union(main.pauses.map(stackFiles));
+  const click = union(main.pauses.map(stackFiles).filter(fromPointer));
   const decode = union(worker.pauses.map(stackFiles));
 
   main.pauses.length = 0;
