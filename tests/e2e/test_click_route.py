@@ -7,9 +7,11 @@ accepted mask leaves as a POST; each stack, async parts included, is mapped to s
 through the source maps of a second build that must equal the served bundle byte for byte.
 The server half replays that POST's body in this process and reads the stack at the moment the
 annotation row is inserted (the replay signs in with a token, the browser with its session:
-authentication runs and returns before the view's body, so the stack there is the same). A file counts when one of its functions is on one of those stacks:
-helpers that run and return before a boundary (the RLE check, the prompt tensors, the bounded
-JSON parser) are not on the route, the modules whose code holds the click are.
+authentication runs and returns before the view's body, so the stack there is the same).
+
+A file counts when one of its functions is on one of those stacks: helpers that run and return
+before a boundary (the RLE check, the prompt tensors, the bounded JSON parser) are not on the
+route, the modules whose code holds the click are.
 """
 
 import re
