@@ -2,7 +2,7 @@
  * annotation enters, stays or leaves the list as a teammate's change makes it match. */
 import type { ServerEvent } from "../api/events.gen";
 import type { Annotation, ReviewState } from "../api/types";
-import { reviewedAnnotation } from "../realtime/reviewed";
+import { reviewOf } from "../realtime/reviewed";
 
 export interface ReviewFilters {
   review_state: ReviewState;
@@ -24,14 +24,16 @@ export function matches(a: Annotation, f: ReviewFilters): boolean {
  * as the server lists it. */
 export function applyEvent(items: Annotation[], event: ServerEvent, f: ReviewFilters): Annotation[] {
   if (event.event === "annotations.reviewed") {
-    const versions = new Map(event.payload.annotations.map((r) => [r.id, r.version]));
-    const newer = (a: Annotation): boolean => (versions.get(a.id) ?? 0) > a.version;
-    if (!items.some(newer)) return items;
-    return items.flatMap((a) => {
-      if (!newer(a)) return [a];
-      const reviewed = reviewedAnnotation(a, event.payload, versions.get(a.id) ?? a.version);
-      return matches(reviewed, f) ? [reviewed] : [];
-    });
+    const reviewed = reviewOf(event.payload);
+    const next: Annotation[] = [];
+    let changed = false;
+    for (const a of items) {
+      const copy = reviewed(a);
+      changed ||= copy !== null;
+      if (!copy) next.push(a);
+      else if (matches(copy, f)) next.push(copy);
+    }
+    return changed ? next : items;
   }
   if (event.event === "annotation.deleted") {
     const id = event.payload.id;

@@ -6,7 +6,7 @@
  * what is held. */
 import type { AnnotationsReviewedPayload, ServerEvent } from "../../api/events.gen";
 import type { Annotation } from "../../api/types";
-import { reviewedAnnotation } from "../../realtime/reviewed";
+import { reviewOf } from "../../realtime/reviewed";
 import { maskToPolygons, type Ring } from "../../sam/masks";
 import type { Size } from "../../sam/prompts";
 import { decodeRle } from "../../sam/rle";
@@ -98,14 +98,15 @@ export class AnnotationStore {
     }
   }
 
-  /** Take a review decision's fields on the annotations of this image it names, where newer. */
+  /** Take a review decision's fields on the annotations it names, where newer. */
   private review(decision: AnnotationsReviewedPayload): StoreChange {
+    const reviewed = reviewOf(decision);
     const ids: number[] = [];
-    for (const { id, image, version } of decision.annotations) {
-      const known = image === this.imageId ? this.items.get(id) : undefined;
-      if (!known || known.data.version >= version) continue;
-      known.data = reviewedAnnotation(known.data, decision, version);
-      ids.push(id);
+    for (const held of this.items.values()) {
+      const next = reviewed(held.data);
+      if (!next) continue;
+      held.data = next;
+      ids.push(next.id);
     }
     return ids.length > 0 ? { kind: "updated", ids } : NONE;
   }
