@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DecoderClient, DecoderWorkerError, type WorkerLike } from "../src/sam/decoderClient";
-import { dispatch, type Handlers } from "../src/sam/decoderContext";
+import { dispatch, serve, type Handlers, type WorkerPort } from "../src/sam/decoderContext";
 import { DecoderError, type WorkerRequest, type WorkerResponse } from "../src/sam/protocol";
 
 const EMBEDDING = { key: "k", url: "/e/" };
@@ -70,6 +70,28 @@ function client(): { worker: FakeWorker; client: DecoderClient } {
 }
 
 describe("decoder client", () => {
+  it("talks to the worker's message loop: each reply reaches its call, with its buffers moved", async () => {
+    const worker = new FakeWorker();
+    const moved = new Map<number, Transferable[]>();
+    const channel: { toWorker?: (event: MessageEvent<WorkerRequest>) => void } = {};
+    const port: WorkerPort = {
+      addEventListener: (_type, listener) => { channel.toWorker = listener; },
+      postMessage: (message, transfer) => {
+        moved.set(message.id, transfer);
+        worker.reply(message);
+      },
+    };
+    const mask = new Uint8Array(4);
+    serve(port, handlers({ render: () => ({ result: { mask, outSize: SIZE }, transfer: [mask.buffer] }) }));
+    const c = new DecoderClient(() => worker);
+    const calls = Promise.all([c.render(1, 0, SIZE), c.setEmbedding(EMBEDDING)]);
+    for (const request of worker.posted) channel.toWorker?.({ data: request } as MessageEvent<WorkerRequest>);
+    const [rendered, failed] = await calls;
+    expect(rendered).toEqual({ id: 1, action: "render", ok: true, mask, outSize: SIZE });
+    expect(failed).toEqual({ id: 2, action: "setEmbedding", ok: false, error: "unused" });
+    expect(moved).toEqual(new Map([[1, [mask.buffer]], [2, []]]));
+  });
+
   it("matches replies to calls by id", async () => {
     const { worker, client: c } = client();
     const a = c.setEmbedding(EMBEDDING);

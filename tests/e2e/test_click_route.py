@@ -145,6 +145,5 @@ def test_the_documented_route_is_the_traced_one(route: list[str]) -> None:
     assert _documented_route() == route
 
 
-@pytest.mark.xfail(strict=True, reason="the target: at most 12 files from the click to the row")
 def test_a_click_reaches_its_stored_annotation_through_at_most_12_files(route: list[str]) -> None:
     assert len(route) <= MAX_ROUTE_FILES, route

@@ -1,16 +1,20 @@
-/** What each keyboard command does in the workspace (the buttons run the same commands). */
+/** The workspace's commands: a Lit controller that turns keys (the keymap in `core/keys.ts`)
+ * and the panels' buttons into the same commands, and what each command does. */
+import type { ReactiveController, ReactiveControllerHost } from "lit";
 import type { Label } from "../api/types";
-import type { Command } from "./core/keys";
+import { commandFor, type Command } from "./core/keys";
 import type { Editor } from "./editor";
 import type { Tool } from "./view/panels";
 
-export interface CommandTarget {
+export interface CommandTarget extends ReactiveControllerHost {
   tool: Tool;
   brushRadius: number;
   polygonView: boolean;
   opacity: number;
   showHelp: boolean;
   spaceDown: boolean;
+  /** A dialog with its own keys is open (segment everything): the workspace's keys pause. */
+  readonly keysPaused: boolean;
   labelId: number | null;
   readonly project: { labels: Label[] } | null;
   set(change: { labelId: number | null }): void;
@@ -20,6 +24,52 @@ export interface CommandTarget {
   markDone(): void;
   deleteAnnotation(id: number): void;
   editAnnotation(id: number, refine: boolean): void;
+  redraw(): void;
+}
+
+function typing(event: KeyboardEvent): boolean {
+  const target = event.target as HTMLElement | null;
+  return target !== null && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
+}
+
+export class CommandController implements ReactiveController {
+  constructor(
+    private readonly host: CommandTarget,
+    private readonly editor: Editor,
+  ) {
+    host.addController(this);
+  }
+
+  hostConnected(): void {
+    window.addEventListener("keydown", this.onKeyDown);
+    window.addEventListener("keyup", this.onKeyUp);
+  }
+
+  hostDisconnected(): void {
+    window.removeEventListener("keydown", this.onKeyDown);
+    window.removeEventListener("keyup", this.onKeyUp);
+  }
+
+  /** Run a command, from its key or its button, and redraw. */
+  readonly run = (command: Command): void => {
+    runCommand(this.host, this.editor, command);
+    this.host.redraw();
+  };
+
+  private readonly onKeyUp = (event: KeyboardEvent): void => {
+    if (event.code === "Space") this.host.spaceDown = false;
+  };
+
+  private readonly onKeyDown = (event: KeyboardEvent): void => {
+    if (typing(event) || this.host.keysPaused) return;
+    const command = commandFor(event);
+    if (!command) return;
+    // Buttons take Enter and Space themselves when focused.
+    const onButton = (event.target as HTMLElement | null)?.tagName === "BUTTON";
+    if (onButton && (event.key === "Enter" || event.key === " ")) return;
+    if (command === "undo" || command === "redo" || command === "pan" || command === "accept") event.preventDefault();
+    this.run(command);
+  };
 }
 
 export function runCommand(w: CommandTarget, editor: Editor, command: Command): void {

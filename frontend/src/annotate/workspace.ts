@@ -14,8 +14,7 @@ import { UNLABELLED_COLOR } from "../ui/colors";
 import { navigate } from "../ui/router";
 import "../work/segmentDialog";
 import { EmbeddingMachine } from "./core/embedding";
-import { runCommand } from "./commands";
-import { commandFor, type Command } from "./core/keys";
+import { CommandController } from "./commands";
 import { Saver } from "./core/saver";
 import { PromptSession } from "./core/session";
 import { AnnotationStore } from "./core/store";
@@ -29,11 +28,6 @@ import { StageRenderer } from "./view/renderer";
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function typing(event: KeyboardEvent): boolean {
-  const target = event.target as HTMLElement | null;
-  return target !== null && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
 }
 
 export class AnnotationWorkspace extends LitElement implements WorkspaceModel, EditorHost {
@@ -62,6 +56,8 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
   readonly embedding = new EmbeddingMachine(embeddingPorts(() => this.projectId), () => { this.requestUpdate(); });
   private readonly editor = new Editor(this, this.session, this.store, new Saver(api, () => this, this.store), new StageRenderer());
   private readonly pointer = new PointerInput(this.editor, () => this.canvas);
+  /** Runs a command: the panels' buttons call it, and the keys go through it. */
+  readonly run = new CommandController(this, this.editor).run;
   private neighbours: ImageItem[] = [];
   private img: HTMLImageElement | null = null;
   private canvas: HTMLCanvasElement | null = null;
@@ -73,6 +69,10 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 
   protected override createRenderRoot(): HTMLElement {
     return this;
+  }
+
+  get keysPaused(): boolean {
+    return this.showSegment;
   }
 
   get saving(): boolean {
@@ -89,16 +89,12 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
 
   override connectedCallback(): void {
     super.connectedCallback();
-    window.addEventListener("keydown", this.onKeyDown);
-    window.addEventListener("keyup", this.onKeyUp);
     window.addEventListener("online", this.onOnline);
     installHooks(this, this.metrics, () => this.canvas?.getBoundingClientRect() ?? null);
     void this.load();
   }
 
   override disconnectedCallback(): void {
-    window.removeEventListener("keydown", this.onKeyDown);
-    window.removeEventListener("keyup", this.onKeyUp);
     window.removeEventListener("online", this.onOnline);
     this.socket?.close();
     this.resizeObserver?.disconnect();
@@ -349,31 +345,10 @@ export class AnnotationWorkspace extends LitElement implements WorkspaceModel, E
     );
   }
 
-  /** Run a keyboard command (the buttons run the same ones). */
-  run(command: Command): void {
-    runCommand(this, this.editor, command);
-    this.redraw();
-  }
-
   private readonly onOnline = (): void => {
     if (!this.editor.saveWhenOnline) return;
     this.editor.saveWhenOnline = false;
     void this.editor.accept(this.labelId);
-  };
-
-  private readonly onKeyUp = (event: KeyboardEvent): void => {
-    if (event.code === "Space") this.spaceDown = false;
-  };
-
-  private readonly onKeyDown = (event: KeyboardEvent): void => {
-    if (typing(event) || this.showSegment) return;
-    const command = commandFor(event);
-    if (!command) return;
-    // Buttons take Enter and Space themselves when focused.
-    const onButton = (event.target as HTMLElement | null)?.tagName === "BUTTON";
-    if (onButton && (event.key === "Enter" || event.key === " ")) return;
-    if (command === "undo" || command === "redo" || command === "pan" || command === "accept") event.preventDefault();
-    this.run(command);
   };
 
   override render(): TemplateResult {

@@ -1,8 +1,9 @@
 /**
  * SAM's prompt encoder + mask decoder, run with onnxruntime-web off the UI thread: the state
- * of the decoder worker, one handler per action, and `dispatch`, which routes each message to
- * its handler and shapes the reply (all apart from onnxruntime's WASM, which the worker entry
- * injects, so that tests run them in Node).
+ * of the decoder worker, one handler per action, `dispatch`, which routes each message to
+ * its handler and shapes the reply, and `serve`, the message loop (all apart from
+ * onnxruntime's WASM and the worker's global scope, which the worker entry injects, so that
+ * tests run them in Node).
  *
  * One InferenceSession per model, created once (model bytes kept in Cache Storage so a
  * reload does not download them again) and warmed up with a dummy prompt. A fast variant
@@ -104,6 +105,20 @@ export async function dispatch(handlers: Handlers, request: WorkerRequest): Prom
     const details = error instanceof DecoderError ? error.details : {};
     return { response: { id, action, ok: false, error: errorText(error), ...details }, transfer: [] };
   }
+}
+
+/** What the worker's global scope offers the message loop. */
+export interface WorkerPort {
+  postMessage(message: WorkerResponse, transfer: Transferable[]): void;
+  addEventListener(type: "message", listener: (event: MessageEvent<WorkerRequest>) => void): void;
+}
+
+/** The worker's message loop: each request is dispatched, and its reply posted with the
+ * buffers it moves. */
+export function serve(port: WorkerPort, handlers: Handlers): void {
+  port.addEventListener("message", (event) => {
+    void dispatch(handlers, event.data).then(({ response, transfer }) => { port.postMessage(response, transfer); });
+  });
 }
 
 export class DecoderContext implements Handlers {

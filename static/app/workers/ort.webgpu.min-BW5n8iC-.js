@@ -1,4 +1,4 @@
-import{t as e}from"./decoder.worker-Bkj7hC1C.js";
+import{t as e}from"./decoder.worker-Dvs9a2kx.js";
 /*!
 * ONNX Runtime Web v1.30.0
 * Copyright (c) Microsoft Corporation. All rights reserved.
