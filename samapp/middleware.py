@@ -1,4 +1,8 @@
-"""Cross-origin isolation: onnxruntime-web needs SharedArrayBuffer for multi-threaded WASM."""
+"""Cross-origin isolation: onnxruntime-web needs SharedArrayBuffer for multi-threaded WASM.
+
+Django's SecurityMiddleware sends the opener policy (`SECURE_CROSS_ORIGIN_OPENER_POLICY`);
+this adds the embedder and resource policies, which Django has no setting for.
+"""
 
 from collections.abc import Callable
 
@@ -11,7 +15,6 @@ class CrossOriginIsolationMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.headers.setdefault("Cross-Origin-Embedder-Policy", "require-corp")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response

@@ -195,6 +195,10 @@ SPECTACULAR_SETTINGS = {
 # /api/schema/ and /api/docs/ for anyone, or only for signed-in users (production's default).
 SAM_API_DOCS_PUBLIC = env.bool("SAM_API_DOCS_PUBLIC", default=True)
 
+# Cross-origin isolation (multi-threaded WASM needs SharedArrayBuffer): Django's
+# SecurityMiddleware sends COOP, samapp.middleware the COEP and CORP that Django does not.
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
 # Content-Security-Policy on every response (django-csp): scripts only from this origin, and
 # WebAssembly compilation for the browser decoder (onnxruntime-web) in its workers; style
 # elements only from files or with the response's nonce. Style attributes stay allowed: lit

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +79,15 @@ def test_unknown_paths_are_not_swallowed_by_the_shell(users: dict[str, Any]) -> 
     client.force_login(users["viewer"])
     assert client.get("/nope/").status_code == 404
     assert client.get("/api/nope/").status_code == 404
+
+
+@override_settings(WHITENOISE_USE_FINDERS=True, WHITENOISE_AUTOREFRESH=True)
+def test_the_decoder_worker_script_is_cross_origin_isolated() -> None:
+    """The worker runs the threaded WASM: its script needs the same policies as the page."""
+    workers = settings.BASE_DIR / "static" / "app" / "workers"
+    script = next(workers.glob("decoder.worker-*.js")).name
+    response = Client().get(f"/static/app/workers/{script}")
+    assert response.status_code == 200
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert response["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert response["Cross-Origin-Resource-Policy"] == "same-origin"
