@@ -333,7 +333,8 @@ SAM_DOWNLOAD_BASE_URL = env("SAM_DOWNLOAD_BASE_URL", default="")
 SAM_DOWNLOAD_CONNECT_TIMEOUT = env.float("SAM_DOWNLOAD_CONNECT_TIMEOUT", default=3.0)
 SAM_CHECKPOINT_DIR = Path(env("SAM_CHECKPOINT_DIR", default=str(DATA_DIR / "checkpoints")))
 SAM_DEVICE = env("SAM_DEVICE", default="auto")
-# Keep random weights when a checkpoint is missing (tests, demos without the file only).
+# Keep random weights when a checkpoint is missing (tests, demos without the file only); they are
+# seeded, so the web process and every worker draw the same ones.
 SAM_RANDOM_INIT_FALLBACK = env.bool("SAM_RANDOM_INIT_FALLBACK", default=False)
 # Embedding workers claim up to BATCH_SIZE pending images and encode them in one forward,
 # waiting up to BATCH_WAIT seconds for a batch to fill; a RUNNING claim older than

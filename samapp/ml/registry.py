@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from segment_anything.modeling import Sam
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RANDOM_INIT_SEED = 0
 
 # What ``load_model`` returns: SAM's model or SAM 2's (see ``ModelSpec.family``).
 AnySam: TypeAlias = "Sam | SAM2Base"
@@ -368,8 +369,14 @@ def load_model(
 
     from samapp.ml.sam2_models import sam2_state_dict
 
-    model = spec.build()
-    if not random_init:
+    if random_init:
+        # The same weights in every process, whatever ran before: a random model stands in for a
+        # missing checkpoint, and two workers (or two test orders) must agree on its masks.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = spec.build()
+    else:
+        model = spec.build()
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         if spec.family == "sam2":
             state_dict = sam2_state_dict(state_dict)

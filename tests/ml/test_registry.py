@@ -68,6 +68,21 @@ def test_random_init_model_works_with_sam_predictor(name):
     assert low_res.shape == (3, side, side)
 
 
+@pytest.mark.parametrize("name", ["sam_tiny", "sam2.1_hiera_tiny"])
+def test_random_init_weights_do_not_depend_on_what_ran_before(name):
+    """A random model stands in for a missing checkpoint in every process (web, workers): they
+    must agree on its weights, and building it leaves the caller's random stream alone."""
+    torch.manual_seed(1)
+    first = load_model(name, random_init=True).state_dict()
+    after_first = torch.rand(3)
+    torch.manual_seed(2)
+    second = load_model(name, random_init=True).state_dict()
+    for key, value in first.items():
+        torch.testing.assert_close(second[key], value, rtol=0, atol=0)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after_first)
+
+
 def test_missing_checkpoint_names_the_download_command(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match=r"python manage\.py sam_download sam_vit_h"):
         load_model("sam_vit_h", checkpoint_dir=tmp_path)
