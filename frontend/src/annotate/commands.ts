@@ -2,6 +2,7 @@
  * and the panels' buttons into the same commands, and what each command does. */
 import type { ReactiveController, ReactiveControllerHost } from "lit";
 import type { Label } from "../api/types";
+import { typingInField } from "../ui/shortcuts";
 import { commandFor, type Command } from "./core/keys";
 import type { Editor } from "./editor";
 import type { Tool } from "./view/panels";
@@ -25,11 +26,6 @@ export interface CommandTarget extends ReactiveControllerHost {
   deleteAnnotation(id: number): void;
   editAnnotation(id: number, refine: boolean): void;
   redraw(): void;
-}
-
-function typing(event: KeyboardEvent): boolean {
-  const target = event.target as HTMLElement | null;
-  return target !== null && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
 }
 
 export class CommandController implements ReactiveController {
@@ -61,7 +57,7 @@ export class CommandController implements ReactiveController {
   };
 
   private readonly onKeyDown = (event: KeyboardEvent): void => {
-    if (typing(event) || this.host.keysPaused) return;
+    if (typingInField(event) || this.host.keysPaused) return;
     const command = commandFor(event);
     if (!command) return;
     // Buttons take Enter and Space themselves when focused.

@@ -12,17 +12,13 @@ import "../work/rejectDialog";
 import { hexToRgb, paintMask, UNLABELLED_COLOR } from "./colors";
 import { projectNav } from "./projectNav";
 import { ProjectRoomPage, projectTeam } from "./roomPage";
+import { typingInField } from "./shortcuts";
 
 const STATES: [ReviewState, string][] = [
   ["proposed", "Pending review"],
   ["rejected", "Rejected"],
   ["accepted", "Accepted"],
 ];
-
-function typing(event: KeyboardEvent): boolean {
-  const target = event.target as HTMLElement | null;
-  return target !== null && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
-}
 
 export class ReviewPage extends ProjectRoomPage {
   private project: Project | null = null;
@@ -49,7 +45,7 @@ export class ReviewPage extends ProjectRoomPage {
   }
 
   private readonly onKey = (event: KeyboardEvent): void => {
-    if (typing(event) || this.rejecting || event.ctrlKey || event.metaKey || event.altKey || this.selected.size === 0) return;
+    if (typingInField(event) || this.rejecting || event.ctrlKey || event.metaKey || event.altKey || this.selected.size === 0) return;
     if (event.key === "a") void this.review([...this.selected], "accepted");
     else if (event.key === "r") this.openReject([...this.selected]);
   };

@@ -9,11 +9,7 @@ import { config } from "../config";
 import { ProjectRoomPage } from "../ui/roomPage";
 import { navigate } from "../ui/router";
 import { projectNav } from "../ui/projectNav";
-
-function typing(event: KeyboardEvent): boolean {
-  const target = event.target as HTMLElement | null;
-  return target !== null && ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
-}
+import { typingInField } from "../ui/shortcuts";
 
 export class QueuePage extends ProjectRoomPage {
   private project: Project | null = null;
@@ -34,7 +30,7 @@ export class QueuePage extends ProjectRoomPage {
   }
 
   private readonly onKey = (event: KeyboardEvent): void => {
-    if (typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typingInField(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "s" || event.key === "S") void this.start();
   };
 
